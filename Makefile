@@ -1,0 +1,31 @@
+# Shoal: build, test and run a local fleet.
+
+CARGO ?= cargo
+
+.PHONY: deps build test bench fmt clippy clean
+
+# Everything the build needs from the system: libclang for RocksDB's bindings.
+deps:
+	@if ! dpkg -s libclang-dev >/dev/null 2>&1; then \
+		echo "installing libclang-dev (needed by RocksDB's bindings)"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev clang >/dev/null; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev clang >/dev/null; fi; \
+	fi
+
+build: deps
+	$(CARGO) build --workspace --all-targets
+
+test: deps
+	$(CARGO) test --workspace --no-fail-fast -- --test-threads=2
+
+bench: deps
+	$(CARGO) bench --workspace
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy: deps
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,28 @@
+//! The two storage engines of a store behind small named types: `KvEngine` (RocksDB with
+//! column families: the state machine and region metadata) and `RaftLogEngine` (raft-engine:
+//! every region's raft log and raft state).
+
+mod error;
+mod kv;
+mod raft_log;
+mod snapshot;
+mod write_batch;
+
+pub use error::{Error, Result};
+pub use kv::KvEngine;
+pub use raft_log::{RaftLogBatch, RaftLogEngine};
+pub use snapshot::KvSnapshot;
+pub use write_batch::KvWriteBatch;
+
+/// User data.
+pub const CF_DEFAULT: &str = "default";
+/// Transaction locks.
+pub const CF_LOCK: &str = "lock";
+/// Transaction commit records.
+pub const CF_WRITE: &str = "write";
+/// Region metadata and apply state.
+pub const CF_RAFT: &str = "raft";
+
+pub const ALL_CFS: &[&str] = &[CF_DEFAULT, CF_LOCK, CF_WRITE, CF_RAFT];
+/// Column families holding region data (moved by snapshots, deleted with a region).
+pub const DATA_CFS: &[&str] = &[CF_DEFAULT, CF_LOCK, CF_WRITE];

@@ -1,0 +1,112 @@
+//! A consistent, owned point-in-time view of the KV engine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{DBRawIteratorWithThreadMode, SnapshotWithThreadMode, DB};
+
+use crate::error::{Error, Result};
+use crate::kv::{bounded, rocks_error};
+
+struct Inner {
+    // Declared before `db` so it is dropped first: the snapshot borrows the database.
+    snap: SnapshotWithThreadMode<'static, DB>,
+    db: Arc<DB>,
+    path: Arc<PathBuf>,
+}
+
+/// Reads at one point in time; cheap to clone and safe to move across threads.
+#[derive(Clone)]
+pub struct KvSnapshot {
+    inner: Arc<Inner>,
+}
+
+impl KvSnapshot {
+    pub(crate) fn new(db: Arc<DB>, path: Arc<PathBuf>) -> KvSnapshot {
+        let snap = db.snapshot();
+        // SAFETY: the snapshot borrows the `DB` inside `db`'s allocation, which `Inner` keeps
+        // alive (and unmoved, behind the Arc) for at least as long as the snapshot: `snap` is
+        // declared first and so is dropped before `db`.
+        let snap: SnapshotWithThreadMode<'static, DB> = unsafe { std::mem::transmute(snap) };
+        KvSnapshot {
+            inner: Arc::new(Inner { snap, db, path }),
+        }
+    }
+
+    fn cf(&self, cf: &str) -> Result<&rocksdb::ColumnFamily> {
+        self.inner
+            .db
+            .cf_handle(cf)
+            .ok_or_else(|| Error::UnknownCf(cf.to_string()))
+    }
+
+    pub fn get_value_cf(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let handle = self.cf(cf)?;
+        self.inner
+            .snap
+            .get_cf(handle, key)
+            .map_err(|e| rocks_error(&self.inner.path, e))
+    }
+
+    pub fn get_msg_cf<M: prost::Message + Default>(&self, cf: &str, key: &[u8]) -> Result<Option<M>> {
+        match self.get_value_cf(cf, key)? {
+            None => Ok(None),
+            Some(v) => M::decode(v.as_slice())
+                .map(Some)
+                .map_err(|e| Error::Codec(format!("{cf}/{key:?}: {e}"))),
+        }
+    }
+
+    /// Calls `f` for each pair in `[start, end)` (empty end = unbounded) until it returns false.
+    pub fn scan_cf(
+        &self,
+        cf: &str,
+        start: &[u8],
+        end: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let handle = self.cf(cf)?;
+        let iter = self.inner.snap.raw_iterator_cf_opt(handle, bounded(start, end));
+        scan_raw(iter, false, &self.inner.path, f)
+    }
+
+    pub fn reverse_scan_cf(
+        &self,
+        cf: &str,
+        start: &[u8],
+        end: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let handle = self.cf(cf)?;
+        let iter = self.inner.snap.raw_iterator_cf_opt(handle, bounded(start, end));
+        scan_raw(iter, true, &self.inner.path, f)
+    }
+}
+
+/// Drives a bounded raw iterator in either direction.
+pub(crate) fn scan_raw(
+    mut iter: DBRawIteratorWithThreadMode<'_, DB>,
+    reverse: bool,
+    path: &Path,
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+) -> Result<()> {
+    if reverse {
+        iter.seek_to_last();
+    } else {
+        iter.seek_to_first();
+    }
+    while iter.valid() {
+        let (Some(k), Some(v)) = (iter.key(), iter.value()) else {
+            break;
+        };
+        if !f(k, v)? {
+            return Ok(());
+        }
+        if reverse {
+            iter.prev();
+        } else {
+            iter.next();
+        }
+    }
+    iter.status().map_err(|e| rocks_error(path, e))
+}

@@ -1,0 +1,446 @@
+//! N stores in one process on real engines in temporary directories, wired through
+//! `SimTransport`, with helpers to drive and inspect them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::{KvEngine, RaftLogEngine, CF_DEFAULT};
+use proto::metapb::{Peer, Region, RegionEpoch};
+use proto::raft_cmdpb::{
+    CmdType, DeleteRequest, GetRequest, PutRequest, RaftCmdRequest, RaftCmdResponse,
+    RaftRequestHeader, Request,
+};
+use proto::errorpb;
+use raftstore::{Callback, CmdResponse, Config, Store};
+use tempfile::TempDir;
+
+use crate::transport::{Filter, IsolationFilter, PartitionFilter, SimTransport};
+
+/// How long helpers wait for a condition before failing the test.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub const CLUSTER_ID: u64 = 1;
+
+/// Why a request did not succeed.
+#[derive(Debug, Clone)]
+pub enum RequestError {
+    Region(errorpb::Error),
+    Timeout,
+    /// The store stopped before answering.
+    Dropped,
+    NoLeader,
+}
+
+/// An in-process cluster.
+pub struct Cluster {
+    pub cfg: Config,
+    pub count: usize,
+    root: TempDir,
+    stores: HashMap<u64, Store>,
+    pub transport: Arc<SimTransport>,
+    regions: Vec<Region>,
+}
+
+impl Cluster {
+    /// A cluster of `count` stores (ids 1..=count) with test timings; nothing started yet.
+    pub fn new(count: usize) -> Cluster {
+        Cluster::with_config(count, Config::for_tests())
+    }
+
+    pub fn with_config(count: usize, cfg: Config) -> Cluster {
+        crate::init_logging();
+        Cluster {
+            cfg,
+            count,
+            root: tempfile::Builder::new()
+                .prefix("shoal-cluster")
+                .tempdir()
+                .expect("temp dir"),
+            stores: HashMap::new(),
+            transport: SimTransport::new(),
+            regions: Vec::new(),
+        }
+    }
+
+    /// Bootstraps and starts a cluster with one region covering every key.
+    pub fn run(count: usize) -> Cluster {
+        let mut c = Cluster::new(count);
+        c.bootstrap(&[]);
+        c.start();
+        c
+    }
+
+    pub fn store_ids(&self) -> Vec<u64> {
+        (1..=self.count as u64).collect()
+    }
+
+    pub fn store_dir(&self, store_id: u64) -> PathBuf {
+        self.root.path().join(format!("store-{store_id}"))
+    }
+
+    pub fn kv_dir(&self, store_id: u64) -> PathBuf {
+        self.store_dir(store_id).join("db")
+    }
+
+    pub fn raft_dir(&self, store_id: u64) -> PathBuf {
+        self.store_dir(store_id).join("raft")
+    }
+
+    fn open_engines(&self, store_id: u64) -> raftstore::Result<(KvEngine, RaftLogEngine)> {
+        let kv = KvEngine::open(&self.kv_dir(store_id))?;
+        let raft = RaftLogEngine::open(&self.raft_dir(store_id))?;
+        Ok((kv, raft))
+    }
+
+    /// Creates regions split at `split_keys` (sorted), each with a peer on every store.
+    /// Region ids are 1.., peer ids are region_id * 1000 + store_id.
+    pub fn bootstrap(&mut self, split_keys: &[Vec<u8>]) -> Vec<Region> {
+        let mut bounds = vec![Vec::new()];
+        bounds.extend(split_keys.iter().cloned());
+        bounds.push(Vec::new());
+        let mut regions = Vec::new();
+        for (i, w) in bounds.windows(2).enumerate() {
+            let id = i as u64 + 1;
+            regions.push(Region {
+                id,
+                start_key: w[0].clone(),
+                end_key: w[1].clone(),
+                region_epoch: Some(RegionEpoch {
+                    conf_ver: 1,
+                    version: 1,
+                }),
+                peers: self
+                    .store_ids()
+                    .into_iter()
+                    .map(|s| Peer {
+                        id: id * 1000 + s,
+                        store_id: s,
+                        ..Default::default()
+                    })
+                    .collect(),
+            });
+        }
+        for store_id in self.store_ids() {
+            let (kv, raft) = self.open_engines(store_id).expect("open engines");
+            raftstore::bootstrap::bootstrap_store(&kv, CLUSTER_ID, store_id).expect("bootstrap");
+            raftstore::bootstrap::bootstrap_regions(&kv, &raft, &regions)
+                .expect("bootstrap regions");
+        }
+        self.regions = regions.clone();
+        regions
+    }
+
+    pub fn start(&mut self) {
+        for id in self.store_ids() {
+            self.start_store(id);
+        }
+    }
+
+    /// Starts (or restarts) one store on its directories.
+    pub fn start_store(&mut self, store_id: u64) {
+        self.try_start_store(store_id).expect("start store");
+    }
+
+    pub fn try_start_store(&mut self, store_id: u64) -> raftstore::Result<()> {
+        assert!(!self.stores.contains_key(&store_id), "store {store_id} already runs");
+        let (kv, raft) = self.open_engines(store_id)?;
+        let store = Store::start(self.cfg.clone(), kv, raft, self.transport.clone())?;
+        self.transport.register(store_id, store.router().clone());
+        self.stores.insert(store_id, store);
+        Ok(())
+    }
+
+    /// Stops a store's threads (as a crash would, nothing is flushed on purpose).
+    pub fn stop_store(&mut self, store_id: u64) {
+        self.transport.unregister(store_id);
+        if let Some(s) = self.stores.remove(&store_id) {
+            s.stop();
+        }
+    }
+
+    pub fn is_running(&self, store_id: u64) -> bool {
+        self.stores.contains_key(&store_id)
+    }
+
+    pub fn store(&self, store_id: u64) -> &Store {
+        self.stores.get(&store_id).expect("store is running")
+    }
+
+    pub fn add_filter(&self, f: impl Filter + 'static) {
+        self.transport.add_filter(Arc::new(f));
+    }
+
+    pub fn clear_filters(&self) {
+        self.transport.clear_filters();
+    }
+
+    pub fn partition(&self, a: &[u64], b: &[u64]) {
+        self.add_filter(PartitionFilter::new(&[a, b]));
+    }
+
+    pub fn isolate(&self, store_id: u64) {
+        self.add_filter(IsolationFilter(store_id));
+    }
+
+    pub fn bootstrapped_regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// Leaders of `region_id` per running store, as (peer, term), from the stores' own view.
+    pub fn leaders(&self, region_id: u64) -> Vec<(Peer, u64)> {
+        let mut out = Vec::new();
+        for (store_id, store) in &self.stores {
+            let meta = store.meta().lock();
+            if let Some(d) = meta.readers.get(&region_id) {
+                let term = d.term();
+                if term != 0 {
+                    out.push((
+                        Peer {
+                            id: d.peer_id,
+                            store_id: *store_id,
+                            ..Default::default()
+                        },
+                        term,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The leader with the highest term among running stores.
+    pub fn leader_of(&self, region_id: u64) -> Option<Peer> {
+        self.leaders(region_id)
+            .into_iter()
+            .max_by_key(|(_, t)| *t)
+            .map(|(p, _)| p)
+    }
+
+    pub fn wait_leader(&self, region_id: u64) -> Peer {
+        wait_for(DEFAULT_TIMEOUT, || self.leader_of(region_id))
+            .unwrap_or_else(|| panic!("region {region_id} elected no leader"))
+    }
+
+    /// The newest version of the region holding `key` known to any running store.
+    pub fn region_for_key(&self, key: &[u8]) -> Option<Region> {
+        self.stores
+            .values()
+            .filter_map(|s| s.meta().lock().search_region(key).cloned())
+            .max_by_key(|r| r.region_epoch.as_ref().map_or(0, |e| e.version))
+    }
+
+    pub fn region(&self, region_id: u64) -> Option<Region> {
+        self.stores
+            .values()
+            .filter_map(|s| s.meta().lock().region(region_id).cloned())
+            .max_by_key(|r| {
+                r.region_epoch
+                    .as_ref()
+                    .map_or((0, 0), |e| (e.version, e.conf_ver))
+            })
+    }
+
+    /// Sends one command to a given store and waits for the answer.
+    pub fn call_on_store(
+        &self,
+        store_id: u64,
+        req: RaftCmdRequest,
+        timeout: Duration,
+    ) -> Result<CmdResponse, RequestError> {
+        let Some(store) = self.stores.get(&store_id) else {
+            return Err(RequestError::Dropped);
+        };
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        store.propose(
+            req,
+            Callback::new(move |resp| {
+                let _ = tx.send(resp);
+            }),
+        );
+        match rx.recv_timeout(timeout) {
+            Ok(resp) => Ok(resp),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(RequestError::Timeout),
+            Err(_) => Err(RequestError::Dropped),
+        }
+    }
+
+    /// Builds a request for the region of `key` addressed to `peer`.
+    pub fn new_request(region: &Region, peer: Peer, requests: Vec<Request>) -> RaftCmdRequest {
+        RaftCmdRequest {
+            header: Some(RaftRequestHeader {
+                region_id: region.id,
+                peer: Some(peer),
+                region_epoch: region.region_epoch.clone(),
+                ..Default::default()
+            }),
+            requests,
+            admin_request: None,
+        }
+    }
+
+    /// Sends `requests` for `key` to its region's leader once.
+    pub fn request_once(
+        &self,
+        key: &[u8],
+        requests: Vec<Request>,
+        read_quorum: bool,
+        timeout: Duration,
+    ) -> Result<RaftCmdResponse, RequestError> {
+        let region = self.region_for_key(key).ok_or(RequestError::NoLeader)?;
+        let leader = self.leader_of(region.id).ok_or(RequestError::NoLeader)?;
+        let store_id = leader.store_id;
+        let mut req = Cluster::new_request(&region, leader, requests);
+        if let Some(h) = req.header.as_mut() {
+            h.read_quorum = read_quorum;
+        }
+        let resp = self.call_on_store(store_id, req, timeout)?.response;
+        match resp.header.as_ref().and_then(|h| h.error.clone()) {
+            Some(e) => Err(RequestError::Region(e)),
+            None => Ok(resp),
+        }
+    }
+
+    /// Retries a request across leader changes until it succeeds or `timeout` passes.
+    pub fn request(
+        &self,
+        key: &[u8],
+        requests: Vec<Request>,
+        read_quorum: bool,
+        timeout: Duration,
+    ) -> Result<RaftCmdResponse, RequestError> {
+        let deadline = Instant::now() + timeout;
+        let mut last = RequestError::Timeout;
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.request_once(key, requests.clone(), read_quorum, left.min(Duration::from_secs(2))) {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    last = e;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        Err(last)
+    }
+
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<(), RequestError> {
+        self.request(key, vec![put_request(key, value)], false, DEFAULT_TIMEOUT)
+            .map(|_| ())
+    }
+
+    pub fn must_put(&self, key: &[u8], value: &[u8]) {
+        if let Err(e) = self.put(key, value) {
+            panic!("put {:?} failed: {e:?}", String::from_utf8_lossy(key));
+        }
+    }
+
+    pub fn must_delete(&self, key: &[u8]) {
+        let req = Request {
+            cmd_type: CmdType::Delete as i32,
+            delete: Some(DeleteRequest {
+                cf: String::new(),
+                key: key.to_vec(),
+            }),
+            ..Default::default()
+        };
+        if let Err(e) = self.request(key, vec![req], false, DEFAULT_TIMEOUT) {
+            panic!("delete failed: {e:?}");
+        }
+    }
+
+    /// A linearizable read through the region's leader.
+    pub fn get(&self, key: &[u8], read_quorum: bool) -> Result<Option<Vec<u8>>, RequestError> {
+        let resp = self.request(key, vec![get_request(key)], read_quorum, DEFAULT_TIMEOUT)?;
+        Ok(get_value(&resp))
+    }
+
+    pub fn must_get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get(key, false)
+            .unwrap_or_else(|e| panic!("get {:?} failed: {e:?}", String::from_utf8_lossy(key)))
+    }
+
+    /// Reads a key straight from one store's state machine.
+    pub fn engine_get(&self, store_id: u64, key: &[u8]) -> Option<Vec<u8>> {
+        self.store(store_id)
+            .kv()
+            .get_value_cf(CF_DEFAULT, &keys::data_key(key))
+            .expect("engine read")
+    }
+
+    /// Waits until a store's state machine holds `value` for `key` (None = absent).
+    pub fn must_engine_eq(&self, store_id: u64, key: &[u8], value: Option<&[u8]>) {
+        let ok = wait_until(DEFAULT_TIMEOUT, || {
+            self.engine_get(store_id, key).as_deref() == value
+        });
+        assert!(
+            ok,
+            "store {store_id}: key {:?} is {:?}, want {:?}",
+            String::from_utf8_lossy(key),
+            self.engine_get(store_id, key),
+            value
+        );
+    }
+
+    /// Stops every store.
+    pub fn shutdown(&mut self) {
+        for id in self.store_ids() {
+            self.stop_store(id);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.shutdown();
+        self.transport.shutdown();
+    }
+}
+
+pub fn put_request(key: &[u8], value: &[u8]) -> Request {
+    Request {
+        cmd_type: CmdType::Put as i32,
+        put: Some(PutRequest {
+            cf: String::new(),
+            key: key.to_vec(),
+            value: value.to_vec(),
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn get_request(key: &[u8]) -> Request {
+    Request {
+        cmd_type: CmdType::Get as i32,
+        get: Some(GetRequest {
+            cf: String::new(),
+            key: key.to_vec(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The value of the first Get in a response.
+pub fn get_value(resp: &RaftCmdResponse) -> Option<Vec<u8>> {
+    let g = resp.responses.first()?.get.as_ref()?;
+    (!g.not_found).then(|| g.value.clone())
+}
+
+/// Polls `f` until it returns `Some` or the timeout passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    wait_for(timeout, || f().then_some(())).is_some()
+}

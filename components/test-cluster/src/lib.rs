@@ -1,0 +1,19 @@
+//! An in-process multi-store cluster for tests: real engines in temporary directories, the
+//! real raftstore, and an in-memory transport with failure-injecting filters.
+
+pub mod cluster;
+pub mod transport;
+
+pub use cluster::*;
+pub use transport::*;
+
+/// Logs to the test output when `RUST_LOG` asks for it.
+pub fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    });
+}

@@ -1,0 +1,256 @@
+//! An in-memory transport between the stores of one process, with filters that drop, delay
+//! or partition traffic the way a real network might.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
+use parking_lot::{Mutex, RwLock};
+use protobuf::Message as _;
+use proto::eraftpb::{self, MessageType};
+use proto::raft_serverpb::RaftMessage;
+use rand::{Rng, SeedableRng};
+use raftstore::router::RaftRouter;
+use raftstore::Transport;
+
+/// What a filter decides for one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterAction {
+    Pass,
+    Drop,
+    Delay(Duration),
+}
+
+/// Looks at every message between stores.
+pub trait Filter: Send + Sync {
+    fn check(&self, from_store: u64, to_store: u64, msg: &RaftMessage) -> FilterAction;
+}
+
+/// Stores in different groups cannot talk.
+pub struct PartitionFilter {
+    groups: Vec<HashSet<u64>>,
+}
+
+impl PartitionFilter {
+    pub fn new(groups: &[&[u64]]) -> PartitionFilter {
+        PartitionFilter {
+            groups: groups.iter().map(|g| g.iter().copied().collect()).collect(),
+        }
+    }
+
+    fn group_of(&self, store: u64) -> Option<usize> {
+        self.groups.iter().position(|g| g.contains(&store))
+    }
+}
+
+impl Filter for PartitionFilter {
+    fn check(&self, from: u64, to: u64, _: &RaftMessage) -> FilterAction {
+        if self.group_of(from) == self.group_of(to) {
+            FilterAction::Pass
+        } else {
+            FilterAction::Drop
+        }
+    }
+}
+
+/// One store can neither send nor receive.
+pub struct IsolationFilter(pub u64);
+
+impl Filter for IsolationFilter {
+    fn check(&self, from: u64, to: u64, _: &RaftMessage) -> FilterAction {
+        if from == self.0 || to == self.0 {
+            FilterAction::Drop
+        } else {
+            FilterAction::Pass
+        }
+    }
+}
+
+/// Drops a fraction of all messages, reproducibly from a seed.
+pub struct DropRateFilter {
+    rate: f64,
+    rng: Mutex<rand::rngs::StdRng>,
+}
+
+impl DropRateFilter {
+    pub fn new(rate: f64, seed: u64) -> DropRateFilter {
+        DropRateFilter {
+            rate,
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+        }
+    }
+}
+
+impl Filter for DropRateFilter {
+    fn check(&self, _: u64, _: u64, _: &RaftMessage) -> FilterAction {
+        if self.rng.lock().gen_bool(self.rate) {
+            FilterAction::Drop
+        } else {
+            FilterAction::Pass
+        }
+    }
+}
+
+/// Delays every message by a fixed time.
+pub struct DelayFilter(pub Duration);
+
+impl Filter for DelayFilter {
+    fn check(&self, _: u64, _: u64, _: &RaftMessage) -> FilterAction {
+        FilterAction::Delay(self.0)
+    }
+}
+
+/// Drops one raft message type, optionally only towards one store.
+pub struct DropMessageTypeFilter {
+    pub msg_type: MessageType,
+    pub to_store: Option<u64>,
+}
+
+impl Filter for DropMessageTypeFilter {
+    fn check(&self, _: u64, to: u64, msg: &RaftMessage) -> FilterAction {
+        if self.to_store.is_some_and(|s| s != to) || msg.extra.is_some() || msg.region_id == 0 {
+            return FilterAction::Pass;
+        }
+        match eraftpb::Message::parse_from_bytes(&msg.message) {
+            Ok(m) if m.get_msg_type() == self.msg_type => FilterAction::Drop,
+            _ => FilterAction::Pass,
+        }
+    }
+}
+
+/// Drops everything a store sends (it still receives).
+pub struct DropOutgoingFilter(pub u64);
+
+impl Filter for DropOutgoingFilter {
+    fn check(&self, from: u64, _: u64, _: &RaftMessage) -> FilterAction {
+        if from == self.0 {
+            FilterAction::Drop
+        } else {
+            FilterAction::Pass
+        }
+    }
+}
+
+/// Routes messages to the target store's router after running the filters.
+pub struct SimTransport {
+    routers: RwLock<HashMap<u64, RaftRouter>>,
+    filters: RwLock<Vec<Arc<dyn Filter>>>,
+    delayed: Mutex<Option<Sender<(Instant, u64, RaftMessage)>>>,
+    delay_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Default for SimTransport {
+    fn default() -> Self {
+        SimTransport {
+            routers: RwLock::new(HashMap::new()),
+            filters: RwLock::new(Vec::new()),
+            delayed: Mutex::new(None),
+            delay_thread: Mutex::new(None),
+        }
+    }
+}
+
+impl SimTransport {
+    pub fn new() -> Arc<SimTransport> {
+        let t = Arc::new(SimTransport::default());
+        let (tx, rx) = crossbeam_channel::unbounded::<(Instant, u64, RaftMessage)>();
+        let weak = Arc::downgrade(&t);
+        let handle = std::thread::Builder::new()
+            .name("sim-delay".into())
+            .spawn(move || {
+                let mut heap: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
+                let mut pending: HashMap<u64, (u64, RaftMessage)> = HashMap::new();
+                let mut seq = 0u64;
+                loop {
+                    let now = Instant::now();
+                    while let Some(Reverse((at, s))) = heap.peek().copied() {
+                        if at > now {
+                            break;
+                        }
+                        heap.pop();
+                        if let (Some((to, msg)), Some(t)) = (pending.remove(&s), weak.upgrade()) {
+                            t.deliver(to, msg);
+                        }
+                    }
+                    let wait = heap
+                        .peek()
+                        .map(|Reverse((at, _))| at.saturating_duration_since(now))
+                        .unwrap_or(Duration::from_millis(100));
+                    match rx.recv_timeout(wait) {
+                        Ok((at, to, msg)) => {
+                            seq += 1;
+                            heap.push(Reverse((at, seq)));
+                            pending.insert(seq, (to, msg));
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })
+            .expect("spawn delay thread");
+        *t.delayed.lock() = Some(tx);
+        *t.delay_thread.lock() = Some(handle);
+        t
+    }
+
+    pub fn register(&self, store_id: u64, router: RaftRouter) {
+        self.routers.write().insert(store_id, router);
+    }
+
+    pub fn unregister(&self, store_id: u64) {
+        self.routers.write().remove(&store_id);
+    }
+
+    pub fn add_filter(&self, f: Arc<dyn Filter>) {
+        self.filters.write().push(f);
+    }
+
+    pub fn clear_filters(&self) {
+        self.filters.write().clear();
+    }
+
+    fn deliver(&self, to_store: u64, msg: RaftMessage) {
+        let router = self.routers.read().get(&to_store).cloned();
+        if let Some(r) = router {
+            // A region the target store lacks is handled (and dropped) by its store FSM.
+            let _ = r.send_raft_message(msg);
+        }
+    }
+
+    pub fn shutdown(&self) {
+        self.delayed.lock().take();
+        if let Some(h) = self.delay_thread.lock().take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Transport for SimTransport {
+    fn send(&self, msg: RaftMessage) {
+        let from = msg.from_peer.as_ref().map_or(0, |p| p.store_id);
+        let to = msg.to_peer.as_ref().map_or(0, |p| p.store_id);
+        let mut delay = Duration::ZERO;
+        for f in self.filters.read().iter() {
+            match f.check(from, to, &msg) {
+                FilterAction::Pass => {}
+                FilterAction::Drop => return,
+                FilterAction::Delay(d) => delay = delay.max(d),
+            }
+        }
+        if delay.is_zero() {
+            self.deliver(to, msg);
+        } else if let Some(tx) = self.delayed.lock().as_ref() {
+            let _ = tx.send((Instant::now() + delay, to, msg));
+        }
+    }
+}
+
+impl Drop for SimTransport {
+    fn drop(&mut self) {
+        self.delayed.get_mut().take();
+    }
+}
+

@@ -1,0 +1,8 @@
+//! Cluster tests: several stores in one process on real engines, checked through real data.
+
+mod bad_input;
+mod election;
+mod lease;
+mod multi_region;
+mod replication;
+mod restart;

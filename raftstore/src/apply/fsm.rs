@@ -1,0 +1,211 @@
+//! The apply FSM (one per region) and the poller that batches their writes.
+
+use std::time::Instant;
+
+use batch_system::{Fsm, HandleResult, HandlerBuilder, PollHandler};
+use crossbeam_channel::Receiver;
+use engine::{KvEngine, KvWriteBatch, CF_RAFT};
+use proto::metapb::Region;
+use proto::raft_cmdpb::RaftCmdResponse;
+use proto::raft_serverpb::RaftApplyState;
+use tracing::error;
+
+use super::{exec, Apply, ApplyMsg, ApplyRes, ExecResult};
+use crate::metrics::{APPLY_BATCH_WRITES, APPLY_ENTRIES};
+use crate::msg::{Callback, PeerMsg};
+use crate::router::RaftRouter;
+
+/// Applies one region's committed entries in order.
+pub struct ApplyFsm {
+    receiver: Receiver<ApplyMsg>,
+    region: Region,
+    apply_state: RaftApplyState,
+    applied_term: u64,
+    stopped: bool,
+}
+
+impl ApplyFsm {
+    pub fn new(
+        receiver: Receiver<ApplyMsg>,
+        region: Region,
+        apply_state: RaftApplyState,
+    ) -> ApplyFsm {
+        let applied_term = apply_state.applied_term;
+        ApplyFsm {
+            receiver,
+            region,
+            apply_state,
+            applied_term,
+            stopped: false,
+        }
+    }
+
+    fn handle_apply(&mut self, ctx: &mut ApplyContext, apply: Apply) -> Vec<ExecResult> {
+        let mut results = Vec::new();
+        let mut cmds = apply.cmds.into_iter().peekable();
+        for entry in &apply.entries {
+            if entry.index <= self.apply_state.applied_index {
+                // Already applied before a restart; raft may hand it over again.
+                continue;
+            }
+            if entry.index != self.apply_state.applied_index + 1 {
+                error!(
+                    region_id = self.region.id,
+                    expected = self.apply_state.applied_index + 1,
+                    got = entry.index,
+                    "apply gap"
+                );
+            }
+            let (resp, res) = exec::apply_entry(
+                &mut ctx.wb,
+                &self.region,
+                &mut self.apply_state,
+                entry,
+                apply.term,
+            );
+            self.apply_state.applied_index = entry.index;
+            self.apply_state.applied_term = entry.term;
+            self.applied_term = entry.term;
+            APPLY_ENTRIES.inc();
+            while let Some(cmd) = cmds.next_if(|c| c.index <= entry.index) {
+                if cmd.index == entry.index && cmd.term == entry.term {
+                    ctx.callbacks.push((cmd.callback, resp.clone()));
+                }
+            }
+            results.extend(res);
+        }
+        results
+    }
+}
+
+impl Fsm for ApplyFsm {
+    type Message = ApplyMsg;
+
+    fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+}
+
+/// The apply system's control FSM; it has no work of its own yet.
+pub struct ApplyControlFsm {
+    pub receiver: Receiver<()>,
+}
+
+impl Fsm for ApplyControlFsm {
+    type Message = ();
+
+    fn is_stopped(&self) -> bool {
+        false
+    }
+}
+
+/// State of one apply poller round.
+pub struct ApplyContext {
+    kv: KvEngine,
+    wb: KvWriteBatch,
+    callbacks: Vec<(Callback, RaftCmdResponse)>,
+    results: Vec<ApplyRes>,
+    raft_router: RaftRouter,
+    messages_per_tick: usize,
+    /// Write early once the batch is this big, so one hot region cannot build a huge batch.
+    flush_bytes: usize,
+}
+
+impl ApplyContext {
+    /// Writes the batch (data and applied indexes together), then answers and reports.
+    fn flush(&mut self) {
+        if !self.wb.is_empty() {
+            let start = Instant::now();
+            if let Err(e) = self.kv.write(&self.wb, false) {
+                // Continuing would acknowledge writes that are not stored.
+                panic!("apply write batch failed: {e}");
+            }
+            APPLY_BATCH_WRITES.observe(start.elapsed().as_secs_f64());
+            self.wb.clear();
+        }
+        for (cb, resp) in self.callbacks.drain(..) {
+            cb.invoke_with(resp);
+        }
+        for res in self.results.drain(..) {
+            let region_id = res.region_id;
+            let _ = self
+                .raft_router
+                .force_send(region_id, PeerMsg::ApplyRes(Box::new(res)));
+        }
+    }
+}
+
+impl PollHandler<ApplyFsm, ApplyControlFsm> for ApplyContext {
+    fn begin(&mut self, _batch_size: usize) {}
+
+    fn handle_control(&mut self, control: &mut ApplyControlFsm) -> Option<usize> {
+        while control.receiver.try_recv().is_ok() {}
+        Some(control.receiver.len())
+    }
+
+    fn handle_normal(&mut self, fsm: &mut ApplyFsm) -> HandleResult {
+        let mut applied_any = false;
+        let mut exec_results = Vec::new();
+        for _ in 0..self.messages_per_tick {
+            let Ok(msg) = fsm.receiver.try_recv() else {
+                break;
+            };
+            match msg {
+                ApplyMsg::Apply(apply) => {
+                    applied_any = true;
+                    exec_results.extend(fsm.handle_apply(self, apply));
+                }
+                ApplyMsg::Destroy => {
+                    fsm.stopped = true;
+                    break;
+                }
+            }
+        }
+        if applied_any && !fsm.stopped {
+            let key = keys::apply_state_key(fsm.region.id);
+            if let Err(e) = self.wb.put_msg_cf(CF_RAFT, &key, &fsm.apply_state) {
+                panic!("encode apply state of region {}: {e}", fsm.region.id);
+            }
+            self.results.push(ApplyRes {
+                region_id: fsm.region.id,
+                apply_state: fsm.apply_state.clone(),
+                applied_term: fsm.applied_term,
+                exec_results,
+            });
+            if self.wb.data_size() >= self.flush_bytes {
+                self.flush();
+            }
+        }
+        HandleResult::StopAt {
+            progress: fsm.receiver.len(),
+            skip_end: false,
+        }
+    }
+
+    fn end(&mut self, _batch: &mut [Option<Box<ApplyFsm>>]) {
+        self.flush();
+    }
+}
+
+/// Builds one apply context per apply poller thread.
+pub struct ApplyPollerBuilder {
+    pub kv: KvEngine,
+    pub raft_router: RaftRouter,
+    pub messages_per_tick: usize,
+}
+
+impl HandlerBuilder<ApplyFsm, ApplyControlFsm> for ApplyPollerBuilder {
+    type Handler = ApplyContext;
+
+    fn build(&mut self) -> ApplyContext {
+        ApplyContext {
+            wb: self.kv.write_batch(),
+            kv: self.kv.clone(),
+            callbacks: Vec::new(),
+            results: Vec::new(),
+            raft_router: self.raft_router.clone(),
+            messages_per_tick: self.messages_per_tick,
+            flush_bytes: 1024 * 1024,
+        }
+    }
+}

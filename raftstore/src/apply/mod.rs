@@ -1,0 +1,66 @@
+//! The apply pool: a second batch system whose FSMs are one `ApplyFsm` per region. Committed
+//! entries of many regions are written in one RocksDB batch per round together with each
+//! region's applied index, then callbacks fire and results go back to the peers.
+
+pub mod exec;
+pub mod fsm;
+
+use batch_system::Router;
+use proto::eraftpb::Entry;
+use proto::raft_serverpb::RaftApplyState;
+
+use crate::errors::{Error, Result};
+use crate::msg::Callback;
+pub use fsm::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder};
+
+/// A proposal's callback, waiting for its entry to be applied.
+pub struct PendingCmd {
+    pub index: u64,
+    pub term: u64,
+    pub callback: Callback,
+}
+
+/// Committed entries for one region, in log order.
+pub struct Apply {
+    pub peer_id: u64,
+    /// The peer's term when it sent them (responses carry it).
+    pub term: u64,
+    pub entries: Vec<Entry>,
+    /// Callbacks of the entries this peer proposed, in index order.
+    pub cmds: Vec<PendingCmd>,
+}
+
+pub enum ApplyMsg {
+    Apply(Apply),
+    /// The region's peer is gone; stop.
+    Destroy,
+}
+
+/// Side effects of admin commands that the peer must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecResult {
+    CompactLog { truncated_index: u64 },
+}
+
+/// What the apply pool reports to a peer after a round.
+#[derive(Debug)]
+pub struct ApplyRes {
+    pub region_id: u64,
+    pub apply_state: RaftApplyState,
+    pub applied_term: u64,
+    pub exec_results: Vec<ExecResult>,
+}
+
+/// Routes apply work to regions' apply FSMs.
+#[derive(Clone)]
+pub struct ApplyRouter {
+    pub inner: Router<ApplyFsm, ApplyControlFsm>,
+}
+
+impl ApplyRouter {
+    pub fn send(&self, region_id: u64, msg: ApplyMsg) -> Result<()> {
+        self.inner
+            .force_send(region_id, msg)
+            .map_err(|_| Error::RegionNotFound(region_id))
+    }
+}

@@ -1,0 +1,162 @@
+//! Raftstore configuration: every field has a production default; tests shorten the timings
+//! through the same struct.
+
+use std::time::Duration;
+
+use crate::errors::{Error, Result};
+
+/// Settings of one store's raft machinery.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Interval of one raft logical clock tick.
+    pub raft_base_tick_interval: Duration,
+    /// Ticks between leader heartbeats.
+    pub raft_heartbeat_ticks: usize,
+    /// Ticks without a leader before a follower campaigns.
+    pub raft_election_timeout_ticks: usize,
+    /// Largest batch of entries in one append message.
+    pub raft_max_size_per_msg: u64,
+    /// Appends in flight per follower.
+    pub raft_max_inflight_msgs: usize,
+    /// A proposal larger than this is refused with `RaftEntryTooLarge`.
+    pub raft_entry_max_size: u64,
+    /// How often a leader considers compacting its raft log.
+    pub raft_log_gc_tick_interval: Duration,
+    /// Do not compact fewer entries than this (unless limits are exceeded).
+    pub raft_log_gc_threshold: u64,
+    /// Compact when the log holds more entries than this.
+    pub raft_log_gc_count_limit: u64,
+    /// Compact when the log holds more bytes than this.
+    pub raft_log_gc_size_limit: u64,
+    /// Leader lease; must be shorter than the election timeout.
+    pub raft_store_max_leader_lease: Duration,
+    /// Raft poller threads.
+    pub store_pool_size: usize,
+    /// Apply poller threads.
+    pub apply_pool_size: usize,
+    /// FSMs handled per poller round.
+    pub max_batch_size: usize,
+    /// Messages drained from one mailbox per round.
+    pub messages_per_tick: usize,
+    /// Soft capacity of a peer's mailbox; beyond it proposals get `ServerIsBusy`.
+    pub notify_capacity: usize,
+    /// Idle regions stop ticking once all peers agree.
+    pub hibernate_regions: bool,
+    /// Ticks without activity before a leader asks its followers to hibernate.
+    pub hibernate_idle_ticks: usize,
+    /// How often a store pings the stores it shares regions with, so hibernated followers
+    /// notice a dead leader store.
+    pub store_heartbeat_interval: Duration,
+    /// A store unheard of for this long is reported unreachable to its regions' peers.
+    pub store_unreachable_timeout: Duration,
+    /// Stop collecting write tasks into one log batch beyond this many bytes.
+    pub raft_write_size_limit: usize,
+    /// Entries kept in a peer's cache after they are persisted and applied.
+    pub raft_entry_cache_limit: usize,
+    /// How often the raft log engine reclaims files.
+    pub raft_engine_purge_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            raft_base_tick_interval: Duration::from_secs(1),
+            raft_heartbeat_ticks: 2,
+            raft_election_timeout_ticks: 10,
+            raft_max_size_per_msg: 1024 * 1024,
+            raft_max_inflight_msgs: 256,
+            raft_entry_max_size: 8 * 1024 * 1024,
+            raft_log_gc_tick_interval: Duration::from_secs(3),
+            raft_log_gc_threshold: 50,
+            raft_log_gc_count_limit: 196_608,
+            raft_log_gc_size_limit: 192 * 1024 * 1024,
+            raft_store_max_leader_lease: Duration::from_secs(9),
+            store_pool_size: 2,
+            apply_pool_size: 2,
+            max_batch_size: 256,
+            messages_per_tick: 4096,
+            notify_capacity: 40960,
+            hibernate_regions: true,
+            hibernate_idle_ticks: 4,
+            store_heartbeat_interval: Duration::from_secs(2),
+            store_unreachable_timeout: Duration::from_secs(10),
+            raft_write_size_limit: 1024 * 1024,
+            raft_entry_cache_limit: 1024,
+            raft_engine_purge_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Timings for tests: a 10 ms tick, elections after ~100-200 ms.
+    pub fn for_tests() -> Config {
+        Config {
+            raft_base_tick_interval: Duration::from_millis(10),
+            raft_heartbeat_ticks: 2,
+            raft_election_timeout_ticks: 10,
+            raft_log_gc_tick_interval: Duration::from_millis(100),
+            raft_store_max_leader_lease: Duration::from_millis(90),
+            store_pool_size: 2,
+            apply_pool_size: 1,
+            store_heartbeat_interval: Duration::from_millis(20),
+            store_unreachable_timeout: Duration::from_millis(100),
+            raft_engine_purge_interval: Duration::from_secs(1),
+            ..Config::default()
+        }
+    }
+
+    /// The election timeout as wall time.
+    pub fn election_timeout(&self) -> Duration {
+        self.raft_base_tick_interval * self.raft_election_timeout_ticks as u32
+    }
+
+    /// Checks the invariants the raft machinery relies on.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |why: String| Err(Error::InvalidConfig(why));
+        if self.raft_heartbeat_ticks == 0 {
+            return bad("raft-heartbeat-ticks must be > 0".into());
+        }
+        if self.raft_election_timeout_ticks <= self.raft_heartbeat_ticks {
+            return bad("raft-election-timeout-ticks must exceed raft-heartbeat-ticks".into());
+        }
+        // The lease must end before another peer can win an election, with a tick to spare
+        // for clock drift between stores.
+        let max_lease = self.election_timeout().saturating_sub(self.raft_base_tick_interval);
+        if self.raft_store_max_leader_lease > max_lease {
+            return bad(format!(
+                "raft-store-max-leader-lease {:?} must be <= election timeout - 1 tick ({:?})",
+                self.raft_store_max_leader_lease, max_lease
+            ));
+        }
+        if self.store_pool_size == 0 || self.apply_pool_size == 0 {
+            return bad("pool sizes must be > 0".into());
+        }
+        if self.max_batch_size == 0 || self.messages_per_tick == 0 {
+            return bad("batch sizes must be > 0".into());
+        }
+        if self.raft_entry_max_size == 0 {
+            return bad("raft-entry-max-size must be > 0".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_test_preset_are_valid() {
+        Config::default().validate().unwrap();
+        Config::for_tests().validate().unwrap();
+    }
+
+    #[test]
+    fn lease_longer_than_election_is_refused() {
+        let cfg = Config {
+            raft_store_max_leader_lease: Duration::from_secs(10),
+            ..Config::default()
+        };
+        assert!(matches!(cfg.validate(), Err(Error::InvalidConfig(_))));
+    }
+}

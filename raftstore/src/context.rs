@@ -1,0 +1,57 @@
+//! What a raft poller thread shares with the peers it drives.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+use engine::{KvEngine, RaftLogEngine};
+use parking_lot::Mutex;
+
+use crate::apply::ApplyRouter;
+use crate::config::Config;
+use crate::log_writer::WriteMsg;
+use crate::msg::PeerTick;
+use crate::raftlog_gc::GcTask;
+use crate::router::RaftRouter;
+use crate::store_meta::StoreMeta;
+use crate::ticker::{TickRegistration, Ticker};
+use crate::transport::Transport;
+
+/// Handles shared by all peers a poller drives; one per poller thread.
+pub struct PollContext {
+    pub cfg: Arc<Config>,
+    pub store_id: u64,
+    pub kv: KvEngine,
+    pub raft_engine: RaftLogEngine,
+    pub router: RaftRouter,
+    pub apply_router: ApplyRouter,
+    pub transport: Arc<dyn Transport>,
+    pub writer: Sender<WriteMsg>,
+    pub gc: Sender<GcTask>,
+    pub store_meta: Arc<Mutex<StoreMeta>>,
+    pub ticker: Ticker,
+    pub logger: slog::Logger,
+    /// Ticks registered this round, flushed to the ticker once.
+    pub pending_ticks: Vec<TickRegistration>,
+}
+
+impl PollContext {
+    pub fn schedule_tick(&mut self, region_id: u64, tick: PeerTick) {
+        let interval = match tick {
+            PeerTick::Raft => self.cfg.raft_base_tick_interval,
+            PeerTick::RaftLogGc => self.cfg.raft_log_gc_tick_interval,
+        };
+        self.pending_ticks.push(TickRegistration {
+            deadline: Instant::now() + interval,
+            region_id,
+            tick,
+        });
+    }
+
+    pub fn flush_ticks(&mut self) {
+        if !self.pending_ticks.is_empty() {
+            self.ticker
+                .register(std::mem::take(&mut self.pending_ticks));
+        }
+    }
+}

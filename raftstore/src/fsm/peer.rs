@@ -1,0 +1,73 @@
+//! The peer FSM: a thin shell that feeds mailbox messages to the peer's feature handlers.
+
+use batch_system::Fsm;
+use crossbeam_channel::Receiver;
+
+use crate::context::PollContext;
+use crate::msg::{PeerMsg, PeerTick, SignificantMsg};
+use crate::peer::Peer;
+
+pub struct PeerFsm {
+    pub peer: Peer,
+    receiver: Receiver<PeerMsg>,
+}
+
+impl PeerFsm {
+    pub fn new(peer: Peer, receiver: Receiver<PeerMsg>) -> PeerFsm {
+        PeerFsm { peer, receiver }
+    }
+
+    pub fn pending_messages(&self) -> usize {
+        self.receiver.len()
+    }
+
+    /// Drains up to `limit` messages; returns how many were handled.
+    pub fn handle_messages(&mut self, ctx: &mut PollContext, limit: usize) -> usize {
+        let mut handled = 0;
+        while handled < limit {
+            let Ok(msg) = self.receiver.try_recv() else {
+                break;
+            };
+            handled += 1;
+            self.handle(ctx, msg);
+            if self.peer.stopped {
+                break;
+            }
+        }
+        handled
+    }
+
+    fn handle(&mut self, ctx: &mut PollContext, msg: PeerMsg) {
+        let peer = &mut self.peer;
+        match msg {
+            PeerMsg::RaftMessage(m) => peer.on_raft_message(ctx, *m),
+            PeerMsg::RaftCommand(c) => peer.propose_command(ctx, *c),
+            PeerMsg::Tick(PeerTick::Raft) => peer.on_raft_tick(ctx),
+            PeerMsg::Tick(PeerTick::RaftLogGc) => peer.on_raft_log_gc_tick(ctx),
+            PeerMsg::Persisted {
+                peer_id,
+                ready_number,
+            } => {
+                if peer_id == peer.peer_id() {
+                    peer.on_persisted(ready_number);
+                }
+            }
+            PeerMsg::ApplyRes(res) => peer.on_apply_res(ctx, *res),
+            PeerMsg::Significant(SignificantMsg::StoreUnreachable { store_id }) => {
+                peer.on_store_unreachable(ctx, store_id)
+            }
+            PeerMsg::Start => {
+                peer.wake_up(ctx);
+                ctx.schedule_tick(peer.region_id(), PeerTick::RaftLogGc);
+            }
+        }
+    }
+}
+
+impl Fsm for PeerFsm {
+    type Message = PeerMsg;
+
+    fn is_stopped(&self) -> bool {
+        self.peer.stopped
+    }
+}

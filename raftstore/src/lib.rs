@@ -1,0 +1,29 @@
+//! The raftstore: many regions per store, each a raft group driven through raft-rs's
+//! `RawNode` on a batch system of pollers, with a group-committing log writer and an apply
+//! pool.
+
+pub mod apply;
+pub mod bootstrap;
+pub mod config;
+pub mod context;
+pub mod errors;
+pub mod fsm;
+pub mod log_writer;
+pub mod metrics;
+pub mod msg;
+pub mod operation;
+pub mod peer;
+pub mod poller;
+pub mod raftlog_gc;
+pub mod router;
+pub mod store;
+pub mod store_meta;
+pub mod ticker;
+pub mod transport;
+pub mod util;
+
+pub use config::Config;
+pub use errors::{Error, Result};
+pub use msg::{Callback, CmdResponse};
+pub use store::Store;
+pub use transport::Transport;

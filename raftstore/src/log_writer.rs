@@ -1,0 +1,134 @@
+//! The log writer: one thread that group-commits every peer's ready into the raft log engine
+//! with one fsync per batch, then sends the messages that had to wait for durability and
+//! tells each peer its ready is persisted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+use engine::{RaftLogBatch, RaftLogEngine};
+use proto::eraftpb::Entry;
+use proto::raft_serverpb::{RaftLocalState, RaftMessage};
+use tracing::error;
+
+use crate::metrics::{LOG_WRITER_DURATION, LOG_WRITER_ENTRIES, LOG_WRITER_FSYNCS, LOG_WRITER_TASKS};
+use crate::msg::PeerMsg;
+use crate::router::RaftRouter;
+use crate::transport::Transport;
+
+/// What one peer's ready needs persisted.
+pub struct WriteTask {
+    pub region_id: u64,
+    pub peer_id: u64,
+    pub ready_number: u64,
+    pub entries: Vec<Entry>,
+    /// The raft state after this ready, when it changed.
+    pub raft_state: Option<RaftLocalState>,
+    /// Sent only after the write is durable (a follower's acks and votes).
+    pub messages: Vec<RaftMessage>,
+}
+
+pub enum WriteMsg {
+    Task(WriteTask),
+    Shutdown,
+}
+
+/// Dependencies of the writer thread.
+pub struct LogWriter {
+    pub raft_engine: RaftLogEngine,
+    pub router: RaftRouter,
+    pub transport: Arc<dyn Transport>,
+    pub size_limit: usize,
+}
+
+impl LogWriter {
+    pub fn spawn(self, receiver: Receiver<WriteMsg>, name: String) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || self.run(receiver))
+    }
+
+    fn run(self, receiver: Receiver<WriteMsg>) {
+        let mut tasks: Vec<WriteTask> = Vec::new();
+        loop {
+            let Ok(first) = receiver.recv() else {
+                return;
+            };
+            let mut shutdown = false;
+            let mut bytes = 0usize;
+            let mut push = |msg: WriteMsg, tasks: &mut Vec<WriteTask>| match msg {
+                WriteMsg::Task(t) => {
+                    bytes += t.entries.iter().map(|e| e.data.len() + 32).sum::<usize>();
+                    tasks.push(t);
+                }
+                WriteMsg::Shutdown => shutdown = true,
+            };
+            push(first, &mut tasks);
+            // Whatever queued up during the previous fsync joins this one.
+            while bytes < self.size_limit {
+                match receiver.try_recv() {
+                    Ok(msg) => push(msg, &mut tasks),
+                    Err(_) => break,
+                }
+            }
+            self.write(&mut tasks);
+            if shutdown {
+                return;
+            }
+        }
+    }
+
+    fn write(&self, tasks: &mut Vec<WriteTask>) {
+        if tasks.is_empty() {
+            return;
+        }
+        let mut batch = RaftLogBatch::new();
+        let mut states: HashMap<u64, RaftLocalState> = HashMap::new();
+        let mut entries = 0u64;
+        for t in tasks.iter_mut() {
+            if !t.entries.is_empty() {
+                entries += t.entries.len() as u64;
+                if let Err(e) = batch.append(t.region_id, std::mem::take(&mut t.entries)) {
+                    panic!("region {}: cannot encode raft entries: {e}", t.region_id);
+                }
+            }
+            if let Some(s) = t.raft_state.take() {
+                states.insert(t.region_id, s);
+            }
+        }
+        for (region_id, state) in &states {
+            if let Err(e) = batch.put_raft_state(*region_id, state) {
+                panic!("region {region_id}: cannot encode raft state: {e}");
+            }
+        }
+        if !batch.is_empty() {
+            let start = Instant::now();
+            if let Err(e) = self.raft_engine.write(&mut batch, true) {
+                // Acknowledging anything now would lose data on a crash.
+                error!("raft log write failed: {e}");
+                panic!("raft log write failed: {e}");
+            }
+            LOG_WRITER_DURATION.observe(start.elapsed().as_secs_f64());
+            LOG_WRITER_FSYNCS.inc();
+            LOG_WRITER_ENTRIES.inc_by(entries);
+        }
+        LOG_WRITER_TASKS.inc_by(tasks.len() as u64);
+        for t in tasks.iter_mut() {
+            for m in t.messages.drain(..) {
+                self.transport.send(m);
+            }
+        }
+        self.transport.flush();
+        for t in tasks.drain(..) {
+            let _ = self.router.force_send(
+                t.region_id,
+                PeerMsg::Persisted {
+                    peer_id: t.peer_id,
+                    ready_number: t.ready_number,
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Prometheus metrics of the raftstore.
+
+use lazy_static::lazy_static;
+use prometheus::{
+    exponential_buckets, register_histogram, register_int_counter, Histogram, IntCounter,
+};
+
+lazy_static! {
+    pub static ref PROPOSALS: IntCounter =
+        register_int_counter!("shoal_raftstore_proposals_total", "Commands proposed to raft")
+            .expect("metric registers once");
+    pub static ref RAFT_DROPPED_MESSAGES: IntCounter = register_int_counter!(
+        "shoal_raftstore_dropped_raft_messages_total",
+        "Raft messages dropped as invalid or stale"
+    )
+    .expect("metric registers once");
+    pub static ref LOG_WRITER_FSYNCS: IntCounter = register_int_counter!(
+        "shoal_raftstore_log_writer_fsyncs_total",
+        "Synced raft log batches written by the log writer"
+    )
+    .expect("metric registers once");
+    pub static ref LOG_WRITER_ENTRIES: IntCounter = register_int_counter!(
+        "shoal_raftstore_log_writer_entries_total",
+        "Raft entries persisted by the log writer"
+    )
+    .expect("metric registers once");
+    pub static ref LOG_WRITER_TASKS: IntCounter = register_int_counter!(
+        "shoal_raftstore_log_writer_tasks_total",
+        "Peer readies persisted by the log writer"
+    )
+    .expect("metric registers once");
+    pub static ref LOG_WRITER_DURATION: Histogram = register_histogram!(
+        "shoal_raftstore_log_writer_write_seconds",
+        "Duration of one synced raft log write",
+        exponential_buckets(0.0001, 2.0, 18).expect("valid buckets")
+    )
+    .expect("metric registers once");
+    pub static ref APPLY_ENTRIES: IntCounter = register_int_counter!(
+        "shoal_raftstore_applied_entries_total",
+        "Raft entries applied to the state machine"
+    )
+    .expect("metric registers once");
+    pub static ref APPLY_BATCH_WRITES: Histogram = register_histogram!(
+        "shoal_raftstore_apply_write_seconds",
+        "Duration of one apply write batch",
+        exponential_buckets(0.0001, 2.0, 18).expect("valid buckets")
+    )
+    .expect("metric registers once");
+}

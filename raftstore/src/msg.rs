@@ -1,0 +1,150 @@
+//! Messages that flow into peer and store mailboxes, and the callbacks that answer commands.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use engine::KvSnapshot;
+use proto::metapb;
+use proto::raft_cmdpb::{RaftCmdRequest, RaftCmdResponse};
+use proto::raft_serverpb::RaftMessage;
+
+use crate::apply::ApplyRes;
+
+/// A consistent view of one region's data, taken when a read was served.
+#[derive(Clone)]
+pub struct RegionSnapshot {
+    pub snapshot: KvSnapshot,
+    pub region: Arc<metapb::Region>,
+}
+
+/// What a command's caller receives.
+pub struct CmdResponse {
+    pub response: RaftCmdResponse,
+    /// Present for successful reads that asked for a snapshot (`Snap`).
+    pub snapshot: Option<RegionSnapshot>,
+}
+
+impl CmdResponse {
+    pub fn new(response: RaftCmdResponse) -> CmdResponse {
+        CmdResponse {
+            response,
+            snapshot: None,
+        }
+    }
+}
+
+/// Invoked exactly once with the command's outcome.
+pub struct Callback(Option<Box<dyn FnOnce(CmdResponse) + Send>>);
+
+impl Callback {
+    pub fn new(f: impl FnOnce(CmdResponse) + Send + 'static) -> Callback {
+        Callback(Some(Box::new(f)))
+    }
+
+    /// A callback nobody waits for (internal proposals such as log compaction).
+    pub fn none() -> Callback {
+        Callback(None)
+    }
+
+    pub fn invoke(mut self, resp: CmdResponse) {
+        if let Some(f) = self.0.take() {
+            f(resp)
+        }
+    }
+
+    pub fn invoke_with(self, response: RaftCmdResponse) {
+        self.invoke(CmdResponse::new(response))
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl fmt::Debug for Callback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Callback({})", if self.0.is_some() { "set" } else { "none" })
+    }
+}
+
+/// A request for a region's raft group, with its answer callback.
+pub struct RaftCommand {
+    pub request: RaftCmdRequest,
+    pub callback: Callback,
+    pub send_time: Instant,
+}
+
+impl RaftCommand {
+    pub fn new(request: RaftCmdRequest, callback: Callback) -> RaftCommand {
+        RaftCommand {
+            request,
+            callback,
+            send_time: Instant::now(),
+        }
+    }
+}
+
+/// Periodic work of a peer; each tick is one-shot and re-registered by its handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeerTick {
+    Raft,
+    RaftLogGc,
+}
+
+/// Periodic work of a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StoreTick {
+    /// Ping peer stores and detect unreachable ones.
+    StoreHeartbeat,
+    /// Let the raft log engine reclaim files.
+    PurgeRaftLog,
+}
+
+/// Messages that must not be dropped (they change a peer's view of the world).
+#[derive(Debug)]
+pub enum SignificantMsg {
+    /// The store has not been heard from: followers whose leader lives there wake up.
+    StoreUnreachable { store_id: u64 },
+}
+
+/// Everything a peer's mailbox carries, handled in FIFO order.
+pub enum PeerMsg {
+    RaftMessage(Box<RaftMessage>),
+    RaftCommand(Box<RaftCommand>),
+    Tick(PeerTick),
+    /// The log writer made the peer's readies up to `ready_number` durable.
+    Persisted {
+        peer_id: u64,
+        ready_number: u64,
+    },
+    ApplyRes(Box<ApplyRes>),
+    Significant(SignificantMsg),
+    /// Sent once after the peer's mailbox is registered.
+    Start,
+}
+
+impl fmt::Debug for PeerMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerMsg::RaftMessage(m) => write!(f, "RaftMessage(region {})", m.region_id),
+            PeerMsg::RaftCommand(_) => write!(f, "RaftCommand"),
+            PeerMsg::Tick(t) => write!(f, "Tick({t:?})"),
+            PeerMsg::Persisted { ready_number, .. } => write!(f, "Persisted({ready_number})"),
+            PeerMsg::ApplyRes(r) => write!(f, "ApplyRes(region {})", r.region_id),
+            PeerMsg::Significant(m) => write!(f, "Significant({m:?})"),
+            PeerMsg::Start => write!(f, "Start"),
+        }
+    }
+}
+
+/// Messages for the store FSM.
+#[derive(Debug)]
+pub enum StoreMsg {
+    /// A raft message for a region without a local mailbox.
+    RaftMessage(Box<RaftMessage>),
+    Tick(StoreTick),
+    /// Another store's liveness ping.
+    StoreHeartbeat { from_store: u64 },
+    Start,
+}

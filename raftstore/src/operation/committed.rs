@@ -1,0 +1,80 @@
+//! Committed entries go to the apply pool with their callbacks; apply results come back.
+
+use std::time::Instant;
+
+use proto::eraftpb::Entry;
+
+use crate::apply::{Apply, ApplyMsg, ApplyRes, ExecResult, PendingCmd};
+use crate::context::PollContext;
+use crate::errors::{err_resp, Error};
+use crate::peer::proposal::Matched;
+use crate::peer::Peer;
+use crate::raftlog_gc::GcTask;
+
+impl Peer {
+    /// Matches committed entries with their proposals and ships them to the apply pool.
+    pub fn handle_committed_entries(&mut self, ctx: &mut PollContext, entries: Vec<Entry>) {
+        let Some(last) = entries.last() else {
+            return;
+        };
+        let last_index = last.index;
+        let term = self.term();
+        let is_leader = self.is_leader();
+        let mut cmds = Vec::new();
+        let mut newest_own: Option<Instant> = None;
+        for e in &entries {
+            let matched = self.proposals.find(e.term, e.index, |stale| {
+                stale.callback.invoke_with(err_resp(Error::StaleCommand, term));
+            });
+            if let Matched::Found(p) = matched {
+                if is_leader && p.term == term {
+                    newest_own = Some(p.propose_time);
+                }
+                cmds.push(PendingCmd {
+                    index: p.index,
+                    term: p.term,
+                    callback: p.callback,
+                });
+            }
+        }
+        // A quorum accepted an entry we proposed at that time: no other leader can exist
+        // before it plus the lease.
+        if let Some(sent) = newest_own {
+            self.lease.renew(sent, term, &self.read_delegate);
+        }
+        self.last_sent_to_apply = last_index;
+        let msg = ApplyMsg::Apply(Apply {
+            peer_id: self.peer_id(),
+            term,
+            entries,
+            cmds,
+        });
+        if ctx.apply_router.send(self.region_id(), msg).is_err() {
+            self.stopped = true;
+        }
+    }
+
+    /// The apply pool finished a batch of this region's entries.
+    pub fn on_apply_res(&mut self, ctx: &mut PollContext, res: ApplyRes) {
+        if self.stopped {
+            return;
+        }
+        let applied = res.apply_state.applied_index;
+        let limit = ctx.cfg.raft_entry_cache_limit;
+        self.storage_mut().on_applied(res.apply_state, limit);
+        self.raft_group.advance_apply_to(applied);
+        self.read_delegate.set_applied_term(res.applied_term);
+        for r in res.exec_results {
+            match r {
+                ExecResult::CompactLog { truncated_index } => {
+                    self.storage_mut().compact_cache_to(truncated_index + 1);
+                    let _ = ctx.gc.send(GcTask {
+                        region_id: self.region_id(),
+                        compact_to: truncated_index + 1,
+                    });
+                }
+            }
+        }
+        self.serve_ready_reads(ctx);
+    }
+}

@@ -1,0 +1,68 @@
+//! Raft log GC: the leader proposes `CompactLog` once enough applied entries are replicated
+//! everywhere; every replica then drops them from its log.
+
+use proto::raft_cmdpb::{
+    AdminCmdType, AdminRequest, CompactLogRequest, RaftCmdRequest, RaftRequestHeader,
+};
+
+use crate::context::PollContext;
+use crate::msg::{Callback, PeerTick, RaftCommand};
+use crate::peer::Peer;
+
+impl Peer {
+    pub fn on_raft_log_gc_tick(&mut self, ctx: &mut PollContext) {
+        ctx.schedule_tick(self.region_id(), PeerTick::RaftLogGc);
+        if !self.is_leader() || self.is_hibernating() {
+            return;
+        }
+        let Some(compact_index) = self.compact_log_index(ctx) else {
+            return;
+        };
+        let Ok(compact_term) = self.raft_group.raft.raft_log.term(compact_index) else {
+            return;
+        };
+        let req = RaftCmdRequest {
+            header: Some(RaftRequestHeader {
+                region_id: self.region_id(),
+                peer: Some(self.meta.clone()),
+                region_epoch: self.region().region_epoch.clone(),
+                ..Default::default()
+            }),
+            admin_request: Some(AdminRequest {
+                cmd_type: AdminCmdType::CompactLog as i32,
+                compact_log: Some(CompactLogRequest {
+                    compact_index,
+                    compact_term,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.propose_command(ctx, RaftCommand::new(req, Callback::none()));
+    }
+
+    /// The index to compact to, if compaction is worth it now. Entries every peer has and
+    /// this peer has applied can go; followers never need a snapshot for them.
+    fn compact_log_index(&self, ctx: &PollContext) -> Option<u64> {
+        let applied = self.storage().applied_index();
+        let first = self.storage().truncated_index() + 1;
+        let replicated = self
+            .raft_group
+            .raft
+            .prs()
+            .iter()
+            .map(|(_, p)| p.matched)
+            .min()?;
+        let candidate = replicated.min(applied);
+        if candidate <= first {
+            return None;
+        }
+        let count = candidate - first;
+        let over_count = applied.saturating_sub(first) >= ctx.cfg.raft_log_gc_count_limit;
+        if count < ctx.cfg.raft_log_gc_threshold && !over_count {
+            return None;
+        }
+        // Keep the last replicated entry so its term stays known.
+        Some(candidate - 1)
+    }
+}

@@ -1,0 +1,114 @@
+//! Raft messages in and out of a peer.
+
+use protobuf::Message as _;
+use proto::eraftpb::{self, MessageType};
+use proto::raft_serverpb::RaftMessage;
+use tracing::{debug, warn};
+
+use crate::context::PollContext;
+use crate::metrics::RAFT_DROPPED_MESSAGES;
+use crate::peer::Peer;
+use crate::util;
+
+impl Peer {
+    /// Wraps raft-rs messages for the wire and addresses them to the target peers' stores.
+    pub fn build_raft_messages(&self, msgs: Vec<eraftpb::Message>) -> Vec<RaftMessage> {
+        let region = self.region();
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            let Some(to) = self.region_peer(m.to).cloned() else {
+                // The target left the region; raft will learn it from the configuration.
+                debug!(region_id = region.id, to = m.to, "drop message to unknown peer");
+                continue;
+            };
+            let bytes = match m.write_to_bytes() {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(region_id = region.id, "encode raft message: {e}");
+                    continue;
+                }
+            };
+            out.push(RaftMessage {
+                region_id: region.id,
+                from_peer: Some(self.meta.clone()),
+                to_peer: Some(to),
+                message: bytes,
+                region_epoch: region.region_epoch.clone(),
+                is_tombstone: false,
+                start_key: region.start_key.clone(),
+                end_key: region.end_key.clone(),
+                extra: None,
+            });
+        }
+        out
+    }
+
+    pub fn send_raft_messages(&self, ctx: &mut PollContext, msgs: Vec<eraftpb::Message>) {
+        for m in self.build_raft_messages(msgs) {
+            ctx.transport.send(m);
+        }
+    }
+
+    /// Steps a message from another peer into raft, dropping what cannot be trusted.
+    pub fn on_raft_message(&mut self, ctx: &mut PollContext, msg: RaftMessage) {
+        if msg.extra.is_some() {
+            self.on_extra_message(ctx, &msg);
+            return;
+        }
+        if !self.validate_raft_message(&msg) {
+            RAFT_DROPPED_MESSAGES.inc();
+            return;
+        }
+        let m = match eraftpb::Message::parse_from_bytes(&msg.message) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(region_id = msg.region_id, "malformed raft message dropped: {e}");
+                RAFT_DROPPED_MESSAGES.inc();
+                return;
+            }
+        };
+        if self.message_wakes(&m) {
+            self.wake_up(ctx);
+        }
+        if let Err(e) = self.raft_group.step(m) {
+            debug!(region_id = msg.region_id, "step raft message: {e}");
+        }
+    }
+
+    /// Whether a message means the group is busy again. A follower needs its clock only to
+    /// detect a missing leader, so routine traffic from its leader does not wake it; a leader
+    /// wakes for anything but heartbeat answers.
+    fn message_wakes(&self, m: &eraftpb::Message) -> bool {
+        let ty = m.get_msg_type();
+        if self.is_leader() {
+            return ty != MessageType::MsgHeartbeatResponse || self.is_hibernating();
+        }
+        let routine = matches!(ty, MessageType::MsgHeartbeat | MessageType::MsgAppend)
+            && m.from == self.leader_id()
+            && m.term == self.term();
+        !routine
+    }
+
+    /// A message is accepted only if it is for this peer and not from a configuration this
+    /// region has already left.
+    fn validate_raft_message(&self, msg: &RaftMessage) -> bool {
+        let (Some(from), Some(to)) = (msg.from_peer.as_ref(), msg.to_peer.as_ref()) else {
+            return false;
+        };
+        if to.id != self.peer_id() || to.store_id != self.meta.store_id {
+            debug!(region_id = msg.region_id, to = to.id, "message for another peer dropped");
+            return false;
+        }
+        let current = self.region().region_epoch.clone().unwrap_or_default();
+        let epoch = msg.region_epoch.clone().unwrap_or_default();
+        if util::is_epoch_stale(&epoch, &current) && self.region_peer(from.id).is_none() {
+            debug!(
+                region_id = msg.region_id,
+                from = from.id,
+                "message from a stale, removed peer dropped"
+            );
+            return false;
+        }
+        true
+    }
+}

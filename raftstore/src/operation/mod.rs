@@ -1,0 +1,11 @@
+//! Peer behaviour, one module per feature.
+
+pub mod committed;
+pub mod compact_log;
+pub mod hibernate;
+pub mod message;
+pub mod propose;
+pub mod read;
+pub mod ready;
+pub mod tick;
+pub mod transfer_leader;

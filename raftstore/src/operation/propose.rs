@@ -1,0 +1,119 @@
+//! Client commands into raft: checks, then a read, a normal write or an admin proposal.
+
+use std::time::Instant;
+
+use prost::Message as _;
+use proto::raft_cmdpb::{AdminCmdType, RaftCmdRequest};
+
+use crate::context::PollContext;
+use crate::errors::{err_resp, Error, Result};
+use crate::metrics::PROPOSALS;
+use crate::msg::{Callback, RaftCommand};
+use crate::peer::proposal::Proposal;
+use crate::peer::Peer;
+use crate::util;
+
+impl Peer {
+    /// Entry point for a client or internal command.
+    pub fn propose_command(&mut self, ctx: &mut PollContext, cmd: RaftCommand) {
+        self.wake_up(ctx);
+        let RaftCommand {
+            request, callback, ..
+        } = cmd;
+        if let Err(e) = self.pre_propose_check(ctx, &request) {
+            callback.invoke_with(err_resp(e, self.term()));
+            return;
+        }
+        if util::is_read_only(&request) {
+            self.propose_read(ctx, request, callback);
+            return;
+        }
+        let result = match request.admin_request.as_ref().map(|a| a.cmd_type()) {
+            Some(AdminCmdType::TransferLeader) => self.propose_transfer_leader(&request),
+            Some(AdminCmdType::CompactLog) | None => self.propose_normal(ctx, &request),
+            Some(other) => Err(Error::InvalidRequest(format!(
+                "admin command {other:?} is not supported"
+            ))),
+        };
+        match result {
+            Ok(Some(index)) => {
+                PROPOSALS.inc();
+                self.proposals.push(Proposal {
+                    index,
+                    term: self.term(),
+                    callback,
+                    propose_time: Instant::now(),
+                });
+            }
+            Ok(None) => callback.invoke_with(Default::default()),
+            Err(e) => callback.invoke_with(err_resp(e, self.term())),
+        }
+    }
+
+    /// Everything that can be refused before touching raft.
+    fn pre_propose_check(&self, ctx: &PollContext, req: &RaftCmdRequest) -> Result<()> {
+        let header = req
+            .header
+            .as_ref()
+            .ok_or_else(|| Error::InvalidRequest("missing header".into()))?;
+        if let Some(peer) = &header.peer {
+            if peer.store_id != ctx.store_id {
+                return Err(Error::StoreNotMatch {
+                    request: peer.store_id,
+                    actual: ctx.store_id,
+                });
+            }
+            if peer.id != self.peer_id() {
+                return Err(Error::InvalidRequest(format!(
+                    "request for peer {}, this is peer {}",
+                    peer.id,
+                    self.peer_id()
+                )));
+            }
+        }
+        if !self.is_leader() {
+            return Err(Error::NotLeader {
+                region_id: self.region_id(),
+                leader: self.leader(),
+            });
+        }
+        util::check_region_epoch(req, self.region())?;
+        util::check_keys_in_region(req, self.region())?;
+        for r in &req.requests {
+            let cf = [
+                r.get.as_ref().map(|x| x.cf.as_str()),
+                r.put.as_ref().map(|x| x.cf.as_str()),
+                r.delete.as_ref().map(|x| x.cf.as_str()),
+                r.delete_range.as_ref().map(|x| x.cf.as_str()),
+            ];
+            for cf in cf.into_iter().flatten() {
+                util::cf_or_default(cf)?;
+            }
+        }
+        if header.term > 0 && header.term + 1 < self.term() {
+            return Err(Error::StaleCommand);
+        }
+        Ok(())
+    }
+
+    /// Appends a command to the log; returns the index it will commit at.
+    fn propose_normal(&mut self, ctx: &PollContext, req: &RaftCmdRequest) -> Result<Option<u64>> {
+        let data = req.encode_to_vec();
+        if data.len() as u64 > ctx.cfg.raft_entry_max_size {
+            return Err(Error::RaftEntryTooLarge {
+                region_id: self.region_id(),
+                entry_size: data.len() as u64,
+            });
+        }
+        let expected = self.raft_group.raft.raft_log.last_index() + 1;
+        self.raft_group.propose(vec![], data)?;
+        if self.raft_group.raft.raft_log.last_index() < expected {
+            // raft dropped it (e.g. a leader transfer is in progress).
+            return Err(Error::NotLeader {
+                region_id: self.region_id(),
+                leader: self.leader(),
+            });
+        }
+        Ok(Some(expected))
+    }
+}

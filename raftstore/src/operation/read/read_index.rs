@@ -1,0 +1,129 @@
+//! ReadIndex: the leader confirms with a quorum that it is still leader, then serves the read
+//! once it has applied up to the commit index it saw.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use proto::raft_cmdpb::RaftCmdRequest;
+
+use crate::context::PollContext;
+use crate::errors::{err_resp, Error};
+use crate::msg::Callback;
+use crate::peer::Peer;
+
+/// Reads waiting for one ReadIndex round.
+pub struct ReadIndexRequest {
+    pub id: u64,
+    pub cmds: Vec<(RaftCmdRequest, Callback)>,
+    pub propose_time: Instant,
+    /// Set once raft answered.
+    pub read_index: Option<u64>,
+}
+
+/// ReadIndex requests in the order they were sent.
+#[derive(Default)]
+pub struct ReadIndexQueue {
+    reqs: VecDeque<ReadIndexRequest>,
+    next_id: u64,
+}
+
+impl ReadIndexQueue {
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Marks request `id` confirmed at `index`; returns its send time (a quorum answered a
+    /// message sent then, which also renews the lease).
+    fn confirm(&mut self, id: u64, index: u64) -> Option<Instant> {
+        let req = self.reqs.iter_mut().find(|r| r.id == id)?;
+        req.read_index = Some(index);
+        Some(req.propose_time)
+    }
+
+    fn pop_ready(&mut self, applied: u64) -> Option<ReadIndexRequest> {
+        match self.reqs.front() {
+            Some(r) if r.read_index.is_some_and(|i| i <= applied) => self.reqs.pop_front(),
+            _ => None,
+        }
+    }
+
+    pub fn drain(&mut self) -> impl Iterator<Item = ReadIndexRequest> + '_ {
+        self.reqs.drain(..)
+    }
+}
+
+impl Peer {
+    /// Starts a ReadIndex round for a read the lease cannot serve.
+    pub fn read_index(&mut self, req: RaftCmdRequest, cb: Callback) {
+        let id = self.pending_reads.next_id();
+        self.raft_group.read_index(id.to_be_bytes().to_vec());
+        self.pending_reads.reqs.push_back(ReadIndexRequest {
+            id,
+            cmds: vec![(req, cb)],
+            propose_time: Instant::now(),
+            read_index: None,
+        });
+    }
+
+    /// Raft answered some ReadIndex rounds.
+    pub fn on_read_states(&mut self, ctx: &mut PollContext, states: Vec<raft::ReadState>) {
+        let term = self.term();
+        for rs in states {
+            let Ok(id_bytes) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) else {
+                continue;
+            };
+            let id = u64::from_be_bytes(id_bytes);
+            if let Some(sent) = self.pending_reads.confirm(id, rs.index) {
+                if self.is_leader() {
+                    self.lease.renew(sent, term, &self.read_delegate);
+                }
+            }
+        }
+        self.serve_ready_reads(ctx);
+    }
+
+    /// Serves confirmed reads whose index has been applied.
+    pub fn serve_ready_reads(&mut self, ctx: &mut PollContext) {
+        if self.pending_reads.is_empty() {
+            return;
+        }
+        // A new leader must apply an entry of its own term before its state is current.
+        if self.storage().applied_term() != self.term() {
+            return;
+        }
+        let applied = self.storage().applied_index();
+        let term = self.term();
+        let mut snapshot = None;
+        let region = Arc::new(self.region().clone());
+        while let Some(req) = self.pending_reads.pop_ready(applied) {
+            let snap = snapshot.get_or_insert_with(|| ctx.kv.snapshot());
+            for (cmd, cb) in req.cmds {
+                cb.invoke(super::execute_read(snap, &region, &cmd, term));
+            }
+        }
+    }
+
+    /// Leadership is gone: pending reads can no longer be confirmed here.
+    pub fn fail_pending_reads(&mut self) {
+        let term = self.term();
+        let leader = self.leader();
+        let region_id = self.region_id();
+        for req in self.pending_reads.drain() {
+            for (_, cb) in req.cmds {
+                cb.invoke_with(err_resp(
+                    Error::NotLeader {
+                        region_id,
+                        leader: leader.clone(),
+                    },
+                    term,
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The ready loop: take raft-rs's `Ready`, hand entries and hard state to the log writer,
+//! send what may go out now, and resume when the writer reports the ready durable.
+
+use proto::raft_serverpb::RaftLocalState;
+use raft::StateRole;
+use tracing::info;
+
+use crate::context::PollContext;
+use crate::log_writer::{WriteMsg, WriteTask};
+use crate::peer::{Peer, UnpersistedReady};
+
+impl Peer {
+    /// Handles one ready if raft has any; called once per poller round for every active peer.
+    pub fn handle_ready(&mut self, ctx: &mut PollContext) {
+        if self.stopped || !self.raft_group.has_ready() {
+            return;
+        }
+        let mut ready = self.raft_group.ready();
+        if let Some(ss) = ready.ss() {
+            let (role, leader) = (ss.raft_state, ss.leader_id);
+            self.on_role_changed(ctx, role, leader);
+        }
+        // A leader may send appends before its own log is durable.
+        if !ready.messages().is_empty() {
+            let msgs = ready.take_messages();
+            self.send_raft_messages(ctx, msgs);
+        }
+        if !ready.read_states().is_empty() {
+            let states = ready.take_read_states();
+            self.on_read_states(ctx, states);
+        }
+        let committed = ready.take_committed_entries();
+        self.handle_committed_entries(ctx, committed);
+
+        let entries = ready.take_entries();
+        let hs = ready.hs().cloned();
+        let must_persist = !entries.is_empty() || ready.must_sync();
+        let persisted_msgs = ready.take_persisted_messages();
+        if let Some(hs) = &hs {
+            self.storage_mut().set_hard_state(hs);
+        }
+        if must_persist || !self.unpersisted.is_empty() {
+            // Readies complete in order: even one with nothing to write waits its turn.
+            if let Some(first) = entries.first() {
+                // Entries from `first.index` on are being replaced; earlier readies can only
+                // vouch for what precedes them.
+                for r in self.unpersisted.iter_mut() {
+                    r.persisted_index = r.persisted_index.min(first.index - 1);
+                }
+            }
+            self.storage_mut().append(&entries);
+            let raft_state: Option<RaftLocalState> =
+                must_persist.then(|| self.storage().raft_state().clone());
+            let persisted_index = if entries.is_empty() {
+                self.unpersisted
+                    .back()
+                    .map_or(self.storage().persisted_index(), |r| r.persisted_index)
+            } else {
+                self.storage().last_index()
+            };
+            let task = WriteTask {
+                region_id: self.region_id(),
+                peer_id: self.peer_id(),
+                ready_number: ready.number(),
+                entries,
+                raft_state,
+                messages: self.build_raft_messages(persisted_msgs),
+            };
+            self.unpersisted.push_back(UnpersistedReady {
+                number: ready.number(),
+                persisted_index,
+            });
+            if ctx.writer.send(WriteMsg::Task(task)).is_err() {
+                // The writer is gone only while the store shuts down.
+                self.stopped = true;
+            }
+            self.raft_group.advance_append_async(ready);
+        } else {
+            self.send_raft_messages(ctx, persisted_msgs);
+            let mut light = self.raft_group.advance_append(ready);
+            if let Some(commit) = light.commit_index() {
+                let mut hs = self.raft_group.raft.hard_state();
+                hs.commit = commit;
+                self.storage_mut().set_hard_state(&hs);
+            }
+            let msgs = light.take_messages();
+            self.send_raft_messages(ctx, msgs);
+            let committed = light.take_committed_entries();
+            self.handle_committed_entries(ctx, committed);
+        }
+    }
+
+    /// The log writer made readies up to `number` durable.
+    pub fn on_persisted(&mut self, number: u64) {
+        let mut persisted_index = None;
+        while let Some(front) = self.unpersisted.front() {
+            if front.number > number {
+                break;
+            }
+            persisted_index = self.unpersisted.pop_front().map(|r| r.persisted_index);
+        }
+        let Some(index) = persisted_index else {
+            // A notice for a ready of an older incarnation; nothing of ours is pending.
+            return;
+        };
+        self.storage_mut().on_persisted(index);
+        self.raft_group.on_persist_ready(number);
+    }
+
+    fn on_role_changed(&mut self, ctx: &mut PollContext, role: StateRole, leader: u64) {
+        let term = self.term();
+        if role == StateRole::Leader {
+            info!(region_id = self.region_id(), peer_id = self.peer_id(), term, "became leader");
+            self.read_delegate.set_term(term);
+        } else {
+            if self.read_delegate.term() != 0 {
+                info!(
+                    region_id = self.region_id(),
+                    peer_id = self.peer_id(),
+                    term,
+                    leader,
+                    "stepped down"
+                );
+            }
+            self.read_delegate.set_term(0);
+            self.lease.expire(&self.read_delegate);
+            self.fail_pending_reads();
+        }
+        self.hibernation.idle_ticks = 0;
+        self.hibernation.acks.clear();
+        self.wake_up(ctx);
+    }
+}

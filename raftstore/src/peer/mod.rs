@@ -1,0 +1,157 @@
+//! One region's replica on this store: its raft group, proposals, reads, lease and
+//! hibernation state. Behaviour lives in `operation/`; this module holds state and accessors.
+
+pub mod lease;
+pub mod proposal;
+pub mod storage;
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use proto::metapb::{self, Region};
+use raft::{RawNode, StateRole};
+
+use crate::config::Config;
+use crate::errors::Result;
+use crate::operation::read::ReadIndexQueue;
+use crate::store_meta::ReadDelegate;
+use lease::Lease;
+use proposal::ProposalQueue;
+use storage::PeerStorage;
+
+/// A ready handed to the log writer and not yet reported durable.
+#[derive(Debug)]
+pub struct UnpersistedReady {
+    pub number: u64,
+    /// Highest log index made durable once this ready is persisted.
+    pub persisted_index: u64,
+}
+
+/// Whether a region's raft clock is running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupState {
+    /// Ticking normally.
+    Active,
+    /// Every peer agreed that nothing happens: no ticks until a message or proposal arrives.
+    Idle,
+}
+
+/// Bookkeeping for hibernation.
+#[derive(Debug)]
+pub struct Hibernation {
+    pub state: GroupState,
+    /// Consecutive leader ticks with nothing to do.
+    pub idle_ticks: usize,
+    /// Followers that agreed to hibernate at the current log position.
+    pub acks: HashSet<u64>,
+}
+
+/// A region's replica.
+pub struct Peer {
+    pub tag: String,
+    pub meta: metapb::Peer,
+    pub raft_group: RawNode<PeerStorage>,
+    pub proposals: ProposalQueue,
+    pub pending_reads: ReadIndexQueue,
+    pub lease: Lease,
+    pub read_delegate: Arc<ReadDelegate>,
+    pub unpersisted: VecDeque<UnpersistedReady>,
+    pub hibernation: Hibernation,
+    /// A raft tick is registered with the ticker.
+    pub raft_tick_scheduled: bool,
+    /// Highest index handed to the apply pool.
+    pub last_sent_to_apply: u64,
+    pub stopped: bool,
+}
+
+impl Peer {
+    /// Builds a peer over its loaded storage.
+    pub fn new(
+        cfg: &Config,
+        meta: metapb::Peer,
+        storage: PeerStorage,
+        logger: &slog::Logger,
+    ) -> Result<Peer> {
+        let region_id = storage.region_id();
+        let applied = storage.applied_index();
+        let applied_term = storage.applied_term();
+        let read_delegate = Arc::new(ReadDelegate::new(storage.region().clone(), meta.id));
+        read_delegate.set_applied_term(applied_term);
+        let raft_cfg = raft::Config {
+            id: meta.id,
+            election_tick: cfg.raft_election_timeout_ticks,
+            heartbeat_tick: cfg.raft_heartbeat_ticks,
+            applied,
+            max_size_per_msg: cfg.raft_max_size_per_msg,
+            max_inflight_msgs: cfg.raft_max_inflight_msgs,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        let raft_group = RawNode::new(&raft_cfg, storage, logger)?;
+        Ok(Peer {
+            tag: format!("[region {region_id}] {}", meta.id),
+            meta,
+            raft_group,
+            proposals: ProposalQueue::default(),
+            pending_reads: ReadIndexQueue::default(),
+            lease: Lease::new(cfg.raft_store_max_leader_lease),
+            read_delegate,
+            unpersisted: VecDeque::new(),
+            hibernation: Hibernation {
+                state: GroupState::Active,
+                idle_ticks: 0,
+                acks: HashSet::new(),
+            },
+            raft_tick_scheduled: false,
+            last_sent_to_apply: applied,
+            stopped: false,
+        })
+    }
+
+    pub fn region_id(&self) -> u64 {
+        self.storage().region_id()
+    }
+
+    pub fn peer_id(&self) -> u64 {
+        self.meta.id
+    }
+
+    pub fn region(&self) -> &Region {
+        self.storage().region()
+    }
+
+    pub fn storage(&self) -> &PeerStorage {
+        self.raft_group.store()
+    }
+
+    pub fn storage_mut(&mut self) -> &mut PeerStorage {
+        self.raft_group.mut_store()
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raft_group.raft.term
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft_group.raft.state == StateRole::Leader
+    }
+
+    pub fn leader_id(&self) -> u64 {
+        self.raft_group.raft.leader_id
+    }
+
+    /// The region's peer with this id, if it is a member.
+    pub fn region_peer(&self, peer_id: u64) -> Option<&metapb::Peer> {
+        self.region().peers.iter().find(|p| p.id == peer_id)
+    }
+
+    /// The leader as a `metapb::Peer`, for NotLeader hints.
+    pub fn leader(&self) -> Option<metapb::Peer> {
+        self.region_peer(self.leader_id()).cloned()
+    }
+
+    pub fn is_hibernating(&self) -> bool {
+        self.hibernation.state == GroupState::Idle
+    }
+}

@@ -1,0 +1,454 @@
+//! A peer's view of its raft log and state for raft-rs: durable entries live in the raft log
+//! engine, entries not yet persisted (and recent ones) in an in-memory cache.
+
+use std::collections::VecDeque;
+
+use engine::{KvEngine, RaftLogEngine, CF_RAFT};
+use proto::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use proto::metapb::{PeerRole, Region};
+use proto::raft_serverpb::{RaftApplyState, RaftLocalState, RaftTruncatedState, RegionLocalState};
+use raft::{GetEntriesContext, RaftState, StorageError};
+
+use crate::errors::{Error, Result};
+
+/// Index and term that every bootstrapped region's log starts from, so a peer created later
+/// (empty log) can never be mistaken for an up-to-date one.
+pub const RAFT_INIT_LOG_INDEX: u64 = 5;
+pub const RAFT_INIT_LOG_TERM: u64 = 5;
+
+/// Raft state of a freshly bootstrapped region.
+pub fn initial_raft_state() -> RaftLocalState {
+    RaftLocalState {
+        term: RAFT_INIT_LOG_TERM,
+        vote: 0,
+        commit: RAFT_INIT_LOG_INDEX,
+        last_index: RAFT_INIT_LOG_INDEX,
+    }
+}
+
+/// Apply state of a freshly bootstrapped region.
+pub fn initial_apply_state() -> RaftApplyState {
+    RaftApplyState {
+        applied_index: RAFT_INIT_LOG_INDEX,
+        truncated_state: Some(RaftTruncatedState {
+            index: RAFT_INIT_LOG_INDEX,
+            term: RAFT_INIT_LOG_TERM,
+        }),
+        commit_index: RAFT_INIT_LOG_INDEX,
+        commit_term: RAFT_INIT_LOG_TERM,
+        applied_term: RAFT_INIT_LOG_TERM,
+    }
+}
+
+/// Converts a region's peer list into raft-rs's configuration.
+pub fn conf_state_from_region(region: &Region) -> ConfState {
+    let mut cs = ConfState::default();
+    let mut in_joint = false;
+    for p in &region.peers {
+        match PeerRole::try_from(p.role).unwrap_or(PeerRole::Voter) {
+            PeerRole::Voter => {
+                cs.mut_voters().push(p.id);
+                cs.mut_voters_outgoing().push(p.id);
+            }
+            PeerRole::Learner => cs.mut_learners().push(p.id),
+            PeerRole::IncomingVoter => {
+                in_joint = true;
+                cs.mut_voters().push(p.id);
+            }
+            PeerRole::DemotingVoter => {
+                in_joint = true;
+                cs.mut_voters_outgoing().push(p.id);
+                cs.mut_learners_next().push(p.id);
+            }
+        }
+    }
+    if !in_joint {
+        cs.mut_voters_outgoing().clear();
+    }
+    cs
+}
+
+/// Entries in `[first, last]` kept in memory: all unpersisted ones plus some recent ones.
+#[derive(Default)]
+struct EntryCache {
+    entries: VecDeque<Entry>,
+}
+
+impl EntryCache {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|e| e.index)
+    }
+
+    fn get(&self, idx: u64) -> Option<&Entry> {
+        let first = self.first_index()?;
+        if idx < first {
+            return None;
+        }
+        self.entries.get((idx - first) as usize)
+    }
+
+    /// Appends, replacing a conflicting suffix.
+    fn append(&mut self, entries: &[Entry]) {
+        let Some(new_first) = entries.first().map(|e| e.index) else {
+            return;
+        };
+        if let Some(first) = self.first_index() {
+            if new_first < first {
+                self.entries.clear();
+            } else {
+                let keep = (new_first - first) as usize;
+                if keep > self.entries.len() {
+                    // A gap: older entries cannot be contiguous with the new ones.
+                    self.entries.clear();
+                } else {
+                    self.entries.truncate(keep);
+                }
+            }
+        }
+        self.entries.extend(entries.iter().cloned());
+    }
+
+    /// Drops entries with index < `idx`.
+    fn compact_to(&mut self, idx: u64) {
+        while let Some(e) = self.entries.front() {
+            if e.index >= idx {
+                break;
+            }
+            self.entries.pop_front();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// Storage of one peer, read by raft-rs and updated by the ready and apply handlers.
+pub struct PeerStorage {
+    region: Region,
+    raft_engine: RaftLogEngine,
+    raft_state: RaftLocalState,
+    apply_state: RaftApplyState,
+    last_term: u64,
+    /// Highest index the log writer has made durable.
+    persisted_index: u64,
+    cache: EntryCache,
+}
+
+impl PeerStorage {
+    /// Loads a peer's state after bootstrap or restart.
+    pub fn load(kv: &KvEngine, raft_engine: RaftLogEngine, region: Region) -> Result<PeerStorage> {
+        let region_id = region.id;
+        let apply_state: RaftApplyState = kv
+            .get_msg_cf(CF_RAFT, &keys::apply_state_key(region_id))?
+            .ok_or_else(|| {
+                Error::Codec(format!("region {region_id} has no apply state in {:?}", kv.path()))
+            })?;
+        let mut raft_state = raft_engine
+            .raft_state(region_id)?
+            .ok_or_else(|| Error::Codec(format!("region {region_id} has no raft state")))?;
+        // Committed entries are applied before their commit index is necessarily persisted;
+        // anything applied was committed, so the commit index can safely catch up.
+        if raft_state.commit < apply_state.applied_index {
+            raft_state.commit = apply_state.applied_index;
+        }
+        let truncated = apply_state.truncated_state.clone().unwrap_or_default();
+        if raft_state.last_index < apply_state.applied_index {
+            return Err(Error::Codec(format!(
+                "region {region_id}: raft log ends at {} before applied index {}",
+                raft_state.last_index, apply_state.applied_index
+            )));
+        }
+        let mut storage = PeerStorage {
+            region,
+            raft_engine,
+            persisted_index: raft_state.last_index,
+            raft_state,
+            apply_state,
+            last_term: 0,
+            cache: EntryCache::default(),
+        };
+        storage.last_term = if storage.raft_state.last_index == truncated.index {
+            truncated.term
+        } else {
+            storage
+                .raft_engine
+                .entry(region_id, storage.raft_state.last_index)?
+                .map(|e| e.term)
+                .ok_or_else(|| {
+                    Error::Codec(format!(
+                        "region {region_id}: last log entry {} missing",
+                        storage.raft_state.last_index
+                    ))
+                })?
+        };
+        Ok(storage)
+    }
+
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    pub fn set_region(&mut self, region: Region) {
+        self.region = region;
+    }
+
+    pub fn region_id(&self) -> u64 {
+        self.region.id
+    }
+
+    pub fn raft_state(&self) -> &RaftLocalState {
+        &self.raft_state
+    }
+
+    pub fn apply_state(&self) -> &RaftApplyState {
+        &self.apply_state
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.apply_state.applied_index
+    }
+
+    pub fn applied_term(&self) -> u64 {
+        self.apply_state.applied_term
+    }
+
+    pub fn truncated_index(&self) -> u64 {
+        self.apply_state
+            .truncated_state
+            .as_ref()
+            .map_or(0, |t| t.index)
+    }
+
+    pub fn truncated_term(&self) -> u64 {
+        self.apply_state
+            .truncated_state
+            .as_ref()
+            .map_or(0, |t| t.term)
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.raft_state.last_index
+    }
+
+    pub fn persisted_index(&self) -> u64 {
+        self.persisted_index
+    }
+
+    pub fn raft_engine(&self) -> &RaftLogEngine {
+        &self.raft_engine
+    }
+
+    /// Takes new entries from a ready into the cache so raft can read them before they are
+    /// durable; returns them for the log writer.
+    pub fn append(&mut self, entries: &[Entry]) {
+        if let Some(last) = entries.last() {
+            self.cache.append(entries);
+            self.raft_state.last_index = last.index;
+            self.last_term = last.term;
+            // A conflicting suffix replaced entries the writer may already have persisted.
+            self.persisted_index = self.persisted_index.min(entries[0].index - 1);
+        }
+    }
+
+    pub fn set_hard_state(&mut self, hs: &HardState) {
+        self.raft_state.term = hs.term;
+        self.raft_state.vote = hs.vote;
+        self.raft_state.commit = hs.commit;
+    }
+
+    /// The log writer made everything up to `index` durable.
+    pub fn on_persisted(&mut self, index: u64) {
+        self.persisted_index = self.persisted_index.max(index.min(self.last_index()));
+        self.trim_cache(usize::MAX);
+    }
+
+    pub fn on_applied(&mut self, apply_state: RaftApplyState, cache_limit: usize) {
+        self.apply_state = apply_state;
+        self.trim_cache(cache_limit);
+    }
+
+    /// Keeps unpersisted and unapplied entries, and otherwise at most `limit` entries.
+    fn trim_cache(&mut self, limit: usize) {
+        let safe = self.persisted_index.min(self.apply_state.applied_index) + 1;
+        let Some(first) = self.cache.first_index() else {
+            return;
+        };
+        let over = self.cache.len().saturating_sub(limit) as u64;
+        let target = (first + over).min(safe);
+        self.cache.compact_to(target);
+    }
+
+    /// After log compaction: entries below `idx` are gone from raft's view.
+    pub fn compact_cache_to(&mut self, idx: u64) {
+        self.cache.compact_to(idx.min(self.persisted_index + 1));
+    }
+
+    fn check_range(&self, low: u64, high: u64) -> raft::Result<()> {
+        if low > high {
+            return Err(raft::Error::Store(StorageError::Other(
+                format!("invalid range {low} > {high}").into(),
+            )));
+        }
+        if low <= self.truncated_index() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.last_index() + 1 {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        Ok(())
+    }
+}
+
+fn storage_err(e: impl std::fmt::Display) -> raft::Error {
+    raft::Error::Store(StorageError::Other(e.to_string().into()))
+}
+
+impl raft::Storage for PeerStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        let mut hs = HardState::default();
+        hs.term = self.raft_state.term;
+        hs.vote = self.raft_state.vote;
+        hs.commit = self.raft_state.commit;
+        Ok(RaftState {
+            hard_state: hs,
+            conf_state: conf_state_from_region(&self.region),
+        })
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        self.check_range(low, high)?;
+        let max_size = max_size.into().unwrap_or(u64::MAX);
+        let mut out = Vec::with_capacity((high - low) as usize);
+        if low == high {
+            return Ok(out);
+        }
+        let cache_first = self.cache.first_index().unwrap_or(high);
+        let mut size = 0u64;
+        let mut next = low;
+        if low < cache_first {
+            let engine_high = high.min(cache_first);
+            self.raft_engine
+                .fetch_entries(
+                    self.region.id,
+                    low,
+                    engine_high,
+                    Some(max_size as usize),
+                    &mut out,
+                )
+                .map_err(storage_err)?;
+            size = out.iter().map(|e| entry_size(e)).sum();
+            next = low + out.len() as u64;
+            if next < engine_high || size >= max_size {
+                // Hit the size limit inside the engine part (it always returns >= 1 entry).
+                return Ok(out);
+            }
+        }
+        while next < high {
+            let Some(e) = self.cache.get(next) else {
+                return Err(raft::Error::Store(StorageError::Unavailable));
+            };
+            size += entry_size(e);
+            if !out.is_empty() && size > max_size {
+                break;
+            }
+            out.push(e.clone());
+            next += 1;
+        }
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx == self.truncated_index() {
+            return Ok(self.truncated_term());
+        }
+        if idx < self.truncated_index() {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if idx > self.last_index() {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        if idx == self.last_index() {
+            return Ok(self.last_term);
+        }
+        if let Some(e) = self.cache.get(idx) {
+            return Ok(e.term);
+        }
+        match self.raft_engine.entry(self.region.id, idx) {
+            Ok(Some(e)) => Ok(e.term),
+            Ok(None) => Err(raft::Error::Store(StorageError::Unavailable)),
+            Err(e) => Err(storage_err(e)),
+        }
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.truncated_index() + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last_index())
+    }
+
+    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable,
+        ))
+    }
+}
+
+fn entry_size(e: &Entry) -> u64 {
+    (e.data.len() + e.context.len() + 16) as u64
+}
+
+/// Reads a region's local state record.
+pub fn load_region_state(kv: &KvEngine, region_id: u64) -> Result<Option<RegionLocalState>> {
+    Ok(kv.get_msg_cf(CF_RAFT, &keys::region_state_key(region_id))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        let mut e = Entry::default();
+        e.index = index;
+        e.term = term;
+        e
+    }
+
+    #[test]
+    fn cache_append_replaces_conflicting_suffix() {
+        let mut c = EntryCache::default();
+        c.append(&[entry(6, 5), entry(7, 5), entry(8, 5)]);
+        c.append(&[entry(7, 6)]);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.get(7).unwrap().term, 6);
+        assert!(c.get(8).is_none());
+        c.compact_to(7);
+        assert_eq!(c.first_index(), Some(7));
+    }
+
+    #[test]
+    fn conf_state_from_roles() {
+        use proto::metapb::Peer;
+        let mut region = Region::default();
+        for (id, role) in [(1, PeerRole::Voter), (2, PeerRole::Voter), (3, PeerRole::Learner)] {
+            region.peers.push(Peer {
+                id,
+                store_id: id,
+                role: role as i32,
+                ..Default::default()
+            });
+        }
+        let cs = conf_state_from_region(&region);
+        assert_eq!(cs.get_voters(), &[1, 2]);
+        assert_eq!(cs.get_learners(), &[3]);
+        assert!(cs.get_voters_outgoing().is_empty());
+    }
+}

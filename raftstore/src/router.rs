@@ -1,0 +1,88 @@
+//! Routes messages to peer and store mailboxes.
+
+use batch_system::TrySendError;
+use proto::raft_serverpb::{ExtraMessageType, RaftMessage};
+
+use crate::errors::{Error, Result};
+use crate::fsm::peer::PeerFsm;
+use crate::fsm::store::StoreFsm;
+use crate::msg::{PeerMsg, RaftCommand, StoreMsg};
+
+/// The batch-system router of the raft pollers: region id -> peer mailbox, plus the store's.
+#[derive(Clone)]
+pub struct RaftRouter {
+    pub inner: batch_system::Router<PeerFsm, StoreFsm>,
+}
+
+impl RaftRouter {
+    pub fn new(inner: batch_system::Router<PeerFsm, StoreFsm>) -> RaftRouter {
+        RaftRouter { inner }
+    }
+
+    /// Sends a message that must not be lost (ticks, persistence and apply notices).
+    pub fn force_send(&self, region_id: u64, msg: PeerMsg) -> Result<()> {
+        self.inner
+            .force_send(region_id, msg)
+            .map_err(|_| Error::RegionNotFound(region_id))
+    }
+
+    pub fn send_control(&self, msg: StoreMsg) -> Result<()> {
+        self.inner.send_control(msg).map_err(|_| Error::Shutdown)
+    }
+
+    /// Delivers a raft message from another store: to the region's peer, or to the store FSM
+    /// when the region has no local mailbox.
+    pub fn send_raft_message(&self, msg: RaftMessage) -> Result<()> {
+        if msg.region_id == 0 {
+            let is_ping = msg
+                .extra
+                .as_ref()
+                .is_some_and(|e| e.r#type == ExtraMessageType::MsgStoreHeartbeat as i32);
+            if is_ping {
+                let from_store = msg.from_peer.as_ref().map_or(0, |p| p.store_id);
+                return self.send_control(StoreMsg::StoreHeartbeat { from_store });
+            }
+            return Ok(());
+        }
+        let region_id = msg.region_id;
+        match self
+            .inner
+            .force_send(region_id, PeerMsg::RaftMessage(Box::new(msg)))
+        {
+            Ok(()) => Ok(()),
+            Err(TrySendError::NotFound(PeerMsg::RaftMessage(msg)))
+            | Err(TrySendError::Disconnected(PeerMsg::RaftMessage(msg))) => {
+                self.send_control(StoreMsg::RaftMessage(msg))
+            }
+            Err(_) => Err(Error::RegionNotFound(region_id)),
+        }
+    }
+
+    /// Hands a client command to its region's peer; a full mailbox answers `ServerIsBusy`.
+    pub fn send_command(&self, cmd: RaftCommand) -> std::result::Result<(), (Error, RaftCommand)> {
+        let region_id = cmd
+            .request
+            .header
+            .as_ref()
+            .map_or(0, |h| h.region_id);
+        match self
+            .inner
+            .try_send(region_id, PeerMsg::RaftCommand(Box::new(cmd)))
+        {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(PeerMsg::RaftCommand(cmd))) => Err((
+                Error::ServerIsBusy(format!("mailbox of region {region_id} is full")),
+                *cmd,
+            )),
+            Err(TrySendError::NotFound(PeerMsg::RaftCommand(cmd)))
+            | Err(TrySendError::Disconnected(PeerMsg::RaftCommand(cmd))) => {
+                Err((Error::RegionNotFound(region_id), *cmd))
+            }
+            Err(_) => unreachable!("the router returns the message it was given"),
+        }
+    }
+
+    pub fn broadcast(&self, mut make: impl FnMut() -> PeerMsg) {
+        self.inner.broadcast_normal(&mut make);
+    }
+}

@@ -1,0 +1,318 @@
+//! A running store: recovers its regions, starts the raft pollers, log writer, apply pool and
+//! workers, and stops them again.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+
+use batch_system::BatchSystem;
+use crossbeam_channel::Sender;
+use engine::{KvEngine, RaftLogEngine};
+use parking_lot::Mutex;
+use proto::raft_cmdpb::RaftCmdRequest;
+use proto::raft_serverpb::{PeerState, RaftMessage};
+use tracing::info;
+
+use crate::apply::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder, ApplyRouter};
+use crate::bootstrap;
+use crate::config::Config;
+use crate::context::PollContext;
+use crate::errors::{err_resp, Error, Result};
+use crate::fsm::peer::PeerFsm;
+use crate::fsm::store::StoreFsm;
+use crate::log_writer::{LogWriter, WriteMsg};
+use crate::msg::{Callback, PeerMsg, RaftCommand, StoreMsg, StoreTick};
+use crate::operation::read::lease::LocalReader;
+use crate::peer::storage::PeerStorage;
+use crate::peer::Peer;
+use crate::poller::RaftPollerBuilder;
+use crate::raftlog_gc::{self, GcTask};
+use crate::router::RaftRouter;
+use crate::store_meta::StoreMeta;
+use crate::ticker::Ticker;
+use crate::transport::Transport;
+
+/// One store process's raft machinery.
+pub struct Store {
+    store_id: u64,
+    kv: KvEngine,
+    raft_engine: RaftLogEngine,
+    router: RaftRouter,
+    meta: Arc<Mutex<StoreMeta>>,
+    reader: LocalReader,
+    raft_system: BatchSystem<PeerFsm, StoreFsm>,
+    apply_system: BatchSystem<ApplyFsm, ApplyControlFsm>,
+    writer: Sender<WriteMsg>,
+    threads: Vec<JoinHandle<()>>,
+    ticker: Ticker,
+    stop_store_ticks: Sender<()>,
+    gc: Option<Sender<GcTask>>,
+}
+
+fn raft_logger() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
+}
+
+fn batch_config(cfg: &Config, pool_size: usize) -> batch_system::Config {
+    batch_system::Config {
+        pool_size,
+        max_batch_size: cfg.max_batch_size,
+        mailbox_capacity: cfg.notify_capacity,
+        ..Default::default()
+    }
+}
+
+impl Store {
+    /// Starts a bootstrapped store on its engines.
+    pub fn start(
+        cfg: Config,
+        kv: KvEngine,
+        raft_engine: RaftLogEngine,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Store> {
+        cfg.validate()?;
+        let cfg = Arc::new(cfg);
+        let ident = bootstrap::load_store_ident(&kv)?.ok_or_else(|| {
+            Error::InvalidConfig(format!("data directory {:?} is not bootstrapped", kv.path()))
+        })?;
+        let store_id = ident.store_id;
+        let logger = raft_logger();
+
+        let (store_tx, store_rx) = crossbeam_channel::unbounded();
+        let (raft_router, mut raft_system) = batch_system::create_system(
+            &batch_config(&cfg, cfg.store_pool_size),
+            store_tx,
+            Box::new(StoreFsm::new(store_rx)),
+        );
+        let router = RaftRouter::new(raft_router);
+        let (apply_ctl_tx, apply_ctl_rx) = crossbeam_channel::unbounded();
+        let (apply_inner, mut apply_system) = batch_system::create_system(
+            &batch_config(&cfg, cfg.apply_pool_size),
+            apply_ctl_tx,
+            Box::new(ApplyControlFsm {
+                receiver: apply_ctl_rx,
+            }),
+        );
+        let apply_router = ApplyRouter { inner: apply_inner };
+
+        // Recover every live region.
+        let meta = Arc::new(Mutex::new(StoreMeta::new(store_id)));
+        let mut peers = Vec::new();
+        let mut applies = Vec::new();
+        for state in bootstrap::load_region_states(&kv)? {
+            if state.state() == PeerState::Tombstone {
+                continue;
+            }
+            let Some(region) = state.region else {
+                return Err(Error::Codec("region state without a region".into()));
+            };
+            let Some(me) = region.peers.iter().find(|p| p.store_id == store_id).cloned() else {
+                continue;
+            };
+            let storage = PeerStorage::load(&kv, raft_engine.clone(), region.clone())?;
+            let apply_state = storage.apply_state().clone();
+            let peer = Peer::new(&cfg, me, storage, &logger)?;
+            {
+                let mut m = meta.lock();
+                m.readers.insert(region.id, peer.read_delegate.clone());
+                m.set_region(region.clone());
+            }
+            let (tx, rx) = batch_system::mailbox_channel(cfg.notify_capacity);
+            peers.push((region.id, tx, PeerFsm::new(peer, rx)));
+            let (atx, arx) = batch_system::mailbox_channel(usize::MAX);
+            applies.push((region.id, atx, ApplyFsm::new(arx, region, apply_state)));
+        }
+        info!(store_id, regions = peers.len(), "store recovered");
+
+        for (region_id, tx, fsm) in applies {
+            apply_router
+                .inner
+                .register(region_id, batch_system::BasicMailbox::new(tx, Box::new(fsm)));
+        }
+        let mut region_ids = Vec::with_capacity(peers.len());
+        for (region_id, tx, fsm) in peers {
+            region_ids.push(region_id);
+            router
+                .inner
+                .register(region_id, batch_system::BasicMailbox::new(tx, Box::new(fsm)));
+        }
+
+        let mut threads = Vec::new();
+        let (ticker, h) = Ticker::start(router.clone(), format!("ticker-{store_id}"))
+            .map_err(engine::Error::Io)?;
+        threads.push(h);
+        let (writer_tx, writer_rx) = crossbeam_channel::unbounded();
+        threads.push(
+            LogWriter {
+                raft_engine: raft_engine.clone(),
+                router: router.clone(),
+                transport: transport.clone(),
+                size_limit: cfg.raft_write_size_limit,
+            }
+            .spawn(writer_rx, format!("log-writer-{store_id}"))
+            .map_err(engine::Error::Io)?,
+        );
+        let (gc_tx, gc_rx) = crossbeam_channel::unbounded();
+        threads.push(
+            raftlog_gc::spawn(kv.clone(), raft_engine.clone(), gc_rx, format!("raftlog-gc-{store_id}"))
+                .map_err(engine::Error::Io)?,
+        );
+
+        apply_system.spawn(
+            format!("apply-{store_id}"),
+            ApplyPollerBuilder {
+                kv: kv.clone(),
+                raft_router: router.clone(),
+                messages_per_tick: cfg.messages_per_tick,
+            },
+        );
+        let make_ctx = {
+            let (cfg, kv, raft_engine, router, apply_router, transport, writer_tx, gc_tx, meta, ticker, logger) = (
+                cfg.clone(),
+                kv.clone(),
+                raft_engine.clone(),
+                router.clone(),
+                apply_router.clone(),
+                transport.clone(),
+                writer_tx.clone(),
+                gc_tx.clone(),
+                meta.clone(),
+                ticker.clone(),
+                logger.clone(),
+            );
+            move || PollContext {
+                cfg: cfg.clone(),
+                store_id,
+                kv: kv.clone(),
+                raft_engine: raft_engine.clone(),
+                router: router.clone(),
+                apply_router: apply_router.clone(),
+                transport: transport.clone(),
+                writer: writer_tx.clone(),
+                gc: gc_tx.clone(),
+                store_meta: meta.clone(),
+                ticker: ticker.clone(),
+                logger: logger.clone(),
+                pending_ticks: Vec::new(),
+            }
+        };
+        raft_system.spawn(
+            format!("raftstore-{store_id}"),
+            RaftPollerBuilder {
+                make_ctx: Box::new(make_ctx),
+            },
+        );
+        for region_id in region_ids {
+            let _ = router.force_send(region_id, PeerMsg::Start);
+        }
+        let _ = router.send_control(StoreMsg::Start);
+        let (stop_tx, h) = spawn_store_ticks(&cfg, router.clone(), store_id)?;
+        threads.push(h);
+
+        Ok(Store {
+            store_id,
+            reader: LocalReader::new(store_id, kv.clone(), meta.clone()),
+            kv,
+            raft_engine,
+            router,
+            meta,
+            raft_system,
+            apply_system,
+            writer: writer_tx,
+            threads,
+            ticker,
+            stop_store_ticks: stop_tx,
+            gc: Some(gc_tx),
+        })
+    }
+
+    pub fn store_id(&self) -> u64 {
+        self.store_id
+    }
+
+    pub fn kv(&self) -> &KvEngine {
+        &self.kv
+    }
+
+    pub fn raft_engine(&self) -> &RaftLogEngine {
+        &self.raft_engine
+    }
+
+    pub fn router(&self) -> &RaftRouter {
+        &self.router
+    }
+
+    pub fn meta(&self) -> &Arc<Mutex<StoreMeta>> {
+        &self.meta
+    }
+
+    /// Submits a command: lease reads are answered on this thread, everything else goes to
+    /// the region's peer. The callback is always invoked exactly once (or dropped when the
+    /// store stops).
+    pub fn propose(&self, request: RaftCmdRequest, callback: Callback) {
+        if crate::util::is_read_only(&request) {
+            if let Some(resp) = self.reader.try_read(&request) {
+                callback.invoke(resp);
+                return;
+            }
+        }
+        if let Err((e, cmd)) = self.router.send_command(RaftCommand::new(request, callback)) {
+            cmd.callback.invoke_with(err_resp(e, 0));
+        }
+    }
+
+    /// Delivers a raft message from another store.
+    pub fn on_raft_message(&self, msg: RaftMessage) -> Result<()> {
+        self.router.send_raft_message(msg)
+    }
+
+    /// Stops every thread; the engines stay on disk for a restart.
+    pub fn stop(mut self) {
+        info!(store_id = self.store_id, "stopping store");
+        let _ = self.stop_store_ticks.send(());
+        self.ticker.stop();
+        self.raft_system.shutdown();
+        let _ = self.writer.send(WriteMsg::Shutdown);
+        self.apply_system.shutdown();
+        self.gc.take();
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Sends the store FSM its periodic ticks until told to stop.
+fn spawn_store_ticks(
+    cfg: &Config,
+    router: RaftRouter,
+    store_id: u64,
+) -> Result<(Sender<()>, JoinHandle<()>)> {
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    let heartbeat = cfg.store_heartbeat_interval;
+    let purge_every = (cfg.raft_engine_purge_interval.as_millis()
+        / heartbeat.as_millis().max(1))
+    .max(1) as u64;
+    let h = std::thread::Builder::new()
+        .name(format!("store-ticks-{store_id}"))
+        .spawn(move || {
+            let mut n: u64 = 0;
+            loop {
+                match stop_rx.recv_timeout(heartbeat) {
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                n += 1;
+                if router
+                    .send_control(StoreMsg::Tick(StoreTick::StoreHeartbeat))
+                    .is_err()
+                {
+                    return;
+                }
+                if n % purge_every == 0 {
+                    let _ = router.send_control(StoreMsg::Tick(StoreTick::PurgeRaftLog));
+                }
+            }
+        })
+        .map_err(engine::Error::Io)?;
+    Ok((stop_tx, h))
+}

@@ -1,0 +1,240 @@
+//! The metadata every peer of a store shares: which region owns which key range, and the read
+//! delegates that let lease reads bypass the raft pollers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound::{Excluded, Unbounded};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use proto::metapb::Region;
+
+/// Monotonic nanoseconds since the process's first call; shared by all lease holders.
+pub fn monotonic_nanos(at: Instant) -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    let origin = *ORIGIN.get_or_init(|| Instant::now() - Duration::from_secs(1));
+    at.saturating_duration_since(origin).as_nanos() as u64
+}
+
+/// A leader lease readable without locks from any thread.
+#[derive(Debug, Default)]
+pub struct RemoteLease {
+    expire_nanos: AtomicU64,
+    term: AtomicU64,
+}
+
+impl RemoteLease {
+    pub fn renew(&self, bound: Instant, term: u64) {
+        self.term.store(term, Ordering::Release);
+        self.expire_nanos
+            .store(monotonic_nanos(bound), Ordering::Release);
+    }
+
+    pub fn expire(&self) {
+        self.expire_nanos.store(0, Ordering::Release);
+    }
+
+    /// True while `now` is inside a lease granted in `term`.
+    pub fn is_valid(&self, term: u64, now: Instant) -> bool {
+        self.term.load(Ordering::Acquire) == term
+            && monotonic_nanos(now) < self.expire_nanos.load(Ordering::Acquire)
+    }
+}
+
+/// What a lease read needs to know about a region's local peer.
+#[derive(Debug)]
+pub struct ReadDelegate {
+    pub region_id: u64,
+    pub peer_id: u64,
+    region: RwLock<Arc<Region>>,
+    term: AtomicU64,
+    applied_term: AtomicU64,
+    pub lease: RemoteLease,
+}
+
+impl ReadDelegate {
+    pub fn new(region: Region, peer_id: u64) -> ReadDelegate {
+        ReadDelegate {
+            region_id: region.id,
+            peer_id,
+            region: RwLock::new(Arc::new(region)),
+            term: AtomicU64::new(0),
+            applied_term: AtomicU64::new(0),
+            lease: RemoteLease::default(),
+        }
+    }
+
+    pub fn region(&self) -> Arc<Region> {
+        self.region.read().clone()
+    }
+
+    pub fn set_region(&self, region: Region) {
+        *self.region.write() = Arc::new(region);
+    }
+
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+
+    pub fn set_term(&self, term: u64) {
+        self.term.store(term, Ordering::Release);
+    }
+
+    pub fn applied_term(&self) -> u64 {
+        self.applied_term.load(Ordering::Acquire)
+    }
+
+    pub fn set_applied_term(&self, term: u64) {
+        self.applied_term.store(term, Ordering::Release);
+    }
+
+    /// A local read is safe only for a leader holding a lease in its current term that has
+    /// applied an entry of that term (so it has seen every write committed before it).
+    pub fn can_read_locally(&self, now: Instant) -> bool {
+        let term = self.term();
+        term != 0 && self.applied_term() == term && self.lease.is_valid(term, now)
+    }
+}
+
+/// Shared by all peers of a store, behind one lock.
+#[derive(Debug, Default)]
+pub struct StoreMeta {
+    pub store_id: u64,
+    /// Encoded end key (data key space) -> region id, for initialized regions.
+    region_ranges: BTreeMap<Vec<u8>, u64>,
+    regions: HashMap<u64, Region>,
+    pub readers: HashMap<u64, Arc<ReadDelegate>>,
+}
+
+impl StoreMeta {
+    pub fn new(store_id: u64) -> StoreMeta {
+        StoreMeta {
+            store_id,
+            ..Default::default()
+        }
+    }
+
+    pub fn region(&self, region_id: u64) -> Option<&Region> {
+        self.regions.get(&region_id)
+    }
+
+    pub fn regions(&self) -> impl Iterator<Item = &Region> {
+        self.regions.values()
+    }
+
+    pub fn region_count(&self) -> usize {
+        self.regions.len()
+    }
+
+    /// Records a region and its range, replacing an older version of it.
+    pub fn set_region(&mut self, region: Region) {
+        if let Some(old) = self.regions.get(&region.id) {
+            let old_end = keys::enc_end_key(&old.end_key);
+            if self.region_ranges.get(&old_end) == Some(&region.id) {
+                self.region_ranges.remove(&old_end);
+            }
+        }
+        self.region_ranges
+            .insert(keys::enc_end_key(&region.end_key), region.id);
+        if let Some(reader) = self.readers.get(&region.id) {
+            reader.set_region(region.clone());
+        }
+        self.regions.insert(region.id, region);
+    }
+
+    pub fn remove_region(&mut self, region_id: u64) -> Option<Region> {
+        let region = self.regions.remove(&region_id)?;
+        let end = keys::enc_end_key(&region.end_key);
+        if self.region_ranges.get(&end) == Some(&region_id) {
+            self.region_ranges.remove(&end);
+        }
+        self.readers.remove(&region_id);
+        Some(region)
+    }
+
+    /// The region whose range holds the user key `key`.
+    pub fn search_region(&self, key: &[u8]) -> Option<&Region> {
+        let data_key = keys::data_key(key);
+        let (_, id) = self
+            .region_ranges
+            .range((Excluded(data_key.clone()), Unbounded))
+            .next()?;
+        let region = self.regions.get(id)?;
+        (keys::enc_start_key(&region.start_key) <= data_key).then_some(region)
+    }
+
+    /// Ids of local regions overlapping the user key range `[start, end)` (empty end = +inf).
+    pub fn overlapping_regions(&self, start: &[u8], end: &[u8]) -> Vec<u64> {
+        let enc_start = keys::enc_start_key(start);
+        let enc_end = keys::enc_end_key(end);
+        let mut ids = Vec::new();
+        for (_, id) in self
+            .region_ranges
+            .range((Excluded(enc_start), Unbounded))
+        {
+            let Some(region) = self.regions.get(id) else {
+                continue;
+            };
+            if keys::enc_start_key(&region.start_key) >= enc_end {
+                break;
+            }
+            ids.push(*id);
+        }
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(id: u64, start: &[u8], end: &[u8]) -> Region {
+        Region {
+            id,
+            start_key: start.to_vec(),
+            end_key: end.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn search_and_overlap() {
+        let mut meta = StoreMeta::new(1);
+        meta.set_region(region(1, b"", b"b"));
+        meta.set_region(region(2, b"b", b"d"));
+        meta.set_region(region(3, b"d", b""));
+        assert_eq!(meta.search_region(b"a").unwrap().id, 1);
+        assert_eq!(meta.search_region(b"b").unwrap().id, 2);
+        assert_eq!(meta.search_region(b"c").unwrap().id, 2);
+        assert_eq!(meta.search_region(b"zzz").unwrap().id, 3);
+        assert_eq!(meta.overlapping_regions(b"a", b"c"), vec![1, 2]);
+        assert_eq!(meta.overlapping_regions(b"d", b""), vec![3]);
+        assert!(meta.overlapping_regions(b"b", b"b\0").contains(&2));
+        meta.remove_region(2);
+        assert!(meta.search_region(b"c").is_none());
+    }
+
+    #[test]
+    fn shrinking_a_region_moves_its_range() {
+        let mut meta = StoreMeta::new(1);
+        meta.set_region(region(1, b"", b""));
+        meta.set_region(region(1, b"", b"m"));
+        meta.set_region(region(2, b"m", b""));
+        assert_eq!(meta.search_region(b"a").unwrap().id, 1);
+        assert_eq!(meta.search_region(b"x").unwrap().id, 2);
+    }
+
+    #[test]
+    fn lease_validity_follows_term_and_time() {
+        let lease = RemoteLease::default();
+        let now = Instant::now();
+        assert!(!lease.is_valid(1, now));
+        lease.renew(now + Duration::from_secs(5), 1);
+        assert!(lease.is_valid(1, now));
+        assert!(!lease.is_valid(2, now));
+        assert!(!lease.is_valid(1, now + Duration::from_secs(6)));
+        lease.expire();
+        assert!(!lease.is_valid(1, now));
+    }
+}
