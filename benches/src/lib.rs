@@ -55,7 +55,12 @@ pub fn cpu_time() -> Duration {
     // Fields after the command name (which may contain spaces) start after ')'.
     let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of the stat line (12 and 13 after the name).
     let total = ticks(11) + ticks(12);
     Duration::from_secs_f64(total as f64 / 100.0)

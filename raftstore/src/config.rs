@@ -121,7 +121,9 @@ impl Config {
         }
         // The lease must end before another peer can win an election, with a tick to spare
         // for clock drift between stores.
-        let max_lease = self.election_timeout().saturating_sub(self.raft_base_tick_interval);
+        let max_lease = self
+            .election_timeout()
+            .saturating_sub(self.raft_base_tick_interval);
         if self.raft_store_max_leader_lease > max_lease {
             return bad(format!(
                 "raft-store-max-leader-lease {:?} must be <= election timeout - 1 tick ({:?})",

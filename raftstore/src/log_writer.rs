@@ -13,7 +13,9 @@ use proto::eraftpb::Entry;
 use proto::raft_serverpb::{RaftLocalState, RaftMessage};
 use tracing::error;
 
-use crate::metrics::{LOG_WRITER_DURATION, LOG_WRITER_ENTRIES, LOG_WRITER_FSYNCS, LOG_WRITER_TASKS};
+use crate::metrics::{
+    LOG_WRITER_DURATION, LOG_WRITER_ENTRIES, LOG_WRITER_FSYNCS, LOG_WRITER_TASKS,
+};
 use crate::msg::PeerMsg;
 use crate::router::RaftRouter;
 use crate::transport::Transport;
@@ -44,7 +46,11 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    pub fn spawn(self, receiver: Receiver<WriteMsg>, name: String) -> std::io::Result<JoinHandle<()>> {
+    pub fn spawn(
+        self,
+        receiver: Receiver<WriteMsg>,
+        name: String,
+    ) -> std::io::Result<JoinHandle<()>> {
         std::thread::Builder::new()
             .name(name)
             .spawn(move || self.run(receiver))
@@ -58,19 +64,18 @@ impl LogWriter {
             };
             let mut shutdown = false;
             let mut bytes = 0usize;
-            let mut push = |msg: WriteMsg, tasks: &mut Vec<WriteTask>| match msg {
-                WriteMsg::Task(t) => {
-                    bytes += t.entries.iter().map(|e| e.data.len() + 32).sum::<usize>();
-                    tasks.push(t);
-                }
-                WriteMsg::Shutdown => shutdown = true,
-            };
-            push(first, &mut tasks);
+            let mut next = Some(first);
             // Whatever queued up during the previous fsync joins this one.
-            while bytes < self.size_limit {
-                match receiver.try_recv() {
-                    Ok(msg) => push(msg, &mut tasks),
-                    Err(_) => break,
+            while let Some(msg) = next.take() {
+                match msg {
+                    WriteMsg::Task(t) => {
+                        bytes += t.entries.iter().map(|e| e.data.len() + 32).sum::<usize>();
+                        tasks.push(t);
+                    }
+                    WriteMsg::Shutdown => shutdown = true,
+                }
+                if bytes < self.size_limit {
+                    next = receiver.try_recv().ok();
                 }
             }
             self.write(&mut tasks);

@@ -6,9 +6,11 @@ use prometheus::{
 };
 
 lazy_static! {
-    pub static ref PROPOSALS: IntCounter =
-        register_int_counter!("shoal_raftstore_proposals_total", "Commands proposed to raft")
-            .expect("metric registers once");
+    pub static ref PROPOSALS: IntCounter = register_int_counter!(
+        "shoal_raftstore_proposals_total",
+        "Commands proposed to raft"
+    )
+    .expect("metric registers once");
     pub static ref RAFT_DROPPED_MESSAGES: IntCounter = register_int_counter!(
         "shoal_raftstore_dropped_raft_messages_total",
         "Raft messages dropped as invalid or stale"

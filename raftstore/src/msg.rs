@@ -64,7 +64,11 @@ impl Callback {
 
 impl fmt::Debug for Callback {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Callback({})", if self.0.is_some() { "set" } else { "none" })
+        write!(
+            f,
+            "Callback({})",
+            if self.0.is_some() { "set" } else { "none" }
+        )
     }
 }
 
@@ -145,6 +149,8 @@ pub enum StoreMsg {
     RaftMessage(Box<RaftMessage>),
     Tick(StoreTick),
     /// Another store's liveness ping.
-    StoreHeartbeat { from_store: u64 },
+    StoreHeartbeat {
+        from_store: u64,
+    },
     Start,
 }

@@ -60,11 +60,7 @@ impl RaftRouter {
 
     /// Hands a client command to its region's peer; a full mailbox answers `ServerIsBusy`.
     pub fn send_command(&self, cmd: RaftCommand) -> std::result::Result<(), (Error, RaftCommand)> {
-        let region_id = cmd
-            .request
-            .header
-            .as_ref()
-            .map_or(0, |h| h.region_id);
+        let region_id = cmd.request.header.as_ref().map_or(0, |h| h.region_id);
         match self
             .inner
             .try_send(region_id, PeerMsg::RaftCommand(Box::new(cmd)))

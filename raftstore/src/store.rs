@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-
 use batch_system::BatchSystem;
 use crossbeam_channel::Sender;
 use engine::{KvEngine, RaftLogEngine};
@@ -73,7 +72,10 @@ impl Store {
         cfg.validate()?;
         let cfg = Arc::new(cfg);
         let ident = bootstrap::load_store_ident(&kv)?.ok_or_else(|| {
-            Error::InvalidConfig(format!("data directory {:?} is not bootstrapped", kv.path()))
+            Error::InvalidConfig(format!(
+                "data directory {:?} is not bootstrapped",
+                kv.path()
+            ))
         })?;
         let store_id = ident.store_id;
         let logger = raft_logger();
@@ -106,7 +108,12 @@ impl Store {
             let Some(region) = state.region else {
                 return Err(Error::Codec("region state without a region".into()));
             };
-            let Some(me) = region.peers.iter().find(|p| p.store_id == store_id).cloned() else {
+            let Some(me) = region
+                .peers
+                .iter()
+                .find(|p| p.store_id == store_id)
+                .cloned()
+            else {
                 continue;
             };
             let storage = PeerStorage::load(&kv, raft_engine.clone(), region.clone())?;
@@ -125,16 +132,18 @@ impl Store {
         info!(store_id, regions = peers.len(), "store recovered");
 
         for (region_id, tx, fsm) in applies {
-            apply_router
-                .inner
-                .register(region_id, batch_system::BasicMailbox::new(tx, Box::new(fsm)));
+            apply_router.inner.register(
+                region_id,
+                batch_system::BasicMailbox::new(tx, Box::new(fsm)),
+            );
         }
         let mut region_ids = Vec::with_capacity(peers.len());
         for (region_id, tx, fsm) in peers {
             region_ids.push(region_id);
-            router
-                .inner
-                .register(region_id, batch_system::BasicMailbox::new(tx, Box::new(fsm)));
+            router.inner.register(
+                region_id,
+                batch_system::BasicMailbox::new(tx, Box::new(fsm)),
+            );
         }
 
         let mut threads = Vec::new();
@@ -154,8 +163,13 @@ impl Store {
         );
         let (gc_tx, gc_rx) = crossbeam_channel::unbounded();
         threads.push(
-            raftlog_gc::spawn(kv.clone(), raft_engine.clone(), gc_rx, format!("raftlog-gc-{store_id}"))
-                .map_err(engine::Error::Io)?,
+            raftlog_gc::spawn(
+                kv.clone(),
+                raft_engine.clone(),
+                gc_rx,
+                format!("raftlog-gc-{store_id}"),
+            )
+            .map_err(engine::Error::Io)?,
         );
 
         apply_system.spawn(
@@ -167,7 +181,19 @@ impl Store {
             },
         );
         let make_ctx = {
-            let (cfg, kv, raft_engine, router, apply_router, transport, writer_tx, gc_tx, meta, ticker, logger) = (
+            let (
+                cfg,
+                kv,
+                raft_engine,
+                router,
+                apply_router,
+                transport,
+                writer_tx,
+                gc_tx,
+                meta,
+                ticker,
+                logger,
+            ) = (
                 cfg.clone(),
                 kv.clone(),
                 raft_engine.clone(),
@@ -256,7 +282,10 @@ impl Store {
                 return;
             }
         }
-        if let Err((e, cmd)) = self.router.send_command(RaftCommand::new(request, callback)) {
+        if let Err((e, cmd)) = self
+            .router
+            .send_command(RaftCommand::new(request, callback))
+        {
             cmd.callback.invoke_with(err_resp(e, 0));
         }
     }
@@ -289,9 +318,8 @@ fn spawn_store_ticks(
 ) -> Result<(Sender<()>, JoinHandle<()>)> {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     let heartbeat = cfg.store_heartbeat_interval;
-    let purge_every = (cfg.raft_engine_purge_interval.as_millis()
-        / heartbeat.as_millis().max(1))
-    .max(1) as u64;
+    let purge_every =
+        (cfg.raft_engine_purge_interval.as_millis() / heartbeat.as_millis().max(1)).max(1) as u64;
     let h = std::thread::Builder::new()
         .name(format!("store-ticks-{store_id}"))
         .spawn(move || {

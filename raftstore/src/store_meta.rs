@@ -169,10 +169,7 @@ impl StoreMeta {
         let enc_start = keys::enc_start_key(start);
         let enc_end = keys::enc_end_key(end);
         let mut ids = Vec::new();
-        for (_, id) in self
-            .region_ranges
-            .range((Excluded(enc_start), Unbounded))
-        {
+        for (_, id) in self.region_ranges.range((Excluded(enc_start), Unbounded)) {
             let Some(region) = self.regions.get(id) else {
                 continue;
             };

@@ -122,7 +122,9 @@ pub fn cf_or_default(cf: &str) -> Result<&str> {
     match cf {
         "" => Ok(engine::CF_DEFAULT),
         engine::CF_DEFAULT | engine::CF_LOCK | engine::CF_WRITE => Ok(cf),
-        other => Err(Error::InvalidRequest(format!("unknown column family {other:?}"))),
+        other => Err(Error::InvalidRequest(format!(
+            "unknown column family {other:?}"
+        ))),
     }
 }
 
@@ -149,7 +151,10 @@ mod tests {
         let r = region();
         assert!(check_key_in_region(b"b", &r).is_ok());
         assert!(check_key_in_region(b"c", &r).is_ok());
-        assert!(matches!(check_key_in_region(b"d", &r), Err(Error::KeyNotInRegion { .. })));
+        assert!(matches!(
+            check_key_in_region(b"d", &r),
+            Err(Error::KeyNotInRegion { .. })
+        ));
         assert!(check_key_in_region(b"a", &r).is_err());
     }
 

@@ -19,10 +19,15 @@ fn main() {
         ..Config::default()
     };
     let mut cluster = Cluster::with_config(3, cfg);
-    let split_keys: Vec<Vec<u8>> = (1..regions).map(|i| format!("k{i:06}").into_bytes()).collect();
+    let split_keys: Vec<Vec<u8>> = (1..regions)
+        .map(|i| format!("k{i:06}").into_bytes())
+        .collect();
     let t = Instant::now();
     cluster.bootstrap(&split_keys);
-    println!("bootstrapped {regions} regions in {:.1}s", t.elapsed().as_secs_f64());
+    println!(
+        "bootstrapped {regions} regions in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     cluster.start();
     println!("started in {:.1}s", t.elapsed().as_secs_f64());

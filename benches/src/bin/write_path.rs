@@ -23,7 +23,9 @@ fn run(regions: usize, writers: usize, secs: u64) {
         ..Config::for_tests()
     };
     let mut cluster = Cluster::with_config(3, cfg);
-    let split_keys: Vec<Vec<u8>> = (1..regions).map(|i| format!("k{i:04}").into_bytes()).collect();
+    let split_keys: Vec<Vec<u8>> = (1..regions)
+        .map(|i| format!("k{i:04}").into_bytes())
+        .collect();
     cluster.bootstrap(&split_keys);
     cluster.start();
     for r in 1..=regions as u64 {
@@ -47,7 +49,12 @@ fn run(regions: usize, writers: usize, secs: u64) {
                     let key = format!("k{region:04}-{w}-{i}").into_bytes();
                     let t = Instant::now();
                     if cluster
-                        .request(&key, vec![put_request(&key, &value)], false, Duration::from_secs(10))
+                        .request(
+                            &key,
+                            vec![put_request(&key, &value)],
+                            false,
+                            Duration::from_secs(10),
+                        )
                         .is_ok()
                     {
                         local.push(t.elapsed());

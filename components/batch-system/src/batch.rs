@@ -321,4 +321,3 @@ pub fn create_system<N: Fsm, C: Fsm>(
     };
     (router, system)
 }
-

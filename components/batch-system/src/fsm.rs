@@ -114,7 +114,10 @@ mod tests {
         let drops = Arc::new(AtomicUsize::new(0));
         let state = FsmState::new(Box::new(Counted(drops.clone())));
         let fsm = state.take_fsm().expect("idle fsm is taken");
-        assert!(state.take_fsm().is_none(), "a taken fsm cannot be taken twice");
+        assert!(
+            state.take_fsm().is_none(),
+            "a taken fsm cannot be taken twice"
+        );
         state.release(fsm);
         assert!(state.take_fsm().is_some_and(|f| {
             state.release(f);

@@ -1,7 +1,9 @@
 //! Batch-system metrics, updated once per round.
 
 use lazy_static::lazy_static;
-use prometheus::{exponential_buckets, register_histogram, register_int_counter, Histogram, IntCounter};
+use prometheus::{
+    exponential_buckets, register_histogram, register_int_counter, Histogram, IntCounter,
+};
 
 lazy_static! {
     pub static ref POLL_ROUNDS: IntCounter =

@@ -104,7 +104,11 @@ impl KvEngine {
         self.db.get_cf(handle, key).map_err(|e| self.err(e))
     }
 
-    pub fn get_msg_cf<M: prost::Message + Default>(&self, cf: &str, key: &[u8]) -> Result<Option<M>> {
+    pub fn get_msg_cf<M: prost::Message + Default>(
+        &self,
+        cf: &str,
+        key: &[u8],
+    ) -> Result<Option<M>> {
         match self.get_value_cf(cf, key)? {
             None => Ok(None),
             Some(v) => M::decode(v.as_slice())

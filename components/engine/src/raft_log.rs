@@ -43,10 +43,48 @@ impl RaftLogEngine {
             ..Default::default()
         };
         let engine = Engine::open(cfg).map_err(|e| open_error(dir, e))?;
-        Ok(RaftLogEngine {
+        let engine = RaftLogEngine {
             engine: Arc::new(engine),
             path: Arc::new(dir.to_path_buf()),
-        })
+        };
+        engine.verify_entries()?;
+        Ok(engine)
+    }
+
+    /// Reads every live entry once: entry data is checksummed but only checked when read, and
+    /// a store must refuse to start on a damaged log rather than fail when a follower needs it.
+    fn verify_entries(&self) -> Result<()> {
+        const CHUNK: usize = 8 * 1024 * 1024;
+        let mut buf = Vec::new();
+        for region_id in self.engine.raft_groups() {
+            let (Some(first), Some(last)) =
+                (self.first_index(region_id), self.last_index(region_id))
+            else {
+                continue;
+            };
+            let mut next = first;
+            while next <= last {
+                buf.clear();
+                match self.engine.fetch_entries_to::<EntryExt>(
+                    region_id,
+                    next,
+                    last + 1,
+                    Some(CHUNK),
+                    &mut buf,
+                ) {
+                    Ok(n) if n > 0 => next += n as u64,
+                    Ok(_) => break,
+                    Err(e) => {
+                        let detail = format!("region {region_id} entry {next}: {e}");
+                        return Err(Error::Corruption {
+                            path: suspect_file(&self.path, None),
+                            detail,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -171,33 +209,62 @@ impl RaftLogBatch {
 /// An open failure; for corruption, find the damaged file by reading each one.
 fn open_error(dir: &Path, e: raft_engine::Error) -> Error {
     let msg = e.to_string();
-    if !matches!(e, raft_engine::Error::Corruption(_) | raft_engine::Error::Codec(_)) {
+    if !matches!(
+        e,
+        raft_engine::Error::Corruption(_) | raft_engine::Error::Codec(_)
+    ) {
         return Error::RaftEngine {
             path: dir.to_path_buf(),
             msg,
         };
     }
+    let files = log_files(dir);
+    for file in &files {
+        let damaged = match Engine::dump(file) {
+            Err(_) => true,
+            Ok(reader) => reader.into_iter().any(|item| item.is_err()),
+        };
+        if damaged {
+            return Error::Corruption {
+                path: file.clone(),
+                detail: msg,
+            };
+        }
+    }
+    Error::Corruption {
+        path: suspect_file(dir, Some(files)),
+        detail: msg,
+    }
+}
+
+/// The log file to blame when the damaged one cannot be pinned down: the only file if there
+/// is one, otherwise the directory.
+fn suspect_file(dir: &Path, files: Option<Vec<PathBuf>>) -> PathBuf {
+    let files = files.unwrap_or_else(|| log_files(dir));
+    // The rewrite queue only fills when old files are compacted away; blame the append queue.
+    let appended: Vec<&PathBuf> = files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "raftlog"))
+        .collect();
+    match appended.as_slice() {
+        [only] => (*only).clone(),
+        _ => dir.to_path_buf(),
+    }
+}
+
+fn log_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "raftlog" || x == "rewrite"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "raftlog" || x == "rewrite")
+        })
         .collect();
     files.sort();
-    for file in files {
-        let damaged = match Engine::dump(&file) {
-            Err(_) => true,
-            Ok(reader) => reader.into_iter().any(|item| item.is_err()),
-        };
-        if damaged {
-            return Error::Corruption { path: file, detail: msg };
-        }
-    }
-    Error::Corruption {
-        path: dir.to_path_buf(),
-        detail: msg,
-    }
+    files
 }
 
 #[cfg(test)]
@@ -218,13 +285,23 @@ mod tests {
         {
             let log = RaftLogEngine::open(dir.path()).unwrap();
             let mut b = RaftLogBatch::new();
-            b.append(1, (1..=10).map(|i| entry(i, 1, b"x")).collect()).unwrap();
-            b.put_raft_state(1, &RaftLocalState { term: 1, vote: 2, commit: 8, last_index: 10 })
+            b.append(1, (1..=10).map(|i| entry(i, 1, b"x")).collect())
                 .unwrap();
+            b.put_raft_state(
+                1,
+                &RaftLocalState {
+                    term: 1,
+                    vote: 2,
+                    commit: 8,
+                    last_index: 10,
+                },
+            )
+            .unwrap();
             log.write(&mut b, true).unwrap();
             // A conflicting suffix from index 8 replaces 8..=10.
             let mut b = RaftLogBatch::new();
-            b.append(1, vec![entry(8, 2, b"y"), entry(9, 2, b"y")]).unwrap();
+            b.append(1, vec![entry(8, 2, b"y"), entry(9, 2, b"y")])
+                .unwrap();
             log.write(&mut b, true).unwrap();
             assert_eq!(log.last_index(1), Some(9));
             assert_eq!(log.entry(1, 8).unwrap().unwrap().term, 2);

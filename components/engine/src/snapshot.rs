@@ -48,7 +48,11 @@ impl KvSnapshot {
             .map_err(|e| rocks_error(&self.inner.path, e))
     }
 
-    pub fn get_msg_cf<M: prost::Message + Default>(&self, cf: &str, key: &[u8]) -> Result<Option<M>> {
+    pub fn get_msg_cf<M: prost::Message + Default>(
+        &self,
+        cf: &str,
+        key: &[u8],
+    ) -> Result<Option<M>> {
         match self.get_value_cf(cf, key)? {
             None => Ok(None),
             Some(v) => M::decode(v.as_slice())
@@ -66,7 +70,10 @@ impl KvSnapshot {
         f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let handle = self.cf(cf)?;
-        let iter = self.inner.snap.raw_iterator_cf_opt(handle, bounded(start, end));
+        let iter = self
+            .inner
+            .snap
+            .raw_iterator_cf_opt(handle, bounded(start, end));
         scan_raw(iter, false, &self.inner.path, f)
     }
 
@@ -78,7 +85,10 @@ impl KvSnapshot {
         f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let handle = self.cf(cf)?;
-        let iter = self.inner.snap.raw_iterator_cf_opt(handle, bounded(start, end));
+        let iter = self
+            .inner
+            .snap
+            .raw_iterator_cf_opt(handle, bounded(start, end));
         scan_raw(iter, true, &self.inner.path, f)
     }
 }

@@ -8,9 +8,20 @@ use crate::kv::KvEngine;
 use crate::ALL_CFS;
 
 enum Op {
-    Put { cf: usize, key: Vec<u8>, value: Vec<u8> },
-    Delete { cf: usize, key: Vec<u8> },
-    DeleteRange { cf: usize, start: Vec<u8>, end: Vec<u8> },
+    Put {
+        cf: usize,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        cf: usize,
+        key: Vec<u8>,
+    },
+    DeleteRange {
+        cf: usize,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
 }
 
 /// Writes collected in order and applied atomically by `KvEngine::write`.

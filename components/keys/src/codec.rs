@@ -43,10 +43,7 @@ pub fn decode_bytes(encoded: &[u8]) -> Result<(Vec<u8>, usize), KeyError> {
         at += GROUP + 1;
         if pad != 0 {
             if group[real..GROUP].iter().any(|b| *b != PAD) {
-                return Err(KeyError::BadMarker {
-                    marker,
-                    at: at - 1,
-                });
+                return Err(KeyError::BadMarker { marker, at: at - 1 });
             }
             return Ok((out, at));
         }
@@ -58,7 +55,13 @@ mod tests {
     use super::*;
 
     fn samples() -> Vec<Vec<u8>> {
-        let mut keys = vec![vec![], vec![0], vec![0xff], b"a".to_vec(), b"abcdefgh".to_vec()];
+        let mut keys = vec![
+            vec![],
+            vec![0],
+            vec![0xff],
+            b"a".to_vec(),
+            b"abcdefgh".to_vec(),
+        ];
         // Deterministic pseudo-random keys of many lengths.
         let mut x: u64 = 0x9e3779b97f4a7c15;
         for len in 0..40 {
@@ -97,7 +100,11 @@ mod tests {
         let keys = samples();
         for a in &keys {
             for b in &keys {
-                assert_eq!(a.cmp(b), encode_bytes(a).cmp(&encode_bytes(b)), "{a:?} vs {b:?}");
+                assert_eq!(
+                    a.cmp(b),
+                    encode_bytes(a).cmp(&encode_bytes(b)),
+                    "{a:?} vs {b:?}"
+                );
             }
         }
     }
@@ -108,7 +115,10 @@ mod tests {
         let mut bad = encode_bytes(b"abc");
         let last = bad.len() - 1;
         bad[last] = 0x10;
-        assert!(matches!(decode_bytes(&bad), Err(KeyError::BadMarker { .. })));
+        assert!(matches!(
+            decode_bytes(&bad),
+            Err(KeyError::BadMarker { .. })
+        ));
         let mut bad_pad = encode_bytes(b"abc");
         bad_pad[5] = 1;
         assert!(decode_bytes(&bad_pad).is_err());

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::{KvEngine, RaftLogEngine, CF_DEFAULT};
+use proto::errorpb;
 use proto::metapb::{Peer, Region, RegionEpoch};
 use proto::raft_cmdpb::{
     CmdType, DeleteRequest, GetRequest, PutRequest, RaftCmdRequest, RaftCmdResponse,
     RaftRequestHeader, Request,
 };
-use proto::errorpb;
 use raftstore::{Callback, CmdResponse, Config, Store};
 use tempfile::TempDir;
 
@@ -144,7 +144,10 @@ impl Cluster {
     }
 
     pub fn try_start_store(&mut self, store_id: u64) -> raftstore::Result<()> {
-        assert!(!self.stores.contains_key(&store_id), "store {store_id} already runs");
+        assert!(
+            !self.stores.contains_key(&store_id),
+            "store {store_id} already runs"
+        );
         let (kv, raft) = self.open_engines(store_id)?;
         let store = Store::start(self.cfg.clone(), kv, raft, self.transport.clone())?;
         self.transport.register(store_id, store.router().clone());
@@ -314,7 +317,12 @@ impl Cluster {
         let mut last = RequestError::Timeout;
         while Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.request_once(key, requests.clone(), read_quorum, left.min(Duration::from_secs(2))) {
+            match self.request_once(
+                key,
+                requests.clone(),
+                read_quorum,
+                left.min(Duration::from_secs(2)),
+            ) {
                 Ok(r) => return Ok(r),
                 Err(e) => {
                     last = e;

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use parking_lot::{Mutex, RwLock};
-use protobuf::Message as _;
 use proto::eraftpb::{self, MessageType};
 use proto::raft_serverpb::RaftMessage;
-use rand::{Rng, SeedableRng};
+use protobuf::Message as _;
 use raftstore::router::RaftRouter;
 use raftstore::Transport;
+use rand::{Rng, SeedableRng};
 
 /// What a filter decides for one message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,4 +253,3 @@ impl Drop for SimTransport {
         self.delayed.get_mut().take();
     }
 }
-

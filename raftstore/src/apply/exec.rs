@@ -29,21 +29,33 @@ pub fn apply_entry(
             // A new leader's empty entry: nothing to apply.
             Ok((RaftCmdResponse::default(), None))
         }
-        EntryType::EntryNormal => match RaftCmdRequest::decode(entry.data.as_slice()) {
+        EntryType::EntryNormal => match RaftCmdRequest::decode(&entry.data[..]) {
             Ok(req) => exec_command(wb, region, apply_state, &req, term),
             Err(e) => {
-                error!(region_id = region.id, index = entry.index, "undecodable entry: {e}");
+                error!(
+                    region_id = region.id,
+                    index = entry.index,
+                    "undecodable entry: {e}"
+                );
                 Err(Error::Codec(e.to_string()))
             }
         },
         other => {
-            warn!(region_id = region.id, index = entry.index, "unsupported entry type {other:?}");
-            Err(Error::InvalidRequest(format!("unsupported entry type {other:?}")))
+            warn!(
+                region_id = region.id,
+                index = entry.index,
+                "unsupported entry type {other:?}"
+            );
+            Err(Error::InvalidRequest(format!(
+                "unsupported entry type {other:?}"
+            )))
         }
     };
     match outcome {
         Ok((mut resp, res)) => {
-            resp.header.get_or_insert_with(Default::default).current_term = term;
+            resp.header
+                .get_or_insert_with(Default::default)
+                .current_term = term;
             (resp, res)
         }
         Err(e) => (err_resp(e, term), None),
@@ -105,7 +117,10 @@ fn exec_writes(wb: &mut KvWriteBatch, region: &Region, reqs: &[Request]) -> Resu
                 resp.delete = Some(DeleteResponse {});
             }
             CmdType::DeleteRange => {
-                let dr = r.delete_range.as_ref().ok_or_else(|| missing("delete range"))?;
+                let dr = r
+                    .delete_range
+                    .as_ref()
+                    .ok_or_else(|| missing("delete range"))?;
                 let cf = util::cf_or_default(&dr.cf)?;
                 // Clip to the region so a range can never touch a neighbour's data.
                 let start = keys::data_key(dr.start_key.as_slice().max(&region.start_key));

@@ -24,7 +24,9 @@ impl Peer {
         let mut newest_own: Option<Instant> = None;
         for e in &entries {
             let matched = self.proposals.find(e.term, e.index, |stale| {
-                stale.callback.invoke_with(err_resp(Error::StaleCommand, term));
+                stale
+                    .callback
+                    .invoke_with(err_resp(Error::StaleCommand, term));
             });
             if let Matched::Found(p) = matched {
                 if is_leader && p.term == term {

@@ -15,7 +15,11 @@ impl Peer {
     /// Starts the raft clock again if it was stopped.
     pub fn wake_up(&mut self, ctx: &mut PollContext) {
         if self.hibernation.state == GroupState::Idle {
-            debug!(region_id = self.region_id(), peer_id = self.peer_id(), "wake up");
+            debug!(
+                region_id = self.region_id(),
+                peer_id = self.peer_id(),
+                "wake up"
+            );
             self.hibernation.state = GroupState::Active;
         }
         self.hibernation.idle_ticks = 0;
@@ -66,7 +70,10 @@ impl Peer {
             .map(|p| p.id)
             .filter(|id| *id != self.peer_id())
             .collect();
-        if followers.iter().all(|id| self.hibernation.acks.contains(id)) {
+        if followers
+            .iter()
+            .all(|id| self.hibernation.acks.contains(id))
+        {
             self.hibernation.state = GroupState::Idle;
             return;
         }

@@ -1,8 +1,8 @@
 //! Raft messages in and out of a peer.
 
-use protobuf::Message as _;
 use proto::eraftpb::{self, MessageType};
 use proto::raft_serverpb::RaftMessage;
+use protobuf::Message as _;
 use tracing::{debug, warn};
 
 use crate::context::PollContext;
@@ -18,7 +18,11 @@ impl Peer {
         for m in msgs {
             let Some(to) = self.region_peer(m.to).cloned() else {
                 // The target left the region; raft will learn it from the configuration.
-                debug!(region_id = region.id, to = m.to, "drop message to unknown peer");
+                debug!(
+                    region_id = region.id,
+                    to = m.to,
+                    "drop message to unknown peer"
+                );
                 continue;
             };
             let bytes = match m.write_to_bytes() {
@@ -62,7 +66,10 @@ impl Peer {
         let m = match eraftpb::Message::parse_from_bytes(&msg.message) {
             Ok(m) => m,
             Err(e) => {
-                warn!(region_id = msg.region_id, "malformed raft message dropped: {e}");
+                warn!(
+                    region_id = msg.region_id,
+                    "malformed raft message dropped: {e}"
+                );
                 RAFT_DROPPED_MESSAGES.inc();
                 return;
             }
@@ -96,7 +103,11 @@ impl Peer {
             return false;
         };
         if to.id != self.peer_id() || to.store_id != self.meta.store_id {
-            debug!(region_id = msg.region_id, to = to.id, "message for another peer dropped");
+            debug!(
+                region_id = msg.region_id,
+                to = to.id,
+                "message for another peer dropped"
+            );
             return false;
         }
         let current = self.region().region_epoch.clone().unwrap_or_default();

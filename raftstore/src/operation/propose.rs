@@ -8,7 +8,7 @@ use proto::raft_cmdpb::{AdminCmdType, RaftCmdRequest};
 use crate::context::PollContext;
 use crate::errors::{err_resp, Error, Result};
 use crate::metrics::PROPOSALS;
-use crate::msg::{Callback, RaftCommand};
+use crate::msg::RaftCommand;
 use crate::peer::proposal::Proposal;
 use crate::peer::Peer;
 use crate::util;

@@ -110,7 +110,12 @@ impl Peer {
     fn on_role_changed(&mut self, ctx: &mut PollContext, role: StateRole, leader: u64) {
         let term = self.term();
         if role == StateRole::Leader {
-            info!(region_id = self.region_id(), peer_id = self.peer_id(), term, "became leader");
+            info!(
+                region_id = self.region_id(),
+                peer_id = self.peer_id(),
+                term,
+                "became leader"
+            );
             self.read_delegate.set_term(term);
         } else {
             if self.read_delegate.term() != 0 {

@@ -19,7 +19,10 @@ impl Peer {
             .region_peer(target.id)
             .ok_or_else(|| Error::InvalidRequest(format!("peer {} is not a member", target.id)))?;
         if member.role() != PeerRole::Voter {
-            return Err(Error::InvalidRequest(format!("peer {} is not a voter", target.id)));
+            return Err(Error::InvalidRequest(format!(
+                "peer {} is not a voter",
+                target.id
+            )));
         }
         if target.id == self.peer_id() {
             return Ok(None);

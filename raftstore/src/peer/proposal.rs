@@ -97,12 +97,20 @@ mod tests {
         q.push(p(2, 11));
         q.push(p(2, 12));
         let mut stale = vec![];
-        assert!(matches!(q.find(2, 10, |s| stale.push(s.index)), Matched::Found(x) if x.index == 10));
+        assert!(
+            matches!(q.find(2, 10, |s| stale.push(s.index)), Matched::Found(x) if x.index == 10)
+        );
         // A new leader (term 3) wrote index 11: proposals at 11 of term 2 are stale; 12 too
         // once an entry of term 3 at index 12 commits.
-        assert!(matches!(q.find(3, 11, |s| stale.push(s.index)), Matched::NotFound));
+        assert!(matches!(
+            q.find(3, 11, |s| stale.push(s.index)),
+            Matched::NotFound
+        ));
         assert_eq!(stale, vec![11]);
-        assert!(matches!(q.find(3, 12, |s| stale.push(s.index)), Matched::NotFound));
+        assert!(matches!(
+            q.find(3, 12, |s| stale.push(s.index)),
+            Matched::NotFound
+        ));
         assert_eq!(stale, vec![11, 12]);
         assert!(q.is_empty());
     }
@@ -111,7 +119,10 @@ mod tests {
     fn future_proposals_stay_queued() {
         let mut q = ProposalQueue::default();
         q.push(p(2, 10));
-        assert!(matches!(q.find(2, 9, |_| panic!("not stale")), Matched::NotFound));
+        assert!(matches!(
+            q.find(2, 9, |_| panic!("not stale")),
+            Matched::NotFound
+        ));
         assert_eq!(q.len(), 1);
     }
 }

@@ -142,7 +142,10 @@ impl PeerStorage {
         let apply_state: RaftApplyState = kv
             .get_msg_cf(CF_RAFT, &keys::apply_state_key(region_id))?
             .ok_or_else(|| {
-                Error::Codec(format!("region {region_id} has no apply state in {:?}", kv.path()))
+                Error::Codec(format!(
+                    "region {region_id} has no apply state in {:?}",
+                    kv.path()
+                ))
             })?;
         let mut raft_state = raft_engine
             .raft_state(region_id)?
@@ -438,7 +441,11 @@ mod tests {
     fn conf_state_from_roles() {
         use proto::metapb::Peer;
         let mut region = Region::default();
-        for (id, role) in [(1, PeerRole::Voter), (2, PeerRole::Voter), (3, PeerRole::Learner)] {
+        for (id, role) in [
+            (1, PeerRole::Voter),
+            (2, PeerRole::Voter),
+            (3, PeerRole::Learner),
+        ] {
             region.peers.push(Peer {
                 id,
                 store_id: id,

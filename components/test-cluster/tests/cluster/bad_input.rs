@@ -10,7 +10,13 @@ use proto::raft_serverpb::RaftMessage;
 use protobuf::Message as _;
 use test_cluster::*;
 
-fn raft_message(region_id: u64, from: Peer, to: Peer, epoch: RegionEpoch, msg: Vec<u8>) -> RaftMessage {
+fn raft_message(
+    region_id: u64,
+    from: Peer,
+    to: Peer,
+    epoch: RegionEpoch,
+    msg: Vec<u8>,
+) -> RaftMessage {
     RaftMessage {
         region_id,
         from_peer: Some(from),
@@ -38,7 +44,12 @@ fn stale_unknown_and_malformed_messages_are_dropped() {
     let cluster = Cluster::run(3);
     let leader = cluster.wait_leader(1);
     cluster.must_put(b"k", b"v");
-    let term_before = cluster.leaders(1).into_iter().map(|(_, t)| t).max().unwrap();
+    let term_before = cluster
+        .leaders(1)
+        .into_iter()
+        .map(|(_, t)| t)
+        .max()
+        .unwrap();
     let follower_store = cluster
         .store_ids()
         .into_iter()
@@ -62,7 +73,10 @@ fn stale_unknown_and_malformed_messages_are_dropped() {
             1,
             removed.clone(),
             target.clone(),
-            RegionEpoch { conf_ver: 0, version: 1 },
+            RegionEpoch {
+                conf_ver: 0,
+                version: 1,
+            },
             append_with_term(999, target.id, term_before + 100),
         ))
         .unwrap();
@@ -70,8 +84,15 @@ fn stale_unknown_and_malformed_messages_are_dropped() {
     let mut unknown = raft_message(
         77,
         removed.clone(),
-        Peer { id: 77_001, store_id: follower_store, ..Default::default() },
-        RegionEpoch { conf_ver: 1, version: 1 },
+        Peer {
+            id: 77_001,
+            store_id: follower_store,
+            ..Default::default()
+        },
+        RegionEpoch {
+            conf_ver: 1,
+            version: 1,
+        },
         append_with_term(999, 77_001, 1),
     );
     unknown.start_key = b"a".to_vec();
@@ -81,9 +102,16 @@ fn stale_unknown_and_malformed_messages_are_dropped() {
     store
         .on_raft_message(raft_message(
             1,
-            Peer { id: 1000 + leader.store_id, store_id: leader.store_id, ..Default::default() },
+            Peer {
+                id: 1000 + leader.store_id,
+                store_id: leader.store_id,
+                ..Default::default()
+            },
             target.clone(),
-            RegionEpoch { conf_ver: 1, version: 1 },
+            RegionEpoch {
+                conf_ver: 1,
+                version: 1,
+            },
             vec![0xff, 0xfe, 0x01, 0x02, 0x03],
         ))
         .unwrap();
@@ -91,18 +119,40 @@ fn stale_unknown_and_malformed_messages_are_dropped() {
     store
         .on_raft_message(raft_message(
             1,
-            Peer { id: 1000 + leader.store_id, store_id: leader.store_id, ..Default::default() },
-            Peer { id: 5555, store_id: follower_store, ..Default::default() },
-            RegionEpoch { conf_ver: 1, version: 1 },
+            Peer {
+                id: 1000 + leader.store_id,
+                store_id: leader.store_id,
+                ..Default::default()
+            },
+            Peer {
+                id: 5555,
+                store_id: follower_store,
+                ..Default::default()
+            },
+            RegionEpoch {
+                conf_ver: 1,
+                version: 1,
+            },
             append_with_term(1000 + leader.store_id, 5555, term_before + 100),
         ))
         .unwrap();
 
     cluster.must_put(b"k2", b"v2");
-    let term_after = cluster.leaders(1).into_iter().map(|(_, t)| t).max().unwrap();
-    assert_eq!(term_before, term_after, "no election was forced by bad messages");
+    let term_after = cluster
+        .leaders(1)
+        .into_iter()
+        .map(|(_, t)| t)
+        .max()
+        .unwrap();
+    assert_eq!(
+        term_before, term_after,
+        "no election was forced by bad messages"
+    );
     assert_eq!(cluster.leader_of(1), Some(leader));
-    assert!(store.meta().lock().region(77).is_none(), "no region created for bad message");
+    assert!(
+        store.meta().lock().region(77).is_none(),
+        "no region created for bad message"
+    );
     for s in cluster.store_ids() {
         cluster.must_engine_eq(s, b"k2", Some(b"v2"));
     }
@@ -119,7 +169,11 @@ fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
 }
 
 fn flip_bytes_in_middle(path: &Path) {
-    let mut f = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let len = f.metadata().unwrap().len();
     assert!(len > 64, "{path:?} is too small to corrupt");
     let at = len / 2;
@@ -136,7 +190,15 @@ fn flip_bytes_in_middle(path: &Path) {
 
 #[test]
 fn corrupt_raft_log_file_refuses_to_start_naming_the_file() {
-    let mut cluster = Cluster::run(3);
+    // Keep the whole log live, so the damaged bytes belong to entries the store needs.
+    let cfg = raftstore::Config {
+        raft_log_gc_threshold: u64::MAX / 2,
+        raft_log_gc_count_limit: u64::MAX / 2,
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(3, cfg);
+    cluster.bootstrap(&[]);
+    cluster.start();
     cluster.wait_leader(1);
     for i in 0..200u32 {
         cluster.must_put(format!("c{i}").as_bytes(), &[7u8; 256]);
@@ -169,7 +231,12 @@ fn corrupt_kv_manifest_refuses_to_start_naming_the_file() {
     let files: Vec<PathBuf> = std::fs::read_dir(cluster.kv_dir(victim))
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("MANIFEST-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("MANIFEST-")
+        })
         .collect();
     let manifest = files.last().expect("a manifest").clone();
     let len = std::fs::metadata(&manifest).unwrap().len();
@@ -182,6 +249,9 @@ fn corrupt_kv_manifest_refuses_to_start_naming_the_file() {
         .err()
         .expect("a corrupt kv engine must not start");
     let name = manifest.file_name().unwrap().to_string_lossy().to_string();
-    assert!(err.to_string().contains(&name), "error {err} does not name {name}");
+    assert!(
+        err.to_string().contains(&name),
+        "error {err} does not name {name}"
+    );
     cluster.must_put(b"still", b"works");
 }

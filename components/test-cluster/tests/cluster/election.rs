@@ -88,7 +88,10 @@ fn no_leader_without_a_quorum() {
         "a leader without a quorum stepped down"
     );
     for _ in 0..30 {
-        assert!(cluster.leader_of(1).is_none(), "no leader without a majority");
+        assert!(
+            cluster.leader_of(1).is_none(),
+            "no leader without a majority"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     for s in others {

@@ -43,7 +43,11 @@ fn isolated_old_leader_refuses_reads_after_its_lease() {
         Ok(resp) => {
             let err: Option<errorpb::Error> =
                 resp.response.header.as_ref().and_then(|h| h.error.clone());
-            assert!(err.is_some(), "stale read served: {:?}", get_value(&resp.response));
+            assert!(
+                err.is_some(),
+                "stale read served: {:?}",
+                get_value(&resp.response)
+            );
         }
         Err(RequestError::Timeout) => {}
         Err(e) => panic!("unexpected: {e:?}"),

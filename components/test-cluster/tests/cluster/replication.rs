@@ -36,7 +36,7 @@ fn committed_log(raft: &RaftLogEngine, region_id: u64, first: u64, last: u64) ->
     raft.fetch_entries(region_id, first, last + 1, None, &mut entries)
         .expect("fetch entries");
     assert_eq!(entries.len() as u64, last + 1 - first);
-    entries.into_iter().map(|e| e.data).collect()
+    entries.into_iter().map(|e| e.data.to_vec()).collect()
 }
 
 #[test]
@@ -119,7 +119,11 @@ fn agreement_with_a_minority_down() {
     for i in 0..10u8 {
         cluster.must_put(&[b'm', i], &[i]);
     }
-    for s in cluster.store_ids().into_iter().filter(|s| !down.contains(s)) {
+    for s in cluster
+        .store_ids()
+        .into_iter()
+        .filter(|s| !down.contains(s))
+    {
         cluster.must_engine_eq(s, &[b'm', 9], Some(&[9]));
     }
     for s in &down {
@@ -141,8 +145,13 @@ fn nothing_commits_without_a_majority() {
     let region = cluster.region(1).unwrap();
     let req = Cluster::new_request(&region, leader.clone(), vec![put_request(b"k", b"new")]);
     let res = cluster.call_on_store(leader.store_id, req, Duration::from_millis(500));
-    let committed = matches!(&res, Ok(r) if r.response.header.as_ref().is_none_or(|h| h.error.is_none()));
-    assert!(!committed, "a write without a majority was acknowledged: {:?}", res.is_ok());
+    let committed =
+        matches!(&res, Ok(r) if r.response.header.as_ref().is_none_or(|h| h.error.is_none()));
+    assert!(
+        !committed,
+        "a write without a majority was acknowledged: {:?}",
+        res.is_ok()
+    );
     for s in cluster.store_ids() {
         assert_eq!(cluster.engine_get(s, b"k").as_deref(), Some(&b"old"[..]));
     }

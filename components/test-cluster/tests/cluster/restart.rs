@@ -49,8 +49,13 @@ fn restarts_under_load_lose_no_acknowledged_write() {
                     let key = format!("w{w}-{i:05}").into_bytes();
                     let ok = {
                         let c = cluster.read();
-                        c.request_once(&key, vec![put_request(&key, &key)], false, Duration::from_millis(500))
-                            .is_ok()
+                        c.request_once(
+                            &key,
+                            vec![put_request(&key, &key)],
+                            false,
+                            Duration::from_millis(500),
+                        )
+                        .is_ok()
                     };
                     if ok {
                         acked.lock().push(key);
@@ -65,7 +70,9 @@ fn restarts_under_load_lose_no_acknowledged_write() {
     // Restart every store one by one, then all at once, while the writers run.
     for round in 0..2 {
         for s in 1..=3u64 {
-            wait_until(DEFAULT_TIMEOUT, || acked.lock().len() > (round * 3 + s as usize) * 20);
+            wait_until(DEFAULT_TIMEOUT, || {
+                acked.lock().len() > (round * 3 + s as usize) * 20
+            });
             cluster.write().stop_store(s);
             std::thread::sleep(Duration::from_millis(50));
             cluster.write().start_store(s);
@@ -92,7 +99,11 @@ fn restarts_under_load_lose_no_acknowledged_write() {
     assert!(acked.len() > 100, "the load made progress: {}", acked.len());
     let c = cluster.read();
     for key in &acked {
-        assert_eq!(c.must_get(key).as_deref(), Some(key.as_slice()), "acknowledged write lost");
+        assert_eq!(
+            c.must_get(key).as_deref(),
+            Some(key.as_slice()),
+            "acknowledged write lost"
+        );
     }
     for s in c.store_ids() {
         let last = acked.last().unwrap();

@@ -76,8 +76,6 @@ impl LocalReader {
         let term = delegate.term();
         let resp = super::execute_read(&snap, &region, req, term);
         // The lease must still have been valid when the snapshot was taken.
-        delegate
-            .can_read_locally(Instant::now())
-            .then_some(resp)
+        delegate.can_read_locally(Instant::now()).then_some(resp)
     }
 }
