@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound::{Excluded, Unbounded};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,8 @@ pub struct ReadDelegate {
     term: AtomicU64,
     applied_term: AtomicU64,
     pub lease: RemoteLease,
+    /// Whether the local peer's raft clock is stopped (for observability).
+    hibernating: AtomicBool,
 }
 
 impl ReadDelegate {
@@ -62,6 +64,7 @@ impl ReadDelegate {
             term: AtomicU64::new(0),
             applied_term: AtomicU64::new(0),
             lease: RemoteLease::default(),
+            hibernating: AtomicBool::new(false),
         }
     }
 
@@ -87,6 +90,14 @@ impl ReadDelegate {
 
     pub fn set_applied_term(&self, term: u64) {
         self.applied_term.store(term, Ordering::Release);
+    }
+
+    pub fn is_hibernating(&self) -> bool {
+        self.hibernating.load(Ordering::Acquire)
+    }
+
+    pub fn set_hibernating(&self, v: bool) {
+        self.hibernating.store(v, Ordering::Release);
     }
 
     /// A local read is safe only for a leader holding a lease in its current term that has

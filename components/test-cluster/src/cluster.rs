@@ -213,6 +213,25 @@ impl Cluster {
         out
     }
 
+    /// Whether the peer of `region_id` on `store_id` has stopped its raft clock.
+    pub fn is_hibernating(&self, store_id: u64, region_id: u64) -> bool {
+        self.store(store_id)
+            .meta()
+            .lock()
+            .readers
+            .get(&region_id)
+            .is_some_and(|d| d.is_hibernating())
+    }
+
+    /// Waits until every running store's peer of `region_id` hibernates.
+    pub fn wait_region_hibernated(&self, region_id: u64) -> bool {
+        wait_until(DEFAULT_TIMEOUT, || {
+            self.stores
+                .keys()
+                .all(|s| self.is_hibernating(*s, region_id))
+        })
+    }
+
     /// The leader with the highest term among running stores.
     pub fn leader_of(&self, region_id: u64) -> Option<Peer> {
         self.leaders(region_id)

@@ -20,10 +20,16 @@ impl Peer {
                 peer_id = self.peer_id(),
                 "wake up"
             );
-            self.hibernation.state = GroupState::Active;
+            self.set_group_state(GroupState::Active);
         }
         self.hibernation.idle_ticks = 0;
         self.schedule_raft_tick(ctx);
+    }
+
+    fn set_group_state(&mut self, state: GroupState) {
+        self.hibernation.state = state;
+        self.read_delegate
+            .set_hibernating(state == GroupState::Idle);
     }
 
     pub fn schedule_raft_tick(&mut self, ctx: &mut PollContext) {
@@ -74,7 +80,7 @@ impl Peer {
             .iter()
             .all(|id| self.hibernation.acks.contains(id))
         {
-            self.hibernation.state = GroupState::Idle;
+            self.set_group_state(GroupState::Idle);
             return;
         }
         let extra = self.hibernate_extra(ExtraMessageType::MsgHibernateRequest);
@@ -128,7 +134,7 @@ impl Peer {
                 if agree && ctx.cfg.hibernate_regions {
                     let reply = self.hibernate_extra(ExtraMessageType::MsgHibernateResponse);
                     self.send_extra(ctx, from.id, reply);
-                    self.hibernation.state = GroupState::Idle;
+                    self.set_group_state(GroupState::Idle);
                 }
             }
             ExtraMessageType::MsgHibernateResponse => {

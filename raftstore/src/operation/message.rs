@@ -88,7 +88,8 @@ impl Peer {
     fn message_wakes(&self, m: &eraftpb::Message) -> bool {
         let ty = m.get_msg_type();
         if self.is_leader() {
-            return ty != MessageType::MsgHeartbeatResponse || self.is_hibernating();
+            // Late heartbeat answers arrive after the group went idle; they need no clock.
+            return ty != MessageType::MsgHeartbeatResponse;
         }
         let routine = matches!(ty, MessageType::MsgHeartbeat | MessageType::MsgAppend)
             && m.from == self.leader_id()

@@ -102,7 +102,10 @@ mod tests {
         );
         // A new leader (term 3) committed index 11: proposals of term 2 can never commit now,
         // whatever their index.
-        assert!(matches!(q.find(3, 11, |s| stale.push(s.index)), Matched::NotFound));
+        assert!(matches!(
+            q.find(3, 11, |s| stale.push(s.index)),
+            Matched::NotFound
+        ));
         assert_eq!(stale, vec![11, 12]);
         assert!(q.is_empty());
     }

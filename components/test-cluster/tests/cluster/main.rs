@@ -2,6 +2,8 @@
 
 mod bad_input;
 mod election;
+mod errors;
+mod hibernate;
 mod lease;
 mod multi_region;
 mod replication;
