@@ -1,0 +1,168 @@
+//! Batch-system behaviour: FIFO delivery, exactly-once handling under concurrency, stop and
+//! close, capacity, control messages and shutdown.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use batch_system::TrySendError;
+use common::*;
+
+const T: Duration = Duration::from_secs(20);
+
+#[test]
+fn one_fsm_sees_messages_in_fifo_order() {
+    let s = TestSystem::new(2, 1 << 20);
+    s.add_fsm(1, true);
+    for v in 0..10_000 {
+        s.router.force_send(1, Msg::Value(v)).unwrap();
+    }
+    assert!(wait_until(T, || s.handled.load(Ordering::SeqCst) == 10_000));
+    let seen: Vec<u64> = s.seen.lock().iter().map(|(_, v)| *v).collect();
+    assert_eq!(seen, (0..10_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn many_senders_many_fsms_exactly_once() {
+    let s = Arc::new(TestSystem::new(2, 1 << 20));
+    let fsms = 200u64;
+    for id in 0..fsms {
+        s.add_fsm(id, true);
+    }
+    let per_thread = 5_000u64;
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..per_thread {
+                    let id = (i * 7 + t) % fsms;
+                    s.router
+                        .force_send(id, Msg::Value(t * per_thread + i))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let total = 4 * per_thread as usize;
+    assert!(wait_until(T, || s.handled.load(Ordering::SeqCst) == total));
+    let mut values: Vec<u64> = s.seen.lock().iter().map(|(_, v)| *v).collect();
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        (0..total as u64).collect::<Vec<_>>(),
+        "each message exactly once"
+    );
+    // Per FSM and per sender, order is kept.
+    let seen = s.seen.lock().clone();
+    for id in 0..fsms {
+        for t in 0..4u64 {
+            let from_t: Vec<u64> = seen
+                .iter()
+                .filter(|(f, v)| *f == id && v / per_thread == t)
+                .map(|(_, v)| *v)
+                .collect();
+            assert!(from_t.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+}
+
+#[test]
+fn stopped_fsm_is_removed_and_dropped() {
+    let s = TestSystem::new(1, 1024);
+    s.add_fsm(7, false);
+    s.router.force_send(7, Msg::Value(1)).unwrap();
+    s.router.force_send(7, Msg::Stop).unwrap();
+    assert!(wait_until(T, || s.drops.load(Ordering::SeqCst) == 1));
+    assert!(matches!(
+        s.router.force_send(7, Msg::Value(2)),
+        Err(TrySendError::Disconnected(_))
+    ));
+    s.router.close(7);
+    assert!(matches!(
+        s.router.force_send(7, Msg::Value(2)),
+        Err(TrySendError::NotFound(_))
+    ));
+}
+
+#[test]
+fn full_mailbox_refuses_try_send_but_not_force_send() {
+    let s = TestSystem::new(1, 8);
+    s.add_fsm(1, false);
+    // Hold the only poller so nothing drains while the mailbox fills.
+    let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
+    s.router.force_send(1, Msg::Block(gate_rx)).unwrap();
+    let mut full = false;
+    for v in 0..64 {
+        match s.router.try_send(1, Msg::Value(v)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                full = true;
+                break;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(full, "a mailbox over capacity answers Full");
+    assert!(s.router.force_send(1, Msg::Value(0)).is_ok());
+    drop(gate_tx);
+    assert!(wait_until(T, || s
+        .router
+        .mailbox(1)
+        .is_some_and(|m| m.is_empty())));
+}
+
+#[test]
+fn control_messages_are_handled() {
+    let s = TestSystem::new(2, 1024);
+    for v in 0..100 {
+        s.router.send_control(v).unwrap();
+    }
+    assert!(wait_until(T, || s.control_seen.lock().len() == 100));
+    assert_eq!(*s.control_seen.lock(), (0..100).collect::<Vec<_>>());
+}
+
+#[test]
+fn end_sees_every_fsm_of_the_round() {
+    let s = TestSystem::new(1, 1 << 20);
+    for id in 0..50 {
+        s.add_fsm(id, false);
+    }
+    for id in 0..50 {
+        for v in 0..10 {
+            s.router.force_send(id, Msg::Value(v)).unwrap();
+        }
+    }
+    assert!(wait_until(T, || s.handled.load(Ordering::SeqCst) == 500));
+    let rounds = s.rounds_seen.lock().clone();
+    assert!(!rounds.is_empty());
+    assert!(rounds.iter().all(|n| *n >= 1));
+}
+
+#[test]
+fn shutdown_joins_pollers_and_drops_every_fsm() {
+    let mut s = TestSystem::new(2, 1024);
+    for id in 0..100 {
+        s.add_fsm(id, false);
+    }
+    for id in 0..50 {
+        s.router.force_send(id, Msg::Value(id)).unwrap();
+    }
+    assert!(wait_until(T, || s.handled.load(Ordering::SeqCst) == 50));
+    s.system.shutdown();
+    assert_eq!(s.drops.load(Ordering::SeqCst), 100);
+    assert!(s.router.is_shutdown());
+}
+
+#[test]
+fn close_drops_an_idle_fsm() {
+    let s = TestSystem::new(1, 1024);
+    s.add_fsm(3, false);
+    s.router.close(3);
+    assert_eq!(s.drops.load(Ordering::SeqCst), 1);
+    assert_eq!(s.router.alive_count(), 0);
+}
