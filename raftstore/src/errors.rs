@@ -146,7 +146,7 @@ mod tests {
         };
         let e: errorpb::Error = Error::NotLeader {
             region_id: 7,
-            leader: Some(leader.clone()),
+            leader: Some(leader),
         }
         .into();
         let nl = e.not_leader.unwrap();

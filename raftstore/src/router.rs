@@ -3,7 +3,7 @@
 use batch_system::TrySendError;
 use proto::raft_serverpb::{ExtraMessageType, RaftMessage};
 
-use crate::errors::{Error, Result};
+use crate::errors::{err_resp, Error, Result};
 use crate::fsm::peer::PeerFsm;
 use crate::fsm::store::StoreFsm;
 use crate::msg::{PeerMsg, RaftCommand, StoreMsg};
@@ -58,23 +58,25 @@ impl RaftRouter {
         }
     }
 
-    /// Hands a client command to its region's peer; a full mailbox answers `ServerIsBusy`.
-    pub fn send_command(&self, cmd: RaftCommand) -> std::result::Result<(), (Error, RaftCommand)> {
+    /// Hands a client command to its region's peer. When it cannot be delivered the command
+    /// is answered here: `ServerIsBusy` for a full mailbox, `RegionNotFound` for no peer.
+    pub fn send_command(&self, cmd: RaftCommand) {
         let region_id = cmd.request.header.as_ref().map_or(0, |h| h.region_id);
-        match self
+        let (err, msg) = match self
             .inner
             .try_send(region_id, PeerMsg::RaftCommand(Box::new(cmd)))
         {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(PeerMsg::RaftCommand(cmd))) => Err((
+            Ok(()) => return,
+            Err(TrySendError::Full(m)) => (
                 Error::ServerIsBusy(format!("mailbox of region {region_id} is full")),
-                *cmd,
-            )),
-            Err(TrySendError::NotFound(PeerMsg::RaftCommand(cmd)))
-            | Err(TrySendError::Disconnected(PeerMsg::RaftCommand(cmd))) => {
-                Err((Error::RegionNotFound(region_id), *cmd))
+                m,
+            ),
+            Err(TrySendError::NotFound(m)) | Err(TrySendError::Disconnected(m)) => {
+                (Error::RegionNotFound(region_id), m)
             }
-            Err(_) => unreachable!("the router returns the message it was given"),
+        };
+        if let PeerMsg::RaftCommand(cmd) = msg {
+            cmd.callback.invoke_with(err_resp(err, 0));
         }
     }
 

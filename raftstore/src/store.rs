@@ -16,7 +16,7 @@ use crate::apply::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder, ApplyRouter};
 use crate::bootstrap;
 use crate::config::Config;
 use crate::context::PollContext;
-use crate::errors::{err_resp, Error, Result};
+use crate::errors::{Error, Result};
 use crate::fsm::peer::PeerFsm;
 use crate::fsm::store::StoreFsm;
 use crate::log_writer::{LogWriter, WriteMsg};
@@ -117,7 +117,7 @@ impl Store {
                 continue;
             };
             let storage = PeerStorage::load(&kv, raft_engine.clone(), region.clone())?;
-            let apply_state = storage.apply_state().clone();
+            let apply_state = *storage.apply_state();
             let peer = Peer::new(&cfg, me, storage, &logger)?;
             {
                 let mut m = meta.lock();
@@ -282,12 +282,8 @@ impl Store {
                 return;
             }
         }
-        if let Err((e, cmd)) = self
-            .router
-            .send_command(RaftCommand::new(request, callback))
-        {
-            cmd.callback.invoke_with(err_resp(e, 0));
-        }
+        self.router
+            .send_command(RaftCommand::new(request, callback));
     }
 
     /// Delivers a raft message from another store.
@@ -336,7 +332,7 @@ fn spawn_store_ticks(
                 {
                     return;
                 }
-                if n % purge_every == 0 {
+                if n.is_multiple_of(purge_every) {
                     let _ = router.send_control(StoreMsg::Tick(StoreTick::PurgeRaftLog));
                 }
             }

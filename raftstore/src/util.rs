@@ -45,7 +45,7 @@ pub fn check_region_epoch(req: &RaftCmdRequest, region: &Region) -> Result<()> {
     let Some(from) = req.header.as_ref().and_then(|h| h.region_epoch.as_ref()) else {
         return Err(Error::InvalidRequest("missing region epoch".into()));
     };
-    let current = region.region_epoch.clone().unwrap_or_default();
+    let current = region.region_epoch.unwrap_or_default();
     let stale = (check_ver && from.version != current.version)
         || (check_conf_ver && from.conf_ver != current.conf_ver);
     if stale {
@@ -179,7 +179,7 @@ mod tests {
             check_region_epoch(&req, &r),
             Err(Error::EpochNotMatch { regions, .. }) if regions[0].id == 1
         ));
-        req.header.as_mut().unwrap().region_epoch = r.region_epoch.clone();
+        req.header.as_mut().unwrap().region_epoch = r.region_epoch;
         assert!(check_region_epoch(&req, &r).is_ok());
     }
 

@@ -25,10 +25,12 @@ fn main() {
             std::thread::spawn(move || {
                 let mut index = 1;
                 while !stop.load(Ordering::Relaxed) {
-                    let mut e = Entry::default();
-                    e.index = index;
-                    e.term = 1;
-                    e.data = vec![b'v'; 1024].into();
+                    let e = Entry {
+                        index,
+                        term: 1,
+                        data: vec![b'v'; 1024].into(),
+                        ..Default::default()
+                    };
                     let mut batch = RaftLogBatch::new();
                     batch.append(w + 1, vec![e]).expect("encode");
                     engine.write(&mut batch, true).expect("write");

@@ -113,7 +113,7 @@ impl<N: Fsm> BasicMailbox<N> {
         scheduler: &S,
     ) -> Result<(), TrySendError<N::Message>> {
         let n = self.sender.sends.fetch_add(1, Ordering::Relaxed);
-        if n % 8 == 0 && self.len() >= self.sender.capacity {
+        if n.is_multiple_of(8) && self.len() >= self.sender.capacity {
             return Err(TrySendError::Full(msg));
         }
         self.force_send(msg, scheduler)

@@ -52,10 +52,12 @@ impl<N: Fsm, C: Fsm> FsmScheduler<C> for ControlScheduler<N, C> {
 
 const SHARDS: usize = 16;
 
+type Shard<N> = RwLock<HashMap<u64, BasicMailbox<N>>>;
+
 /// Routes messages to normal FSMs by address and to the single control FSM.
 pub struct Router<N: Fsm, C: Fsm> {
     // Sharded so concurrent senders rarely contend on one lock.
-    normals: Arc<Vec<RwLock<HashMap<u64, BasicMailbox<N>>>>>,
+    normals: Arc<Vec<Shard<N>>>,
     control: BasicMailbox<C>,
     scheduler: Scheduler<N, C>,
     shutdown: Arc<AtomicBool>,
@@ -82,7 +84,7 @@ impl<N: Fsm, C: Fsm> Router<N, C> {
         }
     }
 
-    fn shard(&self, addr: u64) -> &RwLock<HashMap<u64, BasicMailbox<N>>> {
+    fn shard(&self, addr: u64) -> &Shard<N> {
         &self.normals[(addr as usize) % SHARDS]
     }
 

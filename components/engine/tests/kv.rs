@@ -189,9 +189,7 @@ fn truncated_table_file_refuses_to_open_naming_it() {
     let len = std::fs::metadata(&sst).unwrap().len();
     let f = std::fs::OpenOptions::new().write(true).open(&sst).unwrap();
     f.set_len(len / 2).unwrap();
-    let err = KvEngine::open(dir.path())
-        .err()
-        .expect("a truncated table must not open");
+    let err = KvEngine::open(dir.path()).expect_err("a truncated table must not open");
     let name = sst.file_name().unwrap().to_string_lossy().to_string();
     assert!(err.to_string().contains(&name), "{err} names {name}");
 }

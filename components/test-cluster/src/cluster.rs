@@ -26,7 +26,7 @@ pub const CLUSTER_ID: u64 = 1;
 /// Why a request did not succeed.
 #[derive(Debug, Clone)]
 pub enum RequestError {
-    Region(errorpb::Error),
+    Region(Box<errorpb::Error>),
     Timeout,
     /// The store stopped before answering.
     Dropped,
@@ -294,7 +294,7 @@ impl Cluster {
             header: Some(RaftRequestHeader {
                 region_id: region.id,
                 peer: Some(peer),
-                region_epoch: region.region_epoch.clone(),
+                region_epoch: region.region_epoch,
                 ..Default::default()
             }),
             requests,
@@ -319,7 +319,7 @@ impl Cluster {
         }
         let resp = self.call_on_store(store_id, req, timeout)?.response;
         match resp.header.as_ref().and_then(|h| h.error.clone()) {
-            Some(e) => Err(RequestError::Region(e)),
+            Some(e) => Err(RequestError::Region(Box::new(e))),
             None => Ok(resp),
         }
     }

@@ -158,7 +158,7 @@ fn exec_admin(
                 .compact_log
                 .as_ref()
                 .ok_or_else(|| missing("compact log"))?;
-            let truncated = apply_state.truncated_state.clone().unwrap_or_default();
+            let truncated = apply_state.truncated_state.unwrap_or_default();
             if req.compact_index <= truncated.index {
                 // Already compacted further; harmless.
                 return Ok((admin_resp(AdminCmdType::CompactLog), None));

@@ -168,7 +168,7 @@ impl PollHandler<ApplyFsm, ApplyControlFsm> for ApplyContext {
             }
             self.results.push(ApplyRes {
                 region_id: fsm.region.id,
-                apply_state: fsm.apply_state.clone(),
+                apply_state: fsm.apply_state,
                 applied_term: fsm.applied_term,
                 exec_results,
             });

@@ -24,8 +24,8 @@ impl Peer {
         let req = RaftCmdRequest {
             header: Some(RaftRequestHeader {
                 region_id: self.region_id(),
-                peer: Some(self.meta.clone()),
-                region_epoch: self.region().region_epoch.clone(),
+                peer: Some(self.meta),
+                region_epoch: self.region().region_epoch,
                 ..Default::default()
             }),
             admin_request: Some(AdminRequest {

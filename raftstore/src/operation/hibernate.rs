@@ -86,7 +86,7 @@ impl Peer {
         let extra = self.hibernate_extra(ExtraMessageType::MsgHibernateRequest);
         for id in followers {
             if !self.hibernation.acks.contains(&id) {
-                self.send_extra(ctx, id, extra.clone());
+                self.send_extra(ctx, id, extra);
             }
         }
     }
@@ -108,9 +108,9 @@ impl Peer {
         let region = self.region();
         ctx.transport.send(RaftMessage {
             region_id: region.id,
-            from_peer: Some(self.meta.clone()),
+            from_peer: Some(self.meta),
             to_peer: Some(to_peer),
-            region_epoch: region.region_epoch.clone(),
+            region_epoch: region.region_epoch,
             extra: Some(extra),
             ..Default::default()
         });

@@ -34,10 +34,10 @@ impl Peer {
             };
             out.push(RaftMessage {
                 region_id: region.id,
-                from_peer: Some(self.meta.clone()),
+                from_peer: Some(self.meta),
                 to_peer: Some(to),
                 message: bytes,
-                region_epoch: region.region_epoch.clone(),
+                region_epoch: region.region_epoch,
                 is_tombstone: false,
                 start_key: region.start_key.clone(),
                 end_key: region.end_key.clone(),
@@ -111,8 +111,8 @@ impl Peer {
             );
             return false;
         }
-        let current = self.region().region_epoch.clone().unwrap_or_default();
-        let epoch = msg.region_epoch.clone().unwrap_or_default();
+        let current = self.region().region_epoch.unwrap_or_default();
+        let epoch = msg.region_epoch.unwrap_or_default();
         if util::is_epoch_stale(&epoch, &current) && self.region_peer(from.id).is_none() {
             debug!(
                 region_id = msg.region_id,

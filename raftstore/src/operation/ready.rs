@@ -50,7 +50,7 @@ impl Peer {
             }
             self.storage_mut().append(&entries);
             let raft_state: Option<RaftLocalState> =
-                must_persist.then(|| self.storage().raft_state().clone());
+                must_persist.then(|| *self.storage().raft_state());
             let persisted_index = if entries.is_empty() {
                 self.unpersisted
                     .back()

@@ -155,7 +155,7 @@ impl PeerStorage {
         if raft_state.commit < apply_state.applied_index {
             raft_state.commit = apply_state.applied_index;
         }
-        let truncated = apply_state.truncated_state.clone().unwrap_or_default();
+        let truncated = apply_state.truncated_state.unwrap_or_default();
         if raft_state.last_index < apply_state.applied_index {
             return Err(Error::Codec(format!(
                 "region {region_id}: raft log ends at {} before applied index {}",
@@ -309,10 +309,12 @@ fn storage_err(e: impl std::fmt::Display) -> raft::Error {
 
 impl raft::Storage for PeerStorage {
     fn initial_state(&self) -> raft::Result<RaftState> {
-        let mut hs = HardState::default();
-        hs.term = self.raft_state.term;
-        hs.vote = self.raft_state.vote;
-        hs.commit = self.raft_state.commit;
+        let hs = HardState {
+            term: self.raft_state.term,
+            vote: self.raft_state.vote,
+            commit: self.raft_state.commit,
+            ..Default::default()
+        };
         Ok(RaftState {
             hard_state: hs,
             conf_state: conf_state_from_region(&self.region),
@@ -346,7 +348,7 @@ impl raft::Storage for PeerStorage {
                     &mut out,
                 )
                 .map_err(storage_err)?;
-            size = out.iter().map(|e| entry_size(e)).sum();
+            size = out.iter().map(entry_size).sum();
             next = low + out.len() as u64;
             if next < engine_high || size >= max_size {
                 // Hit the size limit inside the engine part (it always returns >= 1 entry).
@@ -419,10 +421,11 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e
+        Entry {
+            index,
+            term,
+            ..Default::default()
+        }
     }
 
     #[test]

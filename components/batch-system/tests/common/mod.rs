@@ -1,5 +1,8 @@
 //! A counting FSM used by the tests and the benchmark.
 
+// Each user of this module needs a different part of it.
+#![allow(dead_code)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

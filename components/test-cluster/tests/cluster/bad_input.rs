@@ -71,8 +71,8 @@ fn stale_unknown_and_malformed_messages_are_dropped() {
     store
         .on_raft_message(raft_message(
             1,
-            removed.clone(),
-            target.clone(),
+            removed,
+            target,
             RegionEpoch {
                 conf_ver: 0,
                 version: 1,
@@ -83,7 +83,7 @@ fn stale_unknown_and_malformed_messages_are_dropped() {
     // For an unknown region overlapping region 1.
     let mut unknown = raft_message(
         77,
-        removed.clone(),
+        removed,
         Peer {
             id: 77_001,
             store_id: follower_store,
@@ -107,7 +107,7 @@ fn stale_unknown_and_malformed_messages_are_dropped() {
                 store_id: leader.store_id,
                 ..Default::default()
             },
-            target.clone(),
+            target,
             RegionEpoch {
                 conf_ver: 1,
                 version: 1,
@@ -210,8 +210,7 @@ fn corrupt_raft_log_file_refuses_to_start_naming_the_file() {
     flip_bytes_in_middle(&file);
     let err = cluster
         .try_start_store(victim)
-        .err()
-        .expect("a corrupt raft log must not start");
+        .expect_err("a corrupt raft log must not start");
     let name = file.file_name().unwrap().to_string_lossy().to_string();
     assert!(
         err.to_string().contains(&name),
@@ -246,8 +245,7 @@ fn corrupt_kv_manifest_refuses_to_start_naming_the_file() {
     f.sync_all().unwrap();
     let err = cluster
         .try_start_store(victim)
-        .err()
-        .expect("a corrupt kv engine must not start");
+        .expect_err("a corrupt kv engine must not start");
     let name = manifest.file_name().unwrap().to_string_lossy().to_string();
     assert!(
         err.to_string().contains(&name),

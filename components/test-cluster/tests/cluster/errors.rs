@@ -29,12 +29,11 @@ fn region_errors_are_typed() {
         .into_iter()
         .find(|s| *s != leader.store_id)
         .unwrap();
-    let follower = region
+    let follower = *region
         .peers
         .iter()
         .find(|p| p.store_id == follower_store)
-        .unwrap()
-        .clone();
+        .unwrap();
     let req = Cluster::new_request(&region, follower, vec![put_request(b"a", b"2")]);
     let e = error_of(cluster.call_on_store(follower_store, req, t));
     let nl = e.not_leader.expect("not leader");
@@ -47,14 +46,14 @@ fn region_errors_are_typed() {
         conf_ver: 1,
         version: 0,
     });
-    let req = Cluster::new_request(&stale, leader.clone(), vec![put_request(b"a", b"2")]);
+    let req = Cluster::new_request(&stale, leader, vec![put_request(b"a", b"2")]);
     let e = error_of(cluster.call_on_store(leader.store_id, req, t));
     let current = e.epoch_not_match.expect("epoch not match").current_regions;
     assert_eq!(current[0].id, 1);
     assert_eq!(current[0].region_epoch, region.region_epoch);
 
     // A key outside the region.
-    let req = Cluster::new_request(&region, leader.clone(), vec![put_request(b"x", b"2")]);
+    let req = Cluster::new_request(&region, leader, vec![put_request(b"x", b"2")]);
     let e = error_of(cluster.call_on_store(leader.store_id, req, t));
     let kn = e.key_not_in_region.expect("key not in region");
     assert_eq!((kn.key, kn.region_id), (b"x".to_vec(), 1));
@@ -62,18 +61,18 @@ fn region_errors_are_typed() {
     // An unknown region.
     let mut unknown = region.clone();
     unknown.id = 99;
-    let req = Cluster::new_request(&unknown, leader.clone(), vec![put_request(b"a", b"2")]);
+    let req = Cluster::new_request(&unknown, leader, vec![put_request(b"a", b"2")]);
     let e = error_of(cluster.call_on_store(leader.store_id, req, t));
     assert_eq!(e.region_not_found.map(|r| r.region_id), Some(99));
 
     // An entry over the size limit.
     let big = vec![0u8; cluster.cfg.raft_entry_max_size as usize + 1];
-    let req = Cluster::new_request(&region, leader.clone(), vec![put_request(b"a", &big)]);
+    let req = Cluster::new_request(&region, leader, vec![put_request(b"a", &big)]);
     let e = error_of(cluster.call_on_store(leader.store_id, req, t));
     assert_eq!(e.raft_entry_too_large.map(|r| r.region_id), Some(1));
 
     // A request for another store.
-    let mut wrong = leader.clone();
+    let mut wrong = leader;
     wrong.store_id = follower_store;
     let req = Cluster::new_request(&region, wrong, vec![put_request(b"a", b"2")]);
     let e = error_of(cluster.call_on_store(leader.store_id, req, t));
@@ -82,7 +81,7 @@ fn region_errors_are_typed() {
     // An unknown column family is refused and nothing is written.
     let mut put = put_request(b"a", b"3");
     put.put.as_mut().unwrap().cf = "nope".into();
-    let req = Cluster::new_request(&region, leader.clone(), vec![put]);
+    let req = Cluster::new_request(&region, leader, vec![put]);
     let e = error_of(cluster.call_on_store(leader.store_id, req, t));
     assert!(e.message.contains("column family"), "{}", e.message);
 
@@ -103,7 +102,7 @@ fn proposals_overwritten_by_a_new_leader_get_stale_command() {
     let mut waiting = Vec::new();
     for i in 0..3u8 {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let req = Cluster::new_request(&region, old.clone(), vec![put_request(b"k", &[i])]);
+        let req = Cluster::new_request(&region, old, vec![put_request(b"k", &[i])]);
         cluster.store(old.store_id).propose(
             req,
             raftstore::Callback::new(move |r| {

@@ -38,7 +38,7 @@ fn isolated_old_leader_refuses_reads_after_its_lease() {
 
     // Asking the old leader directly never returns the stale value.
     let region = cluster.region(1).unwrap();
-    let req = Cluster::new_request(&region, old.clone(), vec![get_request(b"k")]);
+    let req = Cluster::new_request(&region, old, vec![get_request(b"k")]);
     match cluster.call_on_store(old.store_id, req, Duration::from_millis(300)) {
         Ok(resp) => {
             let err: Option<errorpb::Error> =

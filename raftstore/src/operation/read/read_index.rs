@@ -116,13 +116,7 @@ impl Peer {
         let region_id = self.region_id();
         for req in self.pending_reads.drain() {
             for (_, cb) in req.cmds {
-                cb.invoke_with(err_resp(
-                    Error::NotLeader {
-                        region_id,
-                        leader: leader.clone(),
-                    },
-                    term,
-                ));
+                cb.invoke_with(err_resp(Error::NotLeader { region_id, leader }, term));
             }
         }
     }
