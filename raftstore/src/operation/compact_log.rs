@@ -59,7 +59,8 @@ impl Peer {
         }
         let count = candidate - first;
         let over_count = applied.saturating_sub(first) >= ctx.cfg.raft_log_gc_count_limit;
-        if count < ctx.cfg.raft_log_gc_threshold && !over_count {
+        let over_size = self.storage().log_size_hint() >= ctx.cfg.raft_log_gc_size_limit;
+        if count < ctx.cfg.raft_log_gc_threshold && !over_count && !over_size {
             return None;
         }
         // Keep the last replicated entry so its term stays known.

@@ -132,6 +132,7 @@ pub struct PeerStorage {
     last_term: u64,
     /// Highest index the log writer has made durable.
     persisted_index: u64,
+    log_size_hint: u64,
     cache: EntryCache,
 }
 
@@ -169,6 +170,7 @@ impl PeerStorage {
             raft_state,
             apply_state,
             last_term: 0,
+            log_size_hint: 0,
             cache: EntryCache::default(),
         };
         storage.last_term = if storage.raft_state.last_index == truncated.index {
@@ -251,7 +253,13 @@ impl PeerStorage {
             self.last_term = last.term;
             // A conflicting suffix replaced entries the writer may already have persisted.
             self.persisted_index = self.persisted_index.min(entries[0].index - 1);
+            self.log_size_hint += entries.iter().map(entry_size).sum::<u64>();
         }
+    }
+
+    /// Approximate bytes of log kept since the last compaction (drives size-based GC).
+    pub fn log_size_hint(&self) -> u64 {
+        self.log_size_hint
     }
 
     pub fn set_hard_state(&mut self, hs: &HardState) {
@@ -267,6 +275,15 @@ impl PeerStorage {
     }
 
     pub fn on_applied(&mut self, apply_state: RaftApplyState, cache_limit: usize) {
+        let old_first = self.truncated_index() + 1;
+        let new_truncated = apply_state.truncated_state.map_or(0, |t| t.index);
+        if new_truncated >= old_first {
+            // Scale the size estimate by the share of the log that remains.
+            let last = self.last_index();
+            let total = last.saturating_sub(old_first) + 1;
+            let kept = last.saturating_sub(new_truncated);
+            self.log_size_hint = self.log_size_hint * kept / total.max(1);
+        }
         self.apply_state = apply_state;
         self.trim_cache(cache_limit);
     }
