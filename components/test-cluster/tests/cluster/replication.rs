@@ -220,3 +220,43 @@ fn isolated_leaders_uncommitted_entries_are_overwritten() {
         assert_eq!(cluster.engine_get(s, b"k").as_deref(), Some(&b"n\x02"[..]));
     }
 }
+
+#[test]
+fn writes_converge_under_packet_loss_and_delay() {
+    let cluster = Cluster::run(3);
+    cluster.wait_leader(1);
+    cluster.add_filter(DropRateFilter::new(0.2, 42));
+    cluster.add_filter(DelayFilter(Duration::from_millis(3)));
+    for i in 0..30u32 {
+        cluster.must_put(format!("lossy{i}").as_bytes(), &i.to_le_bytes());
+    }
+    cluster.clear_filters();
+    for s in cluster.store_ids() {
+        for i in 0..30u32 {
+            cluster.must_engine_eq(s, format!("lossy{i}").as_bytes(), Some(&i.to_le_bytes()));
+        }
+    }
+}
+
+#[test]
+fn a_follower_missing_appends_catches_up_afterwards() {
+    let cluster = Cluster::run(3);
+    let leader = cluster.wait_leader(1);
+    let lagging = cluster
+        .store_ids()
+        .into_iter()
+        .find(|s| *s != leader.store_id)
+        .unwrap();
+    cluster.add_filter(DropMessageTypeFilter {
+        msg_type: proto::eraftpb::MessageType::MsgAppend,
+        to_store: Some(lagging),
+    });
+    for i in 0..20u8 {
+        cluster.must_put(&[b'f', i], &[i]);
+    }
+    // The majority committed without the lagging follower.
+    assert_eq!(cluster.engine_get(lagging, &[b'f', 19]), None);
+    cluster.clear_filters();
+    cluster.must_engine_eq(lagging, &[b'f', 19], Some(&[19]));
+    cluster.must_engine_eq(lagging, &[b'f', 0], Some(&[0]));
+}
