@@ -109,12 +109,7 @@ impl KvEngine {
         cf: &str,
         key: &[u8],
     ) -> Result<Option<M>> {
-        match self.get_value_cf(cf, key)? {
-            None => Ok(None),
-            Some(v) => M::decode(v.as_slice())
-                .map(Some)
-                .map_err(|e| Error::Codec(format!("{cf}/{key:?}: {e}"))),
-        }
+        decode_msg(cf, key, self.get_value_cf(cf, key)?)
     }
 
     /// A new, empty write batch for this engine.
@@ -142,9 +137,7 @@ impl KvEngine {
         end: &[u8],
         f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        let handle = self.cf(cf)?;
-        let iter = self.db.raw_iterator_cf_opt(handle, bounded(start, end));
-        scan_raw(iter, false, &self.path, f)
+        self.scan(cf, start, end, false, f)
     }
 
     /// Like `scan_cf`, from the last key down.
@@ -155,9 +148,20 @@ impl KvEngine {
         end: &[u8],
         f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
+        self.scan(cf, start, end, true, f)
+    }
+
+    fn scan(
+        &self,
+        cf: &str,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
         let handle = self.cf(cf)?;
         let iter = self.db.raw_iterator_cf_opt(handle, bounded(start, end));
-        scan_raw(iter, true, &self.path, f)
+        scan_raw(iter, reverse, &self.path, f)
     }
 
     /// Deletes `[start, end)` directly (outside any batch).
@@ -186,6 +190,20 @@ fn db_options_for_cf() -> Options {
     let mut opts = Options::default();
     opts.set_compression_type(DBCompressionType::Lz4);
     opts
+}
+
+/// Decodes a stored protobuf message, naming where it came from on failure.
+pub(crate) fn decode_msg<M: prost::Message + Default>(
+    cf: &str,
+    key: &[u8],
+    value: Option<Vec<u8>>,
+) -> Result<Option<M>> {
+    match value {
+        None => Ok(None),
+        Some(v) => M::decode(v.as_slice())
+            .map(Some)
+            .map_err(|e| Error::Codec(format!("{cf}/{key:?}: {e}"))),
+    }
 }
 
 /// Read options limited to `[start, end)`.

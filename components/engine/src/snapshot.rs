@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rocksdb::{DBRawIteratorWithThreadMode, SnapshotWithThreadMode, DB};
 
 use crate::error::{Error, Result};
-use crate::kv::{bounded, rocks_error};
+use crate::kv::{bounded, decode_msg, rocks_error};
 
 struct Inner {
     // Declared before `db` so it is dropped first: the snapshot borrows the database.
@@ -53,12 +53,7 @@ impl KvSnapshot {
         cf: &str,
         key: &[u8],
     ) -> Result<Option<M>> {
-        match self.get_value_cf(cf, key)? {
-            None => Ok(None),
-            Some(v) => M::decode(v.as_slice())
-                .map(Some)
-                .map_err(|e| Error::Codec(format!("{cf}/{key:?}: {e}"))),
-        }
+        decode_msg(cf, key, self.get_value_cf(cf, key)?)
     }
 
     /// Calls `f` for each pair in `[start, end)` (empty end = unbounded) until it returns false.
@@ -69,12 +64,7 @@ impl KvSnapshot {
         end: &[u8],
         f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        let handle = self.cf(cf)?;
-        let iter = self
-            .inner
-            .snap
-            .raw_iterator_cf_opt(handle, bounded(start, end));
-        scan_raw(iter, false, &self.inner.path, f)
+        self.scan(cf, start, end, false, f)
     }
 
     pub fn reverse_scan_cf(
@@ -84,12 +74,23 @@ impl KvSnapshot {
         end: &[u8],
         f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
+        self.scan(cf, start, end, true, f)
+    }
+
+    fn scan(
+        &self,
+        cf: &str,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
         let handle = self.cf(cf)?;
         let iter = self
             .inner
             .snap
             .raw_iterator_cf_opt(handle, bounded(start, end));
-        scan_raw(iter, true, &self.inner.path, f)
+        scan_raw(iter, reverse, &self.inner.path, f)
     }
 }
 

@@ -245,6 +245,19 @@ impl Cluster {
             .unwrap_or_else(|| panic!("region {region_id} elected no leader"))
     }
 
+    /// Waits for a leader of `region_id` on a store other than `store_id` (e.g. after the
+    /// leader there was isolated).
+    pub fn wait_leader_elsewhere(&self, region_id: u64, store_id: u64) -> Peer {
+        wait_for(DEFAULT_TIMEOUT, || {
+            self.leaders(region_id)
+                .into_iter()
+                .filter(|(p, _)| p.store_id != store_id)
+                .max_by_key(|(_, t)| *t)
+                .map(|(p, _)| p)
+        })
+        .unwrap_or_else(|| panic!("region {region_id} elected no leader off store {store_id}"))
+    }
+
     /// The newest version of the region holding `key` known to any running store.
     pub fn region_for_key(&self, key: &[u8]) -> Option<Region> {
         self.stores

@@ -50,15 +50,7 @@ fn re_election_after_leader_is_isolated() {
     let old = cluster.wait_leader(1);
     cluster.must_put(b"k1", b"v1");
     cluster.isolate(old.store_id);
-    let new = wait_for(DEFAULT_TIMEOUT, || {
-        cluster
-            .leaders(1)
-            .into_iter()
-            .filter(|(p, _)| p.store_id != old.store_id)
-            .max_by_key(|(_, t)| *t)
-            .map(|(p, _)| p)
-    })
-    .expect("the majority elects a new leader");
+    let new = cluster.wait_leader_elsewhere(1, old.store_id);
     assert_ne!(new.store_id, old.store_id);
     cluster.must_put(b"k2", b"v2");
     cluster.clear_filters();

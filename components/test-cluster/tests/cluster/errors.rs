@@ -111,13 +111,7 @@ fn proposals_overwritten_by_a_new_leader_get_stale_command() {
         );
         waiting.push(rx);
     }
-    wait_for(DEFAULT_TIMEOUT, || {
-        cluster
-            .leaders(1)
-            .into_iter()
-            .find(|(p, _)| p.store_id != old.store_id)
-    })
-    .expect("new leader");
+    cluster.wait_leader_elsewhere(1, old.store_id);
     cluster.must_put(b"k", b"new");
     cluster.clear_filters();
     cluster.must_engine_eq(old.store_id, b"k", Some(b"new"));

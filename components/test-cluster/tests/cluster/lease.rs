@@ -14,15 +14,7 @@ fn isolated_old_leader_refuses_reads_after_its_lease() {
     assert_eq!(cluster.must_get(b"k"), Some(b"v1".to_vec()));
 
     cluster.isolate(old.store_id);
-    let new = wait_for(DEFAULT_TIMEOUT, || {
-        cluster
-            .leaders(1)
-            .into_iter()
-            .filter(|(p, _)| p.store_id != old.store_id)
-            .max_by_key(|(_, t)| *t)
-            .map(|(p, _)| p)
-    })
-    .expect("new leader");
+    let new = cluster.wait_leader_elsewhere(1, old.store_id);
     cluster.must_put(b"k", b"v2");
 
     // The old leader's lease ran out before anyone else could be elected.

@@ -198,15 +198,7 @@ fn isolated_leaders_uncommitted_entries_are_overwritten() {
     }
     let old_last = cluster.store(old.store_id).raft_engine().last_index(1);
     // The majority elects a new leader and commits different entries.
-    let new = wait_for(DEFAULT_TIMEOUT, || {
-        cluster
-            .leaders(1)
-            .into_iter()
-            .filter(|(p, _)| p.store_id != old.store_id)
-            .max_by_key(|(_, t)| *t)
-            .map(|(p, _)| p)
-    })
-    .expect("new leader");
+    let new = cluster.wait_leader_elsewhere(1, old.store_id);
     for i in 0..3u8 {
         cluster.must_put(b"k", &[b'n', i]);
     }
