@@ -55,6 +55,36 @@ pub struct Config {
     pub raft_entry_cache_limit: usize,
     /// How often the raft log engine reclaims files.
     pub raft_engine_purge_interval: Duration,
+    /// How often a leader asks the split policy whether its region should split.
+    pub split_check_tick_interval: Duration,
+    /// The built-in split policy (a custom one can be given to the store instead).
+    pub split_policy: SplitPolicyConfig,
+}
+
+/// Which built-in split policy a store uses.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SplitPolicyConfig {
+    /// Split regions over `max_size` bytes into pieces of `split_size`.
+    Size { max_size: u64, split_size: u64 },
+    /// Split regions over `max_keys` keys into pieces of `split_keys`.
+    Keys { max_keys: u64, split_keys: u64 },
+    /// Split regions serving more than `qps_threshold` requests per second (over `window`)
+    /// where the load halves.
+    Load {
+        qps_threshold: f64,
+        window: Duration,
+    },
+    /// Split at fixed boundaries, such as keyspace prefixes.
+    FixedKeys { boundaries: Vec<Vec<u8>> },
+}
+
+impl Default for SplitPolicyConfig {
+    fn default() -> Self {
+        SplitPolicyConfig::Size {
+            max_size: 144 * 1024 * 1024,
+            split_size: 96 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for Config {
@@ -83,6 +113,8 @@ impl Default for Config {
             raft_write_size_limit: 1024 * 1024,
             raft_entry_cache_limit: 1024,
             raft_engine_purge_interval: Duration::from_secs(10),
+            split_check_tick_interval: Duration::from_secs(10),
+            split_policy: SplitPolicyConfig::default(),
         }
     }
 }
@@ -101,6 +133,7 @@ impl Config {
             store_heartbeat_interval: Duration::from_millis(20),
             store_unreachable_timeout: Duration::from_millis(100),
             raft_engine_purge_interval: Duration::from_secs(1),
+            split_check_tick_interval: Duration::from_millis(100),
             ..Config::default()
         }
     }
@@ -135,6 +168,24 @@ impl Config {
         }
         if self.max_batch_size == 0 || self.messages_per_tick == 0 {
             return bad("batch sizes must be > 0".into());
+        }
+        match &self.split_policy {
+            SplitPolicyConfig::Size {
+                max_size,
+                split_size,
+            } if split_size == &0 || max_size < split_size => {
+                return bad("split policy: need 0 < split-size <= max-size".into())
+            }
+            SplitPolicyConfig::Keys {
+                max_keys,
+                split_keys,
+            } if split_keys == &0 || max_keys < split_keys => {
+                return bad("split policy: need 0 < split-keys <= max-keys".into())
+            }
+            SplitPolicyConfig::Load { window, .. } if window.is_zero() => {
+                return bad("split policy: load window must be > 0".into())
+            }
+            _ => {}
         }
         if self.raft_entry_max_size == 0 {
             return bad("raft-entry-max-size must be > 0".into());

@@ -11,13 +11,16 @@ use crate::apply::ApplyRouter;
 use crate::config::Config;
 use crate::log_writer::WriteMsg;
 use crate::msg::PeerTick;
+use crate::pd_client::PdClient;
 use crate::raftlog_gc::GcTask;
 use crate::router::RaftRouter;
 use crate::store_meta::StoreMeta;
 use crate::ticker::{TickRegistration, Ticker};
 use crate::transport::Transport;
+use crate::worker::split_check::SplitCheckTask;
 
 /// Handles shared by all peers a poller drives; one per poller thread.
+#[derive(Clone)]
 pub struct PollContext {
     pub cfg: Arc<Config>,
     pub store_id: u64,
@@ -28,6 +31,8 @@ pub struct PollContext {
     pub transport: Arc<dyn Transport>,
     pub writer: Sender<WriteMsg>,
     pub gc: Sender<GcTask>,
+    pub split_checker: Sender<SplitCheckTask>,
+    pub pd: Arc<dyn PdClient>,
     pub store_meta: Arc<Mutex<StoreMeta>>,
     pub ticker: Ticker,
     pub logger: slog::Logger,
@@ -40,6 +45,7 @@ impl PollContext {
         let interval = match tick {
             PeerTick::Raft => self.cfg.raft_base_tick_interval,
             PeerTick::RaftLogGc => self.cfg.raft_log_gc_tick_interval,
+            PeerTick::SplitCheck => self.cfg.split_check_tick_interval,
         };
         self.pending_ticks.push(TickRegistration {
             deadline: Instant::now() + interval,

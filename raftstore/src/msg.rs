@@ -94,6 +94,7 @@ impl RaftCommand {
 pub enum PeerTick {
     Raft,
     RaftLogGc,
+    SplitCheck,
 }
 
 /// Periodic work of a store.
@@ -126,6 +127,14 @@ pub enum PeerMsg {
     Significant(SignificantMsg),
     /// Sent once after the peer's mailbox is registered.
     Start,
+    /// Split the region at these keys with these new ids (from the split checker or an
+    /// operator), if its epoch is still `region_epoch`.
+    SplitRegion {
+        region_epoch: proto::metapb::RegionEpoch,
+        split_keys: Vec<Vec<u8>>,
+        ids: Vec<crate::pd_client::SplitIds>,
+        callback: Callback,
+    },
 }
 
 impl fmt::Debug for PeerMsg {
@@ -138,6 +147,9 @@ impl fmt::Debug for PeerMsg {
             PeerMsg::ApplyRes(r) => write!(f, "ApplyRes(region {})", r.region_id),
             PeerMsg::Significant(m) => write!(f, "Significant({m:?})"),
             PeerMsg::Start => write!(f, "Start"),
+            PeerMsg::SplitRegion { split_keys, .. } => {
+                write!(f, "SplitRegion({} keys)", split_keys.len())
+            }
         }
     }
 }

@@ -15,21 +15,62 @@ use tracing::info;
 use crate::apply::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder, ApplyRouter};
 use crate::bootstrap;
 use crate::config::Config;
+use crate::config::SplitPolicyConfig;
 use crate::context::PollContext;
 use crate::errors::{Error, Result};
+use crate::fsm::create::build_peer;
 use crate::fsm::peer::PeerFsm;
 use crate::fsm::store::StoreFsm;
 use crate::log_writer::{LogWriter, WriteMsg};
 use crate::msg::{Callback, PeerMsg, RaftCommand, StoreMsg, StoreTick};
 use crate::operation::read::lease::LocalReader;
-use crate::peer::storage::PeerStorage;
-use crate::peer::Peer;
+use crate::pd_client::PdClient;
 use crate::poller::RaftPollerBuilder;
 use crate::raftlog_gc::{self, GcTask};
 use crate::router::RaftRouter;
+use crate::split_policy::{FixedKeysPolicy, KeysPolicy, LoadPolicy, SizePolicy, SplitPolicy};
 use crate::store_meta::StoreMeta;
 use crate::ticker::Ticker;
 use crate::transport::Transport;
+use crate::worker::split_check::{self, SplitCheckTask};
+
+/// Services a store relies on but does not own.
+#[derive(Clone)]
+pub struct StoreDeps {
+    /// Id allocation for splits and split reports.
+    pub pd: Arc<dyn PdClient>,
+    /// Overrides the built-in split policy chosen by the config.
+    pub split_policy: Option<Arc<dyn SplitPolicy>>,
+}
+
+/// The built-in split policy the config names.
+pub fn builtin_policy(cfg: &Config) -> Arc<dyn SplitPolicy> {
+    const BATCH_SPLIT_LIMIT: usize = 10;
+    match &cfg.split_policy {
+        SplitPolicyConfig::Size {
+            max_size,
+            split_size,
+        } => Arc::new(SizePolicy {
+            max_size: *max_size,
+            split_size: *split_size,
+            batch_limit: BATCH_SPLIT_LIMIT,
+        }),
+        SplitPolicyConfig::Keys {
+            max_keys,
+            split_keys,
+        } => Arc::new(KeysPolicy {
+            max_keys: *max_keys,
+            split_keys: *split_keys,
+            batch_limit: BATCH_SPLIT_LIMIT,
+        }),
+        SplitPolicyConfig::Load { qps_threshold, .. } => Arc::new(LoadPolicy {
+            qps_threshold: *qps_threshold,
+        }),
+        SplitPolicyConfig::FixedKeys { boundaries } => Arc::new(FixedKeysPolicy {
+            boundaries: boundaries.clone(),
+        }),
+    }
+}
 
 /// One store process's raft machinery.
 pub struct Store {
@@ -46,6 +87,8 @@ pub struct Store {
     ticker: Ticker,
     stop_store_ticks: Sender<()>,
     gc: Option<Sender<GcTask>>,
+    split_checker: Option<Sender<SplitCheckTask>>,
+    pd: Arc<dyn PdClient>,
 }
 
 fn raft_logger() -> slog::Logger {
@@ -68,6 +111,7 @@ impl Store {
         kv: KvEngine,
         raft_engine: RaftLogEngine,
         transport: Arc<dyn Transport>,
+        deps: StoreDeps,
     ) -> Result<Store> {
         cfg.validate()?;
         let cfg = Arc::new(cfg);
@@ -99,8 +143,7 @@ impl Store {
 
         // Recover every live region.
         let meta = Arc::new(Mutex::new(StoreMeta::new(store_id)));
-        let mut peers = Vec::new();
-        let mut applies = Vec::new();
+        let mut region_ids = Vec::new();
         for state in bootstrap::load_region_states(&kv)? {
             if state.state() == PeerState::Tombstone {
                 continue;
@@ -108,43 +151,12 @@ impl Store {
             let Some(region) = state.region else {
                 return Err(Error::Codec("region state without a region".into()));
             };
-            let Some(me) = region
-                .peers
-                .iter()
-                .find(|p| p.store_id == store_id)
-                .cloned()
-            else {
-                continue;
-            };
-            let storage = PeerStorage::load(&kv, raft_engine.clone(), region.clone())?;
-            let apply_state = *storage.apply_state();
-            let peer = Peer::new(&cfg, me, storage, &logger)?;
-            {
-                let mut m = meta.lock();
-                m.readers.insert(region.id, peer.read_delegate.clone());
-                m.set_region(region.clone());
+            if let Some(created) = build_peer(&cfg, store_id, &kv, &raft_engine, region, &logger)? {
+                region_ids.push(created.region.id);
+                created.register(&mut meta.lock(), &router, &apply_router);
             }
-            let (tx, rx) = batch_system::mailbox_channel(cfg.notify_capacity);
-            peers.push((region.id, tx, PeerFsm::new(peer, rx)));
-            let (atx, arx) = batch_system::mailbox_channel(usize::MAX);
-            applies.push((region.id, atx, ApplyFsm::new(arx, region, apply_state)));
         }
-        info!(store_id, regions = peers.len(), "store recovered");
-
-        for (region_id, tx, fsm) in applies {
-            apply_router.inner.register(
-                region_id,
-                batch_system::BasicMailbox::new(tx, Box::new(fsm)),
-            );
-        }
-        let mut region_ids = Vec::with_capacity(peers.len());
-        for (region_id, tx, fsm) in peers {
-            region_ids.push(region_id);
-            router.inner.register(
-                region_id,
-                batch_system::BasicMailbox::new(tx, Box::new(fsm)),
-            );
-        }
+        info!(store_id, regions = region_ids.len(), "store recovered");
 
         let mut threads = Vec::new();
         let (ticker, h) = Ticker::start(router.clone(), format!("ticker-{store_id}"))
@@ -159,6 +171,19 @@ impl Store {
                 size_limit: cfg.raft_write_size_limit,
             }
             .spawn(writer_rx, format!("log-writer-{store_id}"))
+            .map_err(engine::Error::Io)?,
+        );
+        let (split_tx, split_rx) = crossbeam_channel::unbounded();
+        threads.push(
+            split_check::spawn(
+                split_rx,
+                deps.split_policy
+                    .clone()
+                    .unwrap_or_else(|| builtin_policy(&cfg)),
+                deps.pd.clone(),
+                router.clone(),
+                format!("split-check-{store_id}"),
+            )
             .map_err(engine::Error::Io)?,
         );
         let (gc_tx, gc_rx) = crossbeam_channel::unbounded();
@@ -180,48 +205,24 @@ impl Store {
                 messages_per_tick: cfg.messages_per_tick,
             },
         );
-        let make_ctx = {
-            let (
-                cfg,
-                kv,
-                raft_engine,
-                router,
-                apply_router,
-                transport,
-                writer_tx,
-                gc_tx,
-                meta,
-                ticker,
-                logger,
-            ) = (
-                cfg.clone(),
-                kv.clone(),
-                raft_engine.clone(),
-                router.clone(),
-                apply_router.clone(),
-                transport.clone(),
-                writer_tx.clone(),
-                gc_tx.clone(),
-                meta.clone(),
-                ticker.clone(),
-                logger.clone(),
-            );
-            move || PollContext {
-                cfg: cfg.clone(),
-                store_id,
-                kv: kv.clone(),
-                raft_engine: raft_engine.clone(),
-                router: router.clone(),
-                apply_router: apply_router.clone(),
-                transport: transport.clone(),
-                writer: writer_tx.clone(),
-                gc: gc_tx.clone(),
-                store_meta: meta.clone(),
-                ticker: ticker.clone(),
-                logger: logger.clone(),
-                pending_ticks: Vec::new(),
-            }
+        let template = PollContext {
+            cfg: cfg.clone(),
+            store_id,
+            kv: kv.clone(),
+            raft_engine: raft_engine.clone(),
+            router: router.clone(),
+            apply_router: apply_router.clone(),
+            transport: transport.clone(),
+            writer: writer_tx.clone(),
+            gc: gc_tx.clone(),
+            split_checker: split_tx.clone(),
+            pd: deps.pd.clone(),
+            store_meta: meta.clone(),
+            ticker: ticker.clone(),
+            logger: logger.clone(),
+            pending_ticks: Vec::new(),
         };
+        let make_ctx = move || template.clone();
         raft_system.spawn(
             format!("raftstore-{store_id}"),
             RaftPollerBuilder {
@@ -249,6 +250,8 @@ impl Store {
             ticker,
             stop_store_ticks: stop_tx,
             gc: Some(gc_tx),
+            split_checker: Some(split_tx),
+            pd: deps.pd,
         })
     }
 
@@ -286,6 +289,17 @@ impl Store {
             .send_command(RaftCommand::new(request, callback));
     }
 
+    /// Splits a region at `split_keys` (an operator's or a test's request); the callback
+    /// gets the admin response with the resulting regions.
+    pub fn split_region(
+        &self,
+        region: &proto::metapb::Region,
+        split_keys: Vec<Vec<u8>>,
+        callback: Callback,
+    ) {
+        split_check::propose_split(&self.router, self.pd.as_ref(), region, split_keys, callback);
+    }
+
     /// Delivers a raft message from another store.
     pub fn on_raft_message(&self, msg: RaftMessage) -> Result<()> {
         self.router.send_raft_message(msg)
@@ -300,6 +314,7 @@ impl Store {
         let _ = self.writer.send(WriteMsg::Shutdown);
         self.apply_system.shutdown();
         self.gc.take();
+        self.split_checker.take();
         for h in self.threads.drain(..) {
             let _ = h.join();
         }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 use proto::metapb::Region;
 
+use crate::split_policy::LoadStats;
+
 /// Monotonic nanoseconds since the process's first call; shared by all lease holders.
 pub fn monotonic_nanos(at: Instant) -> u64 {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
@@ -53,10 +55,12 @@ pub struct ReadDelegate {
     pub lease: RemoteLease,
     /// Whether the local peer's raft clock is stopped (for observability).
     hibernating: AtomicBool,
+    /// Recent accesses, kept only when the split policy splits by load.
+    load: Option<parking_lot::Mutex<LoadStats>>,
 }
 
 impl ReadDelegate {
-    pub fn new(region: Region, peer_id: u64) -> ReadDelegate {
+    pub fn new(region: Region, peer_id: u64, load: Option<LoadStats>) -> ReadDelegate {
         ReadDelegate {
             region_id: region.id,
             peer_id,
@@ -65,6 +69,7 @@ impl ReadDelegate {
             applied_term: AtomicU64::new(0),
             lease: RemoteLease::default(),
             hibernating: AtomicBool::new(false),
+            load: load.map(parking_lot::Mutex::new),
         }
     }
 
@@ -90,6 +95,24 @@ impl ReadDelegate {
 
     pub fn set_applied_term(&self, term: u64) {
         self.applied_term.store(term, Ordering::Release);
+    }
+
+    /// Records a request on `key` for load-based splitting (a no-op unless enabled).
+    pub fn record_access(&self, key: &[u8]) {
+        if let Some(load) = &self.load {
+            load.lock().record(key, Instant::now());
+        }
+    }
+
+    /// Requests per second and a sorted key sample of the recent load.
+    pub fn load_snapshot(&self) -> (f64, Vec<Vec<u8>>) {
+        match &self.load {
+            Some(load) => {
+                let mut l = load.lock();
+                (l.qps(Instant::now()), l.sorted_keys())
+            }
+            None => (0.0, Vec::new()),
+        }
     }
 
     pub fn is_hibernating(&self) -> bool {

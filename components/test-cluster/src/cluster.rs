@@ -13,9 +13,11 @@ use proto::raft_cmdpb::{
     CmdType, DeleteRequest, GetRequest, PutRequest, RaftCmdRequest, RaftCmdResponse,
     RaftRequestHeader, Request,
 };
-use raftstore::{Callback, CmdResponse, Config, Store};
+use raftstore::store::StoreDeps;
+use raftstore::{Callback, CmdResponse, Config, SplitPolicy, Store};
 use tempfile::TempDir;
 
+use crate::pd::LocalPd;
 use crate::transport::{Filter, IsolationFilter, PartitionFilter, SimTransport};
 
 /// How long helpers wait for a condition before failing the test.
@@ -41,6 +43,9 @@ pub struct Cluster {
     stores: HashMap<u64, Store>,
     pub transport: Arc<SimTransport>,
     regions: Vec<Region>,
+    pub pd: Arc<LocalPd>,
+    /// Replaces the config's built-in split policy on stores started afterwards.
+    pub split_policy: Option<Arc<dyn SplitPolicy>>,
 }
 
 impl Cluster {
@@ -61,6 +66,8 @@ impl Cluster {
             stores: HashMap::new(),
             transport: SimTransport::new(),
             regions: Vec::new(),
+            pd: Arc::new(LocalPd::new()),
+            split_policy: None,
         }
     }
 
@@ -149,7 +156,11 @@ impl Cluster {
             "store {store_id} already runs"
         );
         let (kv, raft) = self.open_engines(store_id)?;
-        let store = Store::start(self.cfg.clone(), kv, raft, self.transport.clone())?;
+        let deps = StoreDeps {
+            pd: self.pd.clone(),
+            split_policy: self.split_policy.clone(),
+        };
+        let store = Store::start(self.cfg.clone(), kv, raft, self.transport.clone(), deps)?;
         self.transport.register(store_id, store.router().clone());
         self.stores.insert(store_id, store);
         Ok(())
@@ -421,6 +432,70 @@ impl Cluster {
             self.engine_get(store_id, key),
             value
         );
+    }
+
+    /// Splits the region holding `split_keys[0]` at `split_keys` through its leader; returns
+    /// the regions the split produced (left to right).
+    pub fn split(&self, split_keys: &[&[u8]]) -> Result<Vec<Region>, RequestError> {
+        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        loop {
+            let attempt = self.split_once(split_keys);
+            match attempt {
+                Ok(regions) => return Ok(regions),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(RequestError::Region(e))
+                    if e.epoch_not_match.is_none() && e.not_leader.is_none() =>
+                {
+                    return Err(RequestError::Region(e))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    fn split_once(&self, split_keys: &[&[u8]]) -> Result<Vec<Region>, RequestError> {
+        let region = self
+            .region_for_key(split_keys[0])
+            .ok_or(RequestError::NoLeader)?;
+        let leader = self.leader_of(region.id).ok_or(RequestError::NoLeader)?;
+        let store = self
+            .stores
+            .get(&leader.store_id)
+            .ok_or(RequestError::Dropped)?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        store.split_region(
+            &region,
+            split_keys.iter().map(|k| k.to_vec()).collect(),
+            Callback::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        let resp = match rx.recv_timeout(DEFAULT_TIMEOUT) {
+            Ok(r) => r.response,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => return Err(RequestError::Timeout),
+            Err(_) => return Err(RequestError::Dropped),
+        };
+        if let Some(e) = resp.header.as_ref().and_then(|h| h.error.clone()) {
+            return Err(RequestError::Region(Box::new(e)));
+        }
+        let mut regions = resp
+            .admin_response
+            .and_then(|a| a.splits)
+            .map(|s| s.regions)
+            .unwrap_or_default();
+        regions.sort_by(|a, b| a.start_key.cmp(&b.start_key));
+        Ok(regions)
+    }
+
+    /// Splits and waits until every new region has a leader.
+    pub fn must_split(&self, split_keys: &[&[u8]]) -> Vec<Region> {
+        let regions = self
+            .split(split_keys)
+            .unwrap_or_else(|e| panic!("split at {split_keys:?} failed: {e:?}"));
+        for r in &regions {
+            self.wait_leader(r.id);
+        }
+        regions
     }
 
     /// Stops every store.

@@ -2,9 +2,11 @@
 //! real raftstore, and an in-memory transport with failure-injecting filters.
 
 pub mod cluster;
+pub mod pd;
 pub mod transport;
 
 pub use cluster::*;
+pub use pd::LocalPd;
 pub use transport::*;
 
 /// Logs to the test output when `RUST_LOG` asks for it.
@@ -13,7 +15,7 @@ pub fn init_logging() {
     ONCE.call_once(|| {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
+            .with_writer(std::io::stderr)
             .try_init();
     });
 }

@@ -12,7 +12,7 @@ use proto::raft_cmdpb::{
 use proto::raft_serverpb::{RaftApplyState, RaftTruncatedState};
 use tracing::{error, warn};
 
-use super::ExecResult;
+use super::{split, ExecResult};
 use crate::errors::{err_resp, Error, Result};
 use crate::util;
 
@@ -71,6 +71,9 @@ fn exec_command(
 ) -> Result<(RaftCmdResponse, Option<ExecResult>)> {
     util::check_region_epoch(req, region)?;
     if let Some(admin) = &req.admin_request {
+        if admin.cmd_type() == AdminCmdType::BatchSplit {
+            return split::exec_batch_split(wb, region, admin);
+        }
         return exec_admin(apply_state, admin, term);
     }
     wb.set_save_point();

@@ -72,6 +72,9 @@ impl ApplyFsm {
                     ctx.callbacks.push((cmd.callback, resp.clone()));
                 }
             }
+            if let Some(ExecResult::SplitRegion { derived, .. }) = &res {
+                self.region = derived.clone();
+            }
             results.extend(res);
         }
         results

@@ -4,9 +4,11 @@
 
 pub mod exec;
 pub mod fsm;
+mod split;
 
 use batch_system::Router;
 use proto::eraftpb::Entry;
+use proto::metapb::Region;
 use proto::raft_serverpb::RaftApplyState;
 
 use crate::errors::{Error, Result};
@@ -37,9 +39,16 @@ pub enum ApplyMsg {
 }
 
 /// Side effects of admin commands that the peer must act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ExecResult {
-    CompactLog { truncated_index: u64 },
+    CompactLog {
+        truncated_index: u64,
+    },
+    /// The region shrank to `derived`; `regions` were split off it.
+    SplitRegion {
+        derived: Region,
+        regions: Vec<Region>,
+    },
 }
 
 /// What the apply pool reports to a peer after a round.

@@ -1,4 +1,5 @@
 //! Thin FSM shells over the batch system.
 
+pub mod create;
 pub mod peer;
 pub mod store;

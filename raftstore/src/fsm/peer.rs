@@ -44,6 +44,13 @@ impl PeerFsm {
             PeerMsg::RaftCommand(c) => peer.propose_command(ctx, *c),
             PeerMsg::Tick(PeerTick::Raft) => peer.on_raft_tick(ctx),
             PeerMsg::Tick(PeerTick::RaftLogGc) => peer.on_raft_log_gc_tick(ctx),
+            PeerMsg::Tick(PeerTick::SplitCheck) => peer.on_split_check_tick(ctx),
+            PeerMsg::SplitRegion {
+                region_epoch,
+                split_keys,
+                ids,
+                callback,
+            } => peer.on_split_region(ctx, region_epoch, split_keys, ids, callback),
             PeerMsg::Persisted {
                 peer_id,
                 ready_number,
@@ -59,6 +66,7 @@ impl PeerFsm {
             PeerMsg::Start => {
                 peer.wake_up(ctx);
                 ctx.schedule_tick(peer.region_id(), PeerTick::RaftLogGc);
+                ctx.schedule_tick(peer.region_id(), PeerTick::SplitCheck);
             }
         }
     }

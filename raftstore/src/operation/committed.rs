@@ -62,6 +62,9 @@ impl Peer {
             return;
         }
         let applied = res.apply_state.applied_index;
+        if applied > self.storage().applied_index() {
+            self.split_check_pending = true;
+        }
         let limit = ctx.cfg.raft_entry_cache_limit;
         self.storage_mut().on_applied(res.apply_state, limit);
         self.raft_group.advance_apply_to(applied);
@@ -74,6 +77,9 @@ impl Peer {
                         region_id: self.region_id(),
                         compact_to: truncated_index + 1,
                     });
+                }
+                ExecResult::SplitRegion { derived, regions } => {
+                    self.on_ready_split_region(ctx, derived, regions);
                 }
             }
         }

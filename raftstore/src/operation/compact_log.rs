@@ -11,8 +11,12 @@ use crate::peer::Peer;
 
 impl Peer {
     pub fn on_raft_log_gc_tick(&mut self, ctx: &mut PollContext) {
+        if self.is_hibernating() {
+            self.aux_ticks_paused = true;
+            return;
+        }
         ctx.schedule_tick(self.region_id(), PeerTick::RaftLogGc);
-        if !self.is_leader() || self.is_hibernating() {
+        if !self.is_leader() {
             return;
         }
         let Some(compact_index) = self.compact_log_index(ctx) else {

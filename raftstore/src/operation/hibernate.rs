@@ -24,6 +24,11 @@ impl Peer {
         }
         self.hibernation.idle_ticks = 0;
         self.schedule_raft_tick(ctx);
+        if self.aux_ticks_paused {
+            self.aux_ticks_paused = false;
+            ctx.schedule_tick(self.region_id(), PeerTick::RaftLogGc);
+            ctx.schedule_tick(self.region_id(), PeerTick::SplitCheck);
+        }
     }
 
     fn set_group_state(&mut self, state: GroupState) {
@@ -80,6 +85,10 @@ impl Peer {
             .iter()
             .all(|id| self.hibernation.acks.contains(id))
         {
+            // Look at the final data once before sleeping; it cannot change while asleep.
+            if self.split_check_pending {
+                self.schedule_split_check(ctx);
+            }
             self.set_group_state(GroupState::Idle);
             return;
         }

@@ -7,5 +7,6 @@ pub mod message;
 pub mod propose;
 pub mod read;
 pub mod ready;
+pub mod split;
 pub mod tick;
 pub mod transfer_leader;

@@ -24,12 +24,18 @@ impl Peer {
             callback.invoke_with(err_resp(e, self.term()));
             return;
         }
+        if let Some(key) = first_key(&request) {
+            self.read_delegate.record_access(key);
+        }
         if util::is_read_only(&request) {
             self.propose_read(ctx, request, callback);
             return;
         }
         let result = match request.admin_request.as_ref().map(|a| a.cmd_type()) {
             Some(AdminCmdType::TransferLeader) => self.propose_transfer_leader(&request),
+            Some(AdminCmdType::BatchSplit) => self
+                .check_split(&request)
+                .and_then(|_| self.propose_normal(ctx, &request)),
             Some(AdminCmdType::CompactLog) | None => self.propose_normal(ctx, &request),
             Some(other) => Err(Error::InvalidRequest(format!(
                 "admin command {other:?} is not supported"
@@ -77,7 +83,17 @@ impl Peer {
                 leader: self.leader(),
             });
         }
-        util::check_region_epoch(req, self.region())?;
+        util::check_region_epoch(req, self.region()).map_err(|e| match e {
+            // Tell the client about the regions split off too, so it can refresh at once.
+            Error::EpochNotMatch {
+                message,
+                mut regions,
+            } => {
+                regions.extend(self.split_siblings.iter().cloned());
+                Error::EpochNotMatch { message, regions }
+            }
+            other => other,
+        })?;
         util::check_keys_in_region(req, self.region())?;
         for r in &req.requests {
             let cf = [
@@ -94,6 +110,21 @@ impl Peer {
             return Err(Error::StaleCommand);
         }
         Ok(())
+    }
+
+    fn check_split(&self, req: &RaftCmdRequest) -> Result<()> {
+        let splits = req
+            .admin_request
+            .as_ref()
+            .and_then(|a| a.splits.as_ref())
+            .ok_or_else(|| Error::InvalidRequest("batch split without requests".into()))?;
+        let keys: Vec<Vec<u8>> = splits
+            .requests
+            .iter()
+            .map(|r| r.split_key.clone())
+            .collect();
+        crate::split_policy::validate_split_keys(self.region(), &keys)
+            .map_err(Error::InvalidRequest)
     }
 
     /// Appends a command to the log; returns the index it will commit at.
@@ -116,4 +147,14 @@ impl Peer {
         }
         Ok(Some(expected))
     }
+}
+
+/// The first key a command touches, for load statistics.
+pub fn first_key(req: &RaftCmdRequest) -> Option<&[u8]> {
+    let r = req.requests.first()?;
+    r.get
+        .as_ref()
+        .map(|g| g.key.as_slice())
+        .or_else(|| r.put.as_ref().map(|p| p.key.as_slice()))
+        .or_else(|| r.delete.as_ref().map(|d| d.key.as_slice()))
 }

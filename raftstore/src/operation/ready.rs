@@ -12,7 +12,13 @@ use crate::peer::{Peer, UnpersistedReady};
 impl Peer {
     /// Handles one ready if raft has any; called once per poller round for every active peer.
     pub fn handle_ready(&mut self, ctx: &mut PollContext) {
-        if self.stopped || !self.raft_group.has_ready() {
+        if self.stopped {
+            return;
+        }
+        if self.is_leader() && !self.pending_reads.is_empty() {
+            self.send_pending_read_indexes();
+        }
+        if !self.raft_group.has_ready() {
             return;
         }
         let mut ready = self.raft_group.ready();

@@ -61,6 +61,12 @@ pub struct Peer {
     pub raft_tick_scheduled: bool,
     /// Highest index handed to the apply pool.
     pub last_sent_to_apply: u64,
+    /// Data changed since the split policy last looked at the region.
+    pub split_check_pending: bool,
+    /// Log GC and split check ticks are not registered while the region hibernates.
+    pub aux_ticks_paused: bool,
+    /// Regions split off this one by the last split, reported with EpochNotMatch.
+    pub split_siblings: Vec<Region>,
     pub stopped: bool,
 }
 
@@ -75,7 +81,13 @@ impl Peer {
         let region_id = storage.region_id();
         let applied = storage.applied_index();
         let applied_term = storage.applied_term();
-        let read_delegate = Arc::new(ReadDelegate::new(storage.region().clone(), meta.id));
+        let load = match &cfg.split_policy {
+            crate::config::SplitPolicyConfig::Load { window, .. } => {
+                Some(crate::split_policy::LoadStats::new(*window, 1024))
+            }
+            _ => None,
+        };
+        let read_delegate = Arc::new(ReadDelegate::new(storage.region().clone(), meta.id, load));
         read_delegate.set_applied_term(applied_term);
         let raft_cfg = raft::Config {
             id: meta.id,
@@ -105,6 +117,9 @@ impl Peer {
             },
             raft_tick_scheduled: false,
             last_sent_to_apply: applied,
+            split_siblings: Vec::new(),
+            split_check_pending: true,
+            aux_ticks_paused: false,
             stopped: false,
         })
     }

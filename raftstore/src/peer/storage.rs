@@ -148,9 +148,17 @@ impl PeerStorage {
                     kv.path()
                 ))
             })?;
-        let mut raft_state = raft_engine
-            .raft_state(region_id)?
-            .ok_or_else(|| Error::Codec(format!("region {region_id} has no raft state")))?;
+        let mut raft_state = match raft_engine.raft_state(region_id)? {
+            Some(s) => s,
+            // A region born from a split starts from the initial state; its raft state is
+            // written with its first ready.
+            None if apply_state == initial_apply_state() => initial_raft_state(),
+            None => {
+                return Err(Error::Codec(format!(
+                    "region {region_id} has no raft state"
+                )));
+            }
+        };
         // Committed entries are applied before their commit index is necessarily persisted;
         // anything applied was committed, so the commit index can safely catch up.
         if raft_state.commit < apply_state.applied_index {

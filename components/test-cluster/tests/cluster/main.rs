@@ -9,3 +9,4 @@ mod lease;
 mod multi_region;
 mod replication;
 mod restart;
+mod split;

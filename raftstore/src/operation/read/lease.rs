@@ -69,6 +69,9 @@ impl LocalReader {
         if delegate.peer_id != peer.id || !delegate.can_read_locally(Instant::now()) {
             return None;
         }
+        if let Some(key) = crate::operation::propose::first_key(req) {
+            delegate.record_access(key);
+        }
         let region = delegate.region();
         // An epoch mismatch goes to the peer, which answers with the authoritative error.
         crate::util::check_region_epoch(req, &region).ok()?;

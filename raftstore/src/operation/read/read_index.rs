@@ -19,6 +19,9 @@ pub struct ReadIndexRequest {
     pub propose_time: Instant,
     /// Set once raft answered.
     pub read_index: Option<u64>,
+    /// Handed to raft. A leader that has not committed an entry of its term yet would drop
+    /// the request, so it waits here until it can be sent.
+    pub sent: bool,
 }
 
 /// ReadIndex requests in the order they were sent.
@@ -62,13 +65,28 @@ impl Peer {
     /// Starts a ReadIndex round for a read the lease cannot serve.
     pub fn read_index(&mut self, req: RaftCmdRequest, cb: Callback) {
         let id = self.pending_reads.next_id();
-        self.raft_group.read_index(id.to_be_bytes().to_vec());
         self.pending_reads.reqs.push_back(ReadIndexRequest {
             id,
             cmds: vec![(req, cb)],
             propose_time: Instant::now(),
             read_index: None,
+            sent: false,
         });
+        self.send_pending_read_indexes();
+    }
+
+    /// Hands waiting ReadIndex requests to raft once this leader has committed in its term.
+    /// Must not run between taking a ready and advancing it.
+    pub fn send_pending_read_indexes(&mut self) {
+        if !self.raft_group.raft.commit_to_current_term() {
+            return;
+        }
+        for req in self.pending_reads.reqs.iter_mut().filter(|r| !r.sent) {
+            req.sent = true;
+            // The send time is what a quorum confirms, and what the lease may be renewed from.
+            req.propose_time = Instant::now();
+            self.raft_group.read_index(req.id.to_be_bytes().to_vec());
+        }
     }
 
     /// Raft answered some ReadIndex rounds.

@@ -1,0 +1,304 @@
+//! Splits: by command, under load, repeated, by policy (built-in and custom), and refusals.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use raftstore::config::SplitPolicyConfig;
+use raftstore::split_policy::SplitCheckInput;
+use raftstore::SplitPolicy;
+use test_cluster::*;
+
+fn assert_key_in(region: &proto::metapb::Region, key: &[u8]) {
+    assert!(
+        key >= region.start_key.as_slice(),
+        "{key:?} before {region:?}"
+    );
+    assert!(region.end_key.is_empty() || key < region.end_key.as_slice());
+}
+
+#[test]
+fn split_while_writes_continue_then_every_key_reads_back() {
+    let cluster = Arc::new(Cluster::run(3));
+    cluster.wait_leader(1);
+    let acked: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (cluster, acked, stop) = (cluster.clone(), acked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u32;
+                while !stop.load(Ordering::Relaxed) && i < 2000 {
+                    let key = format!("key-{:04}-{w}", (i * 37 + w * 11) % 1000).into_bytes();
+                    if cluster.put(&key, &key).is_ok() {
+                        acked.lock().push(key);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    wait_until(DEFAULT_TIMEOUT, || acked.lock().len() > 50);
+    let regions = cluster.must_split(&[b"key-0250", b"key-0500"]);
+    assert_eq!(regions.len(), 3);
+    wait_until(DEFAULT_TIMEOUT, || acked.lock().len() > 150);
+    cluster.must_split(&[b"key-0750"]);
+    wait_until(DEFAULT_TIMEOUT, || acked.lock().len() > 250);
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    for key in acked.lock().iter() {
+        let region = cluster.region_for_key(key).unwrap();
+        assert_key_in(&region, key);
+        assert_eq!(cluster.must_get(key).as_deref(), Some(key.as_slice()));
+    }
+    for s in cluster.store_ids() {
+        assert_eq!(cluster.store(s).meta().lock().region_count(), 4);
+    }
+}
+
+#[test]
+fn one_region_split_into_a_hundred() {
+    let mut cluster = Cluster::run(3);
+    cluster.wait_leader(1);
+    for i in 1..100u32 {
+        let key = format!("s{i:03}");
+        cluster.must_split(&[key.as_bytes()]);
+    }
+    for s in cluster.store_ids() {
+        assert!(
+            wait_until(DEFAULT_TIMEOUT, || cluster
+                .store(s)
+                .meta()
+                .lock()
+                .region_count()
+                == 100),
+            "store {s} has every region"
+        );
+    }
+    for i in 0..100u32 {
+        let key = format!("s{i:03}-x");
+        cluster.must_put(key.as_bytes(), b"v");
+    }
+    let mut ids: Vec<u64> = (0..100u32)
+        .map(|i| {
+            cluster
+                .region_for_key(format!("s{i:03}-x").as_bytes())
+                .unwrap()
+                .id
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 100, "every key in its own region");
+    // The regions survive a full restart.
+    for s in cluster.store_ids() {
+        cluster.stop_store(s);
+    }
+    for s in cluster.store_ids() {
+        cluster.start_store(s);
+    }
+    for i in (0..100u32).step_by(9) {
+        let key = format!("s{i:03}-x");
+        assert_eq!(cluster.must_get(key.as_bytes()), Some(b"v".to_vec()));
+    }
+}
+
+#[test]
+fn old_epoch_gets_epoch_not_match_with_the_new_regions() {
+    let cluster = Cluster::run(3);
+    let leader = cluster.wait_leader(1);
+    let before = cluster.region(1).unwrap();
+    let regions = cluster.must_split(&[b"m"]);
+    cluster.wait_leader(1);
+    let leader = cluster.leader_of(1).unwrap_or(leader);
+    let req = Cluster::new_request(&before, leader, vec![put_request(b"x", b"1")]);
+    let resp = cluster
+        .call_on_store(leader.store_id, req, DEFAULT_TIMEOUT)
+        .expect("answered");
+    let err = resp
+        .response
+        .header
+        .and_then(|h| h.error)
+        .expect("an error");
+    let current = err
+        .epoch_not_match
+        .expect("epoch not match")
+        .current_regions;
+    let mut ids: Vec<u64> = current.iter().map(|r| r.id).collect();
+    ids.sort();
+    let mut want: Vec<u64> = regions.iter().map(|r| r.id).collect();
+    want.sort();
+    assert_eq!(ids, want, "the error carries every region of the split");
+}
+
+#[test]
+fn bad_split_keys_are_refused() {
+    let mut cluster = Cluster::new(3);
+    cluster.bootstrap(&[b"b".to_vec(), b"m".to_vec()]);
+    cluster.start();
+    cluster.wait_leader(2);
+    // Region 2 is [b, m).
+    for bad in [&b"b"[..], &b"z"[..]] {
+        let region = cluster.region(2).unwrap();
+        let leader = cluster.wait_leader(2);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        cluster.store(leader.store_id).split_region(
+            &region,
+            vec![bad.to_vec()],
+            raftstore::Callback::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        let resp = rx.recv_timeout(DEFAULT_TIMEOUT).unwrap().response;
+        let err = resp.header.and_then(|h| h.error).expect("refused");
+        assert!(err.message.contains("split key"), "{}", err.message);
+    }
+    assert_eq!(
+        cluster.region(2).unwrap().region_epoch,
+        Some(proto::metapb::RegionEpoch {
+            conf_ver: 1,
+            version: 1
+        })
+    );
+}
+
+/// A user policy: every section (a key `#name`, without a `/`) starts its own region.
+struct SectionPolicy;
+
+impl SplitPolicy for SectionPolicy {
+    fn name(&self) -> &str {
+        "sections"
+    }
+
+    fn split_keys(&self, input: &SplitCheckInput<'_>) -> raftstore::Result<Vec<Vec<u8>>> {
+        let mut keys = Vec::new();
+        input.for_each_key(|k, _| {
+            let section = k.first() == Some(&b'#') && !k.contains(&b'/');
+            if section && k > input.region.start_key.as_slice() {
+                keys.push(k.to_vec());
+            }
+            true
+        })?;
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+}
+
+#[test]
+fn a_custom_split_policy_splits_where_it_says() {
+    let mut cluster = Cluster::new(3);
+    cluster.split_policy = Some(Arc::new(SectionPolicy));
+    cluster.bootstrap(&[]);
+    cluster.start();
+    cluster.wait_leader(1);
+    for k in [&b"#alpha"[..], b"#alpha/1", b"#beta", b"#beta/1", b"#gamma"] {
+        cluster.must_put(k, b"v");
+    }
+    let boundaries = || -> Vec<Vec<u8>> {
+        let meta = cluster.store(1).meta().lock();
+        let mut starts: Vec<Vec<u8>> = meta.regions().map(|r| r.start_key.clone()).collect();
+        starts.sort();
+        starts
+    };
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || boundaries().len() == 4),
+        "regions start at every section: {:?}",
+        boundaries()
+    );
+    assert_eq!(
+        boundaries(),
+        vec![
+            b"".to_vec(),
+            b"#alpha".to_vec(),
+            b"#beta".to_vec(),
+            b"#gamma".to_vec()
+        ]
+    );
+    assert_eq!(cluster.must_get(b"#beta/1"), Some(b"v".to_vec()));
+}
+
+#[test]
+fn size_policy_splits_a_growing_region() {
+    let cfg = raftstore::Config {
+        split_policy: SplitPolicyConfig::Size {
+            max_size: 48 * 1024,
+            split_size: 32 * 1024,
+        },
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(3, cfg);
+    cluster.bootstrap(&[]);
+    cluster.start();
+    cluster.wait_leader(1);
+    let value = vec![1u8; 1024];
+    for i in 0..200u32 {
+        cluster.must_put(format!("z{i:04}").as_bytes(), &value);
+    }
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || cluster
+            .store(1)
+            .meta()
+            .lock()
+            .region_count()
+            >= 4),
+        "a 200 KiB region splits into pieces of about 32 KiB"
+    );
+    for i in (0..200u32).step_by(13) {
+        assert_eq!(
+            cluster.must_get(format!("z{i:04}").as_bytes()),
+            Some(value.clone())
+        );
+    }
+}
+
+#[test]
+fn load_policy_splits_a_busy_region_where_the_load_halves() {
+    let cfg = raftstore::Config {
+        split_policy: SplitPolicyConfig::Load {
+            qps_threshold: 20.0,
+            window: Duration::from_secs(5),
+        },
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(3, cfg);
+    cluster.bootstrap(&[]);
+    cluster.start();
+    cluster.wait_leader(1);
+    // All the traffic goes to keys a.. and b..; the split should fall between them.
+    for i in 0..200u32 {
+        let key = if i % 2 == 0 {
+            format!("a{i:03}")
+        } else {
+            format!("b{i:03}")
+        };
+        cluster.must_put(key.as_bytes(), b"v");
+        if cluster.store(1).meta().lock().region_count() > 1 {
+            break;
+        }
+    }
+    assert!(wait_until(DEFAULT_TIMEOUT, || cluster
+        .store(1)
+        .meta()
+        .lock()
+        .region_count()
+        >= 2));
+    // The split key falls inside the busy range, near its middle (between the a.. and b..
+    // halves of the sampled keys).
+    let starts: Vec<Vec<u8>> = cluster
+        .store(1)
+        .meta()
+        .lock()
+        .regions()
+        .map(|r| r.start_key.clone())
+        .collect();
+    assert!(
+        starts
+            .iter()
+            .any(|k| k.as_slice() > &b"a1"[..] && k.as_slice() <= &b"b1"[..]),
+        "split keys {starts:?}"
+    );
+}

@@ -1,0 +1,77 @@
+//! Building a region's peer and apply FSMs, at recovery and when a split creates regions.
+
+use std::sync::Arc;
+
+use batch_system::{BasicMailbox, MailboxSender};
+use engine::{KvEngine, RaftLogEngine};
+use proto::metapb::Region;
+
+use crate::apply::{ApplyFsm, ApplyMsg, ApplyRouter};
+use crate::config::Config;
+use crate::errors::Result;
+use crate::fsm::peer::PeerFsm;
+use crate::msg::PeerMsg;
+use crate::peer::storage::PeerStorage;
+use crate::peer::Peer;
+use crate::router::RaftRouter;
+use crate::store_meta::{ReadDelegate, StoreMeta};
+
+/// A region's FSMs, built but not yet registered.
+pub struct CreatedPeer {
+    pub region: Region,
+    peer: (MailboxSender<PeerMsg>, PeerFsm),
+    apply: (MailboxSender<ApplyMsg>, ApplyFsm),
+    pub read_delegate: Arc<ReadDelegate>,
+}
+
+impl CreatedPeer {
+    pub fn peer_mut(&mut self) -> &mut Peer {
+        &mut self.peer.1.peer
+    }
+
+    /// Records the region in the store meta and registers both mailboxes.
+    pub fn register(self, meta: &mut StoreMeta, router: &RaftRouter, apply_router: &ApplyRouter) {
+        let id = self.region.id;
+        meta.readers.insert(id, self.read_delegate);
+        meta.set_region(self.region);
+        let (atx, afsm) = self.apply;
+        apply_router
+            .inner
+            .register(id, BasicMailbox::new(atx, Box::new(afsm)));
+        let (tx, fsm) = self.peer;
+        router
+            .inner
+            .register(id, BasicMailbox::new(tx, Box::new(fsm)));
+    }
+}
+
+/// Loads a region's state and builds its FSMs; `None` if this store has no peer in it.
+pub fn build_peer(
+    cfg: &Config,
+    store_id: u64,
+    kv: &KvEngine,
+    raft_engine: &RaftLogEngine,
+    region: Region,
+    logger: &slog::Logger,
+) -> Result<Option<CreatedPeer>> {
+    let Some(me) = region
+        .peers
+        .iter()
+        .find(|p| p.store_id == store_id)
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let storage = PeerStorage::load(kv, raft_engine.clone(), region.clone())?;
+    let apply_state = *storage.apply_state();
+    let peer = Peer::new(cfg, me, storage, logger)?;
+    let read_delegate = peer.read_delegate.clone();
+    let (tx, rx) = batch_system::mailbox_channel(cfg.notify_capacity);
+    let (atx, arx) = batch_system::mailbox_channel(usize::MAX);
+    Ok(Some(CreatedPeer {
+        apply: (atx, ApplyFsm::new(arx, region.clone(), apply_state)),
+        peer: (tx, PeerFsm::new(peer, rx)),
+        region,
+        read_delegate,
+    }))
+}

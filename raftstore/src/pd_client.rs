@@ -1,0 +1,21 @@
+//! What the store needs from the placement driver. The fleet wires this to PD over gRPC;
+//! in-process clusters use a local allocator.
+
+use proto::metapb::Region;
+
+use crate::errors::Result;
+
+/// Ids for one new region of a split: the region id and one peer id per existing peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitIds {
+    pub new_region_id: u64,
+    pub new_peer_ids: Vec<u64>,
+}
+
+pub trait PdClient: Send + Sync {
+    /// Allocates ids for `count` new regions split off `region`.
+    fn ask_batch_split(&self, region: &Region, count: usize) -> Result<Vec<SplitIds>>;
+
+    /// Reports the regions a split produced.
+    fn report_batch_split(&self, _regions: &[Region]) {}
+}

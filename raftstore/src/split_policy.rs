@@ -1,0 +1,312 @@
+//! Where to split a region. The split-check worker asks a `SplitPolicy`; built-in policies
+//! split by approximate size, key count, load, or at fixed boundaries, and users plug in their
+//! own by implementing the trait.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use engine::{KvSnapshot, DATA_CFS};
+use proto::metapb::Region;
+
+use crate::errors::Result;
+
+/// Recent accesses of one region, kept for load-based splitting.
+#[derive(Debug)]
+pub struct LoadStats {
+    window: Duration,
+    /// (time, user key) of sampled requests within the window.
+    samples: VecDeque<(Instant, Vec<u8>)>,
+    max_samples: usize,
+}
+
+impl LoadStats {
+    pub fn new(window: Duration, max_samples: usize) -> LoadStats {
+        LoadStats {
+            window,
+            samples: VecDeque::new(),
+            max_samples,
+        }
+    }
+
+    /// Records one request touching `key`.
+    pub fn record(&mut self, key: &[u8], now: Instant) {
+        self.expire(now);
+        if self.samples.len() >= self.max_samples {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((now, key.to_vec()));
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((t, _)) = self.samples.front() {
+            if now.saturating_duration_since(*t) <= self.window {
+                break;
+            }
+            self.samples.pop_front();
+        }
+    }
+
+    /// Requests per second over the window (from the retained samples).
+    pub fn qps(&mut self, now: Instant) -> f64 {
+        self.expire(now);
+        self.samples.len() as f64 / self.window.as_secs_f64().max(0.001)
+    }
+
+    /// The sampled keys, sorted.
+    pub fn sorted_keys(&self) -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = self.samples.iter().map(|(_, k)| k.clone()).collect();
+        keys.sort();
+        keys
+    }
+}
+
+/// What a policy sees of a region when deciding.
+pub struct SplitCheckInput<'a> {
+    pub region: &'a Region,
+    pub snapshot: &'a KvSnapshot,
+    /// Requests per second recently seen by the region.
+    pub qps: f64,
+    /// Sorted sample of recently accessed user keys.
+    pub load_keys: &'a [Vec<u8>],
+}
+
+impl SplitCheckInput<'_> {
+    /// Visits the region's data (user keys, with the size of key + value) in key order
+    /// across the data column families, until `f` returns false.
+    pub fn for_each_key(&self, mut f: impl FnMut(&[u8], u64) -> bool) -> Result<()> {
+        let start = keys::enc_start_key(&self.region.start_key);
+        let end = keys::enc_end_key(&self.region.end_key);
+        // Walk CF default, which holds the bulk of the data; lock and write are counted too.
+        for cf in DATA_CFS {
+            let mut go_on = true;
+            self.snapshot.scan_cf(cf, &start, &end, |k, v| {
+                go_on = f(keys::origin_key(k), (k.len() + v.len()) as u64);
+                Ok(go_on)
+            })?;
+            if !go_on {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decides split keys for a region. Returned keys must be inside the region, sorted and
+/// unique; the store validates them again before proposing.
+pub trait SplitPolicy: Send + Sync {
+    fn name(&self) -> &str;
+    fn split_keys(&self, input: &SplitCheckInput<'_>) -> Result<Vec<Vec<u8>>>;
+}
+
+/// Splits a region larger than `max_size` into pieces of about `split_size` bytes.
+pub struct SizePolicy {
+    pub max_size: u64,
+    pub split_size: u64,
+    /// At most this many keys per check.
+    pub batch_limit: usize,
+}
+
+impl SplitPolicy for SizePolicy {
+    fn name(&self) -> &str {
+        "size"
+    }
+
+    fn split_keys(&self, input: &SplitCheckInput<'_>) -> Result<Vec<Vec<u8>>> {
+        every_nth(
+            input,
+            self.max_size,
+            self.split_size,
+            self.batch_limit,
+            |size| size,
+        )
+    }
+}
+
+/// Splits a region with more than `max_keys` keys into pieces of `split_keys` keys.
+pub struct KeysPolicy {
+    pub max_keys: u64,
+    pub split_keys: u64,
+    pub batch_limit: usize,
+}
+
+impl SplitPolicy for KeysPolicy {
+    fn name(&self) -> &str {
+        "keys"
+    }
+
+    fn split_keys(&self, input: &SplitCheckInput<'_>) -> Result<Vec<Vec<u8>>> {
+        every_nth(
+            input,
+            self.max_keys,
+            self.split_keys,
+            self.batch_limit,
+            |_| 1,
+        )
+    }
+}
+
+/// Accumulates `weight` over the region's keys; when the total passes `max`, cuts every
+/// `piece`.
+fn every_nth(
+    input: &SplitCheckInput<'_>,
+    max: u64,
+    piece: u64,
+    batch_limit: usize,
+    weight: impl Fn(u64) -> u64,
+) -> Result<Vec<Vec<u8>>> {
+    let mut total = 0u64;
+    let mut candidates = Vec::new();
+    let mut acc = 0u64;
+    // Only the default CF is walked for candidates so keys come out sorted and unique.
+    let start = keys::enc_start_key(&input.region.start_key);
+    let end = keys::enc_end_key(&input.region.end_key);
+    input
+        .snapshot
+        .scan_cf(engine::CF_DEFAULT, &start, &end, |k, v| {
+            let w = weight((k.len() + v.len()) as u64);
+            total += w;
+            acc += w;
+            if acc >= piece {
+                candidates.push(keys::origin_key(k).to_vec());
+                acc = 0;
+            }
+            Ok(true)
+        })?;
+    if total <= max {
+        return Ok(Vec::new());
+    }
+    // A cut right at the last key would leave an empty right part.
+    if acc == 0 {
+        candidates.pop();
+    }
+    candidates.retain(|k| k.as_slice() > input.region.start_key.as_slice());
+    candidates.truncate(batch_limit);
+    Ok(candidates)
+}
+
+/// Splits a region whose request rate exceeds `qps_threshold` at the key that halves the
+/// sampled load.
+pub struct LoadPolicy {
+    pub qps_threshold: f64,
+}
+
+impl SplitPolicy for LoadPolicy {
+    fn name(&self) -> &str {
+        "load"
+    }
+
+    fn split_keys(&self, input: &SplitCheckInput<'_>) -> Result<Vec<Vec<u8>>> {
+        if input.qps < self.qps_threshold || input.load_keys.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let middle = &input.load_keys[input.load_keys.len() / 2];
+        if middle.as_slice() <= input.region.start_key.as_slice() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![middle.clone()])
+    }
+}
+
+/// Splits at configured boundaries (for example keyspace prefixes) that fall inside a region.
+pub struct FixedKeysPolicy {
+    pub boundaries: Vec<Vec<u8>>,
+}
+
+impl SplitPolicy for FixedKeysPolicy {
+    fn name(&self) -> &str {
+        "fixed-keys"
+    }
+
+    fn split_keys(&self, input: &SplitCheckInput<'_>) -> Result<Vec<Vec<u8>>> {
+        let region = input.region;
+        let mut keys: Vec<Vec<u8>> = self
+            .boundaries
+            .iter()
+            .filter(|k| {
+                k.as_slice() > region.start_key.as_slice()
+                    && (region.end_key.is_empty() || k.as_slice() < region.end_key.as_slice())
+            })
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+}
+
+/// Checks that split keys are sorted, unique and strictly inside the region.
+pub fn validate_split_keys(
+    region: &Region,
+    split_keys: &[Vec<u8>],
+) -> std::result::Result<(), String> {
+    if split_keys.is_empty() {
+        return Err("no split keys".into());
+    }
+    let mut prev: &[u8] = &region.start_key;
+    for k in split_keys {
+        if k.is_empty() {
+            return Err("empty split key".into());
+        }
+        if k.as_slice() <= prev {
+            return Err(format!(
+                "split key {k:?} is not after {prev:?} (keys must be sorted, unique and after the region start)"
+            ));
+        }
+        if !region.end_key.is_empty() && k.as_slice() >= region.end_key.as_slice() {
+            return Err(format!(
+                "split key {k:?} is not before the region end {:?}",
+                region.end_key
+            ));
+        }
+        prev = k;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(start: &[u8], end: &[u8]) -> Region {
+        Region {
+            id: 1,
+            start_key: start.to_vec(),
+            end_key: end.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn split_keys_must_be_inside_sorted_and_unique() {
+        let r = region(b"b", b"m");
+        assert!(validate_split_keys(&r, &[b"c".to_vec(), b"d".to_vec()]).is_ok());
+        assert!(
+            validate_split_keys(&r, &[b"b".to_vec()]).is_err(),
+            "equal to start"
+        );
+        assert!(
+            validate_split_keys(&r, &[b"m".to_vec()]).is_err(),
+            "equal to end"
+        );
+        assert!(
+            validate_split_keys(&r, &[b"z".to_vec()]).is_err(),
+            "outside"
+        );
+        assert!(validate_split_keys(&r, &[b"d".to_vec(), b"c".to_vec()]).is_err());
+        assert!(validate_split_keys(&r, &[b"c".to_vec(), b"c".to_vec()]).is_err());
+        assert!(validate_split_keys(&r, &[]).is_err());
+        assert!(validate_split_keys(&region(b"", b""), &[b"x".to_vec()]).is_ok());
+    }
+
+    #[test]
+    fn load_stats_window_and_median() {
+        let mut s = LoadStats::new(Duration::from_secs(10), 100);
+        let t = Instant::now();
+        for k in [b"c", b"a", b"b"] {
+            s.record(k, t);
+        }
+        assert_eq!(s.sorted_keys()[1], b"b".to_vec());
+        assert!(s.qps(t) > 0.0);
+        assert_eq!(s.qps(t + Duration::from_secs(11)), 0.0);
+    }
+}

@@ -1,0 +1,3 @@
+//! Background workers of a store.
+
+pub mod split_check;
