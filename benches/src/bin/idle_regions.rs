@@ -9,6 +9,9 @@ use raftstore::Config;
 use shoal_benches::{cpu_time, rss_bytes};
 use test_cluster::Cluster;
 
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let regions: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(10_000);

@@ -13,6 +13,13 @@ use raftstore::Config;
 use shoal_benches::{counter, percentiles};
 use test_cluster::{put_request, Cluster};
 
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn run(regions: usize, writers: usize, secs: u64) {
     let cfg = Config {
         // Production-like clock so elections and heartbeats do not dominate.
@@ -20,6 +27,10 @@ fn run(regions: usize, writers: usize, secs: u64) {
         raft_store_max_leader_lease: Duration::from_millis(900),
         store_heartbeat_interval: Duration::from_millis(200),
         store_unreachable_timeout: Duration::from_secs(2),
+        split_check_tick_interval: Duration::from_secs(10),
+        raft_log_gc_tick_interval: Duration::from_secs(3),
+        store_pool_size: env_usize("SHOAL_STORE_POOL", 2),
+        apply_pool_size: env_usize("SHOAL_APPLY_POOL", 1),
         ..Config::for_tests()
     };
     let mut cluster = Cluster::with_config(3, cfg);
@@ -86,6 +97,9 @@ fn run(regions: usize, writers: usize, secs: u64) {
         if fsyncs > 0.0 { entries / fsyncs } else { 0.0 }
     );
 }
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
