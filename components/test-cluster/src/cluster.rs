@@ -434,6 +434,45 @@ impl Cluster {
         );
     }
 
+    /// Asks the leader of `region_id` to hand leadership to `target`; returns the answer's error
+    /// if it refused.
+    pub fn transfer_leader(&self, region_id: u64, target: Peer) -> Result<(), RequestError> {
+        let region = self.region(region_id).ok_or(RequestError::NoLeader)?;
+        let leader = self.leader_of(region_id).ok_or(RequestError::NoLeader)?;
+        let mut req = Cluster::new_request(&region, leader, vec![]);
+        req.admin_request = Some(proto::raft_cmdpb::AdminRequest {
+            cmd_type: proto::raft_cmdpb::AdminCmdType::TransferLeader as i32,
+            transfer_leader: Some(proto::raft_cmdpb::TransferLeaderRequest {
+                peer: Some(target),
+                peers: vec![],
+            }),
+            ..Default::default()
+        });
+        let resp = self
+            .call_on_store(leader.store_id, req, DEFAULT_TIMEOUT)?
+            .response;
+        match resp.header.and_then(|h| h.error) {
+            Some(e) => Err(RequestError::Region(Box::new(e))),
+            None => Ok(()),
+        }
+    }
+
+    /// Transfers leadership and waits until `target` leads.
+    pub fn must_transfer_leader(&self, region_id: u64, target: Peer) {
+        let ok = wait_until(DEFAULT_TIMEOUT, || {
+            if self.leader_of(region_id).is_some_and(|l| l.id == target.id) {
+                return true;
+            }
+            let _ = self.transfer_leader(region_id, target);
+            std::thread::sleep(Duration::from_millis(20));
+            false
+        });
+        assert!(
+            ok,
+            "leadership of region {region_id} did not move to {target:?}"
+        );
+    }
+
     /// Splits the region holding `split_keys[0]` at `split_keys` through its leader; returns
     /// the regions the split produced (left to right).
     pub fn split(&self, split_keys: &[&[u8]]) -> Result<Vec<Region>, RequestError> {

@@ -10,3 +10,4 @@ mod multi_region;
 mod replication;
 mod restart;
 mod split;
+mod transfer_leader;
