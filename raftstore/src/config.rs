@@ -51,6 +51,8 @@ pub struct Config {
     pub store_unreachable_timeout: Duration,
     /// Stop collecting write tasks into one log batch beyond this many bytes.
     pub raft_write_size_limit: usize,
+    /// A small log batch waits this long for more peers' entries before its fsync.
+    pub raft_write_wait_duration: Duration,
     /// Entries kept in a peer's cache after they are persisted and applied.
     pub raft_entry_cache_limit: usize,
     /// How often the raft log engine reclaims files.
@@ -111,6 +113,7 @@ impl Default for Config {
             store_heartbeat_interval: Duration::from_secs(2),
             store_unreachable_timeout: Duration::from_secs(10),
             raft_write_size_limit: 1024 * 1024,
+            raft_write_wait_duration: Duration::from_micros(20),
             raft_entry_cache_limit: 1024,
             raft_engine_purge_interval: Duration::from_secs(10),
             split_check_tick_interval: Duration::from_secs(10),

@@ -43,7 +43,12 @@ pub struct LogWriter {
     pub router: RaftRouter,
     pub transport: Arc<dyn Transport>,
     pub size_limit: usize,
+    /// How long a small batch waits for more tasks before it is written.
+    pub batch_wait: std::time::Duration,
 }
+
+/// Batches smaller than this wait `batch_wait` for company.
+const BATCH_SIZE_HINT: usize = 8 * 1024;
 
 impl LogWriter {
     pub fn spawn(
@@ -76,6 +81,10 @@ impl LogWriter {
                 }
                 if bytes < self.size_limit {
                     next = receiver.try_recv().ok();
+                    if next.is_none() && !self.batch_wait.is_zero() && bytes < BATCH_SIZE_HINT {
+                        // A small batch: give concurrent peers a moment to join this fsync.
+                        next = receiver.recv_timeout(self.batch_wait).ok();
+                    }
                 }
             }
             self.write(&mut tasks);

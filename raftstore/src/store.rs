@@ -169,6 +169,7 @@ impl Store {
                 router: router.clone(),
                 transport: transport.clone(),
                 size_limit: cfg.raft_write_size_limit,
+                batch_wait: cfg.raft_write_wait_duration,
             }
             .spawn(writer_rx, format!("log-writer-{store_id}"))
             .map_err(engine::Error::Io)?,

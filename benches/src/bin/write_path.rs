@@ -30,6 +30,7 @@ fn run(regions: usize, writers: usize, secs: u64) {
         split_check_tick_interval: Duration::from_secs(10),
         raft_log_gc_tick_interval: Duration::from_secs(3),
         store_pool_size: env_usize("SHOAL_STORE_POOL", 2),
+        raft_write_wait_duration: Duration::from_micros(env_usize("SHOAL_WRITE_WAIT_US", 20) as u64),
         apply_pool_size: env_usize("SHOAL_APPLY_POOL", 1),
         ..Config::for_tests()
     };
