@@ -55,23 +55,35 @@ fn run(regions: usize, writers: usize, secs: u64) {
             std::thread::spawn(move || {
                 let value = vec![b'v'; 1024];
                 let mut local = Vec::new();
+                // Like a real client, cache each region's leader and refresh it on errors.
+                let regions = cluster.bootstrapped_regions().to_vec();
+                let mut leaders: Vec<Option<proto::metapb::Peer>> = vec![None; regions.len()];
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let region = (w + i as usize) % regions;
-                    let key = format!("k{region:04}-{w}-{i}").into_bytes();
+                    let r = (w + i as usize) % regions.len();
+                    let key = format!("k{r:04}-{w}-{i}").into_bytes();
+                    let leader = match leaders[r] {
+                        Some(l) => l,
+                        None => match cluster.leader_of(regions[r].id) {
+                            Some(l) => {
+                                leaders[r] = Some(l);
+                                l
+                            }
+                            None => continue,
+                        },
+                    };
+                    let req =
+                        Cluster::new_request(&regions[r], leader, vec![put_request(&key, &value)]);
                     let t = Instant::now();
-                    if cluster
-                        .request(
-                            &key,
-                            vec![put_request(&key, &value)],
-                            false,
-                            Duration::from_secs(10),
-                        )
-                        .is_ok()
-                    {
+                    let ok = cluster
+                        .call_on_store(leader.store_id, req, Duration::from_secs(10))
+                        .is_ok_and(|resp| resp.response.header.is_none_or(|h| h.error.is_none()));
+                    if ok {
                         local.push(t.elapsed());
+                        i += 1;
+                    } else {
+                        leaders[r] = None;
                     }
-                    i += 1;
                 }
                 lat.lock().extend(local);
             })
