@@ -1,5 +1,6 @@
 //! Giving a fresh data directory its identity and first regions.
 
+use engine::KvRead;
 use engine::{KvEngine, RaftLogBatch, RaftLogEngine, CF_RAFT};
 use proto::metapb::Region;
 use proto::raft_serverpb::{PeerState, RegionLocalState, StoreIdent};

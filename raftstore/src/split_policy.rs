@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use engine::KvRead;
 use engine::{KvSnapshot, DATA_CFS};
 use proto::metapb::Region;
 

@@ -9,6 +9,7 @@ use rocksdb::{
 };
 
 use crate::error::{Error, Result};
+use crate::read::{KvRead, ScanVisitor};
 use crate::snapshot::{scan_raw, KvSnapshot};
 use crate::write_batch::KvWriteBatch;
 use crate::ALL_CFS;
@@ -102,19 +103,6 @@ impl KvEngine {
             .ok_or_else(|| Error::UnknownCf(cf.to_string()))
     }
 
-    pub fn get_value_cf(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let handle = self.cf(cf)?;
-        self.db.get_cf(handle, key).map_err(|e| self.err(e))
-    }
-
-    pub fn get_msg_cf<M: prost::Message + Default>(
-        &self,
-        cf: &str,
-        key: &[u8],
-    ) -> Result<Option<M>> {
-        decode_msg(cf, key, self.get_value_cf(cf, key)?)
-    }
-
     /// A new, empty write batch for this engine.
     pub fn write_batch(&self) -> KvWriteBatch {
         KvWriteBatch::new()
@@ -130,41 +118,6 @@ impl KvEngine {
 
     pub fn snapshot(&self) -> KvSnapshot {
         KvSnapshot::new(self.db.clone(), self.path.clone())
-    }
-
-    /// Calls `f` for each pair in `[start, end)` (empty end = unbounded) until it returns false.
-    pub fn scan_cf(
-        &self,
-        cf: &str,
-        start: &[u8],
-        end: &[u8],
-        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
-        self.scan(cf, start, end, false, f)
-    }
-
-    /// Like `scan_cf`, from the last key down.
-    pub fn reverse_scan_cf(
-        &self,
-        cf: &str,
-        start: &[u8],
-        end: &[u8],
-        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
-        self.scan(cf, start, end, true, f)
-    }
-
-    fn scan(
-        &self,
-        cf: &str,
-        start: &[u8],
-        end: &[u8],
-        reverse: bool,
-        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
-        let handle = self.cf(cf)?;
-        let iter = self.db.raw_iterator_cf_opt(handle, bounded(start, end));
-        scan_raw(iter, reverse, &self.path, f)
     }
 
     /// Deletes `[start, end)` directly (outside any batch).
@@ -189,24 +142,30 @@ impl KvEngine {
     }
 }
 
+impl KvRead for KvEngine {
+    fn get_value_cf(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let handle = self.cf(cf)?;
+        self.db.get_cf(handle, key).map_err(|e| self.err(e))
+    }
+
+    fn scan(
+        &self,
+        cf: &str,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        f: &mut ScanVisitor<'_>,
+    ) -> Result<()> {
+        let handle = self.cf(cf)?;
+        let iter = self.db.raw_iterator_cf_opt(handle, bounded(start, end));
+        scan_raw(iter, reverse, &self.path, f)
+    }
+}
+
 fn db_options_for_cf() -> Options {
     let mut opts = Options::default();
     opts.set_compression_type(DBCompressionType::Lz4);
     opts
-}
-
-/// Decodes a stored protobuf message, naming where it came from on failure.
-pub(crate) fn decode_msg<M: prost::Message + Default>(
-    cf: &str,
-    key: &[u8],
-    value: Option<Vec<u8>>,
-) -> Result<Option<M>> {
-    match value {
-        None => Ok(None),
-        Some(v) => M::decode(v.as_slice())
-            .map(Some)
-            .map_err(|e| Error::Codec(format!("{cf}/{key:?}: {e}"))),
-    }
 }
 
 /// Read options limited to `[start, end)`.

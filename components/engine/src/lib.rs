@@ -5,12 +5,14 @@
 mod error;
 mod kv;
 mod raft_log;
+mod read;
 mod snapshot;
 mod write_batch;
 
 pub use error::{Error, Result};
 pub use kv::KvEngine;
 pub use raft_log::{RaftLogBatch, RaftLogEngine};
+pub use read::{KvRead, ScanVisitor};
 pub use snapshot::KvSnapshot;
 pub use write_batch::KvWriteBatch;
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use rocksdb::{DBRawIteratorWithThreadMode, SnapshotWithThreadMode, DB};
 
 use crate::error::{Error, Result};
-use crate::kv::{bounded, decode_msg, rocks_error};
+use crate::kv::{bounded, rocks_error};
+use crate::read::{KvRead, ScanVisitor};
 
 struct Inner {
     // Declared before `db` so it is dropped first: the snapshot borrows the database.
@@ -39,42 +40,15 @@ impl KvSnapshot {
             .cf_handle(cf)
             .ok_or_else(|| Error::UnknownCf(cf.to_string()))
     }
+}
 
-    pub fn get_value_cf(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+impl KvRead for KvSnapshot {
+    fn get_value_cf(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let handle = self.cf(cf)?;
         self.inner
             .snap
             .get_cf(handle, key)
             .map_err(|e| rocks_error(&self.inner.path, e))
-    }
-
-    pub fn get_msg_cf<M: prost::Message + Default>(
-        &self,
-        cf: &str,
-        key: &[u8],
-    ) -> Result<Option<M>> {
-        decode_msg(cf, key, self.get_value_cf(cf, key)?)
-    }
-
-    /// Calls `f` for each pair in `[start, end)` (empty end = unbounded) until it returns false.
-    pub fn scan_cf(
-        &self,
-        cf: &str,
-        start: &[u8],
-        end: &[u8],
-        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
-        self.scan(cf, start, end, false, f)
-    }
-
-    pub fn reverse_scan_cf(
-        &self,
-        cf: &str,
-        start: &[u8],
-        end: &[u8],
-        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
-        self.scan(cf, start, end, true, f)
     }
 
     fn scan(
@@ -83,7 +57,7 @@ impl KvSnapshot {
         start: &[u8],
         end: &[u8],
         reverse: bool,
-        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+        f: &mut ScanVisitor<'_>,
     ) -> Result<()> {
         let handle = self.cf(cf)?;
         let iter = self
@@ -99,7 +73,7 @@ pub(crate) fn scan_raw(
     mut iter: DBRawIteratorWithThreadMode<'_, DB>,
     reverse: bool,
     path: &Path,
-    mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    f: &mut ScanVisitor<'_>,
 ) -> Result<()> {
     if reverse {
         iter.seek_to_last();

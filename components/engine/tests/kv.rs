@@ -1,6 +1,6 @@
 //! The KV engine on a real directory.
 
-use engine::{Error, KvEngine, CF_DEFAULT, CF_LOCK, CF_RAFT, CF_WRITE};
+use engine::{Error, KvEngine, KvRead, CF_DEFAULT, CF_LOCK, CF_RAFT, CF_WRITE};
 use proto::raft_serverpb::RaftApplyState;
 
 fn collect(engine: &KvEngine, cf: &str, start: &[u8], end: &[u8], reverse: bool) -> Vec<Vec<u8>> {

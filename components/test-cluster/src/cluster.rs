@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::{KvEngine, RaftLogEngine, CF_DEFAULT};
+use engine::{KvEngine, KvRead, RaftLogEngine, CF_DEFAULT};
 use proto::errorpb;
 use proto::metapb::{Peer, Region, RegionEpoch};
 use proto::raft_cmdpb::{

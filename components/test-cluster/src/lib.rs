@@ -2,10 +2,12 @@
 //! real raftstore, and an in-memory transport with failure-injecting filters.
 
 pub mod cluster;
+pub mod load;
 pub mod pd;
 pub mod transport;
 
 pub use cluster::*;
+pub use load::Writers;
 pub use pd::LocalPd;
 pub use transport::*;
 

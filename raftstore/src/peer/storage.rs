@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use engine::KvRead;
 use engine::{KvEngine, RaftLogEngine, CF_RAFT};
 use proto::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use proto::metapb::{PeerRole, Region};

@@ -1,10 +1,8 @@
 //! Splits: by command, under load, repeated, by policy (built-in and custom), and refusals.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use raftstore::config::SplitPolicyConfig;
 use raftstore::split_policy::SplitCheckInput;
 use raftstore::SplitPolicy;
@@ -22,34 +20,17 @@ fn assert_key_in(region: &proto::metapb::Region, key: &[u8]) {
 fn split_while_writes_continue_then_every_key_reads_back() {
     let cluster = Arc::new(Cluster::run(3));
     cluster.wait_leader(1);
-    let acked: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let (cluster, acked, stop) = (cluster.clone(), acked.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut i = 0u32;
-                while !stop.load(Ordering::Relaxed) && i < 2000 {
-                    let key = format!("key-{:04}-{w}", (i * 37 + w * 11) % 1000).into_bytes();
-                    if cluster.put(&key, &key).is_ok() {
-                        acked.lock().push(key);
-                    }
-                    i += 1;
-                }
-            })
-        })
-        .collect();
-    wait_until(DEFAULT_TIMEOUT, || acked.lock().len() > 50);
+    let writers = Writers::start(cluster.clone(), 4, 2000, |w, i| {
+        format!("key-{:04}-{w}", (i as usize * 37 + w * 11) % 1000).into_bytes()
+    });
+    writers.wait_acked(50);
     let regions = cluster.must_split(&[b"key-0250", b"key-0500"]);
     assert_eq!(regions.len(), 3);
-    wait_until(DEFAULT_TIMEOUT, || acked.lock().len() > 150);
+    writers.wait_acked(150);
     cluster.must_split(&[b"key-0750"]);
-    wait_until(DEFAULT_TIMEOUT, || acked.lock().len() > 250);
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.join().unwrap();
-    }
-    for key in acked.lock().iter() {
+    writers.wait_acked(250);
+    let acked = writers.finish();
+    for key in acked.iter() {
         let region = cluster.region_for_key(key).unwrap();
         assert_key_in(&region, key);
         assert_eq!(cluster.must_get(key).as_deref(), Some(key.as_slice()));

@@ -1,9 +1,7 @@
 //! Leader transfer: to caught-up voters only, safe under load.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use proto::eraftpb::MessageType;
 use test_cluster::*;
 
@@ -11,36 +9,18 @@ use test_cluster::*;
 fn transfer_leader_under_load_loses_nothing() {
     let cluster = Arc::new(Cluster::run(3));
     cluster.wait_leader(1);
-    let acked: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let (cluster, acked, stop) = (cluster.clone(), acked.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut i = 0u32;
-                while !stop.load(Ordering::Relaxed) && i < 3000 {
-                    let key = format!("t{w}-{i:05}").into_bytes();
-                    if cluster.put(&key, &key).is_ok() {
-                        acked.lock().push(key);
-                    }
-                    i += 1;
-                }
-            })
-        })
-        .collect();
+    let writers = Writers::start(cluster.clone(), 4, 3000, |w, i| {
+        format!("t{w}-{i:05}").into_bytes()
+    });
     let region = cluster.region(1).unwrap();
     for round in 0..2 {
         for p in &region.peers {
-            wait_until(DEFAULT_TIMEOUT, || acked.lock().len() > round * 60 + 10);
+            writers.wait_acked(round * 60 + 10);
             cluster.must_transfer_leader(1, *p);
             assert_eq!(cluster.leader_of(1).map(|l| l.id), Some(p.id));
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.join().unwrap();
-    }
-    let acked = acked.lock().clone();
+    let acked = writers.finish();
     assert!(acked.len() > 60);
     for key in &acked {
         assert_eq!(cluster.must_get(key).as_deref(), Some(key.as_slice()));

@@ -5,6 +5,7 @@ pub mod read_index;
 
 use std::sync::Arc;
 
+use engine::KvRead;
 use engine::KvSnapshot;
 use proto::metapb::Region;
 use proto::raft_cmdpb::{
