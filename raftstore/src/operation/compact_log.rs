@@ -16,14 +16,18 @@ impl Peer {
             return;
         }
         ctx.schedule_tick(self.region_id(), PeerTick::RaftLogGc);
-        if !self.is_leader() {
-            return;
+        if self.is_leader() {
+            self.maybe_compact_log(ctx);
         }
+    }
+
+    /// Proposes `CompactLog` if the log is worth compacting now; returns whether it did.
+    pub fn maybe_compact_log(&mut self, ctx: &mut PollContext) -> bool {
         let Some(compact_index) = self.compact_log_index(ctx) else {
-            return;
+            return false;
         };
         let Ok(compact_term) = self.raft_group.raft.raft_log.term(compact_index) else {
-            return;
+            return false;
         };
         let req = RaftCmdRequest {
             header: Some(RaftRequestHeader {
@@ -43,6 +47,7 @@ impl Peer {
             ..Default::default()
         };
         self.propose_command(ctx, RaftCommand::new(req, Callback::none()));
+        true
     }
 
     /// The index to compact to, if compaction is worth it now. Entries every peer has and

@@ -85,7 +85,10 @@ impl Peer {
             .iter()
             .all(|id| self.hibernation.acks.contains(id))
         {
-            // Look at the final data once before sleeping; it cannot change while asleep.
+            // Log GC and split checks do not run while asleep: settle both first.
+            if self.maybe_compact_log(ctx) {
+                return;
+            }
             if self.split_check_pending {
                 self.schedule_split_check(ctx);
             }
