@@ -93,6 +93,10 @@ impl KvEngine {
         &self.path
     }
 
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+
     pub(crate) fn err(&self, e: rocksdb::Error) -> Error {
         rocks_error(&self.path, e)
     }

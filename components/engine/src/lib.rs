@@ -7,6 +7,7 @@ mod kv;
 mod raft_log;
 mod read;
 mod snapshot;
+mod sst;
 mod write_batch;
 
 pub use error::{Error, Result};
@@ -14,6 +15,7 @@ pub use kv::KvEngine;
 pub use raft_log::{RaftLogBatch, RaftLogEngine};
 pub use read::{KvRead, ScanVisitor};
 pub use snapshot::KvSnapshot;
+pub use sst::{file_checksum, verify_file, write_sst, SstFile};
 pub use write_batch::KvWriteBatch;
 
 /// User data.
