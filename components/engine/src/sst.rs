@@ -149,7 +149,8 @@ mod tests {
         );
 
         let dst = KvEngine::open(dst_dir.path()).unwrap();
-        dst.ingest_sst_cf(CF_DEFAULT, std::slice::from_ref(&sst.path)).unwrap();
+        dst.ingest_sst_cf(CF_DEFAULT, std::slice::from_ref(&sst.path))
+            .unwrap();
         assert_eq!(
             dst.get_value_cf(CF_DEFAULT, b"k020").unwrap(),
             Some(20u32.to_be_bytes().to_vec())

@@ -3,7 +3,6 @@
 //! region's applied index, then callbacks fire and results go back to the peers.
 
 pub mod exec;
-pub mod fsm;
 mod split;
 
 use batch_system::Router;
@@ -12,8 +11,8 @@ use proto::metapb::Region;
 use proto::raft_serverpb::RaftApplyState;
 
 use crate::errors::{Error, Result};
+pub use crate::fsm::apply::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder};
 use crate::msg::Callback;
-pub use fsm::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder};
 
 /// A proposal's callback, waiting for its entry to be applied.
 pub struct PendingCmd {

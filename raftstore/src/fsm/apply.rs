@@ -1,4 +1,5 @@
-//! The apply FSM (one per region) and the poller that batches their writes.
+//! The apply FSM (one per region) and the poller that batches their writes; the apply logic
+//! itself lives in `crate::apply`.
 
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use proto::raft_cmdpb::RaftCmdResponse;
 use proto::raft_serverpb::RaftApplyState;
 use tracing::error;
 
-use super::{exec, Apply, ApplyMsg, ApplyRes, ExecResult};
+use crate::apply::{exec, Apply, ApplyMsg, ApplyRes, ExecResult};
 use crate::metrics::{APPLY_BATCH_WRITES, APPLY_ENTRIES};
 use crate::msg::{Callback, PeerMsg};
 use crate::router::RaftRouter;
