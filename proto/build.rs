@@ -9,6 +9,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/errorpb.proto",
         "proto/raft_cmdpb.proto",
         "proto/raft_serverpb.proto",
+        "proto/kvrpcpb.proto",
+        "proto/tikvpb.proto",
+        "proto/pdpb.proto",
+        "proto/keyspacepb.proto",
     ];
     tonic_build::configure()
         .build_server(true)

@@ -1,4 +1,5 @@
-//! Shoal's wire messages: wire-compatible subsets of TiKV's kvproto (`metapb`, `errorpb`) and
+//! Shoal's wire messages: wire-compatible subsets of TiKV's kvproto (`metapb`, `errorpb`,
+//! `kvrpcpb`, `tikvpb`, `pdpb`, `keyspacepb`) and
 //! Shoal's own store-to-store and Raft command messages (`raft_serverpb`, `raft_cmdpb`).
 //!
 //! Raft's own messages (`eraftpb`) come from raft-rs (rust-protobuf) and are re-exported here;
@@ -18,5 +19,96 @@ pub mod raft_cmdpb {
 pub mod raft_serverpb {
     tonic::include_proto!("raft_serverpb");
 }
+pub mod kvrpcpb {
+    tonic::include_proto!("kvrpcpb");
+}
+pub mod tikvpb {
+    tonic::include_proto!("tikvpb");
+}
+pub mod pdpb {
+    tonic::include_proto!("pdpb");
+}
+pub mod keyspacepb {
+    tonic::include_proto!("keyspacepb");
+}
 
 pub use raft_proto::eraftpb;
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+    use protobuf::Message as _;
+
+    use super::*;
+
+    #[test]
+    fn raw_put_uses_the_client_field_numbers() {
+        let req = kvrpcpb::RawPutRequest {
+            context: None,
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            cf: "default".into(),
+            ttl: 5,
+            for_cas: true,
+        };
+        let mut want = vec![0x12, 1, b'k', 0x1a, 1, b'v', 0x22, 7];
+        want.extend_from_slice(b"default");
+        want.extend_from_slice(&[0x28, 5, 0x30, 1]);
+        assert_eq!(req.encode_to_vec(), want);
+    }
+
+    #[test]
+    fn context_api_version_and_keyspace_use_high_field_numbers() {
+        let ctx = kvrpcpb::Context {
+            region_id: 7,
+            api_version: kvrpcpb::ApiVersion::V2 as i32,
+            keyspace_id: 1,
+            ..Default::default()
+        };
+        // region_id = 1, api_version = 21 (tag 0xa8 0x01), keyspace_id = 32 (tag 0x80 0x02).
+        assert_eq!(
+            ctx.encode_to_vec(),
+            vec![0x08, 7, 0xa8, 0x01, 2, 0x80, 0x02, 1]
+        );
+    }
+
+    #[test]
+    fn region_error_not_leader_round_trips() {
+        let e = errorpb::Error {
+            message: "x".into(),
+            not_leader: Some(errorpb::NotLeader {
+                region_id: 3,
+                leader: Some(metapb::Peer {
+                    id: 4,
+                    store_id: 5,
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        };
+        let bytes = e.encode_to_vec();
+        // message = 1, not_leader = 2.
+        assert_eq!(&bytes[..3], &[0x0a, 1, b'x']);
+        assert_eq!(bytes[3], 0x12);
+        assert_eq!(errorpb::Error::decode(bytes.as_slice()).unwrap(), e);
+    }
+
+    #[test]
+    fn raft_message_carries_raft_rs_bytes_unchanged() {
+        let mut m = eraftpb::Message::default();
+        m.set_msg_type(eraftpb::MessageType::MsgHeartbeat);
+        m.from = 1;
+        m.to = 2;
+        m.term = 9;
+        let inner = m.write_to_bytes().unwrap();
+        let msg = raft_serverpb::RaftMessage {
+            region_id: 1,
+            message: inner.clone(),
+            ..Default::default()
+        };
+        let back = raft_serverpb::RaftMessage::decode(msg.encode_to_vec().as_slice()).unwrap();
+        let parsed = eraftpb::Message::parse_from_bytes(&back.message).unwrap();
+        assert_eq!(parsed.term, 9);
+        assert_eq!(parsed.get_msg_type(), eraftpb::MessageType::MsgHeartbeat);
+    }
+}
