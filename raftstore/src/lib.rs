@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod bootstrap;
+pub mod conf_change;
 pub mod config;
 pub mod context;
 pub mod errors;

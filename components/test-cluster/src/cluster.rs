@@ -457,6 +457,61 @@ impl Cluster {
         }
     }
 
+    /// Proposes a membership change through the leader; returns the new region.
+    pub fn change_peers(
+        &self,
+        region_id: u64,
+        changes: Vec<(proto::raft_cmdpb::ConfChangeType, Peer)>,
+    ) -> Result<Region, RequestError> {
+        let region = self.region(region_id).ok_or(RequestError::NoLeader)?;
+        let leader = self.leader_of(region_id).ok_or(RequestError::NoLeader)?;
+        let mut req = Cluster::new_request(&region, leader, vec![]);
+        req.admin_request = Some(proto::raft_cmdpb::AdminRequest {
+            cmd_type: proto::raft_cmdpb::AdminCmdType::ChangePeerV2 as i32,
+            change_peer_v2: Some(proto::raft_cmdpb::ChangePeerV2Request {
+                changes: changes
+                    .into_iter()
+                    .map(|(ty, peer)| proto::raft_cmdpb::ChangePeerRequest {
+                        change_type: ty as i32,
+                        peer: Some(peer),
+                    })
+                    .collect(),
+            }),
+            ..Default::default()
+        });
+        let resp = self
+            .call_on_store(leader.store_id, req, DEFAULT_TIMEOUT)?
+            .response;
+        if let Some(e) = resp.header.as_ref().and_then(|h| h.error.clone()) {
+            return Err(RequestError::Region(Box::new(e)));
+        }
+        resp.admin_response
+            .and_then(|a| a.change_peer_v2)
+            .and_then(|c| c.region)
+            .ok_or(RequestError::Dropped)
+    }
+
+    /// Like `change_peers`, retrying leader changes; panics on refusal.
+    pub fn must_change_peers(
+        &self,
+        region_id: u64,
+        changes: Vec<(proto::raft_cmdpb::ConfChangeType, Peer)>,
+    ) -> Region {
+        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        loop {
+            match self.change_peers(region_id, changes.clone()) {
+                Ok(r) => return r,
+                Err(RequestError::Region(e))
+                    if e.not_leader.is_none() && e.epoch_not_match.is_none() =>
+                {
+                    panic!("membership change refused: {}", e.message)
+                }
+                Err(e) if Instant::now() >= deadline => panic!("membership change failed: {e:?}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
     /// Transfers leadership and waits until `target` leads.
     pub fn must_transfer_leader(&self, region_id: u64, target: Peer) {
         let ok = wait_until(DEFAULT_TIMEOUT, || {

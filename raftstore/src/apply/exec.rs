@@ -40,6 +40,7 @@ pub fn apply_entry(
                 Err(Error::Codec(e.to_string()))
             }
         },
+        EntryType::EntryConfChangeV2 => super::conf_change::exec_conf_change(wb, region, entry),
         other => {
             warn!(
                 region_id = region.id,

@@ -2,6 +2,7 @@
 //! entries of many regions are written in one RocksDB batch per round together with each
 //! region's applied index, then callbacks fire and results go back to the peers.
 
+mod conf_change;
 pub mod exec;
 mod split;
 
@@ -47,6 +48,11 @@ pub enum ExecResult {
     SplitRegion {
         derived: Region,
         regions: Vec<Region>,
+    },
+    /// Membership changed; raft-rs must apply `cc` too.
+    ChangePeer {
+        cc: proto::eraftpb::ConfChangeV2,
+        region: Region,
     },
 }
 

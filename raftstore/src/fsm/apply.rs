@@ -73,8 +73,10 @@ impl ApplyFsm {
                     ctx.callbacks.push((cmd.callback, resp.clone()));
                 }
             }
-            if let Some(ExecResult::SplitRegion { derived, .. }) = &res {
-                self.region = derived.clone();
+            match &res {
+                Some(ExecResult::SplitRegion { derived, .. }) => self.region = derived.clone(),
+                Some(ExecResult::ChangePeer { region, .. }) => self.region = region.clone(),
+                _ => {}
             }
             results.extend(res);
         }

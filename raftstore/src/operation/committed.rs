@@ -81,6 +81,12 @@ impl Peer {
                 ExecResult::SplitRegion { derived, regions } => {
                     self.on_ready_split_region(ctx, derived, regions);
                 }
+                ExecResult::ChangePeer { cc, region } => {
+                    self.on_ready_change_peer(ctx, cc, region);
+                    if self.stopped {
+                        return;
+                    }
+                }
             }
         }
         self.serve_ready_reads(ctx);

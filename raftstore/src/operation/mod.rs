@@ -2,6 +2,7 @@
 
 pub mod committed;
 pub mod compact_log;
+pub mod conf_change;
 pub mod hibernate;
 pub mod message;
 pub mod propose;

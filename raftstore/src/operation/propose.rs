@@ -33,6 +33,7 @@ impl Peer {
         }
         let result = match request.admin_request.as_ref().map(|a| a.cmd_type()) {
             Some(AdminCmdType::TransferLeader) => self.propose_transfer_leader(&request),
+            Some(AdminCmdType::ChangePeerV2) => self.propose_conf_change(&request),
             Some(AdminCmdType::BatchSplit) => self
                 .check_split(&request)
                 .and_then(|_| self.propose_normal(ctx, &request)),

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod compact_log;
+mod conf_change;
 mod election;
 mod errors;
 mod hibernate;

@@ -1,0 +1,156 @@
+//! Membership changes among existing peers: removal (also of the leader), demotion and
+//! promotion through joint consensus, and refusals.
+
+use proto::metapb::{Peer, PeerRole};
+use proto::raft_cmdpb::ConfChangeType::{AddLearnerNode, AddNode, RemoveNode};
+use test_cluster::*;
+
+fn peer_on(cluster: &Cluster, region_id: u64, store_id: u64) -> Peer {
+    *cluster
+        .region(region_id)
+        .unwrap()
+        .peers
+        .iter()
+        .find(|p| p.store_id == store_id)
+        .unwrap()
+}
+
+#[test]
+fn remove_a_follower_then_the_leader() {
+    let mut cluster = Cluster::run(3);
+    let leader = cluster.wait_leader(1);
+    cluster.must_put(b"k1", b"v1");
+    let follower_store = cluster
+        .store_ids()
+        .into_iter()
+        .find(|s| *s != leader.store_id)
+        .unwrap();
+    let follower = peer_on(&cluster, 1, follower_store);
+    let region = cluster.must_change_peers(1, vec![(RemoveNode, follower)]);
+    assert_eq!(region.peers.len(), 2);
+    assert_eq!(region.region_epoch.unwrap().conf_ver, 2);
+    // The removed peer is gone from its store, with its data.
+    assert!(wait_until(DEFAULT_TIMEOUT, || cluster
+        .store(follower_store)
+        .meta()
+        .lock()
+        .region(1)
+        .is_none()));
+    assert_eq!(cluster.engine_get(follower_store, b"k1"), None);
+    cluster.must_put(b"k2", b"v2");
+
+    // Now remove the leader itself: the last voter takes over.
+    let leader = cluster.wait_leader(1);
+    cluster.must_change_peers(1, vec![(RemoveNode, leader)]);
+    let new = cluster.wait_leader_elsewhere(1, leader.store_id);
+    assert_ne!(new.store_id, follower_store);
+    cluster.must_put(b"k3", b"v3");
+    assert_eq!(cluster.must_get(b"k1"), Some(b"v1".to_vec()));
+    assert_eq!(cluster.must_get(b"k2"), Some(b"v2".to_vec()));
+    assert!(wait_until(DEFAULT_TIMEOUT, || cluster
+        .engine_get(leader.store_id, b"k1")
+        .is_none()));
+
+    // After a full restart the removed peers stay removed and the survivor serves.
+    for s in cluster.store_ids() {
+        cluster.stop_store(s);
+    }
+    for s in cluster.store_ids() {
+        cluster.start_store(s);
+    }
+    assert_eq!(
+        cluster.store(follower_store).meta().lock().region_count(),
+        0
+    );
+    assert_eq!(
+        cluster.store(leader.store_id).meta().lock().region_count(),
+        0
+    );
+    assert_eq!(cluster.must_get(b"k3"), Some(b"v3".to_vec()));
+    assert_eq!(cluster.region(1).unwrap().peers.len(), 1);
+}
+
+#[test]
+fn demote_and_promote_through_joint_consensus() {
+    let cluster = Cluster::run(3);
+    let leader = cluster.wait_leader(1);
+    let others: Vec<u64> = cluster
+        .store_ids()
+        .into_iter()
+        .filter(|s| *s != leader.store_id)
+        .collect();
+    let (a, b) = (
+        peer_on(&cluster, 1, others[0]),
+        peer_on(&cluster, 1, others[1]),
+    );
+    // Demote a to a learner with a simple change.
+    let r = cluster.must_change_peers(1, vec![(AddLearnerNode, a)]);
+    assert_eq!(
+        r.peers.iter().find(|p| p.id == a.id).unwrap().role,
+        PeerRole::Learner as i32
+    );
+    cluster.must_put(b"learner", b"sees-it");
+    cluster.must_engine_eq(a.store_id, b"learner", Some(b"sees-it"));
+    // Swap roles of a and b in one joint change, then leave the joint state.
+    let joint = cluster.must_change_peers(1, vec![(AddNode, a), (AddLearnerNode, b)]);
+    let role =
+        |r: &proto::metapb::Region, p: Peer| r.peers.iter().find(|x| x.id == p.id).unwrap().role;
+    assert_eq!(role(&joint, a), PeerRole::IncomingVoter as i32);
+    assert_eq!(role(&joint, b), PeerRole::DemotingVoter as i32);
+    cluster.must_put(b"joint", b"ok");
+    let left = cluster.must_change_peers(1, vec![]);
+    assert_eq!(role(&left, a), PeerRole::Voter as i32);
+    assert_eq!(role(&left, b), PeerRole::Learner as i32);
+    // Then drop the learner; writes go on and every voter has them.
+    cluster.must_change_peers(1, vec![(RemoveNode, b)]);
+    cluster.must_put(b"after", b"swap");
+    cluster.must_engine_eq(a.store_id, b"after", Some(b"swap"));
+    cluster.must_engine_eq(a.store_id, b"joint", Some(b"ok"));
+    assert!(wait_until(DEFAULT_TIMEOUT, || cluster
+        .engine_get(b.store_id, b"joint")
+        .is_none()));
+}
+
+#[test]
+fn bad_membership_changes_are_refused() {
+    let cluster = Cluster::run(3);
+    let leader = cluster.wait_leader(1);
+    let missing = Peer {
+        id: 999,
+        store_id: 9,
+        ..Default::default()
+    };
+    let err = cluster
+        .change_peers(1, vec![(RemoveNode, missing)])
+        .unwrap_err();
+    assert!(
+        matches!(&err, RequestError::Region(e) if e.message.contains("not a member")),
+        "{err:?}"
+    );
+    for s in cluster
+        .store_ids()
+        .into_iter()
+        .filter(|s| *s != leader.store_id)
+    {
+        let p = peer_on(&cluster, 1, s);
+        cluster.must_change_peers(1, vec![(RemoveNode, p)]);
+    }
+    // Every store's view has caught up with the last change before the next is tried.
+    assert!(wait_until(DEFAULT_TIMEOUT, || cluster
+        .region(1)
+        .unwrap()
+        .peers
+        .len()
+        == 1));
+    let leader = cluster.wait_leader(1);
+    let err = cluster
+        .change_peers(1, vec![(RemoveNode, leader)])
+        .unwrap_err();
+    assert!(
+        matches!(&err, RequestError::Region(e) if e.message.contains("without a voter")),
+        "{err:?}"
+    );
+    // Nothing changed: the single voter still serves.
+    cluster.must_put(b"alone", b"fine");
+    assert_eq!(cluster.region(1).unwrap().peers.len(), 1);
+}
