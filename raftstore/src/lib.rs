@@ -18,6 +18,7 @@ pub mod peer;
 pub mod poller;
 pub mod raftlog_gc;
 pub mod router;
+pub mod snap;
 pub mod split_policy;
 pub mod store;
 pub mod store_meta;

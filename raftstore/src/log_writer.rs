@@ -30,6 +30,8 @@ pub struct WriteTask {
     pub raft_state: Option<RaftLocalState>,
     /// Sent only after the write is durable (a follower's acks and votes).
     pub messages: Vec<RaftMessage>,
+    /// Drop the region's whole log first (a snapshot replaced it).
+    pub clean_log: bool,
 }
 
 pub enum WriteMsg {
@@ -102,6 +104,9 @@ impl LogWriter {
         let mut states: HashMap<u64, RaftLocalState> = HashMap::new();
         let mut entries = 0u64;
         for t in tasks.iter_mut() {
+            if t.clean_log {
+                batch.clean(t.region_id);
+            }
             if !t.entries.is_empty() {
                 entries += t.entries.len() as u64;
                 if let Err(e) = batch.append(t.region_id, std::mem::take(&mut t.entries)) {

@@ -104,6 +104,12 @@ impl Cluster {
     /// Creates regions split at `split_keys` (sorted), each with a peer on every store.
     /// Region ids are 1.., peer ids are region_id * 1000 + store_id.
     pub fn bootstrap(&mut self, split_keys: &[Vec<u8>]) -> Vec<Region> {
+        let stores = self.store_ids();
+        self.bootstrap_on(split_keys, &stores)
+    }
+
+    /// Like `bootstrap`, with peers only on `stores`; the other stores start empty.
+    pub fn bootstrap_on(&mut self, split_keys: &[Vec<u8>], stores: &[u64]) -> Vec<Region> {
         let mut bounds = vec![Vec::new()];
         bounds.extend(split_keys.iter().cloned());
         bounds.push(Vec::new());
@@ -118,10 +124,9 @@ impl Cluster {
                     conf_ver: 1,
                     version: 1,
                 }),
-                peers: self
-                    .store_ids()
-                    .into_iter()
-                    .map(|s| Peer {
+                peers: stores
+                    .iter()
+                    .map(|&s| Peer {
                         id: id * 1000 + s,
                         store_id: s,
                         ..Default::default()
@@ -132,8 +137,10 @@ impl Cluster {
         for store_id in self.store_ids() {
             let (kv, raft) = self.open_engines(store_id).expect("open engines");
             raftstore::bootstrap::bootstrap_store(&kv, CLUSTER_ID, store_id).expect("bootstrap");
-            raftstore::bootstrap::bootstrap_regions(&kv, &raft, &regions)
-                .expect("bootstrap regions");
+            if stores.contains(&store_id) {
+                raftstore::bootstrap::bootstrap_regions(&kv, &raft, &regions)
+                    .expect("bootstrap regions");
+            }
         }
         self.regions = regions.clone();
         regions
@@ -161,7 +168,11 @@ impl Cluster {
             split_policy: self.split_policy.clone(),
         };
         let store = Store::start(self.cfg.clone(), kv, raft, self.transport.clone(), deps)?;
-        self.transport.register(store_id, store.router().clone());
+        self.transport.register(
+            store_id,
+            store.router().clone(),
+            raftstore::snap::snap_dir(store.kv()),
+        );
         self.stores.insert(store_id, store);
         Ok(())
     }

@@ -3,6 +3,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -137,6 +139,8 @@ impl Filter for DropOutgoingFilter {
 /// Routes messages to the target store's router after running the filters.
 pub struct SimTransport {
     routers: RwLock<HashMap<u64, RaftRouter>>,
+    /// Each store's snapshot directory, for copying snapshot files between stores.
+    snap_dirs: RwLock<HashMap<u64, PathBuf>>,
     filters: RwLock<Vec<Arc<dyn Filter>>>,
     delayed: Mutex<Option<Sender<(Instant, u64, RaftMessage)>>>,
     delay_thread: Mutex<Option<JoinHandle<()>>>,
@@ -146,6 +150,7 @@ impl Default for SimTransport {
     fn default() -> Self {
         SimTransport {
             routers: RwLock::new(HashMap::new()),
+            snap_dirs: RwLock::new(HashMap::new()),
             filters: RwLock::new(Vec::new()),
             delayed: Mutex::new(None),
             delay_thread: Mutex::new(None),
@@ -196,8 +201,43 @@ impl SimTransport {
         t
     }
 
-    pub fn register(&self, store_id: u64, router: RaftRouter) {
+    pub fn register(&self, store_id: u64, router: RaftRouter, snap_dir: PathBuf) {
         self.routers.write().insert(store_id, router);
+        self.snap_dirs.write().insert(store_id, snap_dir);
+    }
+
+    /// Copies a snapshot's files from the sender's to the receiver's snapshot directory in
+    /// 1 MiB chunks, as a network stream would deliver them.
+    fn send_snapshot_files(&self, from: u64, to: u64, msg: &RaftMessage) -> std::io::Result<()> {
+        let Ok(m) = eraftpb::Message::parse_from_bytes(&msg.message) else {
+            return Ok(());
+        };
+        if m.get_msg_type() != MessageType::MsgSnapshot {
+            return Ok(());
+        }
+        let dirs = self.snap_dirs.read();
+        let (Some(src), Some(dst)) = (dirs.get(&from), dirs.get(&to)) else {
+            return Err(std::io::Error::other("unknown store"));
+        };
+        std::fs::create_dir_all(dst)?;
+        let snapshot = m.get_snapshot();
+        let data = raftstore::snap::decode(snapshot).map_err(std::io::Error::other)?;
+        let sent = raftstore::snap::files(src, "gen", msg.region_id, snapshot, &data);
+        let received = raftstore::snap::files(dst, "rev", msg.region_id, snapshot, &data);
+        for ((_, from_path, _, _), (_, to_path, _, _)) in sent.iter().zip(&received) {
+            let mut input = std::fs::File::open(from_path)?;
+            let mut output = std::fs::File::create(to_path)?;
+            let mut chunk = vec![0u8; 1024 * 1024];
+            loop {
+                let n = input.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                output.write_all(&chunk[..n])?;
+            }
+            output.sync_all()?;
+        }
+        Ok(())
     }
 
     pub fn unregister(&self, store_id: u64) {
@@ -239,6 +279,10 @@ impl Transport for SimTransport {
                 FilterAction::Drop => return,
                 FilterAction::Delay(d) => delay = delay.max(d),
             }
+        }
+        if let Err(e) = self.send_snapshot_files(from, to, &msg) {
+            tracing::warn!(region_id = msg.region_id, "snapshot files not sent: {e}");
+            return;
         }
         if delay.is_zero() {
             self.deliver(to, msg);

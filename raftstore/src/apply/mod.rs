@@ -34,6 +34,11 @@ pub struct Apply {
 
 pub enum ApplyMsg {
     Apply(Apply),
+    /// A snapshot replaced the region's data and state.
+    Snapshot {
+        region: Region,
+        apply_state: RaftApplyState,
+    },
     /// The region's peer is gone; stop.
     Destroy,
 }

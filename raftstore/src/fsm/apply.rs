@@ -161,6 +161,14 @@ impl PollHandler<ApplyFsm, ApplyControlFsm> for ApplyContext {
                     applied_any = true;
                     exec_results.extend(fsm.handle_apply(self, apply));
                 }
+                ApplyMsg::Snapshot {
+                    region,
+                    apply_state,
+                } => {
+                    fsm.region = region;
+                    fsm.applied_term = apply_state.applied_term;
+                    fsm.apply_state = apply_state;
+                }
                 ApplyMsg::Destroy => {
                     fsm.stopped = true;
                     break;

@@ -29,11 +29,14 @@ impl CreatedPeer {
         &mut self.peer.1.peer
     }
 
-    /// Records the region in the store meta and registers both mailboxes.
+    /// Records the region in the store meta and registers both mailboxes. An uninitialized
+    /// region has no range yet and only gets its mailboxes.
     pub fn register(self, meta: &mut StoreMeta, router: &RaftRouter, apply_router: &ApplyRouter) {
         let id = self.region.id;
         meta.readers.insert(id, self.read_delegate);
-        meta.set_region(self.region);
+        if !self.region.peers.is_empty() {
+            meta.set_region(self.region);
+        }
         let (atx, afsm) = self.apply;
         apply_router
             .inner
@@ -43,6 +46,31 @@ impl CreatedPeer {
             .inner
             .register(id, BasicMailbox::new(tx, Box::new(fsm)));
     }
+}
+
+/// Builds the FSMs of a peer for a region this store does not know yet; it waits for a
+/// snapshot from the leader.
+pub fn build_uninitialized_peer(
+    cfg: &Config,
+    kv: &KvEngine,
+    raft_engine: &RaftLogEngine,
+    region_id: u64,
+    me: proto::metapb::Peer,
+    logger: &slog::Logger,
+) -> Result<CreatedPeer> {
+    let storage = PeerStorage::uninitialized(kv, raft_engine.clone(), region_id);
+    let apply_state = *storage.apply_state();
+    let region = storage.region().clone();
+    let peer = Peer::new(cfg, me, storage, logger)?;
+    let read_delegate = peer.read_delegate.clone();
+    let (tx, rx) = batch_system::mailbox_channel(cfg.notify_capacity);
+    let (atx, arx) = batch_system::mailbox_channel(usize::MAX);
+    Ok(CreatedPeer {
+        apply: (atx, ApplyFsm::new(arx, region.clone(), apply_state)),
+        peer: (tx, PeerFsm::new(peer, rx)),
+        region,
+        read_delegate,
+    })
 }
 
 /// Loads a region's state and builds its FSMs; `None` if this store has no peer in it.

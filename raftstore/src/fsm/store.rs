@@ -9,7 +9,13 @@ use proto::metapb;
 use proto::raft_serverpb::{ExtraMessage, ExtraMessageType, RaftMessage};
 use tracing::{debug, info, warn};
 
+use engine::{KvRead, CF_RAFT};
+use proto::eraftpb::{self, MessageType};
+use proto::raft_serverpb::{PeerState, RegionLocalState};
+use protobuf::Message as _;
+
 use crate::context::PollContext;
+use crate::fsm::create::build_uninitialized_peer;
 use crate::metrics::RAFT_DROPPED_MESSAGES;
 use crate::msg::{PeerMsg, SignificantMsg, StoreMsg, StoreTick};
 
@@ -56,18 +62,78 @@ impl StoreFsm {
         }
     }
 
-    /// A message for a region this store has no peer of. Creating peers on demand belongs to
-    /// region lifecycle management; here such messages are dropped after checking they do not
-    /// collide with a local region.
+    /// A message for a region this store has no peer of. A peer is created for it when that
+    /// is safe: the message is for this store, the range does not overlap a local region, and
+    /// the region was not removed from this store in a newer configuration.
     fn on_unknown_region_message(&mut self, ctx: &mut PollContext, msg: RaftMessage) {
-        RAFT_DROPPED_MESSAGES.inc();
-        let meta = ctx.store_meta.lock();
-        let overlaps = meta.overlapping_regions(&msg.start_key, &msg.end_key);
-        debug!(
-            region_id = msg.region_id,
-            ?overlaps,
-            "message for an unknown region dropped"
+        let region_id = msg.region_id;
+        if let Err(why) = self.check_create_peer(ctx, &msg) {
+            RAFT_DROPPED_MESSAGES.inc();
+            debug!(region_id, "message for an unknown region dropped: {why}");
+            return;
+        }
+        let Some(me) = msg.to_peer else {
+            return;
+        };
+        let created = build_uninitialized_peer(
+            &ctx.cfg,
+            &ctx.kv,
+            &ctx.raft_engine,
+            region_id,
+            me,
+            &ctx.logger,
         );
+        match created {
+            Ok(created) => {
+                info!(region_id, peer_id = me.id, "created peer for a new region");
+                created.register(&mut ctx.store_meta.lock(), &ctx.router, &ctx.apply_router);
+                let _ = ctx.router.force_send(region_id, PeerMsg::Start);
+                let _ = ctx.router.send_raft_message(msg);
+            }
+            Err(e) => warn!(region_id, "create peer: {e}"),
+        }
+    }
+
+    fn check_create_peer(&self, ctx: &PollContext, msg: &RaftMessage) -> Result<(), String> {
+        let to = msg.to_peer.ok_or("no target peer")?;
+        if to.store_id != ctx.store_id {
+            return Err(format!("addressed to store {}", to.store_id));
+        }
+        let m = eraftpb::Message::parse_from_bytes(&msg.message).map_err(|e| e.to_string())?;
+        let creates = matches!(
+            m.get_msg_type(),
+            MessageType::MsgHeartbeat
+                | MessageType::MsgAppend
+                | MessageType::MsgSnapshot
+                | MessageType::MsgRequestVote
+                | MessageType::MsgRequestPreVote
+        );
+        if !creates {
+            return Err(format!("{:?} cannot create a peer", m.get_msg_type()));
+        }
+        let local: Option<RegionLocalState> = ctx
+            .kv
+            .get_msg_cf(CF_RAFT, &keys::region_state_key(msg.region_id))
+            .map_err(|e| e.to_string())?;
+        if let Some(state) = local {
+            let conf_ver = state
+                .region
+                .as_ref()
+                .and_then(|r| r.region_epoch)
+                .map_or(0, |e| e.conf_ver);
+            let msg_conf_ver = msg.region_epoch.map_or(0, |e| e.conf_ver);
+            if state.state() == PeerState::Tombstone && msg_conf_ver <= conf_ver {
+                return Err("the region was removed from this store".into());
+            }
+        }
+        let overlaps = ctx
+            .store_meta
+            .lock()
+            .overlapping_regions(&msg.start_key, &msg.end_key);
+        if !overlaps.is_empty() {
+            return Err(format!("its range overlaps local regions {overlaps:?}"));
+        }
+        Ok(())
     }
 
     /// Pings every store we share a region with and reports the silent ones.

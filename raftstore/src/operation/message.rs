@@ -74,6 +74,24 @@ impl Peer {
                 return;
             }
         };
+        if m.get_msg_type() == MessageType::MsgSnapshot {
+            if let Err(e) = crate::snap::verify_received(&ctx.kv, msg.region_id, m.get_snapshot()) {
+                warn!(region_id = msg.region_id, "snapshot rejected: {e}");
+                RAFT_DROPPED_MESSAGES.inc();
+                return;
+            }
+        }
+        if let Some(from) = msg.from_peer {
+            if self
+                .storage()
+                .region()
+                .peers
+                .iter()
+                .all(|p| p.id != from.id)
+            {
+                self.peer_cache.insert(from.id, from);
+            }
+        }
         if self.message_wakes(&m) {
             self.wake_up(ctx);
         }

@@ -8,6 +8,7 @@ pub mod message;
 pub mod propose;
 pub mod read;
 pub mod ready;
+pub mod snapshot;
 pub mod split;
 pub mod tick;
 pub mod transfer_leader;

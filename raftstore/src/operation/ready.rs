@@ -38,9 +38,16 @@ impl Peer {
         let committed = ready.take_committed_entries();
         self.handle_committed_entries(ctx, committed);
 
+        let snapshot_applied = if ready.snapshot().is_empty() {
+            false
+        } else {
+            let snapshot = ready.snapshot().clone();
+            self.apply_snapshot(ctx, &snapshot);
+            true
+        };
         let entries = ready.take_entries();
         let hs = ready.hs().cloned();
-        let must_persist = !entries.is_empty() || ready.must_sync();
+        let must_persist = !entries.is_empty() || ready.must_sync() || snapshot_applied;
         let persisted_msgs = ready.take_persisted_messages();
         if let Some(hs) = &hs {
             self.storage_mut().set_hard_state(hs);
@@ -71,6 +78,7 @@ impl Peer {
                 entries,
                 raft_state,
                 messages: self.build_raft_messages(persisted_msgs),
+                clean_log: snapshot_applied,
             };
             self.unpersisted.push_back(UnpersistedReady {
                 number: ready.number(),
@@ -111,6 +119,9 @@ impl Peer {
         };
         self.storage_mut().on_persisted(index);
         self.raft_group.on_persist_ready(number);
+        if let Some(index) = self.pending_snapshot_index.take() {
+            self.raft_group.advance_apply_to(index);
+        }
     }
 
     fn on_role_changed(&mut self, ctx: &mut PollContext, role: StateRole, leader: u64) {

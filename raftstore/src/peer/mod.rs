@@ -61,6 +61,10 @@ pub struct Peer {
     pub raft_tick_scheduled: bool,
     /// Highest index handed to the apply pool.
     pub last_sent_to_apply: u64,
+    /// Peers learned from messages, for addressing replies before the region is known.
+    pub peer_cache: std::collections::HashMap<u64, metapb::Peer>,
+    /// A snapshot applied in a ready; raft learns it is applied once that ready is durable.
+    pub pending_snapshot_index: Option<u64>,
     /// Data changed since the split policy last looked at the region.
     pub split_check_pending: bool,
     /// Log GC and split check ticks are not registered while the region hibernates.
@@ -119,6 +123,8 @@ impl Peer {
             last_sent_to_apply: applied,
             split_siblings: Vec::new(),
             split_check_pending: true,
+            peer_cache: std::collections::HashMap::new(),
+            pending_snapshot_index: None,
             aux_ticks_paused: false,
             stopped: false,
         })
@@ -158,7 +164,11 @@ impl Peer {
 
     /// The region's peer with this id, if it is a member.
     pub fn region_peer(&self, peer_id: u64) -> Option<&metapb::Peer> {
-        self.region().peers.iter().find(|p| p.id == peer_id)
+        self.region()
+            .peers
+            .iter()
+            .find(|p| p.id == peer_id)
+            .or_else(|| self.peer_cache.get(&peer_id))
     }
 
     /// The leader as a `metapb::Peer`, for NotLeader hints.

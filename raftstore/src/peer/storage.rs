@@ -127,6 +127,7 @@ impl EntryCache {
 /// Storage of one peer, read by raft-rs and updated by the ready and apply handlers.
 pub struct PeerStorage {
     region: Region,
+    kv: KvEngine,
     raft_engine: RaftLogEngine,
     raft_state: RaftLocalState,
     apply_state: RaftApplyState,
@@ -174,6 +175,7 @@ impl PeerStorage {
         }
         let mut storage = PeerStorage {
             region,
+            kv: kv.clone(),
             raft_engine,
             persisted_index: raft_state.last_index,
             raft_state,
@@ -197,6 +199,48 @@ impl PeerStorage {
                 })?
         };
         Ok(storage)
+    }
+
+    /// Storage of a peer created for a region this store does not know yet: empty log, no
+    /// data, no range. It becomes initialized by a snapshot.
+    pub fn uninitialized(kv: &KvEngine, raft_engine: RaftLogEngine, region_id: u64) -> PeerStorage {
+        PeerStorage {
+            region: Region {
+                id: region_id,
+                ..Default::default()
+            },
+            kv: kv.clone(),
+            raft_engine,
+            raft_state: RaftLocalState::default(),
+            apply_state: RaftApplyState {
+                truncated_state: Some(RaftTruncatedState::default()),
+                ..Default::default()
+            },
+            last_term: 0,
+            persisted_index: 0,
+            log_size_hint: 0,
+            cache: EntryCache::default(),
+        }
+    }
+
+    /// Whether the peer has a region range (from bootstrap, a split or a snapshot).
+    pub fn is_initialized(&self) -> bool {
+        !self.region.peers.is_empty()
+    }
+
+    /// Takes over a snapshot's state: the log restarts after its index.
+    pub fn apply_snapshot(&mut self, region: Region, apply_state: RaftApplyState) {
+        let (index, term) = apply_state
+            .truncated_state
+            .map_or((0, 0), |t| (t.index, t.term));
+        self.region = region;
+        self.apply_state = apply_state;
+        self.raft_state.last_index = index;
+        self.raft_state.commit = self.raft_state.commit.max(index);
+        self.last_term = term;
+        self.persisted_index = index;
+        self.log_size_hint = 0;
+        self.cache = EntryCache::default();
     }
 
     pub fn region(&self) -> &Region {
@@ -426,10 +470,19 @@ impl raft::Storage for PeerStorage {
         Ok(self.last_index())
     }
 
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        match crate::snap::generate(&self.kv, self.region.id) {
+            Ok(s) if s.get_metadata().index >= request_index => Ok(s),
+            Ok(_) => Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            )),
+            Err(e) => {
+                tracing::warn!(region_id = self.region.id, "generate snapshot: {e}");
+                Err(raft::Error::Store(
+                    StorageError::SnapshotTemporarilyUnavailable,
+                ))
+            }
+        }
     }
 }
 

@@ -10,5 +10,6 @@ mod lease;
 mod multi_region;
 mod replication;
 mod restart;
+mod snapshot;
 mod split;
 mod transfer_leader;

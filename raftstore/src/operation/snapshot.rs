@@ -1,0 +1,55 @@
+//! Receiving and applying a region snapshot on a follower.
+
+use proto::eraftpb::Snapshot;
+use tracing::{error, info};
+
+use crate::apply::ApplyMsg;
+use crate::context::PollContext;
+use crate::peer::Peer;
+use crate::snap;
+
+impl Peer {
+    /// Replaces this peer's data and state with a snapshot raft accepted in a ready.
+    pub fn apply_snapshot(&mut self, ctx: &mut PollContext, snapshot: &Snapshot) {
+        let region_id = self.region_id();
+        let data = match snap::verify_received(&ctx.kv, region_id, snapshot) {
+            Ok(d) => d,
+            Err(e) => {
+                // Raft already moved to the snapshot; continuing without its data would serve
+                // wrong results.
+                error!(region_id, "accepted snapshot cannot be read: {e}");
+                panic!("region {region_id}: accepted snapshot cannot be read: {e}");
+            }
+        };
+        let old = self
+            .storage()
+            .is_initialized()
+            .then(|| self.region().clone());
+        let apply_state = match snap::apply(&ctx.kv, old.as_ref(), snapshot, &data) {
+            Ok(s) => s,
+            Err(e) => panic!("region {region_id}: applying snapshot failed: {e}"),
+        };
+        let Some(region) = data.region else {
+            return;
+        };
+        info!(
+            region_id,
+            index = snapshot.get_metadata().index,
+            "snapshot applied"
+        );
+        self.storage_mut()
+            .apply_snapshot(region.clone(), apply_state);
+        self.read_delegate
+            .set_applied_term(apply_state.applied_term);
+        self.pending_snapshot_index = Some(apply_state.applied_index);
+        self.last_sent_to_apply = apply_state.applied_index;
+        ctx.store_meta.lock().set_region(region.clone());
+        let _ = ctx.apply_router.send(
+            region_id,
+            ApplyMsg::Snapshot {
+                region,
+                apply_state,
+            },
+        );
+    }
+}
