@@ -57,6 +57,7 @@ pub fn generate(kv: &KvEngine, region_id: u64) -> Result<Snapshot> {
             });
         }
     }
+    remove_other_files(&dir, "gen", region_id, index);
     let data = RaftSnapshotData {
         region: Some(region.clone()),
         file_size: total,
@@ -116,8 +117,9 @@ pub fn verify_received(
     Ok(data)
 }
 
-/// Replaces a region's data with a received snapshot: the old range is cleared, the files
-/// ingested, then region and apply state are written. Returns the new apply state.
+/// Replaces a region's data with a received snapshot: the region is marked Applying (with
+/// the snapshot's description and apply state) and its old range cleared, the files are
+/// ingested, then the region is marked Normal. A crash in between resumes at start.
 pub fn apply(
     kv: &KvEngine,
     old_region: Option<&Region>,
@@ -136,43 +138,104 @@ pub fn apply(
         commit_term: term,
         applied_term: term,
     };
-    // 1. Mark the region as being applied and clear what it covers.
-    let mut wb = KvWriteBatch::new();
-    let state = |s: PeerState| RegionLocalState {
-        state: s as i32,
-        region: Some(region.clone()),
-    };
-    wb.put_msg_cf(
-        CF_RAFT,
-        &keys::region_state_key(region.id),
-        &state(PeerState::Applying),
-    )?;
-    for r in old_region.into_iter().chain(std::iter::once(&region)) {
-        if r.peers.is_empty() {
-            continue;
-        }
-        let (start, end) = (
-            keys::enc_start_key(&r.start_key),
-            keys::enc_end_key(&r.end_key),
-        );
-        for cf in DATA_CFS {
-            wb.delete_range_cf(cf, &start, &end)?;
-        }
-    }
-    kv.write(&wb, true)?;
-    // 2. Ingest the files.
-    let dir = snap_dir(kv);
-    for (cf, path, _, _) in files(&dir, "rev", region.id, snapshot, data) {
-        kv.ingest_sst_cf(&cf, &[path])?;
-    }
-    // 3. The region is whole again.
     let mut wb = KvWriteBatch::new();
     wb.put_msg_cf(
         CF_RAFT,
         &keys::region_state_key(region.id),
-        &state(PeerState::Normal),
+        &state(&region, PeerState::Applying),
     )?;
     wb.put_msg_cf(CF_RAFT, &keys::apply_state_key(region.id), &apply_state)?;
+    wb.put_msg_cf(CF_RAFT, &keys::snapshot_meta_key(region.id), data)?;
+    if let Some(old) = old_region.filter(|r| !r.peers.is_empty()) {
+        clear_range(&mut wb, old)?;
+    }
     kv.write(&wb, true)?;
+    finish_apply(kv, &region, &apply_state, data)?;
     Ok(apply_state)
+}
+
+/// Completes a snapshot a crash interrupted (the region is in the Applying state).
+pub fn resume(kv: &KvEngine, region: &Region) -> Result<()> {
+    let apply_state: RaftApplyState = kv
+        .get_msg_cf(CF_RAFT, &keys::apply_state_key(region.id))?
+        .ok_or(Error::RegionNotFound(region.id))?;
+    let data: RaftSnapshotData = kv
+        .get_msg_cf(CF_RAFT, &keys::snapshot_meta_key(region.id))?
+        .ok_or_else(|| {
+            Error::Codec(format!(
+                "region {} lost its snapshot description",
+                region.id
+            ))
+        })?;
+    finish_apply(kv, region, &apply_state, &data)
+}
+
+fn state(region: &Region, s: PeerState) -> RegionLocalState {
+    RegionLocalState {
+        state: s as i32,
+        region: Some(region.clone()),
+    }
+}
+
+fn clear_range(wb: &mut KvWriteBatch, region: &Region) -> Result<()> {
+    let (start, end) = (
+        keys::enc_start_key(&region.start_key),
+        keys::enc_end_key(&region.end_key),
+    );
+    for cf in DATA_CFS {
+        wb.delete_range_cf(cf, &start, &end)?;
+    }
+    Ok(())
+}
+
+/// Clears the snapshot's range, ingests its verified files and marks the region Normal.
+/// Idempotent, so a restart can run it again.
+fn finish_apply(
+    kv: &KvEngine,
+    region: &Region,
+    apply_state: &RaftApplyState,
+    data: &RaftSnapshotData,
+) -> Result<()> {
+    let (index, term) = apply_state
+        .truncated_state
+        .map_or((0, 0), |t| (t.index, t.term));
+    let mut wb = KvWriteBatch::new();
+    clear_range(&mut wb, region)?;
+    kv.write(&wb, true)?;
+    let dir = snap_dir(kv);
+    for f in data.meta.iter().flat_map(|m| m.cf_files.iter()) {
+        let path = dir.join(file_name("rev", region.id, term, index, &f.cf));
+        verify_file(&path, f.size, f.checksum)?;
+        // Copied, not moved: the file stays until the next snapshot of the region, so an
+        // interrupted apply can be redone.
+        kv.ingest_sst_cf(&f.cf, &[path])?;
+    }
+    let mut wb = KvWriteBatch::new();
+    // The description stays (replaced by the next snapshot) with the files it names.
+    wb.put_msg_cf(
+        CF_RAFT,
+        &keys::region_state_key(region.id),
+        &state(region, PeerState::Normal),
+    )?;
+    kv.write(&wb, true)?;
+    remove_other_files(&dir, "rev", region.id, index);
+    Ok(())
+}
+
+/// Deletes a region's snapshot files of other indexes.
+pub fn remove_other_files(dir: &Path, prefix: &str, region_id: u64, keep_index: u64) {
+    let start = format!("{prefix}_{region_id}_");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix(&start) else {
+            continue;
+        };
+        let index = rest.split('_').nth(1).and_then(|i| i.parse::<u64>().ok());
+        if index != Some(keep_index) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }

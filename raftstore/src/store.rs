@@ -152,9 +152,9 @@ impl Store {
                 return Err(Error::Codec("region state without a region".into()));
             };
             if state.state() == PeerState::Applying {
-                // A snapshot was cut short; forget the region so its leader sends it again.
-                discard_partial_snapshot(&kv, &raft_engine, &region)?;
-                continue;
+                // A snapshot was cut short by a crash: finish it before serving.
+                info!(region_id = region.id, "resuming an interrupted snapshot");
+                crate::snap::resume(&kv, &region)?;
             }
             if let Some(created) = build_peer(&cfg, store_id, &kv, &raft_engine, region, &logger)? {
                 region_ids.push(created.region.id);
@@ -360,31 +360,4 @@ fn spawn_store_ticks(
         })
         .map_err(engine::Error::Io)?;
     Ok((stop_tx, h))
-}
-
-/// Removes every trace of a region whose snapshot was not fully applied.
-fn discard_partial_snapshot(
-    kv: &KvEngine,
-    raft_engine: &RaftLogEngine,
-    region: &proto::metapb::Region,
-) -> Result<()> {
-    info!(
-        region_id = region.id,
-        "discarding a partly applied snapshot"
-    );
-    let mut wb = kv.write_batch();
-    let (start, end) = (
-        keys::enc_start_key(&region.start_key),
-        keys::enc_end_key(&region.end_key),
-    );
-    for cf in engine::DATA_CFS {
-        wb.delete_range_cf(cf, &start, &end)?;
-    }
-    wb.delete_cf(engine::CF_RAFT, &keys::region_state_key(region.id))?;
-    wb.delete_cf(engine::CF_RAFT, &keys::apply_state_key(region.id))?;
-    kv.write(&wb, true)?;
-    let mut batch = engine::RaftLogBatch::new();
-    batch.clean(region.id);
-    raft_engine.write(&mut batch, true)?;
-    Ok(())
 }

@@ -99,14 +99,15 @@ pub fn verify_file(path: &Path, size: u64, checksum: u32) -> Result<()> {
 }
 
 impl KvEngine {
-    /// Moves verified SST files into a column family atomically.
+    /// Adds verified SST files to a column family atomically (the files are copied).
     pub fn ingest_sst_cf(&self, cf: &str, files: &[PathBuf]) -> Result<()> {
         if files.is_empty() {
             return Ok(());
         }
         let handle = self.cf(cf)?;
         let mut opts = IngestExternalFileOptions::default();
-        opts.set_move_files(true);
+        // Copy rather than move: callers may need the files again after a crash.
+        opts.set_move_files(false);
         self.db()
             .ingest_external_file_cf_opts(handle, &opts, files.to_vec())
             .map_err(|e| self.err(e))

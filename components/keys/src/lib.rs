@@ -33,6 +33,8 @@ const REGION_META_PREFIX: u8 = 0x03;
 pub const REGION_STATE_SUFFIX: u8 = 0x01;
 /// Suffix of a region's `RaftApplyState` key.
 pub const APPLY_STATE_SUFFIX: u8 = 0x03;
+/// Suffix of the description of a snapshot being applied to a region.
+pub const SNAPSHOT_META_SUFFIX: u8 = 0x04;
 
 /// The state-machine key of user key `key`.
 pub fn data_key(key: &[u8]) -> Vec<u8> {
@@ -93,6 +95,11 @@ pub fn region_state_key(region_id: u64) -> Vec<u8> {
 
 pub fn apply_state_key(region_id: u64) -> Vec<u8> {
     region_meta_key(region_id, APPLY_STATE_SUFFIX)
+}
+
+/// The description of the snapshot a region is applying, kept until it is fully applied.
+pub fn snapshot_meta_key(region_id: u64) -> Vec<u8> {
+    region_meta_key(region_id, SNAPSHOT_META_SUFFIX)
 }
 
 /// `[start, end)` covering every region metadata key.

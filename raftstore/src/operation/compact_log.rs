@@ -62,17 +62,22 @@ impl Peer {
             .iter()
             .map(|(_, p)| p.matched)
             .min()?;
-        let candidate = replicated.min(applied);
+        let over_count = applied.saturating_sub(first) >= ctx.cfg.raft_log_gc_count_limit;
+        let over_size = self.storage().log_size_hint() >= ctx.cfg.raft_log_gc_size_limit;
+        // Past the limits the log is cut at the applied index even if a follower lags: it
+        // will catch up from a snapshot instead.
+        let candidate = if over_count || over_size {
+            applied
+        } else {
+            replicated.min(applied)
+        };
         if candidate <= first {
             return None;
         }
-        let count = candidate - first;
-        let over_count = applied.saturating_sub(first) >= ctx.cfg.raft_log_gc_count_limit;
-        let over_size = self.storage().log_size_hint() >= ctx.cfg.raft_log_gc_size_limit;
-        if count < ctx.cfg.raft_log_gc_threshold && !over_count && !over_size {
+        if candidate - first < ctx.cfg.raft_log_gc_threshold && !over_count && !over_size {
             return None;
         }
-        // Keep the last replicated entry so its term stays known.
+        // Keep the last entry so its term stays known.
         Some(candidate - 1)
     }
 }

@@ -10,9 +10,41 @@ impl Peer {
             return;
         }
         self.raft_group.tick();
+        self.retry_stalled_snapshots(ctx);
         self.check_hibernate(ctx);
         if self.hibernation.state == GroupState::Active {
             self.schedule_raft_tick(ctx);
+        }
+    }
+}
+
+impl Peer {
+    /// A snapshot may be lost on the way (the follower was down or rejected its files); raft
+    /// waits for it forever, so after a while report it failed and let raft send a new one.
+    fn retry_stalled_snapshots(&mut self, ctx: &mut PollContext) {
+        if !self.is_leader() {
+            self.snapshot_wait_ticks.clear();
+            return;
+        }
+        let limit = ctx.cfg.raft_election_timeout_ticks * 2;
+        let waiting: Vec<u64> = self
+            .raft_group
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, p)| p.state == raft::ProgressState::Snapshot)
+            .map(|(id, _)| *id)
+            .collect();
+        self.snapshot_wait_ticks
+            .retain(|id, _| waiting.contains(id));
+        for id in waiting {
+            let ticks = self.snapshot_wait_ticks.entry(id).or_insert(0);
+            *ticks += 1;
+            if *ticks > limit {
+                *ticks = 0;
+                self.raft_group
+                    .report_snapshot(id, raft::SnapshotStatus::Failure);
+            }
         }
     }
 }

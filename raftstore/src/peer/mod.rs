@@ -63,6 +63,8 @@ pub struct Peer {
     pub last_sent_to_apply: u64,
     /// Peers learned from messages, for addressing replies before the region is known.
     pub peer_cache: std::collections::HashMap<u64, metapb::Peer>,
+    /// Ticks each follower has been waiting for a snapshot the leader sent.
+    pub snapshot_wait_ticks: std::collections::HashMap<u64, usize>,
     /// A snapshot applied in a ready; raft learns it is applied once that ready is durable.
     pub pending_snapshot_index: Option<u64>,
     /// Data changed since the split policy last looked at the region.
@@ -125,6 +127,7 @@ impl Peer {
             split_check_pending: true,
             peer_cache: std::collections::HashMap::new(),
             pending_snapshot_index: None,
+            snapshot_wait_ticks: std::collections::HashMap::new(),
             aux_ticks_paused: false,
             stopped: false,
         })

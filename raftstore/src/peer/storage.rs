@@ -167,6 +167,13 @@ impl PeerStorage {
             raft_state.commit = apply_state.applied_index;
         }
         let truncated = apply_state.truncated_state.unwrap_or_default();
+        // A snapshot's raft state may not have reached the log before a crash; the snapshot
+        // itself (applied, truncated at its index) says where the log restarts.
+        if raft_state.last_index < truncated.index {
+            raft_state.last_index = truncated.index;
+            raft_state.term = raft_state.term.max(truncated.term);
+            raft_state.commit = raft_state.commit.max(truncated.index);
+        }
         if raft_state.last_index < apply_state.applied_index {
             return Err(Error::Codec(format!(
                 "region {region_id}: raft log ends at {} before applied index {}",
@@ -470,7 +477,13 @@ impl raft::Storage for PeerStorage {
         Ok(self.last_index())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        tracing::debug!(
+            region_id = self.region.id,
+            request_index,
+            to,
+            "generating snapshot"
+        );
         match crate::snap::generate(&self.kv, self.region.id) {
             Ok(s) if s.get_metadata().index >= request_index => Ok(s),
             Ok(_) => Err(raft::Error::Store(

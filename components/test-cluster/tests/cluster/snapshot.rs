@@ -1,7 +1,7 @@
 //! New peers on other stores catch up by snapshot.
 
 use proto::metapb::{Peer, PeerRole};
-use proto::raft_cmdpb::ConfChangeType::{AddLearnerNode, AddNode, RemoveNode};
+use proto::raft_cmdpb::ConfChangeType::{AddLearnerNode, AddNode};
 use test_cluster::*;
 
 #[test]
@@ -42,5 +42,91 @@ fn learner_catches_up_by_snapshot_is_promoted_and_leads() {
     cluster.stop_store(4);
     cluster.start_store(4);
     cluster.must_engine_eq(4, b"s007", Some(&7u32.to_le_bytes()));
-    let _ = RemoveNode;
+}
+
+#[test]
+fn a_far_behind_follower_gets_a_snapshot_after_forced_log_gc() {
+    let cfg = raftstore::Config {
+        raft_log_gc_count_limit: 40,
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(3, cfg);
+    cluster.bootstrap(&[]);
+    cluster.start();
+    let leader = cluster.wait_leader(1);
+    let down = cluster
+        .store_ids()
+        .into_iter()
+        .find(|s| *s != leader.store_id)
+        .unwrap();
+    cluster.must_put(b"before", b"1");
+    cluster.must_engine_eq(down, b"before", Some(b"1"));
+    cluster.stop_store(down);
+    for i in 0..200u32 {
+        cluster.must_put(format!("f{i:03}").as_bytes(), &i.to_le_bytes());
+    }
+    // The leader compacted past what the stopped follower has.
+    let first = || {
+        cluster
+            .store(leader.store_id)
+            .raft_engine()
+            .first_index(1)
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || first() > 100),
+        "log compacted: {}",
+        first()
+    );
+    cluster.start_store(down);
+    cluster.must_engine_eq(down, b"f199", Some(&199u32.to_le_bytes()));
+    cluster.must_engine_eq(down, b"f000", Some(&0u32.to_le_bytes()));
+    cluster.must_engine_eq(down, b"before", Some(b"1"));
+}
+
+#[test]
+fn a_store_that_crashed_while_applying_a_snapshot_finishes_it_at_restart() {
+    let mut cluster = Cluster::new(4);
+    cluster.bootstrap_on(&[], &[1, 2, 3]);
+    cluster.start();
+    cluster.wait_leader(1);
+    for i in 0..50u32 {
+        cluster.must_put(format!("c{i:03}").as_bytes(), b"v");
+    }
+    let new = Peer {
+        id: 4001,
+        store_id: 4,
+        role: PeerRole::Learner as i32,
+        is_witness: false,
+    };
+    cluster.must_change_peers(1, vec![(AddLearnerNode, new)]);
+    cluster.must_engine_eq(4, b"c049", Some(b"v"));
+    // Crash in the middle of applying: the region is left in the Applying state, part of
+    // its data gone.
+    cluster.stop_store(4);
+    {
+        use engine::{KvEngine, KvRead, CF_DEFAULT, CF_RAFT};
+        use proto::raft_serverpb::{PeerState, RegionLocalState};
+        let kv = KvEngine::open(&cluster.kv_dir(4)).unwrap();
+        let mut state: RegionLocalState = kv
+            .get_msg_cf(CF_RAFT, &keys::region_state_key(1))
+            .unwrap()
+            .unwrap();
+        state.state = PeerState::Applying as i32;
+        let mut wb = kv.write_batch();
+        wb.put_msg_cf(CF_RAFT, &keys::region_state_key(1), &state)
+            .unwrap();
+        wb.delete_range_cf(
+            CF_DEFAULT,
+            &keys::data_key(b"c020"),
+            &keys::data_key(b"c040"),
+        )
+        .unwrap();
+        kv.write(&wb, true).unwrap();
+    }
+    cluster.start_store(4);
+    // The store finishes the snapshot from its kept files before serving.
+    cluster.must_engine_eq(4, b"c030", Some(b"v"));
+    cluster.must_put(b"after-crash", b"ok");
+    cluster.must_engine_eq(4, b"after-crash", Some(b"ok"));
 }
