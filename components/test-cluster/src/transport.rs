@@ -141,6 +141,10 @@ pub struct SimTransport {
     routers: RwLock<HashMap<u64, RaftRouter>>,
     /// Each store's snapshot directory, for copying snapshot files between stores.
     snap_dirs: RwLock<HashMap<u64, PathBuf>>,
+    /// Damage the next this-many snapshot files on their way.
+    pub corrupt_snapshots: std::sync::atomic::AtomicUsize,
+    /// Snapshot messages delivered so far.
+    pub snapshots_sent: std::sync::atomic::AtomicUsize,
     filters: RwLock<Vec<Arc<dyn Filter>>>,
     delayed: Mutex<Option<Sender<(Instant, u64, RaftMessage)>>>,
     delay_thread: Mutex<Option<JoinHandle<()>>>,
@@ -151,6 +155,8 @@ impl Default for SimTransport {
         SimTransport {
             routers: RwLock::new(HashMap::new()),
             snap_dirs: RwLock::new(HashMap::new()),
+            corrupt_snapshots: std::sync::atomic::AtomicUsize::new(0),
+            snapshots_sent: std::sync::atomic::AtomicUsize::new(0),
             filters: RwLock::new(Vec::new()),
             delayed: Mutex::new(None),
             delay_thread: Mutex::new(None),
@@ -236,7 +242,23 @@ impl SimTransport {
                 output.write_all(&chunk[..n])?;
             }
             output.sync_all()?;
+            let damage = self
+                .corrupt_snapshots
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok();
+            if damage {
+                let mut bytes = std::fs::read(to_path)?;
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0xff;
+                std::fs::write(to_path, &bytes)?;
+            }
         }
+        self.snapshots_sent
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 

@@ -130,3 +130,36 @@ fn a_store_that_crashed_while_applying_a_snapshot_finishes_it_at_restart() {
     cluster.must_put(b"after-crash", b"ok");
     cluster.must_engine_eq(4, b"after-crash", Some(b"ok"));
 }
+
+#[test]
+fn a_damaged_snapshot_is_rejected_and_sent_again() {
+    use std::sync::atomic::Ordering;
+    let mut cluster = Cluster::new(4);
+    cluster.bootstrap_on(&[], &[1, 2, 3]);
+    cluster.start();
+    cluster.wait_leader(1);
+    for i in 0..30u32 {
+        cluster.must_put(format!("d{i:03}").as_bytes(), b"v");
+    }
+    cluster
+        .transport
+        .corrupt_snapshots
+        .store(1, Ordering::SeqCst);
+    let new = Peer {
+        id: 4001,
+        store_id: 4,
+        role: PeerRole::Learner as i32,
+        is_witness: false,
+    };
+    cluster.must_change_peers(1, vec![(AddLearnerNode, new)]);
+    cluster.must_engine_eq(4, b"d029", Some(b"v"));
+    assert_eq!(
+        cluster.transport.corrupt_snapshots.load(Ordering::SeqCst),
+        0,
+        "one was damaged"
+    );
+    assert!(
+        cluster.transport.snapshots_sent.load(Ordering::SeqCst) >= 2,
+        "the damaged snapshot was sent again"
+    );
+}
