@@ -59,8 +59,13 @@ impl Peer {
             self.on_extra_message(ctx, &msg);
             return;
         }
+        if msg.is_tombstone {
+            self.on_tombstone_message(ctx, &msg);
+            return;
+        }
         if !self.validate_raft_message(&msg) {
             RAFT_DROPPED_MESSAGES.inc();
+            self.maybe_tell_stale_peer(ctx, &msg);
             return;
         }
         let m = match eraftpb::Message::parse_from_bytes(&msg.message) {
@@ -115,6 +120,44 @@ impl Peer {
         !routine
     }
 
+    /// A peer that is no longer a member (it missed its removal, e.g. while partitioned)
+    /// learns it from the answer, so it can clean up.
+    fn maybe_tell_stale_peer(&self, ctx: &mut PollContext, msg: &RaftMessage) {
+        let (Some(from), Some(to)) = (msg.from_peer, msg.to_peer) else {
+            return;
+        };
+        let current = self.region().region_epoch.unwrap_or_default();
+        let epoch = msg.region_epoch.unwrap_or_default();
+        let member = self.region().peers.iter().any(|p| p.id == from.id);
+        let removed = !member && epoch.conf_ver < current.conf_ver;
+        if !removed || to.id != self.peer_id() {
+            return;
+        }
+        ctx.transport.send(RaftMessage {
+            region_id: msg.region_id,
+            from_peer: Some(self.meta),
+            to_peer: Some(from),
+            region_epoch: Some(current),
+            is_tombstone: true,
+            ..Default::default()
+        });
+    }
+
+    /// A member of a newer configuration says this peer was removed.
+    fn on_tombstone_message(&mut self, ctx: &mut PollContext, msg: &RaftMessage) {
+        let current = self.region().region_epoch.unwrap_or_default();
+        let epoch = msg.region_epoch.unwrap_or_default();
+        let for_me = msg.to_peer.is_some_and(|p| p.id == self.peer_id());
+        if for_me && epoch.conf_ver > current.conf_ver {
+            tracing::info!(
+                region_id = msg.region_id,
+                peer_id = self.peer_id(),
+                "removed from the region while away; destroying"
+            );
+            self.destroy(ctx);
+        }
+    }
+
     /// A message is accepted only if it is for this peer and not from a configuration this
     /// region has already left.
     fn validate_raft_message(&self, msg: &RaftMessage) -> bool {
@@ -131,7 +174,8 @@ impl Peer {
         }
         let current = self.region().region_epoch.unwrap_or_default();
         let epoch = msg.region_epoch.unwrap_or_default();
-        if util::is_epoch_stale(&epoch, &current) && self.region_peer(from.id).is_none() {
+        let member = self.region().peers.iter().any(|p| p.id == from.id);
+        if util::is_epoch_stale(&epoch, &current) && !member {
             debug!(
                 region_id = msg.region_id,
                 from = from.id,

@@ -154,3 +154,37 @@ fn bad_membership_changes_are_refused() {
     cluster.must_put(b"alone", b"fine");
     assert_eq!(cluster.region(1).unwrap().peers.len(), 1);
 }
+
+#[test]
+fn a_peer_removed_while_partitioned_cleans_up_after_rejoining() {
+    let cluster = Cluster::run(3);
+    let leader = cluster.wait_leader(1);
+    cluster.must_put(b"k", b"v");
+    let away_store = cluster
+        .store_ids()
+        .into_iter()
+        .find(|s| *s != leader.store_id)
+        .unwrap();
+    let away = peer_on(&cluster, 1, away_store);
+    cluster.must_engine_eq(away_store, b"k", Some(b"v"));
+    cluster.isolate(away_store);
+    cluster.must_change_peers(1, vec![(RemoveNode, away)]);
+    cluster.must_put(b"k2", b"v2");
+    // While cut off it still believes it is a member.
+    assert!(cluster.store(away_store).meta().lock().region(1).is_some());
+    cluster.clear_filters();
+    // Its first messages to the new configuration are answered with "you were removed".
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || cluster
+            .store(away_store)
+            .meta()
+            .lock()
+            .region(1)
+            .is_none()),
+        "the stale peer destroyed itself"
+    );
+    assert!(wait_until(DEFAULT_TIMEOUT, || cluster
+        .engine_get(away_store, b"k")
+        .is_none()));
+    assert_eq!(cluster.must_get(b"k2"), Some(b"v2".to_vec()));
+}
