@@ -188,3 +188,99 @@ fn a_peer_removed_while_partitioned_cleans_up_after_rejoining() {
         .is_none()));
     assert_eq!(cluster.must_get(b"k2"), Some(b"v2".to_vec()));
 }
+
+#[test]
+fn replace_every_peer_one_by_one_under_load() {
+    use std::sync::Arc;
+    let mut cluster = Cluster::new(6);
+    cluster.bootstrap_on(&[], &[1, 2, 3]);
+    cluster.start();
+    cluster.wait_leader(1);
+    let cluster = Arc::new(cluster);
+    let writers = Writers::start(cluster.clone(), 16, 400, |w, i| {
+        format!("r{w:02}-{i:04}").into_bytes()
+    });
+    for (old_store, new_store) in [(1u64, 4u64), (2, 5), (3, 6)] {
+        writers.wait_acked(10);
+        let old = peer_on(&cluster, 1, old_store);
+        let new = Peer {
+            id: 10_000 + new_store,
+            store_id: new_store,
+            role: PeerRole::Learner as i32,
+            is_witness: false,
+        };
+        cluster.must_change_peers(1, vec![(AddLearnerNode, new)]);
+        cluster.must_engine_eq(new_store, b"never-written", None);
+        // The leader hands over before it is demoted.
+        if cluster.leader_of(1).is_some_and(|l| l.id == old.id) {
+            let other = *cluster
+                .region(1)
+                .unwrap()
+                .peers
+                .iter()
+                .find(|p| p.id != old.id && p.role == PeerRole::Voter as i32)
+                .unwrap();
+            cluster.must_transfer_leader(1, other);
+        }
+        cluster.must_change_peers(1, vec![(AddNode, new), (AddLearnerNode, old)]);
+        cluster.must_change_peers(1, vec![]);
+        cluster.must_change_peers(1, vec![(RemoveNode, old)]);
+    }
+    let acked = writers.finish();
+    assert!(acked.len() > 100, "writes went on: {}", acked.len());
+    let region = cluster.region(1).unwrap();
+    let mut stores: Vec<u64> = region.peers.iter().map(|p| p.store_id).collect();
+    stores.sort();
+    assert_eq!(stores, vec![4, 5, 6]);
+    for key in &acked {
+        assert_eq!(
+            cluster.must_get(key).as_deref(),
+            Some(key.as_slice()),
+            "acknowledged write lost"
+        );
+    }
+    let last = acked.last().unwrap();
+    for s in [4, 5, 6] {
+        cluster.must_engine_eq(s, last, Some(last));
+    }
+}
+
+#[test]
+fn a_partitioned_peer_misses_a_split_and_its_removal_then_is_cleaned_up() {
+    let cluster = Cluster::run(3);
+    let leader = cluster.wait_leader(1);
+    cluster.must_put(b"a", b"left");
+    cluster.must_put(b"x", b"right");
+    let away_store = cluster
+        .store_ids()
+        .into_iter()
+        .find(|s| *s != leader.store_id)
+        .unwrap();
+    cluster.must_engine_eq(away_store, b"x", Some(b"right"));
+    cluster.isolate(away_store);
+    // Split [.., m) off; region 1 keeps [m, ..) and then drops the isolated peer.
+    let regions = cluster.must_split(&[b"m"]);
+    let left = regions.iter().find(|r| r.end_key == b"m").unwrap().id;
+    let away = peer_on(&cluster, 1, away_store);
+    cluster.must_change_peers(1, vec![(RemoveNode, away)]);
+    cluster.must_put(b"x", b"right2");
+    cluster.must_put(b"b", b"left2");
+    cluster.clear_filters();
+    // The stale peer learns it was removed from region 1 and cleans up; the left region's
+    // peer on that store is rebuilt from its leader and holds the newest data.
+    assert!(wait_until(DEFAULT_TIMEOUT, || cluster
+        .store(away_store)
+        .meta()
+        .lock()
+        .region(1)
+        .is_none()));
+    cluster.must_engine_eq(away_store, b"b", Some(b"left2"));
+    cluster.must_engine_eq(away_store, b"a", Some(b"left"));
+    cluster.must_engine_eq(away_store, b"x", None);
+    assert!(cluster
+        .store(away_store)
+        .meta()
+        .lock()
+        .region(left)
+        .is_some());
+}
