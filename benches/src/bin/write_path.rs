@@ -2,7 +2,7 @@
 //! with concurrent writers of 1 KiB values, for 1 and 64 regions; the log writer's fsyncs/s
 //! and entries per fsync.
 //!
-//! Usage: write-path [writers=64] [seconds=10]
+//! Usage: write-path [writers=64] [seconds=10] [regions=1,64]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -118,6 +118,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let writers = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(64);
     let secs = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(10);
-    run(1, writers, secs);
-    run(64, writers, secs);
+    let regions: Vec<usize> = args
+        .get(3)
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 64]);
+    for r in regions {
+        run(r, writers, secs);
+    }
 }

@@ -163,3 +163,37 @@ fn a_damaged_snapshot_is_rejected_and_sent_again() {
         "the damaged snapshot was sent again"
     );
 }
+
+#[test]
+fn a_follower_restarting_while_receiving_a_snapshot_catches_up() {
+    use std::sync::atomic::Ordering;
+    let mut cluster = Cluster::new(4);
+    cluster.bootstrap_on(&[], &[1, 2, 3]);
+    cluster.start();
+    cluster.wait_leader(1);
+    for i in 0..30u32 {
+        cluster.must_put(format!("m{i:03}").as_bytes(), b"v");
+    }
+    // The first transfer arrives broken (as if cut off), and the receiver restarts.
+    cluster
+        .transport
+        .corrupt_snapshots
+        .store(1, Ordering::SeqCst);
+    let new = Peer {
+        id: 4001,
+        store_id: 4,
+        role: PeerRole::Learner as i32,
+        is_witness: false,
+    };
+    cluster.must_change_peers(1, vec![(AddLearnerNode, new)]);
+    assert!(wait_until(DEFAULT_TIMEOUT, || cluster
+        .transport
+        .corrupt_snapshots
+        .load(Ordering::SeqCst)
+        == 0));
+    cluster.stop_store(4);
+    cluster.start_store(4);
+    cluster.must_engine_eq(4, b"m029", Some(b"v"));
+    cluster.must_put(b"after", b"restart");
+    cluster.must_engine_eq(4, b"after", Some(b"restart"));
+}
