@@ -511,9 +511,20 @@ impl Cluster {
         let deadline = Instant::now() + DEFAULT_TIMEOUT;
         loop {
             match self.change_peers(region_id, changes.clone()) {
-                Ok(r) => return r,
+                Ok(r) => {
+                    // Answers come right after apply; wait until the stores' view shows it.
+                    let want = r.region_epoch.map_or(0, |e| e.conf_ver);
+                    wait_until(DEFAULT_TIMEOUT, || {
+                        self.region(region_id)
+                            .and_then(|x| x.region_epoch)
+                            .is_some_and(|e| e.conf_ver >= want)
+                    });
+                    return r;
+                }
                 Err(RequestError::Region(e))
-                    if e.not_leader.is_none() && e.epoch_not_match.is_none() =>
+                    if e.not_leader.is_none()
+                        && e.epoch_not_match.is_none()
+                        && e.server_is_busy.is_none() =>
                 {
                     panic!("membership change refused: {}", e.message)
                 }

@@ -25,7 +25,8 @@ impl Peer {
             .map(|c| c.changes.clone())
             .ok_or_else(|| Error::InvalidRequest("membership change without changes".into()))?;
         if self.raft_group.raft.has_pending_conf() {
-            return Err(Error::InvalidRequest(
+            // Transient: the previous change has not been applied here yet.
+            return Err(Error::ServerIsBusy(
                 "another membership change is still being applied".into(),
             ));
         }

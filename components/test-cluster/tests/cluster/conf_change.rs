@@ -277,10 +277,10 @@ fn a_partitioned_peer_misses_a_split_and_its_removal_then_is_cleaned_up() {
     cluster.must_engine_eq(away_store, b"b", Some(b"left2"));
     cluster.must_engine_eq(away_store, b"a", Some(b"left"));
     cluster.must_engine_eq(away_store, b"x", None);
-    assert!(cluster
+    assert!(wait_until(DEFAULT_TIMEOUT, || cluster
         .store(away_store)
         .meta()
         .lock()
         .region(left)
-        .is_some());
+        .is_some()));
 }

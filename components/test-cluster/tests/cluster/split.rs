@@ -36,7 +36,12 @@ fn split_while_writes_continue_then_every_key_reads_back() {
         assert_eq!(cluster.must_get(key).as_deref(), Some(key.as_slice()));
     }
     for s in cluster.store_ids() {
-        assert_eq!(cluster.store(s).meta().lock().region_count(), 4);
+        assert!(wait_until(DEFAULT_TIMEOUT, || cluster
+            .store(s)
+            .meta()
+            .lock()
+            .region_count()
+            == 4));
     }
 }
 
