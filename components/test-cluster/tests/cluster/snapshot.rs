@@ -4,6 +4,28 @@ use proto::metapb::{Peer, PeerRole};
 use proto::raft_cmdpb::ConfChangeType::{AddLearnerNode, AddNode};
 use test_cluster::*;
 
+/// Three stores holding region 1 with `keys` written, and an empty fourth store.
+fn cluster_with_spare_store(keys: impl Iterator<Item = Vec<u8>>) -> Cluster {
+    let mut cluster = Cluster::new(4);
+    cluster.bootstrap_on(&[], &[1, 2, 3]);
+    cluster.start();
+    cluster.wait_leader(1);
+    for k in keys {
+        cluster.must_put(&k, b"v");
+    }
+    cluster
+}
+
+/// The learner that joins region 1 on store 4.
+fn learner_on_store_4() -> Peer {
+    Peer {
+        id: 4001,
+        store_id: 4,
+        role: PeerRole::Learner as i32,
+        is_witness: false,
+    }
+}
+
 #[test]
 fn learner_catches_up_by_snapshot_is_promoted_and_leads() {
     let mut cluster = Cluster::new(4);
@@ -13,12 +35,7 @@ fn learner_catches_up_by_snapshot_is_promoted_and_leads() {
     for i in 0..100u32 {
         cluster.must_put(format!("s{i:03}").as_bytes(), &i.to_le_bytes());
     }
-    let new = Peer {
-        id: 4001,
-        store_id: 4,
-        role: PeerRole::Learner as i32,
-        is_witness: false,
-    };
+    let new = learner_on_store_4();
     cluster.must_change_peers(1, vec![(AddLearnerNode, new)]);
     // Everything written before it joined arrives (the log starts after the bootstrap
     // index, so only a snapshot can bring it), and so do later writes.
@@ -86,19 +103,8 @@ fn a_far_behind_follower_gets_a_snapshot_after_forced_log_gc() {
 
 #[test]
 fn a_store_that_crashed_while_applying_a_snapshot_finishes_it_at_restart() {
-    let mut cluster = Cluster::new(4);
-    cluster.bootstrap_on(&[], &[1, 2, 3]);
-    cluster.start();
-    cluster.wait_leader(1);
-    for i in 0..50u32 {
-        cluster.must_put(format!("c{i:03}").as_bytes(), b"v");
-    }
-    let new = Peer {
-        id: 4001,
-        store_id: 4,
-        role: PeerRole::Learner as i32,
-        is_witness: false,
-    };
+    let mut cluster = cluster_with_spare_store((0..50u32).map(|i| format!("c{i:03}").into_bytes()));
+    let new = learner_on_store_4();
     cluster.must_change_peers(1, vec![(AddLearnerNode, new)]);
     cluster.must_engine_eq(4, b"c049", Some(b"v"));
     // Crash in the middle of applying: the region is left in the Applying state, part of
@@ -134,23 +140,12 @@ fn a_store_that_crashed_while_applying_a_snapshot_finishes_it_at_restart() {
 #[test]
 fn a_damaged_snapshot_is_rejected_and_sent_again() {
     use std::sync::atomic::Ordering;
-    let mut cluster = Cluster::new(4);
-    cluster.bootstrap_on(&[], &[1, 2, 3]);
-    cluster.start();
-    cluster.wait_leader(1);
-    for i in 0..30u32 {
-        cluster.must_put(format!("d{i:03}").as_bytes(), b"v");
-    }
+    let cluster = cluster_with_spare_store((0..30u32).map(|i| format!("d{i:03}").into_bytes()));
     cluster
         .transport
         .corrupt_snapshots
         .store(1, Ordering::SeqCst);
-    let new = Peer {
-        id: 4001,
-        store_id: 4,
-        role: PeerRole::Learner as i32,
-        is_witness: false,
-    };
+    let new = learner_on_store_4();
     cluster.must_change_peers(1, vec![(AddLearnerNode, new)]);
     cluster.must_engine_eq(4, b"d029", Some(b"v"));
     assert_eq!(
@@ -167,24 +162,13 @@ fn a_damaged_snapshot_is_rejected_and_sent_again() {
 #[test]
 fn a_follower_restarting_while_receiving_a_snapshot_catches_up() {
     use std::sync::atomic::Ordering;
-    let mut cluster = Cluster::new(4);
-    cluster.bootstrap_on(&[], &[1, 2, 3]);
-    cluster.start();
-    cluster.wait_leader(1);
-    for i in 0..30u32 {
-        cluster.must_put(format!("m{i:03}").as_bytes(), b"v");
-    }
+    let mut cluster = cluster_with_spare_store((0..30u32).map(|i| format!("m{i:03}").into_bytes()));
     // The first transfer arrives broken (as if cut off), and the receiver restarts.
     cluster
         .transport
         .corrupt_snapshots
         .store(1, Ordering::SeqCst);
-    let new = Peer {
-        id: 4001,
-        store_id: 4,
-        role: PeerRole::Learner as i32,
-        is_witness: false,
-    };
+    let new = learner_on_store_4();
     cluster.must_change_peers(1, vec![(AddLearnerNode, new)]);
     assert!(wait_until(DEFAULT_TIMEOUT, || cluster
         .transport
