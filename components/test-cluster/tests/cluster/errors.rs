@@ -130,3 +130,49 @@ fn proposals_overwritten_by_a_new_leader_get_stale_command() {
         );
     }
 }
+
+#[test]
+fn a_full_mailbox_answers_server_is_busy_and_writes_nothing() {
+    let cfg = raftstore::Config {
+        notify_capacity: 8,
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(3, cfg);
+    cluster.bootstrap(&[]);
+    cluster.start();
+    let leader = cluster.wait_leader(1);
+    let region = cluster.region(1).unwrap();
+    // Far more commands than the mailbox holds, faster than a poller can take them.
+    let mut waiting = Vec::new();
+    for i in 0..2000u32 {
+        let key = format!("busy{i:05}").into_bytes();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let req = Cluster::new_request(&region, leader, vec![put_request(&key, b"v")]);
+        cluster.store(leader.store_id).propose(
+            req,
+            raftstore::Callback::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        waiting.push((key, rx));
+    }
+    let mut busy = Vec::new();
+    for (key, rx) in waiting {
+        let resp = rx
+            .recv_timeout(DEFAULT_TIMEOUT)
+            .expect("every command is answered");
+        match resp.response.header.and_then(|h| h.error) {
+            Some(e) if e.server_is_busy.is_some() => busy.push(key),
+            Some(e) => panic!("unexpected error {}", e.message),
+            None => {}
+        }
+    }
+    assert!(!busy.is_empty(), "a full mailbox pushed back");
+    for key in busy.iter().take(50) {
+        assert_eq!(
+            cluster.must_get(key),
+            None,
+            "a refused write was not applied"
+        );
+    }
+}
