@@ -42,7 +42,7 @@ impl Peer {
             false
         } else {
             let snapshot = ready.snapshot().clone();
-            self.apply_snapshot(ctx, &snapshot);
+            self.apply_snapshot(ctx, &snapshot, ready.number());
             true
         };
         let entries = ready.take_entries();
@@ -119,8 +119,12 @@ impl Peer {
         };
         self.storage_mut().on_persisted(index);
         self.raft_group.on_persist_ready(number);
-        if let Some(index) = self.pending_snapshot_index.take() {
-            self.raft_group.advance_apply_to(index);
+        // Only once the ready carrying the snapshot itself is durable.
+        if let Some((ready, index)) = self.pending_snapshot {
+            if number >= ready {
+                self.pending_snapshot = None;
+                self.raft_group.advance_apply_to(index);
+            }
         }
     }
 

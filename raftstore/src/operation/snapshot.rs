@@ -10,7 +10,12 @@ use crate::snap;
 
 impl Peer {
     /// Replaces this peer's data and state with a snapshot raft accepted in a ready.
-    pub fn apply_snapshot(&mut self, ctx: &mut PollContext, snapshot: &Snapshot) {
+    pub fn apply_snapshot(
+        &mut self,
+        ctx: &mut PollContext,
+        snapshot: &Snapshot,
+        ready_number: u64,
+    ) {
         let region_id = self.region_id();
         let data = match snap::verify_received(&ctx.kv, region_id, snapshot) {
             Ok(d) => d,
@@ -41,7 +46,7 @@ impl Peer {
             .apply_snapshot(region.clone(), apply_state);
         self.read_delegate
             .set_applied_term(apply_state.applied_term);
-        self.pending_snapshot_index = Some(apply_state.applied_index);
+        self.pending_snapshot = Some((ready_number, apply_state.applied_index));
         self.last_sent_to_apply = apply_state.applied_index;
         ctx.store_meta.lock().set_region(region.clone());
         let _ = ctx.apply_router.send(

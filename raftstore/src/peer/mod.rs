@@ -66,7 +66,8 @@ pub struct Peer {
     /// Ticks each follower has been waiting for a snapshot the leader sent.
     pub snapshot_wait_ticks: std::collections::HashMap<u64, usize>,
     /// A snapshot applied in a ready; raft learns it is applied once that ready is durable.
-    pub pending_snapshot_index: Option<u64>,
+    /// (ready number, snapshot index) of that ready.
+    pub pending_snapshot: Option<(u64, u64)>,
     /// Data changed since the split policy last looked at the region.
     pub split_check_pending: bool,
     /// Log GC and split check ticks are not registered while the region hibernates.
@@ -126,7 +127,7 @@ impl Peer {
             split_siblings: Vec::new(),
             split_check_pending: true,
             peer_cache: std::collections::HashMap::new(),
-            pending_snapshot_index: None,
+            pending_snapshot: None,
             snapshot_wait_ticks: std::collections::HashMap::new(),
             aux_ticks_paused: false,
             stopped: false,
