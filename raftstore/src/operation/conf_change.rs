@@ -89,11 +89,14 @@ impl Peer {
         let mut wb = ctx.kv.write_batch();
         let start = keys::enc_start_key(&region.start_key);
         let end = keys::enc_end_key(&region.end_key);
+        // An uninitialized peer owns no range: there is nothing of its own to delete.
+        let owns_data = self.storage().is_initialized();
         let written = wb
             .put_msg_cf(CF_RAFT, &keys::region_state_key(region.id), &tombstone)
             .and_then(|_| {
                 DATA_CFS
                     .iter()
+                    .filter(|_| owns_data)
                     .try_for_each(|cf| wb.delete_range_cf(cf, &start, &end))
             })
             .and_then(|_| ctx.kv.write(&wb, true));

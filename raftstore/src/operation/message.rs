@@ -148,7 +148,9 @@ impl Peer {
         let current = self.region().region_epoch.unwrap_or_default();
         let epoch = msg.region_epoch.unwrap_or_default();
         let for_me = msg.to_peer.is_some_and(|p| p.id == self.peer_id());
-        if for_me && epoch.conf_ver > current.conf_ver {
+        // A peer still waiting for its first snapshot cannot tell a stale answer from a real
+        // one; it is cleaned up by its region's leader instead.
+        if for_me && self.storage().is_initialized() && epoch.conf_ver > current.conf_ver {
             tracing::info!(
                 region_id = msg.region_id,
                 peer_id = self.peer_id(),
