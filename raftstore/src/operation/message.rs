@@ -79,12 +79,9 @@ impl Peer {
                 return;
             }
         };
-        if m.get_msg_type() == MessageType::MsgSnapshot {
-            if let Err(e) = crate::snap::verify_received(&ctx.kv, msg.region_id, m.get_snapshot()) {
-                warn!(region_id = msg.region_id, "snapshot rejected: {e}");
-                RAFT_DROPPED_MESSAGES.inc();
-                return;
-            }
+        if m.get_msg_type() == MessageType::MsgSnapshot && !self.accept_snapshot(ctx, &m) {
+            RAFT_DROPPED_MESSAGES.inc();
+            return;
         }
         if let Some(from) = msg.from_peer {
             if self
@@ -103,6 +100,38 @@ impl Peer {
         if let Err(e) = self.raft_group.step(m) {
             debug!(region_id = msg.region_id, "step raft message: {e}");
         }
+    }
+
+    /// A snapshot is stepped into raft only if its files are intact and its range collides
+    /// with no other local region (applying it clears that range).
+    fn accept_snapshot(&self, ctx: &mut PollContext, m: &eraftpb::Message) -> bool {
+        let region_id = self.region_id();
+        let data = match crate::snap::verify_received(&ctx.kv, region_id, m.get_snapshot()) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(region_id, "snapshot rejected: {e}");
+                return false;
+            }
+        };
+        let Some(region) = data.region else {
+            return false;
+        };
+        let overlaps: Vec<u64> = ctx
+            .store_meta
+            .lock()
+            .overlapping_regions(&region.start_key, &region.end_key)
+            .into_iter()
+            .filter(|id| *id != region_id)
+            .collect();
+        if !overlaps.is_empty() {
+            warn!(
+                region_id,
+                ?overlaps,
+                "snapshot overlaps local regions; rejected"
+            );
+            return false;
+        }
+        true
     }
 
     /// Whether a message means the group is busy again. A follower needs its clock only to
