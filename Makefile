@@ -15,7 +15,9 @@ deps:
 build: deps
 	$(CARGO) build --workspace --all-targets
 
+# The fleet tests start the real binaries, so they are built first.
 test: deps
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=2
 
 bench: deps

@@ -61,6 +61,13 @@ pub struct Config {
     pub split_check_tick_interval: Duration,
     /// The built-in split policy (a custom one can be given to the store instead).
     pub split_policy: SplitPolicyConfig,
+    /// How often a region leader reports its region to PD (it also reports at once on
+    /// leadership, split and membership changes).
+    pub pd_heartbeat_tick_interval: Duration,
+    /// How often the store reports its statistics to PD.
+    pub pd_store_heartbeat_tick_interval: Duration,
+    /// A peer not heard from for longer than this is reported down to PD.
+    pub max_peer_down_duration: Duration,
 }
 
 /// Which built-in split policy a store uses.
@@ -118,6 +125,9 @@ impl Default for Config {
             raft_engine_purge_interval: Duration::from_secs(10),
             split_check_tick_interval: Duration::from_secs(10),
             split_policy: SplitPolicyConfig::default(),
+            pd_heartbeat_tick_interval: Duration::from_secs(60),
+            pd_store_heartbeat_tick_interval: Duration::from_secs(10),
+            max_peer_down_duration: Duration::from_secs(600),
         }
     }
 }
@@ -137,6 +147,9 @@ impl Config {
             store_unreachable_timeout: Duration::from_millis(100),
             raft_engine_purge_interval: Duration::from_secs(1),
             split_check_tick_interval: Duration::from_millis(100),
+            pd_heartbeat_tick_interval: Duration::from_secs(1),
+            pd_store_heartbeat_tick_interval: Duration::from_secs(1),
+            max_peer_down_duration: Duration::from_secs(2),
             ..Config::default()
         }
     }
@@ -193,6 +206,28 @@ impl Config {
         if self.raft_entry_max_size == 0 {
             return bad("raft-entry-max-size must be > 0".into());
         }
+        let intervals = [
+            ("raft-base-tick-interval", self.raft_base_tick_interval),
+            ("store-heartbeat-interval", self.store_heartbeat_interval),
+            (
+                "raft-engine-purge-interval",
+                self.raft_engine_purge_interval,
+            ),
+            (
+                "pd-heartbeat-tick-interval",
+                self.pd_heartbeat_tick_interval,
+            ),
+            (
+                "pd-store-heartbeat-tick-interval",
+                self.pd_store_heartbeat_tick_interval,
+            ),
+            ("max-peer-down-duration", self.max_peer_down_duration),
+        ];
+        for (name, interval) in intervals {
+            if interval.is_zero() {
+                return bad(format!("{name} must be > 0"));
+            }
+        }
         Ok(())
     }
 }
@@ -214,5 +249,21 @@ mod tests {
             ..Config::default()
         };
         assert!(matches!(cfg.validate(), Err(Error::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn zero_pd_intervals_are_refused() {
+        let cfg = Config {
+            pd_heartbeat_tick_interval: Duration::ZERO,
+            ..Config::default()
+        };
+        assert!(
+            matches!(cfg.validate(), Err(Error::InvalidConfig(m)) if m.contains("pd-heartbeat"))
+        );
+        let cfg = Config {
+            max_peer_down_duration: Duration::ZERO,
+            ..Config::for_tests()
+        };
+        assert!(cfg.validate().is_err());
     }
 }

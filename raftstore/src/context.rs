@@ -14,9 +14,11 @@ use crate::msg::PeerTick;
 use crate::pd_client::PdClient;
 use crate::raftlog_gc::GcTask;
 use crate::router::RaftRouter;
+use crate::stats::{StoreFlow, StoreLiveness};
 use crate::store_meta::StoreMeta;
 use crate::ticker::{TickRegistration, Ticker};
 use crate::transport::Transport;
+use crate::worker::pd_stats::PdTask;
 use crate::worker::split_check::SplitCheckTask;
 
 /// Handles shared by all peers a poller drives; one per poller thread.
@@ -33,6 +35,12 @@ pub struct PollContext {
     pub gc: Sender<GcTask>,
     pub split_checker: Sender<SplitCheckTask>,
     pub pd: Arc<dyn PdClient>,
+    /// Store heartbeats to PD are assembled off the raft threads.
+    pub pd_worker: Sender<PdTask>,
+    /// When other stores last pinged this one.
+    pub store_liveness: Arc<StoreLiveness>,
+    /// Store-wide read/write flow.
+    pub flow: Arc<StoreFlow>,
     pub store_meta: Arc<Mutex<StoreMeta>>,
     pub ticker: Ticker,
     pub logger: slog::Logger,
@@ -46,6 +54,7 @@ impl PollContext {
             PeerTick::Raft => self.cfg.raft_base_tick_interval,
             PeerTick::RaftLogGc => self.cfg.raft_log_gc_tick_interval,
             PeerTick::SplitCheck => self.cfg.split_check_tick_interval,
+            PeerTick::PdHeartbeat => self.cfg.pd_heartbeat_tick_interval,
         };
         self.pending_ticks.push(TickRegistration {
             deadline: Instant::now() + interval,

@@ -20,6 +20,7 @@ pub mod raftlog_gc;
 pub mod router;
 pub mod snap;
 pub mod split_policy;
+pub mod stats;
 pub mod store;
 pub mod store_meta;
 pub mod ticker;

@@ -2,7 +2,8 @@
 
 use lazy_static::lazy_static;
 use prometheus::{
-    exponential_buckets, register_histogram, register_int_counter, Histogram, IntCounter,
+    exponential_buckets, register_histogram, register_int_counter, register_int_counter_vec,
+    Histogram, IntCounter, IntCounterVec,
 };
 
 lazy_static! {
@@ -46,6 +47,17 @@ lazy_static! {
         "shoal_raftstore_apply_write_seconds",
         "Duration of one apply write batch",
         exponential_buckets(0.0001, 2.0, 18).expect("valid buckets")
+    )
+    .expect("metric registers once");
+    pub static ref REGION_HEARTBEATS: IntCounter = register_int_counter!(
+        "shoal_raftstore_region_heartbeats_total",
+        "Region heartbeats sent to PD by leaders"
+    )
+    .expect("metric registers once");
+    pub static ref PD_OPERATOR_STEPS: IntCounterVec = register_int_counter_vec!(
+        "shoal_raftstore_pd_operator_steps_total",
+        "Operator steps from PD, by outcome (executed or ignored)",
+        &["outcome"]
     )
     .expect("metric registers once");
 }

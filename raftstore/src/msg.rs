@@ -95,6 +95,8 @@ pub enum PeerTick {
     Raft,
     RaftLogGc,
     SplitCheck,
+    /// A leader reports its region to PD; keeps running while the region hibernates.
+    PdHeartbeat,
 }
 
 /// Periodic work of a store.
@@ -104,6 +106,8 @@ pub enum StoreTick {
     StoreHeartbeat,
     /// Let the raft log engine reclaim files.
     PurgeRaftLog,
+    /// Report the store's statistics to PD.
+    PdStoreHeartbeat,
 }
 
 /// Messages that must not be dropped (they change a peer's view of the world).
@@ -135,6 +139,14 @@ pub enum PeerMsg {
         ids: Vec<crate::pd_client::SplitIds>,
         callback: Callback,
     },
+    /// One operator step PD sent for this region.
+    PdOperator(Box<proto::pdpb::RegionHeartbeatResponse>),
+    /// The split checker measured the region's data as it was at `region_epoch`.
+    RegionSize {
+        region_epoch: proto::metapb::RegionEpoch,
+        size: u64,
+        keys: u64,
+    },
 }
 
 impl fmt::Debug for PeerMsg {
@@ -149,6 +161,10 @@ impl fmt::Debug for PeerMsg {
             PeerMsg::Start => write!(f, "Start"),
             PeerMsg::SplitRegion { split_keys, .. } => {
                 write!(f, "SplitRegion({} keys)", split_keys.len())
+            }
+            PeerMsg::PdOperator(op) => write!(f, "PdOperator(region {})", op.region_id),
+            PeerMsg::RegionSize { size, keys, .. } => {
+                write!(f, "RegionSize({size} bytes, {keys} keys)")
             }
         }
     }

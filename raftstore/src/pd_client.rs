@@ -2,6 +2,7 @@
 //! in-process clusters use a local allocator.
 
 use proto::metapb::Region;
+use proto::pdpb::{RegionHeartbeatRequest, StoreStats};
 
 use crate::errors::Result;
 
@@ -13,9 +14,17 @@ pub struct SplitIds {
 }
 
 pub trait PdClient: Send + Sync {
-    /// Allocates ids for `count` new regions split off `region`.
+    /// Allocates ids for `count` new regions split off `region`. May block; it is only
+    /// called from worker threads.
     fn ask_batch_split(&self, region: &Region, count: usize) -> Result<Vec<SplitIds>>;
 
     /// Reports the regions a split produced.
     fn report_batch_split(&self, _regions: &[Region]) {}
+
+    /// A region leader's report (region meta, leader, down/pending peers, sizes, flow).
+    /// Called from raft pollers: must not block. `header` is left empty.
+    fn region_heartbeat(&self, _req: RegionHeartbeatRequest) {}
+
+    /// The store's periodic statistics. Must not block.
+    fn store_heartbeat(&self, _stats: StoreStats) {}
 }

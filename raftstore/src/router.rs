@@ -1,5 +1,7 @@
 //! Routes messages to peer and store mailboxes.
 
+use std::sync::Arc;
+
 use batch_system::TrySendError;
 use proto::raft_serverpb::{ExtraMessageType, RaftMessage};
 
@@ -7,16 +9,41 @@ use crate::errors::{err_resp, Error, Result};
 use crate::fsm::peer::PeerFsm;
 use crate::fsm::store::StoreFsm;
 use crate::msg::{PeerMsg, RaftCommand, StoreMsg};
+use crate::stats::StoreFlow;
 
 /// The batch-system router of the raft pollers: region id -> peer mailbox, plus the store's.
 #[derive(Clone)]
 pub struct RaftRouter {
     pub inner: batch_system::Router<PeerFsm, StoreFsm>,
+    /// The store's flow counters; the router notes when a mailbox is full.
+    flow: Arc<StoreFlow>,
 }
 
 impl RaftRouter {
     pub fn new(inner: batch_system::Router<PeerFsm, StoreFsm>) -> RaftRouter {
-        RaftRouter { inner }
+        RaftRouter {
+            inner,
+            flow: Arc::new(StoreFlow::default()),
+        }
+    }
+
+    /// The store-wide flow and pressure counters.
+    pub fn flow(&self) -> &Arc<StoreFlow> {
+        &self.flow
+    }
+
+    /// Sends a message that may be dropped when the mailbox is full or gone.
+    pub fn try_send(&self, region_id: u64, msg: PeerMsg) -> Result<()> {
+        match self.inner.try_send(region_id, msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.flow.mark_busy();
+                Err(Error::ServerIsBusy(format!(
+                    "mailbox of region {region_id} is full"
+                )))
+            }
+            Err(_) => Err(Error::RegionNotFound(region_id)),
+        }
     }
 
     /// Sends a message that must not be lost (ticks, persistence and apply notices).
@@ -67,10 +94,13 @@ impl RaftRouter {
             .try_send(region_id, PeerMsg::RaftCommand(Box::new(cmd)))
         {
             Ok(()) => return,
-            Err(TrySendError::Full(m)) => (
-                Error::ServerIsBusy(format!("mailbox of region {region_id} is full")),
-                m,
-            ),
+            Err(TrySendError::Full(m)) => {
+                self.flow.mark_busy();
+                (
+                    Error::ServerIsBusy(format!("mailbox of region {region_id} is full")),
+                    m,
+                )
+            }
             Err(TrySendError::NotFound(m)) | Err(TrySendError::Disconnected(m)) => {
                 (Error::RegionNotFound(region_id), m)
             }

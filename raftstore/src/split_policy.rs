@@ -69,6 +69,10 @@ pub struct SplitCheckInput<'a> {
     pub qps: f64,
     /// Sorted sample of recently accessed user keys.
     pub load_keys: &'a [Vec<u8>],
+    /// Key + value bytes of the region over all data column families, measured just before.
+    pub region_size: u64,
+    /// Keys of the region in the default and write column families, measured just before.
+    pub region_keys: u64,
 }
 
 impl SplitCheckInput<'_> {
@@ -113,6 +117,10 @@ impl SplitPolicy for SizePolicy {
     }
 
     fn split_keys(&self, input: &SplitCheckInput<'_>) -> Result<Vec<Vec<u8>>> {
+        // The measured size covers every data CF, so it bounds what the scan below counts.
+        if input.region_size <= self.max_size {
+            return Ok(Vec::new());
+        }
         every_nth(
             input,
             self.max_size,
@@ -136,6 +144,9 @@ impl SplitPolicy for KeysPolicy {
     }
 
     fn split_keys(&self, input: &SplitCheckInput<'_>) -> Result<Vec<Vec<u8>>> {
+        if input.region_keys <= self.max_keys {
+            return Ok(Vec::new());
+        }
         every_nth(
             input,
             self.max_keys,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use batch_system::BatchSystem;
 use crossbeam_channel::Sender;
@@ -10,7 +11,7 @@ use engine::{KvEngine, RaftLogEngine};
 use parking_lot::Mutex;
 use proto::raft_cmdpb::RaftCmdRequest;
 use proto::raft_serverpb::{PeerState, RaftMessage};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::apply::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder, ApplyRouter};
 use crate::bootstrap;
@@ -29,9 +30,11 @@ use crate::poller::RaftPollerBuilder;
 use crate::raftlog_gc::{self, GcTask};
 use crate::router::RaftRouter;
 use crate::split_policy::{FixedKeysPolicy, KeysPolicy, LoadPolicy, SizePolicy, SplitPolicy};
+use crate::stats::{unix_secs, StoreLiveness};
 use crate::store_meta::StoreMeta;
 use crate::ticker::Ticker;
 use crate::transport::Transport;
+use crate::worker::pd_stats::{PdStatsWorker, PdTask};
 use crate::worker::split_check::{self, SplitCheckTask};
 
 /// Services a store relies on but does not own.
@@ -80,15 +83,22 @@ pub struct Store {
     router: RaftRouter,
     meta: Arc<Mutex<StoreMeta>>,
     reader: LocalReader,
+    writer: Sender<WriteMsg>,
+    ticker: Ticker,
+    pd: Arc<dyn PdClient>,
+    /// What `stop` tears down; `None` once stopped, so a second `stop` does nothing.
+    running: Mutex<Option<Running>>,
+}
+
+/// The threads and channels a running store owns until it stops.
+struct Running {
     raft_system: BatchSystem<PeerFsm, StoreFsm>,
     apply_system: BatchSystem<ApplyFsm, ApplyControlFsm>,
-    writer: Sender<WriteMsg>,
     threads: Vec<JoinHandle<()>>,
-    ticker: Ticker,
     stop_store_ticks: Sender<()>,
-    gc: Option<Sender<GcTask>>,
-    split_checker: Option<Sender<SplitCheckTask>>,
-    pd: Arc<dyn PdClient>,
+    gc: Sender<GcTask>,
+    split_checker: Sender<SplitCheckTask>,
+    pd_worker: Sender<PdTask>,
 }
 
 fn raft_logger() -> slog::Logger {
@@ -192,6 +202,21 @@ impl Store {
             )
             .map_err(engine::Error::Io)?,
         );
+        let (pd_tx, pd_rx) = crossbeam_channel::unbounded();
+        threads.push(
+            PdStatsWorker {
+                store_id,
+                pd: deps.pd.clone(),
+                kv_dir: kv.path().to_path_buf(),
+                raft_dir: raft_engine.path().to_path_buf(),
+                snap_dir: crate::snap::snap_dir(&kv),
+                flow: router.flow().clone(),
+                start_time: unix_secs(),
+            }
+            .spawn(pd_rx, format!("pd-stats-{store_id}"))
+            .map_err(engine::Error::Io)?,
+        );
+        let store_liveness = Arc::new(StoreLiveness::default());
         let (gc_tx, gc_rx) = crossbeam_channel::unbounded();
         threads.push(
             raftlog_gc::spawn(
@@ -209,6 +234,7 @@ impl Store {
                 kv: kv.clone(),
                 raft_router: router.clone(),
                 messages_per_tick: cfg.messages_per_tick,
+                flow: router.flow().clone(),
             },
         );
         let template = PollContext {
@@ -223,6 +249,9 @@ impl Store {
             gc: gc_tx.clone(),
             split_checker: split_tx.clone(),
             pd: deps.pd.clone(),
+            pd_worker: pd_tx.clone(),
+            store_liveness,
+            flow: router.flow().clone(),
             store_meta: meta.clone(),
             ticker: ticker.clone(),
             logger: logger.clone(),
@@ -239,25 +268,30 @@ impl Store {
             let _ = router.force_send(region_id, PeerMsg::Start);
         }
         let _ = router.send_control(StoreMsg::Start);
+        // PD hears about the store right away, not one interval later.
+        let _ = router.send_control(StoreMsg::Tick(StoreTick::PdStoreHeartbeat));
         let (stop_tx, h) = spawn_store_ticks(&cfg, router.clone(), store_id)?;
         threads.push(h);
 
         Ok(Store {
             store_id,
-            reader: LocalReader::new(store_id, kv.clone(), meta.clone()),
+            reader: LocalReader::new(store_id, kv.clone(), meta.clone(), router.flow().clone()),
             kv,
             raft_engine,
             router,
             meta,
-            raft_system,
-            apply_system,
             writer: writer_tx,
-            threads,
             ticker,
-            stop_store_ticks: stop_tx,
-            gc: Some(gc_tx),
-            split_checker: Some(split_tx),
             pd: deps.pd,
+            running: Mutex::new(Some(Running {
+                raft_system,
+                apply_system,
+                threads,
+                stop_store_ticks: stop_tx,
+                gc: gc_tx,
+                split_checker: split_tx,
+                pd_worker: pd_tx,
+            })),
         })
     }
 
@@ -306,24 +340,54 @@ impl Store {
         split_check::propose_split(&self.router, self.pd.as_ref(), region, split_keys, callback);
     }
 
+    /// How many regions this store leads.
+    pub fn leader_count(&self) -> usize {
+        self.meta.lock().leader_count()
+    }
+
+    /// Executes one operator step PD sent for `resp.region_id`. Never blocks: the step is
+    /// queued to the region's peer, which drops it if the region is unknown here, this peer
+    /// does not lead, or the step's epoch is stale (PD resends it with the next heartbeat).
+    pub fn on_pd_operator(&self, resp: proto::pdpb::RegionHeartbeatResponse) {
+        let region_id = resp.region_id;
+        if let Err(e) = self
+            .router
+            .try_send(region_id, PeerMsg::PdOperator(Box::new(resp)))
+        {
+            debug!(region_id, "operator step not delivered: {e}");
+        }
+    }
+
     /// Delivers a raft message from another store.
     pub fn on_raft_message(&self, msg: RaftMessage) -> Result<()> {
         self.router.send_raft_message(msg)
     }
 
-    /// Stops every thread; the engines stay on disk for a restart.
-    pub fn stop(mut self) {
+    /// Stops every thread; the engines stay on disk for a restart. Calling it again does
+    /// nothing.
+    pub fn stop(&self) {
+        let Some(mut running) = self.running.lock().take() else {
+            return;
+        };
         info!(store_id = self.store_id, "stopping store");
-        let _ = self.stop_store_ticks.send(());
+        let _ = running.stop_store_ticks.send(());
         self.ticker.stop();
-        self.raft_system.shutdown();
+        running.raft_system.shutdown();
         let _ = self.writer.send(WriteMsg::Shutdown);
-        self.apply_system.shutdown();
-        self.gc.take();
-        self.split_checker.take();
-        for h in self.threads.drain(..) {
+        running.apply_system.shutdown();
+        // Closing the worker channels ends those threads.
+        drop(running.gc);
+        drop(running.split_checker);
+        drop(running.pd_worker);
+        for h in running.threads.drain(..) {
             let _ = h.join();
         }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -334,30 +398,52 @@ fn spawn_store_ticks(
     store_id: u64,
 ) -> Result<(Sender<()>, JoinHandle<()>)> {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
-    let heartbeat = cfg.store_heartbeat_interval;
-    let purge_every =
-        (cfg.raft_engine_purge_interval.as_millis() / heartbeat.as_millis().max(1)).max(1) as u64;
+    let schedule = [
+        (StoreTick::StoreHeartbeat, cfg.store_heartbeat_interval),
+        (StoreTick::PurgeRaftLog, cfg.raft_engine_purge_interval),
+        (
+            StoreTick::PdStoreHeartbeat,
+            cfg.pd_store_heartbeat_tick_interval,
+        ),
+    ];
     let h = std::thread::Builder::new()
         .name(format!("store-ticks-{store_id}"))
         .spawn(move || {
-            let mut n: u64 = 0;
+            let start = Instant::now();
+            // A zero interval must not turn this thread into a busy loop.
+            let schedule =
+                schedule.map(|(tick, every)| (tick, every.max(Duration::from_millis(1))));
+            let mut due: Vec<Instant> = schedule.iter().map(|(_, every)| start + *every).collect();
             loop {
-                match stop_rx.recv_timeout(heartbeat) {
+                let next = due.iter().min().copied().unwrap_or(start);
+                let wait = next.saturating_duration_since(Instant::now());
+                match stop_rx.recv_timeout(wait) {
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                     _ => return,
                 }
-                n += 1;
-                if router
-                    .send_control(StoreMsg::Tick(StoreTick::StoreHeartbeat))
-                    .is_err()
-                {
-                    return;
-                }
-                if n.is_multiple_of(purge_every) {
-                    let _ = router.send_control(StoreMsg::Tick(StoreTick::PurgeRaftLog));
+                let now = Instant::now();
+                for ((tick, every), at) in schedule.iter().zip(due.iter_mut()) {
+                    if *at > now {
+                        continue;
+                    }
+                    *at = now + *every;
+                    if router.send_control(StoreMsg::Tick(*tick)).is_err() {
+                        return;
+                    }
                 }
             }
         })
         .map_err(engine::Error::Io)?;
     Ok((stop_tx, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Store;
+
+    #[test]
+    fn store_is_shareable_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Store>();
+    }
 }

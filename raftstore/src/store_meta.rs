@@ -1,7 +1,7 @@
 //! The metadata every peer of a store shares: which region owns which key range, and the read
 //! delegates that let lease reads bypass the raft pollers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound::{Excluded, Unbounded};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use proto::metapb::Region;
 
 use crate::split_policy::LoadStats;
+use crate::stats::{Flow, FlowCounter};
 
 /// Monotonic nanoseconds since the process's first call; shared by all lease holders.
 pub fn monotonic_nanos(at: Instant) -> u64 {
@@ -57,6 +58,8 @@ pub struct ReadDelegate {
     hibernating: AtomicBool,
     /// Recent accesses, kept only when the split policy splits by load.
     load: Option<parking_lot::Mutex<LoadStats>>,
+    /// Bytes and keys read since the leader's last PD report.
+    read_flow: FlowCounter,
 }
 
 impl ReadDelegate {
@@ -70,6 +73,7 @@ impl ReadDelegate {
             lease: RemoteLease::default(),
             hibernating: AtomicBool::new(false),
             load: load.map(parking_lot::Mutex::new),
+            read_flow: FlowCounter::default(),
         }
     }
 
@@ -115,6 +119,16 @@ impl ReadDelegate {
         }
     }
 
+    /// Counts a served read, on whichever thread served it.
+    pub fn record_read(&self, flow: Flow) {
+        self.read_flow.add(flow.bytes, flow.keys);
+    }
+
+    /// Reads served since the last call.
+    pub fn take_read_flow(&self) -> Flow {
+        self.read_flow.take()
+    }
+
     pub fn is_hibernating(&self) -> bool {
         self.hibernating.load(Ordering::Acquire)
     }
@@ -139,6 +153,8 @@ pub struct StoreMeta {
     region_ranges: BTreeMap<Vec<u8>, u64>,
     regions: HashMap<u64, Region>,
     pub readers: HashMap<u64, Arc<ReadDelegate>>,
+    /// Regions whose local peer is the leader.
+    leaders: HashSet<u64>,
 }
 
 impl StoreMeta {
@@ -161,6 +177,25 @@ impl StoreMeta {
         self.regions.len()
     }
 
+    /// Records whether this store's peer of `region_id` leads it.
+    pub fn set_leader(&mut self, region_id: u64, is_leader: bool) {
+        if is_leader {
+            self.leaders.insert(region_id);
+        } else {
+            self.leaders.remove(&region_id);
+        }
+    }
+
+    /// How many regions this store leads.
+    pub fn leader_count(&self) -> usize {
+        self.leaders.len()
+    }
+
+    /// Ids of the regions this store leads.
+    pub fn leader_region_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.leaders.iter().copied()
+    }
+
     /// Records a region and its range, replacing an older version of it.
     pub fn set_region(&mut self, region: Region) {
         if let Some(old) = self.regions.get(&region.id) {
@@ -178,6 +213,7 @@ impl StoreMeta {
     }
 
     pub fn remove_region(&mut self, region_id: u64) -> Option<Region> {
+        self.leaders.remove(&region_id);
         let region = self.regions.remove(&region_id)?;
         let end = keys::enc_end_key(&region.end_key);
         if self.region_ranges.get(&end) == Some(&region_id) {
@@ -254,6 +290,21 @@ mod tests {
         meta.set_region(region(2, b"m", b""));
         assert_eq!(meta.search_region(b"a").unwrap().id, 1);
         assert_eq!(meta.search_region(b"x").unwrap().id, 2);
+    }
+
+    #[test]
+    fn leaders_are_counted_and_forgotten_with_their_region() {
+        let mut meta = StoreMeta::new(1);
+        meta.set_region(region(1, b"", b"m"));
+        meta.set_region(region(2, b"m", b""));
+        meta.set_leader(1, true);
+        meta.set_leader(2, true);
+        meta.set_leader(2, true);
+        assert_eq!(meta.leader_count(), 2);
+        meta.set_leader(2, false);
+        assert_eq!(meta.leader_region_ids().collect::<Vec<_>>(), vec![1]);
+        meta.remove_region(1);
+        assert_eq!(meta.leader_count(), 0);
     }
 
     #[test]

@@ -614,6 +614,11 @@ impl Cluster {
         regions
     }
 
+    /// Hands `store_id` an operator step as PD would on its heartbeat stream.
+    pub fn pd_operator(&self, store_id: u64, step: proto::pdpb::RegionHeartbeatResponse) {
+        self.store(store_id).on_pd_operator(step);
+    }
+
     /// Stops every store.
     pub fn shutdown(&mut self) {
         for id in self.store_ids() {

@@ -14,15 +14,18 @@ use tracing::{error, warn};
 
 use super::{split, ExecResult};
 use crate::errors::{err_resp, Error, Result};
+use crate::stats::Flow;
 use crate::util;
 
-/// Applies one entry; returns the response for its proposer and any admin side effect.
+/// Applies one entry; returns the response for its proposer and any admin side effect, and
+/// adds the bytes and keys it wrote to `written`.
 pub fn apply_entry(
     wb: &mut KvWriteBatch,
     region: &Region,
     apply_state: &mut RaftApplyState,
     entry: &Entry,
     term: u64,
+    written: &mut Flow,
 ) -> (RaftCmdResponse, Option<ExecResult>) {
     let outcome = match entry.get_entry_type() {
         EntryType::EntryNormal if entry.data.is_empty() => {
@@ -30,7 +33,7 @@ pub fn apply_entry(
             Ok((RaftCmdResponse::default(), None))
         }
         EntryType::EntryNormal => match RaftCmdRequest::decode(&entry.data[..]) {
-            Ok(req) => exec_command(wb, region, apply_state, &req, term),
+            Ok(req) => exec_command(wb, region, apply_state, &req, term, written),
             Err(e) => {
                 error!(
                     region_id = region.id,
@@ -69,6 +72,7 @@ fn exec_command(
     apply_state: &mut RaftApplyState,
     req: &RaftCmdRequest,
     term: u64,
+    written: &mut Flow,
 ) -> Result<(RaftCmdResponse, Option<ExecResult>)> {
     util::check_region_epoch(req, region)?;
     if let Some(admin) = &req.admin_request {
@@ -81,6 +85,9 @@ fn exec_command(
     match exec_writes(wb, region, &req.requests) {
         Ok(responses) => {
             wb.pop_save_point()?;
+            let flow = written_flow(&req.requests);
+            written.bytes += flow.bytes;
+            written.keys += flow.keys;
             Ok((
                 RaftCmdResponse {
                     header: Some(RaftResponseHeader::default()),
@@ -151,6 +158,24 @@ fn exec_writes(wb: &mut KvWriteBatch, region: &Region, reqs: &[Request]) -> Resu
     Ok(responses)
 }
 
+/// Bytes (key + value) and keys of the puts and deletes of a command. Range deletes are not
+/// counted: their size is unknown without a scan.
+pub fn written_flow(reqs: &[Request]) -> Flow {
+    let mut flow = Flow::default();
+    for r in reqs {
+        let bytes = match r.cmd_type() {
+            CmdType::Put => r.put.as_ref().map(|p| p.key.len() + p.value.len()),
+            CmdType::Delete => r.delete.as_ref().map(|d| d.key.len()),
+            _ => None,
+        };
+        if let Some(bytes) = bytes {
+            flow.bytes += bytes as u64;
+            flow.keys += 1;
+        }
+    }
+    flow
+}
+
 fn exec_admin(
     apply_state: &mut RaftApplyState,
     admin: &AdminRequest,
@@ -207,4 +232,39 @@ fn admin_resp(ty: AdminCmdType) -> RaftCmdResponse {
 
 fn missing(what: &str) -> Error {
     Error::InvalidRequest(format!("{what} request without a body"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::raft_cmdpb::{DeleteRangeRequest, DeleteRequest, PutRequest};
+
+    #[test]
+    fn written_flow_counts_puts_and_deletes() {
+        let reqs = vec![
+            Request {
+                cmd_type: CmdType::Put as i32,
+                put: Some(PutRequest {
+                    cf: String::new(),
+                    key: b"key".to_vec(),
+                    value: b"value".to_vec(),
+                }),
+                ..Default::default()
+            },
+            Request {
+                cmd_type: CmdType::Delete as i32,
+                delete: Some(DeleteRequest {
+                    cf: String::new(),
+                    key: b"gone".to_vec(),
+                }),
+                ..Default::default()
+            },
+            Request {
+                cmd_type: CmdType::DeleteRange as i32,
+                delete_range: Some(DeleteRangeRequest::default()),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(written_flow(&reqs), Flow { bytes: 12, keys: 2 });
+    }
 }

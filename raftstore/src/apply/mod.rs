@@ -68,6 +68,8 @@ pub struct ApplyRes {
     pub apply_state: RaftApplyState,
     pub applied_term: u64,
     pub exec_results: Vec<ExecResult>,
+    /// Bytes and keys the applied puts and deletes wrote.
+    pub written: crate::stats::Flow,
 }
 
 /// Routes apply work to regions' apply FSMs.

@@ -1,6 +1,7 @@
 //! The apply FSM (one per region) and the poller that batches their writes; the apply logic
 //! itself lives in `crate::apply`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use batch_system::{Fsm, HandleResult, HandlerBuilder, PollHandler};
@@ -15,6 +16,7 @@ use crate::apply::{exec, Apply, ApplyMsg, ApplyRes, ExecResult};
 use crate::metrics::{APPLY_BATCH_WRITES, APPLY_ENTRIES};
 use crate::msg::{Callback, PeerMsg};
 use crate::router::RaftRouter;
+use crate::stats::{Flow, StoreFlow};
 
 /// Applies one region's committed entries in order.
 pub struct ApplyFsm {
@@ -41,7 +43,12 @@ impl ApplyFsm {
         }
     }
 
-    fn handle_apply(&mut self, ctx: &mut ApplyContext, apply: Apply) -> Vec<ExecResult> {
+    fn handle_apply(
+        &mut self,
+        ctx: &mut ApplyContext,
+        apply: Apply,
+        written: &mut Flow,
+    ) -> Vec<ExecResult> {
         let mut results = Vec::new();
         let mut cmds = apply.cmds.into_iter().peekable();
         for entry in &apply.entries {
@@ -63,6 +70,7 @@ impl ApplyFsm {
                 &mut self.apply_state,
                 entry,
                 apply.term,
+                written,
             );
             self.apply_state.applied_index = entry.index;
             self.apply_state.applied_term = entry.term;
@@ -113,6 +121,7 @@ pub struct ApplyContext {
     results: Vec<ApplyRes>,
     raft_router: RaftRouter,
     messages_per_tick: usize,
+    flow: Arc<StoreFlow>,
     /// Write early once the batch is this big, so one hot region cannot build a huge batch.
     flush_bytes: usize,
 }
@@ -152,6 +161,7 @@ impl PollHandler<ApplyFsm, ApplyControlFsm> for ApplyContext {
     fn handle_normal(&mut self, fsm: &mut ApplyFsm) -> HandleResult {
         let mut applied_any = false;
         let mut exec_results = Vec::new();
+        let mut written = Flow::default();
         for _ in 0..self.messages_per_tick {
             let Ok(msg) = fsm.receiver.try_recv() else {
                 break;
@@ -159,7 +169,7 @@ impl PollHandler<ApplyFsm, ApplyControlFsm> for ApplyContext {
             match msg {
                 ApplyMsg::Apply(apply) => {
                     applied_any = true;
-                    exec_results.extend(fsm.handle_apply(self, apply));
+                    exec_results.extend(fsm.handle_apply(self, apply, &mut written));
                 }
                 ApplyMsg::Snapshot {
                     region,
@@ -180,11 +190,13 @@ impl PollHandler<ApplyFsm, ApplyControlFsm> for ApplyContext {
             if let Err(e) = self.wb.put_msg_cf(CF_RAFT, &key, &fsm.apply_state) {
                 panic!("encode apply state of region {}: {e}", fsm.region.id);
             }
+            self.flow.written.add(written.bytes, written.keys);
             self.results.push(ApplyRes {
                 region_id: fsm.region.id,
                 apply_state: fsm.apply_state,
                 applied_term: fsm.applied_term,
                 exec_results,
+                written,
             });
             if self.wb.data_size() >= self.flush_bytes {
                 self.flush();
@@ -206,6 +218,8 @@ pub struct ApplyPollerBuilder {
     pub kv: KvEngine,
     pub raft_router: RaftRouter,
     pub messages_per_tick: usize,
+    /// The store's flow counters, fed with every applied write.
+    pub flow: Arc<StoreFlow>,
 }
 
 impl HandlerBuilder<ApplyFsm, ApplyControlFsm> for ApplyPollerBuilder {
@@ -219,6 +233,7 @@ impl HandlerBuilder<ApplyFsm, ApplyControlFsm> for ApplyPollerBuilder {
             results: Vec::new(),
             raft_router: self.raft_router.clone(),
             messages_per_tick: self.messages_per_tick,
+            flow: self.flow.clone(),
             flush_bytes: 1024 * 1024,
         }
     }

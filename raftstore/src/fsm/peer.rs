@@ -45,6 +45,13 @@ impl PeerFsm {
             PeerMsg::Tick(PeerTick::Raft) => peer.on_raft_tick(ctx),
             PeerMsg::Tick(PeerTick::RaftLogGc) => peer.on_raft_log_gc_tick(ctx),
             PeerMsg::Tick(PeerTick::SplitCheck) => peer.on_split_check_tick(ctx),
+            PeerMsg::Tick(PeerTick::PdHeartbeat) => peer.on_pd_heartbeat_tick(ctx),
+            PeerMsg::PdOperator(op) => peer.on_pd_operator(ctx, *op),
+            PeerMsg::RegionSize {
+                region_epoch,
+                size,
+                keys,
+            } => peer.on_region_size(ctx, region_epoch, size, keys),
             PeerMsg::SplitRegion {
                 region_epoch,
                 split_keys,

@@ -18,6 +18,7 @@ use crate::context::PollContext;
 use crate::fsm::create::build_uninitialized_peer;
 use crate::metrics::RAFT_DROPPED_MESSAGES;
 use crate::msg::{PeerMsg, SignificantMsg, StoreMsg, StoreTick};
+use crate::worker::pd_stats::PdTask;
 
 pub struct StoreFsm {
     receiver: Receiver<StoreMsg>,
@@ -46,7 +47,9 @@ impl StoreFsm {
             match msg {
                 StoreMsg::RaftMessage(m) => self.on_unknown_region_message(ctx, *m),
                 StoreMsg::StoreHeartbeat { from_store } => {
-                    self.last_heard.insert(from_store, Instant::now());
+                    let now = Instant::now();
+                    self.last_heard.insert(from_store, now);
+                    ctx.store_liveness.heard(from_store, now);
                     if self.unreachable.remove(&from_store) {
                         info!(store_id = from_store, "store reachable again");
                     }
@@ -56,6 +59,11 @@ impl StoreFsm {
                     if let Err(e) = ctx.raft_engine.purge_expired_files() {
                         warn!("purge raft log files: {e}");
                     }
+                }
+                StoreMsg::Tick(StoreTick::PdStoreHeartbeat) => {
+                    let region_count = ctx.store_meta.lock().region_count();
+                    let region_count = u32::try_from(region_count).unwrap_or(u32::MAX);
+                    let _ = ctx.pd_worker.send(PdTask::StoreHeartbeat { region_count });
                 }
                 StoreMsg::Start => {}
             }

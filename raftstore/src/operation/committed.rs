@@ -65,6 +65,8 @@ impl Peer {
         if applied > self.storage().applied_index() {
             self.split_check_pending = true;
         }
+        let leading = self.is_leader();
+        self.pd_stats.on_written(res.written, leading);
         let limit = ctx.cfg.raft_entry_cache_limit;
         self.storage_mut().on_applied(res.apply_state, limit);
         self.raft_group.advance_apply_to(applied);

@@ -63,14 +63,32 @@ impl Peer {
             "membership changed"
         );
         let leader_removed = !region.peers.iter().any(|p| p.id == self.leader_id());
+        let added: Vec<u64> = region
+            .peers
+            .iter()
+            .filter(|p| !self.region().peers.iter().any(|old| old.id == p.id))
+            .map(|p| p.id)
+            .collect();
         self.storage_mut().set_region(region.clone());
         let removed = !region.peers.iter().any(|p| p.id == self.peer_id());
         ctx.store_meta.lock().set_region(region);
         if removed {
             self.destroy(ctx);
-        } else if leader_removed {
+            return;
+        }
+        if leader_removed {
             // Our leader left; the clock must run so a new one is elected.
             self.wake_up(ctx);
+        }
+        if self.is_leader() {
+            // New peers are pending until they hold the log as of their addition.
+            let target = self.raft_group.raft.raft_log.last_index();
+            let now = std::time::Instant::now();
+            for id in added {
+                self.pd_stats.catching_up.insert(id, target);
+                self.pd_stats.heard_from(id, now);
+            }
+            self.heartbeat_pd(ctx);
         }
     }
 

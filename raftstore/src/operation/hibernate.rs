@@ -20,6 +20,7 @@ impl Peer {
                 peer_id = self.peer_id(),
                 "wake up"
             );
+            self.refresh_liveness_after_sleep(ctx);
             self.set_group_state(GroupState::Active);
         }
         self.hibernation.idle_ticks = 0;

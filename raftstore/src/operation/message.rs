@@ -55,6 +55,9 @@ impl Peer {
 
     /// Steps a message from another peer into raft, dropping what cannot be trusted.
     pub fn on_raft_message(&mut self, ctx: &mut PollContext, msg: RaftMessage) {
+        if let Some(from) = &msg.from_peer {
+            self.note_heard_from(from.id);
+        }
         if msg.extra.is_some() {
             self.on_extra_message(ctx, &msg);
             return;

@@ -5,6 +5,8 @@ pub mod compact_log;
 pub mod conf_change;
 pub mod hibernate;
 pub mod message;
+pub mod pd_heartbeat;
+pub mod pd_operator;
 pub mod propose;
 pub mod read;
 pub mod ready;

@@ -155,5 +155,10 @@ impl Peer {
         self.hibernation.idle_ticks = 0;
         self.hibernation.acks.clear();
         self.wake_up(ctx);
+        let leading = role == StateRole::Leader;
+        ctx.store_meta.lock().set_leader(self.region_id(), leading);
+        if leading {
+            self.on_became_leader_for_pd(ctx);
+        }
     }
 }

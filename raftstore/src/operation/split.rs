@@ -37,7 +37,7 @@ impl Peer {
         }
         self.split_check_pending = false;
         let (qps, load_keys) = self.read_delegate.load_snapshot();
-        let _ = ctx.split_checker.send(SplitCheckTask {
+        let _ = ctx.split_checker.send(SplitCheckTask::Check {
             region: self.region().clone(),
             snapshot: ctx.kv.snapshot(),
             qps,
@@ -141,10 +141,15 @@ impl Peer {
             let _ = ctx.router.force_send(id, PeerMsg::Start);
         }
         drop(meta);
+        // The old estimates describe the old range; the new ones are measured soon.
+        self.pd_stats.approximate_size = None;
+        self.pd_stats.approximate_keys = None;
         if was_leader {
             let mut all = new_regions;
             all.push(self.region().clone());
             ctx.pd.report_batch_split(&all);
+            self.heartbeat_pd(ctx);
+            self.schedule_split_check(ctx);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! hibernation state. Behaviour lives in `operation/`; this module holds state and accessors.
 
 pub mod lease;
+pub mod pd_stats;
 pub mod proposal;
 pub mod storage;
 
@@ -16,6 +17,7 @@ use crate::errors::Result;
 use crate::operation::read::ReadIndexQueue;
 use crate::store_meta::ReadDelegate;
 use lease::Lease;
+use pd_stats::PdStats;
 use proposal::ProposalQueue;
 use storage::PeerStorage;
 
@@ -74,6 +76,8 @@ pub struct Peer {
     pub aux_ticks_paused: bool,
     /// Regions split off this one by the last split, reported with EpochNotMatch.
     pub split_siblings: Vec<Region>,
+    /// What the leader reports to PD.
+    pub pd_stats: PdStats,
     pub stopped: bool,
 }
 
@@ -130,6 +134,7 @@ impl Peer {
             pending_snapshot: None,
             snapshot_wait_ticks: std::collections::HashMap::new(),
             aux_ticks_paused: false,
+            pd_stats: PdStats::default(),
             stopped: false,
         })
     }

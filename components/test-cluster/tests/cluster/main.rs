@@ -8,6 +8,8 @@ mod errors;
 mod hibernate;
 mod lease;
 mod multi_region;
+mod pd_heartbeat;
+mod pd_operator;
 mod replication;
 mod restart;
 mod snapshot;

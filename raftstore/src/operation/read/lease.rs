@@ -10,6 +10,7 @@ use proto::raft_cmdpb::RaftCmdRequest;
 use crate::context::PollContext;
 use crate::msg::{Callback, CmdResponse};
 use crate::peer::Peer;
+use crate::stats::StoreFlow;
 use crate::store_meta::{ReadDelegate, StoreMeta};
 
 impl Peer {
@@ -26,7 +27,9 @@ impl Peer {
         if !quorum && self.can_read_locally(Instant::now()) {
             let region = Arc::new(self.region().clone());
             let snap = ctx.kv.snapshot();
-            cb.invoke(super::execute_read(&snap, &region, &req, self.term()));
+            let resp = super::execute_read(&snap, &region, &req, self.term());
+            self.record_read(ctx, super::read_flow(&req, &resp));
+            cb.invoke(resp);
             return;
         }
         self.read_index(req, cb);
@@ -39,14 +42,21 @@ pub struct LocalReader {
     store_id: u64,
     kv: KvEngine,
     store_meta: Arc<Mutex<StoreMeta>>,
+    flow: Arc<StoreFlow>,
 }
 
 impl LocalReader {
-    pub fn new(store_id: u64, kv: KvEngine, store_meta: Arc<Mutex<StoreMeta>>) -> LocalReader {
+    pub fn new(
+        store_id: u64,
+        kv: KvEngine,
+        store_meta: Arc<Mutex<StoreMeta>>,
+        flow: Arc<StoreFlow>,
+    ) -> LocalReader {
         LocalReader {
             store_id,
             kv,
             store_meta,
+            flow,
         }
     }
 
@@ -79,6 +89,12 @@ impl LocalReader {
         let term = delegate.term();
         let resp = super::execute_read(&snap, &region, req, term);
         // The lease must still have been valid when the snapshot was taken.
-        delegate.can_read_locally(Instant::now()).then_some(resp)
+        if !delegate.can_read_locally(Instant::now()) {
+            return None;
+        }
+        let flow = super::read_flow(req, &resp);
+        delegate.record_read(flow);
+        self.flow.read.add(flow.bytes, flow.keys);
+        Some(resp)
     }
 }

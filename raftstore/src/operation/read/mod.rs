@@ -15,6 +15,7 @@ use proto::raft_cmdpb::{
 
 use crate::errors::{err_resp, Result};
 use crate::msg::{CmdResponse, RegionSnapshot};
+use crate::stats::Flow;
 use crate::util;
 
 pub use read_index::{ReadIndexQueue, ReadIndexRequest};
@@ -30,6 +31,19 @@ pub fn execute_read(
         Ok(resp) => resp,
         Err(e) => CmdResponse::new(err_resp(e, term)),
     }
+}
+
+/// Bytes (key + value) and keys a read returned, for flow statistics. Snapshots handed to the
+/// caller are not counted: what is read from them is unknown here.
+pub fn read_flow(req: &RaftCmdRequest, resp: &CmdResponse) -> Flow {
+    let mut flow = Flow::default();
+    for (r, out) in req.requests.iter().zip(&resp.response.responses) {
+        if let (Some(get), Some(got)) = (r.get.as_ref(), out.get.as_ref()) {
+            flow.keys += 1;
+            flow.bytes += (get.key.len() + got.value.len()) as u64;
+        }
+    }
+    flow
 }
 
 fn try_execute_read(

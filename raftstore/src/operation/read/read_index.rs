@@ -122,7 +122,11 @@ impl Peer {
         while let Some(req) = self.pending_reads.pop_ready(applied) {
             let snap = snapshot.get_or_insert_with(|| ctx.kv.snapshot());
             for (cmd, cb) in req.cmds {
-                cb.invoke(super::execute_read(snap, &region, &cmd, term));
+                let resp = super::execute_read(snap, &region, &cmd, term);
+                let flow = super::read_flow(&cmd, &resp);
+                self.read_delegate.record_read(flow);
+                ctx.flow.read.add(flow.bytes, flow.keys);
+                cb.invoke(resp);
             }
         }
     }

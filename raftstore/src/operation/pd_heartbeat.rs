@@ -1,0 +1,170 @@
+//! Region heartbeats: a leader reports its region to PD on a slow tick that keeps running
+//! while the region hibernates (without waking it), and at once when leadership, ranges or
+//! membership change.
+
+use std::time::Instant;
+
+use proto::metapb::{Region, RegionEpoch};
+use proto::pdpb::{RegionHeartbeatRequest, TimeInterval};
+use raft::ProgressState;
+use tracing::debug;
+
+use crate::context::PollContext;
+use crate::metrics::REGION_HEARTBEATS;
+use crate::msg::PeerTick;
+use crate::peer::pd_stats::{down_peers, pending_peers, PeerProgress};
+use crate::peer::Peer;
+use crate::stats::{unix_secs, Flow};
+
+impl Peer {
+    pub fn on_pd_heartbeat_tick(&mut self, ctx: &mut PollContext) {
+        self.pd_stats.tick_scheduled = false;
+        if self.stopped || !self.is_leader() {
+            // The tick stops with leadership and is registered again by the next win.
+            return;
+        }
+        self.heartbeat_pd(ctx);
+        self.schedule_pd_heartbeat_tick(ctx);
+    }
+
+    fn schedule_pd_heartbeat_tick(&mut self, ctx: &mut PollContext) {
+        if !self.pd_stats.tick_scheduled && !self.stopped {
+            self.pd_stats.tick_scheduled = true;
+            ctx.schedule_tick(self.region_id(), PeerTick::PdHeartbeat);
+        }
+    }
+
+    /// This peer just became leader: it reports at once and from then on every tick.
+    pub fn on_became_leader_for_pd(&mut self, ctx: &mut PollContext) {
+        let peers = self.region().peers.clone();
+        self.pd_stats.on_became_leader(&peers, Instant::now());
+        // The previous leader's interval is not ours to report.
+        self.pd_stats.last_report = unix_secs();
+        self.read_delegate.take_read_flow();
+        self.heartbeat_pd(ctx);
+        self.schedule_pd_heartbeat_tick(ctx);
+        if self.pd_stats.approximate_size.is_none() {
+            // A region this peer never measured (new from a split, or after a restart).
+            self.schedule_split_check(ctx);
+        }
+    }
+
+    /// Notes that a raft message arrived from `peer_id` (the leader tracks who is silent).
+    pub fn note_heard_from(&mut self, peer_id: u64) {
+        if self.is_leader() {
+            self.pd_stats.heard_from(peer_id, Instant::now());
+        }
+    }
+
+    /// The region is going back to work after hibernating: until now every peer agreed to
+    /// sleep, so whoever's store kept pinging was alive all along.
+    pub fn refresh_liveness_after_sleep(&mut self, ctx: &PollContext) {
+        if self.is_leader() {
+            let peers = self.region().peers.clone();
+            let me = self.peer_id();
+            self.pd_stats
+                .refresh_from_stores(&peers, me, &ctx.store_liveness);
+        }
+    }
+
+    /// The split checker measured the region. Stale measurements (the range changed since)
+    /// are dropped.
+    pub fn on_region_size(
+        &mut self,
+        ctx: &mut PollContext,
+        epoch: RegionEpoch,
+        size: u64,
+        keys: u64,
+    ) {
+        let current = self.region().region_epoch.unwrap_or_default();
+        if epoch.version != current.version {
+            return;
+        }
+        let first = self.pd_stats.approximate_size.is_none();
+        self.pd_stats.approximate_size = Some(size);
+        self.pd_stats.approximate_keys = Some(keys);
+        if first && self.is_leader() {
+            // PD learns the size of a new region without waiting a whole tick.
+            self.heartbeat_pd(ctx);
+        }
+    }
+
+    /// Sends PD the region's current report (leaders only).
+    pub fn heartbeat_pd(&mut self, ctx: &mut PollContext) {
+        if !self.is_leader() || self.stopped {
+            return;
+        }
+        let now = Instant::now();
+        let me = self.peer_id();
+        let region: Region = self.region().clone();
+        if self.is_hibernating() {
+            self.pd_stats
+                .refresh_from_stores(&region.peers, me, &ctx.store_liveness);
+        }
+        self.pd_stats
+            .peer_heard
+            .retain(|id, _| region.peers.iter().any(|p| p.id == *id));
+        let down = down_peers(
+            &region.peers,
+            me,
+            &mut self.pd_stats.peer_heard,
+            now,
+            ctx.cfg.max_peer_down_duration,
+        );
+        let raft = &self.raft_group.raft;
+        let progress = |id: u64| {
+            raft.prs().get(id).map(|p| PeerProgress {
+                matched: p.matched,
+                needs_snapshot: p.state == ProgressState::Snapshot,
+                probing: p.state == ProgressState::Probe,
+            })
+        };
+        self.pd_stats
+            .catching_up
+            .retain(|id, target| progress(*id).is_some_and(|p| p.matched < *target));
+        let first_index = self.storage().truncated_index() + 1;
+        let pending = pending_peers(
+            &region.peers,
+            me,
+            first_index,
+            &self.pd_stats.catching_up,
+            progress,
+        );
+        let read = self.read_delegate.take_read_flow();
+        let written = std::mem::take(&mut self.pd_stats.written);
+        let end = unix_secs();
+        let start = std::mem::replace(&mut self.pd_stats.last_report, end);
+        debug!(
+            region_id = region.id,
+            down = down.len(),
+            pending = pending.len(),
+            "region heartbeat"
+        );
+        let req = RegionHeartbeatRequest {
+            header: None,
+            region: Some(region),
+            leader: Some(self.meta),
+            down_peers: down,
+            pending_peers: pending,
+            bytes_written: written.bytes,
+            keys_written: written.keys,
+            bytes_read: read.bytes,
+            keys_read: read.keys,
+            approximate_size: self.pd_stats.approximate_size.unwrap_or(0),
+            approximate_keys: self.pd_stats.approximate_keys.unwrap_or(0),
+            interval: Some(TimeInterval {
+                start_timestamp: start.min(end),
+                end_timestamp: end,
+            }),
+            term: self.term(),
+        };
+        REGION_HEARTBEATS.inc();
+        ctx.pd.region_heartbeat(req);
+    }
+
+    /// Counts a read this peer served itself (lease or ReadIndex).
+    pub fn record_read(&self, ctx: &PollContext, flow: Flow) {
+        self.read_delegate.record_read(flow);
+        ctx.flow.read.add(flow.bytes, flow.keys);
+    }
+}

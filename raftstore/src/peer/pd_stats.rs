@@ -1,0 +1,251 @@
+//! What a region leader tells PD about its region besides the meta: which peers are down or
+//! pending, how big the region is and how much was written. State and pure rules here; the
+//! reporting itself is `operation::pd_heartbeat`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use proto::metapb;
+use proto::pdpb::PeerStats;
+
+use crate::stats::{Flow, StoreLiveness};
+
+/// PD reporting state of one peer.
+#[derive(Debug, Default)]
+pub struct PdStats {
+    /// When each other peer was last heard from (kept while leading).
+    pub peer_heard: HashMap<u64, Instant>,
+    /// Peers added while this peer led, with the log index they must reach to count as
+    /// caught up.
+    pub catching_up: HashMap<u64, u64>,
+    /// Key + value bytes of the region's data (all data column families), if measured.
+    pub approximate_size: Option<u64>,
+    /// Keys of the region's data, if measured.
+    pub approximate_keys: Option<u64>,
+    /// Written while leading, since the last report.
+    pub written: Flow,
+    /// Unix seconds of the last report.
+    pub last_report: u64,
+    /// A PD heartbeat tick is registered with the ticker.
+    pub tick_scheduled: bool,
+}
+
+impl PdStats {
+    /// A new leader starts every peer's silence clock now.
+    pub fn on_became_leader(&mut self, peers: &[metapb::Peer], now: Instant) {
+        self.peer_heard.clear();
+        for p in peers {
+            self.peer_heard.insert(p.id, now);
+        }
+        self.catching_up.clear();
+        self.written = Flow::default();
+    }
+
+    pub fn heard_from(&mut self, peer_id: u64, now: Instant) {
+        self.peer_heard.insert(peer_id, now);
+    }
+
+    /// A hibernated region exchanges no messages; every peer agreed to sleep, so a peer counts
+    /// as heard from whenever its store last pinged this one.
+    pub fn refresh_from_stores(
+        &mut self,
+        peers: &[metapb::Peer],
+        self_id: u64,
+        liveness: &StoreLiveness,
+    ) {
+        for p in peers.iter().filter(|p| p.id != self_id) {
+            if let Some(at) = liveness.last_heard(p.store_id) {
+                let e = self.peer_heard.entry(p.id).or_insert(at);
+                *e = (*e).max(at);
+            }
+        }
+    }
+
+    /// Adds the data an apply round wrote to the estimates, and to the flow while leading.
+    pub fn on_written(&mut self, written: Flow, leading: bool) {
+        if let Some(size) = self.approximate_size.as_mut() {
+            *size += written.bytes;
+        }
+        if let Some(keys) = self.approximate_keys.as_mut() {
+            *keys += written.keys;
+        }
+        if leading {
+            self.written.bytes += written.bytes;
+            self.written.keys += written.keys;
+        }
+    }
+}
+
+/// Peers (other than `self_id`) not heard from for longer than `max_down`. A peer without a
+/// record starts its clock now.
+pub fn down_peers(
+    peers: &[metapb::Peer],
+    self_id: u64,
+    heard: &mut HashMap<u64, Instant>,
+    now: Instant,
+    max_down: Duration,
+) -> Vec<PeerStats> {
+    let mut down = Vec::new();
+    for p in peers.iter().filter(|p| p.id != self_id) {
+        let last = *heard.entry(p.id).or_insert(now);
+        let silent = now.saturating_duration_since(last);
+        if silent > max_down {
+            down.push(PeerStats {
+                peer: Some(*p),
+                down_seconds: silent.as_secs(),
+            });
+        }
+    }
+    down
+}
+
+/// A follower's replication progress as the leader sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerProgress {
+    pub matched: u64,
+    /// The leader is sending it a snapshot.
+    pub needs_snapshot: bool,
+    /// The leader does not know its log position yet (right after an election).
+    pub probing: bool,
+}
+
+/// Peers that cannot serve as up-to-date replicas: they need a snapshot (their log position is
+/// below the leader's first log index), or were added and have not reached the log index they
+/// were added at.
+pub fn pending_peers(
+    peers: &[metapb::Peer],
+    self_id: u64,
+    first_index: u64,
+    catching_up: &HashMap<u64, u64>,
+    progress: impl Fn(u64) -> Option<PeerProgress>,
+) -> Vec<metapb::Peer> {
+    peers
+        .iter()
+        .filter(|p| p.id != self_id)
+        .filter(|p| {
+            let Some(pr) = progress(p.id) else {
+                return false;
+            };
+            let behind_log = !pr.probing && pr.matched < first_index;
+            let still_catching_up = catching_up
+                .get(&p.id)
+                .is_some_and(|target| pr.matched < *target);
+            pr.needs_snapshot || behind_log || still_catching_up
+        })
+        .copied()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(id: u64) -> metapb::Peer {
+        metapb::Peer {
+            id,
+            store_id: id,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn silent_peers_are_down_after_the_limit() {
+        let peers = vec![peer(1), peer(2), peer(3)];
+        let now = Instant::now();
+        let mut heard = HashMap::new();
+        heard.insert(2, now - Duration::from_secs(30));
+        heard.insert(3, now - Duration::from_secs(1));
+        let down = down_peers(&peers, 1, &mut heard, now, Duration::from_secs(10));
+        assert_eq!(down.len(), 1);
+        assert_eq!(down[0].peer.unwrap().id, 2);
+        assert!(down[0].down_seconds >= 30);
+        // Nobody is down when every peer spoke recently.
+        heard.insert(2, now);
+        assert!(down_peers(&peers, 1, &mut heard, now, Duration::from_secs(10)).is_empty());
+    }
+
+    #[test]
+    fn a_peer_without_record_starts_its_clock() {
+        let peers = vec![peer(1), peer(2)];
+        let now = Instant::now();
+        let mut heard = HashMap::new();
+        assert!(down_peers(&peers, 1, &mut heard, now, Duration::from_secs(1)).is_empty());
+        assert_eq!(heard.get(&2), Some(&now));
+    }
+
+    #[test]
+    fn store_pings_count_for_hibernated_peers() {
+        let peers = vec![peer(1), peer(2)];
+        let now = Instant::now();
+        let mut stats = PdStats::default();
+        stats.heard_from(2, now - Duration::from_secs(100));
+        let liveness = StoreLiveness::default();
+        liveness.heard(2, now);
+        stats.refresh_from_stores(&peers, 1, &liveness);
+        assert_eq!(stats.peer_heard.get(&2), Some(&now));
+        assert!(!stats.peer_heard.contains_key(&1));
+    }
+
+    #[test]
+    fn pending_means_behind_the_log_or_still_catching_up() {
+        let peers = vec![peer(1), peer(2), peer(3), peer(4), peer(5)];
+        let mut catching_up = HashMap::new();
+        catching_up.insert(5, 50);
+        let progress = |id| {
+            Some(match id {
+                // Up to date.
+                2 => PeerProgress {
+                    matched: 100,
+                    needs_snapshot: false,
+                    probing: false,
+                },
+                // Below the first log index.
+                3 => PeerProgress {
+                    matched: 5,
+                    needs_snapshot: false,
+                    probing: false,
+                },
+                // Not probed yet: unknown, not pending.
+                4 => PeerProgress {
+                    matched: 0,
+                    needs_snapshot: false,
+                    probing: true,
+                },
+                // Added at index 50 and not there yet.
+                _ => PeerProgress {
+                    matched: 40,
+                    needs_snapshot: false,
+                    probing: false,
+                },
+            })
+        };
+        let pending = pending_peers(&peers, 1, 10, &catching_up, progress);
+        let ids: Vec<u64> = pending.iter().map(|p| p.id).collect();
+        assert_eq!(ids, vec![3, 5]);
+        let snapshot = |_| {
+            Some(PeerProgress {
+                matched: 100,
+                needs_snapshot: true,
+                probing: false,
+            })
+        };
+        assert_eq!(
+            pending_peers(&peers[..2], 1, 10, &HashMap::new(), snapshot).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn writes_grow_estimates_and_leader_flow() {
+        let mut stats = PdStats::default();
+        stats.on_written(Flow { bytes: 10, keys: 1 }, false);
+        assert_eq!(stats.approximate_size, None);
+        assert_eq!(stats.written, Flow::default());
+        stats.approximate_size = Some(100);
+        stats.approximate_keys = Some(4);
+        stats.on_written(Flow { bytes: 10, keys: 1 }, true);
+        assert_eq!(stats.approximate_size, Some(110));
+        assert_eq!(stats.approximate_keys, Some(5));
+        assert_eq!(stats.written, Flow { bytes: 10, keys: 1 });
+    }
+}
