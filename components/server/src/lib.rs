@@ -1,1 +1,20 @@
-//! (being written)
+//! One Shoal store as a network service: configuration, node bootstrap against PD, the
+//! gRPC server (client API in `kv`, raft streams in `transport`), the status HTTP server and
+//! the PD plumbing that feeds raftstore's heartbeats and operators.
+
+pub mod bootstrap;
+pub mod config;
+pub mod dir_lock;
+pub mod errors;
+pub mod kv;
+pub mod metrics;
+pub mod node;
+pub mod operator;
+pub mod pd_adapter;
+pub mod service;
+pub mod status;
+pub mod transport;
+
+pub use config::{Config, ConfigError, Flags};
+pub use errors::ServerError;
+pub use service::ServerHandle;

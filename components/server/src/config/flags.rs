@@ -1,0 +1,52 @@
+//! Command-line flags of `shoal-server`; each one overrides its config-file key.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use super::Config;
+
+/// A Shoal store: one data directory serving many regions.
+#[derive(Clone, Debug, Default, Parser)]
+#[command(name = "shoal-server", version)]
+pub struct Flags {
+    /// TOML config file; flags override its keys.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// PD endpoints, comma-separated (pd.endpoints).
+    #[arg(long, value_delimiter = ',')]
+    pub pd: Vec<String>,
+    /// gRPC listen address (server.addr).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Address other stores and clients dial (server.advertise-addr).
+    #[arg(long)]
+    pub advertise_addr: Option<String>,
+    /// Status HTTP address (server.status-addr).
+    #[arg(long)]
+    pub status_addr: Option<String>,
+    /// Data directory (storage.data-dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Flags {
+    /// Overrides the config's keys with the flags that were given.
+    pub fn apply(&self, cfg: &mut Config) {
+        if !self.pd.is_empty() {
+            cfg.pd.endpoints = self.pd.clone();
+        }
+        if let Some(a) = &self.addr {
+            cfg.server.addr = a.clone();
+        }
+        if let Some(a) = &self.advertise_addr {
+            cfg.server.advertise_addr = a.clone();
+        }
+        if let Some(a) = &self.status_addr {
+            cfg.server.status_addr = a.clone();
+        }
+        if let Some(d) = &self.data_dir {
+            cfg.storage.data_dir = d.clone();
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The store's configuration: one TOML file (every key optional, unknown keys refused),
+//! overridden by a few command-line flags, validated before anything starts.
+
+mod flags;
+mod raftstore_section;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use flags::Flags;
+pub use raftstore_section::{RaftstoreSection, SplitPolicySection};
+
+/// A configuration that cannot be used, with the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+    #[error("cannot write the effective config to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Everything `shoal-server` can be told.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    pub server: ServerSection,
+    pub storage: StorageSection,
+    pub pd: PdSection,
+    pub raftstore: RaftstoreSection,
+    pub log: LogSection,
+}
+
+/// `[server]`: where the store listens and what it tells others.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerSection {
+    /// Address the gRPC server binds (`ip:port`; port 0 picks a free port).
+    pub addr: String,
+    /// Address other stores and clients dial (`host:port`). Empty means `addr` (or, when
+    /// `addr` has port 0, the address actually bound).
+    pub advertise_addr: String,
+    /// Address of the status HTTP server (`/metrics`, `/status`).
+    pub status_addr: String,
+    /// Threads of the gRPC runtime.
+    pub grpc_concurrency: usize,
+    /// Largest gRPC message sent or received, in bytes.
+    pub max_grpc_message_size: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            addr: "127.0.0.1:20160".into(),
+            advertise_addr: String::new(),
+            status_addr: "127.0.0.1:20180".into(),
+            grpc_concurrency: 2,
+            max_grpc_message_size: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[storage]`: where the store keeps its data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StorageSection {
+    /// The data directory: `db/`, `raft/`, `snap/`, `LOCK`, `store.toml`.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            data_dir: PathBuf::from("./shoal-data"),
+        }
+    }
+}
+
+/// `[pd]`: how to reach the placement driver.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PdSection {
+    /// PD addresses (`host:port` or `http://host:port`).
+    pub endpoints: Vec<String>,
+    /// How long start-up keeps trying to reach PD before giving up.
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
+    /// Time allowed for one PD request.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for PdSection {
+    fn default() -> Self {
+        PdSection {
+            endpoints: vec!["127.0.0.1:2379".into()],
+            start_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[log]`: what the store logs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LogSection {
+    /// A tracing filter such as `info` or `info,raftstore=debug` (`RUST_LOG` wins if set).
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document (`origin` names it in errors).
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The file named by `--config` (or the defaults), then the flags, validated.
+    pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
+        let mut cfg = match &flags.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Config::from_toml(&text, path)?
+            }
+            None => Config::default(),
+        };
+        flags.apply(&mut cfg);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every setting, naming the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let addr: SocketAddr = match self.server.addr.parse() {
+            Ok(a) => a,
+            Err(_) => return bad(format!("server.addr {:?} is not ip:port", self.server.addr)),
+        };
+        if self.server.advertise_addr.is_empty() {
+            if addr.ip().is_unspecified() {
+                return bad(format!(
+                    "server.addr {addr} listens on every interface: set server.advertise-addr \
+                     to an address other stores can dial"
+                ));
+            }
+        } else if !is_host_port(&self.server.advertise_addr) {
+            return bad(format!(
+                "server.advertise-addr {:?} is not host:port",
+                self.server.advertise_addr
+            ));
+        }
+        if self.server.status_addr.parse::<SocketAddr>().is_err() {
+            return bad(format!(
+                "server.status-addr {:?} is not ip:port",
+                self.server.status_addr
+            ));
+        }
+        if self.server.grpc_concurrency == 0 {
+            return bad("server.grpc-concurrency must be > 0".into());
+        }
+        if self.server.max_grpc_message_size < 1024 * 1024 {
+            return bad("server.max-grpc-message-size must be at least 1 MiB".into());
+        }
+        if (self.server.max_grpc_message_size as u64) < self.raftstore.raft_entry_max_size {
+            return bad(format!(
+                "server.max-grpc-message-size ({}) must hold a raft entry of \
+                 raftstore.raft-entry-max-size ({})",
+                self.server.max_grpc_message_size, self.raftstore.raft_entry_max_size
+            ));
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return bad("storage.data-dir must be set".into());
+        }
+        if self.pd.endpoints.is_empty() {
+            return bad("pd.endpoints must name at least one PD".into());
+        }
+        if let Some(e) = self.pd.endpoints.iter().find(|e| !is_endpoint(e)) {
+            return bad(format!(
+                "pd.endpoints: {e:?} is not host:port or http://host:port"
+            ));
+        }
+        if self.pd.start_timeout.is_zero() || self.pd.request_timeout.is_zero() {
+            return bad("pd.start-timeout and pd.request-timeout must be > 0".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return bad(format!("log.level {:?}: {e}", self.log.level));
+        }
+        self.raftstore.to_config().map_err(ConfigError::Invalid)?;
+        Ok(())
+    }
+
+    /// The raftstore settings (valid once `validate` passed).
+    pub fn raftstore_config(&self) -> Result<raftstore::Config, ConfigError> {
+        self.raftstore.to_config().map_err(ConfigError::Invalid)
+    }
+
+    /// Writes this config as `<data-dir>/store.toml`, so what a store ran with is on record.
+    pub fn write_effective(&self, data_dir: &Path) -> Result<(), ConfigError> {
+        let path = data_dir.join("store.toml");
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        std::fs::write(&path, text).map_err(|source| ConfigError::Write { path, source })
+    }
+}
+
+fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok_and(|p| p != 0)
+    })
+}
+
+fn is_endpoint(s: &str) -> bool {
+    is_host_port(s.strip_prefix("http://").unwrap_or(s).trim_end_matches('/'))
+}

@@ -1,0 +1,91 @@
+//! Prometheus metrics of the client-facing gRPC API, labelled by method.
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use prometheus::{
+    exponential_buckets, register_histogram_vec, register_int_counter_vec, HistogramVec,
+    IntCounterVec,
+};
+
+pub static GRPC_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "shoal_grpc_requests_total",
+        "gRPC requests received, by method",
+        &["method"]
+    )
+    .expect("metric registers once")
+});
+
+pub static GRPC_REQUEST_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "shoal_grpc_request_duration_seconds",
+        "Time to answer a gRPC request, by method",
+        &["method"],
+        exponential_buckets(0.0001, 2.0, 20).expect("valid buckets")
+    )
+    .expect("metric registers once")
+});
+
+pub static GRPC_REQUEST_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "shoal_grpc_request_errors_total",
+        "gRPC requests answered with an error, by method and kind (region, key, \
+         invalid_argument, corrupt, internal, unimplemented, stream)",
+        &["method", "kind"]
+    )
+    .expect("metric registers once")
+});
+
+/// Measures one request from its arrival.
+pub struct RequestTimer {
+    method: &'static str,
+    start: Instant,
+}
+
+impl RequestTimer {
+    pub fn start(method: &'static str) -> RequestTimer {
+        GRPC_REQUESTS.with_label_values(&[method]).inc();
+        RequestTimer {
+            method,
+            start: Instant::now(),
+        }
+    }
+
+    /// Records the request's duration and, if it failed, the kind of failure.
+    pub fn finish(self, error_kind: Option<&str>) {
+        GRPC_REQUEST_DURATION
+            .with_label_values(&[self.method])
+            .observe(self.start.elapsed().as_secs_f64());
+        if let Some(kind) = error_kind {
+            GRPC_REQUEST_ERRORS
+                .with_label_values(&[self.method, kind])
+                .inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_request_is_counted_by_kind() {
+        let before = GRPC_REQUEST_ERRORS
+            .with_label_values(&["metrics_test", "key"])
+            .get();
+        let requests = GRPC_REQUESTS.with_label_values(&["metrics_test"]).get();
+        RequestTimer::start("metrics_test").finish(Some("key"));
+        RequestTimer::start("metrics_test").finish(None);
+        assert_eq!(
+            GRPC_REQUEST_ERRORS
+                .with_label_values(&["metrics_test", "key"])
+                .get(),
+            before + 1
+        );
+        assert_eq!(
+            GRPC_REQUESTS.with_label_values(&["metrics_test"]).get(),
+            requests + 2
+        );
+    }
+}

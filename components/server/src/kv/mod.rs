@@ -1,0 +1,49 @@
+//! The client-facing key-value API (`tikvpb.Tikv`): the raw API (API V2, keyspace-prefixed
+//! keys) served through raftstore, plus the store-to-store streams handed to the transport.
+//!
+//! Module map: `request` checks requests, `range` clips key ranges to regions, `value` is the
+//! stored value format (TTL), `latch` serialises atomic requests per key, `region_cmd` talks
+//! to raftstore, `raw*` and `cas` implement the RPCs, `service` is the gRPC surface.
+
+mod cas;
+mod errors;
+mod latch;
+pub mod metrics;
+mod range;
+mod raw;
+mod raw_read;
+mod raw_scan;
+mod raw_write;
+mod region_cmd;
+mod request;
+mod service;
+pub mod value;
+
+use std::time::Duration;
+
+pub use errors::KvError;
+pub use service::KvService;
+
+/// Limits and timeouts of the raw API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvConfig {
+    /// Longest key accepted (with its keyspace prefix); longer keys get a key error.
+    pub max_key_size: usize,
+    /// Largest `limit` / `each_limit` a scan may ask for.
+    pub max_scan_limit: u32,
+    /// How long a read waits for the region's leader to serve it.
+    pub read_timeout: Duration,
+    /// How long a write waits for its entry to be committed and applied.
+    pub write_timeout: Duration,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            max_key_size: 8 * 1024,
+            max_scan_limit: 10240,
+            read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The raw API's shared state and the helpers its RPCs have in common. The RPCs themselves
+//! live in `raw_read`, `raw_scan`, `raw_write` and `cas`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use engine::{KvRead, KvSnapshot};
+use proto::kvrpcpb::Context;
+use proto::metapb::Region;
+use proto::raft_cmdpb::Request;
+use raftstore::msg::RegionSnapshot;
+use raftstore::Store;
+
+use super::errors::KvError;
+use super::latch::Latches;
+use super::request::show_key;
+use super::{region_cmd, value, KvConfig};
+
+/// Serves raw requests on one store.
+pub struct RawKv {
+    pub(super) store: Arc<Store>,
+    pub(super) cfg: KvConfig,
+    pub(super) latches: Arc<Latches>,
+}
+
+/// A stored value that has not expired.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LiveValue {
+    pub value: Vec<u8>,
+    pub expire_at: Option<u64>,
+}
+
+impl RawKv {
+    pub fn new(store: Arc<Store>, cfg: KvConfig) -> RawKv {
+        RawKv {
+            store,
+            cfg,
+            latches: Arc::new(Latches::default()),
+        }
+    }
+
+    /// A linearizable snapshot of the context's region.
+    pub(super) async fn snapshot(&self, ctx: &Context) -> Result<RegionSnapshot, KvError> {
+        region_cmd::snapshot(&self.store, ctx, self.cfg.read_timeout).await
+    }
+
+    /// Applies `requests` to the context's region as one raft entry.
+    pub(super) async fn write(&self, ctx: &Context, requests: Vec<Request>) -> Result<(), KvError> {
+        region_cmd::write(&self.store, ctx, requests, self.cfg.write_timeout).await
+    }
+
+    /// Like `write`; with `atomic`, the write holds the latches of `encoded_keys` so it never
+    /// interleaves with a compare-and-swap on them.
+    pub(super) async fn write_keys(
+        &self,
+        ctx: &Context,
+        atomic: bool,
+        encoded_keys: Vec<Vec<u8>>,
+        requests: Vec<Request>,
+    ) -> Result<(), KvError> {
+        if !atomic {
+            return self.write(ctx, requests).await;
+        }
+        let ctx = *ctx;
+        self.latched(ctx.region_id, encoded_keys, move |store| async move {
+            region_cmd::write_until_answered(&store, &ctx, requests).await
+        })
+        .await
+    }
+
+    /// Runs `work` holding the latches of `encoded_keys`, on a task of its own: the latches
+    /// are released only when `work` is done, even if this request stops waiting (timeout, or
+    /// the client going away), so a write still in flight keeps excluding other atomic
+    /// requests on its keys. `work` must wait for its writes without a timeout.
+    pub(super) async fn latched<T, F, Fut>(
+        &self,
+        region_id: u64,
+        encoded_keys: Vec<Vec<u8>>,
+        work: F,
+    ) -> Result<T, KvError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Store>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, KvError>> + Send + 'static,
+    {
+        let latches = self.latches.clone();
+        let store = self.store.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let _held = latches
+                .acquire(encoded_keys.iter().map(Vec::as_slice))
+                .await;
+            // Nobody waits any more and nothing has been done yet: skip the work.
+            if tx.is_closed() {
+                return;
+            }
+            let _ = tx.send(work(store).await);
+        });
+        let limit = self.cfg.write_timeout;
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(KvError::Internal(
+                "an atomic request ended without an answer".into(),
+            )),
+            Err(_) => Err(region_cmd::timed_out(region_id, limit)),
+        }
+    }
+}
+
+/// Refuses an encoded key outside the region the snapshot was taken of.
+pub fn ensure_in_region(encoded_key: &[u8], region: &Region) -> Result<(), KvError> {
+    raftstore::util::check_key_in_region(encoded_key, region).map_err(KvError::from)
+}
+
+/// Reads `raw_key` (stored under `encoded_key`) from `snap`; expired values read as absent.
+pub fn read_live(
+    snap: &KvSnapshot,
+    cf: &str,
+    raw_key: &[u8],
+    encoded_key: &[u8],
+    now: u64,
+) -> Result<Option<LiveValue>, KvError> {
+    let Some(stored) = snap.get_value_cf(cf, &keys::data_key(encoded_key))? else {
+        return Ok(None);
+    };
+    let decoded = value::decode(&stored).map_err(|e| {
+        KvError::Corrupt(format!(
+            "value of key {} in cf {cf}: {e}",
+            show_key(raw_key)
+        ))
+    })?;
+    if decoded.is_expired(now) {
+        return Ok(None);
+    }
+    Ok(Some(LiveValue {
+        value: decoded.user_value.to_vec(),
+        expire_at: decoded.expire_at,
+    }))
+}

@@ -1,0 +1,332 @@
+//! The `tikvpb.Tikv` gRPC service: raw RPCs answered by `RawKv`, the transactional RPCs
+//! refused as unimplemented, and the store-to-store streams handed to the transport.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use proto::errorpb;
+use proto::kvrpcpb::*;
+use proto::raft_serverpb::{Done, RaftMessageBatch, SnapshotChunk};
+use proto::tikvpb::tikv_server::Tikv;
+use raftstore::Store;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, warn};
+
+use super::errors::KvError;
+use super::metrics::RequestTimer;
+use super::raw::RawKv;
+use super::KvConfig;
+
+/// Serves the client API and the raft streams of one store.
+pub struct KvService {
+    raw: RawKv,
+    store: Arc<Store>,
+    snap_dir: PathBuf,
+}
+
+impl KvService {
+    pub fn new(store: Arc<Store>, snap_dir: PathBuf, cfg: KvConfig) -> KvService {
+        KvService {
+            raw: RawKv::new(store.clone(), cfg),
+            store,
+            snap_dir,
+        }
+    }
+}
+
+/// A raw response's error fields.
+trait RawResponse: Default {
+    fn set_region_error(&mut self, err: errorpb::Error);
+    /// Sets the key error string; false when the response has no such field.
+    fn set_key_error(&mut self, msg: String) -> bool;
+}
+
+macro_rules! raw_response {
+    (with_error: $($t:ty),*) => {$(
+        impl RawResponse for $t {
+            fn set_region_error(&mut self, err: errorpb::Error) {
+                self.region_error = Some(err);
+            }
+            fn set_key_error(&mut self, msg: String) -> bool {
+                self.error = msg;
+                true
+            }
+        }
+    )*};
+    (without_error: $($t:ty),*) => {$(
+        impl RawResponse for $t {
+            fn set_region_error(&mut self, err: errorpb::Error) {
+                self.region_error = Some(err);
+            }
+            fn set_key_error(&mut self, _msg: String) -> bool {
+                false
+            }
+        }
+    )*};
+}
+
+raw_response!(with_error: RawGetResponse, RawPutResponse, RawBatchPutResponse,
+    RawDeleteResponse, RawBatchDeleteResponse, RawDeleteRangeResponse, RawCasResponse,
+    RawGetKeyTtlResponse);
+raw_response!(without_error: RawBatchGetResponse, RawScanResponse, RawBatchScanResponse);
+
+/// Turns a raw RPC's outcome into its gRPC answer: a region error alone, a key error alone,
+/// or a status when the response has no field for the failure.
+// The result type is the one the generated service trait requires.
+#[allow(clippy::result_large_err)]
+fn respond<R: RawResponse>(
+    method: &'static str,
+    timer: RequestTimer,
+    result: Result<R, KvError>,
+) -> Result<Response<R>, Status> {
+    let err = match result {
+        Ok(resp) => {
+            timer.finish(None);
+            return Ok(Response::new(resp));
+        }
+        Err(e) => e,
+    };
+    timer.finish(Some(err.kind()));
+    match &err {
+        KvError::Corrupt(_) | KvError::Internal(_) => {
+            warn!(method, error = %err, "raw request failed")
+        }
+        _ => debug!(method, error = %err, "raw request refused"),
+    }
+    let key_error = match &err {
+        KvError::Key(msg) => Some(msg.clone()),
+        KvError::Corrupt(_) => Some(err.to_string()),
+        _ => None,
+    };
+    let mut resp = R::default();
+    if let KvError::Region(e) = err {
+        resp.set_region_error(*e);
+        return Ok(Response::new(resp));
+    }
+    if let Some(msg) = key_error {
+        if resp.set_key_error(msg) {
+            return Ok(Response::new(resp));
+        }
+    }
+    Err(err.into_status())
+}
+
+/// Answers a raw RPC through `RawKv::$handler`, with metrics.
+macro_rules! raw_rpc {
+    ($self:ident, $request:ident, $method:literal, $handler:ident) => {{
+        let timer = RequestTimer::start($method);
+        let result = $self.raw.$handler($request.into_inner()).await;
+        respond($method, timer, result)
+    }};
+}
+
+/// The transactional API is refused with a typed status.
+#[allow(clippy::result_large_err)]
+fn txn_unimplemented<R>(method: &'static str) -> Result<Response<R>, Status> {
+    RequestTimer::start(method).finish(Some("unimplemented"));
+    Err(Status::unimplemented(
+        "the transactional API is not served by this store",
+    ))
+}
+
+#[tonic::async_trait]
+impl Tikv for KvService {
+    async fn kv_get(&self, _request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        txn_unimplemented("kv_get")
+    }
+
+    async fn kv_scan(
+        &self,
+        _request: Request<ScanRequest>,
+    ) -> Result<Response<ScanResponse>, Status> {
+        txn_unimplemented("kv_scan")
+    }
+
+    async fn kv_prewrite(
+        &self,
+        _request: Request<PrewriteRequest>,
+    ) -> Result<Response<PrewriteResponse>, Status> {
+        txn_unimplemented("kv_prewrite")
+    }
+
+    async fn kv_pessimistic_lock(
+        &self,
+        _request: Request<PessimisticLockRequest>,
+    ) -> Result<Response<PessimisticLockResponse>, Status> {
+        txn_unimplemented("kv_pessimistic_lock")
+    }
+
+    async fn kv_pessimistic_rollback(
+        &self,
+        _request: Request<PessimisticRollbackRequest>,
+    ) -> Result<Response<PessimisticRollbackResponse>, Status> {
+        txn_unimplemented("kv_pessimistic_rollback")
+    }
+
+    async fn kv_txn_heart_beat(
+        &self,
+        _request: Request<TxnHeartBeatRequest>,
+    ) -> Result<Response<TxnHeartBeatResponse>, Status> {
+        txn_unimplemented("kv_txn_heart_beat")
+    }
+
+    async fn kv_check_txn_status(
+        &self,
+        _request: Request<CheckTxnStatusRequest>,
+    ) -> Result<Response<CheckTxnStatusResponse>, Status> {
+        txn_unimplemented("kv_check_txn_status")
+    }
+
+    async fn kv_check_secondary_locks(
+        &self,
+        _request: Request<CheckSecondaryLocksRequest>,
+    ) -> Result<Response<CheckSecondaryLocksResponse>, Status> {
+        txn_unimplemented("kv_check_secondary_locks")
+    }
+
+    async fn kv_commit(
+        &self,
+        _request: Request<CommitRequest>,
+    ) -> Result<Response<CommitResponse>, Status> {
+        txn_unimplemented("kv_commit")
+    }
+
+    async fn kv_batch_get(
+        &self,
+        _request: Request<BatchGetRequest>,
+    ) -> Result<Response<BatchGetResponse>, Status> {
+        txn_unimplemented("kv_batch_get")
+    }
+
+    async fn kv_batch_rollback(
+        &self,
+        _request: Request<BatchRollbackRequest>,
+    ) -> Result<Response<BatchRollbackResponse>, Status> {
+        txn_unimplemented("kv_batch_rollback")
+    }
+
+    async fn kv_scan_lock(
+        &self,
+        _request: Request<ScanLockRequest>,
+    ) -> Result<Response<ScanLockResponse>, Status> {
+        txn_unimplemented("kv_scan_lock")
+    }
+
+    async fn kv_resolve_lock(
+        &self,
+        _request: Request<ResolveLockRequest>,
+    ) -> Result<Response<ResolveLockResponse>, Status> {
+        txn_unimplemented("kv_resolve_lock")
+    }
+
+    async fn unsafe_destroy_range(
+        &self,
+        _request: Request<UnsafeDestroyRangeRequest>,
+    ) -> Result<Response<UnsafeDestroyRangeResponse>, Status> {
+        txn_unimplemented("unsafe_destroy_range")
+    }
+
+    async fn raw_get(
+        &self,
+        request: Request<RawGetRequest>,
+    ) -> Result<Response<RawGetResponse>, Status> {
+        raw_rpc!(self, request, "raw_get", get)
+    }
+
+    async fn raw_batch_get(
+        &self,
+        request: Request<RawBatchGetRequest>,
+    ) -> Result<Response<RawBatchGetResponse>, Status> {
+        raw_rpc!(self, request, "raw_batch_get", batch_get)
+    }
+
+    async fn raw_put(
+        &self,
+        request: Request<RawPutRequest>,
+    ) -> Result<Response<RawPutResponse>, Status> {
+        raw_rpc!(self, request, "raw_put", put)
+    }
+
+    async fn raw_batch_put(
+        &self,
+        request: Request<RawBatchPutRequest>,
+    ) -> Result<Response<RawBatchPutResponse>, Status> {
+        raw_rpc!(self, request, "raw_batch_put", batch_put)
+    }
+
+    async fn raw_delete(
+        &self,
+        request: Request<RawDeleteRequest>,
+    ) -> Result<Response<RawDeleteResponse>, Status> {
+        raw_rpc!(self, request, "raw_delete", delete)
+    }
+
+    async fn raw_batch_delete(
+        &self,
+        request: Request<RawBatchDeleteRequest>,
+    ) -> Result<Response<RawBatchDeleteResponse>, Status> {
+        raw_rpc!(self, request, "raw_batch_delete", batch_delete)
+    }
+
+    async fn raw_scan(
+        &self,
+        request: Request<RawScanRequest>,
+    ) -> Result<Response<RawScanResponse>, Status> {
+        raw_rpc!(self, request, "raw_scan", scan)
+    }
+
+    async fn raw_delete_range(
+        &self,
+        request: Request<RawDeleteRangeRequest>,
+    ) -> Result<Response<RawDeleteRangeResponse>, Status> {
+        raw_rpc!(self, request, "raw_delete_range", delete_range)
+    }
+
+    async fn raw_batch_scan(
+        &self,
+        request: Request<RawBatchScanRequest>,
+    ) -> Result<Response<RawBatchScanResponse>, Status> {
+        raw_rpc!(self, request, "raw_batch_scan", batch_scan)
+    }
+
+    async fn raw_get_key_ttl(
+        &self,
+        request: Request<RawGetKeyTtlRequest>,
+    ) -> Result<Response<RawGetKeyTtlResponse>, Status> {
+        raw_rpc!(self, request, "raw_get_key_ttl", get_key_ttl)
+    }
+
+    async fn raw_compare_and_swap(
+        &self,
+        request: Request<RawCasRequest>,
+    ) -> Result<Response<RawCasResponse>, Status> {
+        raw_rpc!(self, request, "raw_compare_and_swap", compare_and_swap)
+    }
+
+    async fn batch_raft(
+        &self,
+        request: Request<Streaming<RaftMessageBatch>>,
+    ) -> Result<Response<Done>, Status> {
+        let timer = RequestTimer::start("batch_raft");
+        let result =
+            crate::transport::receive::handle_batch_raft(self.store.clone(), request.into_inner())
+                .await;
+        timer.finish(result.as_ref().err().map(|_| "stream"));
+        result.map(Response::new)
+    }
+
+    async fn snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<Done>, Status> {
+        let timer = RequestTimer::start("snapshot");
+        let result = crate::transport::receive::handle_snapshot(
+            self.store.clone(),
+            self.snap_dir.clone(),
+            request.into_inner(),
+        )
+        .await;
+        timer.finish(result.as_ref().err().map(|_| "stream"));
+        result.map(Response::new)
+    }
+}

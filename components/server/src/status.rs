@@ -1,0 +1,88 @@
+//! The status HTTP server: `GET /metrics` (Prometheus text) and `GET /status` (JSON).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use prometheus::Encoder;
+use raftstore::Store;
+use serde::Serialize;
+
+/// What `/status` reports.
+pub struct StatusSource {
+    pub store: Arc<Store>,
+    pub cluster_id: u64,
+    pub address: String,
+    pub started: Instant,
+}
+
+/// The body of `GET /status`.
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct StatusReport {
+    pub store_id: u64,
+    pub cluster_id: u64,
+    pub address: String,
+    pub version: String,
+    pub uptime_secs: u64,
+    pub region_count: usize,
+    pub leader_count: usize,
+}
+
+impl StatusSource {
+    pub fn report(&self) -> StatusReport {
+        let meta = self.store.meta().lock();
+        StatusReport {
+            store_id: self.store.store_id(),
+            cluster_id: self.cluster_id,
+            address: self.address.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            region_count: meta.region_count(),
+            leader_count: meta.leader_count(),
+        }
+    }
+}
+
+pub fn router(source: Arc<StatusSource>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .with_state(source)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    source: Arc<StatusSource>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(source))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn metrics() -> impl IntoResponse {
+    let encoder = prometheus::TextEncoder::new();
+    let mut body = Vec::new();
+    match encoder.encode(&prometheus::gather(), &mut body) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, encoder.format_type().to_string())],
+            body,
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain".to_string())],
+            e.to_string().into_bytes(),
+        ),
+    }
+}
+
+async fn status(State(source): State<Arc<StatusSource>>) -> Json<StatusReport> {
+    Json(source.report())
+}

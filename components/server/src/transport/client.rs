@@ -1,0 +1,313 @@
+//! The sending side of the raft transport: one task per target store owning a `BatchRaft`
+//! stream. `send` only queues, so raft threads never wait on the network. While a store
+//! cannot be reached its messages are dropped (raft resends) and the stream is reopened with
+//! exponential backoff, re-resolving the store's address each time.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pd_client::Backoff;
+use prost::Message as _;
+use proto::eraftpb::{self, MessageType};
+use proto::raft_serverpb::{RaftMessage, RaftMessageBatch};
+use proto::tikvpb::tikv_client::TikvClient;
+use protobuf::Message as _;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver, UnboundedSender};
+use tokio::sync::Semaphore;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tracing::{debug, info, warn};
+
+use super::resolve::StoreResolver;
+use super::snapshot_send;
+use crate::metrics::{RAFT_MESSAGES_DROPPED, RAFT_MESSAGES_SENT, RAFT_STREAM_CONNECTS};
+
+/// Tuning of the raft transport.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Most messages in one batch on the stream.
+    pub max_batch_messages: usize,
+    /// Stop adding messages to a batch beyond this many encoded bytes.
+    pub max_batch_bytes: usize,
+    /// Time allowed to connect to a store.
+    pub connect_timeout: Duration,
+    /// First and longest wait between reconnect attempts.
+    pub reconnect_base: Duration,
+    pub reconnect_cap: Duration,
+    /// Largest gRPC message sent.
+    pub max_message_size: usize,
+    /// Snapshots sent at once; more wait their turn.
+    pub snapshot_concurrency: usize,
+    /// Longest time one snapshot send may take.
+    pub snapshot_timeout: Duration,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            max_batch_messages: 128,
+            max_batch_bytes: 4 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(3),
+            reconnect_base: Duration::from_millis(50),
+            reconnect_cap: Duration::from_secs(2),
+            max_message_size: 64 * 1024 * 1024,
+            snapshot_concurrency: 4,
+            snapshot_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What the per-store tasks share.
+pub(crate) struct Shared {
+    pub cfg: TransportConfig,
+    pub snap_dir: PathBuf,
+    resolver: Arc<dyn StoreResolver>,
+    /// Last known address of each store; forgotten when connecting to it fails.
+    addrs: Mutex<HashMap<u64, String>>,
+    pub snapshot_slots: Semaphore,
+    pub runtime: Handle,
+}
+
+impl Shared {
+    /// The store's address, from the cache or the resolver.
+    pub(crate) async fn resolve(&self, store_id: u64) -> Result<String, String> {
+        if let Some(a) = self.addrs.lock().get(&store_id) {
+            return Ok(a.clone());
+        }
+        let addr = self
+            .resolver
+            .resolve(store_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.addrs.lock().insert(store_id, addr.clone());
+        Ok(addr)
+    }
+
+    pub(crate) fn forget(&self, store_id: u64) {
+        self.addrs.lock().remove(&store_id);
+    }
+
+    /// Connects to a store (eagerly, so a dead address fails here).
+    pub(crate) async fn connect(&self, store_id: u64) -> Result<TikvClient<Channel>, String> {
+        let addr = self.resolve(store_id).await?;
+        let result = connect(&addr, &self.cfg).await;
+        if result.is_err() {
+            self.forget(store_id);
+        }
+        result
+    }
+}
+
+async fn connect(addr: &str, cfg: &TransportConfig) -> Result<TikvClient<Channel>, String> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("bad address {addr:?}: {e}"))?
+        .connect_timeout(cfg.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(3))
+        .keep_alive_while_idle(true);
+    let channel = tokio::time::timeout(cfg.connect_timeout, endpoint.connect())
+        .await
+        .map_err(|_| format!("connect to {addr} timed out"))?
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    Ok(TikvClient::new(channel)
+        .max_encoding_message_size(cfg.max_message_size)
+        .max_decoding_message_size(cfg.max_message_size))
+}
+
+/// `raftstore::Transport` over gRPC.
+pub struct RaftTransport {
+    shared: Arc<Shared>,
+    /// Queue of each target store's task. Dropping the transport ends the tasks.
+    queues: Mutex<HashMap<u64, UnboundedSender<RaftMessage>>>,
+}
+
+impl RaftTransport {
+    /// A transport whose tasks run on `runtime`; snapshot files are read from `snap_dir`.
+    pub fn new(
+        cfg: TransportConfig,
+        snap_dir: PathBuf,
+        resolver: Arc<dyn StoreResolver>,
+        runtime: Handle,
+    ) -> RaftTransport {
+        RaftTransport {
+            shared: Arc::new(Shared {
+                snapshot_slots: Semaphore::new(cfg.snapshot_concurrency.max(1)),
+                cfg,
+                snap_dir,
+                resolver,
+                addrs: Mutex::new(HashMap::new()),
+                runtime,
+            }),
+            queues: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn enqueue(&self, store_id: u64, msg: RaftMessage) {
+        let mut queues = self.queues.lock();
+        let msg = match queues.get(&store_id) {
+            Some(tx) => match tx.send(msg) {
+                Ok(()) => return,
+                // The task ended (only if its runtime is going away); start another.
+                Err(e) => e.0,
+            },
+            None => msg,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(msg);
+        queues.insert(store_id, tx);
+        self.shared
+            .runtime
+            .spawn(run_store_stream(self.shared.clone(), store_id, rx));
+    }
+}
+
+/// Whether a raft message carries a snapshot (sent on its own stream with its files).
+pub fn is_snapshot(msg: &RaftMessage) -> bool {
+    if msg.message.is_empty() {
+        return false;
+    }
+    eraftpb::Message::parse_from_bytes(&msg.message)
+        .is_ok_and(|m| m.get_msg_type() == MessageType::MsgSnapshot)
+}
+
+impl raftstore::Transport for RaftTransport {
+    fn send(&self, msg: RaftMessage) {
+        let store_id = msg.to_peer.as_ref().map_or(0, |p| p.store_id);
+        if store_id == 0 {
+            warn!(
+                region_id = msg.region_id,
+                "raft message without a target store"
+            );
+            return;
+        }
+        if is_snapshot(&msg) {
+            let shared = self.shared.clone();
+            self.shared
+                .runtime
+                .spawn(snapshot_send::send(shared, store_id, msg));
+            return;
+        }
+        self.enqueue(store_id, msg);
+    }
+}
+
+/// Owns the stream to one store until the transport is dropped.
+async fn run_store_stream(
+    shared: Arc<Shared>,
+    store_id: u64,
+    mut queue: UnboundedReceiver<RaftMessage>,
+) {
+    let mut backoff = Backoff::new(shared.cfg.reconnect_base, shared.cfg.reconnect_cap);
+    loop {
+        match shared.connect(store_id).await {
+            Ok(client) => {
+                RAFT_STREAM_CONNECTS.with_label_values(&["ok"]).inc();
+                backoff.reset();
+                info!(store_id, "raft stream connected");
+                match pump(&shared.cfg, client, &mut queue).await {
+                    StreamEnd::QueueClosed => return,
+                    StreamEnd::Broken(why) => {
+                        warn!(store_id, %why, "raft stream broke");
+                        shared.forget(store_id);
+                    }
+                }
+            }
+            Err(why) => {
+                RAFT_STREAM_CONNECTS.with_label_values(&["failed"]).inc();
+                debug!(store_id, %why, "cannot reach store");
+            }
+        }
+        if !drop_while_waiting(&mut queue, backoff.next_delay()).await {
+            return;
+        }
+    }
+}
+
+enum StreamEnd {
+    /// The transport is gone.
+    QueueClosed,
+    Broken(String),
+}
+
+/// Sends batches on one `BatchRaft` stream until it breaks or the queue closes.
+async fn pump(
+    cfg: &TransportConfig,
+    mut client: TikvClient<Channel>,
+    queue: &mut UnboundedReceiver<RaftMessage>,
+) -> StreamEnd {
+    let (out_tx, out_rx) = mpsc::channel::<RaftMessageBatch>(8);
+    let call = client.batch_raft(ReceiverStream::new(out_rx));
+    tokio::pin!(call);
+    loop {
+        tokio::select! {
+            ended = &mut call => {
+                return StreamEnd::Broken(match ended {
+                    Ok(_) => "store closed the stream".to_string(),
+                    Err(status) => status.to_string(),
+                });
+            }
+            first = queue.recv() => {
+                let Some(first) = first else { return StreamEnd::QueueClosed };
+                let batch = collect_batch(cfg, first, queue);
+                let n = batch.msgs.len() as u64;
+                tokio::select! {
+                    sent = out_tx.send(batch) => {
+                        if sent.is_err() {
+                            RAFT_MESSAGES_DROPPED.inc_by(n);
+                            return StreamEnd::Broken("stream closed".into());
+                        }
+                        RAFT_MESSAGES_SENT.inc_by(n);
+                    }
+                    ended = &mut call => {
+                        RAFT_MESSAGES_DROPPED.inc_by(n);
+                        return StreamEnd::Broken(match ended {
+                            Ok(_) => "store closed the stream".to_string(),
+                            Err(status) => status.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `first` plus whatever is queued, up to the batch limits: one flush per drained queue.
+fn collect_batch(
+    cfg: &TransportConfig,
+    first: RaftMessage,
+    queue: &mut UnboundedReceiver<RaftMessage>,
+) -> RaftMessageBatch {
+    let mut bytes = first.encoded_len();
+    let mut msgs = vec![first];
+    while msgs.len() < cfg.max_batch_messages && bytes < cfg.max_batch_bytes {
+        match queue.try_recv() {
+            Ok(m) => {
+                bytes += m.encoded_len();
+                msgs.push(m);
+            }
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        }
+    }
+    RaftMessageBatch { msgs }
+}
+
+/// Waits `delay`, dropping queued messages meanwhile so an unreachable store costs no
+/// memory. False when the queue closed.
+async fn drop_while_waiting(queue: &mut UnboundedReceiver<RaftMessage>, delay: Duration) -> bool {
+    let wait = tokio::time::sleep(delay);
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            _ = &mut wait => return true,
+            m = queue.recv() => match m {
+                Some(_) => RAFT_MESSAGES_DROPPED.inc(),
+                None => return false,
+            },
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Parsing and validating `shoal-server`'s configuration.
+
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Parser;
+use server::config::SplitPolicySection;
+use server::{Config, ConfigError, Flags};
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    let cfg = Config::from_toml(text, Path::new("test.toml"))?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+#[test]
+fn an_empty_file_gives_the_documented_defaults() {
+    let cfg = parse("").unwrap();
+    assert_eq!(cfg.server.addr, "127.0.0.1:20160");
+    assert_eq!(cfg.server.status_addr, "127.0.0.1:20180");
+    assert_eq!(cfg.server.grpc_concurrency, 2);
+    assert_eq!(cfg.server.max_grpc_message_size, 64 * 1024 * 1024);
+    assert_eq!(cfg.pd.endpoints, vec!["127.0.0.1:2379".to_string()]);
+    assert_eq!(cfg.pd.start_timeout, Duration::from_secs(60));
+    let raft = cfg.raftstore_config().unwrap();
+    let defaults = raftstore::Config::default();
+    assert_eq!(
+        raft.raft_base_tick_interval,
+        defaults.raft_base_tick_interval
+    );
+    assert_eq!(
+        raft.pd_heartbeat_tick_interval,
+        defaults.pd_heartbeat_tick_interval
+    );
+    assert_eq!(raft.split_policy, defaults.split_policy);
+}
+
+#[test]
+fn durations_are_humantime_strings() {
+    let cfg = parse(
+        r#"
+        [raftstore]
+        raft-base-tick-interval = "100ms"
+        raft-store-max-leader-lease = "800ms"
+        raft-write-wait-duration = "20us"
+        pd-heartbeat-tick-interval = "1s"
+        pd-store-heartbeat-tick-interval = "2s"
+        max-peer-down-duration = "5m"
+        "#,
+    )
+    .unwrap();
+    let raft = cfg.raftstore_config().unwrap();
+    assert_eq!(raft.raft_base_tick_interval, Duration::from_millis(100));
+    assert_eq!(raft.raft_write_wait_duration, Duration::from_micros(20));
+    assert_eq!(
+        raft.pd_store_heartbeat_tick_interval,
+        Duration::from_secs(2)
+    );
+    assert_eq!(raft.max_peer_down_duration, Duration::from_secs(300));
+    let err = parse("[raftstore]\nraft-base-tick-interval = \"soon\"").unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_name() {
+    for text in [
+        "[server]\nadress = \"127.0.0.1:1\"",
+        "[raftstore]\nraft-base-tick = \"1s\"",
+        "[nonsense]\nx = 1",
+        "[raftstore.split-policy]\nkind = \"size\"\nmax-size = 2\nsplit-size = 1\nextra = 3",
+    ] {
+        let err = parse(text).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{text}: {err}");
+        assert!(err.to_string().contains("unknown"), "{text}: {err}");
+    }
+}
+
+#[test]
+fn split_policies_are_chosen_by_kind() {
+    let cfg = parse(
+        "[raftstore.split-policy]\nkind = \"fixed-keys\"\nboundaries = [\"72000001\", \"78000001\"]",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.raftstore.split_policy,
+        SplitPolicySection::FixedKeys {
+            boundaries: vec!["72000001".into(), "78000001".into()]
+        }
+    );
+    match cfg.raftstore_config().unwrap().split_policy {
+        raftstore::config::SplitPolicyConfig::FixedKeys { boundaries } => {
+            assert_eq!(boundaries[0], vec![b'r', 0, 0, 1]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = parse("[raftstore.split-policy]\nkind = \"fixed-keys\"\nboundaries = [\"zz\"]")
+        .unwrap_err();
+    assert!(err.to_string().contains("not hex"), "{err}");
+}
+
+#[test]
+fn invalid_values_are_refused_with_a_clear_message() {
+    let cases = [
+        ("[server]\naddr = \"nowhere\"", "server.addr"),
+        ("[server]\naddr = \"0.0.0.0:20160\"", "advertise-addr"),
+        ("[server]\ngrpc-concurrency = 0", "grpc-concurrency"),
+        ("[pd]\nendpoints = []", "pd.endpoints"),
+        ("[pd]\nendpoints = [\"pd\"]", "pd.endpoints"),
+        (
+            "[raftstore]\nraft-store-max-leader-lease = \"1h\"",
+            "raft-store-max-leader-lease",
+        ),
+        ("[log]\nlevel = \"[[\"", "log.level"),
+    ];
+    for (text, needle) in cases {
+        let err = parse(text).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)), "{text}: {err}");
+        assert!(err.to_string().contains(needle), "{text}: {err}");
+    }
+}
+
+#[test]
+fn flags_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("store.toml");
+    std::fs::write(
+        &file,
+        "[server]\naddr = \"127.0.0.1:1111\"\nstatus-addr = \"127.0.0.1:2222\"\n\
+         [storage]\ndata-dir = \"/from/file\"\n[pd]\nendpoints = [\"127.0.0.1:3333\"]",
+    )
+    .unwrap();
+    let flags = Flags::try_parse_from([
+        "shoal-server",
+        "--config",
+        file.to_str().unwrap(),
+        "--pd",
+        "127.0.0.1:4444,http://127.0.0.1:5555",
+        "--addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        "/from/flag",
+    ])
+    .unwrap();
+    let cfg = Config::load(&flags).unwrap();
+    assert_eq!(cfg.server.addr, "127.0.0.1:0");
+    assert_eq!(cfg.server.status_addr, "127.0.0.1:2222");
+    assert_eq!(cfg.storage.data_dir, Path::new("/from/flag"));
+    assert_eq!(
+        cfg.pd.endpoints,
+        vec![
+            "127.0.0.1:4444".to_string(),
+            "http://127.0.0.1:5555".to_string()
+        ]
+    );
+
+    let missing =
+        Flags::try_parse_from(["shoal-server", "--config", "/no/such/file.toml"]).unwrap();
+    let err = Config::load(&missing).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+}
+
+#[test]
+fn the_effective_config_is_written_and_reads_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = parse("[raftstore]\nraft-write-wait-duration = \"20us\"").unwrap();
+    cfg.write_effective(dir.path()).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("store.toml")).unwrap();
+    assert!(
+        text.contains("raft-write-wait-duration = \"20us\""),
+        "{text}"
+    );
+    assert_eq!(parse(&text).unwrap(), cfg);
+}

@@ -1,0 +1,588 @@
+//! The raw KV service over a real single-store raftstore with three regions:
+//! `["", r\0\0\0)`, `[r\0\0\0, r\0\0\1)` (keyspace 0) and `[r\0\0\1, "")` (keyspace 1 and
+//! up), boundaries memcomparable-encoded as PD stores them.
+
+mod kv_common;
+
+use kv_common::{key0, key1, Harness};
+use proto::kvrpcpb::*;
+use proto::metapb::{Peer, RegionEpoch};
+use proto::tikvpb::tikv_server::Tikv;
+use server::kv::KvConfig;
+use tonic::{Code, Request};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_get_delete_round_trip() {
+    let h = Harness::start();
+    assert_eq!(h.get(&key0("a")).await, None);
+    h.put(&key0("a"), b"1").await;
+    h.put(&key0("empty"), b"").await;
+    assert_eq!(h.get(&key0("a")).await, Some(b"1".to_vec()));
+    // An empty value exists.
+    assert_eq!(h.get(&key0("empty")).await, Some(Vec::new()));
+    h.put(&key0("a"), b"2").await;
+    assert_eq!(h.get(&key0("a")).await, Some(b"2".to_vec()));
+
+    let resp = h
+        .svc()
+        .raw_delete(Request::new(RawDeleteRequest {
+            context: Some(h.ctx_for(&key0("a"))),
+            key: key0("a"),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        resp.region_error.is_none() && resp.error.is_empty(),
+        "{resp:?}"
+    );
+    assert_eq!(h.get(&key0("a")).await, None);
+    // Deleting a missing key is fine.
+    let resp = h
+        .svc()
+        .raw_delete(Request::new(RawDeleteRequest {
+            context: Some(h.ctx_for(&key0("a"))),
+            key: key0("a"),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.region_error.is_none() && resp.error.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_families_are_separate() {
+    let h = Harness::start();
+    for (cf, value) in [
+        ("lock", "in-lock"),
+        ("write", "in-write"),
+        ("default", "in-default"),
+    ] {
+        let resp = h
+            .svc()
+            .raw_put(Request::new(RawPutRequest {
+                context: Some(h.ctx_for(&key0("k"))),
+                key: key0("k"),
+                value: value.as_bytes().to_vec(),
+                cf: cf.into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(resp.region_error.is_none() && resp.error.is_empty());
+    }
+    for (cf, value) in [
+        ("lock", "in-lock"),
+        ("write", "in-write"),
+        ("", "in-default"),
+    ] {
+        let resp = h
+            .svc()
+            .raw_get(Request::new(RawGetRequest {
+                context: Some(h.ctx_for(&key0("k"))),
+                key: key0("k"),
+                cf: cf.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(resp.value, value.as_bytes(), "cf {cf:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_put_get_delete() {
+    let h = Harness::start();
+    let ctx = h.ctx_for(&key0("a"));
+    let pairs: Vec<KvPair> = ["a", "b", "c"]
+        .iter()
+        .map(|k| KvPair {
+            key: key0(k),
+            value: format!("v{k}").into_bytes(),
+            error: None,
+        })
+        .collect();
+    let resp = h
+        .svc()
+        .raw_batch_put(Request::new(RawBatchPutRequest {
+            context: Some(ctx),
+            pairs: pairs.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        resp.region_error.is_none() && resp.error.is_empty(),
+        "{resp:?}"
+    );
+
+    // Missing keys are left out; the rest come back in request order.
+    let resp = h
+        .svc()
+        .raw_batch_get(Request::new(RawBatchGetRequest {
+            context: Some(ctx),
+            keys: vec![key0("c"), key0("missing"), key0("a")],
+            cf: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.region_error.is_none());
+    let got: Vec<(Vec<u8>, Vec<u8>)> = resp.pairs.into_iter().map(|p| (p.key, p.value)).collect();
+    assert_eq!(
+        got,
+        vec![(key0("c"), b"vc".to_vec()), (key0("a"), b"va".to_vec())]
+    );
+
+    let resp = h
+        .svc()
+        .raw_batch_delete(Request::new(RawBatchDeleteRequest {
+            context: Some(ctx),
+            keys: vec![key0("a"), key0("b")],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.region_error.is_none() && resp.error.is_empty());
+    assert_eq!(h.get(&key0("a")).await, None);
+    assert_eq!(h.get(&key0("b")).await, None);
+    assert_eq!(h.get(&key0("c")).await, Some(b"vc".to_vec()));
+
+    // A ttls list that does not match the pairs is refused before anything is written.
+    let status = h
+        .svc()
+        .raw_batch_put(Request::new(RawBatchPutRequest {
+            context: Some(ctx),
+            pairs: vec![KvPair {
+                key: key0("x"),
+                value: b"x".to_vec(),
+                error: None,
+            }],
+            ttls: vec![10, 20],
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(h.get(&key0("x")).await, None);
+
+    // Per-pair ttls, and the single ttl applying to all when ttls is empty.
+    let resp = h
+        .svc()
+        .raw_batch_put(Request::new(RawBatchPutRequest {
+            context: Some(ctx),
+            pairs: pairs[..2].to_vec(),
+            ttls: vec![0, 500],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.region_error.is_none() && resp.error.is_empty());
+    assert_eq!(h.ttl(&key0("a")).await, Some(0));
+    assert!(h.ttl(&key0("b")).await.is_some_and(|t| t > 0 && t <= 500));
+    let resp = h
+        .svc()
+        .raw_batch_put(Request::new(RawBatchPutRequest {
+            context: Some(ctx),
+            pairs: pairs[..2].to_vec(),
+            ttl: 300,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.region_error.is_none() && resp.error.is_empty());
+    for k in ["a", "b"] {
+        assert!(h.ttl(&key0(k)).await.is_some_and(|t| t > 0 && t <= 300));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_are_sorted_limited_and_clipped_to_the_region() {
+    let h = Harness::start();
+    for k in ["a", "b", "c", "d", "e"] {
+        h.put(&key0(k), format!("v{k}").as_bytes()).await;
+    }
+    // Keyspace 1 lives in the next region.
+    h.put(&key1("a"), b"other").await;
+    let keys_of = |kvs: &[KvPair]| kvs.iter().map(|p| p.key.clone()).collect::<Vec<_>>();
+
+    // Forward, unbounded end: stops at the region's end.
+    let kvs = h.scan(&key0(""), b"", 100, false, false).await;
+    assert_eq!(keys_of(&kvs), ["a", "b", "c", "d", "e"].map(key0));
+    assert_eq!(kvs[0].value, b"va");
+    // An end beyond the region is clipped too.
+    let kvs = h.scan(&key0("c"), &key1("z"), 100, false, false).await;
+    assert_eq!(keys_of(&kvs), ["c", "d", "e"].map(key0));
+    // Bounded, limited, key only.
+    let kvs = h.scan(&key0("b"), &key0("e"), 2, true, false).await;
+    assert_eq!(keys_of(&kvs), ["b", "c"].map(key0));
+    assert!(kvs.iter().all(|p| p.value.is_empty()));
+    // Limit 0 returns nothing.
+    assert!(h.scan(&key0("a"), b"", 0, false, false).await.is_empty());
+
+    // Reverse: start_key is the exclusive upper bound, end_key the inclusive lower one.
+    let kvs = h.scan(&key0("d"), &key0("b"), 100, false, true).await;
+    assert_eq!(keys_of(&kvs), ["c", "b"].map(key0));
+    let kvs = h.scan(&key0("z"), b"", 2, false, true).await;
+    assert_eq!(keys_of(&kvs), ["e", "d"].map(key0));
+    // An upper bound past the region end is clipped to the region.
+    let kvs = h.scan(&key1("z"), &key0(""), 100, false, true).await;
+    assert_eq!(keys_of(&kvs), ["e", "d", "c", "b", "a"].map(key0));
+
+    // A limit over the maximum is refused.
+    let status = h
+        .svc()
+        .raw_scan(Request::new(RawScanRequest {
+            context: Some(h.ctx_for(&key0("a"))),
+            start_key: key0("a"),
+            limit: KvConfig::default().max_scan_limit + 1,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    // Batch scan: each range on its own limit, in request order, clipped to the region.
+    let resp = h
+        .svc()
+        .raw_batch_scan(Request::new(RawBatchScanRequest {
+            context: Some(h.ctx_for(&key0("a"))),
+            ranges: vec![
+                KeyRange {
+                    start_key: key0("d"),
+                    end_key: key1("z"),
+                },
+                KeyRange {
+                    start_key: key0("a"),
+                    end_key: key0("c"),
+                },
+            ],
+            each_limit: 1,
+            key_only: false,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.region_error.is_none());
+    assert_eq!(keys_of(&resp.kvs), ["d", "a"].map(key0));
+    assert_eq!(resp.kvs[1].value, b"va");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_range_stays_inside_the_region() {
+    let h = Harness::start();
+    for k in ["a", "b", "c", "d"] {
+        h.put(&key0(k), b"v").await;
+    }
+    h.put(&key1("a"), b"other").await;
+    let delete = |start: Vec<u8>, end: Vec<u8>| {
+        let ctx = h.ctx_for(&key0("a"));
+        let service = h.svc();
+        async move {
+            service
+                .raw_delete_range(Request::new(RawDeleteRangeRequest {
+                    context: Some(ctx),
+                    start_key: start,
+                    end_key: end,
+                    cf: String::new(),
+                }))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let resp = delete(key0("a"), key0("c")).await;
+    assert!(
+        resp.region_error.is_none() && resp.error.is_empty(),
+        "{resp:?}"
+    );
+    assert_eq!(h.get(&key0("a")).await, None);
+    assert_eq!(h.get(&key0("b")).await, None);
+    assert_eq!(h.get(&key0("c")).await, Some(b"v".to_vec()));
+
+    // An unbounded end reaches the region's end and no further.
+    let resp = delete(key0("c"), Vec::new()).await;
+    assert!(
+        resp.region_error.is_none() && resp.error.is_empty(),
+        "{resp:?}"
+    );
+    assert_eq!(h.get(&key0("c")).await, None);
+    assert_eq!(h.get(&key0("d")).await, None);
+    assert_eq!(h.get(&key1("a")).await, Some(b"other".to_vec()));
+
+    // A range starting outside the region is refused as a region error.
+    let resp = delete(key1("a"), key1("b")).await;
+    let err = resp.region_error.expect("region error");
+    assert!(err.key_not_in_region.is_some(), "{err:?}");
+    assert!(resp.error.is_empty());
+    assert_eq!(h.get(&key1("a")).await, Some(b"other".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_or_wrong_contexts_get_only_region_errors() {
+    let h = Harness::start();
+    let k = key0("k");
+    h.put(&k, b"v").await;
+    let good = h.ctx_for(&k);
+
+    let mut wrong_region = good;
+    wrong_region.region_id = 99;
+    let mut stale_epoch = good;
+    stale_epoch.region_epoch = Some(RegionEpoch {
+        conf_ver: 1,
+        version: 0,
+    });
+    let mut wrong_store = good;
+    wrong_store.peer = Some(Peer {
+        id: good.peer.unwrap().id,
+        store_id: 2,
+        ..Default::default()
+    });
+    let mut wrong_peer = good;
+    wrong_peer.peer = Some(Peer {
+        id: 777,
+        store_id: 1,
+        ..Default::default()
+    });
+    let other_region = h.ctx_for(&key1("k"));
+
+    type Check = fn(&proto::errorpb::Error) -> bool;
+    let cases: Vec<(&str, Context, Check)> = vec![
+        ("wrong region", wrong_region, |e| {
+            e.region_not_found.is_some()
+        }),
+        ("stale epoch", stale_epoch, |e| e.epoch_not_match.is_some()),
+        ("wrong store", wrong_store, |e| e.store_not_match.is_some()),
+        ("wrong peer", wrong_peer, |e| e.message.contains("777")),
+        ("key outside", other_region, |e| {
+            e.key_not_in_region.is_some()
+        }),
+    ];
+    for (name, ctx, check) in cases {
+        let get = h
+            .svc()
+            .raw_get(Request::new(RawGetRequest {
+                context: Some(ctx),
+                key: k.clone(),
+                cf: String::new(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let err = get
+            .region_error
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: {get:?}"));
+        assert!(check(err), "{name}: {err:?}");
+        assert!(
+            get.error.is_empty() && get.value.is_empty() && !get.not_found,
+            "{name}"
+        );
+
+        let put = h
+            .svc()
+            .raw_put(Request::new(RawPutRequest {
+                context: Some(ctx),
+                key: k.clone(),
+                value: b"changed".to_vec(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let err = put
+            .region_error
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: {put:?}"));
+        assert!(check(err), "{name}: {err:?}");
+        assert!(put.error.is_empty(), "{name}");
+
+        let cas = h
+            .svc()
+            .raw_compare_and_swap(Request::new(RawCasRequest {
+                context: Some(ctx),
+                key: k.clone(),
+                value: b"changed".to_vec(),
+                previous_value: b"v".to_vec(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            cas.region_error.as_ref().is_some_and(check),
+            "{name}: {cas:?}"
+        );
+        assert!(cas.error.is_empty() && !cas.succeed, "{name}");
+    }
+    assert_eq!(h.get(&k).await, Some(b"v".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_entries_are_refused_and_nothing_is_written() {
+    let cfg = raftstore::Config {
+        raft_entry_max_size: 64 * 1024,
+        ..raftstore::Config::for_tests()
+    };
+    let h = Harness::start_with(cfg, KvConfig::default());
+    let k = key0("big");
+    let resp = h
+        .svc()
+        .raw_put(Request::new(RawPutRequest {
+            context: Some(h.ctx_for(&k)),
+            key: k.clone(),
+            value: vec![7; 100 * 1024],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let err = resp.region_error.expect("region error");
+    assert!(err.raft_entry_too_large.is_some(), "{err:?}");
+    assert!(resp.error.is_empty());
+    assert_eq!(h.get(&k).await, None);
+
+    // Each pair is small, the batch is not: the batch is one entry and is refused whole.
+    let pairs: Vec<KvPair> = (0..4)
+        .map(|i| KvPair {
+            key: key0(&format!("part{i}")),
+            value: vec![1; 20 * 1024],
+            error: None,
+        })
+        .collect();
+    let resp = h
+        .svc()
+        .raw_batch_put(Request::new(RawBatchPutRequest {
+            context: Some(h.ctx_for(&k)),
+            pairs,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp
+        .region_error
+        .is_some_and(|e| e.raft_entry_too_large.is_some()));
+    for i in 0..4 {
+        assert_eq!(h.get(&key0(&format!("part{i}"))).await, None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_refused_before_anything_is_written() {
+    let h = Harness::start();
+    let k = key0("k");
+    let put = |ctx: Option<Context>, key: Vec<u8>, cf: &str| RawPutRequest {
+        context: ctx,
+        key,
+        value: b"v".to_vec(),
+        cf: cf.into(),
+        ..Default::default()
+    };
+
+    let status = h
+        .svc()
+        .raw_put(Request::new(put(Some(h.ctx_for(&k)), k.clone(), "raft")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("column family"), "{status:?}");
+
+    let mut v1 = h.ctx_for(&k);
+    v1.api_version = ApiVersion::V1 as i32;
+    let status = h
+        .svc()
+        .raw_put(Request::new(put(Some(v1), k.clone(), "")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("API V2"), "{status:?}");
+
+    let status = h
+        .svc()
+        .raw_put(Request::new(put(None, k.clone(), "")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    // Keys without the raw keyspace prefix.
+    for bad in [b"r\0".to_vec(), b"x\0\0\0k".to_vec(), Vec::new()] {
+        let status = h
+            .svc()
+            .raw_put(Request::new(put(Some(h.ctx_for(&k)), bad, "")))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+    }
+
+    // A key over the size limit is a key error.
+    let long = key0(&"x".repeat(KvConfig::default().max_key_size));
+    let resp = h
+        .svc()
+        .raw_put(Request::new(put(Some(h.ctx_for(&k)), long.clone(), "")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.error.starts_with("key is too large"), "{resp:?}");
+    assert!(resp.region_error.is_none());
+
+    assert_eq!(h.get(&k).await, None);
+    let kvs = h.scan(&key0(""), b"", 100, true, false).await;
+    assert!(kvs.is_empty(), "{kvs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_stored_values_are_reported_not_panicked_on() {
+    let h = Harness::start();
+    let k = key0("corrupt");
+    h.write_stored_value(&k, b"");
+    let resp = h
+        .svc()
+        .raw_get(Request::new(RawGetRequest {
+            context: Some(h.ctx_for(&k)),
+            key: k.clone(),
+            cf: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.error.contains("corrupt"), "{resp:?}");
+    assert!(resp.region_error.is_none());
+
+    let status = h
+        .svc()
+        .raw_scan(Request::new(RawScanRequest {
+            context: Some(h.ctx_for(&k)),
+            start_key: key0(""),
+            limit: 10,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DataLoss);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_requests_are_unimplemented() {
+    let h = Harness::start();
+    let status = h
+        .svc()
+        .kv_get(Request::new(GetRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+    let status = h
+        .svc()
+        .kv_prewrite(Request::new(PrewriteRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+}
