@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: deps build test bench fmt clippy clean
+.PHONY: deps build test bench fmt clippy clean run stop
 
 # Everything the build needs from the system: libclang for RocksDB's bindings.
 deps:
@@ -31,3 +31,13 @@ clippy: deps
 
 clean:
 	$(CARGO) clean
+
+# A local fleet in the background: PD on 127.0.0.1:2379 (HTTP 2380) and three stores on
+# 127.0.0.1:20160-20162, data under ${SHOAL_DATA:-./data}. Again while running: says so.
+run: deps
+	$(CARGO) build --release -p pd -p server -p shoal-ctl
+	bash scripts/run-fleet.sh
+
+# Stops the local fleet (SIGTERM, bounded wait, then SIGKILL); its data stays.
+stop:
+	bash scripts/stop-fleet.sh

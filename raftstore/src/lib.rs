@@ -15,6 +15,7 @@ pub mod msg;
 pub mod operation;
 pub mod pd_client;
 pub mod peer;
+pub mod pending_split;
 pub mod poller;
 pub mod raftlog_gc;
 pub mod router;

@@ -155,6 +155,8 @@ pub struct StoreMeta {
     pub readers: HashMap<u64, Arc<ReadDelegate>>,
     /// Regions whose local peer is the leader.
     leaders: HashSet<u64>,
+    /// Messages for regions a split will create here but has not yet.
+    pub pending_split: crate::pending_split::PendingSplitMessages,
 }
 
 impl StoreMeta {

@@ -28,27 +28,49 @@ impl MessageExt for EntryExt {
 pub struct RaftLogEngine {
     engine: Arc<Engine>,
     path: Arc<PathBuf>,
+    repaired_tail: Option<Arc<PathBuf>>,
 }
 
 impl RaftLogEngine {
-    /// Opens (creating if needed) the raft log in `dir`. Any damaged record is an error that
-    /// names its file: acknowledged entries are never silently dropped.
+    /// Opens (creating if needed) the raft log in `dir`. A damaged record is an error that
+    /// names its file, except for a torn write at the very end of the newest file: a crash in
+    /// the middle of a write leaves one, and that write was never synced, so never
+    /// acknowledged. Such a tail is cut off after the file is copied aside
+    /// (`<file>.damaged`); `repaired_tail` names the file, so a caller that finds entries it
+    /// had already applied missing can blame it.
     pub fn open(dir: &Path) -> Result<RaftLogEngine> {
         std::fs::create_dir_all(dir)?;
-        let cfg = Config {
-            dir: dir.to_string_lossy().into_owned(),
-            recovery_mode: RecoveryMode::AbsoluteConsistency,
-            target_file_size: ReadableSize::mb(128),
-            purge_threshold: ReadableSize::gb(10),
-            ..Default::default()
-        };
-        let engine = Engine::open(cfg).map_err(|e| open_error(dir, e))?;
+        let (engine, repaired_tail) =
+            match Engine::open(config(dir, RecoveryMode::AbsoluteConsistency)) {
+                Ok(engine) => (engine, None),
+                Err(e) if is_damage(&e) => {
+                    let newest = newest_append_file(dir).ok_or_else(|| open_error(dir, e))?;
+                    let mut kept = newest.clone().into_os_string();
+                    kept.push(".damaged");
+                    std::fs::copy(&newest, &kept)?;
+                    tracing::warn!(
+                        file = %newest.display(),
+                        "raft log ends in a torn write; cutting it off (copy kept as {})",
+                        PathBuf::from(&kept).display()
+                    );
+                    let engine = Engine::open(config(dir, RecoveryMode::TolerateTailCorruption))
+                        .map_err(|e| open_error(dir, e))?;
+                    (engine, Some(newest))
+                }
+                Err(e) => return Err(open_error(dir, e)),
+            };
         let engine = RaftLogEngine {
             engine: Arc::new(engine),
             path: Arc::new(dir.to_path_buf()),
+            repaired_tail: repaired_tail.map(Arc::new),
         };
         engine.verify_entries()?;
         Ok(engine)
+    }
+
+    /// The newest log file, if opening it cut off a damaged tail.
+    pub fn repaired_tail(&self) -> Option<&Path> {
+        self.repaired_tail.as_deref().map(PathBuf::as_path)
     }
 
     /// Reads every live entry once: entry data is checksummed but only checked when read, and
@@ -207,12 +229,34 @@ impl RaftLogBatch {
 }
 
 /// An open failure; for corruption, find the damaged file by reading each one.
-fn open_error(dir: &Path, e: raft_engine::Error) -> Error {
-    let msg = e.to_string();
-    if !matches!(
+fn config(dir: &Path, recovery_mode: RecoveryMode) -> Config {
+    Config {
+        dir: dir.to_string_lossy().into_owned(),
+        recovery_mode,
+        target_file_size: ReadableSize::mb(128),
+        purge_threshold: ReadableSize::gb(10),
+        ..Default::default()
+    }
+}
+
+fn is_damage(e: &raft_engine::Error) -> bool {
+    matches!(
         e,
         raft_engine::Error::Corruption(_) | raft_engine::Error::Codec(_)
-    ) {
+    )
+}
+
+/// The append queue's newest file: the only one a torn write can end.
+fn newest_append_file(dir: &Path) -> Option<PathBuf> {
+    log_files(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "raftlog"))
+        .max()
+}
+
+fn open_error(dir: &Path, e: raft_engine::Error) -> Error {
+    let msg = e.to_string();
+    if !is_damage(&e) {
         return Error::RaftEngine {
             path: dir.to_path_buf(),
             msg,

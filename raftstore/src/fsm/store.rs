@@ -72,14 +72,22 @@ impl StoreFsm {
 
     /// A message for a region this store has no peer of. A peer is created for it when that
     /// is safe: the message is for this store, the range does not overlap a local region, and
-    /// the region was not removed from this store in a newer configuration.
+    /// the region was not removed from this store in a newer configuration. A message for a
+    /// region that a local split is about to create waits for that split.
     fn on_unknown_region_message(&mut self, ctx: &mut PollContext, msg: RaftMessage) {
         let region_id = msg.region_id;
-        if let Err(why) = self.check_create_peer(ctx, &msg) {
-            RAFT_DROPPED_MESSAGES.inc();
-            debug!(region_id, "message for an unknown region dropped: {why}");
-            return;
+        match self.check_create_peer(ctx, msg) {
+            Ok(msg) => self.create_peer(ctx, msg),
+            Err(Refused::Delivered) | Err(Refused::AwaitingSplit) => {}
+            Err(Refused::Drop(why)) => {
+                RAFT_DROPPED_MESSAGES.inc();
+                debug!(region_id, "message for an unknown region dropped: {why}");
+            }
         }
+    }
+
+    fn create_peer(&mut self, ctx: &mut PollContext, msg: RaftMessage) {
+        let region_id = msg.region_id;
         let Some(me) = msg.to_peer else {
             return;
         };
@@ -102,14 +110,20 @@ impl StoreFsm {
         }
     }
 
-    fn check_create_peer(&self, ctx: &PollContext, msg: &RaftMessage) -> Result<(), String> {
-        let to = msg.to_peer.ok_or("no target peer")?;
+    fn check_create_peer(
+        &self,
+        ctx: &PollContext,
+        msg: RaftMessage,
+    ) -> Result<RaftMessage, Refused> {
+        let to = msg.to_peer.ok_or(Refused::Drop("no target peer".into()))?;
         if to.store_id != ctx.store_id {
-            return Err(format!("addressed to store {}", to.store_id));
+            return Err(Refused::Drop(format!("addressed to store {}", to.store_id)));
         }
-        let m = eraftpb::Message::parse_from_bytes(&msg.message).map_err(|e| e.to_string())?;
+        let m = eraftpb::Message::parse_from_bytes(&msg.message)
+            .map_err(|e| Refused::Drop(e.to_string()))?;
+        let msg_type = m.get_msg_type();
         let creates = matches!(
-            m.get_msg_type(),
+            msg_type,
             MessageType::MsgHeartbeat
                 | MessageType::MsgAppend
                 | MessageType::MsgSnapshot
@@ -117,12 +131,12 @@ impl StoreFsm {
                 | MessageType::MsgRequestPreVote
         );
         if !creates {
-            return Err(format!("{:?} cannot create a peer", m.get_msg_type()));
+            return Err(Refused::Drop(format!("{msg_type:?} cannot create a peer")));
         }
         let local: Option<RegionLocalState> = ctx
             .kv
             .get_msg_cf(CF_RAFT, &keys::region_state_key(msg.region_id))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Refused::Drop(e.to_string()))?;
         if let Some(state) = local {
             let conf_ver = state
                 .region
@@ -131,17 +145,40 @@ impl StoreFsm {
                 .map_or(0, |e| e.conf_ver);
             let msg_conf_ver = msg.region_epoch.map_or(0, |e| e.conf_ver);
             if state.state() == PeerState::Tombstone && msg_conf_ver <= conf_ver {
-                return Err("the region was removed from this store".into());
+                return Err(Refused::Drop(
+                    "the region was removed from this store".into(),
+                ));
             }
         }
-        let overlaps = ctx
-            .store_meta
-            .lock()
-            .overlapping_regions(&msg.start_key, &msg.end_key);
-        if !overlaps.is_empty() {
-            return Err(format!("its range overlaps local regions {overlaps:?}"));
+        let mut meta = ctx.store_meta.lock();
+        if meta.region(msg.region_id).is_some() {
+            // A split created the peer after the message was routed here.
+            drop(meta);
+            let _ = ctx.router.send_raft_message(msg);
+            return Err(Refused::Delivered);
         }
-        Ok(())
+        let overlaps = meta.overlapping_regions(&msg.start_key, &msg.end_key);
+        if overlaps.is_empty() {
+            return Ok(msg);
+        }
+        let msg_version = msg.region_epoch.map_or(0, |e| e.version);
+        let split_pending = overlaps.iter().all(|id| {
+            meta.region(*id)
+                .and_then(|r| r.region_epoch)
+                .is_some_and(|e| e.version < msg_version)
+        });
+        let waits = split_pending && msg_type != MessageType::MsgSnapshot;
+        if waits {
+            let max_age =
+                ctx.cfg.raft_base_tick_interval * (2 * ctx.cfg.raft_election_timeout_ticks as u32);
+            if meta.pending_split.push(msg, Instant::now(), max_age) {
+                return Err(Refused::AwaitingSplit);
+            }
+            return Err(Refused::Drop("too many messages wait for splits".into()));
+        }
+        Err(Refused::Drop(format!(
+            "its range overlaps local regions {overlaps:?}"
+        )))
     }
 
     /// Pings every store we share a region with and reports the silent ones.
@@ -182,6 +219,15 @@ impl StoreFsm {
         }
         ctx.transport.flush();
     }
+}
+
+/// Why a message for an unknown region creates no peer.
+enum Refused {
+    /// The region's peer exists by now; the message went to it.
+    Delivered,
+    /// A local split will create the region; the message waits for it.
+    AwaitingSplit,
+    Drop(String),
 }
 
 impl Fsm for StoreFsm {

@@ -109,6 +109,10 @@ impl Peer {
         self.storage_mut().set_region(derived.clone());
         self.split_siblings = new_regions.clone();
         self.split_check_pending = true;
+        let now = std::time::Instant::now();
+        let max_age =
+            ctx.cfg.raft_base_tick_interval * (2 * ctx.cfg.raft_election_timeout_ticks as u32);
+        let mut waiting = Vec::new();
         let mut meta = ctx.store_meta.lock();
         meta.set_region(derived);
         for region in new_regions.iter().cloned() {
@@ -139,8 +143,13 @@ impl Peer {
             }
             created.register(&mut meta, &ctx.router, &ctx.apply_router);
             let _ = ctx.router.force_send(id, PeerMsg::Start);
+            waiting.extend(meta.pending_split.take(id, now, max_age));
         }
         drop(meta);
+        // Votes and appends that arrived before this store applied the split.
+        for msg in waiting {
+            let _ = ctx.router.send_raft_message(msg);
+        }
         // The old estimates describe the old range; the new ones are measured soon.
         self.pd_stats.approximate_size = None;
         self.pd_stats.approximate_keys = None;

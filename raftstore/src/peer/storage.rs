@@ -175,8 +175,13 @@ impl PeerStorage {
             raft_state.commit = raft_state.commit.max(truncated.index);
         }
         if raft_state.last_index < apply_state.applied_index {
+            // Entries this store applied were durable in its log; they are gone.
+            let blame = raft_engine
+                .repaired_tail()
+                .map(|f| format!(" (the damaged file is {})", f.display()))
+                .unwrap_or_default();
             return Err(Error::Codec(format!(
-                "region {region_id}: raft log ends at {} before applied index {}",
+                "region {region_id}: raft log ends at {} before applied index {}{blame}",
                 raft_state.last_index, apply_state.applied_index
             )));
         }

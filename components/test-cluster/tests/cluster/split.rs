@@ -288,3 +288,60 @@ fn load_policy_splits_a_busy_region_where_the_load_halves() {
         "split keys {starts:?}"
     );
 }
+
+#[test]
+fn a_split_region_elects_the_old_leaders_peer_in_its_first_term() {
+    // Elections that time out take 100-200 ticks here; the new region must not need one.
+    let cfg = raftstore::Config {
+        raft_election_timeout_ticks: 100,
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(3, cfg);
+    cluster.bootstrap(&[]);
+    cluster.start();
+    let leader = cluster.wait_leader(1);
+    cluster.must_put(b"a", b"1");
+    // The old region's messages to followers arrive late, so the new region's first votes
+    // reach stores that have not applied the split yet.
+    cluster.add_filter(DelayRegionFilter {
+        region_id: 1,
+        from_store: leader.store_id,
+        delay: Duration::from_millis(300),
+    });
+    let regions = cluster.must_split(&[b"m"]);
+    let new_region = regions
+        .iter()
+        .find(|r| r.id != 1)
+        .expect("a new region")
+        .clone();
+    let (new_leader, term) = wait_for(DEFAULT_TIMEOUT, || {
+        cluster.leaders(new_region.id).into_iter().find(|(p, _)| {
+            cluster
+                .leader_of(new_region.id)
+                .is_some_and(|l| l.store_id == p.store_id)
+        })
+    })
+    .expect("the new region elects a leader");
+    assert_eq!(new_leader.store_id, leader.store_id);
+    assert_eq!(term, raftstore::peer::storage::RAFT_INIT_LOG_TERM + 1);
+    cluster.clear_filters();
+    cluster.must_put(b"z", b"2");
+    assert_eq!(cluster.must_get(b"z").as_deref(), Some(&b"2"[..]));
+}
+
+/// Delays one region's messages from one store.
+struct DelayRegionFilter {
+    region_id: u64,
+    from_store: u64,
+    delay: Duration,
+}
+
+impl Filter for DelayRegionFilter {
+    fn check(&self, from: u64, _to: u64, msg: &proto::raft_serverpb::RaftMessage) -> FilterAction {
+        if from == self.from_store && msg.region_id == self.region_id {
+            FilterAction::Delay(self.delay)
+        } else {
+            FilterAction::Pass
+        }
+    }
+}

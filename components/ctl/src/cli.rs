@@ -1,0 +1,194 @@
+//! Command-line shape of `shoal-ctl`.
+
+use clap::{Args, Parser, Subcommand};
+
+/// Inspect and operate a Shoal cluster.
+#[derive(Debug, Parser)]
+#[command(name = "shoal-ctl", version, about)]
+pub struct Cli {
+    /// PD gRPC endpoint (used by the key-value commands).
+    #[arg(long, global = true, default_value = "127.0.0.1:2379")]
+    pub pd: String,
+    /// PD HTTP endpoint (used by the cluster, region, operator and store commands).
+    #[arg(long = "pd-http", global = true, default_value = "127.0.0.1:2380")]
+    pub pd_http: String,
+    /// Timeout of one key-value request, in seconds.
+    #[arg(long, global = true, default_value_t = 5)]
+    pub timeout: u64,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stores and regions as PD sees them, with totals.
+    Cluster,
+    /// Details of one region, by id or by the user key it holds.
+    Region(RegionArgs),
+    /// Read one key of the default keyspace.
+    Get {
+        /// The key (`\xNN` and `\\` escapes accepted).
+        key: String,
+    },
+    /// Write one key of the default keyspace.
+    Put {
+        key: String,
+        value: String,
+        /// Expire the key after this many seconds.
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+    /// Delete one key of the default keyspace.
+    Delete { key: String },
+    /// List keys of the default keyspace in order.
+    Scan(ScanArgs),
+    /// Show or create PD operators.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// List or decommission stores.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RegionArgs {
+    /// Region id.
+    #[arg(required_unless_present = "key", conflicts_with = "key")]
+    pub id: Option<u64>,
+    /// A user key of the default keyspace; shows the region holding it.
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// First key (inclusive); the start of the keyspace when absent.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last key (exclusive); the end of the keyspace when absent.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Most pairs to print (the client allows at most 10240).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10240))]
+    pub limit: u32,
+    /// Print keys only.
+    #[arg(long)]
+    pub keys_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Operators PD is running now.
+    Show,
+    /// Move a region's leadership to the peer on a store.
+    TransferLeader { region: u64, store: u64 },
+    /// Add a peer of a region on a store.
+    AddPeer { region: u64, store: u64 },
+    /// Remove a region's peer from a store.
+    RemovePeer { region: u64, store: u64 },
+    /// Split a region at a user key of the default keyspace.
+    Split {
+        region: u64,
+        #[arg(long)]
+        key: String,
+    },
+    /// Cancel the operator running on a region.
+    Cancel { region: u64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// All stores with their state and load.
+    List,
+    /// Decommission a store: PD moves its regions away, then marks it Tombstone.
+    Delete { id: u64 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("shoal-ctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn global_endpoints_have_defaults_and_go_anywhere() {
+        let cli = parse(&["cluster"]).unwrap();
+        assert_eq!(cli.pd, "127.0.0.1:2379");
+        assert_eq!(cli.pd_http, "127.0.0.1:2380");
+        let cli = parse(&["get", "k", "--pd", "h:1", "--pd-http", "h:2"]).unwrap();
+        assert_eq!(cli.pd, "h:1");
+        assert_eq!(cli.pd_http, "h:2");
+        assert!(matches!(cli.command, Command::Get { key } if key == "k"));
+    }
+
+    #[test]
+    fn put_takes_an_optional_ttl() {
+        let cli = parse(&["put", "k", "v", "--ttl", "5"]).unwrap();
+        assert!(matches!(cli.command, Command::Put { ttl: Some(5), .. }));
+        assert!(parse(&["put", "k"]).is_err());
+    }
+
+    #[test]
+    fn region_needs_exactly_one_of_id_and_key() {
+        assert!(matches!(
+            parse(&["region", "7"]).unwrap().command,
+            Command::Region(RegionArgs {
+                id: Some(7),
+                key: None
+            })
+        ));
+        assert!(matches!(
+            parse(&["region", "--key", "a"]).unwrap().command,
+            Command::Region(RegionArgs {
+                id: None,
+                key: Some(_)
+            })
+        ));
+        assert!(parse(&["region"]).is_err());
+        assert!(parse(&["region", "7", "--key", "a"]).is_err());
+        assert!(parse(&["region", "seven"]).is_err());
+    }
+
+    #[test]
+    fn scan_limits_are_bounded() {
+        let cli = parse(&["scan", "--from", "a", "--keys-only"]).unwrap();
+        match cli.command {
+            Command::Scan(s) => {
+                assert_eq!(s.from.as_deref(), Some("a"));
+                assert_eq!(s.to, None);
+                assert_eq!(s.limit, 100);
+                assert!(s.keys_only);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(parse(&["scan", "--limit", "0"]).is_err());
+        assert!(parse(&["scan", "--limit", "10241"]).is_err());
+    }
+
+    #[test]
+    fn operator_and_store_subcommands_parse() {
+        assert!(matches!(
+            parse(&["operator", "transfer-leader", "4", "2"])
+                .unwrap()
+                .command,
+            Command::Operator(OperatorCommand::TransferLeader {
+                region: 4,
+                store: 2
+            })
+        ));
+        assert!(matches!(
+            parse(&["operator", "split", "4", "--key", "m"])
+                .unwrap()
+                .command,
+            Command::Operator(OperatorCommand::Split { region: 4, .. })
+        ));
+        assert!(parse(&["operator", "split", "4"]).is_err());
+        assert!(matches!(
+            parse(&["store", "delete", "3"]).unwrap().command,
+            Command::Store(StoreCommand::Delete { id: 3 })
+        ));
+        assert!(parse(&["store", "delete", "x"]).is_err());
+    }
+}

@@ -1,0 +1,38 @@
+//! `store list` and `store delete`.
+
+use anyhow::{Context, Result};
+
+use crate::human::now_unix_secs;
+use crate::model::StoresPage;
+use crate::pd_http::PdHttp;
+use crate::views;
+
+pub fn list(pd: &PdHttp) -> Result<String> {
+    let stores: StoresPage = pd.get("stores").context("listing stores")?;
+    Ok(views::stores_table(&stores.stores, now_unix_secs()))
+}
+
+/// Asks PD to decommission store `id` and explains what follows.
+pub fn delete(pd: &PdHttp, id: u64) -> Result<String> {
+    pd.delete(&format!("store/{id}"))
+        .with_context(|| format!("decommissioning store {id}"))?;
+    Ok(decommission_notice(id))
+}
+
+fn decommission_notice(id: u64) -> String {
+    format!(
+        "store {id} is now Offline. PD will move every region off it (adding peers on other \
+         stores, then removing this store's peers); once it holds no region it becomes \
+         Tombstone and the process can be shut down.\nWatch progress with: shoal-ctl store list\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn notice_names_the_store_and_the_end_state() {
+        let text = super::decommission_notice(4);
+        assert!(text.starts_with("store 4 is now Offline."));
+        assert!(text.contains("Tombstone"));
+    }
+}

@@ -1,0 +1,111 @@
+//! A small blocking client for PD's HTTP API (`/pd/api/v1`).
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use serde::de::DeserializeOwned;
+
+/// Talks to one PD's HTTP endpoint.
+pub struct PdHttp {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl PdHttp {
+    /// `addr` is `host:port`, with or without an `http://` in front.
+    pub fn new(addr: &str) -> PdHttp {
+        let host = addr
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .trim_end_matches('/');
+        PdHttp {
+            base: format!("http://{host}/pd/api/v1"),
+            agent: ureq::AgentBuilder::new()
+                .timeout_connect(Duration::from_secs(3))
+                .timeout(Duration::from_secs(10))
+                .build(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path.trim_start_matches('/'))
+    }
+
+    /// GET `path` and parse the JSON answer.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = self.url(path);
+        let response = answer(self.agent.get(&url).call())?;
+        response
+            .into_json()
+            .with_context(|| format!("GET {url}: the answer is not the expected JSON"))
+    }
+
+    /// POST `body` as JSON to `path`; returns the answer's text.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> Result<String> {
+        let url = self.url(path);
+        let response = answer(self.agent.post(&url).send_json(body))?;
+        response
+            .into_string()
+            .with_context(|| format!("POST {url}: unreadable answer"))
+    }
+
+    /// DELETE `path`; returns the answer's text.
+    pub fn delete(&self, path: &str) -> Result<String> {
+        let url = self.url(path);
+        let response = answer(self.agent.delete(&url).call())?;
+        response
+            .into_string()
+            .with_context(|| format!("DELETE {url}: unreadable answer"))
+    }
+}
+
+/// Turns an HTTP error status into an error carrying PD's `{"error": ...}` message.
+fn answer(result: Result<ureq::Response, ureq::Error>) -> Result<ureq::Response> {
+    match result {
+        Ok(response) => Ok(response),
+        Err(ureq::Error::Status(code, response)) => {
+            let body = response.into_string().unwrap_or_default();
+            Err(anyhow!("PD answered {code}: {}", error_message(&body)))
+        }
+        Err(ureq::Error::Transport(e)) => Err(anyhow!("cannot reach PD: {e}")),
+    }
+}
+
+/// PD reports errors as `{"error": "..."}`; anything else is shown as sent, on one line.
+pub fn error_message(body: &str) -> String {
+    let parsed = serde_json::from_str::<serde_json::Value>(body).ok();
+    match parsed
+        .as_ref()
+        .and_then(|v| v.get("error"))
+        .and_then(|e| e.as_str())
+    {
+        Some(message) => message.to_string(),
+        None => body.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_accept_bare_and_schemed_addresses() {
+        assert_eq!(
+            PdHttp::new("127.0.0.1:2380").url("stores"),
+            "http://127.0.0.1:2380/pd/api/v1/stores"
+        );
+        assert_eq!(
+            PdHttp::new("http://127.0.0.1:2380/").url("/region/id/4"),
+            "http://127.0.0.1:2380/pd/api/v1/region/id/4"
+        );
+    }
+
+    #[test]
+    fn error_message_prefers_the_error_field() {
+        assert_eq!(
+            error_message(r#"{"error":"region 9 not found"}"#),
+            "region 9 not found"
+        );
+        assert_eq!(error_message("plain\ntext"), "plain text");
+    }
+}

@@ -1,0 +1,390 @@
+//! The cluster PD manages: bootstrap state, stores and the region tree, kept in memory behind
+//! one lock and written through to storage on every change that matters after a restart.
+
+mod heartbeat;
+mod region_tree;
+mod stores;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::{RwLock, RwLockReadGuard};
+use proto::metapb::{self, StoreState};
+use proto::pdpb::StoreStats;
+use tracing::{info, warn};
+
+pub use heartbeat::{region_from_heartbeat, RegionUpdate};
+pub use region_tree::{epoch_is_older, role, RegionInfo, RegionTree};
+pub use stores::{StoreInfo, StoreStatus};
+
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+
+/// Everything PD knows about the cluster's layout.
+#[derive(Default, Debug)]
+pub struct ClusterState {
+    pub bootstrapped: bool,
+    pub stores: BTreeMap<u64, StoreInfo>,
+    pub regions: RegionTree,
+}
+
+/// Regions and leaders each store holds, as the region tree says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreLoad {
+    pub regions: u64,
+    pub leaders: u64,
+}
+
+impl ClusterState {
+    pub fn store(&self, id: u64) -> Option<&StoreInfo> {
+        self.stores.get(&id)
+    }
+
+    /// Peer and leader counts per store.
+    pub fn store_loads(&self) -> HashMap<u64, StoreLoad> {
+        let mut loads: HashMap<u64, StoreLoad> = HashMap::new();
+        for r in self.regions.iter() {
+            for p in &r.meta.peers {
+                loads.entry(p.store_id).or_default().regions += 1;
+            }
+            if let Some(l) = &r.leader {
+                loads.entry(l.store_id).or_default().leaders += 1;
+            }
+        }
+        loads
+    }
+
+    fn require_bootstrapped(&self) -> Result<()> {
+        if self.bootstrapped {
+            Ok(())
+        } else {
+            Err(Error::NotBootstrapped)
+        }
+    }
+}
+
+pub struct Cluster {
+    storage: Arc<Storage>,
+    state: RwLock<ClusterState>,
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::InvalidArgument(msg.into())
+}
+
+impl Cluster {
+    /// Loads what a previous run persisted. Stores count as just heard from, so a PD restart
+    /// does not declare the whole fleet down.
+    pub fn load(storage: Arc<Storage>, now_ms: u64) -> Result<Cluster> {
+        let mut state = ClusterState {
+            bootstrapped: storage.bootstrapped_at()?.is_some(),
+            ..Default::default()
+        };
+        for store in storage.stores()? {
+            state.stores.insert(store.id, StoreInfo::new(store, now_ms));
+        }
+        for stored in storage.regions()? {
+            if let Some(info) = RegionInfo::from_pb(stored) {
+                state.regions.insert(info);
+            }
+        }
+        info!(
+            bootstrapped = state.bootstrapped,
+            stores = state.stores.len(),
+            regions = state.regions.len(),
+            "cluster metadata loaded"
+        );
+        Ok(Cluster {
+            storage,
+            state: RwLock::new(state),
+        })
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, ClusterState> {
+        self.state.read()
+    }
+
+    pub fn is_bootstrapped(&self) -> bool {
+        self.state.read().bootstrapped
+    }
+
+    /// Records the first store and region. The region must cover the whole key space and
+    /// have its peers on that store.
+    pub fn bootstrap(
+        &self,
+        store: Option<metapb::Store>,
+        region: Option<metapb::Region>,
+        now_ms: u64,
+    ) -> Result<()> {
+        let mut store = store.ok_or_else(|| invalid("bootstrap without a store"))?;
+        let region = region.ok_or_else(|| invalid("bootstrap without a region"))?;
+        if store.id == 0 || store.address.is_empty() {
+            return Err(invalid("the bootstrap store needs an id and an address"));
+        }
+        if region.id == 0 || region.region_epoch.is_none() || region.peers.is_empty() {
+            return Err(invalid(
+                "the bootstrap region needs an id, an epoch and peers",
+            ));
+        }
+        if !region.start_key.is_empty() || !region.end_key.is_empty() {
+            return Err(invalid(
+                "the bootstrap region must cover the whole key space",
+            ));
+        }
+        if region
+            .peers
+            .iter()
+            .any(|p| p.id == 0 || p.store_id != store.id)
+        {
+            return Err(invalid(
+                "every peer of the bootstrap region must be on the bootstrap store",
+            ));
+        }
+        let mut state = self.state.write();
+        if state.bootstrapped {
+            return Err(Error::AlreadyBootstrapped);
+        }
+        store.state = StoreState::Up as i32;
+        let leader = (region.peers.len() == 1).then(|| region.peers[0]);
+        let info = RegionInfo::new(region, leader);
+        self.storage
+            .save_bootstrap(&store, &info.to_pb(), now_ms / 1000)?;
+        info!(
+            store_id = store.id,
+            region_id = info.id(),
+            "cluster bootstrapped"
+        );
+        state.bootstrapped = true;
+        state.stores.insert(store.id, StoreInfo::new(store, now_ms));
+        state.regions.insert(info);
+        Ok(())
+    }
+
+    /// Registers a store or updates its address, labels and version. Tombstone stores are
+    /// refused, and so is an address another live store already uses.
+    pub fn put_store(&self, store: Option<metapb::Store>, now_ms: u64) -> Result<()> {
+        let store = store.ok_or_else(|| invalid("PutStore without a store"))?;
+        if store.id == 0 || store.address.is_empty() {
+            return Err(invalid("a store needs an id and an address"));
+        }
+        let mut state = self.state.write();
+        state.require_bootstrapped()?;
+        if let Some(other) = state
+            .stores
+            .values()
+            .find(|s| s.id() != store.id && !s.is_tombstone() && s.meta.address == store.address)
+        {
+            return Err(invalid(format!(
+                "address {} is already used by store {}; decommission that store first",
+                store.address,
+                other.id()
+            )));
+        }
+        let mut meta = store;
+        match state.stores.get(&meta.id) {
+            Some(old) if old.is_tombstone() => return Err(Error::StoreTombstone(meta.id)),
+            // Decommissioning continues across store restarts.
+            Some(old) => meta.state = old.meta.state,
+            None => meta.state = StoreState::Up as i32,
+        }
+        self.storage.save_store(&meta)?;
+        match state.stores.get_mut(&meta.id) {
+            Some(existing) => {
+                existing.meta = meta;
+                existing.last_heartbeat_ms = now_ms;
+            }
+            None => {
+                info!(store_id = meta.id, address = %meta.address, "store registered");
+                state.stores.insert(meta.id, StoreInfo::new(meta, now_ms));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn store_heartbeat(&self, stats: Option<StoreStats>, now_ms: u64) -> Result<()> {
+        let stats = stats.ok_or_else(|| invalid("store heartbeat without stats"))?;
+        let mut state = self.state.write();
+        state.require_bootstrapped()?;
+        let store = state
+            .stores
+            .get_mut(&stats.store_id)
+            .ok_or(Error::StoreNotFound(stats.store_id))?;
+        if store.is_tombstone() {
+            return Err(Error::StoreTombstone(stats.store_id));
+        }
+        store.last_heartbeat_ms = now_ms;
+        store.meta.last_heartbeat = (now_ms * 1_000_000) as i64;
+        store.stats = Some(stats);
+        Ok(())
+    }
+
+    pub fn get_store(&self, id: u64) -> Result<metapb::Store> {
+        let state = self.state.read();
+        state.require_bootstrapped()?;
+        state
+            .stores
+            .get(&id)
+            .map(|s| s.meta.clone())
+            .ok_or(Error::StoreNotFound(id))
+    }
+
+    pub fn all_stores(&self, exclude_tombstone: bool) -> Result<Vec<metapb::Store>> {
+        let state = self.state.read();
+        state.require_bootstrapped()?;
+        Ok(state
+            .stores
+            .values()
+            .filter(|s| !(exclude_tombstone && s.is_tombstone()))
+            .map(|s| s.meta.clone())
+            .collect())
+    }
+
+    /// Starts decommissioning a store. Already offline or tombstone stores are left as they are.
+    pub fn set_store_offline(&self, id: u64) -> Result<metapb::Store> {
+        let mut state = self.state.write();
+        let store = state.stores.get_mut(&id).ok_or(Error::StoreNotFound(id))?;
+        if store.state() == StoreState::Up {
+            let mut meta = store.meta.clone();
+            meta.state = StoreState::Offline as i32;
+            self.storage.save_store(&meta)?;
+            store.meta = meta;
+            info!(store_id = id, "store set offline; its peers will move away");
+        }
+        Ok(store.meta.clone())
+    }
+
+    /// Marks offline stores that no longer hold any peer as Tombstone; returns their ids.
+    pub fn bury_empty_offline_stores(&self, busy: &[u64]) -> Result<Vec<u64>> {
+        let mut state = self.state.write();
+        let loads = state.store_loads();
+        let empty: Vec<u64> = state
+            .stores
+            .values()
+            .filter(|s| s.state() == StoreState::Offline)
+            .filter(|s| loads.get(&s.id()).map_or(0, |l| l.regions) == 0)
+            .filter(|s| !busy.contains(&s.id()))
+            .map(|s| s.id())
+            .collect();
+        for id in &empty {
+            if let Some(store) = state.stores.get_mut(id) {
+                let mut meta = store.meta.clone();
+                meta.state = StoreState::Tombstone as i32;
+                self.storage.save_store(&meta)?;
+                store.meta = meta;
+                info!(
+                    store_id = id,
+                    "offline store holds no peers any more: tombstone"
+                );
+            }
+        }
+        Ok(empty)
+    }
+
+    /// Applies a region report (heartbeat or split) unless it is stale; persists it when its
+    /// meta or leader changed.
+    pub fn update_region(&self, mut info: RegionInfo) -> Result<RegionUpdate> {
+        let mut state = self.state.write();
+        state.require_bootstrapped()?;
+        if let Some(reason) = state.regions.staleness(&info.meta) {
+            return Ok(RegionUpdate::Stale(reason));
+        }
+        let old = state.regions.get(info.id());
+        if let Some(old) = old {
+            let same_epoch = old.epoch() == info.epoch();
+            if same_epoch && info.term != 0 && info.term < old.term {
+                return Ok(RegionUpdate::Stale(format!(
+                    "region {} reported by a leader of term {} after term {}",
+                    info.id(),
+                    info.term,
+                    old.term
+                )));
+            }
+            if info.leader.is_none() {
+                // A split report carries no leader; keep the one we know if it is still a peer.
+                info.leader = old.leader.filter(|l| info.peer(l.id).is_some());
+            }
+        }
+        if info.leader.is_none() {
+            info.leader = heartbeat::guess_leader(&state.regions, &info);
+        }
+        let meta_changed = old.is_none_or(|o| o.meta != info.meta || o.leader != info.leader);
+        let overlapped: Vec<u64> = state
+            .regions
+            .overlapping(info.start_key(), info.end_key())
+            .into_iter()
+            .filter(|id| *id != info.id())
+            .collect();
+        if meta_changed || !overlapped.is_empty() {
+            self.storage.save_regions(&[info.to_pb()], &overlapped)?;
+        }
+        let removed = state.regions.insert(info);
+        if !removed.is_empty() {
+            let ids: Vec<u64> = removed.iter().map(|r| r.id()).collect();
+            tracing::debug!(?ids, "regions replaced by a newer region");
+        }
+        Ok(RegionUpdate::Accepted { meta_changed })
+    }
+
+    /// The regions of a split report, each applied like a heartbeat without statistics.
+    pub fn report_split(&self, regions: Vec<metapb::Region>) -> Result<()> {
+        if regions.is_empty() {
+            return Err(invalid("a split report without regions"));
+        }
+        for meta in &regions {
+            heartbeat::check_region_meta(meta)?;
+        }
+        // Guess every leader from the tree before the first piece replaces the parent.
+        let leaders: Vec<_> = {
+            let state = self.state.read();
+            regions
+                .iter()
+                .map(|m| heartbeat::guess_leader(&state.regions, &RegionInfo::new(m.clone(), None)))
+                .collect()
+        };
+        for (meta, leader) in regions.into_iter().zip(leaders) {
+            let id = meta.id;
+            if let RegionUpdate::Stale(reason) =
+                self.update_region(RegionInfo::new(meta, leader))?
+            {
+                warn!(region_id = id, %reason, "split report ignored");
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks up a region by id.
+    pub fn region_by_id(&self, id: u64) -> Result<RegionInfo> {
+        let state = self.state.read();
+        state.require_bootstrapped()?;
+        state
+            .regions
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::RegionNotFound(format!("no region with id {id}")))
+    }
+
+    /// The region containing an (encoded) key.
+    pub fn region_by_key(&self, key: &[u8]) -> Result<RegionInfo> {
+        let state = self.state.read();
+        state.require_bootstrapped()?;
+        state
+            .regions
+            .find(key)
+            .cloned()
+            .ok_or_else(|| Error::RegionNotFound(format!("no region contains key {key:?}")))
+    }
+
+    pub fn scan_regions(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<RegionInfo>> {
+        let state = self.state.read();
+        state.require_bootstrapped()?;
+        Ok(state
+            .regions
+            .scan(start, end, limit)
+            .into_iter()
+            .cloned()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests;

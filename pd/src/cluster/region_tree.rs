@@ -1,0 +1,377 @@
+//! The regions PD knows, ordered by start key. Keys are memcomparable-encoded; an empty end key
+//! means +infinity. A newer region replaces every older region it overlaps, so the tree never
+//! holds two regions claiming the same key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+
+use proto::metapb::{self, Peer, PeerRole, RegionEpoch};
+use proto::pdpb::{self, PeerStats};
+
+/// A peer's role, reading unknown values as Voter.
+pub fn role(p: &Peer) -> PeerRole {
+    PeerRole::try_from(p.role).unwrap_or(PeerRole::Voter)
+}
+
+/// One region with what its leader last reported.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RegionInfo {
+    pub meta: metapb::Region,
+    pub leader: Option<Peer>,
+    pub down_peers: Vec<PeerStats>,
+    pub pending_peers: Vec<Peer>,
+    pub approximate_size: u64,
+    pub approximate_keys: u64,
+    pub term: u64,
+    pub bytes_written: u64,
+    pub keys_written: u64,
+    pub bytes_read: u64,
+    pub keys_read: u64,
+}
+
+impl RegionInfo {
+    pub fn new(meta: metapb::Region, leader: Option<Peer>) -> RegionInfo {
+        RegionInfo {
+            meta,
+            leader,
+            ..Default::default()
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.meta.id
+    }
+
+    pub fn epoch(&self) -> RegionEpoch {
+        self.meta.region_epoch.unwrap_or_default()
+    }
+
+    pub fn start_key(&self) -> &[u8] {
+        &self.meta.start_key
+    }
+
+    pub fn end_key(&self) -> &[u8] {
+        &self.meta.end_key
+    }
+
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        key >= self.start_key() && (self.end_key().is_empty() || key < self.end_key())
+    }
+
+    /// Whether `key` lies strictly inside the range (a possible split point).
+    pub fn strictly_contains(&self, key: &[u8]) -> bool {
+        key > self.start_key() && (self.end_key().is_empty() || key < self.end_key())
+    }
+
+    pub fn peer(&self, peer_id: u64) -> Option<&Peer> {
+        self.meta.peers.iter().find(|p| p.id == peer_id)
+    }
+
+    pub fn peer_on_store(&self, store_id: u64) -> Option<&Peer> {
+        self.meta.peers.iter().find(|p| p.store_id == store_id)
+    }
+
+    pub fn voters(&self) -> impl Iterator<Item = &Peer> {
+        self.meta
+            .peers
+            .iter()
+            .filter(|p| role(p) == PeerRole::Voter)
+    }
+
+    pub fn learners(&self) -> impl Iterator<Item = &Peer> {
+        self.meta
+            .peers
+            .iter()
+            .filter(|p| role(p) == PeerRole::Learner)
+    }
+
+    /// Whether a membership change is half done (some peer is incoming or demoting).
+    pub fn in_joint_state(&self) -> bool {
+        self.meta
+            .peers
+            .iter()
+            .any(|p| matches!(role(p), PeerRole::IncomingVoter | PeerRole::DemotingVoter))
+    }
+
+    pub fn leader_store_id(&self) -> Option<u64> {
+        self.leader.as_ref().map(|l| l.store_id)
+    }
+
+    pub fn is_leader(&self, peer_id: u64) -> bool {
+        self.leader.as_ref().is_some_and(|l| l.id == peer_id)
+    }
+
+    pub fn is_pending(&self, peer_id: u64) -> bool {
+        self.pending_peers.iter().any(|p| p.id == peer_id)
+    }
+
+    /// How long the leader has not heard from the peer, if it reported it down.
+    pub fn down_seconds(&self, peer_id: u64) -> Option<u64> {
+        self.down_peers
+            .iter()
+            .find(|d| d.peer.as_ref().is_some_and(|p| p.id == peer_id))
+            .map(|d| d.down_seconds)
+    }
+
+    /// The form kept on disk and sent in ScanRegions.
+    pub fn to_pb(&self) -> pdpb::Region {
+        pdpb::Region {
+            region: Some(self.meta.clone()),
+            leader: self.leader,
+            down_peers: self.down_peers.clone(),
+            pending_peers: self.pending_peers.clone(),
+        }
+    }
+
+    /// Rebuilds a region from its stored form (statistics start empty).
+    pub fn from_pb(stored: pdpb::Region) -> Option<RegionInfo> {
+        let meta = stored.region?;
+        Some(RegionInfo {
+            meta,
+            leader: stored.leader,
+            ..Default::default()
+        })
+    }
+}
+
+/// Whether `a` is an older epoch than `b` (version first, then conf_ver).
+pub fn epoch_is_older(a: &RegionEpoch, b: &RegionEpoch) -> bool {
+    a.version < b.version || (a.version == b.version && a.conf_ver < b.conf_ver)
+}
+
+/// Regions by start key and by id.
+#[derive(Default, Debug)]
+pub struct RegionTree {
+    by_start: BTreeMap<Vec<u8>, u64>,
+    regions: HashMap<u64, RegionInfo>,
+}
+
+impl RegionTree {
+    pub fn new() -> RegionTree {
+        RegionTree::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.regions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty()
+    }
+
+    pub fn get(&self, id: u64) -> Option<&RegionInfo> {
+        self.regions.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut RegionInfo> {
+        self.regions.get_mut(&id)
+    }
+
+    /// Every region in key order.
+    pub fn iter(&self) -> impl Iterator<Item = &RegionInfo> {
+        self.by_start.values().filter_map(|id| self.regions.get(id))
+    }
+
+    /// The region containing `key`.
+    pub fn find(&self, key: &[u8]) -> Option<&RegionInfo> {
+        let (_, id) = self
+            .by_start
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+            .next_back()?;
+        let region = self.regions.get(id)?;
+        region.contains_key(key).then_some(region)
+    }
+
+    /// Ids of regions intersecting `[start, end)`, in key order.
+    pub fn overlapping(&self, start: &[u8], end: &[u8]) -> Vec<u64> {
+        let mut out = Vec::new();
+        if let Some((_, id)) = self
+            .by_start
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(start)))
+            .next_back()
+        {
+            if let Some(r) = self.regions.get(id) {
+                if r.end_key().is_empty() || r.end_key() > start {
+                    out.push(*id);
+                }
+            }
+        }
+        let after = (Bound::Excluded(start), Bound::Unbounded);
+        for (k, id) in self.by_start.range::<[u8], _>(after) {
+            if !end.is_empty() && k.as_slice() >= end {
+                break;
+            }
+            out.push(*id);
+        }
+        out
+    }
+
+    /// Why `meta` is older than what the tree holds, if it is: the same region with an older
+    /// epoch, or an overlapping region that has split or merged since.
+    pub fn staleness(&self, meta: &metapb::Region) -> Option<String> {
+        let epoch = meta.region_epoch.unwrap_or_default();
+        if let Some(old) = self.regions.get(&meta.id) {
+            if epoch_is_older(&epoch, &old.epoch()) {
+                return Some(format!(
+                    "region {} epoch {:?} is older than the known {:?}",
+                    meta.id,
+                    epoch,
+                    old.epoch()
+                ));
+            }
+        }
+        for id in self.overlapping(&meta.start_key, &meta.end_key) {
+            if id == meta.id {
+                continue;
+            }
+            let Some(other) = self.regions.get(&id) else {
+                continue;
+            };
+            if other.epoch().version > epoch.version {
+                return Some(format!(
+                    "region {} version {} overlaps region {} with the newer version {}",
+                    meta.id,
+                    epoch.version,
+                    id,
+                    other.epoch().version
+                ));
+            }
+        }
+        None
+    }
+
+    /// Puts `info` in the tree, replacing its own older entry and every region it overlaps;
+    /// returns the overlapped regions it removed.
+    pub fn insert(&mut self, info: RegionInfo) -> Vec<RegionInfo> {
+        let id = info.id();
+        if let Some(old) = self.regions.remove(&id) {
+            if self.by_start.get(old.start_key()) == Some(&id) {
+                self.by_start.remove(old.start_key());
+            }
+        }
+        let mut removed = Vec::new();
+        for other in self.overlapping(info.start_key(), info.end_key()) {
+            if let Some(r) = self.regions.remove(&other) {
+                if self.by_start.get(r.start_key()) == Some(&other) {
+                    self.by_start.remove(r.start_key());
+                }
+                removed.push(r);
+            }
+        }
+        self.by_start.insert(info.start_key().to_vec(), id);
+        self.regions.insert(id, info);
+        removed
+    }
+
+    /// Regions intersecting `[start, end)` in key order, at most `limit` (0 = all).
+    pub fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Vec<&RegionInfo> {
+        let ids = self.overlapping(start, end);
+        let take = if limit == 0 { ids.len() } else { limit };
+        ids.iter()
+            .take(take)
+            .filter_map(|id| self.regions.get(id))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(id: u64, start: &[u8], end: &[u8], version: u64, conf_ver: u64) -> RegionInfo {
+        RegionInfo::new(
+            metapb::Region {
+                id,
+                start_key: start.to_vec(),
+                end_key: end.to_vec(),
+                region_epoch: Some(RegionEpoch { conf_ver, version }),
+                peers: vec![Peer {
+                    id: id * 10,
+                    store_id: 1,
+                    ..Default::default()
+                }],
+            },
+            None,
+        )
+    }
+
+    fn ids(tree: &RegionTree) -> Vec<u64> {
+        tree.iter().map(|r| r.id()).collect()
+    }
+
+    #[test]
+    fn lookup_by_key_including_the_unbounded_last_region() {
+        let mut t = RegionTree::new();
+        t.insert(region(1, b"", b"b", 2, 1));
+        t.insert(region(2, b"b", b"d", 2, 1));
+        t.insert(region(3, b"d", b"", 2, 1));
+        assert_eq!(t.find(b"").unwrap().id(), 1);
+        assert_eq!(t.find(b"a").unwrap().id(), 1);
+        assert_eq!(t.find(b"b").unwrap().id(), 2);
+        assert_eq!(t.find(b"c\xff").unwrap().id(), 2);
+        assert_eq!(t.find(b"d").unwrap().id(), 3);
+        assert_eq!(t.find(b"\xff\xff\xff").unwrap().id(), 3);
+        assert_eq!(t.scan(b"a", b"c", 0).len(), 2);
+        assert_eq!(t.scan(b"", b"", 2).len(), 2);
+        assert_eq!(t.scan(b"d", b"", 0)[0].id(), 3);
+    }
+
+    #[test]
+    fn a_gap_answers_nothing() {
+        let mut t = RegionTree::new();
+        t.insert(region(1, b"", b"b", 1, 1));
+        t.insert(region(3, b"d", b"", 1, 1));
+        assert!(t.find(b"c").is_none());
+        assert!(RegionTree::new().find(b"").is_none());
+    }
+
+    #[test]
+    fn a_newer_region_replaces_every_region_it_overlaps() {
+        let mut t = RegionTree::new();
+        t.insert(region(1, b"", b"b", 2, 1));
+        t.insert(region(2, b"b", b"d", 2, 1));
+        t.insert(region(3, b"d", b"", 2, 1));
+        // A merge of 1 and 2 (version grows) replaces both.
+        let merged = region(2, b"", b"d", 3, 1);
+        assert!(t.staleness(&merged.meta).is_none());
+        let removed = t.insert(merged);
+        assert_eq!(removed.iter().map(|r| r.id()).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(ids(&t), vec![2, 3]);
+        assert_eq!(t.find(b"a").unwrap().id(), 2);
+        // A region that moved its start key replaces its own old entry.
+        t.insert(region(3, b"e", b"", 3, 1));
+        assert_eq!(ids(&t), vec![2, 3]);
+        assert!(t.find(b"d").is_none());
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn stale_reports_are_recognised() {
+        let mut t = RegionTree::new();
+        t.insert(region(1, b"", b"m", 3, 4));
+        t.insert(region(2, b"m", b"", 3, 1));
+        // Same region, older version or older conf_ver.
+        assert!(t.staleness(&region(1, b"", b"m", 2, 9).meta).is_some());
+        assert!(t.staleness(&region(1, b"", b"m", 3, 3).meta).is_some());
+        assert!(t.staleness(&region(1, b"", b"m", 3, 4).meta).is_none());
+        assert!(t.staleness(&region(1, b"", b"m", 3, 5).meta).is_none());
+        // The parent of a split, reported after its children were learned.
+        assert!(t.staleness(&region(1, b"", b"", 2, 4).meta).is_some());
+        // An unknown region that overlaps nothing newer is fine.
+        assert!(t.staleness(&region(9, b"x", b"", 4, 1).meta).is_none());
+    }
+
+    #[test]
+    fn region_helpers() {
+        let mut r = region(1, b"b", b"d", 1, 1);
+        assert!(r.strictly_contains(b"c"));
+        assert!(!r.strictly_contains(b"b"));
+        assert!(!r.strictly_contains(b"d"));
+        r.meta.end_key.clear();
+        assert!(r.strictly_contains(b"zzz"));
+        r.meta.peers[0].role = PeerRole::IncomingVoter as i32;
+        assert!(r.in_joint_state());
+        let back = RegionInfo::from_pb(r.to_pb()).unwrap();
+        assert_eq!(back.meta, r.meta);
+    }
+}

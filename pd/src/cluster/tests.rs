@@ -1,0 +1,188 @@
+//! The cluster's rules for bootstrap, stores and region reports, and what survives a reload.
+
+use std::sync::Arc;
+
+use proto::metapb::{self, Peer, RegionEpoch, StoreState};
+use proto::pdpb::StoreStats;
+
+use super::*;
+use crate::storage::Storage;
+
+fn store(id: u64) -> metapb::Store {
+    metapb::Store {
+        id,
+        address: format!("127.0.0.1:{}", 20000 + id),
+        ..Default::default()
+    }
+}
+
+fn region(id: u64, start: &[u8], end: &[u8], version: u64, peers: &[(u64, u64)]) -> metapb::Region {
+    metapb::Region {
+        id,
+        start_key: start.to_vec(),
+        end_key: end.to_vec(),
+        region_epoch: Some(RegionEpoch {
+            conf_ver: 1,
+            version,
+        }),
+        peers: peers
+            .iter()
+            .map(|(id, store_id)| Peer {
+                id: *id,
+                store_id: *store_id,
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+fn open(dir: &std::path::Path) -> (Arc<Storage>, Cluster) {
+    let storage = Arc::new(Storage::open(dir).unwrap());
+    let cluster = Cluster::load(storage.clone(), 1_000).unwrap();
+    (storage, cluster)
+}
+
+fn bootstrapped(dir: &std::path::Path) -> (Arc<Storage>, Cluster) {
+    let (storage, cluster) = open(dir);
+    cluster
+        .bootstrap(
+            Some(store(1)),
+            Some(region(2, b"", b"", 1, &[(3, 1)])),
+            1_000,
+        )
+        .unwrap();
+    (storage, cluster)
+}
+
+#[test]
+fn bootstrap_checks_its_input_and_happens_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cluster) = open(dir.path());
+    assert!(matches!(cluster.get_store(1), Err(Error::NotBootstrapped)));
+    let bad = [
+        (None, Some(region(2, b"", b"", 1, &[(3, 1)]))),
+        (Some(store(1)), None),
+        (Some(store(1)), Some(region(2, b"a", b"", 1, &[(3, 1)]))),
+        (Some(store(1)), Some(region(2, b"", b"", 1, &[(3, 9)]))),
+        (Some(store(1)), Some(region(2, b"", b"", 1, &[]))),
+    ];
+    for (s, r) in bad {
+        assert!(matches!(
+            cluster.bootstrap(s, r, 0),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+    cluster
+        .bootstrap(Some(store(1)), Some(region(2, b"", b"", 1, &[(3, 1)])), 0)
+        .unwrap();
+    assert!(matches!(
+        cluster.bootstrap(Some(store(1)), Some(region(2, b"", b"", 1, &[(3, 1)])), 0),
+        Err(Error::AlreadyBootstrapped)
+    ));
+    let r = cluster.region_by_key(b"anything").unwrap();
+    assert_eq!(r.leader.unwrap().id, 3);
+}
+
+#[test]
+fn stores_register_decommission_and_stay_tombstone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cluster) = bootstrapped(dir.path());
+    cluster.put_store(Some(store(4)), 2_000).unwrap();
+    let mut clash = store(5);
+    clash.address = store(4).address;
+    assert!(matches!(
+        cluster.put_store(Some(clash), 2_000),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        cluster.store_heartbeat(
+            Some(StoreStats {
+                store_id: 77,
+                ..Default::default()
+            }),
+            0
+        ),
+        Err(Error::StoreNotFound(77))
+    ));
+    assert_eq!(
+        cluster.set_store_offline(4).unwrap().state,
+        StoreState::Offline as i32
+    );
+    // A restarting store re-registers; it stays offline.
+    cluster.put_store(Some(store(4)), 3_000).unwrap();
+    assert_eq!(
+        cluster.get_store(4).unwrap().state,
+        StoreState::Offline as i32
+    );
+    assert_eq!(
+        cluster.bury_empty_offline_stores(&[4]).unwrap(),
+        Vec::<u64>::new()
+    );
+    assert_eq!(cluster.bury_empty_offline_stores(&[]).unwrap(), vec![4]);
+    assert!(matches!(
+        cluster.put_store(Some(store(4)), 0),
+        Err(Error::StoreTombstone(4))
+    ));
+    assert_eq!(cluster.all_stores(true).unwrap().len(), 1);
+    assert_eq!(cluster.all_stores(false).unwrap().len(), 2);
+    // Store 1 holds the bootstrap region: offline, but not empty.
+    cluster.set_store_offline(1).unwrap();
+    assert!(cluster.bury_empty_offline_stores(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn region_reports_replace_older_ones_and_survive_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (storage, cluster) = bootstrapped(dir.path());
+        // Split of region 2 into [, m) (region 2) and [m, ) (region 5).
+        cluster
+            .report_split(vec![
+                region(2, b"", b"m", 2, &[(3, 1)]),
+                region(5, b"m", b"", 2, &[(6, 1)]),
+            ])
+            .unwrap();
+        let right = cluster.region_by_key(b"x").unwrap();
+        assert_eq!(right.id(), 5);
+        assert_eq!(
+            right.leader.unwrap().id,
+            6,
+            "the new region is led on the parent's store"
+        );
+        // The old whole-range report comes late: ignored.
+        let stale = RegionInfo::new(region(2, b"", b"", 1, &[(3, 1)]), None);
+        assert!(matches!(
+            cluster.update_region(stale).unwrap(),
+            RegionUpdate::Stale(_)
+        ));
+        // A report from an older leader term with the same epoch is ignored too.
+        let mut fresh = RegionInfo::new(region(5, b"m", b"", 2, &[(6, 1)]), None);
+        fresh.term = 9;
+        fresh.leader = Some(fresh.meta.peers[0]);
+        assert_eq!(
+            cluster.update_region(fresh.clone()).unwrap(),
+            RegionUpdate::Accepted {
+                meta_changed: false
+            }
+        );
+        fresh.term = 8;
+        assert!(matches!(
+            cluster.update_region(fresh).unwrap(),
+            RegionUpdate::Stale(_)
+        ));
+        // A merge back replaces region 5 everywhere, including on disk.
+        cluster
+            .update_region(RegionInfo::new(region(2, b"", b"", 3, &[(3, 1)]), None))
+            .unwrap();
+        assert!(cluster.region_by_id(5).is_err());
+        storage.close().unwrap();
+    }
+    let (_, cluster) = open(dir.path());
+    assert!(cluster.is_bootstrapped());
+    assert_eq!(cluster.read().regions.len(), 1);
+    let r = cluster.region_by_key(b"zzz").unwrap();
+    assert_eq!(r.id(), 2);
+    assert_eq!(r.epoch().version, 3);
+    assert_eq!(r.leader.unwrap().id, 3);
+    assert_eq!(cluster.get_store(1).unwrap().address, store(1).address);
+}

@@ -1,0 +1,313 @@
+//! PD's configuration: where it listens and keeps its data, and every scheduling knob. Read from
+//! TOML (kebab-case keys, every field defaulted), overridden by flags, validated before start.
+//! The `[schedule]` part can also be changed at runtime through HTTP; PD persists it then.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Everything `shoal-pd` needs to run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// This PD member's name, shown in GetMembers.
+    pub name: String,
+    /// Directory of PD's own RocksDB (cluster id, stores, regions, allocators). Required.
+    pub data_dir: PathBuf,
+    /// Where the gRPC service listens, as `http://host:port`. Port 0 picks a free port.
+    pub client_urls: String,
+    /// The URL clients are told to use. Empty: the client URL (with the bound port when the
+    /// client URL asked for port 0).
+    pub advertise_client_urls: String,
+    /// Where the JSON HTTP API listens (`host:port`; port 0 picks a free port).
+    pub http_addr: String,
+    /// Largest gRPC message PD accepts, in bytes.
+    pub max_grpc_message_size: usize,
+    /// How far ahead of the clock PD reserves timestamps on disk. A restart resumes above the
+    /// reserved window, so a longer window means fewer disk writes and a bigger jump on restart.
+    #[serde(with = "humantime_serde")]
+    pub tso_save_interval: Duration,
+    /// How many ids PD reserves on disk at a time.
+    pub id_batch_size: u64,
+    /// The scheduling knobs.
+    pub schedule: ScheduleConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "pd".into(),
+            data_dir: PathBuf::new(),
+            client_urls: "http://127.0.0.1:2379".into(),
+            advertise_client_urls: String::new(),
+            http_addr: "127.0.0.1:2380".into(),
+            max_grpc_message_size: 64 * 1024 * 1024,
+            tso_save_interval: Duration::from_secs(3),
+            id_batch_size: 1000,
+            schedule: ScheduleConfig::default(),
+        }
+    }
+}
+
+/// Thresholds and limits of the schedulers and operators.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ScheduleConfig {
+    /// How often the schedulers look at the cluster.
+    #[serde(with = "humantime_serde")]
+    pub schedule_interval: Duration,
+    /// Voters every region should have.
+    pub max_replicas: u64,
+    /// A store silent for longer is Down: its peers get replaced elsewhere.
+    #[serde(with = "humantime_serde")]
+    pub max_store_down_time: Duration,
+    /// A store silent for longer gets no new peers or leaders (it may just be restarting).
+    #[serde(with = "humantime_serde")]
+    pub store_disconnect_time: Duration,
+    /// Leader transfers balance-leader may run at once.
+    pub leader_schedule_limit: u64,
+    /// Region moves balance-region may run at once.
+    pub region_schedule_limit: u64,
+    /// Repairs the replica checker may run at once.
+    pub replica_schedule_limit: u64,
+    /// balance-leader acts when the leader counts of two stores differ by more than this.
+    pub leader_balance_tolerance: u64,
+    /// balance-region acts when region counts differ by more than this share of the mean...
+    pub region_balance_tolerance_ratio: f64,
+    /// ...and by more than this many regions.
+    pub region_balance_min_tolerance: u64,
+    /// Operators that move peers are abandoned after this long.
+    #[serde(with = "humantime_serde")]
+    pub peer_operator_timeout: Duration,
+    /// Leader transfers are abandoned after this long.
+    #[serde(with = "humantime_serde")]
+    pub leader_operator_timeout: Duration,
+    /// Split requests are abandoned after this long.
+    #[serde(with = "humantime_serde")]
+    pub split_operator_timeout: Duration,
+    /// An operator step the leader has not acted on is sent again after this long.
+    #[serde(with = "humantime_serde")]
+    pub operator_resend_interval: Duration,
+    /// Keep every region at `max-replicas` voters on healthy stores.
+    pub enable_replica_checker: bool,
+    /// Even out leaders across stores.
+    pub enable_balance_leader: bool,
+    /// Even out regions across stores.
+    pub enable_balance_region: bool,
+    /// Split regions at the default keyspace's boundaries.
+    pub enable_keyspace_split: bool,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            schedule_interval: Duration::from_secs(1),
+            max_replicas: 3,
+            max_store_down_time: Duration::from_secs(30 * 60),
+            store_disconnect_time: Duration::from_secs(20),
+            leader_schedule_limit: 4,
+            region_schedule_limit: 4,
+            replica_schedule_limit: 16,
+            leader_balance_tolerance: 1,
+            region_balance_tolerance_ratio: 0.05,
+            region_balance_min_tolerance: 2,
+            peer_operator_timeout: Duration::from_secs(10 * 60),
+            leader_operator_timeout: Duration::from_secs(30),
+            split_operator_timeout: Duration::from_secs(60),
+            operator_resend_interval: Duration::from_secs(3),
+            enable_replica_checker: true,
+            enable_balance_leader: true,
+            enable_balance_region: true,
+            enable_keyspace_split: true,
+        }
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::Config(msg.into())
+}
+
+impl ScheduleConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.schedule_interval < Duration::from_millis(10) {
+            return Err(invalid("schedule.schedule-interval must be at least 10ms"));
+        }
+        if self.max_replicas == 0 || self.max_replicas > 9 {
+            return Err(invalid("schedule.max-replicas must be between 1 and 9"));
+        }
+        if self.max_store_down_time.is_zero() {
+            return Err(invalid("schedule.max-store-down-time must be positive"));
+        }
+        if self.store_disconnect_time.is_zero() {
+            return Err(invalid("schedule.store-disconnect-time must be positive"));
+        }
+        if !(0.0..=1.0).contains(&self.region_balance_tolerance_ratio) {
+            return Err(invalid(
+                "schedule.region-balance-tolerance-ratio must be between 0 and 1",
+            ));
+        }
+        for (name, d) in [
+            ("peer-operator-timeout", self.peer_operator_timeout),
+            ("leader-operator-timeout", self.leader_operator_timeout),
+            ("split-operator-timeout", self.split_operator_timeout),
+            ("operator-resend-interval", self.operator_resend_interval),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(format!("schedule.{name} must be positive")));
+            }
+        }
+        Ok(())
+    }
+
+    /// This config with the keys of `patch` (a JSON object in the kebab-case form) replaced;
+    /// unknown keys and wrong types are refused.
+    pub fn patched(&self, patch: &serde_json::Value) -> Result<ScheduleConfig> {
+        let serde_json::Value::Object(changes) = patch else {
+            return Err(invalid("a schedule config update must be a JSON object"));
+        };
+        let mut current =
+            serde_json::to_value(self).map_err(|e| invalid(format!("encode config: {e}")))?;
+        let serde_json::Value::Object(fields) = &mut current else {
+            return Err(invalid("the schedule config does not encode as an object"));
+        };
+        for (k, v) in changes {
+            if !fields.contains_key(k) {
+                return Err(invalid(format!("unknown schedule config key {k:?}")));
+            }
+            fields.insert(k.clone(), v.clone());
+        }
+        let next: ScheduleConfig = serde_json::from_value(current)
+            .map_err(|e| invalid(format!("bad schedule config value: {e}")))?;
+        next.validate()?;
+        Ok(next)
+    }
+}
+
+impl Config {
+    /// Parses a TOML config file's content.
+    pub fn from_toml(text: &str) -> Result<Config> {
+        toml::from_str(text).map_err(|e| invalid(e.to_string()))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.name.is_empty() {
+            return Err(invalid("name must not be empty"));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data-dir is required"));
+        }
+        host_port_of_url(&self.client_urls)?;
+        if !self.advertise_client_urls.is_empty() {
+            host_port_of_url(&self.advertise_client_urls)?;
+        }
+        check_host_port(&self.http_addr, "http-addr")?;
+        if self.max_grpc_message_size < 4 * 1024 * 1024 {
+            return Err(invalid("max-grpc-message-size must be at least 4 MiB"));
+        }
+        if self.tso_save_interval < Duration::from_millis(100) {
+            return Err(invalid("tso-save-interval must be at least 100ms"));
+        }
+        if self.id_batch_size == 0 {
+            return Err(invalid("id-batch-size must be positive"));
+        }
+        self.schedule.validate()
+    }
+}
+
+/// `host:port` of an `http://host:port` URL (a bare `host:port` is accepted too).
+pub fn host_port_of_url(url: &str) -> Result<String> {
+    if url.starts_with("https://") {
+        return Err(invalid(format!("{url}: TLS is not supported, use http://")));
+    }
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let rest = rest.trim_end_matches('/');
+    check_host_port(rest, "client URL")?;
+    Ok(rest.to_string())
+}
+
+fn check_host_port(addr: &str, what: &str) -> Result<()> {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(invalid(format!("{what} {addr:?} has no port")));
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(invalid(format!("{what} {addr:?} has no valid host")));
+    }
+    port.parse::<u16>()
+        .map_err(|_| invalid(format!("{what} {addr:?} has an invalid port")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults_but_needs_a_data_dir() {
+        let cfg = Config::from_toml("").unwrap();
+        assert_eq!(cfg, Config::default());
+        assert!(matches!(cfg.validate(), Err(Error::Config(m)) if m.contains("data-dir")));
+    }
+
+    #[test]
+    fn durations_and_sections_parse() {
+        let cfg = Config::from_toml(
+            "data-dir = \"/tmp/x\"\n[schedule]\nmax-store-down-time = \"3s\"\nmax-replicas = 1\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.schedule.max_store_down_time, Duration::from_secs(3));
+        assert_eq!(cfg.schedule.max_replicas, 1);
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(Config::from_toml("no-such-key = 1").is_err());
+        assert!(Config::from_toml("[schedule]\nmax-replicas = \"x\"").is_err());
+        let mut cfg = Config {
+            data_dir: "/tmp/x".into(),
+            ..Config::default()
+        };
+        cfg.client_urls = "https://127.0.0.1:1".into();
+        assert!(cfg.validate().is_err());
+        cfg.client_urls = "http://127.0.0.1".into();
+        assert!(cfg.validate().is_err());
+        cfg.client_urls = "http://127.0.0.1:0".into();
+        cfg.validate().unwrap();
+        cfg.schedule.max_replicas = 0;
+        assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn partial_update_changes_only_given_keys() {
+        let cfg = ScheduleConfig::default();
+        let next = cfg
+            .patched(&serde_json::json!({"max-replicas": 5, "schedule-interval": "250ms"}))
+            .unwrap();
+        assert_eq!(next.max_replicas, 5);
+        assert_eq!(next.schedule_interval, Duration::from_millis(250));
+        assert_eq!(next.leader_schedule_limit, cfg.leader_schedule_limit);
+        assert!(cfg.patched(&serde_json::json!({"nope": 1})).is_err());
+        assert!(cfg
+            .patched(&serde_json::json!({"max-replicas": 0}))
+            .is_err());
+        assert!(cfg.patched(&serde_json::json!([1])).is_err());
+    }
+
+    #[test]
+    fn the_example_file_lists_the_defaults() {
+        let text = include_str!("../pd.example.toml");
+        assert_eq!(Config::from_toml(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn url_host_port() {
+        assert_eq!(
+            host_port_of_url("http://127.0.0.1:2379/").unwrap(),
+            "127.0.0.1:2379"
+        );
+        assert_eq!(host_port_of_url("localhost:1").unwrap(), "localhost:1");
+    }
+}

@@ -1,0 +1,53 @@
+//! PD's gRPC server: `pdpb.PD` and `keyspacepb.Keyspace` over plain HTTP/2.
+
+mod keyspace_service;
+mod pd_service;
+mod streams;
+
+use std::sync::Arc;
+
+use proto::keyspacepb::keyspace_server::KeyspaceServer;
+use proto::pdpb::pd_server::PdServer as PdGrpcServer;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
+use tracing::{error, info};
+
+pub use keyspace_service::KeyspaceService;
+pub use pd_service::PdService;
+
+use crate::state::PdState;
+use crate::ShutdownSignal;
+
+/// Serves gRPC on `listener` until `shutdown` fires.
+pub fn serve(
+    state: Arc<PdState>,
+    listener: TcpListener,
+    max_message_size: usize,
+    shutdown: ShutdownSignal,
+) -> JoinHandle<()> {
+    let pd = PdGrpcServer::new(PdService::new(state.clone(), shutdown.clone()))
+        .max_decoding_message_size(max_message_size)
+        .max_encoding_message_size(max_message_size);
+    let keyspace = KeyspaceServer::new(KeyspaceService::new(state))
+        .max_decoding_message_size(max_message_size)
+        .max_encoding_message_size(max_message_size);
+    // Small request/response exchanges (TSO, heartbeats) must not wait for Nagle.
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(conn)
+    });
+    tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .add_service(pd)
+            .add_service(keyspace)
+            .serve_with_incoming_shutdown(incoming, shutdown.wait())
+            .await;
+        match result {
+            Ok(()) => info!("gRPC server stopped"),
+            Err(e) => error!(%e, "gRPC server failed"),
+        }
+    })
+}

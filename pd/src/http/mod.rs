@@ -1,0 +1,251 @@
+//! PD's JSON HTTP API under `/pd/api/v1`: stores (and decommissioning), regions, operators,
+//! the schedule config, health and metrics.
+
+mod views;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::{error, info};
+
+use crate::error::Error;
+use crate::schedule::admin::AdminRequest;
+use crate::state::PdState;
+use crate::tso::unix_millis;
+use crate::ShutdownSignal;
+
+/// An HTTP error answered as `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        let status = match &e {
+            Error::StoreNotFound(_) | Error::RegionNotFound(_) | Error::EntryNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Error::InvalidArgument(_) | Error::Config(_) | Error::StaleRegion(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::NotBootstrapped | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+fn bad_request(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn not_found(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, msg.into())
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+type Shared = State<Arc<PdState>>;
+
+fn parse_id(text: &str) -> Result<u64, ApiError> {
+    text.parse()
+        .map_err(|_| bad_request(format!("{text:?} is not a valid id")))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+}
+
+pub fn router(state: Arc<PdState>) -> Router {
+    let api = Router::new()
+        .route("/health", get(health))
+        .route("/cluster", get(cluster))
+        .route("/members", get(members))
+        .route("/stores", get(stores))
+        .route("/store/:id", get(store).delete(delete_store))
+        .route("/regions", get(regions))
+        .route("/region/id/:id", get(region_by_id))
+        .route("/region/key/:key", get(region_by_key))
+        .route("/operators", get(operators).post(create_operator))
+        .route("/operators/:region_id", delete(delete_operator))
+        .route(
+            "/config/schedule",
+            get(schedule_config).post(set_schedule_config),
+        )
+        .route("/metrics", get(metrics));
+    Router::new()
+        .nest("/pd/api/v1", api)
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` fires.
+pub fn serve(
+    state: Arc<PdState>,
+    listener: TcpListener,
+    shutdown: ShutdownSignal,
+) -> JoinHandle<()> {
+    let app = router(state);
+    tokio::spawn(async move {
+        match axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.wait())
+            .await
+        {
+            Ok(()) => info!("HTTP server stopped"),
+            Err(e) => error!(%e, "HTTP server failed"),
+        }
+    })
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "health": true }))
+}
+
+async fn cluster(State(s): Shared) -> Json<Value> {
+    let cfg = s.schedule_config();
+    Json(json!({
+        "id": s.cluster_id,
+        "bootstrapped": s.cluster.is_bootstrapped(),
+        "max_replicas": cfg.max_replicas,
+        "gc_safe_point": s.gc_safe_point(),
+    }))
+}
+
+async fn members(State(s): Shared) -> Json<Value> {
+    let m = &s.member;
+    let member = json!({
+        "name": m.name,
+        "member_id": m.member_id,
+        "client_urls": m.client_urls,
+        "peer_urls": m.peer_urls,
+    });
+    Json(json!({ "members": [member.clone()], "leader": member }))
+}
+
+fn store_view(s: &PdState, id: Option<u64>) -> Result<Vec<Value>, ApiError> {
+    let cfg = s.schedule_config();
+    let now = unix_millis();
+    let state = s.cluster.read();
+    let loads = state.store_loads();
+    let view = |st: &crate::cluster::StoreInfo| {
+        let load = loads.get(&st.id()).copied().unwrap_or_default();
+        views::store(st, st.status(now, &cfg), load)
+    };
+    match id {
+        Some(id) => {
+            let st = state
+                .store(id)
+                .ok_or_else(|| not_found(format!("store {id} not found")))?;
+            Ok(vec![view(st)])
+        }
+        None => Ok(state.stores.values().map(view).collect()),
+    }
+}
+
+async fn stores(State(s): Shared) -> ApiResult {
+    let list = store_view(&s, None)?;
+    Ok(Json(json!({ "count": list.len(), "stores": list })))
+}
+
+async fn store(State(s): Shared, Path(id): Path<String>) -> ApiResult {
+    let id = parse_id(&id)?;
+    let mut list = store_view(&s, Some(id))?;
+    Ok(Json(list.pop().unwrap_or(Value::Null)))
+}
+
+/// Decommissions a store: PD moves its peers away, then marks it Tombstone.
+async fn delete_store(State(s): Shared, Path(id): Path<String>) -> ApiResult {
+    let id = parse_id(&id)?;
+    s.set_store_offline(id)?;
+    let mut list = store_view(&s, Some(id))?;
+    Ok(Json(list.pop().unwrap_or(Value::Null)))
+}
+
+async fn regions(State(s): Shared) -> Json<Value> {
+    let state = s.cluster.read();
+    Json(views::regions(state.regions.iter()))
+}
+
+async fn region_by_id(State(s): Shared, Path(id): Path<String>) -> ApiResult {
+    let id = parse_id(&id)?;
+    let state = s.cluster.read();
+    let region = state
+        .regions
+        .get(id)
+        .ok_or_else(|| not_found(format!("region {id} not found")))?;
+    Ok(Json(views::region(region)))
+}
+
+async fn region_by_key(State(s): Shared, Path(key): Path<String>) -> ApiResult {
+    let raw = crate::hex::decode(&key).ok_or_else(|| bad_request(format!("{key:?} is not hex")))?;
+    let state = s.cluster.read();
+    let region = state
+        .regions
+        .find(&raw)
+        .ok_or_else(|| not_found(format!("no region contains key {key}")))?;
+    Ok(Json(views::region(region)))
+}
+
+async fn operators(State(s): Shared) -> Json<Value> {
+    let ops = s.operators.lock();
+    let list: Vec<Value> = ops
+        .running()
+        .chain(ops.history())
+        .map(views::operator)
+        .collect();
+    Json(json!({ "count": list.len(), "operators": list }))
+}
+
+async fn create_operator(State(s): Shared, body: Bytes) -> ApiResult {
+    let req: AdminRequest = parse_json(&body)?;
+    // An unknown region or store is a fault of the request here, not a missing resource.
+    let op = s.create_admin_operator(&req).map_err(|e| match e {
+        Error::RegionNotFound(_) | Error::StoreNotFound(_) | Error::EntryNotFound(_) => {
+            bad_request(e.to_string())
+        }
+        other => other.into(),
+    })?;
+    Ok(Json(views::operator(&op)))
+}
+
+async fn delete_operator(State(s): Shared, Path(id): Path<String>) -> ApiResult {
+    let id = parse_id(&id)?;
+    let op = s.cancel_operator(id)?;
+    Ok(Json(views::operator(&op)))
+}
+
+async fn schedule_config(State(s): Shared) -> ApiResult {
+    let cfg = s.schedule_config();
+    serde_json::to_value(cfg)
+        .map(Json)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn set_schedule_config(State(s): Shared, body: Bytes) -> ApiResult {
+    let patch: Value = parse_json(&body)?;
+    let cfg = s.update_schedule_config(&patch)?;
+    serde_json::to_value(cfg)
+        .map(Json)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn metrics(State(s): Shared) -> impl IntoResponse {
+    s.refresh_gauges();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}

@@ -1,0 +1,149 @@
+//! Evens out leaders: while two Up stores' leader counts differ by more than the tolerance,
+//! transfer a leader from the busier one to a follower on the idler one.
+
+use std::collections::HashMap;
+
+use proto::metapb::PeerRole;
+
+use super::operator::{OpKind, OpStep, Operator};
+use super::view::ScheduleView;
+use crate::cluster::{role, RegionInfo};
+
+/// Whether `region` can hand its leadership to its voter on `to_store`.
+fn can_transfer(view: &ScheduleView, region: &RegionInfo, to_store: u64) -> bool {
+    if view.busy.contains(&region.id()) || region.in_joint_state() {
+        return false;
+    }
+    region.peer_on_store(to_store).is_some_and(|p| {
+        role(p) == PeerRole::Voter && !region.is_pending(p.id) && !view.is_unhealthy(region, p)
+    })
+}
+
+/// New leader transfers, within `leader-schedule-limit` together with the `running` ones.
+pub fn schedule(view: &mut ScheduleView, running: usize) -> Vec<Operator> {
+    let limit = view.cfg.leader_schedule_limit as usize;
+    let tolerance = view.cfg.leader_balance_tolerance as i64;
+    let mut led: HashMap<u64, Vec<u64>> = HashMap::new();
+    for r in view.regions.iter() {
+        if let Some(store) = r.leader_store_id() {
+            led.entry(store).or_default().push(r.id());
+        }
+    }
+    let mut out = Vec::new();
+    while running + out.len() < limit {
+        let mut stores = view.up_stores();
+        if stores.len() < 2 {
+            break;
+        }
+        stores.sort_by_key(|s| (s.leaders, s.id));
+        let mut found = None;
+        'search: for src in stores.iter().rev() {
+            for dst in &stores {
+                if src.leaders - dst.leaders <= tolerance {
+                    break;
+                }
+                let candidates = led.get(&src.id).map(Vec::as_slice).unwrap_or_default();
+                let region = candidates
+                    .iter()
+                    .filter_map(|id| view.regions.get(*id))
+                    .find(|r| can_transfer(view, r, dst.id));
+                if let Some(region) = region {
+                    found = Some((region, src.id, dst.id));
+                    break 'search;
+                }
+            }
+        }
+        let Some((region, from_store, to_store)) = found else {
+            break;
+        };
+        let op = Operator::new(
+            region,
+            OpKind::Leader,
+            format!("balance leader: store {from_store} to store {to_store}"),
+            vec![OpStep::TransferLeader {
+                from_store,
+                to_store,
+            }],
+            view.cfg,
+            view.now,
+        );
+        view.record(&op);
+        out.push(op);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::metapb::PeerRole::{Learner, Voter};
+
+    use super::*;
+    use crate::schedule::testkit::Fixture;
+
+    fn three_replicas(f: &mut Fixture, n: u64, leader_store: impl Fn(u64) -> u64) {
+        for i in 0..n {
+            let id = i + 1;
+            let start = vec![i as u8];
+            let end = if i + 1 == n {
+                vec![]
+            } else {
+                vec![i as u8 + 1]
+            };
+            let peers = [
+                (id * 10 + 1, 1, Voter),
+                (id * 10 + 2, 2, Voter),
+                (id * 10 + 3, 3, Voter),
+            ];
+            f.add_region(id, &start, &end, &peers, id * 10 + leader_store(i));
+        }
+    }
+
+    #[test]
+    fn leaders_move_from_the_busiest_store_until_balanced() {
+        let mut f = Fixture::new(&[1, 2, 3]);
+        f.cfg.leader_schedule_limit = 100;
+        three_replicas(&mut f, 9, |_| 1);
+        let mut view = f.view();
+        let ops = schedule(&mut view, 0);
+        assert_eq!(ops.len(), 6);
+        let mut leaders: Vec<i64> = view.up_stores().iter().map(|s| s.leaders).collect();
+        leaders.sort();
+        assert_eq!(leaders, vec![3, 3, 3]);
+        for op in &ops {
+            assert!(matches!(
+                op.steps[..],
+                [OpStep::TransferLeader { from_store: 1, .. }]
+            ));
+        }
+    }
+
+    #[test]
+    fn the_limit_and_the_tolerance_are_respected() {
+        let mut f = Fixture::new(&[1, 2, 3]);
+        three_replicas(&mut f, 9, |_| 1);
+        let mut view = f.view();
+        assert_eq!(schedule(&mut view, 3).len(), 1);
+
+        let mut f = Fixture::new(&[1, 2, 3]);
+        three_replicas(&mut f, 8, |i| i % 3 + 1);
+        let mut view = f.view();
+        assert!(schedule(&mut view, 0).is_empty(), "3/3/2 is balanced");
+    }
+
+    #[test]
+    fn leaders_go_only_to_caught_up_voters_on_up_stores() {
+        let mut f = Fixture::new(&[1, 2, 3]);
+        for i in 0..4u64 {
+            let id = i + 1;
+            f.add_region(
+                id,
+                &[i as u8],
+                &[i as u8 + 1],
+                &[(id * 10 + 1, 1, Voter), (id * 10 + 2, 2, Learner)],
+                id * 10 + 1,
+            );
+        }
+        let mut view = f.view();
+        assert!(schedule(&mut view, 0).is_empty());
+    }
+}

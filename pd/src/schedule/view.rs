@@ -1,0 +1,133 @@
+//! The picture schedulers decide on: each store's health and load (counting what running
+//! operators will still change), the region tree, and which regions already have an operator.
+
+use std::collections::{BTreeMap, HashSet};
+
+use proto::metapb::Peer;
+
+use super::controller::OperatorController;
+use super::operator::{Now, Operator};
+use crate::cluster::{ClusterState, RegionInfo, RegionTree, StoreStatus};
+use crate::config::ScheduleConfig;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreView {
+    pub id: u64,
+    pub status: StoreStatus,
+    pub regions: i64,
+    pub leaders: i64,
+}
+
+pub struct ScheduleView<'a> {
+    pub cfg: &'a ScheduleConfig,
+    pub regions: &'a RegionTree,
+    pub stores: BTreeMap<u64, StoreView>,
+    /// Regions that already have an operator.
+    pub busy: HashSet<u64>,
+    pub now: Now,
+}
+
+impl<'a> ScheduleView<'a> {
+    pub fn new(
+        state: &'a ClusterState,
+        ops: &OperatorController,
+        cfg: &'a ScheduleConfig,
+        now: Now,
+    ) -> ScheduleView<'a> {
+        let loads = state.store_loads();
+        let stores = state
+            .stores
+            .values()
+            .map(|s| {
+                let load = loads.get(&s.id()).copied().unwrap_or_default();
+                let view = StoreView {
+                    id: s.id(),
+                    status: s.status(now.unix_ms, cfg),
+                    regions: load.regions as i64,
+                    leaders: load.leaders as i64,
+                };
+                (s.id(), view)
+            })
+            .collect();
+        let mut view = ScheduleView {
+            cfg,
+            regions: &state.regions,
+            stores,
+            busy: ops.running().map(|o| o.region_id).collect(),
+            now,
+        };
+        for influence in ops.influences() {
+            view.add_influence(influence.store_id, influence.regions, influence.leaders);
+        }
+        view
+    }
+
+    fn add_influence(&mut self, store_id: u64, regions: i64, leaders: i64) {
+        if let Some(s) = self.stores.get_mut(&store_id) {
+            s.regions += regions;
+            s.leaders += leaders;
+        }
+    }
+
+    /// Counts a newly made operator: its region is taken and its moves change the loads.
+    pub fn record(&mut self, op: &Operator) {
+        self.busy.insert(op.region_id);
+        for i in op.influence() {
+            self.add_influence(i.store_id, i.regions, i.leaders);
+        }
+    }
+
+    /// A store PD never heard of counts as unreachable: nothing goes there, and nothing on it
+    /// is removed on a guess.
+    pub fn status(&self, store_id: u64) -> StoreStatus {
+        self.stores
+            .get(&store_id)
+            .map_or(StoreStatus::Disconnected, |s| s.status)
+    }
+
+    /// Stores that may take new peers and leaders, and take part in balancing.
+    pub fn up_stores(&self) -> Vec<StoreView> {
+        self.stores
+            .values()
+            .filter(|s| s.status == StoreStatus::Up)
+            .copied()
+            .collect()
+    }
+
+    /// A peer that should be replaced: its store is down, offline or gone, or its leader has
+    /// not heard from it for longer than `max-store-down-time`.
+    pub fn is_unhealthy(&self, region: &RegionInfo, peer: &Peer) -> bool {
+        self.status(peer.store_id).needs_replacement()
+            || region
+                .down_seconds(peer.id)
+                .is_some_and(|s| s >= self.cfg.max_store_down_time.as_secs())
+    }
+
+    /// The least loaded Up store holding no peer of the region.
+    pub fn pick_target(&self, region: &RegionInfo) -> Option<u64> {
+        self.up_stores()
+            .into_iter()
+            .filter(|s| region.peer_on_store(s.id).is_none())
+            .min_by_key(|s| (s.regions, s.id))
+            .map(|s| s.id)
+    }
+
+    /// The store to hand leadership to before `leaving` goes: a healthy, caught-up voter on an
+    /// Up store with the fewest leaders, else `fallback`.
+    pub fn transfer_target(
+        &self,
+        region: &RegionInfo,
+        leaving: &Peer,
+        fallback: Option<u64>,
+    ) -> Option<u64> {
+        region
+            .voters()
+            .filter(|v| v.id != leaving.id && !region.is_pending(v.id))
+            .filter(|v| !self.is_unhealthy(region, v))
+            .filter_map(|v| self.stores.get(&v.store_id))
+            .filter(|s| s.status == StoreStatus::Up)
+            .min_by_key(|s| (s.leaders, s.id))
+            .map(|s| s.id)
+            .or(fallback)
+    }
+}

@@ -1,0 +1,144 @@
+//! Where reports meet decisions: region heartbeats update the tree and advance operators, the
+//! scheduler tick makes new operators and buries drained stores, and operator steps go out to
+//! region leaders.
+
+use proto::metapb;
+use proto::pdpb::{RegionHeartbeatRequest, RegionHeartbeatResponse};
+use tracing::debug;
+
+use crate::cluster::{region_from_heartbeat, RegionUpdate};
+use crate::error::{Error, Result};
+use crate::schedule::admin::{self, AdminRequest};
+use crate::schedule::{self, keyspace_split, Now, Operator, ScheduleView};
+use crate::state::PdState;
+
+impl PdState {
+    /// Applies one region heartbeat; returns the operator step for the region's leader, if any.
+    pub fn handle_region_heartbeat(
+        &self,
+        req: &RegionHeartbeatRequest,
+    ) -> Result<Option<RegionHeartbeatResponse>> {
+        self.check_header(req.header.as_ref())?;
+        let info = region_from_heartbeat(req).inspect_err(|_| {
+            self.metrics
+                .region_heartbeats
+                .with_label_values(&["invalid"])
+                .inc();
+        })?;
+        let region_id = info.id();
+        if let RegionUpdate::Stale(reason) = self.cluster.update_region(info)? {
+            debug!(region_id, %reason, "stale region heartbeat ignored");
+            self.metrics
+                .region_heartbeats
+                .with_label_values(&["stale"])
+                .inc();
+            return Ok(None);
+        }
+        self.metrics
+            .region_heartbeats
+            .with_label_values(&["accepted"])
+            .inc();
+        let cfg = self.schedule_config();
+        let now = Now::current();
+        let state = self.cluster.read();
+        let Some(region) = state.regions.get(region_id) else {
+            return Ok(None);
+        };
+        let mut ops = self.operators.lock();
+        if cfg.enable_keyspace_split && !ops.has(region_id) {
+            if let Some(op) = keyspace_split::split_operator(region, &cfg, now) {
+                ops.add(op);
+            }
+        }
+        let resp = ops.on_region_report(
+            region,
+            now.instant,
+            cfg.operator_resend_interval,
+            self.cluster_id,
+        );
+        if resp.is_some() {
+            self.metrics.operator_steps_sent.inc();
+        }
+        Ok(resp)
+    }
+
+    /// One scheduling round: bury drained offline stores, drop expired operators, make new
+    /// ones, and send every step that is due.
+    pub fn schedule_tick(&self, rotation: usize) -> Result<()> {
+        if !self.cluster.is_bootstrapped() {
+            return Ok(());
+        }
+        let cfg = self.schedule_config();
+        let now = Now::current();
+        let moving = self.operators.lock().stores_with_pending_moves();
+        self.cluster.bury_empty_offline_stores(&moving)?;
+
+        let mut sends = Vec::new();
+        {
+            let state = self.cluster.read();
+            let mut ops = self.operators.lock();
+            ops.expire(now.instant);
+            let mut view = ScheduleView::new(&state, &ops, &cfg, now);
+            let new_ops = schedule::plan(&mut view, &ops, rotation, &mut || self.alloc_id())?;
+            for op in new_ops {
+                ops.add(op);
+            }
+            for region_id in ops.due_for_send(now.instant, cfg.operator_resend_interval) {
+                let Some(region) = state.regions.get(region_id) else {
+                    ops.cancel(region_id, "the region is no longer known");
+                    continue;
+                };
+                let resp = ops.on_region_report(
+                    region,
+                    now.instant,
+                    cfg.operator_resend_interval,
+                    self.cluster_id,
+                );
+                if let (Some(resp), Some(store)) = (resp, region.leader_store_id()) {
+                    sends.push((store, resp));
+                }
+            }
+        }
+        for (store, resp) in sends {
+            if self.streams.send(store, resp) {
+                self.metrics.operator_steps_sent.inc();
+            }
+        }
+        self.refresh_gauges();
+        Ok(())
+    }
+
+    /// Starts an administrator's operator and sends its first step right away.
+    pub fn create_admin_operator(&self, req: &AdminRequest) -> Result<Operator> {
+        let cfg = self.schedule_config();
+        let now = Now::current();
+        let state = self.cluster.read();
+        let region = state.regions.get(req.region_id()).ok_or_else(|| {
+            Error::RegionNotFound(format!("no region with id {}", req.region_id()))
+        })?;
+        let op = admin::build(req, region, &state, &cfg, now, &mut || self.alloc_id())?;
+        let mut ops = self.operators.lock();
+        ops.add_admin(op.clone()).map_err(Error::InvalidArgument)?;
+        let resp = ops.step_to_send(region, now.instant, self.cluster_id);
+        drop(ops);
+        if let (Some(resp), Some(store)) = (resp, region.leader_store_id()) {
+            if self.streams.send(store, resp) {
+                self.metrics.operator_steps_sent.inc();
+            }
+        }
+        Ok(op)
+    }
+
+    /// Stops the region's running operator.
+    pub fn cancel_operator(&self, region_id: u64) -> Result<Operator> {
+        self.operators
+            .lock()
+            .cancel(region_id, "cancelled by an administrator")
+            .ok_or_else(|| Error::EntryNotFound(format!("region {region_id} has no operator")))
+    }
+
+    /// Starts decommissioning a store.
+    pub fn set_store_offline(&self, store_id: u64) -> Result<metapb::Store> {
+        self.cluster.set_store_offline(store_id)
+    }
+}

@@ -1,0 +1,104 @@
+//! The JSON HTTP API: stores, regions, operators, schedule config, health and metrics.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_regions_config_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let pd = start(test_config(dir.path())).await;
+    let cid = pd.cluster_id();
+    let addr = pd.http_addr();
+    let (status, body) = http_json(addr, "GET", "/pd/api/v1/regions", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["count"], 0);
+
+    let mut c = client(&pd).await;
+    let s1 = alloc_id(&mut c, cid).await;
+    let region = bootstrap(&mut c, cid, s1).await;
+    store_heartbeat(&mut c, cid, s1).await;
+
+    let (_, body) = http_json(addr, "GET", "/pd/api/v1/regions", None).await;
+    assert_eq!(body["count"], 1);
+    let r = &body["regions"][0];
+    assert_eq!(r["id"], region.id);
+    assert_eq!(r["start_key"], "");
+    assert_eq!(r["end_key"], "");
+    assert_eq!(r["epoch"]["version"], 1);
+    assert_eq!(r["peers"][0]["role_name"], "Voter");
+    assert_eq!(r["leader"]["store_id"], s1);
+
+    let (_, body) = http_json(addr, "GET", "/pd/api/v1/stores", None).await;
+    assert_eq!(body["count"], 1);
+    let s = &body["stores"][0];
+    assert_eq!(s["store"]["id"], s1);
+    assert_eq!(s["store"]["state_name"], "Up");
+    assert_eq!(s["status"]["region_count"], 1);
+    assert_eq!(s["status"]["leader_count"], 1);
+    assert_eq!(s["status"]["capacity"], 100u64 << 30);
+    assert!(s["status"]["last_heartbeat_ts"].as_u64().unwrap() > 0);
+
+    let (status, _) = http_json(
+        addr,
+        "GET",
+        &format!("/pd/api/v1/region/id/{}", region.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = http_json(addr, "GET", "/pd/api/v1/region/key/7a7a", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["id"], region.id);
+    for (method, path, want) in [
+        ("GET", "/pd/api/v1/store/999999", 404),
+        ("GET", "/pd/api/v1/store/abc", 400),
+        ("DELETE", "/pd/api/v1/store/999999", 404),
+        ("GET", "/pd/api/v1/region/id/999999", 404),
+        ("GET", "/pd/api/v1/region/key/zz", 400),
+        ("DELETE", "/pd/api/v1/operators/999999", 404),
+    ] {
+        let (status, body) = http_json(addr, method, path, None).await;
+        assert_eq!(status, want, "{method} {path}");
+        assert!(body["error"].is_string(), "{method} {path}");
+    }
+
+    // Schedule config: partial, validated, persisted.
+    let (status, body) = http_json(
+        addr,
+        "POST",
+        "/pd/api/v1/config/schedule",
+        Some(r#"{"leader-schedule-limit": 7, "max-store-down-time": "5s"}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["leader-schedule-limit"], 7);
+    assert_eq!(body["max-store-down-time"], "5s");
+    for bad in [
+        r#"{"max-replicas": 0}"#,
+        r#"{"unknown-knob": 1}"#,
+        "[]",
+        "{",
+    ] {
+        let (status, body) = http_json(addr, "POST", "/pd/api/v1/config/schedule", Some(bad)).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(body["error"].is_string());
+    }
+    let (_, ops) = http_json(addr, "GET", "/pd/api/v1/operators", None).await;
+    assert!(ops["operators"].is_array());
+    let (status, _) = http_json(addr, "GET", "/pd/api/v1/health", None).await;
+    assert_eq!(status, 200);
+    let (status, metrics) = http(addr, "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("shoal_pd_regions 1"), "{metrics}");
+    drop(c);
+    pd.shutdown().await.unwrap();
+
+    let pd = start(test_config(dir.path())).await;
+    let (_, body) = http_json(pd.http_addr(), "GET", "/pd/api/v1/config/schedule", None).await;
+    assert_eq!(
+        body["leader-schedule-limit"], 7,
+        "runtime config changes survive a restart"
+    );
+    pd.shutdown().await.unwrap();
+}

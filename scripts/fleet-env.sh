@@ -1,0 +1,27 @@
+# Shared settings of the local fleet scripts (sourced, not run).
+# Data, logs and pid files live under ${SHOAL_DATA:-./data}; binaries come from
+# ${SHOAL_BIN:-target/release}.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA="$(realpath -m "${SHOAL_DATA:-./data}")"
+BIN="${SHOAL_BIN:-$ROOT/target/release}"
+LOGS="$DATA/logs"
+PIDS="$DATA/pids"
+
+PD_GRPC="127.0.0.1:2379"
+PD_HTTP="127.0.0.1:2380"
+STORES=3
+store_addr() { echo "127.0.0.1:$((20159 + $1))"; }
+store_status_addr() { echo "127.0.0.1:$((20179 + $1))"; }
+
+# Prints the pid in pid file $1 if that process is alive and is one of ours.
+live_pid() {
+    local file="$1" pid
+    [ -f "$file" ] || return 1
+    pid="$(cat "$file" 2>/dev/null)" || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    # A recycled pid belonging to something else is not ours.
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'shoal-' || return 1
+    echo "$pid"
+}

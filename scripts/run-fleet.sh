@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Starts a local fleet in the background: one PD (gRPC 127.0.0.1:2379, HTTP 127.0.0.1:2380)
+# and three stores (127.0.0.1:20160-20162, status 20180-20182). Running it again while the
+# fleet runs only says so; after stop-fleet.sh it restarts the same cluster on its data.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/fleet-env.sh"
+
+READY_TIMEOUT=60   # seconds for each process to print its READY line
+SERVE_TIMEOUT=120  # seconds for the cluster to answer a write and a read
+
+for b in shoal-pd shoal-server shoal-ctl; do
+    if [ ! -x "$BIN/$b" ]; then
+        echo "error: $BIN/$b is missing; build with: cargo build --release -p pd -p server -p shoal-ctl" >&2
+        exit 1
+    fi
+done
+mkdir -p "$LOGS" "$PIDS"
+
+# Starts "$name" unless it already runs; $1 name, $2 READY word, rest the command.
+start() {
+    local name="$1" word="$2" pid
+    shift 2
+    if pid="$(live_pid "$PIDS/$name.pid")"; then
+        echo "$name already running (pid $pid)"
+        return 0
+    fi
+    : >"$LOGS/$name.stdout.log"
+    # setsid: the process keeps running after this shell and its terminal go away.
+    setsid "$@" >>"$LOGS/$name.stdout.log" 2>>"$LOGS/$name.log" </dev/null &
+    pid=$!
+    echo "$pid" >"$PIDS/$name.pid"
+    local waited=0
+    until grep -q "^$word" "$LOGS/$name.stdout.log"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "error: $name exited during start-up; last lines of $LOGS/$name.log:" >&2
+            tail -n 20 "$LOGS/$name.log" >&2
+            rm -f "$PIDS/$name.pid"
+            exit 1
+        fi
+        if [ "$waited" -ge $((READY_TIMEOUT * 10)) ]; then
+            echo "error: $name printed no $word line in ${READY_TIMEOUT}s; see $LOGS/$name.log" >&2
+            exit 1
+        fi
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    echo "$name started (pid $pid): $(grep -m1 "^$word" "$LOGS/$name.stdout.log")"
+    STARTED=$((STARTED + 1))
+}
+
+STARTED=0
+mkdir -p "$DATA/pd"
+start pd PD_READY "$BIN/shoal-pd" --name pd1 --data-dir "$DATA/pd" \
+    --client-urls "http://$PD_GRPC" --advertise-client-urls "http://$PD_GRPC" \
+    --http-addr "$PD_HTTP"
+for i in $(seq 1 "$STORES"); do
+    mkdir -p "$DATA/store$i"
+    start "store$i" STORE_READY "$BIN/shoal-server" --pd "$PD_GRPC" \
+        --addr "$(store_addr "$i")" --status-addr "$(store_status_addr "$i")" \
+        --data-dir "$DATA/store$i" --config "$ROOT/scripts/fleet-store.toml"
+done
+
+CTL=("$BIN/shoal-ctl" --pd "$PD_GRPC" --pd-http "$PD_HTTP")
+if [ "$STARTED" -eq 0 ]; then
+    echo "the fleet is already running"
+else
+    deadline=$((SECONDS + SERVE_TIMEOUT))
+    # Raw scans are only right once PD has split the default keyspace off into its own
+    # regions (until then a scan can wrap around and repeat keys), so wait for that first.
+    until "${CTL[@]}" region --key '' 2>/dev/null | grep -qF 'range:    [r\x00\x00\x00, '; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "error: PD did not split off the default keyspace within ${SERVE_TIMEOUT}s; logs in $LOGS" >&2
+            exit 1
+        fi
+        sleep 1
+    done
+    # Then the cluster serves once a write and a read of a probe key go through.
+    until "${CTL[@]}" put __shoal_probe ok >/dev/null 2>&1 &&
+        "${CTL[@]}" get __shoal_probe >/dev/null 2>&1; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "error: the cluster did not serve within ${SERVE_TIMEOUT}s; logs in $LOGS" >&2
+            "${CTL[@]}" put __shoal_probe ok >&2 || true
+            exit 1
+        fi
+        sleep 1
+    done
+    "${CTL[@]}" delete __shoal_probe >/dev/null 2>&1 || true
+    echo "the fleet is serving"
+fi
+
+cat <<INFO
+
+  PD gRPC   $PD_GRPC   (clients: tikv-client with the default keyspace)
+  PD HTTP   http://$PD_HTTP/pd/api/v1
+  stores    $(for i in $(seq 1 "$STORES"); do printf '%s ' "$(store_addr "$i")"; done)
+  status    $(for i in $(seq 1 "$STORES"); do printf 'http://%s ' "$(store_status_addr "$i")"; done)
+  data      $DATA   (logs in $LOGS)
+
+  try:      $BIN/shoal-ctl --pd $PD_GRPC put hello world
+            $BIN/shoal-ctl --pd $PD_GRPC get hello
+            $BIN/shoal-ctl --pd-http $PD_HTTP cluster
+  stop:     make stop
+INFO

@@ -1,0 +1,382 @@
+//! A fleet of real processes on loopback: one `shoal-pd` and N `shoal-server`s, each with its
+//! own data directory under one temporary directory and fixed ports, so any process can be
+//! killed and restarted on the same data and address.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use tikv_client::{Config, RawClient};
+
+use crate::binaries;
+use crate::configs;
+use crate::keyspace::pd_keyspace_range;
+use crate::pd_api::{region_json, store_json, PdApi};
+use crate::ports::free_addr;
+use crate::process::{ManagedProcess, ProcessSpec};
+use crate::wait::POLL_INTERVAL;
+
+/// How long a process may take to print its READY line (debug builds on a busy machine).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a SIGTERM'd process may take to exit.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a fresh fleet may take until every region is replicated and led.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Set this environment variable to keep a failed test's fleet directory.
+pub const KEEP_ENV: &str = "SHOAL_KEEP_FLEET";
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct FleetOptions {
+    pub stores: usize,
+    /// `shoal-pd --config` content.
+    pub pd_config: String,
+    /// `shoal-server --config` content, shared by every store.
+    pub store_config: String,
+}
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        FleetOptions {
+            stores: 3,
+            pd_config: configs::pd_config(""),
+            store_config: configs::store_config(""),
+        }
+    }
+}
+
+/// One store process and where it lives.
+pub struct StoreNode {
+    pub addr: String,
+    pub status_addr: String,
+    pub data_dir: PathBuf,
+    /// Known once the store has printed its READY line.
+    pub store_id: u64,
+    pub process: ManagedProcess,
+}
+
+/// The running fleet. Dropping it kills every process; on a panic it first prints the tail
+/// of every log.
+pub struct Fleet {
+    pub pd_grpc: String,
+    pub pd_http: String,
+    pd: ManagedProcess,
+    stores: Vec<StoreNode>,
+    api: PdApi,
+    options: FleetOptions,
+    // Declared last: dropped after the processes are dead.
+    dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    /// Starts PD and `options.stores` stores and waits until the fleet is settled (see
+    /// [`Fleet::wait_settled`]) with `min(stores, 3)` voters per region.
+    pub async fn start(options: FleetOptions) -> Result<Fleet> {
+        let dir = tempfile::Builder::new()
+            .prefix("shoal-fleet-")
+            .tempdir()
+            .context("cannot create the fleet directory")?;
+        std::fs::write(dir.path().join("pd.toml"), &options.pd_config)?;
+        std::fs::write(dir.path().join("store.toml"), &options.store_config)?;
+        let pd_grpc = free_addr()?;
+        let pd_http = free_addr()?;
+        let pd = ManagedProcess::start(pd_spec(dir.path(), &pd_grpc, &pd_http)?)?;
+        let mut fleet = Fleet {
+            api: PdApi::new(&pd_http),
+            pd_grpc,
+            pd_http,
+            pd,
+            stores: Vec::new(),
+            options,
+            dir,
+        };
+        if let Err(e) = fleet.bring_up().await {
+            // The fleet (and its logs) is about to be dropped: put the logs in the error.
+            if std::env::var_os(KEEP_ENV).is_some() {
+                fleet.dir.disable_cleanup(true);
+            }
+            bail!(
+                "fleet in {} did not come up: {e:#}\n{}",
+                fleet.dir.path().display(),
+                fleet.log_tails(40)
+            );
+        }
+        Ok(fleet)
+    }
+
+    async fn bring_up(&mut self) -> Result<()> {
+        self.pd.wait_ready(READY_TIMEOUT).await?;
+        for _ in 0..self.options.stores {
+            self.spawn_store()?;
+        }
+        for i in 0..self.stores.len() {
+            self.wait_store_ready(i).await?;
+        }
+        let voters = self.options.stores.min(3);
+        self.wait_settled(voters, SETTLE_TIMEOUT).await
+    }
+
+    /// The fleet's temporary directory (data and logs).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub fn store_count(&self) -> usize {
+        self.stores.len()
+    }
+
+    pub fn store(&self, i: usize) -> &StoreNode {
+        &self.stores[i]
+    }
+
+    /// Store id of store number `i` (0-based order of start).
+    pub fn store_id(&self, i: usize) -> u64 {
+        self.stores[i].store_id
+    }
+
+    /// Index of the store with PD id `store_id`.
+    pub fn store_index(&self, store_id: u64) -> Option<usize> {
+        self.stores.iter().position(|s| s.store_id == store_id)
+    }
+
+    fn spawn_store(&mut self) -> Result<usize> {
+        let i = self.stores.len();
+        let name = format!("store{}", i + 1);
+        let data_dir = self.dir.path().join(&name);
+        std::fs::create_dir_all(&data_dir)?;
+        let addr = free_addr()?;
+        let status_addr = free_addr()?;
+        let spec = ProcessSpec {
+            name,
+            binary: binaries::server_binary()?,
+            args: vec![
+                "--pd".into(),
+                self.pd_grpc.clone(),
+                "--addr".into(),
+                addr.clone(),
+                "--status-addr".into(),
+                status_addr.clone(),
+                "--data-dir".into(),
+                data_dir.display().to_string(),
+                "--config".into(),
+                self.dir.path().join("store.toml").display().to_string(),
+            ],
+            ready_word: "STORE_READY",
+            log_dir: self.dir.path().to_path_buf(),
+        };
+        self.stores.push(StoreNode {
+            addr,
+            status_addr,
+            data_dir,
+            store_id: 0,
+            process: ManagedProcess::start(spec)?,
+        });
+        Ok(i)
+    }
+
+    async fn wait_store_ready(&mut self, i: usize) -> Result<()> {
+        let node = &mut self.stores[i];
+        let fields = node.process.wait_ready(READY_TIMEOUT).await?;
+        let id: u64 = fields
+            .get("store_id")
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("READY line of store{} has no store_id", i + 1))?;
+        if node.store_id != 0 && node.store_id != id {
+            bail!(
+                "store{} came back as store {id}, was {}",
+                i + 1,
+                node.store_id
+            );
+        }
+        node.store_id = id;
+        Ok(())
+    }
+
+    /// Waits until PD reports regions split at the default keyspace's boundaries, every
+    /// region with a leader and at least `voters` peers, and every started store Up.
+    pub async fn wait_settled(&self, voters: usize, timeout: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let why_not = self.unsettled_reason(voters);
+            let Some(why_not) = why_not else {
+                return Ok(());
+            };
+            if std::time::Instant::now() >= deadline {
+                bail!("fleet not settled after {timeout:?}: {why_not}");
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    fn unsettled_reason(&self, voters: usize) -> Option<String> {
+        let stores = match self.api.stores() {
+            Ok(s) => s,
+            Err(e) => return Some(format!("PD /stores: {e:#}")),
+        };
+        for node in &self.stores {
+            let up = stores
+                .iter()
+                .any(|s| store_json::id(s) == node.store_id && store_json::state(s) == "Up");
+            if !up {
+                return Some(format!("store {} is not Up in PD", node.store_id));
+            }
+        }
+        let regions = match self.api.regions() {
+            Ok(r) => r,
+            Err(e) => return Some(format!("PD /regions: {e:#}")),
+        };
+        if regions.is_empty() {
+            return Some("PD knows no region".into());
+        }
+        // Raw scans of API V2 clients are only right once the keyspace has regions of its
+        // own (a scan must never reach the region with an empty end key).
+        let (ks_start, ks_end) = pd_keyspace_range();
+        if !regions
+            .iter()
+            .any(|r| region_json::start_key(r) == ks_start)
+        {
+            return Some("no region starts at the default keyspace".into());
+        }
+        if !regions.iter().any(|r| region_json::end_key(r) == ks_end) {
+            return Some("no region ends at the default keyspace's end".into());
+        }
+        for r in &regions {
+            if region_json::leader_store(r).is_none() {
+                return Some(format!("region {} has no leader", region_json::id(r)));
+            }
+            if region_json::peer_stores(r).len() < voters {
+                return Some(format!(
+                    "region {} has peers on {:?}, wants {voters}",
+                    region_json::id(r),
+                    region_json::peer_stores(r)
+                ));
+            }
+        }
+        None
+    }
+
+    /// A raw client of the default keyspace with a few seconds of timeout per request.
+    pub async fn raw_client(&self) -> Result<RawClient> {
+        let config = Config::default()
+            .with_default_keyspace()
+            .with_timeout(Duration::from_secs(5));
+        RawClient::new_with_config(vec![self.pd_grpc.clone()], config)
+            .await
+            .with_context(|| format!("raw client to PD {}", self.pd_grpc))
+    }
+
+    /// SIGKILL store `i`.
+    pub fn kill_store(&mut self, i: usize) -> Result<()> {
+        self.stores[i].process.kill()
+    }
+
+    /// SIGTERM store `i` and wait for a clean exit.
+    pub async fn stop_store(&mut self, i: usize) -> Result<()> {
+        self.stores[i].process.stop(STOP_TIMEOUT).await
+    }
+
+    /// Starts store `i` again on its data directory and ports; waits for READY.
+    pub async fn restart_store(&mut self, i: usize) -> Result<()> {
+        self.stores[i].process.restart()?;
+        self.wait_store_ready(i).await
+    }
+
+    /// Starts one more store; returns its index once it is serving.
+    pub async fn add_store(&mut self) -> Result<usize> {
+        let i = self.spawn_store()?;
+        self.wait_store_ready(i).await?;
+        Ok(i)
+    }
+
+    /// SIGTERMs PD, starts it again on its data and ports and waits for READY.
+    pub async fn restart_pd(&mut self) -> Result<()> {
+        self.pd.stop(STOP_TIMEOUT).await?;
+        self.pd.restart()?;
+        self.pd.wait_ready(READY_TIMEOUT).await?;
+        Ok(())
+    }
+
+    pub fn pd_api(&self) -> &PdApi {
+        &self.api
+    }
+
+    pub fn pd_get(&self, path: &str) -> Result<Value> {
+        self.api.get(path)
+    }
+
+    pub fn pd_post(&self, path: &str, body: &Value) -> Result<Value> {
+        self.api.post(path, body)
+    }
+
+    pub fn pd_delete(&self, path: &str) -> Result<Value> {
+        self.api.delete(path)
+    }
+
+    pub fn regions(&self) -> Result<Vec<Value>> {
+        self.api.regions()
+    }
+
+    pub fn stores(&self) -> Result<Vec<Value>> {
+        self.api.stores()
+    }
+
+    /// The last `lines` lines of every process's logs.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = self.pd.log_tail(lines);
+        for node in &self.stores {
+            out.push_str(&node.process.log_tail(lines));
+        }
+        out
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "===== fleet logs in {} =====\n{}",
+                self.dir.path().display(),
+                self.log_tails(40)
+            );
+            // Whole logs and data are worth keeping when asked for.
+            if std::env::var_os(KEEP_ENV).is_some() {
+                self.dir.disable_cleanup(true);
+                eprintln!(
+                    "===== kept {} ({KEEP_ENV} is set)",
+                    self.dir.path().display()
+                );
+            }
+        }
+        for node in &mut self.stores {
+            let _ = node.process.kill();
+        }
+        let _ = self.pd.kill();
+    }
+}
+
+fn pd_spec(dir: &std::path::Path, grpc: &str, http: &str) -> Result<ProcessSpec> {
+    let data_dir = dir.join("pd");
+    std::fs::create_dir_all(&data_dir)?;
+    Ok(ProcessSpec {
+        name: "pd".into(),
+        binary: binaries::pd_binary()?,
+        args: vec![
+            "--name".into(),
+            "pd1".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--client-urls".into(),
+            format!("http://{grpc}"),
+            "--advertise-client-urls".into(),
+            format!("http://{grpc}"),
+            "--http-addr".into(),
+            http.into(),
+            "--config".into(),
+            dir.join("pd.toml").display().to_string(),
+        ],
+        ready_word: "PD_READY",
+        log_dir: dir.to_path_buf(),
+    })
+}

@@ -1,0 +1,237 @@
+//! Many keys and many regions: splits keep every key readable, PD's region map stays whole,
+//! and leaders spread evenly.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use shoal_fleet_tests::data::{self, check_batch};
+use shoal_fleet_tests::keyspace::pd_keyspace_range;
+use shoal_fleet_tests::{configs, region_json, wait_ok, wait_until, Fleet, FleetOptions};
+use tikv_client::{BoundRange, Key, RawClient};
+
+const VALUE_LEN: usize = 100;
+
+fn fleet_options(max_size: u64, split_size: u64) -> FleetOptions {
+    FleetOptions {
+        stores: 3,
+        pd_config: configs::pd_config(""),
+        store_config: configs::store_config(&configs::size_split_policy(max_size, split_size)),
+    }
+}
+
+/// PD's regions sorted by start key, checked to tile the whole key space: the first starts
+/// at "", each ends where the next starts, the last ends at "". Returns the problem if not.
+fn coverage_gap(regions: &[serde_json::Value]) -> Option<String> {
+    let mut ranges: Vec<(Vec<u8>, Vec<u8>, u64)> = regions
+        .iter()
+        .map(|r| {
+            (
+                region_json::start_key(r),
+                region_json::end_key(r),
+                region_json::id(r),
+            )
+        })
+        .collect();
+    ranges.sort();
+    let first = ranges.first()?;
+    if !first.0.is_empty() {
+        return Some(format!("first region {} does not start at \"\"", first.2));
+    }
+    for pair in ranges.windows(2) {
+        if pair[0].1 != pair[1].0 {
+            return Some(format!(
+                "region {} ends at {} but the next, {}, starts at {}",
+                pair[0].2,
+                hex::encode(&pair[0].1),
+                pair[1].2,
+                hex::encode(&pair[1].0)
+            ));
+        }
+    }
+    let last = ranges.last()?;
+    (!last.1.is_empty()).then(|| format!("last region {} does not end at \"\"", last.2))
+}
+
+/// Regions PD places inside the default raw keyspace.
+fn keyspace_region_count(regions: &[serde_json::Value]) -> usize {
+    let (start, end) = pd_keyspace_range();
+    regions
+        .iter()
+        .filter(|r| {
+            let s = region_json::start_key(r);
+            s >= start && s < end
+        })
+        .count()
+}
+
+/// Loads `tasks * per_task` keys from `tasks` concurrent loaders; a reader keeps checking
+/// random keys that loaders have acknowledged. Returns how many reads the reader checked.
+async fn load_while_reading(client: &RawClient, tasks: usize, per_task: usize) -> usize {
+    let progress: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..tasks).map(|_| AtomicUsize::new(0)).collect());
+    let done = Arc::new(AtomicBool::new(false));
+
+    let reader = {
+        let client = client.clone();
+        let progress = Arc::clone(&progress);
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut checked = 0usize;
+            while !done.load(Ordering::Acquire) {
+                for (task, acked) in progress.iter().enumerate() {
+                    let acked = acked.load(Ordering::Acquire);
+                    if acked == 0 {
+                        continue;
+                    }
+                    let start = task * per_task + rand::thread_rng().gen_range(0..acked);
+                    let end = (start + 20).min(task * per_task + acked);
+                    check_batch(&client, "key", start..end, VALUE_LEN)
+                        .await
+                        .expect("an acknowledged key must read back during the load");
+                    checked += end - start;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            checked
+        })
+    };
+
+    let mut loaders = Vec::new();
+    for task in 0..tasks {
+        let client = client.clone();
+        let progress = Arc::clone(&progress);
+        loaders.push(tokio::spawn(async move {
+            const BATCH: usize = 500;
+            let base = task * per_task;
+            let mut loaded = 0;
+            while loaded < per_task {
+                let n = BATCH.min(per_task - loaded);
+                data::load(
+                    &client,
+                    "key",
+                    base + loaded..base + loaded + n,
+                    n,
+                    VALUE_LEN,
+                )
+                .await
+                .expect("load");
+                loaded += n;
+                progress[task].store(loaded, Ordering::Release);
+            }
+        }));
+    }
+    for loader in loaders {
+        loader.await.expect("loader task");
+    }
+    done.store(true, Ordering::Release);
+    reader.await.expect("reader task")
+}
+
+/// Every key in order through paged raw scans of the whole keyspace.
+async fn scan_all(client: &RawClient) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut next: Vec<u8> = Vec::new();
+    // 100,000 keys in pages of 10,240: a bounded number of rounds.
+    for _ in 0..100 {
+        let range = BoundRange::new(Bound::Included(Key::from(next.clone())), Bound::Unbounded);
+        let page = data::retry("scan page", || client.scan(range.clone(), 10240))
+            .await
+            .unwrap();
+        let full = page.len() == 10240;
+        for pair in page {
+            out.push((pair.0.into(), pair.1));
+        }
+        if !full {
+            return out;
+        }
+        next = out.last().map(|(k, _)| k.clone()).unwrap_or_default();
+        next.push(0);
+    }
+    panic!("scan did not finish in 100 pages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_keys_split_into_many_regions_and_all_read_back() {
+    const TASKS: usize = 4;
+    const PER_TASK: usize = 25_000;
+    let fleet = Fleet::start(fleet_options(256 * 1024, 192 * 1024))
+        .await
+        .unwrap();
+    let client = fleet.raw_client().await.unwrap();
+
+    let checked = load_while_reading(&client, TASKS, PER_TASK).await;
+    assert!(checked > 0, "the reader never ran during the load");
+
+    // Splits go on for a while after the load; PD may briefly miss the half of a split it
+    // has not heard of yet, so wait for a view that has many regions and no gap.
+    wait_ok(
+        Duration::from_secs(120),
+        "more than 20 keyspace regions tiling the key space",
+        || {
+            let regions = fleet.regions().map_err(|e| e.to_string())?;
+            let in_keyspace = keyspace_region_count(&regions);
+            if in_keyspace <= 20 {
+                return Err(format!("{in_keyspace} regions in the keyspace"));
+            }
+            coverage_gap(&regions).map_or(Ok(()), Err)
+        },
+    )
+    .await;
+
+    data::verify(&client, "key", 0..TASKS * PER_TASK, VALUE_LEN)
+        .await
+        .unwrap();
+    let all = scan_all(&client).await;
+    assert_eq!(all.len(), TASKS * PER_TASK);
+    for (i, (key, value)) in all.iter().enumerate() {
+        assert_eq!(key, &data::key("key", i), "scan order at {i}");
+        assert_eq!(value, &data::value(i, VALUE_LEN), "value of key {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaders_spread_evenly_once_the_load_settles() {
+    let fleet = Fleet::start(fleet_options(96 * 1024, 64 * 1024))
+        .await
+        .unwrap();
+    let client = fleet.raw_client().await.unwrap();
+    data::load(&client, "key", 0..30_000, 500, VALUE_LEN)
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(120), "more than 20 regions", || {
+        fleet.regions().is_ok_and(|r| r.len() > 20)
+    })
+    .await;
+
+    let store_ids: Vec<u64> = (0..fleet.store_count())
+        .map(|i| fleet.store_id(i))
+        .collect();
+    let balanced = || -> Result<(), String> {
+        let regions = fleet.regions().map_err(|e| e.to_string())?;
+        let mut leaders: HashMap<u64, usize> = store_ids.iter().map(|s| (*s, 0)).collect();
+        for r in &regions {
+            let store = region_json::leader_store(r)
+                .ok_or_else(|| format!("region {} has no leader", region_json::id(r)))?;
+            *leaders.entry(store).or_default() += 1;
+        }
+        let mean = regions.len() as f64 / store_ids.len() as f64;
+        if leaders.values().all(|n| (*n as f64 - mean).abs() <= 1.0) {
+            Ok(())
+        } else {
+            Err(format!("leaders per store {leaders:?}, mean {mean:.2}"))
+        }
+    };
+    wait_ok(
+        Duration::from_secs(180),
+        "leader counts within one of the mean",
+        balanced,
+    )
+    .await;
+    data::verify(&client, "key", 0..30_000, VALUE_LEN)
+        .await
+        .unwrap();
+}
