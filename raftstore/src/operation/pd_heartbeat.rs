@@ -89,6 +89,23 @@ impl Peer {
         }
     }
 
+    /// A peer added to the region has caught up: PD waits for exactly that to take the next
+    /// step of a membership change, so it hears at once rather than at the next slow tick.
+    pub fn report_caught_up_peers(&mut self, ctx: &mut PollContext) {
+        if !self.is_leader() || self.pd_stats.catching_up.is_empty() {
+            return;
+        }
+        let prs = self.raft_group.raft.prs();
+        let caught_up = self.pd_stats.catching_up.iter().any(|(id, target)| {
+            prs.get(*id)
+                .is_some_and(|p| p.matched >= *target && p.state != ProgressState::Snapshot)
+        });
+        if caught_up {
+            // The report drops caught-up peers from `catching_up`.
+            self.heartbeat_pd(ctx);
+        }
+    }
+
     /// Sends PD the region's current report (leaders only).
     pub fn heartbeat_pd(&mut self, ctx: &mut PollContext) {
         if !self.is_leader() || self.stopped {

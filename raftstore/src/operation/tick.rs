@@ -11,6 +11,7 @@ impl Peer {
         }
         self.raft_group.tick();
         self.retry_stalled_snapshots(ctx);
+        self.report_caught_up_peers(ctx);
         self.check_hibernate(ctx);
         if self.hibernation.state == GroupState::Active {
             self.schedule_raft_tick(ctx);

@@ -268,3 +268,46 @@ fn stale_or_misdirected_steps_are_ignored() {
     cluster.must_put(b"k2", b"v2");
     cluster.shutdown();
 }
+
+#[test]
+fn a_learner_that_caught_up_is_reported_without_waiting_for_the_slow_tick() {
+    // Periodic reports are far apart here: only event-driven ones can arrive in time.
+    let cfg = raftstore::Config {
+        pd_heartbeat_tick_interval: std::time::Duration::from_secs(600),
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(4, cfg);
+    cluster.bootstrap_on(&[], &[1, 2, 3]);
+    cluster.start();
+    cluster.wait_leader(1);
+    for i in 0..50u32 {
+        cluster.must_put(format!("k{i}").as_bytes(), b"v");
+    }
+    let learner = Peer {
+        id: cluster.pd.alloc_id(),
+        store_id: 4,
+        role: PeerRole::Learner as i32,
+        ..Default::default()
+    };
+    let added = run_step(
+        &cluster,
+        1,
+        |r| RegionHeartbeatResponse {
+            change_peer: Some(change(learner, ConfChangeType::AddLearnerNode)),
+            ..step_for(r)
+        },
+        |c| role_on(c, 1, 4) == Some(PeerRole::Learner),
+    );
+    assert!(added, "a learner is added on store 4");
+    let report = cluster.pd.wait_region_heartbeat(1, DEFAULT_TIMEOUT, |hb| {
+        let region = hb.region.as_ref();
+        region.is_some_and(|r| r.peers.iter().any(|p| p.id == learner.id))
+            && !hb.pending_peers.iter().any(|p| p.id == learner.id)
+    });
+    assert!(
+        report.is_some(),
+        "PD hears that the learner caught up: {:?}",
+        cluster.pd.region_heartbeat(1)
+    );
+    cluster.must_engine_eq(4, b"k7", Some(b"v"));
+}
