@@ -7,6 +7,8 @@
 
 #![allow(clippy::all)]
 
+pub mod codec;
+
 pub mod metapb {
     tonic::include_proto!("metapb");
 }

@@ -27,8 +27,8 @@ pub fn store_config(raftstore_extra: &str) -> String {
         r#"[raftstore]
 raft-base-tick-interval = "50ms"
 raft-heartbeat-ticks = 2
-raft-election-timeout-ticks = 10
-raft-store-max-leader-lease = "400ms"
+raft-election-timeout-ticks = 20
+raft-store-max-leader-lease = "800ms"
 raft-log-gc-tick-interval = "1s"
 store-heartbeat-interval = "200ms"
 store-unreachable-timeout = "1s"

@@ -22,19 +22,39 @@ async fn start() -> Fleet {
     .unwrap()
 }
 
-/// The route of `key` and a gRPC client connected to its leader's store.
+/// The route of `key` and a gRPC client connected to its leader's store, once that store
+/// answers a read as the leader (an election may still be settling right after start).
 async fn leader_of(fleet: &Fleet, key: &[u8]) -> (Route, TikvClient<Channel>) {
-    let route = Route::of_user_key(fleet.pd_api(), key).unwrap();
-    let index = fleet
-        .store_index(route.leader.store_id)
-        .expect("leader on a store of this fleet");
-    let addr = format!("http://{}", fleet.store(index).addr);
-    let client = TikvClient::connect(addr)
-        .await
-        .unwrap()
-        .max_decoding_message_size(16 * 1024 * 1024)
-        .max_encoding_message_size(16 * 1024 * 1024);
-    (route, client)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let route = Route::of_user_key(fleet.pd_api(), key).unwrap();
+        let index = fleet
+            .store_index(route.leader.store_id)
+            .expect("leader on a store of this fleet");
+        let addr = format!("http://{}", fleet.store(index).addr);
+        let mut client = TikvClient::connect(addr)
+            .await
+            .unwrap()
+            .max_decoding_message_size(16 * 1024 * 1024)
+            .max_encoding_message_size(16 * 1024 * 1024);
+        let probe = client
+            .raw_get(RawGetRequest {
+                context: Some(route.context()),
+                key: store_key(key),
+                cf: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        match probe.region_error {
+            None => return (route, client),
+            Some(e) if std::time::Instant::now() < deadline => {
+                eprintln!("route of {key:?} not settled yet: {e:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Some(e) => panic!("the route of {key:?} never settled: {e:?}"),
+        }
+    }
 }
 
 fn put(route: &Route, key: &[u8], value: Vec<u8>) -> RawPutRequest {
@@ -116,7 +136,10 @@ async fn stale_epochs_too_large_entries_and_unknown_cfs_write_nothing() {
         .unwrap()
         .into_inner();
     let region_error = response.region_error.expect("a region error");
-    let epoch_not_match = region_error.epoch_not_match.expect("epoch_not_match");
+    let epoch_not_match = region_error
+        .epoch_not_match
+        .clone()
+        .unwrap_or_else(|| panic!("epoch_not_match expected: {region_error:?}"));
     assert!(
         epoch_not_match
             .current_regions
@@ -166,6 +189,10 @@ async fn stale_epochs_too_large_entries_and_unknown_cfs_write_nothing() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert_eq!(read(&mut client, &route, b"cf").await, None);
 
+    // A message that does not decode: the key field carries a number.
+    let status = send_malformed_put(&fleet, &route).await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+
     // The region still takes a well-formed write.
     let response = client
         .raw_put(put(&route, b"fine", b"v".to_vec()))
@@ -181,4 +208,36 @@ async fn stale_epochs_too_large_entries_and_unknown_cfs_write_nothing() {
         read(&mut client, &route, b"fine").await,
         Some(b"v".to_vec())
     );
+}
+
+/// A RawPut-shaped message whose `key` (field 2, bytes) is sent as a varint.
+#[derive(Clone, PartialEq, prost::Message)]
+struct MalformedPut {
+    #[prost(message, optional, tag = "1")]
+    context: Option<proto::kvrpcpb::Context>,
+    #[prost(uint64, tag = "2")]
+    key: u64,
+}
+
+async fn send_malformed_put(fleet: &Fleet, route: &Route) -> tonic::Status {
+    let index = fleet
+        .store_index(route.leader.store_id)
+        .expect("leader on a store of this fleet");
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", fleet.store(index).addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic::codec::ProstCodec::<MalformedPut, proto::kvrpcpb::RawPutResponse>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/tikvpb.Tikv/RawPut");
+    let request = tonic::Request::new(MalformedPut {
+        context: Some(route.context()),
+        key: 42,
+    });
+    grpc.unary(request, path, codec)
+        .await
+        .expect_err("a malformed message is refused")
 }
