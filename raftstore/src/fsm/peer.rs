@@ -5,6 +5,7 @@ use crossbeam_channel::Receiver;
 
 use crate::context::PollContext;
 use crate::msg::{PeerMsg, PeerTick, SignificantMsg};
+use crate::operation::propose_batch::is_batchable;
 use crate::peer::Peer;
 
 pub struct PeerFsm {
@@ -29,11 +30,21 @@ impl PeerFsm {
                 break;
             };
             handled += 1;
-            self.handle(ctx, msg);
+            match msg {
+                PeerMsg::RaftCommand(c) if is_batchable(&c.request) => {
+                    self.peer.batch_command(ctx, *c)
+                }
+                other => {
+                    // Everything else keeps its place after the writes queued before it.
+                    self.peer.flush_batch(ctx);
+                    self.handle(ctx, other);
+                }
+            }
             if self.peer.stopped {
                 break;
             }
         }
+        self.peer.flush_batch(ctx);
         handled
     }
 

@@ -8,6 +8,7 @@ pub mod message;
 pub mod pd_heartbeat;
 pub mod pd_operator;
 pub mod propose;
+pub mod propose_batch;
 pub mod read;
 pub mod ready;
 pub mod snapshot;

@@ -58,7 +58,7 @@ impl Peer {
     }
 
     /// Everything that can be refused before touching raft.
-    fn pre_propose_check(&self, ctx: &PollContext, req: &RaftCmdRequest) -> Result<()> {
+    pub(crate) fn pre_propose_check(&self, ctx: &PollContext, req: &RaftCmdRequest) -> Result<()> {
         let header = req
             .header
             .as_ref()

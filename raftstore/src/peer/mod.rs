@@ -78,6 +78,8 @@ pub struct Peer {
     pub split_siblings: Vec<Region>,
     /// What the leader reports to PD.
     pub pd_stats: PdStats,
+    /// Write commands of this poller round waiting to share one entry.
+    pub pending_batch: crate::operation::propose_batch::ProposalBatch,
     pub stopped: bool,
 }
 
@@ -135,6 +137,7 @@ impl Peer {
             snapshot_wait_ticks: std::collections::HashMap::new(),
             aux_ticks_paused: false,
             pd_stats: PdStats::default(),
+            pending_batch: Default::default(),
             stopped: false,
         })
     }
