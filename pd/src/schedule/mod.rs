@@ -143,6 +143,22 @@ pub(crate) mod testkit {
             self.state.regions.insert(RegionInfo::new(meta, leader));
         }
 
+        /// Region `id` over the whole key space with voters 11, 12, 13 on stores 1, 2, 3,
+        /// led by 11.
+        pub fn add_healthy_region(&mut self, id: u64) {
+            self.add_region(
+                id,
+                b"",
+                b"",
+                &[
+                    (11, 1, PeerRole::Voter),
+                    (12, 2, PeerRole::Voter),
+                    (13, 3, PeerRole::Voter),
+                ],
+                11,
+            );
+        }
+
         pub fn silence_store(&mut self, id: u64, ms: u64) {
             let s = self.state.stores.get_mut(&id).unwrap();
             s.last_heartbeat_ms = self.now.unix_ms - ms;

@@ -201,17 +201,7 @@ mod tests {
     #[test]
     fn a_healthy_region_needs_nothing_and_no_target_means_no_operator() {
         let mut f = Fixture::new(&[1, 2, 3]);
-        f.add_region(
-            1,
-            b"",
-            b"",
-            &[
-                (11, 1, PeerRole::Voter),
-                (12, 2, PeerRole::Voter),
-                (13, 3, PeerRole::Voter),
-            ],
-            11,
-        );
+        f.add_healthy_region(1);
         let view = f.view();
         let r = view.regions.get(1).unwrap();
         assert!(check_region(&view, r, &mut counter(1)).unwrap().is_none());
@@ -257,17 +247,7 @@ mod tests {
     #[test]
     fn a_peer_on_a_down_store_is_replaced_then_removed() {
         let mut f = Fixture::new(&[1, 2, 3, 4]);
-        f.add_region(
-            1,
-            b"",
-            b"",
-            &[
-                (11, 1, PeerRole::Voter),
-                (12, 2, PeerRole::Voter),
-                (13, 3, PeerRole::Voter),
-            ],
-            11,
-        );
+        f.add_healthy_region(1);
         f.silence_store(3, f.cfg.max_store_down_time.as_millis() as u64 + 1);
         let view = f.view();
         let r = view.regions.get(1).unwrap();
@@ -294,17 +274,7 @@ mod tests {
     #[test]
     fn a_reported_long_down_peer_is_replaced_too() {
         let mut f = Fixture::new(&[1, 2, 3, 4]);
-        f.add_region(
-            1,
-            b"",
-            b"",
-            &[
-                (11, 1, PeerRole::Voter),
-                (12, 2, PeerRole::Voter),
-                (13, 3, PeerRole::Voter),
-            ],
-            11,
-        );
+        f.add_healthy_region(1);
         let down = f.cfg.max_store_down_time.as_secs();
         f.mark_peer_down(1, 13, down);
         let view = f.view();
@@ -318,17 +288,7 @@ mod tests {
     #[test]
     fn an_offline_leader_hands_over_leadership_before_removal() {
         let mut f = Fixture::new(&[1, 2, 3, 4]);
-        f.add_region(
-            1,
-            b"",
-            b"",
-            &[
-                (11, 1, PeerRole::Voter),
-                (12, 2, PeerRole::Voter),
-                (13, 3, PeerRole::Voter),
-            ],
-            11,
-        );
+        f.add_healthy_region(1);
         f.set_store_state(1, StoreState::Offline);
         let view = f.view();
         let op = check_region(&view, view.regions.get(1).unwrap(), &mut counter(7)).unwrap();
