@@ -2,14 +2,18 @@
 
 CARGO ?= cargo
 
-.PHONY: deps build test bench fmt clippy clean run stop
+.PHONY: deps build test bench bench-micro bench-etcd fmt clippy clean run stop
 
-# Everything the build needs from the system: libclang for RocksDB's bindings.
+# Everything the build needs from the system: libclang for RocksDB's bindings; fontconfig,
+# freetype and a font for the charts shoal-bench draws.
+SYSTEM_PACKAGES := libclang-dev clang pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core
+
 deps:
-	@if ! dpkg -s libclang-dev >/dev/null 2>&1; then \
-		echo "installing libclang-dev (needed by RocksDB's bindings)"; \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev clang >/dev/null; \
-		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev clang >/dev/null; fi; \
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 build: deps
@@ -20,8 +24,20 @@ test: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=2
 
+# YCSB load + A, B, C, E on a fresh temporary fleet (100,000 records of 1 KiB, 64 clients, 30 s
+# each); results in bench-results/.
 bench: deps
-	$(CARGO) bench --workspace
+	$(CARGO) build --release -p pd -p server -p shoal-ctl -p shoal-benches --bin shoal-bench
+	bash scripts/bench-fleet.sh
+
+# The same workloads against a 3-member etcd cluster on loopback (Debian's etcd-server).
+bench-etcd: deps
+	$(CARGO) build --release -p shoal-benches --bin shoal-bench
+	bash scripts/bench-etcd.sh
+
+# Criterion micro-benchmarks (batch system, log writer, apply, codec, read path).
+bench-micro: deps
+	$(CARGO) bench -p shoal-benches --benches
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,6 +1,7 @@
 # Shared settings of the local fleet scripts (sourced, not run).
 # Data, logs and pid files live under ${SHOAL_DATA:-./data}; binaries come from
-# ${SHOAL_BIN:-target/release}.
+# ${SHOAL_BIN:-target/release}. SHOAL_PORT_OFFSET shifts every port, so a second fleet (make
+# bench) can run beside the one from make run.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="$(realpath -m "${SHOAL_DATA:-./data}")"
@@ -8,11 +9,12 @@ BIN="${SHOAL_BIN:-$ROOT/target/release}"
 LOGS="$DATA/logs"
 PIDS="$DATA/pids"
 
-PD_GRPC="127.0.0.1:2379"
-PD_HTTP="127.0.0.1:2380"
+PORT_OFFSET="${SHOAL_PORT_OFFSET:-0}"
+PD_GRPC="127.0.0.1:$((2379 + PORT_OFFSET))"
+PD_HTTP="127.0.0.1:$((2380 + PORT_OFFSET))"
 STORES=3
-store_addr() { echo "127.0.0.1:$((20159 + $1))"; }
-store_status_addr() { echo "127.0.0.1:$((20179 + $1))"; }
+store_addr() { echo "127.0.0.1:$((20159 + PORT_OFFSET + $1))"; }
+store_status_addr() { echo "127.0.0.1:$((20179 + PORT_OFFSET + $1))"; }
 
 # Prints the pid in pid file $1 if that process is alive and is one of ours.
 live_pid() {

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub mod ycsb;
+
 /// Latency percentiles of a sample, in microseconds.
 pub struct Percentiles {
     pub p50: f64,

@@ -1,0 +1,29 @@
+//! YCSB core workloads against a running store: generators, workloads, the client runner and
+//! its reports.
+
+pub mod backend;
+pub mod generator;
+pub mod plot;
+pub mod recorder;
+pub mod report;
+pub mod runner;
+pub mod workload;
+
+/// What one invocation of `shoal-bench` measured: its load and/or run phase.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BenchOutput {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub load: Option<report::Summary>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub run: Option<report::Summary>,
+}
+
+impl BenchOutput {
+    pub fn phases(&self) -> impl Iterator<Item = &report::Summary> {
+        self.load.iter().chain(self.run.iter())
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.phases().map(|s| s.errors).sum()
+    }
+}

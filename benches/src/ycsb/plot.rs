@@ -1,0 +1,154 @@
+//! Throughput and p99 latency over time as a PNG: one line per phase, throughput on top, p99
+//! below, so a stall shows as a dip above and a spike below at the same second.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::report::Summary;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw {path}: {message}")]
+pub struct PlotError {
+    path: String,
+    message: String,
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn label(s: &Summary) -> String {
+    format!("{} {} {}", s.target, s.workload, s.phase)
+}
+
+/// Draws every summary's timeline into `path` (PNG, 1200x800).
+pub fn draw_timelines(path: &Path, runs: &[Summary]) -> Result<(), PlotError> {
+    let fail = |e: &dyn std::fmt::Display| PlotError {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let (top, bottom) = root.split_vertically(400);
+    let max_t = runs
+        .iter()
+        .flat_map(|r| r.timeline.iter().map(|p| p.t))
+        .fold(1.0f64, f64::max);
+    let max_ops = runs
+        .iter()
+        .flat_map(|r| r.timeline.iter().map(|p| p.ops_per_sec))
+        .fold(1.0f64, f64::max);
+    let max_p99_ms = runs
+        .iter()
+        .flat_map(|r| r.timeline.iter().map(|p| p.p99_us as f64 / 1000.0))
+        .fold(1.0f64, f64::max);
+
+    let mut ops_chart = ChartBuilder::on(&top)
+        .caption("throughput (ops/s)", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..max_t, 0.0..max_ops * 1.1)
+        .map_err(|e| fail(&e))?;
+    ops_chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc("ops/s")
+        .draw()
+        .map_err(|e| fail(&e))?;
+    let mut p99_chart = ChartBuilder::on(&bottom)
+        .caption("p99 latency (ms)", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..max_t, 0.0..max_p99_ms * 1.1)
+        .map_err(|e| fail(&e))?;
+    p99_chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc("ms")
+        .draw()
+        .map_err(|e| fail(&e))?;
+
+    for (i, run) in runs.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let name = label(run);
+        ops_chart
+            .draw_series(LineSeries::new(
+                run.timeline.iter().map(|p| (p.t, p.ops_per_sec)),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| fail(&e))?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        p99_chart
+            .draw_series(LineSeries::new(
+                run.timeline.iter().map(|p| (p.t, p.p99_us as f64 / 1000.0)),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| fail(&e))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    for chart in [&mut ops_chart, &mut p99_chart] {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| fail(&e))?;
+    }
+    root.present().map_err(|e| fail(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ycsb::recorder::{TaskStats, TimelinePoint};
+    use crate::ycsb::report::RunParameters;
+
+    #[test]
+    fn draws_a_png_of_the_timeline() {
+        let timeline = (1..=10)
+            .map(|t| TimelinePoint {
+                t: t as f64,
+                ops_per_sec: 1000.0 + t as f64 * 10.0,
+                p99_us: 2000 + t * 100,
+                errors: 0,
+            })
+            .collect();
+        let summary = Summary::new(
+            RunParameters {
+                target: "shoal".into(),
+                workload: "A".into(),
+                phase: "run".into(),
+                distribution: "zipfian".into(),
+                records: 10,
+                concurrency: 1,
+                value_size: 1,
+                seed: 0,
+            },
+            &TaskStats::default(),
+            10.0,
+            timeline,
+            Vec::new(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.png");
+        draw_timelines(&path, &[summary]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+        assert!(
+            bytes.len() > 10_000,
+            "an empty canvas: {} bytes",
+            bytes.len()
+        );
+    }
+}

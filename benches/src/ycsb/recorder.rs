@@ -1,0 +1,251 @@
+//! Latency and error accounting: each client task keeps its own histograms (no sharing on the
+//! hot path but one short lock for the live interval), merged when the phase ends; a sampler
+//! turns the live interval into a timeline of throughput and p99 once a second.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+
+use super::workload::Operation;
+
+/// Latencies are kept in microseconds, from 1 µs to 10 minutes, at 3 significant digits.
+const MAX_LATENCY_US: u64 = 600_000_000;
+/// How many error messages are kept to show the user why requests failed.
+const KEPT_ERRORS: usize = 8;
+
+pub fn new_histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts; a failure would be a programming error.
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(MAX_LATENCY_US as u128) as u64
+}
+
+/// One task's results per operation type.
+pub struct TaskStats {
+    pub latencies: Vec<Histogram<u64>>,
+    pub errors: Vec<u64>,
+    /// Successful requests the workload issued (the read and update inside a read-modify-write
+    /// are timed on their own rows but not counted again here).
+    pub succeeded: u64,
+}
+
+impl Default for TaskStats {
+    fn default() -> Self {
+        TaskStats {
+            latencies: Operation::ALL.iter().map(|_| new_histogram()).collect(),
+            errors: vec![0; Operation::ALL.len()],
+            succeeded: 0,
+        }
+    }
+}
+
+impl TaskStats {
+    pub fn merge(&mut self, other: &TaskStats) {
+        for (mine, theirs) in self.latencies.iter_mut().zip(&other.latencies) {
+            // Same bounds on both sides, so adding cannot fail.
+            let _ = mine.add(theirs);
+        }
+        for (mine, theirs) in self.errors.iter_mut().zip(&other.errors) {
+            *mine += theirs;
+        }
+        self.succeeded += other.succeeded;
+    }
+
+    /// Times a step inside a larger request (the read of a read-modify-write).
+    pub fn record_step(&mut self, op: Operation, latency: Duration) {
+        self.latencies[op.index()].saturating_record(micros(latency));
+    }
+}
+
+/// One second of the run.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TimelinePoint {
+    /// Seconds since the phase started, at the end of the interval.
+    pub t: f64,
+    pub ops_per_sec: f64,
+    pub p99_us: u64,
+    pub errors: u64,
+}
+
+/// State shared by all tasks of a phase.
+pub struct Recorder {
+    started: Instant,
+    completed: AtomicU64,
+    errors: AtomicU64,
+    interval: Mutex<Histogram<u64>>,
+    sampled: Mutex<Sampled>,
+    first_errors: Mutex<Vec<String>>,
+}
+
+struct Sampled {
+    at: Instant,
+    completed: u64,
+    errors: u64,
+    timeline: Vec<TimelinePoint>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recorder {
+    pub fn new() -> Self {
+        let now = Instant::now();
+        Recorder {
+            started: now,
+            completed: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            interval: Mutex::new(new_histogram()),
+            sampled: Mutex::new(Sampled {
+                at: now,
+                completed: 0,
+                errors: 0,
+                timeline: Vec::new(),
+            }),
+            first_errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Records a finished request into the task's stats and the live interval.
+    pub fn record(
+        &self,
+        stats: &mut TaskStats,
+        op: Operation,
+        latency: Duration,
+        outcome: Result<(), String>,
+    ) {
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(()) => {
+                let us = micros(latency);
+                stats.latencies[op.index()].saturating_record(us);
+                stats.succeeded += 1;
+                self.interval.lock().saturating_record(us);
+            }
+            Err(message) => {
+                stats.errors[op.index()] += 1;
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                let mut kept = self.first_errors.lock();
+                if kept.len() < KEPT_ERRORS {
+                    kept.push(format!("{}: {message}", op.name()));
+                }
+            }
+        }
+    }
+
+    /// Closes the current interval and appends it to the timeline; returns the new point.
+    pub fn sample(&self) -> TimelinePoint {
+        let histogram = std::mem::replace(&mut *self.interval.lock(), new_histogram());
+        let now = Instant::now();
+        let completed = self.completed();
+        let errors = self.errors();
+        let mut s = self.sampled.lock();
+        let secs = now.duration_since(s.at).as_secs_f64().max(1e-9);
+        let point = TimelinePoint {
+            t: now.duration_since(self.started).as_secs_f64(),
+            ops_per_sec: (completed - s.completed) as f64 / secs,
+            p99_us: histogram.value_at_quantile(0.99),
+            errors: errors - s.errors,
+        };
+        s.at = now;
+        s.completed = completed;
+        s.errors = errors;
+        s.timeline.push(point.clone());
+        point
+    }
+
+    pub fn timeline(&self) -> Vec<TimelinePoint> {
+        self.sampled.lock().timeline.clone()
+    }
+
+    pub fn first_errors(&self) -> Vec<String> {
+        self.first_errors.lock().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_latencies_and_errors_per_operation() {
+        let r = Recorder::new();
+        let mut stats = TaskStats::default();
+        for ms in 1..=100 {
+            r.record(
+                &mut stats,
+                Operation::Read,
+                Duration::from_millis(ms),
+                Ok(()),
+            );
+        }
+        r.record(
+            &mut stats,
+            Operation::Update,
+            Duration::from_millis(1),
+            Err("boom".into()),
+        );
+        let reads = &stats.latencies[Operation::Read.index()];
+        assert_eq!(reads.len(), 100);
+        let p50 = reads.value_at_quantile(0.5);
+        assert!((49_000..=51_000).contains(&p50), "{p50}");
+        assert_eq!(stats.errors[Operation::Update.index()], 1);
+        assert_eq!(stats.latencies[Operation::Update.index()].len(), 0);
+        assert_eq!(r.completed(), 101);
+        assert_eq!(r.errors(), 1);
+        assert_eq!(r.first_errors(), vec!["UPDATE: boom".to_string()]);
+    }
+
+    #[test]
+    fn samples_split_the_run_into_intervals() {
+        let r = Recorder::new();
+        let mut stats = TaskStats::default();
+        r.record(
+            &mut stats,
+            Operation::Read,
+            Duration::from_millis(5),
+            Ok(()),
+        );
+        let first = r.sample();
+        assert!(first.ops_per_sec > 0.0);
+        assert!((4_990..=5_010).contains(&first.p99_us), "{}", first.p99_us);
+        let second = r.sample();
+        assert_eq!(second.ops_per_sec, 0.0);
+        assert_eq!(second.p99_us, 0);
+        assert_eq!(r.timeline().len(), 2);
+    }
+
+    #[test]
+    fn merged_stats_add_up() {
+        let r = Recorder::new();
+        let (mut a, mut b) = (TaskStats::default(), TaskStats::default());
+        r.record(&mut a, Operation::Scan, Duration::from_micros(10), Ok(()));
+        r.record(&mut b, Operation::Scan, Duration::from_micros(20), Ok(()));
+        r.record(&mut b, Operation::Scan, Duration::ZERO, Err("x".into()));
+        a.merge(&b);
+        assert_eq!(a.latencies[Operation::Scan.index()].len(), 2);
+        assert_eq!(a.errors[Operation::Scan.index()], 1);
+        assert_eq!(a.succeeded, 2);
+        a.record_step(Operation::Read, Duration::from_micros(5));
+        assert_eq!(a.latencies[Operation::Read.index()].len(), 1);
+        assert_eq!(a.succeeded, 2);
+    }
+}

@@ -1,0 +1,315 @@
+//! The result of a phase: per operation type count, throughput, latency percentiles and errors,
+//! rendered as a table or one JSON object.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::recorder::{TaskStats, TimelinePoint};
+use super::workload::Operation;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OperationSummary {
+    pub count: u64,
+    pub ops_per_sec: f64,
+    pub avg_us: f64,
+    pub p50_us: u64,
+    pub p95_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub errors: u64,
+}
+
+/// Everything a phase measured, with the parameters needed to reproduce it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub target: String,
+    pub workload: String,
+    pub phase: String,
+    pub distribution: String,
+    pub records: u64,
+    pub concurrency: usize,
+    pub value_size: usize,
+    pub seed: u64,
+    pub elapsed_secs: f64,
+    /// Successful requests.
+    pub total_ops: u64,
+    pub ops_per_sec: f64,
+    pub errors: u64,
+    pub operations: BTreeMap<String, OperationSummary>,
+    pub timeline: Vec<TimelinePoint>,
+    /// The first few error messages, so a failed run says why.
+    pub first_errors: Vec<String>,
+}
+
+/// The parameters a summary repeats, filled in by the runner.
+pub struct RunParameters {
+    pub target: String,
+    pub workload: String,
+    pub phase: String,
+    pub distribution: String,
+    pub records: u64,
+    pub concurrency: usize,
+    pub value_size: usize,
+    pub seed: u64,
+}
+
+impl Summary {
+    pub fn new(
+        params: RunParameters,
+        stats: &TaskStats,
+        elapsed_secs: f64,
+        timeline: Vec<TimelinePoint>,
+        first_errors: Vec<String>,
+    ) -> Summary {
+        let secs = elapsed_secs.max(1e-9);
+        let mut operations = BTreeMap::new();
+        for op in Operation::ALL {
+            let h = &stats.latencies[op.index()];
+            let errors = stats.errors[op.index()];
+            if h.is_empty() && errors == 0 {
+                continue;
+            }
+            let at = |q: f64| {
+                if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(q)
+                }
+            };
+            operations.insert(
+                op.name().to_string(),
+                OperationSummary {
+                    count: h.len(),
+                    ops_per_sec: h.len() as f64 / secs,
+                    avg_us: if h.is_empty() { 0.0 } else { h.mean() },
+                    p50_us: at(0.50),
+                    p95_us: at(0.95),
+                    p99_us: at(0.99),
+                    p999_us: at(0.999),
+                    max_us: if h.is_empty() { 0 } else { h.max() },
+                    errors,
+                },
+            );
+        }
+        let total_ops = stats.succeeded;
+        let errors = stats.errors.iter().sum();
+        Summary {
+            target: params.target,
+            workload: params.workload,
+            phase: params.phase,
+            distribution: params.distribution,
+            records: params.records,
+            concurrency: params.concurrency,
+            value_size: params.value_size,
+            seed: params.seed,
+            elapsed_secs,
+            total_ops,
+            ops_per_sec: total_ops as f64 / secs,
+            errors,
+            operations,
+            timeline,
+            first_errors,
+        }
+    }
+
+    /// A fixed-width table, one row per operation type, plus the run's total.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} workload {} ({}), {} distribution: {} records, {} clients, {}-byte values, {:.1} s",
+            self.target,
+            self.workload,
+            self.phase,
+            self.distribution,
+            self.records,
+            self.concurrency,
+            self.value_size,
+            self.elapsed_secs
+        );
+        let _ = writeln!(
+            out,
+            "{:<18} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "operation",
+            "count",
+            "ops/s",
+            "avg ms",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "errors"
+        );
+        let ms = |us: f64| us / 1000.0;
+        for (name, s) in &self.operations {
+            let _ = writeln!(
+                out,
+                "{:<18} {:>10} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+                name,
+                s.count,
+                s.ops_per_sec,
+                ms(s.avg_us),
+                ms(s.p50_us as f64),
+                ms(s.p95_us as f64),
+                ms(s.p99_us as f64),
+                ms(s.p999_us as f64),
+                s.errors
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{:<18} {:>10} {:>10.0} {:>59}",
+            "TOTAL", self.total_ops, self.ops_per_sec, self.errors
+        );
+        for e in &self.first_errors {
+            let _ = writeln!(out, "  error: {e}");
+        }
+        out
+    }
+}
+
+/// Several runs as one markdown table: a row per run with its total throughput, then a row per
+/// operation type with its latency percentiles (milliseconds).
+pub fn markdown_table(runs: &[Summary]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| store | workload | operation | ops/s | avg ms | p50 ms | p95 ms | p99 ms | p99.9 ms | errors |\n",
+    );
+    out.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    let ms = |us: f64| format!("{:.2}", us / 1000.0);
+    for run in runs {
+        let workload = match run.phase.as_str() {
+            "load" => "load".to_string(),
+            _ => run.workload.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | **all** | **{:.0}** | | | | | | {} |",
+            run.target, workload, run.ops_per_sec, run.errors
+        );
+        for (name, s) in &run.operations {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+                run.target,
+                workload,
+                name,
+                s.ops_per_sec,
+                ms(s.avg_us),
+                ms(s.p50_us as f64),
+                ms(s.p95_us as f64),
+                ms(s.p99_us as f64),
+                ms(s.p999_us as f64),
+                s.errors
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ycsb::recorder::Recorder;
+    use std::time::Duration;
+
+    fn params() -> RunParameters {
+        RunParameters {
+            target: "shoal".into(),
+            workload: "A".into(),
+            phase: "run".into(),
+            distribution: "zipfian".into(),
+            records: 1000,
+            concurrency: 4,
+            value_size: 100,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn summary_counts_rates_and_percentiles() {
+        let r = Recorder::new();
+        let mut stats = TaskStats::default();
+        for i in 1..=1000u64 {
+            r.record(
+                &mut stats,
+                Operation::Read,
+                Duration::from_micros(i),
+                Ok(()),
+            );
+        }
+        for _ in 0..10 {
+            r.record(
+                &mut stats,
+                Operation::Update,
+                Duration::from_micros(500),
+                Ok(()),
+            );
+        }
+        r.record(
+            &mut stats,
+            Operation::Update,
+            Duration::ZERO,
+            Err("timeout".into()),
+        );
+        let s = Summary::new(params(), &stats, 2.0, Vec::new(), r.first_errors());
+        assert_eq!(s.total_ops, 1010);
+        assert_eq!(s.ops_per_sec, 505.0);
+        assert_eq!(s.errors, 1);
+        let read = &s.operations["READ"];
+        assert_eq!(read.count, 1000);
+        assert!((499..=501).contains(&read.p50_us));
+        assert!((989..=991).contains(&read.p99_us));
+        assert_eq!(read.max_us, 1000);
+        assert_eq!(s.operations["UPDATE"].errors, 1);
+        assert!(!s.operations.contains_key("SCAN"));
+
+        let table = s.table();
+        assert!(table.contains("READ") && table.contains("UPDATE") && table.contains("TOTAL"));
+        assert!(table.contains("error: UPDATE: timeout"));
+
+        let md = markdown_table(std::slice::from_ref(&s));
+        assert!(md.contains("| shoal | A | **all** | **505** |"), "{md}");
+        assert!(
+            md.contains("| shoal | A | READ | 500 | 0.50 | 0.50 |"),
+            "{md}"
+        );
+
+        let json = serde_json::to_string(&s).unwrap();
+        let back: Summary = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn read_modify_writes_count_once_in_the_total() {
+        let r = Recorder::new();
+        let mut stats = TaskStats::default();
+        // 5 plain reads and 3 read-modify-writes, whose steps are timed on their own rows.
+        for _ in 0..5 {
+            r.record(
+                &mut stats,
+                Operation::Read,
+                Duration::from_micros(10),
+                Ok(()),
+            );
+        }
+        for _ in 0..3 {
+            stats.record_step(Operation::Read, Duration::from_micros(10));
+            stats.record_step(Operation::Update, Duration::from_micros(10));
+            r.record(
+                &mut stats,
+                Operation::ReadModifyWrite,
+                Duration::from_micros(20),
+                Ok(()),
+            );
+        }
+        let mut p = params();
+        p.workload = "F".into();
+        let s = Summary::new(p, &stats, 1.0, Vec::new(), Vec::new());
+        assert_eq!(s.total_ops, 8);
+        assert_eq!(s.operations["READ"].count, 8);
+        assert_eq!(s.operations["UPDATE"].count, 3);
+        assert_eq!(s.operations["READ-MODIFY-WRITE"].count, 3);
+    }
+}

@@ -1,0 +1,393 @@
+//! Runs a phase: `concurrency` async clients issue requests until the phase's work is done,
+//! while a sampler records the timeline and shows live progress.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::backend::{Backend, BackendError};
+use super::generator::{Distribution, KeyChooser};
+use super::recorder::{Recorder, TaskStats};
+use super::report::{RunParameters, Summary};
+use super::workload::{record_key, Operation, Workload};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Inserts records `0..records`.
+    Load,
+    /// Issues the workload's mix against the loaded records.
+    Run,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Load => "load",
+            Phase::Run => "run",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PhaseSpec {
+    pub target: String,
+    pub workload: Workload,
+    pub phase: Phase,
+    pub records: u64,
+    /// Stop after this many requests (the run phase; the load phase inserts `records`).
+    pub operations: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    pub concurrency: usize,
+    pub value_size: usize,
+    pub seed: u64,
+}
+
+/// Records inserted so far: a record is readable once every record below it is acknowledged,
+/// so reads of "the latest" never ask for a record whose insert is still in flight.
+struct InsertedRecords {
+    next: AtomicU64,
+    readable: AtomicU64,
+    acked_above: Mutex<BTreeSet<u64>>,
+}
+
+impl InsertedRecords {
+    fn new(existing: u64) -> Self {
+        InsertedRecords {
+            next: AtomicU64::new(existing),
+            readable: AtomicU64::new(existing),
+            acked_above: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    fn claim(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn acknowledge(&self, n: u64) {
+        let mut above = self.acked_above.lock();
+        above.insert(n);
+        let mut readable = self.readable.load(Ordering::Acquire);
+        while above.remove(&readable) {
+            readable += 1;
+        }
+        self.readable.store(readable, Ordering::Release);
+    }
+
+    fn readable(&self) -> u64 {
+        self.readable.load(Ordering::Acquire)
+    }
+}
+
+/// Decides when a phase's clients stop.
+struct Budget {
+    issued: AtomicU64,
+    limit: Option<u64>,
+    deadline: Option<Instant>,
+    stopped: AtomicBool,
+}
+
+impl Budget {
+    fn take(&self) -> bool {
+        if self.stopped.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.stopped.store(true, Ordering::Relaxed);
+            return false;
+        }
+        match self.limit {
+            Some(limit) => self.issued.fetch_add(1, Ordering::Relaxed) < limit,
+            None => true,
+        }
+    }
+}
+
+struct Shared {
+    spec: PhaseSpec,
+    recorder: Recorder,
+    inserted: InsertedRecords,
+    budget: Budget,
+}
+
+/// Runs one phase to completion and summarises it.
+pub async fn run_phase(backend: &Backend, spec: PhaseSpec) -> Summary {
+    let (limit, existing) = match spec.phase {
+        Phase::Load => (Some(spec.records), 0),
+        Phase::Run => (spec.operations, spec.records),
+    };
+    let shared = Arc::new(Shared {
+        recorder: Recorder::new(),
+        inserted: InsertedRecords::new(existing),
+        budget: Budget {
+            issued: AtomicU64::new(0),
+            limit,
+            deadline: spec.duration.map(|d| Instant::now() + d),
+            stopped: AtomicBool::new(false),
+        },
+        spec,
+    });
+    let progress = Progress::start(shared.clone());
+    let tasks: Vec<_> = (0..shared.spec.concurrency)
+        .map(|task| {
+            let shared = shared.clone();
+            let backend = backend.clone();
+            tokio::spawn(client_task(shared, backend, task as u64))
+        })
+        .collect();
+    let mut stats = TaskStats::default();
+    for t in tasks {
+        match t.await {
+            Ok(s) => stats.merge(&s),
+            Err(e) => eprintln!("a client task failed: {e}"),
+        }
+    }
+    let elapsed = shared.recorder.elapsed().as_secs_f64();
+    progress.finish().await;
+    let spec = &shared.spec;
+    Summary::new(
+        RunParameters {
+            target: spec.target.clone(),
+            workload: spec.workload.name.to_string(),
+            phase: spec.phase.name().to_string(),
+            distribution: serde_json::to_value(spec.workload.distribution)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            records: spec.records,
+            concurrency: spec.concurrency,
+            value_size: spec.value_size,
+            seed: spec.seed,
+        },
+        &stats,
+        elapsed,
+        shared.recorder.timeline(),
+        shared.recorder.first_errors(),
+    )
+}
+
+async fn client_task(shared: Arc<Shared>, mut backend: Backend, task: u64) -> TaskStats {
+    let spec = &shared.spec;
+    // Distinct, reproducible streams per client.
+    let mut rng = StdRng::seed_from_u64(spec.seed ^ task.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut chooser = KeyChooser::new(spec.workload.distribution, spec.records);
+    let mut stats = TaskStats::default();
+    while shared.budget.take() {
+        let op = match spec.phase {
+            Phase::Load => Operation::Insert,
+            Phase::Run => spec.workload.choose(&mut rng),
+        };
+        let started = Instant::now();
+        let outcome = execute(
+            &shared,
+            &mut backend,
+            &mut chooser,
+            &mut rng,
+            &mut stats,
+            op,
+        )
+        .await;
+        shared.recorder.record(
+            &mut stats,
+            op,
+            started.elapsed(),
+            outcome.map_err(|e| e.to_string()),
+        );
+    }
+    stats
+}
+
+fn value<R: Rng>(rng: &mut R, len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    rng.fill_bytes(&mut v);
+    v
+}
+
+async fn execute(
+    shared: &Shared,
+    backend: &mut Backend,
+    chooser: &mut KeyChooser,
+    rng: &mut StdRng,
+    stats: &mut TaskStats,
+    op: Operation,
+) -> Result<(), BackendError> {
+    let spec = &shared.spec;
+    let mut existing_key =
+        |rng: &mut StdRng| record_key(chooser.next(rng, shared.inserted.readable()));
+    match op {
+        Operation::Read => backend.read(existing_key(rng)).await.map(|_| ()),
+        Operation::Update => {
+            let key = existing_key(rng);
+            backend.write(key, value(rng, spec.value_size)).await
+        }
+        Operation::Insert => {
+            let n = shared.inserted.claim();
+            backend
+                .write(record_key(n), value(rng, spec.value_size))
+                .await?;
+            shared.inserted.acknowledge(n);
+            Ok(())
+        }
+        Operation::Scan => {
+            let start = existing_key(rng);
+            let len = rng.gen_range(1..=spec.workload.max_scan_length);
+            backend.scan(start, len).await.map(|_| ())
+        }
+        Operation::ReadModifyWrite => {
+            let key = existing_key(rng);
+            let read_started = Instant::now();
+            backend.read(key.clone()).await?;
+            stats.record_step(Operation::Read, read_started.elapsed());
+            let write_started = Instant::now();
+            backend.write(key, value(rng, spec.value_size)).await?;
+            stats.record_step(Operation::Update, write_started.elapsed());
+            Ok(())
+        }
+    }
+}
+
+/// Samples the timeline once a second and shows it: a progress bar on a terminal, a line every
+/// five seconds otherwise (logs of `make bench`).
+struct Progress {
+    done: Arc<tokio::sync::Notify>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start(shared: Arc<Shared>) -> Progress {
+        let done = Arc::new(tokio::sync::Notify::new());
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let len = progress_length(&shared.spec);
+            let bar = ProgressBar::new(len);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(format!(
+                "{} {}",
+                shared.spec.workload.name,
+                shared.spec.phase.name()
+            ));
+            bar
+        });
+        let sampler = tokio::spawn({
+            let done = done.clone();
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                tick.tick().await;
+                let mut seconds = 0u64;
+                loop {
+                    // The partial second after the last request is left out of the timeline.
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = done.notified() => break,
+                    }
+                    seconds += 1;
+                    let point = shared.recorder.sample();
+                    let line = format!(
+                        "{:.0} ops/s, p99 {:.2} ms, errors {}",
+                        point.ops_per_sec,
+                        point.p99_us as f64 / 1000.0,
+                        shared.recorder.errors()
+                    );
+                    match &bar {
+                        Some(bar) => {
+                            bar.set_position(progress_position(&shared, seconds));
+                            bar.set_message(line);
+                        }
+                        None if seconds % 5 == 0 => eprintln!(
+                            "  {} {} {:>4} s: {line}",
+                            shared.spec.workload.name,
+                            shared.spec.phase.name(),
+                            seconds
+                        ),
+                        None => {}
+                    }
+                }
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+            }
+        });
+        Progress { done, sampler }
+    }
+
+    async fn finish(self) {
+        // notify_one stores a permit, so the sampler stops even if it is not waiting yet.
+        self.done.notify_one();
+        let _ = self.sampler.await;
+    }
+}
+
+/// The bar counts requests when the phase is bounded by a count, seconds otherwise.
+fn progress_length(spec: &PhaseSpec) -> u64 {
+    match (spec.phase, spec.operations, spec.duration) {
+        (Phase::Load, _, _) => spec.records,
+        (Phase::Run, Some(ops), _) => ops,
+        (Phase::Run, None, Some(d)) => d.as_secs().max(1),
+        (Phase::Run, None, None) => 0,
+    }
+}
+
+fn progress_position(shared: &Shared, seconds: u64) -> u64 {
+    match (shared.spec.phase, shared.spec.operations) {
+        (Phase::Load, _) | (Phase::Run, Some(_)) => shared.recorder.completed(),
+        (Phase::Run, None) => seconds,
+    }
+}
+
+/// The distribution a run uses: the workload's own unless the user chose another.
+pub fn with_distribution(mut workload: Workload, distribution: Option<Distribution>) -> Workload {
+    if let Some(d) = distribution {
+        workload.distribution = d;
+    }
+    workload
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_readable_record_waits_for_inserts_in_flight() {
+        let r = InsertedRecords::new(10);
+        let (a, b, c) = (r.claim(), r.claim(), r.claim());
+        assert_eq!((a, b, c), (10, 11, 12));
+        r.acknowledge(11);
+        assert_eq!(r.readable(), 10, "record 10 is still in flight");
+        r.acknowledge(10);
+        assert_eq!(r.readable(), 12);
+        r.acknowledge(12);
+        assert_eq!(r.readable(), 13);
+    }
+
+    #[test]
+    fn budget_stops_at_the_operation_count() {
+        let b = Budget {
+            issued: AtomicU64::new(0),
+            limit: Some(3),
+            deadline: None,
+            stopped: AtomicBool::new(false),
+        };
+        assert_eq!((0..5).filter(|_| b.take()).count(), 3);
+    }
+
+    #[test]
+    fn budget_stops_at_the_deadline() {
+        let b = Budget {
+            issued: AtomicU64::new(0),
+            limit: None,
+            deadline: Some(Instant::now()),
+            stopped: AtomicBool::new(false),
+        };
+        assert!(!b.take());
+    }
+}

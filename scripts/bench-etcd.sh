@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# make bench-etcd: the same YCSB phases as make bench, against a 3-member etcd cluster
+# (Debian's etcd-server, installed when missing) on loopback in a temporary directory, for a
+# like-for-like comparison on the same machine. Results: bench-results/etcd-*.json and
+# etcd-summary.md. The members are stopped and their directory removed at the end.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${SHOAL_BIN:-$ROOT/target/release}"
+OUT="$(realpath -m "${BENCH_OUT:-$ROOT/bench-results}")"
+RECORDS="${BENCH_RECORDS:-100000}"
+DURATION="${BENCH_DURATION:-30s}"
+CLIENTS="${BENCH_CLIENTS:-64}"
+VALUE_SIZE="${BENCH_VALUE_SIZE:-1024}"
+WORKLOADS="${BENCH_WORKLOADS:-A B C E}"
+READY_TIMEOUT=60
+CLIENT_PORT=23790 # member i serves clients on CLIENT_PORT+i and peers on CLIENT_PORT+10+i
+
+if ! command -v etcd >/dev/null; then
+    echo "installing etcd-server"
+    if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
+fi
+
+DATA="$(mktemp -d "${TMPDIR:-/tmp}/etcd-bench.XXXXXX")"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -rf "$DATA"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+client_url() { echo "http://127.0.0.1:$((CLIENT_PORT + $1))"; }
+peer_url() { echo "http://127.0.0.1:$((CLIENT_PORT + 10 + $1))"; }
+cluster=""
+for i in 1 2 3; do cluster+="${cluster:+,}m$i=$(peer_url "$i")"; done
+for i in 1 2 3; do
+    etcd --name "m$i" --data-dir "$DATA/m$i" \
+        --listen-client-urls "$(client_url "$i")" --advertise-client-urls "$(client_url "$i")" \
+        --listen-peer-urls "$(peer_url "$i")" --initial-advertise-peer-urls "$(peer_url "$i")" \
+        --initial-cluster "$cluster" --initial-cluster-state new \
+        --initial-cluster-token shoal-bench >"$DATA/m$i.log" 2>&1 &
+    pids+=("$!")
+done
+endpoints="$(client_url 1),$(client_url 2),$(client_url 3)"
+deadline=$((SECONDS + READY_TIMEOUT))
+until ETCDCTL_API=3 etcdctl --endpoints "$endpoints" endpoint health >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+        echo "error: etcd was not healthy within ${READY_TIMEOUT}s; last lines of its log:" >&2
+        tail -n 20 "$DATA/m1.log" >&2
+        exit 1
+    fi
+    sleep 0.5
+done
+echo "etcd $(etcd --version | head -1 | awk '{print $3}'): 3 members at $endpoints"
+
+mkdir -p "$OUT"
+common=(--target etcd --etcd "$endpoints" --records "$RECORDS" --concurrency "$CLIENTS" --value-size "$VALUE_SIZE" --seed 42 --json)
+failed=0
+echo "== load: $RECORDS records of $VALUE_SIZE bytes, $CLIENTS clients"
+"$BIN/shoal-bench" "${common[@]}" --phase load >"$OUT/etcd-load.json" || failed=1
+for w in $WORKLOADS; do
+    echo "== workload $w: $DURATION, $CLIENTS clients"
+    "$BIN/shoal-bench" "${common[@]}" --workload "$w" --phase run --duration "$DURATION" \
+        >"$OUT/etcd-ycsb-$w.json" || failed=1
+done
+runs=("$OUT/etcd-load.json")
+for w in $WORKLOADS; do runs+=("$OUT/etcd-ycsb-$w.json"); done
+"$BIN/shoal-bench" table "${runs[@]}" | tee "$OUT/etcd-summary.md"
+echo "results: $OUT (etcd-*.json, etcd-summary.md)"
+if [ "$failed" -ne 0 ]; then
+    echo "error: some requests failed; see the tables above" >&2
+    exit 1
+fi

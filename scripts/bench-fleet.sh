@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make bench: a fresh local fleet (1 PD + 3 stores) in a temporary directory, the YCSB load and
+# workloads A, B, C and E against it with fixed parameters, results in bench-results/ (one JSON
+# per phase, a markdown table, a PNG of throughput and p99 over time); the fleet is stopped and
+# its directory removed at the end, also on failure or Ctrl-C.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${SHOAL_BIN:-$ROOT/target/release}"
+OUT="$(realpath -m "${BENCH_OUT:-$ROOT/bench-results}")"
+RECORDS="${BENCH_RECORDS:-100000}"
+DURATION="${BENCH_DURATION:-30s}"
+CLIENTS="${BENCH_CLIENTS:-64}"
+VALUE_SIZE="${BENCH_VALUE_SIZE:-1024}"
+WORKLOADS="${BENCH_WORKLOADS:-A B C E}"
+
+# Ports 100 above make run's, so a running development fleet is left alone.
+export SHOAL_PORT_OFFSET="${SHOAL_PORT_OFFSET:-100}"
+SHOAL_DATA="$(mktemp -d "${TMPDIR:-/tmp}/shoal-bench.XXXXXX")"
+export SHOAL_DATA
+source "$ROOT/scripts/fleet-env.sh"
+
+cleanup() {
+    bash "$ROOT/scripts/stop-fleet.sh" >/dev/null || true
+    if [ -n "${KEEP_BENCH_DATA:-}" ]; then
+        echo "fleet data kept in $SHOAL_DATA"
+    else
+        rm -rf "$SHOAL_DATA"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$OUT"
+bash "$ROOT/scripts/run-fleet.sh" | grep -v '^  try:\|^            \|^  stop:'
+
+common=(--pd "$PD_GRPC" --records "$RECORDS" --concurrency "$CLIENTS" --value-size "$VALUE_SIZE" --seed 42 --json)
+failed=0
+echo "== load: $RECORDS records of $VALUE_SIZE bytes, $CLIENTS clients"
+"$BIN/shoal-bench" "${common[@]}" --phase load >"$OUT/shoal-load.json" || failed=1
+for w in $WORKLOADS; do
+    echo "== workload $w: $DURATION, $CLIENTS clients"
+    "$BIN/shoal-bench" "${common[@]}" --workload "$w" --phase run --duration "$DURATION" \
+        >"$OUT/shoal-ycsb-$w.json" || failed=1
+done
+
+runs=("$OUT/shoal-load.json")
+for w in $WORKLOADS; do runs+=("$OUT/shoal-ycsb-$w.json"); done
+"$BIN/shoal-bench" table "${runs[@]}" | tee "$OUT/shoal-summary.md"
+"$BIN/shoal-bench" plot --out "$OUT/shoal-ycsb.png" "${runs[@]}"
+echo "results: $OUT (shoal-*.json, shoal-summary.md, shoal-ycsb.png)"
+if [ "$failed" -ne 0 ]; then
+    echo "error: some requests failed; see the tables above" >&2
+    exit 1
+fi
