@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::{Stream, StreamExt};
 use tracing::{info, warn};
 
 use crate::bootstrap;
@@ -170,7 +171,6 @@ impl ServerHandle {
         let max_msg = cfg.server.max_grpc_message_size;
         let (grpc_stop, grpc_stopped) = oneshot::channel::<()>();
         let grpc_server = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(3)))
             .add_service(
@@ -178,7 +178,7 @@ impl ServerHandle {
                     .max_decoding_message_size(max_msg)
                     .max_encoding_message_size(max_msg),
             )
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async {
+            .serve_with_incoming_shutdown(nodelay_incoming(grpc_listener), async {
                 let _ = grpc_stopped.await;
             });
         let grpc_task = tokio::spawn(grpc_server);
@@ -264,5 +264,18 @@ fn local_addr(l: &TcpListener, what: &'static str) -> Result<SocketAddr, ServerE
         what,
         addr: "bound socket".into(),
         source,
+    })
+}
+
+/// Accepted connections with Nagle's algorithm off. tonic's own `tcp_nodelay` only applies to
+/// listeners it binds itself; without this, a small response waits for the client's delayed
+/// ACK (~40 ms on Linux) whenever an earlier segment is still unacknowledged.
+fn nodelay_incoming(
+    listener: TcpListener,
+) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
     })
 }
