@@ -303,7 +303,7 @@ impl Progress {
                             bar.set_position(progress_position(&shared, seconds));
                             bar.set_message(line);
                         }
-                        None if seconds % 5 == 0 => eprintln!(
+                        None if seconds.is_multiple_of(5) => eprintln!(
                             "  {} {} {:>4} s: {line}",
                             shared.spec.workload.name,
                             shared.spec.phase.name(),
