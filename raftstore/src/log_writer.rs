@@ -49,6 +49,16 @@ pub struct LogWriter {
     pub batch_wait: std::time::Duration,
 }
 
+/// Makes this thread's short timed waits as short as asked: Linux otherwise lets a timer fire up
+/// to 50 µs late (the default timer slack), which turns a 20 µs batch wait into ~90 µs.
+fn precise_timers() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_TIMERSLACK only changes the calling thread's timer slack; no pointers.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}
+
 /// Batches smaller than this wait `batch_wait` for company.
 const BATCH_SIZE_HINT: usize = 8 * 1024;
 
@@ -64,6 +74,7 @@ impl LogWriter {
     }
 
     fn run(self, receiver: Receiver<WriteMsg>) {
+        precise_timers();
         let mut tasks: Vec<WriteTask> = Vec::new();
         loop {
             let Ok(first) = receiver.recv() else {
