@@ -208,7 +208,7 @@ mod tests {
             ..Default::default()
         };
         let req = |requests: Vec<Request>| RaftCmdRequest {
-            header: header.clone(),
+            header,
             requests,
             admin_request: None,
         };

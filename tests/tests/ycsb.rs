@@ -1,0 +1,169 @@
+//! `shoal-bench` against a real fleet: every core workload runs its operation count with no
+//! errors, its inserts land, and failed requests are counted and turn the exit status red.
+
+use std::process::Output;
+
+use serde_json::Value;
+use shoal_fleet_tests::binaries::binary;
+use shoal_fleet_tests::{Fleet, FleetOptions};
+
+const RECORDS: u64 = 300;
+const OPERATIONS: u64 = 600;
+
+async fn bench(args: Vec<String>) -> Output {
+    let exe = binary("shoal-bench").unwrap();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(exe)
+            .args(args)
+            .output()
+            .expect("run shoal-bench")
+    })
+    .await
+    .unwrap()
+}
+
+fn args(fleet: &Fleet, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--pd",
+        &fleet.pd_grpc,
+        "--concurrency",
+        "4",
+        "--value-size",
+        "64",
+        "--seed",
+        "7",
+        "--timeout",
+        "20s",
+        // A cap so a stuck run ends; the operation count ends every run here first.
+        "--duration",
+        "300s",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "shoal-bench printed no JSON ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn count(phase: &Value, op: &str) -> u64 {
+    phase["operations"][op]["count"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_core_workload_runs_clean_against_the_fleet() {
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    let records = RECORDS.to_string();
+    let operations = OPERATIONS.to_string();
+
+    let load = bench(args(&fleet, &["--records", &records, "--phase", "load"])).await;
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let load = json(&load);
+    assert_eq!(load["load"]["total_ops"], RECORDS);
+    assert_eq!(count(&load["load"], "INSERT"), RECORDS);
+
+    // Each run inserts records from --records on (YCSB's insert start), so D and E write the
+    // same new record numbers: the store ends up with the larger of their insert counts.
+    let mut inserted = 0;
+    for (workload, expected) in [
+        ("A", &["READ", "UPDATE"][..]),
+        ("B", &["READ", "UPDATE"][..]),
+        ("C", &["READ"][..]),
+        ("D", &["INSERT", "READ"][..]),
+        ("E", &["INSERT", "SCAN"][..]),
+        ("F", &["READ", "READ-MODIFY-WRITE", "UPDATE"][..]),
+    ] {
+        let out = bench(args(
+            &fleet,
+            &[
+                "--records",
+                &records,
+                "--phase",
+                "run",
+                "--workload",
+                workload,
+                "--operations",
+                &operations,
+            ],
+        ))
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "workload {workload}: {stderr}");
+        let run = json(&out)["run"].clone();
+        assert_eq!(run["workload"], workload);
+        assert_eq!(run["errors"], 0, "workload {workload}: {stderr}");
+        assert_eq!(run["total_ops"], OPERATIONS, "workload {workload}");
+        let ops: Vec<&str> = run["operations"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        // Operation names come sorted.
+        assert_eq!(ops, expected, "workload {workload}");
+        inserted = inserted.max(count(&run, "INSERT"));
+    }
+    assert!(inserted > 0, "D and E insert about 5 % of their requests");
+
+    // Every loaded and inserted record is in the store, under YCSB's key names.
+    let client = fleet.raw_client().await.unwrap();
+    let keys = client
+        .scan_keys("user".to_owned().."user~".to_owned(), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(keys.len() as u64, RECORDS + inserted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_requests_are_counted_and_fail_the_run() {
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    // Nothing is loaded: every read asks for a record that does not exist.
+    let out = bench(args(
+        &fleet,
+        &[
+            "--records",
+            "1000",
+            "--phase",
+            "run",
+            "--workload",
+            "C",
+            "--operations",
+            "50",
+        ],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let run = json(&out)["run"].clone();
+    assert_eq!(run["errors"], 50);
+    assert_eq!(run["total_ops"], 0);
+    assert_eq!(run["operations"]["READ"]["errors"], 50);
+    assert!(run["first_errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("record not found"));
+
+    // An unreachable PD is a usage error, told apart from failed requests.
+    let unreachable = bench(vec![
+        "--pd".into(),
+        "127.0.0.1:9".into(),
+        "--timeout".into(),
+        "2s".into(),
+        "--operations".into(),
+        "1".into(),
+    ])
+    .await;
+    assert_eq!(unreachable.status.code(), Some(2));
+}
