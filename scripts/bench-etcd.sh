@@ -59,21 +59,10 @@ until ETCDCTL_API=3 etcdctl --endpoints "$endpoints" endpoint health >/dev/null 
 done
 echo "etcd $(etcd --version | head -1 | awk '{print $3}'): 3 members at $endpoints"
 
-mkdir -p "$OUT"
-common=(--target etcd --etcd "$endpoints" --records "$RECORDS" --concurrency "$CLIENTS" --value-size "$VALUE_SIZE" --seed 42 --json)
-failed=0
-echo "== load: $RECORDS records of $VALUE_SIZE bytes, $CLIENTS clients"
-"$BIN/shoal-bench" "${common[@]}" --phase load >"$OUT/etcd-load.json" || failed=1
-for w in $WORKLOADS; do
-    echo "== workload $w: $DURATION, $CLIENTS clients"
-    "$BIN/shoal-bench" "${common[@]}" --workload "$w" --phase run --duration "$DURATION" \
-        >"$OUT/etcd-ycsb-$w.json" || failed=1
-done
-runs=("$OUT/etcd-load.json")
-for w in $WORKLOADS; do runs+=("$OUT/etcd-ycsb-$w.json"); done
-"$BIN/shoal-bench" table "${runs[@]}" | tee "$OUT/etcd-summary.md"
+source "$ROOT/scripts/bench-phases.sh"
+run_bench_phases etcd --target etcd --etcd "$endpoints"
 echo "results: $OUT (etcd-*.json, etcd-summary.md)"
-if [ "$failed" -ne 0 ]; then
+if [ "$bench_failed" -ne 0 ]; then
     echo "error: some requests failed; see the tables above" >&2
     exit 1
 fi

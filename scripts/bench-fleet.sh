@@ -30,25 +30,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$OUT"
+source "$ROOT/scripts/bench-phases.sh"
 bash "$ROOT/scripts/run-fleet.sh" | grep -v '^  try:\|^            \|^  stop:'
 
-common=(--pd "$PD_GRPC" --records "$RECORDS" --concurrency "$CLIENTS" --value-size "$VALUE_SIZE" --seed 42 --json)
-failed=0
-echo "== load: $RECORDS records of $VALUE_SIZE bytes, $CLIENTS clients"
-"$BIN/shoal-bench" "${common[@]}" --phase load >"$OUT/shoal-load.json" || failed=1
-for w in $WORKLOADS; do
-    echo "== workload $w: $DURATION, $CLIENTS clients"
-    "$BIN/shoal-bench" "${common[@]}" --workload "$w" --phase run --duration "$DURATION" \
-        >"$OUT/shoal-ycsb-$w.json" || failed=1
-done
-
-runs=("$OUT/shoal-load.json")
-for w in $WORKLOADS; do runs+=("$OUT/shoal-ycsb-$w.json"); done
-"$BIN/shoal-bench" table "${runs[@]}" | tee "$OUT/shoal-summary.md"
-"$BIN/shoal-bench" plot --out "$OUT/shoal-ycsb.png" "${runs[@]}"
+run_bench_phases shoal --pd "$PD_GRPC"
+"$BIN/shoal-bench" plot --out "$OUT/shoal-ycsb.png" "${bench_runs[@]}"
 echo "results: $OUT (shoal-*.json, shoal-summary.md, shoal-ycsb.png)"
-if [ "$failed" -ne 0 ]; then
+if [ "$bench_failed" -ne 0 ]; then
     echo "error: some requests failed; see the tables above" >&2
     exit 1
 fi

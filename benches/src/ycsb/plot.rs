@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::report::Summary;
@@ -24,7 +25,38 @@ const COLORS: [RGBColor; 6] = [
 ];
 
 fn label(s: &Summary) -> String {
-    format!("{} {} {}", s.target, s.workload, s.phase)
+    format!(
+        "{} {} {}",
+        s.params.target, s.params.workload, s.params.phase
+    )
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One panel: seconds on x, `0..max_y` (with headroom) on y, a mesh with its labels.
+fn timeline_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    y_desc: &str,
+    max_t: f64,
+    max_y: f64,
+) -> Result<Chart<'a, 'b>, String> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..max_t, 0.0..max_y * 1.1)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
 }
 
 /// Draws every summary's timeline into `path` (PNG, 1200x800).
@@ -49,31 +81,9 @@ pub fn draw_timelines(path: &Path, runs: &[Summary]) -> Result<(), PlotError> {
         .flat_map(|r| r.timeline.iter().map(|p| p.p99_us as f64 / 1000.0))
         .fold(1.0f64, f64::max);
 
-    let mut ops_chart = ChartBuilder::on(&top)
-        .caption("throughput (ops/s)", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..max_t, 0.0..max_ops * 1.1)
+    let mut ops_chart = timeline_chart(&top, "throughput (ops/s)", "ops/s", max_t, max_ops)
         .map_err(|e| fail(&e))?;
-    ops_chart
-        .configure_mesh()
-        .x_desc("seconds")
-        .y_desc("ops/s")
-        .draw()
-        .map_err(|e| fail(&e))?;
-    let mut p99_chart = ChartBuilder::on(&bottom)
-        .caption("p99 latency (ms)", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..max_t, 0.0..max_p99_ms * 1.1)
-        .map_err(|e| fail(&e))?;
-    p99_chart
-        .configure_mesh()
-        .x_desc("seconds")
-        .y_desc("ms")
-        .draw()
+    let mut p99_chart = timeline_chart(&bottom, "p99 latency (ms)", "ms", max_t, max_p99_ms)
         .map_err(|e| fail(&e))?;
 
     for (i, run) in runs.iter().enumerate() {

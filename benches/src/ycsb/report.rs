@@ -23,14 +23,8 @@ pub struct OperationSummary {
 /// Everything a phase measured, with the parameters needed to reproduce it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
-    pub target: String,
-    pub workload: String,
-    pub phase: String,
-    pub distribution: String,
-    pub records: u64,
-    pub concurrency: usize,
-    pub value_size: usize,
-    pub seed: u64,
+    #[serde(flatten)]
+    pub params: RunParameters,
     pub elapsed_secs: f64,
     /// Successful requests.
     pub total_ops: u64,
@@ -42,7 +36,8 @@ pub struct Summary {
     pub first_errors: Vec<String>,
 }
 
-/// The parameters a summary repeats, filled in by the runner.
+/// What was run, with which settings: enough to run it again.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunParameters {
     pub target: String,
     pub workload: String,
@@ -95,14 +90,7 @@ impl Summary {
         let total_ops = stats.succeeded;
         let errors = stats.errors.iter().sum();
         Summary {
-            target: params.target,
-            workload: params.workload,
-            phase: params.phase,
-            distribution: params.distribution,
-            records: params.records,
-            concurrency: params.concurrency,
-            value_size: params.value_size,
-            seed: params.seed,
+            params,
             elapsed_secs,
             total_ops,
             ops_per_sec: total_ops as f64 / secs,
@@ -119,13 +107,13 @@ impl Summary {
         let _ = writeln!(
             out,
             "{} workload {} ({}), {} distribution: {} records, {} clients, {}-byte values, {:.1} s",
-            self.target,
-            self.workload,
-            self.phase,
-            self.distribution,
-            self.records,
-            self.concurrency,
-            self.value_size,
+            self.params.target,
+            self.params.workload,
+            self.params.phase,
+            self.params.distribution,
+            self.params.records,
+            self.params.concurrency,
+            self.params.value_size,
             self.elapsed_secs
         );
         let _ = writeln!(
@@ -179,20 +167,21 @@ pub fn markdown_table(runs: &[Summary]) -> String {
     out.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
     let ms = |us: f64| format!("{:.2}", us / 1000.0);
     for run in runs {
-        let workload = match run.phase.as_str() {
+        let params = &run.params;
+        let workload = match params.phase.as_str() {
             "load" => "load".to_string(),
-            _ => run.workload.clone(),
+            _ => params.workload.clone(),
         };
         let _ = writeln!(
             out,
             "| {} | {} | **all** | **{:.0}** | | | | | | {} |",
-            run.target, workload, run.ops_per_sec, run.errors
+            params.target, workload, run.ops_per_sec, run.errors
         );
         for (name, s) in &run.operations {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
-                run.target,
+                params.target,
                 workload,
                 name,
                 s.ops_per_sec,
