@@ -3,12 +3,17 @@
 //! and entries per fsync.
 //!
 //! Usage: write-path [writers=64] [seconds=10] [regions=1,64]
+//!
+//! Writers are async tasks on a 2-thread runtime, like a client process's requests;
+//! `SHOAL_WRITERS=threads` makes each an OS thread blocking on its answer instead (whose
+//! spinning waits then take about a quarter of the machine's CPU on 2 cores).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use raftstore::Callback;
 use raftstore::Config;
 use shoal_benches::{counter, percentiles};
 use test_cluster::{put_request, Cluster};
@@ -49,6 +54,36 @@ fn run(regions: usize, writers: usize, secs: u64) {
     let fsync0 = counter("shoal_raftstore_log_writer_fsyncs_total");
     let entries0 = counter("shoal_raftstore_log_writer_entries_total");
     let start = Instant::now();
+    if std::env::var("SHOAL_WRITERS").is_ok_and(|v| v == "threads") {
+        thread_writers(&cluster, writers, &stop, &lat, secs);
+    } else {
+        async_writers(&cluster, writers, &stop, &lat, secs);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let fsyncs = counter("shoal_raftstore_log_writer_fsyncs_total") - fsync0;
+    let entries = counter("shoal_raftstore_log_writer_entries_total") - entries0;
+    let mut lat = lat.lock();
+    let n = lat.len();
+    let p = percentiles(&mut lat);
+    println!(
+        "regions={regions:<4} writers={writers} proposals/s={:.0} p50={:.0}us p99={:.0}us \
+         fsyncs/s={:.0} entries/fsync={:.1}",
+        n as f64 / elapsed,
+        p.p50,
+        p.p99,
+        fsyncs / elapsed,
+        if fsyncs > 0.0 { entries / fsyncs } else { 0.0 }
+    );
+}
+
+/// Each writer an OS thread blocking on its answer.
+fn thread_writers(
+    cluster: &Arc<Cluster>,
+    writers: usize,
+    stop: &Arc<AtomicBool>,
+    lat: &Arc<Mutex<Vec<Duration>>>,
+    secs: u64,
+) {
     let handles: Vec<_> = (0..writers)
         .map(|w| {
             let (cluster, stop, lat) = (cluster.clone(), stop.clone(), lat.clone());
@@ -94,21 +129,78 @@ fn run(regions: usize, writers: usize, secs: u64) {
     for h in handles {
         let _ = h.join();
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let fsyncs = counter("shoal_raftstore_log_writer_fsyncs_total") - fsync0;
-    let entries = counter("shoal_raftstore_log_writer_entries_total") - entries0;
-    let mut lat = lat.lock();
-    let n = lat.len();
-    let p = percentiles(&mut lat);
-    println!(
-        "regions={regions:<4} writers={writers} proposals/s={:.0} p50={:.0}us p99={:.0}us \
-         fsyncs/s={:.0} entries/fsync={:.1}",
-        n as f64 / elapsed,
-        p.p50,
-        p.p99,
-        fsyncs / elapsed,
-        if fsyncs > 0.0 { entries / fsyncs } else { 0.0 }
-    );
+}
+
+/// Each writer an async task on a 2-thread runtime, as in a client process: 64 waiting
+/// requests cost no OS threads.
+fn async_writers(
+    cluster: &Arc<Cluster>,
+    writers: usize,
+    stop: &Arc<AtomicBool>,
+    lat: &Arc<Mutex<Vec<Duration>>>,
+    secs: u64,
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let (cluster, stop, lat) = (cluster.clone(), stop.clone(), lat.clone());
+                tokio::spawn(async move {
+                    let value = vec![b'v'; 1024];
+                    let mut local = Vec::new();
+                    let regions = cluster.bootstrapped_regions().to_vec();
+                    let mut leaders: Vec<Option<proto::metapb::Peer>> = vec![None; regions.len()];
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let r = (w + i as usize) % regions.len();
+                        let key = format!("k{r:04}-{w}-{i}").into_bytes();
+                        let Some(leader) = leaders[r].or_else(|| cluster.leader_of(regions[r].id))
+                        else {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        };
+                        leaders[r] = Some(leader);
+                        let req = Cluster::new_request(
+                            &regions[r],
+                            leader,
+                            vec![put_request(&key, &value)],
+                        );
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        let t = Instant::now();
+                        cluster.store(leader.store_id).propose(
+                            req,
+                            Callback::new(move |resp| {
+                                let _ = tx.send(resp);
+                            }),
+                        );
+                        let ok = tokio::time::timeout(Duration::from_secs(10), rx)
+                            .await
+                            .is_ok_and(|r| {
+                                r.is_ok_and(|resp| {
+                                    resp.response.header.is_none_or(|h| h.error.is_none())
+                                })
+                            });
+                        if ok {
+                            local.push(t.elapsed());
+                            i += 1;
+                        } else {
+                            leaders[r] = None;
+                        }
+                    }
+                    lat.lock().extend(local);
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
 }
 
 #[global_allocator]
