@@ -5,13 +5,7 @@
 # etcd-summary.md. The members are stopped and their directory removed at the end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="${SHOAL_BIN:-$ROOT/target/release}"
-OUT="$(realpath -m "${BENCH_OUT:-$ROOT/bench-results}")"
-RECORDS="${BENCH_RECORDS:-100000}"
-DURATION="${BENCH_DURATION:-30s}"
-CLIENTS="${BENCH_CLIENTS:-64}"
-VALUE_SIZE="${BENCH_VALUE_SIZE:-1024}"
-WORKLOADS="${BENCH_WORKLOADS:-A B C E}"
+source "$ROOT/scripts/bench-phases.sh"
 READY_TIMEOUT=60
 CLIENT_PORT=23790 # member i serves clients on CLIENT_PORT+i and peers on CLIENT_PORT+10+i
 
@@ -59,7 +53,6 @@ until ETCDCTL_API=3 etcdctl --endpoints "$endpoints" endpoint health >/dev/null 
 done
 echo "etcd $(etcd --version | head -1 | awk '{print $3}'): 3 members at $endpoints"
 
-source "$ROOT/scripts/bench-phases.sh"
 run_bench_phases etcd --target etcd --etcd "$endpoints"
 echo "results: $OUT (etcd-*.json, etcd-summary.md)"
 if [ "$bench_failed" -ne 0 ]; then

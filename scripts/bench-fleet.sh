@@ -5,13 +5,7 @@
 # its directory removed at the end, also on failure or Ctrl-C.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="${SHOAL_BIN:-$ROOT/target/release}"
-OUT="$(realpath -m "${BENCH_OUT:-$ROOT/bench-results}")"
-RECORDS="${BENCH_RECORDS:-100000}"
-DURATION="${BENCH_DURATION:-30s}"
-CLIENTS="${BENCH_CLIENTS:-64}"
-VALUE_SIZE="${BENCH_VALUE_SIZE:-1024}"
-WORKLOADS="${BENCH_WORKLOADS:-A B C E}"
+source "$ROOT/scripts/bench-phases.sh"
 
 # Ports 100 above make run's, so a running development fleet is left alone.
 export SHOAL_PORT_OFFSET="${SHOAL_PORT_OFFSET:-100}"
@@ -30,7 +24,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-source "$ROOT/scripts/bench-phases.sh"
 bash "$ROOT/scripts/run-fleet.sh" | grep -v '^  try:\|^            \|^  stop:'
 
 run_bench_phases shoal --pd "$PD_GRPC"

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use raftstore::Callback;
-use raftstore::Config;
+use proto::metapb::{Peer, Region};
+use proto::raft_cmdpb::RaftCmdRequest;
+use raftstore::{Callback, CmdResponse, Config};
 use shoal_benches::{counter, percentiles};
 use test_cluster::{put_request, Cluster};
 
@@ -76,6 +77,58 @@ fn run(regions: usize, writers: usize, secs: u64) {
     );
 }
 
+/// One writer's state: like a real client it caches each region's leader and refreshes it on
+/// errors; it writes fresh keys round-robin over the regions.
+struct Writer {
+    id: usize,
+    cluster: Arc<Cluster>,
+    regions: Vec<Region>,
+    leaders: Vec<Option<Peer>>,
+    value: Vec<u8>,
+    written: u64,
+    latencies: Vec<Duration>,
+}
+
+impl Writer {
+    fn new(id: usize, cluster: Arc<Cluster>) -> Writer {
+        let regions = cluster.bootstrapped_regions().to_vec();
+        Writer {
+            id,
+            leaders: vec![None; regions.len()],
+            regions,
+            cluster,
+            value: vec![b'v'; 1024],
+            written: 0,
+            latencies: Vec::new(),
+        }
+    }
+
+    /// The next put and the store of the leader it goes to; `None` while the region has none.
+    fn next_request(&mut self) -> Option<(usize, u64, RaftCmdRequest)> {
+        let r = (self.id + self.written as usize) % self.regions.len();
+        let key = format!("k{r:04}-{}-{}", self.id, self.written).into_bytes();
+        let leader = self.leaders[r].or_else(|| self.cluster.leader_of(self.regions[r].id))?;
+        self.leaders[r] = Some(leader);
+        let req = Cluster::new_request(
+            &self.regions[r],
+            leader,
+            vec![put_request(&key, &self.value)],
+        );
+        Some((r, leader.store_id, req))
+    }
+
+    /// Counts an acknowledged write, or forgets the leader after a failed one.
+    fn finish(&mut self, region: usize, started: Instant, answer: Option<CmdResponse>) {
+        let ok = answer.is_some_and(|resp| resp.response.header.is_none_or(|h| h.error.is_none()));
+        if ok {
+            self.latencies.push(started.elapsed());
+            self.written += 1;
+        } else {
+            self.leaders[region] = None;
+        }
+    }
+}
+
 /// Each writer an OS thread blocking on its answer.
 fn thread_writers(
     cluster: &Arc<Cluster>,
@@ -88,39 +141,19 @@ fn thread_writers(
         .map(|w| {
             let (cluster, stop, lat) = (cluster.clone(), stop.clone(), lat.clone());
             std::thread::spawn(move || {
-                let value = vec![b'v'; 1024];
-                let mut local = Vec::new();
-                // Like a real client, cache each region's leader and refresh it on errors.
-                let regions = cluster.bootstrapped_regions().to_vec();
-                let mut leaders: Vec<Option<proto::metapb::Peer>> = vec![None; regions.len()];
-                let mut i = 0u64;
+                let mut writer = Writer::new(w, cluster.clone());
                 while !stop.load(Ordering::Relaxed) {
-                    let r = (w + i as usize) % regions.len();
-                    let key = format!("k{r:04}-{w}-{i}").into_bytes();
-                    let leader = match leaders[r] {
-                        Some(l) => l,
-                        None => match cluster.leader_of(regions[r].id) {
-                            Some(l) => {
-                                leaders[r] = Some(l);
-                                l
-                            }
-                            None => continue,
-                        },
+                    let Some((r, store, req)) = writer.next_request() else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
                     };
-                    let req =
-                        Cluster::new_request(&regions[r], leader, vec![put_request(&key, &value)]);
                     let t = Instant::now();
-                    let ok = cluster
-                        .call_on_store(leader.store_id, req, Duration::from_secs(10))
-                        .is_ok_and(|resp| resp.response.header.is_none_or(|h| h.error.is_none()));
-                    if ok {
-                        local.push(t.elapsed());
-                        i += 1;
-                    } else {
-                        leaders[r] = None;
-                    }
+                    let answer = cluster
+                        .call_on_store(store, req, Duration::from_secs(10))
+                        .ok();
+                    writer.finish(r, t, answer);
                 }
-                lat.lock().extend(local);
+                lat.lock().extend(writer.latencies);
             })
         })
         .collect();
@@ -150,48 +183,22 @@ fn async_writers(
             .map(|w| {
                 let (cluster, stop, lat) = (cluster.clone(), stop.clone(), lat.clone());
                 tokio::spawn(async move {
-                    let value = vec![b'v'; 1024];
-                    let mut local = Vec::new();
-                    let regions = cluster.bootstrapped_regions().to_vec();
-                    let mut leaders: Vec<Option<proto::metapb::Peer>> = vec![None; regions.len()];
-                    let mut i = 0u64;
+                    let mut writer = Writer::new(w, cluster.clone());
                     while !stop.load(Ordering::Relaxed) {
-                        let r = (w + i as usize) % regions.len();
-                        let key = format!("k{r:04}-{w}-{i}").into_bytes();
-                        let Some(leader) = leaders[r].or_else(|| cluster.leader_of(regions[r].id))
-                        else {
+                        let Some((r, store, req)) = writer.next_request() else {
                             tokio::time::sleep(Duration::from_millis(10)).await;
                             continue;
                         };
-                        leaders[r] = Some(leader);
-                        let req = Cluster::new_request(
-                            &regions[r],
-                            leader,
-                            vec![put_request(&key, &value)],
-                        );
                         let (tx, rx) = tokio::sync::oneshot::channel();
                         let t = Instant::now();
-                        cluster.store(leader.store_id).propose(
-                            req,
-                            Callback::new(move |resp| {
-                                let _ = tx.send(resp);
-                            }),
-                        );
-                        let ok = tokio::time::timeout(Duration::from_secs(10), rx)
-                            .await
-                            .is_ok_and(|r| {
-                                r.is_ok_and(|resp| {
-                                    resp.response.header.is_none_or(|h| h.error.is_none())
-                                })
-                            });
-                        if ok {
-                            local.push(t.elapsed());
-                            i += 1;
-                        } else {
-                            leaders[r] = None;
-                        }
+                        let callback = Callback::new(move |resp| {
+                            let _ = tx.send(resp);
+                        });
+                        cluster.store(store).propose(req, callback);
+                        let answer = tokio::time::timeout(Duration::from_secs(10), rx).await;
+                        writer.finish(r, t, answer.ok().and_then(Result::ok));
                     }
-                    lat.lock().extend(local);
+                    lat.lock().extend(writer.latencies);
                 })
             })
             .collect();

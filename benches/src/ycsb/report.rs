@@ -20,6 +20,20 @@ pub struct OperationSummary {
     pub errors: u64,
 }
 
+impl OperationSummary {
+    /// Average, p50, p95, p99 and p99.9 in milliseconds with two decimals.
+    fn latencies_ms(&self) -> [String; 5] {
+        let ms = |us: f64| format!("{:.2}", us / 1000.0);
+        [
+            ms(self.avg_us),
+            ms(self.p50_us as f64),
+            ms(self.p95_us as f64),
+            ms(self.p99_us as f64),
+            ms(self.p999_us as f64),
+        ]
+    }
+}
+
 /// Everything a phase measured, with the parameters needed to reproduce it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
@@ -129,20 +143,16 @@ impl Summary {
             "p99.9 ms",
             "errors"
         );
-        let ms = |us: f64| us / 1000.0;
         for (name, s) in &self.operations {
+            let latencies: String = s
+                .latencies_ms()
+                .iter()
+                .map(|l| format!(" {l:>9}"))
+                .collect();
             let _ = writeln!(
                 out,
-                "{:<18} {:>10} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>7}",
-                name,
-                s.count,
-                s.ops_per_sec,
-                ms(s.avg_us),
-                ms(s.p50_us as f64),
-                ms(s.p95_us as f64),
-                ms(s.p99_us as f64),
-                ms(s.p999_us as f64),
-                s.errors
+                "{:<18} {:>10} {:>10.0}{latencies} {:>7}",
+                name, s.count, s.ops_per_sec, s.errors
             );
         }
         let _ = writeln!(
@@ -165,7 +175,6 @@ pub fn markdown_table(runs: &[Summary]) -> String {
         "| store | workload | operation | ops/s | avg ms | p50 ms | p95 ms | p99 ms | p99.9 ms | errors |\n",
     );
     out.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    let ms = |us: f64| format!("{:.2}", us / 1000.0);
     for run in runs {
         let params = &run.params;
         let workload = match params.phase.as_str() {
@@ -178,19 +187,11 @@ pub fn markdown_table(runs: &[Summary]) -> String {
             params.target, workload, run.ops_per_sec, run.errors
         );
         for (name, s) in &run.operations {
+            let latencies = s.latencies_ms().join(" | ");
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
-                params.target,
-                workload,
-                name,
-                s.ops_per_sec,
-                ms(s.avg_us),
-                ms(s.p50_us as f64),
-                ms(s.p95_us as f64),
-                ms(s.p99_us as f64),
-                ms(s.p999_us as f64),
-                s.errors
+                "| {} | {} | {} | {:.0} | {latencies} | {} |",
+                params.target, workload, name, s.ops_per_sec, s.errors
             );
         }
     }
