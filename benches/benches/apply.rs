@@ -276,18 +276,7 @@ fn bench(c: &mut Criterion) {
     let kv = KvEngine::open(&path).unwrap();
     let mut pool = ApplyPool::start(kv, 1, values.clone());
     group.bench_function("apply_one_in_flight", |b| {
-        b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            for _ in 0..iters {
-                let msg = pool.next_batch(1);
-                let start = Instant::now();
-                pool.send(1, msg);
-                pool.done.recv().unwrap();
-                spent += start.elapsed();
-            }
-            pool.check_applied();
-            spent
-        })
+        b.iter_custom(|iters| timed_batches(&mut pool, iters, 1, 1))
     });
     drop(pool);
     discard(&path);
@@ -298,34 +287,38 @@ fn bench(c: &mut Criterion) {
     let kv = KvEngine::open(&path).unwrap();
     let mut pool = ApplyPool::start(kv, REGIONS, values.clone());
     group.bench_function("apply_pipelined_4_regions", |b| {
-        b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                left -= n;
-                let msgs: Vec<(u64, ApplyMsg)> = (0..n)
-                    .map(|i| {
-                        let r = i % REGIONS + 1;
-                        (r, pool.next_batch(r))
-                    })
-                    .collect();
-                let start = Instant::now();
-                for (r, msg) in msgs {
-                    pool.send(r, msg);
-                }
-                for _ in 0..n {
-                    pool.done.recv().unwrap();
-                }
-                spent += start.elapsed();
-            }
-            pool.check_applied();
-            spent
-        })
+        b.iter_custom(|iters| timed_batches(&mut pool, iters, CHUNK, REGIONS))
     });
     drop(pool);
     discard(&path);
     group.finish();
+}
+
+/// Applies `iters` batches, `chunk` at a time spread over `regions` regions (all of a chunk
+/// queued before the first is waited for), and returns the time from queueing to applied.
+fn timed_batches(pool: &mut ApplyPool, iters: u64, chunk: u64, regions: u64) -> Duration {
+    let mut spent = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(chunk);
+        left -= n;
+        let msgs: Vec<(u64, ApplyMsg)> = (0..n)
+            .map(|i| {
+                let r = i % regions + 1;
+                (r, pool.next_batch(r))
+            })
+            .collect();
+        let start = Instant::now();
+        for (r, msg) in msgs {
+            pool.send(r, msg);
+        }
+        for _ in 0..n {
+            pool.done.recv().unwrap();
+        }
+        spent += start.elapsed();
+    }
+    pool.check_applied();
+    spent
 }
 
 criterion_group!(benches, bench);

@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use engine::{KvRead, CF_DEFAULT};
 use proto::raft_cmdpb::RaftCmdRequest;
 use raftstore::store_meta::ReadDelegate;
-use raftstore::Config;
+use shoal_benches::bench_raft_config;
 use test_cluster::{get_request, get_value, Cluster};
 
 #[global_allocator]
@@ -18,19 +18,6 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const KEY: &[u8] = b"bench-key";
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-fn config() -> Config {
-    Config {
-        // Production-like clock: a 900 ms lease, heartbeats every 200 ms.
-        raft_base_tick_interval: Duration::from_millis(100),
-        raft_store_max_leader_lease: Duration::from_millis(900),
-        store_heartbeat_interval: Duration::from_millis(200),
-        store_unreachable_timeout: Duration::from_secs(2),
-        split_check_tick_interval: Duration::from_secs(10),
-        raft_log_gc_tick_interval: Duration::from_secs(3),
-        ..Config::for_tests()
-    }
-}
 
 /// Sends one read to the leader's store and checks it returned the value.
 fn read(cluster: &Cluster, store_id: u64, req: &RaftCmdRequest, value: &[u8]) {
@@ -47,7 +34,7 @@ fn read(cluster: &Cluster, store_id: u64, req: &RaftCmdRequest, value: &[u8]) {
 }
 
 fn bench(c: &mut Criterion) {
-    let mut cluster = Cluster::with_config(3, config());
+    let mut cluster = Cluster::with_config(3, bench_raft_config());
     cluster.bootstrap(&[]);
     cluster.start();
     let leader = cluster.wait_leader(1);

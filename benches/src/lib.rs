@@ -4,6 +4,20 @@ use std::time::Duration;
 
 pub mod ycsb;
 
+/// Raftstore settings for in-process benchmark clusters: production-like clocks (a 900 ms lease,
+/// 100 ms ticks) so elections, heartbeats and background ticks do not dominate what is measured.
+pub fn bench_raft_config() -> raftstore::Config {
+    raftstore::Config {
+        raft_base_tick_interval: Duration::from_millis(100),
+        raft_store_max_leader_lease: Duration::from_millis(900),
+        store_heartbeat_interval: Duration::from_millis(200),
+        store_unreachable_timeout: Duration::from_secs(2),
+        split_check_tick_interval: Duration::from_secs(10),
+        raft_log_gc_tick_interval: Duration::from_secs(3),
+        ..raftstore::Config::for_tests()
+    }
+}
+
 /// Latency percentiles of a sample, in microseconds.
 pub struct Percentiles {
     pub p50: f64,

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use proto::metapb::{Peer, Region};
 use proto::raft_cmdpb::RaftCmdRequest;
 use raftstore::{Callback, CmdResponse, Config};
-use shoal_benches::{counter, percentiles};
+use shoal_benches::{bench_raft_config, counter, percentiles};
 use test_cluster::{put_request, Cluster};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -28,17 +28,10 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn run(regions: usize, writers: usize, secs: u64) {
     let cfg = Config {
-        // Production-like clock so elections and heartbeats do not dominate.
-        raft_base_tick_interval: Duration::from_millis(100),
-        raft_store_max_leader_lease: Duration::from_millis(900),
-        store_heartbeat_interval: Duration::from_millis(200),
-        store_unreachable_timeout: Duration::from_secs(2),
-        split_check_tick_interval: Duration::from_secs(10),
-        raft_log_gc_tick_interval: Duration::from_secs(3),
         store_pool_size: env_usize("SHOAL_STORE_POOL", 2),
         raft_write_wait_duration: Duration::from_micros(env_usize("SHOAL_WRITE_WAIT_US", 20) as u64),
         apply_pool_size: env_usize("SHOAL_APPLY_POOL", 1),
-        ..Config::for_tests()
+        ..bench_raft_config()
     };
     let mut cluster = Cluster::with_config(3, cfg);
     let split_keys: Vec<Vec<u8>> = (1..regions)
