@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: deps build test bench bench-micro bench-etcd fmt clippy clean run stop
+.PHONY: deps build test test-failpoints bench bench-micro bench-etcd fmt clippy clean run stop
 
 # Everything the build needs from the system: libclang for RocksDB's bindings; fontconfig,
 # freetype and a font for the charts shoal-bench draws.
@@ -23,6 +23,13 @@ build: deps
 test: deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=2
+	$(CARGO) test --workspace --features test-cluster/failpoints --test failpoints -- --test-threads=1
+
+# Only the failpoint suite: stores crashed or held at precise steps (built with the
+# `failpoints` feature, which production builds leave out). Selected with --workspace so the
+# dependencies resolve with the workspace's features and RocksDB is not built a second time.
+test-failpoints: deps
+	$(CARGO) test --workspace --features test-cluster/failpoints --test failpoints -- --test-threads=1
 
 # YCSB load + A, B, C, E on a fresh temporary fleet (100,000 records of 1 KiB, 64 clients, 30 s
 # each); results in bench-results/.

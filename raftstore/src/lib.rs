@@ -8,6 +8,8 @@ pub mod conf_change;
 pub mod config;
 pub mod context;
 pub mod errors;
+pub mod failpoints;
+pub mod invariant;
 pub mod fsm;
 pub mod log_writer;
 pub mod metrics;

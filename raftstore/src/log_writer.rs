@@ -134,12 +134,14 @@ impl LogWriter {
             }
         }
         if !batch.is_empty() {
+            crate::failpoint!(crate::failpoints::LOG_WRITER_BEFORE_FSYNC);
             let start = Instant::now();
             if let Err(e) = self.raft_engine.write(&mut batch, true) {
                 // Acknowledging anything now would lose data on a crash.
                 error!("raft log write failed: {e}");
                 panic!("raft log write failed: {e}");
             }
+            crate::failpoint!(crate::failpoints::LOG_WRITER_AFTER_FSYNC);
             LOG_WRITER_DURATION.observe(start.elapsed().as_secs_f64());
             LOG_WRITER_FSYNCS.inc();
             LOG_WRITER_ENTRIES.inc_by(entries);
@@ -151,6 +153,7 @@ impl LogWriter {
             }
         }
         self.transport.flush();
+        crate::failpoint!(crate::failpoints::LOG_WRITER_BEFORE_NOTIFY);
         for t in tasks.drain(..) {
             let _ = self.router.force_send(
                 t.region_id,

@@ -128,6 +128,11 @@ pub enum PeerMsg {
         ready_number: u64,
     },
     ApplyRes(Box<ApplyRes>),
+    /// The region's apply FSM stopped after writing everything queued before its `Destroy`;
+    /// nothing of the region is left in flight in the apply pool.
+    ApplyDestroyed {
+        peer_id: u64,
+    },
     Significant(SignificantMsg),
     /// Sent once after the peer's mailbox is registered.
     Start,
@@ -157,6 +162,7 @@ impl fmt::Debug for PeerMsg {
             PeerMsg::Tick(t) => write!(f, "Tick({t:?})"),
             PeerMsg::Persisted { ready_number, .. } => write!(f, "Persisted({ready_number})"),
             PeerMsg::ApplyRes(r) => write!(f, "ApplyRes(region {})", r.region_id),
+            PeerMsg::ApplyDestroyed { peer_id } => write!(f, "ApplyDestroyed(peer {peer_id})"),
             PeerMsg::Significant(m) => write!(f, "Significant({m:?})"),
             PeerMsg::Start => write!(f, "Start"),
             PeerMsg::SplitRegion { split_keys, .. } => {

@@ -31,6 +31,7 @@ pub fn file_name(prefix: &str, region_id: u64, term: u64, index: u64, cf: &str) 
 
 /// Builds a snapshot of `region_id` at its applied index.
 pub fn generate(kv: &KvEngine, region_id: u64) -> Result<Snapshot> {
+    crate::failpoint!(crate::failpoints::SNAPSHOT_GENERATE);
     let snap = kv.snapshot();
     let state: RegionLocalState = snap
         .get_msg_cf(CF_RAFT, &keys::region_state_key(region_id))?
@@ -150,6 +151,7 @@ pub fn apply(
         clear_range(&mut wb, old)?;
     }
     kv.write(&wb, true)?;
+    crate::failpoint!(crate::failpoints::SNAPSHOT_BEFORE_INGEST);
     finish_apply(kv, &region, &apply_state, data)?;
     Ok(apply_state)
 }

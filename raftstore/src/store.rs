@@ -154,6 +154,7 @@ impl Store {
         // Recover every live region.
         let meta = Arc::new(Mutex::new(StoreMeta::new(store_id)));
         let mut region_ids = Vec::new();
+        let mut removed = Vec::new();
         for state in bootstrap::load_region_states(&kv)? {
             if state.state() == PeerState::Tombstone {
                 continue;
@@ -166,11 +167,15 @@ impl Store {
                 info!(region_id = region.id, "resuming an interrupted snapshot");
                 crate::snap::resume(&kv, &region)?;
             }
-            if let Some(created) = build_peer(&cfg, store_id, &kv, &raft_engine, region, &logger)? {
-                region_ids.push(created.region.id);
-                created.register(&mut meta.lock(), &router, &apply_router);
+            match build_peer(&cfg, store_id, &kv, &raft_engine, region.clone(), &logger)? {
+                Some(created) => {
+                    region_ids.push(created.region.id);
+                    created.register(&mut meta.lock(), &router, &apply_router);
+                }
+                None => removed.push(region),
             }
         }
+        finish_interrupted_removals(&kv, &raft_engine, &meta.lock(), &removed)?;
         info!(store_id, regions = region_ids.len(), "store recovered");
 
         let mut threads = Vec::new();
@@ -446,4 +451,31 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Store>();
     }
+}
+
+/// Completes removals a crash cut short: a region whose recorded membership no longer holds
+/// this store's peer, but which was not yet marked Tombstone (the membership change was applied,
+/// the destroy had not run). Its range is deleted only where no live local region overlaps it,
+/// so a stale record can never wipe data this store serves.
+fn finish_interrupted_removals(
+    kv: &KvEngine,
+    raft_engine: &RaftLogEngine,
+    meta: &StoreMeta,
+    removed: &[proto::metapb::Region],
+) -> Result<()> {
+    for region in removed.iter().filter(|r| !r.peers.is_empty()) {
+        let overlaps = meta.overlapping_regions(&region.start_key, &region.end_key);
+        info!(
+            region_id = region.id,
+            ?overlaps,
+            "finishing the removal of a peer interrupted by a crash"
+        );
+        crate::operation::destroy::clear_removed_region(
+            kv,
+            raft_engine,
+            region,
+            overlaps.is_empty(),
+        )?;
+    }
+    Ok(())
 }

@@ -2,11 +2,14 @@
 //! real raftstore, and an in-memory transport with failure-injecting filters.
 
 pub mod cluster;
+pub mod consistency;
+pub mod failpoint;
 pub mod load;
 pub mod pd;
 pub mod transport;
 
 pub use cluster::*;
+pub use consistency::ConsistencyReport;
 pub use load::Writers;
 pub use pd::LocalPd;
 pub use transport::*;

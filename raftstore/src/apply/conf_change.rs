@@ -22,6 +22,7 @@ pub fn exec_conf_change(
     region: &Region,
     entry: &Entry,
 ) -> Result<(RaftCmdResponse, Option<ExecResult>)> {
+    crate::failpoint!(crate::failpoints::CONF_CHANGE_APPLY);
     let cc = ConfChangeV2::parse_from_bytes(&entry.data)?;
     let req = RaftCmdRequest::decode(&entry.context[..])?;
     util::check_region_epoch(&req, region)?;

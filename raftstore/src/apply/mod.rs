@@ -38,9 +38,11 @@ pub enum ApplyMsg {
     Snapshot {
         region: Region,
         apply_state: RaftApplyState,
+        peer_id: u64,
     },
-    /// The region's peer is gone; stop.
-    Destroy,
+    /// The region's peer is being removed: stop, and once this round's writes are durable,
+    /// answer `PeerMsg::ApplyDestroyed`. Entries queued before it are applied first (FIFO).
+    Destroy { peer_id: u64 },
 }
 
 /// Side effects of admin commands that the peer must act on.

@@ -19,6 +19,7 @@ pub fn exec_batch_split(
     region: &Region,
     admin: &AdminRequest,
 ) -> Result<(RaftCmdResponse, Option<ExecResult>)> {
+    crate::failpoint!(crate::failpoints::SPLIT_APPLY);
     let splits = admin
         .splits
         .as_ref()

@@ -10,7 +10,6 @@ use engine::{KvEngine, KvWriteBatch, CF_RAFT};
 use proto::metapb::Region;
 use proto::raft_cmdpb::RaftCmdResponse;
 use proto::raft_serverpb::RaftApplyState;
-use tracing::error;
 
 use crate::apply::{exec, Apply, ApplyMsg, ApplyRes, ExecResult};
 use crate::metrics::{APPLY_BATCH_WRITES, APPLY_ENTRIES};
@@ -24,6 +23,9 @@ pub struct ApplyFsm {
     region: Region,
     apply_state: RaftApplyState,
     applied_term: u64,
+    /// A membership change applied here removed this store's peer: later entries belong to
+    /// a region this store is leaving and are not applied (the range is deleted next).
+    removed: bool,
     stopped: bool,
 }
 
@@ -39,6 +41,7 @@ impl ApplyFsm {
             region,
             apply_state,
             applied_term,
+            removed: false,
             stopped: false,
         }
     }
@@ -52,18 +55,21 @@ impl ApplyFsm {
         let mut results = Vec::new();
         let mut cmds = apply.cmds.into_iter().peekable();
         for entry in &apply.entries {
+            if self.removed {
+                break;
+            }
             if entry.index <= self.apply_state.applied_index {
                 // Already applied before a restart; raft may hand it over again.
                 continue;
             }
-            if entry.index != self.apply_state.applied_index + 1 {
-                error!(
-                    region_id = self.region.id,
-                    expected = self.apply_state.applied_index + 1,
-                    got = entry.index,
-                    "apply gap"
-                );
-            }
+            crate::enforce!(
+                entry.index == self.apply_state.applied_index + 1,
+                self.region.id,
+                apply.peer_id,
+                "apply gap: applied index {}, next entry {}",
+                self.apply_state.applied_index,
+                entry.index
+            );
             let (resp, res) = exec::apply_entry(
                 &mut ctx.wb,
                 &self.region,
@@ -83,7 +89,10 @@ impl ApplyFsm {
             }
             match &res {
                 Some(ExecResult::SplitRegion { derived, .. }) => self.region = derived.clone(),
-                Some(ExecResult::ChangePeer { region, .. }) => self.region = region.clone(),
+                Some(ExecResult::ChangePeer { region, .. }) => {
+                    self.removed = !region.peers.iter().any(|p| p.id == apply.peer_id);
+                    self.region = region.clone();
+                }
                 _ => {}
             }
             results.extend(res);
@@ -119,6 +128,8 @@ pub struct ApplyContext {
     wb: KvWriteBatch,
     callbacks: Vec<(Callback, RaftCmdResponse)>,
     results: Vec<ApplyRes>,
+    /// (region id, peer id) of apply FSMs stopped this round, told once the batch is written.
+    destroyed: Vec<(u64, u64)>,
     raft_router: RaftRouter,
     messages_per_tick: usize,
     flow: Arc<StoreFlow>,
@@ -130,11 +141,13 @@ impl ApplyContext {
     /// Writes the batch (data and applied indexes together), then answers and reports.
     fn flush(&mut self) {
         if !self.wb.is_empty() {
+            crate::failpoint!(crate::failpoints::APPLY_BEFORE_WRITE);
             let start = Instant::now();
             if let Err(e) = self.kv.write(&self.wb, false) {
                 // Continuing would acknowledge writes that are not stored.
                 panic!("apply write batch failed: {e}");
             }
+            crate::failpoint!(crate::failpoints::APPLY_AFTER_WRITE);
             APPLY_BATCH_WRITES.observe(start.elapsed().as_secs_f64());
             self.wb.clear();
         }
@@ -146,6 +159,11 @@ impl ApplyContext {
             let _ = self
                 .raft_router
                 .force_send(region_id, PeerMsg::ApplyRes(Box::new(res)));
+        }
+        for (region_id, peer_id) in self.destroyed.drain(..) {
+            let _ = self
+                .raft_router
+                .force_send(region_id, PeerMsg::ApplyDestroyed { peer_id });
         }
     }
 }
@@ -174,13 +192,25 @@ impl PollHandler<ApplyFsm, ApplyControlFsm> for ApplyContext {
                 ApplyMsg::Snapshot {
                     region,
                     apply_state,
+                    peer_id,
                 } => {
+                    // The peer applies a snapshot only when nothing of the region is in flight
+                    // here, so it can only move the applied index forward.
+                    crate::enforce!(
+                        apply_state.applied_index >= fsm.apply_state.applied_index,
+                        fsm.region.id,
+                        peer_id,
+                        "snapshot at index {} would move the applied index back from {}",
+                        apply_state.applied_index,
+                        fsm.apply_state.applied_index
+                    );
                     fsm.region = region;
                     fsm.applied_term = apply_state.applied_term;
                     fsm.apply_state = apply_state;
                 }
-                ApplyMsg::Destroy => {
+                ApplyMsg::Destroy { peer_id } => {
                     fsm.stopped = true;
+                    self.destroyed.push((fsm.region.id, peer_id));
                     break;
                 }
             }
@@ -231,6 +261,7 @@ impl HandlerBuilder<ApplyFsm, ApplyControlFsm> for ApplyPollerBuilder {
             kv: self.kv.clone(),
             callbacks: Vec::new(),
             results: Vec::new(),
+            destroyed: Vec::new(),
             raft_router: self.raft_router.clone(),
             messages_per_tick: self.messages_per_tick,
             flow: self.flow.clone(),

@@ -30,6 +30,13 @@ impl PeerFsm {
                 break;
             };
             handled += 1;
+            if self.peer.pending_remove {
+                self.peer.on_message_while_removing(ctx, msg);
+                if self.peer.stopped {
+                    break;
+                }
+                continue;
+            }
             match msg {
                 PeerMsg::RaftCommand(c) if is_batchable(&c.request) => {
                     self.peer.batch_command(ctx, *c)
@@ -78,6 +85,8 @@ impl PeerFsm {
                 }
             }
             PeerMsg::ApplyRes(res) => peer.on_apply_res(ctx, *res),
+            // Only sent after `destroy`, whose messages go to `on_message_while_removing`.
+            PeerMsg::ApplyDestroyed { .. } => {}
             PeerMsg::Significant(SignificantMsg::StoreUnreachable { store_id }) => {
                 peer.on_store_unreachable(ctx, store_id)
             }

@@ -62,6 +62,15 @@ impl Peer {
             return;
         }
         let applied = res.apply_state.applied_index;
+        crate::enforce!(
+            applied >= self.storage().applied_index() && applied <= self.last_sent_to_apply,
+            self.region_id(),
+            self.peer_id(),
+            "apply result at index {applied}, but applied index is {} and last index sent to \
+             apply is {}",
+            self.storage().applied_index(),
+            self.last_sent_to_apply
+        );
         if applied > self.storage().applied_index() {
             self.split_check_pending = true;
         }

@@ -1,18 +1,15 @@
 //! Membership changes on the peer side: proposing `ChangePeerV2`, applying the result to
 //! raft-rs, and destroying this peer when it is removed.
 
-use engine::{RaftLogBatch, CF_RAFT, DATA_CFS};
 use prost::Message as _;
 use proto::eraftpb::ConfChangeV2;
 use proto::metapb::Region;
 use proto::raft_cmdpb::RaftCmdRequest;
-use proto::raft_serverpb::{PeerState, RegionLocalState};
-use tracing::{error, info};
+use tracing::info;
 
-use crate::apply::ApplyMsg;
 use crate::conf_change::{region_after, to_raft};
 use crate::context::PollContext;
-use crate::errors::{err_resp, Error, Result};
+use crate::errors::{Error, Result};
 use crate::peer::Peer;
 
 impl Peer {
@@ -52,9 +49,11 @@ impl Peer {
         region: Region,
     ) {
         if let Err(e) = self.raft_group.apply_conf_change(&cc) {
-            error!(
-                region_id = self.region_id(),
-                "raft rejected an applied membership change: {e}"
+            // The region's membership and raft's would disagree from here on.
+            crate::invariant::violated(
+                self.region_id(),
+                self.peer_id(),
+                format_args!("raft rejected an applied membership change {cc:?}: {e}"),
             );
         }
         info!(
@@ -90,57 +89,5 @@ impl Peer {
             }
             self.heartbeat_pd(ctx);
         }
-    }
-
-    /// Removes this peer: tombstone record, data and log deleted, mailboxes closed.
-    pub fn destroy(&mut self, ctx: &mut PollContext) {
-        let region = self.region().clone();
-        info!(
-            region_id = region.id,
-            peer_id = self.peer_id(),
-            "destroying removed peer"
-        );
-        let tombstone = RegionLocalState {
-            state: PeerState::Tombstone as i32,
-            region: Some(region.clone()),
-        };
-        let mut wb = ctx.kv.write_batch();
-        let start = keys::enc_start_key(&region.start_key);
-        let end = keys::enc_end_key(&region.end_key);
-        // An uninitialized peer owns no range: there is nothing of its own to delete.
-        let owns_data = self.storage().is_initialized();
-        let written = wb
-            .put_msg_cf(CF_RAFT, &keys::region_state_key(region.id), &tombstone)
-            .and_then(|_| {
-                DATA_CFS
-                    .iter()
-                    .filter(|_| owns_data)
-                    .try_for_each(|cf| wb.delete_range_cf(cf, &start, &end))
-            })
-            .and_then(|_| ctx.kv.write(&wb, true));
-        if let Err(e) = written {
-            // Without the tombstone the peer would come back on restart; stay alive instead.
-            error!(region_id = region.id, "cannot destroy peer: {e}");
-            return;
-        }
-        let mut batch = RaftLogBatch::new();
-        batch.clean(region.id);
-        if let Err(e) = ctx.raft_engine.write(&mut batch, true) {
-            error!(
-                region_id = region.id,
-                "cannot drop the raft log of a destroyed peer: {e}"
-            );
-        }
-        ctx.store_meta.lock().remove_region(region.id);
-        let _ = ctx.apply_router.send(region.id, ApplyMsg::Destroy);
-        ctx.apply_router.inner.close(region.id);
-        let term = self.term();
-        for p in self.proposals.drain() {
-            p.callback
-                .invoke_with(err_resp(Error::RegionNotFound(region.id), term));
-        }
-        self.fail_pending_reads();
-        self.stopped = true;
-        ctx.router.inner.close(region.id);
     }
 }

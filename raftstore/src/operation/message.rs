@@ -25,6 +25,9 @@ impl Peer {
                 );
                 continue;
             };
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                crate::failpoint!(crate::failpoints::SNAPSHOT_SEND);
+            }
             let bytes = match m.write_to_bytes() {
                 Ok(b) => b,
                 Err(e) => {
@@ -109,6 +112,7 @@ impl Peer {
     /// with no other local region (applying it clears that range).
     fn accept_snapshot(&self, ctx: &mut PollContext, m: &eraftpb::Message) -> bool {
         let region_id = self.region_id();
+        crate::failpoint!(crate::failpoints::SNAPSHOT_RECEIVE);
         let data = match crate::snap::verify_received(&ctx.kv, region_id, m.get_snapshot()) {
             Ok(d) => d,
             Err(e) => {

@@ -3,6 +3,7 @@
 pub mod committed;
 pub mod compact_log;
 pub mod conf_change;
+pub mod destroy;
 pub mod hibernate;
 pub mod message;
 pub mod pd_heartbeat;

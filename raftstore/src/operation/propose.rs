@@ -16,10 +16,16 @@ use crate::util;
 impl Peer {
     /// Entry point for a client or internal command.
     pub fn propose_command(&mut self, ctx: &mut PollContext, cmd: RaftCommand) {
-        self.wake_up(ctx);
         let RaftCommand {
             request, callback, ..
         } = cmd;
+        if self.pending_remove {
+            // Commands batched before the removal began end up here.
+            let region_id = self.region_id();
+            callback.invoke_with(err_resp(Error::RegionNotFound(region_id), self.term()));
+            return;
+        }
+        self.wake_up(ctx);
         if let Err(e) = self.pre_propose_check(ctx, &request) {
             callback.invoke_with(err_resp(e, self.term()));
             return;

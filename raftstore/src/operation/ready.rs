@@ -12,13 +12,21 @@ use crate::peer::{Peer, UnpersistedReady};
 impl Peer {
     /// Handles one ready if raft has any; called once per poller round for every active peer.
     pub fn handle_ready(&mut self, ctx: &mut PollContext) {
-        if self.stopped {
+        if self.stopped || self.pending_remove {
             return;
         }
         if self.is_leader() && !self.pending_reads.is_empty() {
             self.send_pending_read_indexes();
         }
         if !self.raft_group.has_ready() {
+            return;
+        }
+        if self.has_unapplied_snapshot() && !self.apply_pool_idle() {
+            // Entries handed to the apply pool earlier would land on top of the snapshot's
+            // newer data. The ready stays with raft until their apply result arrives (that
+            // result puts this peer back in a poller round); TiKV holds a pending snapshot
+            // the same way.
+            crate::failpoint!(crate::failpoints::SNAPSHOT_APPLY_DEFERRED);
             return;
         }
         let mut ready = self.raft_group.ready();
@@ -62,6 +70,7 @@ impl Peer {
                 }
             }
             self.storage_mut().append(&entries);
+            self.check_commit_within_log();
             let raft_state: Option<RaftLocalState> =
                 must_persist.then(|| *self.storage().raft_state());
             let persisted_index = if entries.is_empty() {
@@ -96,6 +105,7 @@ impl Peer {
                 let mut hs = self.raft_group.raft.hard_state();
                 hs.commit = commit;
                 self.storage_mut().set_hard_state(&hs);
+                self.check_commit_within_log();
             }
             let msgs = light.take_messages();
             self.send_raft_messages(ctx, msgs);
@@ -104,8 +114,49 @@ impl Peer {
         }
     }
 
+    /// A commit index past the log's end would make raft hand out entries this peer never had.
+    fn check_commit_within_log(&self) {
+        let commit = self.storage().raft_state().commit;
+        let last = self.storage().last_index();
+        crate::enforce!(
+            commit <= last,
+            self.region_id(),
+            self.peer_id(),
+            "commit index {commit} is beyond the last log index {last}"
+        );
+    }
+
+    /// Whether raft holds a snapshot that the next ready will carry. raft-rs keeps a snapshot
+    /// until its ready is persisted, so one already applied here (`pending_snapshot`) does not
+    /// count.
+    fn has_unapplied_snapshot(&self) -> bool {
+        self.raft_group.snap().is_some_and(|s| {
+            self.pending_snapshot
+                .is_none_or(|(_, index)| index != s.get_metadata().index)
+        })
+    }
+
+    /// Whether every entry handed to the apply pool has been applied and written, so nothing
+    /// of this region is in flight there.
+    pub fn apply_pool_idle(&self) -> bool {
+        self.storage().applied_index() >= self.last_sent_to_apply
+    }
+
     /// The log writer made readies up to `number` durable.
     pub fn on_persisted(&mut self, number: u64) {
+        crate::enforce!(
+            number > self.persisted_number
+                && self.unpersisted.front().is_some_and(|r| r.number <= number),
+            self.region_id(),
+            self.peer_id(),
+            "persisted ready {number} after ready {}, with readies {:?} waiting",
+            self.persisted_number,
+            self.unpersisted
+                .iter()
+                .map(|r| r.number)
+                .collect::<Vec<_>>()
+        );
+        self.persisted_number = number;
         let mut persisted_index = None;
         while let Some(front) = self.unpersisted.front() {
             if front.number > number {

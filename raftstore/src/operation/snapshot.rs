@@ -54,6 +54,7 @@ impl Peer {
             ApplyMsg::Snapshot {
                 region,
                 apply_state,
+                peer_id: self.peer_id(),
             },
         );
     }

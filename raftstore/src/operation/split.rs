@@ -5,7 +5,7 @@ use proto::metapb::{Region, RegionEpoch};
 use proto::raft_cmdpb::{
     AdminCmdType, AdminRequest, BatchSplitRequest, RaftCmdRequest, RaftRequestHeader, SplitRequest,
 };
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::context::PollContext;
 use crate::errors::{err_resp, Error};
@@ -133,8 +133,16 @@ impl Peer {
                 Ok(Some(c)) => c,
                 Ok(None) => continue,
                 Err(e) => {
-                    warn!(region_id = id, "create peer for split region: {e}");
-                    continue;
+                    // The split is applied: its data and state are on disk. Going on without a
+                    // peer would leave the new region unserved here until a restart.
+                    crate::invariant::violated(
+                        id,
+                        0,
+                        format_args!(
+                            "cannot create the peer of a region split off {}: {e}",
+                            self.region_id()
+                        ),
+                    );
                 }
             };
             if was_leader {

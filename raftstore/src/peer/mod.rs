@@ -57,7 +57,11 @@ pub struct Peer {
     pub pending_reads: ReadIndexQueue,
     pub lease: Lease,
     pub read_delegate: Arc<ReadDelegate>,
+    /// Readies handed to the log writer, oldest first. Their numbers only grow, and the writer
+    /// reports them durable in the same order.
     pub unpersisted: VecDeque<UnpersistedReady>,
+    /// The newest ready number the log writer reported durable; only grows.
+    pub persisted_number: u64,
     pub hibernation: Hibernation,
     /// A raft tick is registered with the ticker.
     pub raft_tick_scheduled: bool,
@@ -80,6 +84,11 @@ pub struct Peer {
     pub pd_stats: PdStats,
     /// Write commands of this poller round waiting to share one entry.
     pub pending_batch: crate::operation::propose_batch::ProposalBatch,
+    /// Being removed: waiting for the apply pool and the log writer to drain before the
+    /// range is deleted (see `operation::destroy`). No raft activity meanwhile.
+    pub pending_remove: bool,
+    /// The apply FSM stopped after writing everything queued before its `Destroy`.
+    pub apply_destroyed: bool,
     pub stopped: bool,
 }
 
@@ -123,6 +132,7 @@ impl Peer {
             lease: Lease::new(cfg.raft_store_max_leader_lease),
             read_delegate,
             unpersisted: VecDeque::new(),
+            persisted_number: 0,
             hibernation: Hibernation {
                 state: GroupState::Active,
                 idle_ticks: 0,
@@ -138,6 +148,8 @@ impl Peer {
             aux_ticks_paused: false,
             pd_stats: PdStats::default(),
             pending_batch: Default::default(),
+            pending_remove: false,
+            apply_destroyed: false,
             stopped: false,
         })
     }
