@@ -91,6 +91,11 @@ pub struct ScheduleConfig {
     /// An operator step the leader has not acted on is sent again after this long.
     #[serde(with = "humantime_serde")]
     pub operator_resend_interval: Duration,
+    /// A leader transfer step is sent at most this many times (once, then again every
+    /// `operator-resend-interval` while the region still shows the old leader); if the leader
+    /// has not moved one interval after the last attempt, the operator is cancelled so the
+    /// region is free for new operators.
+    pub leader_transfer_max_attempts: u32,
     /// Keep every region at `max-replicas` voters on healthy stores.
     pub enable_replica_checker: bool,
     /// Even out leaders across stores.
@@ -118,6 +123,7 @@ impl Default for ScheduleConfig {
             leader_operator_timeout: Duration::from_secs(30),
             split_operator_timeout: Duration::from_secs(60),
             operator_resend_interval: Duration::from_secs(3),
+            leader_transfer_max_attempts: 5,
             enable_replica_checker: true,
             enable_balance_leader: true,
             enable_balance_region: true,
@@ -143,6 +149,11 @@ impl ScheduleConfig {
         }
         if self.store_disconnect_time.is_zero() {
             return Err(invalid("schedule.store-disconnect-time must be positive"));
+        }
+        if self.leader_transfer_max_attempts == 0 {
+            return Err(invalid(
+                "schedule.leader-transfer-max-attempts must be at least 1",
+            ));
         }
         if !(0.0..=1.0).contains(&self.region_balance_tolerance_ratio) {
             return Err(invalid(
@@ -294,6 +305,13 @@ mod tests {
             .patched(&serde_json::json!({"max-replicas": 0}))
             .is_err());
         assert!(cfg.patched(&serde_json::json!([1])).is_err());
+        assert!(cfg
+            .patched(&serde_json::json!({"leader-transfer-max-attempts": 0}))
+            .is_err());
+        let patched = cfg
+            .patched(&serde_json::json!({"leader-transfer-max-attempts": 2}))
+            .unwrap();
+        assert_eq!(patched.leader_transfer_max_attempts, 2);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tracing::debug;
 use crate::cluster::{region_from_heartbeat, RegionUpdate};
 use crate::error::{Error, Result};
 use crate::schedule::admin::{self, AdminRequest};
-use crate::schedule::{self, keyspace_split, Now, Operator, ScheduleView};
+use crate::schedule::{self, keyspace_split, Now, Operator, ScheduleView, SendPolicy};
 use crate::state::PdState;
 
 impl PdState {
@@ -53,7 +53,7 @@ impl PdState {
         let resp = ops.on_region_report(
             region,
             now.instant,
-            cfg.operator_resend_interval,
+            SendPolicy::from_config(&cfg),
             self.cluster_id,
         );
         if resp.is_some() {
@@ -91,7 +91,7 @@ impl PdState {
                 let resp = ops.on_region_report(
                     region,
                     now.instant,
-                    cfg.operator_resend_interval,
+                    SendPolicy::from_config(&cfg),
                     self.cluster_id,
                 );
                 if let (Some(resp), Some(store)) = (resp, region.leader_store_id()) {

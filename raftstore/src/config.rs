@@ -68,6 +68,11 @@ pub struct Config {
     pub pd_store_heartbeat_tick_interval: Duration,
     /// A peer not heard from for longer than this is reported down to PD.
     pub max_peer_down_duration: Duration,
+    /// A leader transfer is accepted when the target voter's log is at most this many entries
+    /// behind the leader's last entry. Raft then sends the missing entries, hands over once the
+    /// target has all of them, and gives up after an election timeout; the leader refuses new
+    /// proposals meanwhile. 0 accepts only a target that already has every entry.
+    pub leader_transfer_max_log_lag: u64,
 }
 
 /// Which built-in split policy a store uses.
@@ -128,6 +133,7 @@ impl Default for Config {
             pd_heartbeat_tick_interval: Duration::from_secs(60),
             pd_store_heartbeat_tick_interval: Duration::from_secs(10),
             max_peer_down_duration: Duration::from_secs(600),
+            leader_transfer_max_log_lag: 128,
         }
     }
 }

@@ -41,6 +41,12 @@ pub enum Error {
     Codec(String),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The leader did not start handing leadership to a voter; asking again later may work.
+    #[error("transfer leader to peer {peer_id} refused: {reason}")]
+    TransferLeaderRefused {
+        peer_id: u64,
+        reason: TransferRefusal,
+    },
     #[error("invalid config: {0}")]
     InvalidConfig(String),
     #[error("store is shutting down")]
@@ -50,6 +56,28 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why a leader refused to start a transfer to one of its voters.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TransferRefusal {
+    /// The target's log is further behind than `leader_transfer_max_log_lag` allows.
+    #[error(
+        "peer has not caught up with the log: it has entries up to {matched}, the leader up to \
+         {last}, at most {max_lag} entries behind are accepted"
+    )]
+    LogLag {
+        matched: u64,
+        last: u64,
+        max_lag: u64,
+    },
+    /// The target must install a snapshot first: one is on its way, or the entries it lacks
+    /// are already compacted.
+    #[error("peer is waiting for a snapshot")]
+    NeedsSnapshot,
+    /// The leader keeps no replication progress for the target.
+    #[error("the leader tracks no replication progress for the peer")]
+    NoProgress,
+}
 
 impl From<prost::DecodeError> for Error {
     fn from(e: prost::DecodeError) -> Self {

@@ -60,4 +60,15 @@ lazy_static! {
         &["outcome"]
     )
     .expect("metric registers once");
+    pub static ref LEADER_TRANSFERS: IntCounterVec = register_int_counter_vec!(
+        "shoal_raftstore_leader_transfers_total",
+        "Leader transfer requests, by outcome (started or refused)",
+        &["outcome"]
+    )
+    .expect("metric registers once");
+    pub static ref PROPOSALS_REFUSED_IN_TRANSFER: IntCounter = register_int_counter!(
+        "shoal_raftstore_proposals_refused_in_transfer_total",
+        "Proposals answered NotLeader because a leader transfer was under way"
+    )
+    .expect("metric registers once");
 }

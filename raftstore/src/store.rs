@@ -442,17 +442,6 @@ fn spawn_store_ticks(
     Ok((stop_tx, h))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Store;
-
-    #[test]
-    fn store_is_shareable_between_threads() {
-        fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<Store>();
-    }
-}
-
 /// Completes removals a crash cut short: a region whose recorded membership no longer holds
 /// this store's peer, but which was not yet marked Tombstone (the membership change was applied,
 /// the destroy had not run). Its range is deleted only where no live local region overlaps it,
@@ -478,4 +467,15 @@ fn finish_interrupted_removals(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Store;
+
+    #[test]
+    fn store_is_shareable_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Store>();
+    }
 }

@@ -5,6 +5,7 @@
 mod error;
 mod kv;
 mod raft_log;
+mod raft_log_file;
 mod read;
 mod snapshot;
 mod sst;

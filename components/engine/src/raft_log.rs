@@ -9,6 +9,7 @@ use raft::eraftpb::Entry;
 use raft_engine::{Command, Config, Engine, LogBatch, MessageExt, ReadableSize, RecoveryMode};
 
 use crate::error::{Error, Result};
+use crate::raft_log_file::{self, Check, Tail};
 
 const RAFT_STATE_KEY: &[u8] = b"raft_state";
 
@@ -32,33 +33,39 @@ pub struct RaftLogEngine {
 }
 
 impl RaftLogEngine {
-    /// Opens (creating if needed) the raft log in `dir`. A damaged record is an error that
-    /// names its file, except for a torn write at the very end of the newest file: a crash in
-    /// the middle of a write leaves one, and that write was never synced, so never
-    /// acknowledged. Such a tail is cut off after the file is copied aside
-    /// (`<file>.damaged`); `repaired_tail` names the file, so a caller that finds entries it
-    /// had already applied missing can blame it.
+    /// How many copies of cut-off log files a raft log directory keeps: each repair of a torn
+    /// write keeps one (`<file>.<n>.damaged`, `n` counting up), and opening the log deletes
+    /// all but the newest `DAMAGED_COPIES_KEPT` of them.
+    pub const DAMAGED_COPIES_KEPT: usize = 3;
+
+    /// Opens (creating if needed) the raft log in `dir`.
+    ///
+    /// The newest file of each of raft-engine's queues is where a crash leaves its mark, and
+    /// is read before raft-engine opens the log:
+    ///
+    /// - zero bytes after its last complete record are space raft-engine preallocated and
+    ///   never wrote, the normal end of a log after a crash (a clean close trims them). They
+    ///   are trimmed the same way, quietly, and nothing is lost.
+    /// - other bytes after its last complete record, with no complete record after them, are
+    ///   a write cut short by the crash: never synced, so never acknowledged. The file is
+    ///   copied aside (`<file>.<n>.damaged`, see [`Self::DAMAGED_COPIES_KEPT`]) and the tail
+    ///   cut off; [`Self::repaired_tail`] names the file, so a caller that finds entries it
+    ///   had already applied missing can blame it.
+    ///
+    /// Any other damaged record (in an older file, or with complete records after it) is an
+    /// error that names its file. Entry data is checksummed but only checked when read, so
+    /// every live entry is read once here too.
     pub fn open(dir: &Path) -> Result<RaftLogEngine> {
         std::fs::create_dir_all(dir)?;
-        let (engine, repaired_tail) =
-            match Engine::open(config(dir, RecoveryMode::AbsoluteConsistency)) {
-                Ok(engine) => (engine, None),
-                Err(e) if is_damage(&e) => {
-                    let newest = newest_append_file(dir).ok_or_else(|| open_error(dir, e))?;
-                    let mut kept = newest.clone().into_os_string();
-                    kept.push(".damaged");
-                    std::fs::copy(&newest, &kept)?;
-                    tracing::warn!(
-                        file = %newest.display(),
-                        "raft log ends in a torn write; cutting it off (copy kept as {})",
-                        PathBuf::from(&kept).display()
-                    );
-                    let engine = Engine::open(config(dir, RecoveryMode::TolerateTailCorruption))
-                        .map_err(|e| open_error(dir, e))?;
-                    (engine, Some(newest))
-                }
-                Err(e) => return Err(open_error(dir, e)),
-            };
+        let repaired_tail = {
+            // No other process may write the log while its tails are settled; raft-engine
+            // takes the same lock when it opens the log.
+            let _lock = lock_dir(dir)?;
+            let repaired = settle_tails(dir)?;
+            prune_damaged_copies(dir);
+            repaired
+        };
+        let engine = Engine::open(config(dir)).map_err(|e| open_error(dir, e))?;
         let engine = RaftLogEngine {
             engine: Arc::new(engine),
             path: Arc::new(dir.to_path_buf()),
@@ -99,7 +106,8 @@ impl RaftLogEngine {
                     Err(e) => {
                         let detail = format!("region {region_id} entry {next}: {e}");
                         return Err(Error::Corruption {
-                            path: suspect_file(&self.path, None),
+                            path: damaged_file(&self.path)
+                                .unwrap_or_else(|| suspect_file(&self.path, None)),
                             detail,
                         });
                     }
@@ -109,6 +117,7 @@ impl RaftLogEngine {
         Ok(())
     }
 
+    /// The directory holding the log.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -120,6 +129,7 @@ impl RaftLogEngine {
         }
     }
 
+    /// A region's persisted raft state, if it has one.
     pub fn raft_state(&self, region_id: u64) -> Result<Option<RaftLocalState>> {
         match self.engine.get(region_id, RAFT_STATE_KEY) {
             None => Ok(None),
@@ -129,6 +139,7 @@ impl RaftLogEngine {
         }
     }
 
+    /// A region's entry at `index`, if the log holds it.
     pub fn entry(&self, region_id: u64, index: u64) -> Result<Option<Entry>> {
         self.engine
             .get_entry::<EntryExt>(region_id, index)
@@ -150,10 +161,12 @@ impl RaftLogEngine {
             .map_err(|e| self.err(e))
     }
 
+    /// The index of a region's first entry in the log.
     pub fn first_index(&self, region_id: u64) -> Option<u64> {
         self.engine.first_index(region_id)
     }
 
+    /// The index of a region's last entry in the log.
     pub fn last_index(&self, region_id: u64) -> Option<u64> {
         self.engine.last_index(region_id)
     }
@@ -175,10 +188,12 @@ impl RaftLogEngine {
         self.engine.purge_expired_files().map_err(|e| self.err(e))
     }
 
+    /// The regions with anything in the log.
     pub fn raft_groups(&self) -> Vec<u64> {
         self.engine.raft_groups()
     }
 
+    /// Bytes of log files in use.
     pub fn used_size(&self) -> usize {
         self.engine.get_used_size()
     }
@@ -191,6 +206,7 @@ pub struct RaftLogBatch {
 }
 
 impl RaftLogBatch {
+    /// An empty batch.
     pub fn new() -> RaftLogBatch {
         RaftLogBatch::default()
     }
@@ -202,6 +218,7 @@ impl RaftLogBatch {
             .map_err(|e| Error::Codec(e.to_string()))
     }
 
+    /// Sets a region's raft state.
     pub fn put_raft_state(&mut self, region_id: u64, state: &RaftLocalState) -> Result<()> {
         self.inner
             .put(region_id, RAFT_STATE_KEY.to_vec(), state.encode_to_vec())
@@ -213,28 +230,42 @@ impl RaftLogBatch {
         self.inner.add_command(region_id, Command::Clean);
     }
 
+    /// Moves everything of `other` into this batch.
     pub fn merge(&mut self, other: &mut RaftLogBatch) -> Result<()> {
         self.inner
             .merge(&mut other.inner)
             .map_err(|e| Error::Codec(e.to_string()))
     }
 
+    /// Whether the batch holds nothing to write.
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }
 
+    /// Roughly how many bytes the batch will take in the log.
     pub fn approximate_size(&self) -> usize {
         self.inner.approximate_size()
     }
 }
 
-/// An open failure; for corruption, find the damaged file by reading each one.
-fn config(dir: &Path, recovery_mode: RecoveryMode) -> Config {
+/// raft-engine's settings for the log in `dir`.
+///
+/// Recovery is strict (`AbsoluteConsistency`): by the time raft-engine opens the log,
+/// [`settle_tails`] has trimmed the ends of the newest files, so any damage raft-engine finds
+/// is real and must stop the store. The tolerant modes would instead cut a log short at the
+/// first bad record of its last file, and at a bad entries block ending any file, silently
+/// dropping synced entries after it.
+///
+/// Log files are not recycled: a recycled file keeps the records of the file it was before,
+/// which after a crash follow the last record written like a torn write would, while a new
+/// file ends in zeros.
+fn config(dir: &Path) -> Config {
     Config {
         dir: dir.to_string_lossy().into_owned(),
-        recovery_mode,
+        recovery_mode: RecoveryMode::AbsoluteConsistency,
         target_file_size: ReadableSize::mb(128),
         purge_threshold: ReadableSize::gb(10),
+        enable_log_recycle: false,
         ..Default::default()
     }
 }
@@ -246,14 +277,168 @@ fn is_damage(e: &raft_engine::Error) -> bool {
     )
 }
 
-/// The append queue's newest file: the only one a torn write can end.
-fn newest_append_file(dir: &Path) -> Option<PathBuf> {
+/// Locks `dir` against other processes the way raft-engine does (its `LOCK` file), until the
+/// returned file is dropped.
+fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join("LOCK");
+    let file = std::fs::File::create(&path)?;
+    file.try_lock().map_err(|e| Error::RaftEngine {
+        path: dir.to_path_buf(),
+        msg: format!(
+            "cannot lock {}: {e}; is another process using it?",
+            path.display()
+        ),
+    })?;
+    Ok(file)
+}
+
+/// Reads the newest file of each queue and deals with what follows its last complete record
+/// (see [`RaftLogEngine::open`]). Returns the file whose torn tail was cut off, if any.
+fn settle_tails(dir: &Path) -> Result<Option<PathBuf>> {
+    let mut repaired = None;
+    for ext in [APPEND_EXT, REWRITE_EXT] {
+        let Some(file) = newest_file(dir, ext) else {
+            continue;
+        };
+        let io_err = |e: std::io::Error| Error::RaftEngine {
+            path: file.clone(),
+            msg: e.to_string(),
+        };
+        let size = std::fs::metadata(&file).map_err(io_err)?.len();
+        match raft_log_file::inspect(&file, Check::Framing).map_err(io_err)? {
+            Tail::Clean => {}
+            Tail::Zeros { end } => {
+                cut(dir, &file, end).map_err(io_err)?;
+                tracing::debug!(
+                    file = %file.display(),
+                    "raft log ends in {} bytes of preallocated space; trimmed",
+                    size - end
+                );
+            }
+            Tail::Torn { end, detail } => {
+                let kept = keep_copy(&file, end == 0).map_err(io_err)?;
+                if end > 0 {
+                    cut(dir, &file, end).map_err(io_err)?;
+                }
+                tracing::warn!(
+                    file = %file.display(),
+                    "raft log ends in a torn write ({detail}); cut off {} bytes (copy kept as {})",
+                    size - end,
+                    kept.display()
+                );
+                repaired.get_or_insert(file);
+            }
+            Tail::Damaged { at, detail } => {
+                return Err(Error::Corruption {
+                    path: file,
+                    detail: format!("damaged record at offset {at}: {detail}"),
+                })
+            }
+        }
+    }
+    Ok(repaired)
+}
+
+/// Cuts `file` short at `end`, durably; a file cut to nothing, not even its header, is
+/// removed (raft-engine starts a new one).
+fn cut(dir: &Path, file: &Path, end: u64) -> std::io::Result<()> {
+    if end == 0 {
+        std::fs::remove_file(file)?;
+    } else {
+        let f = std::fs::OpenOptions::new().write(true).open(file)?;
+        f.set_len(end)?;
+        f.sync_all()?;
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+const DAMAGED_EXT: &str = "damaged";
+
+/// Keeps `file` as `<file>.<n>.damaged`, `n` one more than that of any copy kept before:
+/// moved there if `whole` (nothing of it stays in the log), copied otherwise.
+fn keep_copy(file: &Path, whole: bool) -> std::io::Result<PathBuf> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let n = damaged_copies(dir).iter().map(|c| c.0).max().unwrap_or(0) + 1;
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{n}.{DAMAGED_EXT}"));
+    let kept = dir.join(name);
+    if whole {
+        std::fs::rename(file, &kept)?;
+    } else {
+        std::fs::copy(file, &kept)?;
+        std::fs::File::open(&kept)?.sync_all()?;
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(kept)
+}
+
+/// Copies kept by [`keep_copy`] in `dir`, with their numbers; a copy named without one
+/// counts as number 0, older than any numbered copy.
+fn damaged_copies(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut copies: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == DAMAGED_EXT))
+        .map(|p| {
+            let n = p
+                .file_stem()
+                .map(Path::new)
+                .and_then(Path::extension)
+                .and_then(|n| n.to_str()?.parse().ok())
+                .unwrap_or(0);
+            (n, p)
+        })
+        .collect();
+    copies.sort();
+    copies
+}
+
+/// Deletes all but the newest [`RaftLogEngine::DAMAGED_COPIES_KEPT`] damaged copies in
+/// `dir`. A copy that cannot be deleted is only logged.
+fn prune_damaged_copies(dir: &Path) {
+    let copies = damaged_copies(dir);
+    let excess = copies
+        .len()
+        .saturating_sub(RaftLogEngine::DAMAGED_COPIES_KEPT);
+    for (_, old) in &copies[..excess] {
+        match std::fs::remove_file(old) {
+            Ok(()) => tracing::info!(
+                file = %old.display(),
+                "deleted an old copy of a damaged raft log file (keeping the newest {})",
+                RaftLogEngine::DAMAGED_COPIES_KEPT
+            ),
+            Err(e) => tracing::warn!(
+                file = %old.display(),
+                "cannot delete an old copy of a damaged raft log file: {e}"
+            ),
+        }
+    }
+}
+
+const APPEND_EXT: &str = "raftlog";
+const REWRITE_EXT: &str = "rewrite";
+
+/// The newest log file of the queue whose files end in `.{ext}`: the one being written.
+fn newest_file(dir: &Path, ext: &str) -> Option<PathBuf> {
     log_files(dir)
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "raftlog"))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
         .max()
 }
 
+/// The first log file in `dir` with a damaged record, reading every record in full.
+fn damaged_file(dir: &Path) -> Option<PathBuf> {
+    log_files(dir).into_iter().find(|file| {
+        !matches!(
+            raft_log_file::inspect(file, Check::Everything),
+            Ok(Tail::Clean)
+        )
+    })
+}
+
+/// An open failure; for corruption, find the damaged file by reading each one.
 fn open_error(dir: &Path, e: raft_engine::Error) -> Error {
     let msg = e.to_string();
     if !is_damage(&e) {
@@ -261,6 +446,9 @@ fn open_error(dir: &Path, e: raft_engine::Error) -> Error {
             path: dir.to_path_buf(),
             msg,
         };
+    }
+    if let Some(path) = damaged_file(dir) {
+        return Error::Corruption { path, detail: msg };
     }
     let files = log_files(dir);
     for file in &files {
@@ -288,7 +476,7 @@ fn suspect_file(dir: &Path, files: Option<Vec<PathBuf>>) -> PathBuf {
     // The rewrite queue only fills when old files are compacted away; blame the append queue.
     let appended: Vec<&PathBuf> = files
         .iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "raftlog"))
+        .filter(|p| p.extension().is_some_and(|x| x == APPEND_EXT))
         .collect();
     match appended.as_slice() {
         [only] => (*only).clone(),
@@ -304,7 +492,7 @@ fn log_files(dir: &Path) -> Vec<PathBuf> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.extension()
-                .is_some_and(|x| x == "raftlog" || x == "rewrite")
+                .is_some_and(|x| x == APPEND_EXT || x == REWRITE_EXT)
         })
         .collect();
     files.sort();

@@ -33,6 +33,18 @@ fn an_empty_file_gives_the_documented_defaults() {
         defaults.pd_heartbeat_tick_interval
     );
     assert_eq!(raft.split_policy, defaults.split_policy);
+    assert_eq!(
+        raft.leader_transfer_max_log_lag,
+        defaults.leader_transfer_max_log_lag
+    );
+    let strict = parse("[raftstore]\nleader-transfer-max-log-lag = 0").unwrap();
+    assert_eq!(
+        strict
+            .raftstore_config()
+            .unwrap()
+            .leader_transfer_max_log_lag,
+        0
+    );
 }
 
 #[test]

@@ -87,6 +87,7 @@ pub fn operator(op: &Operator) -> Value {
         "steps": op.steps.iter().map(|s| s.describe()).collect::<Vec<_>>(),
         "current_step": op.current_step().map(|s| s.describe()),
         "current_step_index": op.current,
+        "current_step_sends": op.sends,
         "created_at": op.created_unix_ms / 1000,
         "status": op.status.name(),
         "reason": reason,

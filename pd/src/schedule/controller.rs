@@ -9,10 +9,30 @@ use tracing::{debug, info};
 
 use super::operator::{Influence, OpKind, OpStatus, Operator};
 use crate::cluster::RegionInfo;
+use crate::config::ScheduleConfig;
 use crate::metrics::Metrics;
 
 /// How many finished operators the HTTP API can still show.
 const HISTORY_SIZE: usize = 100;
+
+/// When operator steps go out to region leaders.
+#[derive(Clone, Copy, Debug)]
+pub struct SendPolicy {
+    /// A step not yet done is sent again after this long.
+    pub resend: Duration,
+    /// Sends of one leader transfer step before its operator is given up.
+    pub max_transfer_attempts: u32,
+}
+
+impl SendPolicy {
+    /// The policy `operator-resend-interval` and `leader-transfer-max-attempts` set.
+    pub fn from_config(cfg: &ScheduleConfig) -> SendPolicy {
+        SendPolicy {
+            resend: cfg.operator_resend_interval,
+            max_transfer_attempts: cfg.leader_transfer_max_attempts,
+        }
+    }
+}
 
 pub struct OperatorController {
     running: HashMap<u64, Operator>,
@@ -110,12 +130,14 @@ impl OperatorController {
     }
 
     /// Checks the region's operator against a fresh report of the region. Returns the step to
-    /// send to the leader, unless the same step went out less than `resend` ago.
+    /// send to the leader, unless the same step went out less than `policy.resend` ago. A
+    /// leader transfer still not done `policy.resend` after its last allowed attempt cancels
+    /// the operator.
     pub fn on_region_report(
         &mut self,
         region: &RegionInfo,
         now: Instant,
-        resend: Duration,
+        policy: SendPolicy,
         cluster_id: u64,
     ) -> Option<RegionHeartbeatResponse> {
         let op = self.running.get_mut(&region.id())?;
@@ -127,14 +149,23 @@ impl OperatorController {
         }
         if op
             .last_sent
-            .is_some_and(|at| now.saturating_duration_since(at) < resend)
+            .is_some_and(|at| now.saturating_duration_since(at) < policy.resend)
         {
+            return None;
+        }
+        if let Some(why) = op.out_of_attempts(policy.max_transfer_attempts) {
+            self.cancel(region.id(), &why);
             return None;
         }
         let resp = op.step_response(region, cluster_id);
         if resp.is_some() {
-            debug!(region_id = op.region_id, step = ?op.current_step(), "operator step sent");
-            op.last_sent = Some(now);
+            op.mark_sent(now);
+            debug!(
+                region_id = op.region_id,
+                step = ?op.current_step(),
+                attempt = op.sends,
+                "operator step sent"
+            );
         }
         resp
     }
@@ -176,7 +207,7 @@ impl OperatorController {
     ) -> Option<RegionHeartbeatResponse> {
         let op = self.running.get_mut(&region.id())?;
         let resp = op.step_response(region, cluster_id)?;
-        op.last_sent = Some(now);
+        op.mark_sent(now);
         Some(resp)
     }
 
@@ -192,5 +223,163 @@ impl OperatorController {
             .filter(|i| i.regions != 0)
             .map(|i| i.store_id)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::metapb::{self, Peer, PeerRole, RegionEpoch};
+
+    use super::*;
+    use crate::schedule::{Now, OpStep};
+
+    fn region(leader_store: u64) -> RegionInfo {
+        let peers: Vec<Peer> = (1..=3)
+            .map(|s| Peer {
+                id: 10 + s,
+                store_id: s,
+                role: PeerRole::Voter as i32,
+                is_witness: false,
+            })
+            .collect();
+        let leader = peers.iter().find(|p| p.store_id == leader_store).copied();
+        RegionInfo::new(
+            metapb::Region {
+                id: 1,
+                start_key: vec![],
+                end_key: vec![],
+                region_epoch: Some(RegionEpoch {
+                    conf_ver: 5,
+                    version: 2,
+                }),
+                peers,
+            },
+            leader,
+        )
+    }
+
+    fn controller_with(op_steps: Vec<OpStep>, kind: OpKind, now: Instant) -> OperatorController {
+        let mut ops = OperatorController::new(Arc::new(Metrics::new()));
+        let op = Operator::new(
+            &region(1),
+            kind,
+            "test",
+            op_steps,
+            &ScheduleConfig::default(),
+            Now {
+                instant: now,
+                unix_ms: 0,
+            },
+        );
+        assert!(ops.add(op));
+        ops
+    }
+
+    fn transfer_to(store: u64) -> Vec<OpStep> {
+        vec![OpStep::TransferLeader {
+            from_store: 1,
+            to_store: store,
+        }]
+    }
+
+    const POLICY: SendPolicy = SendPolicy {
+        resend: Duration::from_secs(1),
+        max_transfer_attempts: 3,
+    };
+
+    #[test]
+    fn a_refused_transfer_is_sent_again_and_succeeds_on_a_later_attempt() {
+        let t0 = Instant::now();
+        let mut ops = controller_with(transfer_to(2), OpKind::Leader, t0);
+        let still_old = region(1);
+        let first = ops.on_region_report(&still_old, t0, POLICY, 7).unwrap();
+        assert_eq!(first.transfer_leader.unwrap().peer.unwrap().id, 12);
+        // The leader refused: the next reports within the interval send nothing...
+        assert!(ops
+            .on_region_report(&still_old, t0 + Duration::from_millis(500), POLICY, 7)
+            .is_none());
+        // ...then the step goes out again.
+        let again = ops
+            .on_region_report(&still_old, t0 + POLICY.resend, POLICY, 7)
+            .unwrap();
+        assert_eq!(again.transfer_leader.unwrap().peer.unwrap().id, 12);
+        assert_eq!(ops.get(1).unwrap().sends, 2);
+        // The second attempt worked.
+        let moved = region(2);
+        assert!(ops
+            .on_region_report(&moved, t0 + POLICY.resend * 2, POLICY, 7)
+            .is_none());
+        assert!(!ops.has(1));
+        assert_eq!(ops.history().next().unwrap().status, OpStatus::Finished);
+    }
+
+    #[test]
+    fn a_transfer_never_carried_out_ends_after_the_last_attempt_not_at_the_timeout() {
+        let t0 = Instant::now();
+        let mut ops = controller_with(transfer_to(3), OpKind::Leader, t0);
+        let still_old = region(1);
+        let mut sent = 0;
+        let mut at = t0;
+        while ops.has(1) {
+            if ops.on_region_report(&still_old, at, POLICY, 7).is_some() {
+                sent += 1;
+            }
+            at += POLICY.resend;
+        }
+        assert_eq!(sent, POLICY.max_transfer_attempts);
+        assert!(at - t0 < ScheduleConfig::default().leader_operator_timeout);
+        let ended = ops.history().next().unwrap();
+        match &ended.status {
+            OpStatus::Cancelled(why) => assert!(why.contains("3 attempts"), "{why}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        // The region is free: a new operator can start at once.
+        let op = Operator::new(
+            &still_old,
+            OpKind::Leader,
+            "again",
+            transfer_to(2),
+            &ScheduleConfig::default(),
+            Now {
+                instant: at,
+                unix_ms: 0,
+            },
+        );
+        assert!(ops.add(op));
+    }
+
+    #[test]
+    fn the_schedule_tick_path_counts_attempts_too() {
+        let t0 = Instant::now();
+        let mut ops = controller_with(transfer_to(2), OpKind::Admin, t0);
+        let still_old = region(1);
+        // An administrator's operator goes out at once, then on the scheduler's resends.
+        assert!(ops.step_to_send(&still_old, t0, 7).is_some());
+        let mut at = t0;
+        for _ in 1..POLICY.max_transfer_attempts {
+            at += POLICY.resend;
+            assert_eq!(ops.due_for_send(at, POLICY.resend), vec![1]);
+            assert!(ops.on_region_report(&still_old, at, POLICY, 7).is_some());
+        }
+        at += POLICY.resend;
+        assert!(ops.on_region_report(&still_old, at, POLICY, 7).is_none());
+        assert!(!ops.has(1));
+    }
+
+    #[test]
+    fn only_leader_transfers_are_bounded() {
+        let t0 = Instant::now();
+        let steps = vec![OpStep::RemovePeer {
+            store_id: 3,
+            peer_id: 13,
+        }];
+        let mut ops = controller_with(steps, OpKind::Replica, t0);
+        let unchanged = region(1);
+        let mut at = t0;
+        for _ in 0..POLICY.max_transfer_attempts * 2 {
+            assert!(ops.on_region_report(&unchanged, at, POLICY, 7).is_some());
+            at += POLICY.resend;
+        }
+        assert!(ops.has(1));
     }
 }

@@ -11,7 +11,7 @@ pub mod operator;
 pub mod replica_checker;
 pub mod view;
 
-pub use controller::OperatorController;
+pub use controller::{OperatorController, SendPolicy};
 pub use operator::{Now, OpKind, OpStatus, OpStep, Operator};
 pub use view::{ScheduleView, StoreView};
 

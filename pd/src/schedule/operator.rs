@@ -170,6 +170,8 @@ pub struct Operator {
     pub timeout: Duration,
     /// When the current step was last sent to the leader.
     pub last_sent: Option<Instant>,
+    /// How many times the current step was sent to the leader.
+    pub sends: u32,
     pub status: OpStatus,
 }
 
@@ -216,6 +218,7 @@ impl Operator {
             created_unix_ms: now.unix_ms,
             timeout,
             last_sent: None,
+            sends: 0,
             status: OpStatus::Running,
         }
     }
@@ -249,6 +252,7 @@ impl Operator {
             }
             self.current += 1;
             self.last_sent = None;
+            self.sends = 0;
         }
         self.status = self.status_after_advance(region, now);
         &self.status
@@ -277,6 +281,27 @@ impl Operator {
             return OpStatus::TimedOut;
         }
         OpStatus::Running
+    }
+
+    /// Why the operator should give up now instead of sending its current step again: a leader
+    /// transfer the leader did not carry out after `max_transfer_attempts` sends (it refused,
+    /// e.g. because the target lags far behind, or raft gave the transfer up).
+    pub fn out_of_attempts(&self, max_transfer_attempts: u32) -> Option<String> {
+        match self.current_step()? {
+            OpStep::TransferLeader { to_store, .. } if self.sends >= max_transfer_attempts => {
+                Some(format!(
+                    "leader transfer to store {to_store} not done after {} attempts",
+                    self.sends
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Notes that the current step went out to the leader at `now`.
+    pub fn mark_sent(&mut self, now: Instant) {
+        self.last_sent = Some(now);
+        self.sends = self.sends.saturating_add(1);
     }
 
     /// Store load changes of the steps still to come.

@@ -37,8 +37,16 @@ impl Peer {
             self.propose_read(ctx, request, callback);
             return;
         }
-        let result = match request.admin_request.as_ref().map(|a| a.cmd_type()) {
-            Some(AdminCmdType::TransferLeader) => self.propose_transfer_leader(&request),
+        let admin = request.admin_request.as_ref().map(|a| a.cmd_type());
+        if admin != Some(AdminCmdType::TransferLeader) {
+            // Raft drops proposals while it holds a leader transfer.
+            if let Some(e) = self.transfer_in_progress_error() {
+                callback.invoke_with(err_resp(e, self.term()));
+                return;
+            }
+        }
+        let result = match admin {
+            Some(AdminCmdType::TransferLeader) => self.propose_transfer_leader(ctx, &request),
             Some(AdminCmdType::ChangePeerV2) => self.propose_conf_change(&request),
             Some(AdminCmdType::BatchSplit) => self
                 .check_split(&request)
@@ -59,6 +67,14 @@ impl Peer {
                 });
             }
             Ok(None) => callback.invoke_with(Default::default()),
+            // Raft dropped it (a transfer began, or this peer left the group): retryable.
+            Err(Error::Raft(raft::Error::ProposalDropped)) => callback.invoke_with(err_resp(
+                Error::NotLeader {
+                    region_id: self.region_id(),
+                    leader: None,
+                },
+                self.term(),
+            )),
             Err(e) => callback.invoke_with(err_resp(e, self.term())),
         }
     }
@@ -149,7 +165,7 @@ impl Peer {
             // raft dropped it (e.g. a leader transfer is in progress).
             return Err(Error::NotLeader {
                 region_id: self.region_id(),
-                leader: self.leader(),
+                leader: None,
             });
         }
         Ok(Some(expected))

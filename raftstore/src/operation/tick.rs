@@ -10,6 +10,7 @@ impl Peer {
             return;
         }
         self.raft_group.tick();
+        self.on_transfer_tick();
         self.retry_stalled_snapshots(ctx);
         self.report_caught_up_peers(ctx);
         self.check_hibernate(ctx);

@@ -77,6 +77,9 @@ pub struct RaftstoreSection {
     /// A peer not heard from for longer than this is reported down to PD.
     #[serde(with = "humantime_serde")]
     pub max_peer_down_duration: Duration,
+    /// A leader transfer is accepted when the target's log is at most this many entries behind
+    /// the leader's; 0 accepts only a target that has every entry.
+    pub leader_transfer_max_log_lag: u64,
     /// The built-in split policy.
     pub split_policy: SplitPolicySection,
 }
@@ -208,6 +211,7 @@ impl RaftstoreSection {
             pd_heartbeat_tick_interval: c.pd_heartbeat_tick_interval,
             pd_store_heartbeat_tick_interval: c.pd_store_heartbeat_tick_interval,
             max_peer_down_duration: c.max_peer_down_duration,
+            leader_transfer_max_log_lag: c.leader_transfer_max_log_lag,
             split_policy: SplitPolicySection::from_policy(&c.split_policy),
         }
     }
@@ -244,6 +248,7 @@ impl RaftstoreSection {
             pd_heartbeat_tick_interval: self.pd_heartbeat_tick_interval,
             pd_store_heartbeat_tick_interval: self.pd_store_heartbeat_tick_interval,
             max_peer_down_duration: self.max_peer_down_duration,
+            leader_transfer_max_log_lag: self.leader_transfer_max_log_lag,
         };
         c.validate().map_err(|e| format!("[raftstore] {e}"))?;
         Ok(c)

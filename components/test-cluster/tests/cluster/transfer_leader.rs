@@ -1,9 +1,42 @@
-//! Leader transfer: to caught-up voters only, safe under load.
+//! Leader transfer: to voters at most `leader_transfer_max_log_lag` entries behind, safe under
+//! load.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use proto::eraftpb::MessageType;
+use proto::eraftpb::{self, MessageType};
+use proto::raft_serverpb::RaftMessage;
+use protobuf::Message as _;
+use raftstore::Config;
 use test_cluster::*;
+
+/// Holds back the raft appends sent to one store, so that under steady writes its log trails
+/// the leader's by the entries written meanwhile.
+struct DelayAppendsTo {
+    store: u64,
+    by: Duration,
+}
+
+impl Filter for DelayAppendsTo {
+    fn check(&self, _: u64, to: u64, msg: &RaftMessage) -> FilterAction {
+        if to != self.store || msg.extra.is_some() || msg.region_id == 0 {
+            return FilterAction::Pass;
+        }
+        match eraftpb::Message::parse_from_bytes(&msg.message) {
+            Ok(m) if m.get_msg_type() == MessageType::MsgAppend => FilterAction::Delay(self.by),
+            _ => FilterAction::Pass,
+        }
+    }
+}
+
+/// Test timings with a longer election timeout, which bounds how long the leader may hold a
+/// transfer while the target catches up: a loaded test machine must not make raft give up.
+fn transfer_config() -> Config {
+    Config {
+        raft_election_timeout_ticks: 50,
+        ..Config::for_tests()
+    }
+}
 
 #[test]
 fn transfer_leader_under_load_loses_nothing() {
@@ -27,8 +60,63 @@ fn transfer_leader_under_load_loses_nothing() {
     }
 }
 
+/// Under continuous writes a follower is always a few entries behind; one transfer request
+/// each time still moves leadership to it.
 #[test]
-fn transfer_to_a_lagging_peer_is_refused() {
+fn transfers_to_a_slightly_lagging_follower_succeed_under_load() {
+    let mut cluster = Cluster::with_config(3, transfer_config());
+    cluster.bootstrap(&[]);
+    cluster.start();
+    let cluster = Arc::new(cluster);
+    cluster.wait_leader(1);
+    let writers = Writers::start(cluster.clone(), 4, 100_000, |w, i| {
+        format!("w{w}-{i:06}").into_bytes()
+    });
+    let mut acked_before = 0;
+    for round in 0..6 {
+        let leader = cluster.wait_leader(1);
+        let region = cluster.region(1).unwrap();
+        let target = *region
+            .peers
+            .iter()
+            .filter(|p| p.id != leader.id)
+            .nth(round % 2)
+            .unwrap();
+        cluster.clear_filters();
+        cluster.add_filter(DelayAppendsTo {
+            store: target.store_id,
+            by: Duration::from_millis(20),
+        });
+        // The target replicates from this leader (so the leader knows how far it got)...
+        let marker = format!("marker-{round}").into_bytes();
+        cluster.must_put(&marker, b"m");
+        cluster.must_engine_eq(target.store_id, &marker, Some(b"m"));
+        // ...and trails it while the writers keep going.
+        acked_before += 20;
+        assert!(writers.wait_acked(acked_before), "writers stalled");
+        if let Err(e) = cluster.transfer_leader(1, target) {
+            panic!("round {round}: transfer to {target:?} refused: {e:?}");
+        }
+        let moved = wait_until(DEFAULT_TIMEOUT, || {
+            cluster.leader_of(1).is_some_and(|l| l.id == target.id)
+        });
+        assert!(
+            moved,
+            "round {round}: leadership did not move to {target:?} after one request"
+        );
+    }
+    cluster.clear_filters();
+    let acked = writers.finish();
+    assert!(acked.len() > 120);
+    for key in &acked {
+        assert_eq!(cluster.must_get(key).as_deref(), Some(key.as_slice()));
+    }
+}
+
+/// A follower further behind than the allowed lag is refused at once with the reason; once it
+/// has caught up the transfer works.
+#[test]
+fn transfer_to_a_far_behind_peer_is_refused() {
     let cluster = Cluster::run(3);
     let leader = cluster.wait_leader(1);
     let region = cluster.region(1).unwrap();
@@ -41,18 +129,69 @@ fn transfer_to_a_lagging_peer_is_refused() {
         msg_type: MessageType::MsgAppend,
         to_store: Some(target.store_id),
     });
-    cluster.must_put(b"k", b"v");
+    let behind = cluster.cfg.leader_transfer_max_log_lag + 10;
+    for i in 0..behind {
+        cluster.must_put(format!("k{i:04}").as_bytes(), b"v");
+    }
     let err = cluster
         .transfer_leader(1, target)
-        .expect_err("a lagging peer cannot take over");
+        .expect_err("a far behind peer cannot take over");
     match err {
-        RequestError::Region(e) => assert!(e.message.contains("caught up"), "{}", e.message),
+        RequestError::Region(e) => {
+            assert!(e.message.contains("refused"), "{}", e.message);
+            assert!(e.message.contains("caught up"), "{}", e.message);
+        }
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(cluster.leader_of(1), Some(leader));
+    // Writes go on: nothing is held for a refused transfer.
+    cluster.must_put(b"k", b"v");
     cluster.clear_filters();
     cluster.must_engine_eq(target.store_id, b"k", Some(b"v"));
     cluster.must_transfer_leader(1, target);
     // The new leader serves the data; the old one no longer claims the lease.
     assert_eq!(cluster.must_get(b"k"), Some(b"v".to_vec()));
+}
+
+/// While the leader waits for a lagging target, writes are answered NotLeader without a hint
+/// (retry later), not left hanging; when the target cannot catch up the leader gives the
+/// transfer up and serves again.
+#[test]
+fn writes_during_a_held_transfer_are_retryable() {
+    let mut cluster = Cluster::with_config(3, transfer_config());
+    cluster.bootstrap(&[]);
+    cluster.start();
+    let leader = cluster.wait_leader(1);
+    let region = cluster.region(1).unwrap();
+    let target = *region
+        .peers
+        .iter()
+        .find(|p| p.store_id != leader.store_id)
+        .unwrap();
+    cluster.must_put(b"before", b"v");
+    cluster.must_engine_eq(target.store_id, b"before", Some(b"v"));
+    // The target gets no more entries: a couple behind, it can never catch up.
+    cluster.add_filter(DropMessageTypeFilter {
+        msg_type: MessageType::MsgAppend,
+        to_store: Some(target.store_id),
+    });
+    cluster.must_put(b"a", b"1");
+    cluster.must_put(b"b", b"2");
+    cluster
+        .transfer_leader(1, target)
+        .expect("a slightly lagging voter is accepted");
+    let resp = cluster.request_once(b"c", vec![put_request(b"c", b"3")], false, DEFAULT_TIMEOUT);
+    match resp {
+        Err(RequestError::Region(e)) => {
+            let nl = e.not_leader.as_ref().unwrap_or_else(|| panic!("{e:?}"));
+            assert_eq!(nl.leader, None, "no hint: the leader is about to change");
+        }
+        other => panic!("a write during the transfer got {other:?}"),
+    }
+    // Raft gives the transfer up; the same leader takes writes and serves reads again.
+    cluster.must_put(b"c", b"3");
+    assert_eq!(cluster.leader_of(1), Some(leader));
+    assert_eq!(cluster.must_get(b"c"), Some(b"3".to_vec()));
+    cluster.clear_filters();
+    cluster.must_engine_eq(target.store_id, b"c", Some(b"3"));
 }
