@@ -15,6 +15,8 @@ use crate::storage::Storage;
 pub const LOGICAL_BITS: u32 = 18;
 /// Logical values stay below this.
 pub const MAX_LOGICAL: u64 = 1 << LOGICAL_BITS;
+/// Physical times (ms) stay below this: above it `version()` would lose the high bits.
+pub const MAX_PHYSICAL: u64 = 1 << (u64::BITS - LOGICAL_BITS);
 
 /// One hybrid timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,8 +69,18 @@ impl Tso {
     ) -> Result<Tso> {
         let save_interval_ms = (save_interval.as_millis() as u64).max(1);
         let saved = storage.tso_window()?.unwrap_or(0);
+        // Timestamps resume above the saved window; one that leaves no physical time a
+        // timestamp can carry is damage, not a time (it would make versions wrap around).
+        if saved >= MAX_PHYSICAL - 1 {
+            return Err(Error::Corrupt {
+                what: "timestamp window".into(),
+                detail: format!(
+                    "{saved} ms leaves no physical time below {MAX_PHYSICAL} for timestamps"
+                ),
+            });
+        }
         let physical = clock().max(saved + 1);
-        let window = physical + save_interval_ms;
+        let window = physical.saturating_add(save_interval_ms);
         storage.save_tso_window(window)?;
         Ok(Tso {
             storage,
@@ -104,7 +116,7 @@ impl Tso {
             s.logical = 0;
         }
         if s.physical >= s.window {
-            let window = s.physical + self.save_interval_ms;
+            let window = s.physical.saturating_add(self.save_interval_ms);
             self.storage.save_tso_window(window)?;
             s.window = window;
         }
@@ -152,6 +164,33 @@ mod tests {
         assert!(last.physical > c.physical);
         assert!(tso.next(0).is_err());
         assert!(tso.next(MAX_LOGICAL as u32).is_err());
+    }
+
+    /// Found by `fuzz_pd_restart_on_damaged_metadata`: a saved window near `u64::MAX`
+    /// overflowed (a panic at restart) and one above 46 bits gave wrapped versions.
+    #[test]
+    fn a_saved_window_no_timestamp_can_follow_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::open(dir.path()).unwrap());
+        let clock = || fixed_clock(Arc::new(AtomicU64::new(1_000_000)));
+        for window in [
+            u64::MAX,
+            0xffff_ffff_0000_0000,
+            MAX_PHYSICAL,
+            MAX_PHYSICAL - 1,
+        ] {
+            storage.save_tso_window(window).unwrap();
+            let opened = Tso::open_with_clock(storage.clone(), Duration::from_secs(3), clock());
+            assert!(
+                matches!(opened, Err(Error::Corrupt { .. })),
+                "window {window} was accepted"
+            );
+        }
+        storage.save_tso_window(MAX_PHYSICAL - 2).unwrap();
+        let tso = Tso::open_with_clock(storage, Duration::from_secs(3), clock()).unwrap();
+        let t = tso.next(1).unwrap();
+        assert_eq!(t.physical, MAX_PHYSICAL - 1);
+        assert_eq!(t.version() >> LOGICAL_BITS, MAX_PHYSICAL - 1);
     }
 
     #[test]

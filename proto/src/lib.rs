@@ -36,6 +36,28 @@ pub mod keyspacepb {
 
 pub use raft_proto::eraftpb;
 
+/// Decodes a raft-rs (rust-protobuf) message from bytes that came from another store or
+/// from disk.
+///
+/// Use it instead of `Message::parse_from_bytes` for any input not produced by this process:
+/// rust-protobuf 2 reserves room for a `bytes` field or an unknown length-delimited field on
+/// the word of its length prefix before checking that the input holds that many bytes (up to
+/// 10 MB each: a 6-byte message claiming a 4 GiB field allocates 10 MB). Here the input's own
+/// length is the outermost limit, which every nested length is checked against before
+/// anything is reserved, and `bytes` fields are slices of one copy of the input. A length
+/// prefix that overruns the input is an error (`parse_from_bytes` reads one of a packed field
+/// at the top level as running to the input's end); any value returned is the one
+/// `parse_from_bytes` returns.
+pub fn parse_raft<M: protobuf::Message>(bytes: &[u8]) -> protobuf::ProtobufResult<M> {
+    let input = bytes::Bytes::copy_from_slice(bytes);
+    let mut is = protobuf::CodedInputStream::from_carllerche_bytes(&input);
+    let outer = is.push_limit(input.len() as u64)?;
+    let m = M::parse_from(&mut is)?;
+    is.pop_limit(outer);
+    is.check_eof()?;
+    Ok(m)
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message as _;

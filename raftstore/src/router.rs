@@ -71,6 +71,15 @@ impl RaftRouter {
             }
             return Ok(());
         }
+        match self.deliver_to_peer(msg) {
+            Ok(()) => Ok(()),
+            Err(msg) => self.send_control(StoreMsg::RaftMessage(msg)),
+        }
+    }
+
+    /// Hands a raft message to the region's local peer; gives the message back when the
+    /// region has no live mailbox on this store.
+    pub fn deliver_to_peer(&self, msg: RaftMessage) -> std::result::Result<(), Box<RaftMessage>> {
         let region_id = msg.region_id;
         match self
             .inner
@@ -78,10 +87,9 @@ impl RaftRouter {
         {
             Ok(()) => Ok(()),
             Err(TrySendError::NotFound(PeerMsg::RaftMessage(msg)))
-            | Err(TrySendError::Disconnected(PeerMsg::RaftMessage(msg))) => {
-                self.send_control(StoreMsg::RaftMessage(msg))
-            }
-            Err(_) => Err(Error::RegionNotFound(region_id)),
+            | Err(TrySendError::Disconnected(PeerMsg::RaftMessage(msg))) => Err(msg),
+            // force_send hands back the message it was given, which is a raft message.
+            Err(_) => Ok(()),
         }
     }
 

@@ -12,8 +12,9 @@ use tikv_client::{Config, RawClient};
 use crate::binaries;
 use crate::configs;
 use crate::keyspace::pd_keyspace_range;
+use crate::netns::StoreNetwork;
 use crate::pd_api::{region_json, store_json, PdApi};
-use crate::ports::free_addr;
+use crate::ports::{free_addr, free_port};
 use crate::process::{ManagedProcess, ProcessSpec};
 use crate::wait::POLL_INTERVAL;
 
@@ -66,6 +67,9 @@ pub struct Fleet {
     stores: Vec<StoreNode>,
     api: PdApi,
     options: FleetOptions,
+    /// Namespaces of the stores, when started with [`Fleet::start_isolated`]. Dropped after
+    /// the processes are dead.
+    network: Option<StoreNetwork>,
     // Declared last: dropped after the processes are dead.
     dir: tempfile::TempDir,
 }
@@ -74,13 +78,29 @@ impl Fleet {
     /// Starts PD and `options.stores` stores and waits until the fleet is settled (see
     /// [`Fleet::wait_settled`]) with `min(stores, 3)` voters per region.
     pub async fn start(options: FleetOptions) -> Result<Fleet> {
+        Fleet::start_with(options, None).await
+    }
+
+    /// Like [`Fleet::start`], with every store in a network namespace of its own (see
+    /// [`StoreNetwork`]), so links between stores can be cut while the test, which talks to
+    /// PD and the stores over the namespaces' bridge, still reaches all of them.
+    pub async fn start_isolated(options: FleetOptions) -> Result<Fleet> {
+        let network = StoreNetwork::create()?;
+        Fleet::start_with(options, Some(network)).await
+    }
+
+    async fn start_with(options: FleetOptions, network: Option<StoreNetwork>) -> Result<Fleet> {
         let dir = tempfile::Builder::new()
             .prefix("shoal-fleet-")
             .tempdir()
             .context("cannot create the fleet directory")?;
         std::fs::write(dir.path().join("pd.toml"), &options.pd_config)?;
         std::fs::write(dir.path().join("store.toml"), &options.store_config)?;
-        let pd_grpc = free_addr()?;
+        // With namespaces, PD listens on the bridge, which every store can reach.
+        let pd_grpc = match &network {
+            Some(net) => format!("{}:{}", net.host_ip(), free_port()?),
+            None => free_addr()?,
+        };
         let pd_http = free_addr()?;
         let pd = ManagedProcess::start(pd_spec(dir.path(), &pd_grpc, &pd_http)?)?;
         let mut fleet = Fleet {
@@ -90,6 +110,7 @@ impl Fleet {
             pd,
             stores: Vec::new(),
             options,
+            network,
             dir,
         };
         if let Err(e) = fleet.bring_up().await {
@@ -123,6 +144,12 @@ impl Fleet {
         self.dir.path()
     }
 
+    /// Keeps the fleet's directory (data and logs) after the fleet is dropped.
+    pub fn keep_dir(&mut self) -> &std::path::Path {
+        self.dir.disable_cleanup(true);
+        self.dir.path()
+    }
+
     pub fn store_count(&self) -> usize {
         self.stores.len()
     }
@@ -146,23 +173,39 @@ impl Fleet {
         let name = format!("store{}", i + 1);
         let data_dir = self.dir.path().join(&name);
         std::fs::create_dir_all(&data_dir)?;
-        let addr = free_addr()?;
-        let status_addr = free_addr()?;
+        let host = match &mut self.network {
+            Some(net) => {
+                net.add_store(i)?;
+                net.store_ip(i)
+            }
+            None => "127.0.0.1".to_string(),
+        };
+        let addr = format!("{host}:{}", free_port()?);
+        let status_addr = format!("{host}:{}", free_port()?);
+        let binary = binaries::server_binary()?;
+        let args = vec![
+            "--pd".into(),
+            self.pd_grpc.clone(),
+            "--addr".into(),
+            addr.clone(),
+            "--status-addr".into(),
+            status_addr.clone(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--config".into(),
+            self.dir.path().join("store.toml").display().to_string(),
+        ];
+        let (binary, args) = match &self.network {
+            Some(net) => {
+                let (program, args) = net.wrap(i, &binary.display().to_string(), args);
+                (program.into(), args)
+            }
+            None => (binary, args),
+        };
         let spec = ProcessSpec {
             name,
-            binary: binaries::server_binary()?,
-            args: vec![
-                "--pd".into(),
-                self.pd_grpc.clone(),
-                "--addr".into(),
-                addr.clone(),
-                "--status-addr".into(),
-                status_addr.clone(),
-                "--data-dir".into(),
-                data_dir.display().to_string(),
-                "--config".into(),
-                self.dir.path().join("store.toml").display().to_string(),
-            ],
+            binary,
+            args,
             ready_word: "STORE_READY",
             log_dir: self.dir.path().to_path_buf(),
         };
@@ -292,10 +335,45 @@ impl Fleet {
 
     /// SIGTERMs PD, starts it again on its data and ports and waits for READY.
     pub async fn restart_pd(&mut self) -> Result<()> {
-        self.pd.stop(STOP_TIMEOUT).await?;
+        self.stop_pd().await?;
+        self.start_pd().await
+    }
+
+    /// SIGTERM PD and wait for a clean exit.
+    pub async fn stop_pd(&mut self) -> Result<()> {
+        self.pd.stop(STOP_TIMEOUT).await
+    }
+
+    /// The stores' namespaces, if the fleet was started with [`Fleet::start_isolated`].
+    pub fn network_mut(&mut self) -> Option<&mut StoreNetwork> {
+        self.network.as_mut()
+    }
+
+    /// Whether the stores run in namespaces of their own.
+    pub fn is_isolated(&self) -> bool {
+        self.network.is_some()
+    }
+
+    /// SIGKILL PD.
+    pub fn kill_pd(&mut self) -> Result<()> {
+        self.pd.kill()
+    }
+
+    /// Starts PD again (after [`Fleet::kill_pd`] or [`Fleet::stop_pd`]) on its data and ports; waits for READY.
+    pub async fn start_pd(&mut self) -> Result<()> {
         self.pd.restart()?;
         self.pd.wait_ready(READY_TIMEOUT).await?;
         Ok(())
+    }
+
+    /// Whether PD's process is running.
+    pub fn pd_running(&mut self) -> bool {
+        self.pd.is_running()
+    }
+
+    /// Whether store `i`'s process is running.
+    pub fn store_running(&mut self, i: usize) -> bool {
+        self.stores[i].process.is_running()
     }
 
     pub fn pd_api(&self) -> &PdApi {

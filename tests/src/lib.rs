@@ -6,10 +6,12 @@
 //! dies.
 
 pub mod binaries;
+pub mod chaos;
 pub mod configs;
 pub mod data;
 pub mod fleet;
 pub mod keyspace;
+pub mod netns;
 pub mod pd_api;
 pub mod pd_grpc;
 pub mod ports;

@@ -10,7 +10,6 @@ use proto::raft_cmdpb::{
     RaftResponseHeader,
 };
 use proto::raft_serverpb::{PeerState, RegionLocalState};
-use protobuf::Message as _;
 
 use super::ExecResult;
 use crate::conf_change::region_after;
@@ -23,7 +22,7 @@ pub fn exec_conf_change(
     entry: &Entry,
 ) -> Result<(RaftCmdResponse, Option<ExecResult>)> {
     crate::failpoint!(crate::failpoints::CONF_CHANGE_APPLY);
-    let cc = ConfChangeV2::parse_from_bytes(&entry.data)?;
+    let cc = proto::parse_raft::<ConfChangeV2>(&entry.data)?;
     let req = RaftCmdRequest::decode(&entry.context[..])?;
     util::check_region_epoch(&req, region)?;
     let changes = req

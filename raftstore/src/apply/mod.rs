@@ -42,7 +42,9 @@ pub enum ApplyMsg {
     },
     /// The region's peer is being removed: stop, and once this round's writes are durable,
     /// answer `PeerMsg::ApplyDestroyed`. Entries queued before it are applied first (FIFO).
-    Destroy { peer_id: u64 },
+    Destroy {
+        peer_id: u64,
+    },
 }
 
 /// Side effects of admin commands that the peer must act on.

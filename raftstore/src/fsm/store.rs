@@ -12,7 +12,6 @@ use tracing::{debug, info, warn};
 use engine::{KvRead, CF_RAFT};
 use proto::eraftpb::{self, MessageType};
 use proto::raft_serverpb::{PeerState, RegionLocalState};
-use protobuf::Message as _;
 
 use crate::context::PollContext;
 use crate::fsm::create::build_uninitialized_peer;
@@ -76,6 +75,13 @@ impl StoreFsm {
     /// region that a local split is about to create waits for that split.
     fn on_unknown_region_message(&mut self, ctx: &mut PollContext, msg: RaftMessage) {
         let region_id = msg.region_id;
+        // Several messages for a new region can queue here before the first creates its
+        // peer; the later ones go to that peer. Creating it again would register a second
+        // peer FSM for the region, and both would write its raft state.
+        let msg = match ctx.router.deliver_to_peer(msg) {
+            Ok(()) => return,
+            Err(msg) => *msg,
+        };
         match self.check_create_peer(ctx, msg) {
             Ok(msg) => self.create_peer(ctx, msg),
             Err(Refused::Delivered) | Err(Refused::AwaitingSplit) => {}
@@ -119,7 +125,7 @@ impl StoreFsm {
         if to.store_id != ctx.store_id {
             return Err(Refused::Drop(format!("addressed to store {}", to.store_id)));
         }
-        let m = eraftpb::Message::parse_from_bytes(&msg.message)
+        let m = proto::parse_raft::<eraftpb::Message>(&msg.message)
             .map_err(|e| Refused::Drop(e.to_string()))?;
         let msg_type = m.get_msg_type();
         let creates = matches!(

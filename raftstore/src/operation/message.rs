@@ -74,7 +74,7 @@ impl Peer {
             self.maybe_tell_stale_peer(ctx, &msg);
             return;
         }
-        let m = match eraftpb::Message::parse_from_bytes(&msg.message) {
+        let m = match proto::parse_raft::<eraftpb::Message>(&msg.message) {
             Ok(m) => m,
             Err(e) => {
                 warn!(

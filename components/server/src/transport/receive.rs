@@ -12,7 +12,6 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use proto::eraftpb::{self, MessageType};
 use proto::raft_serverpb::{Done, RaftMessage, RaftMessageBatch, SnapshotChunk};
-use protobuf::Message as _;
 use raftstore::Store;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
@@ -129,7 +128,7 @@ where
 
 /// Final paths and sizes of the files a snapshot message describes.
 fn described_files(snap_dir: &Path, msg: &RaftMessage) -> Result<Vec<(PathBuf, u64)>, Status> {
-    let m = eraftpb::Message::parse_from_bytes(&msg.message)
+    let m = proto::parse_raft::<eraftpb::Message>(&msg.message)
         .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))?;
     if m.get_msg_type() != MessageType::MsgSnapshot {
         return Err(Status::invalid_argument(format!(
@@ -140,7 +139,9 @@ fn described_files(snap_dir: &Path, msg: &RaftMessage) -> Result<Vec<(PathBuf, u
     let snapshot = m.get_snapshot();
     let data = raftstore::snap::decode(snapshot)
         .map_err(|e| Status::invalid_argument(format!("undecodable snapshot description: {e}")))?;
-    // The column family names become file names: only known ones are accepted.
+    // The column family names become file names: only known ones are accepted, each once
+    // (a second file of the same name would overwrite the first).
+    let mut named = Vec::new();
     for f in data.meta.iter().flat_map(|m| m.cf_files.iter()) {
         if !engine::DATA_CFS.contains(&f.cf.as_str()) {
             return Err(Status::invalid_argument(format!(
@@ -148,6 +149,13 @@ fn described_files(snap_dir: &Path, msg: &RaftMessage) -> Result<Vec<(PathBuf, u
                 f.cf
             )));
         }
+        if named.contains(&f.cf.as_str()) {
+            return Err(Status::invalid_argument(format!(
+                "snapshot names column family {:?} twice",
+                f.cf
+            )));
+        }
+        named.push(f.cf.as_str());
     }
     Ok(
         raftstore::snap::files(snap_dir, "rev", msg.region_id, snapshot, &data)

@@ -181,3 +181,70 @@ fn a_follower_restarting_while_receiving_a_snapshot_catches_up() {
     cluster.must_put(b"after", b"restart");
     cluster.must_engine_eq(4, b"after", Some(b"restart"));
 }
+
+/// A burst of messages for a region the store has no peer of: they all queue at the store
+/// before the first creates the peer. Exactly one peer must be created, and the others
+/// delivered to it; a second peer FSM for the region would write its raft state too (the
+/// store stopped on "persisted ready 1 after ready 1" when membership changes raced this).
+#[test]
+fn a_burst_of_messages_for_a_new_region_creates_one_peer() {
+    use proto::eraftpb::{self, MessageType};
+    use proto::raft_serverpb::RaftMessage;
+    use protobuf::Message as _;
+
+    let cluster = cluster_with_spare_store((0..50u32).map(|i| format!("b{i:03}").into_bytes()));
+    let leader = cluster.wait_leader(1);
+    let (_, term) = cluster
+        .leaders(1)
+        .into_iter()
+        .find(|(p, _)| p.id == leader.id)
+        .expect("leader's term");
+    let region = cluster.region(1).unwrap();
+    let heartbeat = |new: Peer, commit: u64| {
+        let mut m = eraftpb::Message::default();
+        m.set_msg_type(MessageType::MsgHeartbeat);
+        m.from = leader.id;
+        m.to = new.id;
+        m.term = term;
+        m.commit = commit;
+        RaftMessage {
+            region_id: 1,
+            from_peer: Some(leader),
+            to_peer: Some(new),
+            region_epoch: region.region_epoch,
+            start_key: region.start_key.clone(),
+            end_key: region.end_key.clone(),
+            message: m.write_to_bytes().unwrap(),
+            ..Default::default()
+        }
+    };
+    for round in 0..20u64 {
+        // Each round adds a learner with a new peer id, and removes it again.
+        let new = Peer {
+            id: 5000 + round,
+            ..learner_on_store_4()
+        };
+        let router = cluster.store(4).router();
+        for _ in 0..64 {
+            router.send_raft_message(heartbeat(new, 0)).unwrap();
+        }
+        cluster.must_change_peers(1, vec![(AddLearnerNode, new)]);
+        cluster.must_put(format!("round{round}").as_bytes(), b"x");
+        cluster.must_engine_eq(4, format!("round{round}").as_bytes(), Some(b"x"));
+        cluster.must_engine_eq(4, b"b049", Some(b"v"));
+        cluster.must_replicas_consistent();
+        cluster.must_change_peers(
+            1,
+            vec![(proto::raft_cmdpb::ConfChangeType::RemoveNode, new)],
+        );
+        assert!(
+            wait_until(DEFAULT_TIMEOUT, || cluster
+                .store(4)
+                .meta()
+                .lock()
+                .region(1)
+                .is_none()),
+            "round {round}: the removed learner was not destroyed"
+        );
+    }
+}
