@@ -73,6 +73,16 @@ pub struct Config {
     /// target has all of them, and gives up after an election timeout; the leader refuses new
     /// proposals meanwhile. 0 accepts only a target that already has every entry.
     pub leader_transfer_max_log_lag: u64,
+    /// Bytes: while fewer are available on the filesystem of the KV engine or of the raft
+    /// log, leaders refuse writes with `ServerIsBusy` ("disk full"); reads go on. 0 never
+    /// refuses. See `worker::disk_monitor`.
+    pub disk_low_space_threshold: u64,
+    /// Bytes of the placeholder file the store keeps in its data directory while space is
+    /// plentiful, and deletes on turning disk full so the writes already under way have room
+    /// to finish (TiKV's `reserve-space`). 0 keeps no placeholder.
+    pub disk_reserve_space: u64,
+    /// How often the free space is checked.
+    pub disk_check_interval: Duration,
 }
 
 /// Which built-in split policy a store uses.
@@ -134,6 +144,9 @@ impl Default for Config {
             pd_store_heartbeat_tick_interval: Duration::from_secs(10),
             max_peer_down_duration: Duration::from_secs(600),
             leader_transfer_max_log_lag: 128,
+            disk_low_space_threshold: 1024 * 1024 * 1024,
+            disk_reserve_space: 1024 * 1024 * 1024,
+            disk_check_interval: Duration::from_secs(1),
         }
     }
 }
@@ -156,6 +169,11 @@ impl Config {
             pd_heartbeat_tick_interval: Duration::from_secs(1),
             pd_store_heartbeat_tick_interval: Duration::from_secs(1),
             max_peer_down_duration: Duration::from_secs(2),
+            // Tests run many stores on one shared disk: no reserve, and writes are refused
+            // only when the disk is nearly out of space.
+            disk_low_space_threshold: 16 * 1024 * 1024,
+            disk_reserve_space: 0,
+            disk_check_interval: Duration::from_millis(100),
             ..Config::default()
         }
     }
@@ -228,6 +246,7 @@ impl Config {
                 self.pd_store_heartbeat_tick_interval,
             ),
             ("max-peer-down-duration", self.max_peer_down_duration),
+            ("disk-check-interval", self.disk_check_interval),
         ];
         for (name, interval) in intervals {
             if interval.is_zero() {

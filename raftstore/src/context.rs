@@ -18,6 +18,7 @@ use crate::stats::{StoreFlow, StoreLiveness};
 use crate::store_meta::StoreMeta;
 use crate::ticker::{TickRegistration, Ticker};
 use crate::transport::Transport;
+use crate::worker::disk_monitor::DiskUsage;
 use crate::worker::pd_stats::PdTask;
 use crate::worker::split_check::SplitCheckTask;
 
@@ -41,6 +42,8 @@ pub struct PollContext {
     pub store_liveness: Arc<StoreLiveness>,
     /// Store-wide read/write flow.
     pub flow: Arc<StoreFlow>,
+    /// Whether the store's disk is too full to take writes.
+    pub disk: Arc<DiskUsage>,
     pub store_meta: Arc<Mutex<StoreMeta>>,
     pub ticker: Ticker,
     pub logger: slog::Logger,

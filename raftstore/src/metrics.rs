@@ -3,10 +3,20 @@
 use lazy_static::lazy_static;
 use prometheus::{
     exponential_buckets, register_histogram, register_int_counter, register_int_counter_vec,
-    Histogram, IntCounter, IntCounterVec,
+    register_int_gauge, Histogram, IntCounter, IntCounterVec, IntGauge,
 };
 
 lazy_static! {
+    pub static ref DISK_FULL: IntGauge = register_int_gauge!(
+        "shoal_store_disk_full",
+        "1 while the store refuses writes because its disk is almost full"
+    )
+    .expect("metric registers once");
+    pub static ref DISK_AVAILABLE_BYTES: IntGauge = register_int_gauge!(
+        "shoal_store_disk_available_bytes",
+        "Bytes available on the fullest filesystem holding the store's data"
+    )
+    .expect("metric registers once");
     pub static ref PROPOSALS: IntCounter = register_int_counter!(
         "shoal_raftstore_proposals_total",
         "Commands proposed to raft"

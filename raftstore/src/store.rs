@@ -1,6 +1,7 @@
 //! A running store: recovers its regions, starts the raft pollers, log writer, apply pool and
 //! workers, and stops them again.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -34,6 +35,7 @@ use crate::stats::{unix_secs, StoreLiveness};
 use crate::store_meta::StoreMeta;
 use crate::ticker::Ticker;
 use crate::transport::Transport;
+use crate::worker::disk_monitor::{self, DiskMonitor, DiskUsage, SpacePolicy};
 use crate::worker::pd_stats::{PdStatsWorker, PdTask};
 use crate::worker::split_check::{self, SplitCheckTask};
 
@@ -96,6 +98,7 @@ struct Running {
     apply_system: BatchSystem<ApplyFsm, ApplyControlFsm>,
     threads: Vec<JoinHandle<()>>,
     stop_store_ticks: Sender<()>,
+    stop_disk_monitor: Sender<()>,
     gc: Sender<GcTask>,
     split_checker: Sender<SplitCheckTask>,
     pd_worker: Sender<PdTask>,
@@ -207,6 +210,22 @@ impl Store {
             )
             .map_err(engine::Error::Io)?,
         );
+        let disk = Arc::new(DiskUsage::default());
+        let (stop_disk_tx, stop_disk_rx) = crossbeam_channel::bounded::<()>(1);
+        threads.push(
+            DiskMonitor {
+                dirs: vec![kv.path().to_path_buf(), raft_engine.path().to_path_buf()],
+                placeholder: placeholder_path(kv.path()),
+                policy: SpacePolicy {
+                    low_space_threshold: cfg.disk_low_space_threshold,
+                    reserve_space: cfg.disk_reserve_space,
+                },
+                interval: cfg.disk_check_interval,
+                usage: disk.clone(),
+            }
+            .spawn(stop_disk_rx, format!("disk-monitor-{store_id}"))
+            .map_err(engine::Error::Io)?,
+        );
         let (pd_tx, pd_rx) = crossbeam_channel::unbounded();
         threads.push(
             PdStatsWorker {
@@ -216,6 +235,7 @@ impl Store {
                 raft_dir: raft_engine.path().to_path_buf(),
                 snap_dir: crate::snap::snap_dir(&kv),
                 flow: router.flow().clone(),
+                disk: disk.clone(),
                 start_time: unix_secs(),
             }
             .spawn(pd_rx, format!("pd-stats-{store_id}"))
@@ -257,6 +277,7 @@ impl Store {
             pd_worker: pd_tx.clone(),
             store_liveness,
             flow: router.flow().clone(),
+            disk: disk.clone(),
             store_meta: meta.clone(),
             ticker: ticker.clone(),
             logger: logger.clone(),
@@ -293,6 +314,7 @@ impl Store {
                 apply_system,
                 threads,
                 stop_store_ticks: stop_tx,
+                stop_disk_monitor: stop_disk_tx,
                 gc: gc_tx,
                 split_checker: split_tx,
                 pd_worker: pd_tx,
@@ -376,6 +398,7 @@ impl Store {
         };
         info!(store_id = self.store_id, "stopping store");
         let _ = running.stop_store_ticks.send(());
+        let _ = running.stop_disk_monitor.send(());
         self.ticker.stop();
         running.raft_system.shutdown();
         let _ = self.writer.send(WriteMsg::Shutdown);
@@ -394,6 +417,15 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The reserved-space file lives next to the KV engine's directory, in the store's data
+/// directory, so it is not counted as engine data.
+fn placeholder_path(kv_dir: &Path) -> PathBuf {
+    kv_dir
+        .parent()
+        .unwrap_or(kv_dir)
+        .join(disk_monitor::PLACEHOLDER_FILE_NAME)
 }
 
 /// Sends the store FSM its periodic ticks until told to stop.

@@ -36,6 +36,8 @@ split-check-tick-interval = "500ms"
 pd-heartbeat-tick-interval = "300ms"
 pd-store-heartbeat-tick-interval = "500ms"
 max-peer-down-duration = "3s"
+disk-low-space-threshold = 67108864
+disk-reserve-space = 4194304
 {raftstore_extra}
 "#
     )

@@ -64,6 +64,10 @@ pub fn schedule(
                 if ((src.regions - dst.regions) as f64) <= tolerance {
                     break;
                 }
+                if dst.busy {
+                    // A store short of disk space takes no new regions.
+                    continue;
+                }
                 let candidates = on_store.get(&src.id).map(Vec::as_slice).unwrap_or_default();
                 let n = candidates.len();
                 let region = (0..n)
@@ -173,6 +177,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_busy_store_receives_no_regions() {
+        // Store 4 is empty but reported a full disk; store 5 is empty and healthy.
+        let mut f = Fixture::new(&[1, 2, 3, 4, 5]);
+        f.cfg.region_schedule_limit = 100;
+        regions_on_first_three(&mut f, 12);
+        f.mark_store_busy(4);
+        let mut view = f.view();
+        let ops = schedule(&mut view, 0, 0, &mut counter(1000)).unwrap();
+        assert!(!ops.is_empty());
+        for op in &ops {
+            assert!(
+                matches!(op.steps[0], OpStep::AddLearner { store_id: 5, .. }),
+                "{:?}",
+                op.steps
+            );
+        }
+        let region = view.regions.get(1).unwrap();
+        assert_eq!(view.pick_target(region), Some(5));
     }
 
     #[test]

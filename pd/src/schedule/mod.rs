@@ -164,6 +164,15 @@ pub(crate) mod testkit {
             s.last_heartbeat_ms = self.now.unix_ms - ms;
         }
 
+        /// The store's last heartbeat said it is busy (a full disk, full mailboxes).
+        pub fn mark_store_busy(&mut self, id: u64) {
+            self.state.stores.get_mut(&id).unwrap().stats = Some(proto::pdpb::StoreStats {
+                store_id: id,
+                is_busy: true,
+                ..Default::default()
+            });
+        }
+
         pub fn set_store_state(&mut self, id: u64, state: StoreState) {
             self.state.stores.get_mut(&id).unwrap().meta.state = state as i32;
         }

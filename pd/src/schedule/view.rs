@@ -16,6 +16,9 @@ pub struct StoreView {
     pub status: StoreStatus,
     pub regions: i64,
     pub leaders: i64,
+    /// The store's last heartbeat said it is busy (a full disk refusing writes, or full
+    /// mailboxes): it takes no new peers.
+    pub busy: bool,
 }
 
 pub struct ScheduleView<'a> {
@@ -45,6 +48,7 @@ impl<'a> ScheduleView<'a> {
                     status: s.status(now.unix_ms, cfg),
                     regions: load.regions as i64,
                     leaders: load.leaders as i64,
+                    busy: s.stats.as_ref().is_some_and(|st| st.is_busy),
                 };
                 (s.id(), view)
             })
@@ -103,11 +107,11 @@ impl<'a> ScheduleView<'a> {
                 .is_some_and(|s| s >= self.cfg.max_store_down_time.as_secs())
     }
 
-    /// The least loaded Up store holding no peer of the region.
+    /// The least loaded Up store that is not busy and holds no peer of the region.
     pub fn pick_target(&self, region: &RegionInfo) -> Option<u64> {
         self.up_stores()
             .into_iter()
-            .filter(|s| region.peer_on_store(s.id).is_none())
+            .filter(|s| !s.busy && region.peer_on_store(s.id).is_none())
             .min_by_key(|s| (s.regions, s.id))
             .map(|s| s.id)
     }

@@ -132,6 +132,15 @@ impl Peer {
         if header.term > 0 && header.term + 1 < self.term() {
             return Err(Error::StaleCommand);
         }
+        if ctx.disk.is_full() && adds_data(req) {
+            return Err(Error::ServerIsBusy(format!(
+                "disk full: store {} has {} bytes available, below its low-space threshold of \
+                 {} bytes; writes resume when space returns",
+                ctx.store_id,
+                ctx.disk.available(),
+                ctx.cfg.disk_low_space_threshold
+            )));
+        }
         Ok(())
     }
 
@@ -180,4 +189,17 @@ pub fn first_key(req: &RaftCmdRequest) -> Option<&[u8]> {
         .map(|g| g.key.as_slice())
         .or_else(|| r.put.as_ref().map(|p| p.key.as_slice()))
         .or_else(|| r.delete.as_ref().map(|d| d.key.as_slice()))
+}
+
+/// Whether a command writes data, and so is refused while the disk is full. Log compaction,
+/// leader transfers and membership changes still go through: they free space or let PD move
+/// regions off the store.
+fn adds_data(req: &RaftCmdRequest) -> bool {
+    if util::is_read_only(req) {
+        return false;
+    }
+    match req.admin_request.as_ref().map(|a| a.cmd_type()) {
+        None | Some(AdminCmdType::BatchSplit) => true,
+        Some(_) => false,
+    }
 }

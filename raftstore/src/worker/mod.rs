@@ -1,5 +1,6 @@
 //! Background workers of a store.
 
 pub mod disk;
+pub mod disk_monitor;
 pub mod pd_stats;
 pub mod split_check;

@@ -12,6 +12,7 @@ use tracing::{debug, warn};
 use crate::pd_client::PdClient;
 use crate::stats::{unix_secs, StoreFlow};
 use crate::worker::disk::{dir_size, disk_space};
+use crate::worker::disk_monitor::DiskUsage;
 
 pub enum PdTask {
     /// Report the store's statistics; the raft side knows the region count.
@@ -27,6 +28,8 @@ pub struct PdStatsWorker {
     pub raft_dir: PathBuf,
     pub snap_dir: PathBuf,
     pub flow: Arc<StoreFlow>,
+    /// A store refusing writes for lack of space reports itself busy.
+    pub disk: Arc<DiskUsage>,
     /// Unix seconds when the store started.
     pub start_time: u64,
 }
@@ -89,7 +92,8 @@ impl PdStatsWorker {
             receiving_snap_count: 0,
             start_time: u32::try_from(self.start_time).unwrap_or(u32::MAX),
             applying_snap_count: 0,
-            is_busy: self.flow.take_busy(),
+            // Both are read every time: `take_busy` also resets the flow's flag.
+            is_busy: self.flow.take_busy() | self.disk.is_full(),
             used_size,
             bytes_written: written.bytes,
             keys_written: written.keys,
@@ -125,6 +129,7 @@ mod tests {
         let flow = Arc::new(StoreFlow::default());
         flow.written.add(100, 2);
         flow.mark_busy();
+        let disk = Arc::new(DiskUsage::default());
         let worker = PdStatsWorker {
             store_id: 7,
             pd: Arc::new(NoPd),
@@ -132,6 +137,7 @@ mod tests {
             raft_dir: dir.path().join("raft"),
             snap_dir: dir.path().join("snap"),
             flow: flow.clone(),
+            disk: disk.clone(),
             start_time: 1000,
         };
         let stats = worker.collect(3, 1000);
@@ -149,5 +155,11 @@ mod tests {
         let again = worker.collect(3, interval.end_timestamp);
         assert_eq!(again.bytes_written, 0);
         assert!(!again.is_busy);
+        // A full disk is reported on every heartbeat until it is over.
+        disk.set(true, 0);
+        assert!(worker.collect(3, 0).is_busy);
+        assert!(worker.collect(3, 0).is_busy);
+        disk.set(false, 1 << 30);
+        assert!(!worker.collect(3, 0).is_busy);
     }
 }

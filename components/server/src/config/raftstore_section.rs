@@ -80,6 +80,15 @@ pub struct RaftstoreSection {
     /// A leader transfer is accepted when the target's log is at most this many entries behind
     /// the leader's; 0 accepts only a target that has every entry.
     pub leader_transfer_max_log_lag: u64,
+    /// Bytes: writes are refused ("disk full") while fewer are available on the disk of the
+    /// KV engine or the raft log; reads go on. 0 never refuses.
+    pub disk_low_space_threshold: u64,
+    /// Bytes of the placeholder file kept in the data directory and deleted when the disk
+    /// turns full, so writes under way can finish. 0 keeps none.
+    pub disk_reserve_space: u64,
+    /// How often free space is checked.
+    #[serde(with = "humantime_serde")]
+    pub disk_check_interval: Duration,
     /// The built-in split policy.
     pub split_policy: SplitPolicySection,
 }
@@ -212,6 +221,9 @@ impl RaftstoreSection {
             pd_store_heartbeat_tick_interval: c.pd_store_heartbeat_tick_interval,
             max_peer_down_duration: c.max_peer_down_duration,
             leader_transfer_max_log_lag: c.leader_transfer_max_log_lag,
+            disk_low_space_threshold: c.disk_low_space_threshold,
+            disk_reserve_space: c.disk_reserve_space,
+            disk_check_interval: c.disk_check_interval,
             split_policy: SplitPolicySection::from_policy(&c.split_policy),
         }
     }
@@ -249,6 +261,9 @@ impl RaftstoreSection {
             pd_store_heartbeat_tick_interval: self.pd_store_heartbeat_tick_interval,
             max_peer_down_duration: self.max_peer_down_duration,
             leader_transfer_max_log_lag: self.leader_transfer_max_log_lag,
+            disk_low_space_threshold: self.disk_low_space_threshold,
+            disk_reserve_space: self.disk_reserve_space,
+            disk_check_interval: self.disk_check_interval,
         };
         c.validate().map_err(|e| format!("[raftstore] {e}"))?;
         Ok(c)

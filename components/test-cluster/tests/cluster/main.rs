@@ -3,6 +3,7 @@
 mod bad_input;
 mod compact_log;
 mod conf_change;
+mod disk_full;
 mod election;
 mod errors;
 mod hibernate;

@@ -1,0 +1,223 @@
+//! A store short of disk space refuses writes before its disk fills, keeps serving reads,
+//! tells PD, and takes writes again by itself once space returns. Every store's data
+//! directory is a small tmpfs the test mounts (root only) and unmounts on exit.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use raftstore::worker::disk::disk_space;
+use raftstore::worker::disk_monitor::PLACEHOLDER_FILE_NAME;
+use test_cluster::*;
+
+const MIB: u64 = 1 << 20;
+const LOW_SPACE: u64 = 48 * MIB;
+const RESERVE: u64 = 16 * MIB;
+
+/// A tmpfs mounted on a directory; lazily unmounted on drop, also when the test panics with
+/// files still open in it.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size_mib: u64) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size_mib}m"))
+            .arg("shoal-disk-test")
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount tmpfs on {dir:?}");
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Grows (or shrinks) the filesystem in place.
+    fn resize(&self, size_mib: u64) {
+        let status = Command::new("mount")
+            .args(["-o"])
+            .arg(format!("remount,size={size_mib}m"))
+            .arg(&self.0)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "remount {:?}", self.0);
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn can_mount() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    root && Command::new("mount").arg("--version").output().is_ok()
+}
+
+/// Three stores, each on its own tmpfs of `size_mib`, with the low-space guard on.
+fn cluster_on_tmpfs(size_mib: u64) -> (Cluster, Vec<Tmpfs>) {
+    let cfg = raftstore::Config {
+        disk_low_space_threshold: LOW_SPACE,
+        disk_reserve_space: RESERVE,
+        disk_check_interval: Duration::from_millis(50),
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(3, cfg);
+    let mounts = cluster
+        .store_ids()
+        .into_iter()
+        .map(|s| Tmpfs::mount(&cluster.store_dir(s), size_mib))
+        .collect();
+    cluster.bootstrap(&[]);
+    cluster.start();
+    cluster.wait_leader(1);
+    (cluster, mounts)
+}
+
+fn is_disk_full(e: &RequestError) -> bool {
+    matches!(e, RequestError::Region(r) if r
+        .server_is_busy
+        .as_ref()
+        .is_some_and(|b| b.reason.contains("disk full")))
+}
+
+fn put_once(cluster: &Cluster, key: &[u8], value: &[u8]) -> Result<(), RequestError> {
+    cluster
+        .request_once(key, vec![put_request(key, value)], false, DEFAULT_TIMEOUT)
+        .map(|_| ())
+}
+
+fn available(dir: &Path) -> u64 {
+    disk_space(dir).unwrap().available
+}
+
+#[test]
+fn a_store_short_of_space_refuses_writes_keeps_reading_and_recovers() {
+    if !can_mount() {
+        eprintln!("skipped: mounting a tmpfs needs root and mount(8)");
+        return;
+    }
+    let (mut cluster, mounts) = cluster_on_tmpfs(160);
+    for i in 0..20u32 {
+        cluster.must_put(format!("k{i:02}").as_bytes(), b"before");
+    }
+    let leader = cluster.wait_leader(1).store_id;
+    let store_dir = cluster.store_dir(leader);
+    let placeholder = store_dir.join(PLACEHOLDER_FILE_NAME);
+    assert_eq!(std::fs::metadata(&placeholder).unwrap().len(), RESERVE);
+
+    // Something else fills the disk to just under the threshold.
+    let ballast = store_dir.join("ballast");
+    let fill = available(&store_dir) - (LOW_SPACE - 8 * MIB);
+    std::fs::write(&ballast, vec![7u8; fill as usize]).unwrap();
+
+    let refused = wait_for(DEFAULT_TIMEOUT, || {
+        match put_once(&cluster, b"k00", b"during") {
+            Err(e) if is_disk_full(&e) => Some(e),
+            _ => None,
+        }
+    });
+    assert!(refused.is_some(), "writes were not refused on a full disk");
+    assert!(!placeholder.exists(), "the reserve was not released");
+    // Refused again, and nothing of it lands; reads go on, by lease and by ReadIndex.
+    let again = put_once(&cluster, b"new-key", b"x").unwrap_err();
+    assert!(is_disk_full(&again), "{again:?}");
+    for i in 0..20u32 {
+        let key = format!("k{i:02}");
+        let want = Some(b"before".to_vec());
+        assert_eq!(cluster.get(key.as_bytes(), false).unwrap(), want);
+        assert_eq!(cluster.get(key.as_bytes(), true).unwrap(), want);
+    }
+    assert_eq!(cluster.get(b"new-key", true).unwrap(), None);
+    // PD hears that the store is busy.
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || cluster
+            .pd
+            .store_stats(leader)
+            .is_some_and(|s| s.is_busy)),
+        "the store heartbeat did not report the full disk"
+    );
+
+    // Space returns: writes resume by themselves and the reserve is written again.
+    std::fs::remove_file(&ballast).unwrap();
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || put_once(&cluster, b"k00", b"after")
+            .is_ok()),
+        "writes did not resume once space returned"
+    );
+    assert!(wait_until(DEFAULT_TIMEOUT, || placeholder.exists()));
+    cluster.must_put(b"new-key", b"y");
+    assert_eq!(cluster.must_get(b"k00"), Some(b"after".to_vec()));
+    assert_eq!(cluster.must_get(b"k19"), Some(b"before".to_vec()));
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || cluster
+            .pd
+            .store_stats(leader)
+            .is_some_and(|s| !s.is_busy)),
+        "the store still reports itself busy"
+    );
+    cluster.must_replicas_consistent();
+    cluster.shutdown();
+    drop(mounts);
+}
+
+#[test]
+fn writes_filling_the_disk_are_refused_before_it_is_full_and_lose_nothing() {
+    if !can_mount() {
+        eprintln!("skipped: mounting a tmpfs needs root and mount(8)");
+        return;
+    }
+    let (mut cluster, mounts) = cluster_on_tmpfs(128);
+    let value = vec![0x5au8; 256 * 1024];
+    let mut acked = Vec::new();
+    let mut refused = None;
+    // 128 MiB of disk cannot take more than 512 values of 256 KiB: the loop ends by refusal.
+    for i in 0..2000u32 {
+        let key = format!("fill{i:05}").into_bytes();
+        match put_once(&cluster, &key, &value) {
+            Ok(()) => acked.push(key),
+            Err(e) if is_disk_full(&e) => {
+                refused = Some(e);
+                break;
+            }
+            // Leadership can move under load; anything else is a bug.
+            Err(RequestError::Region(r)) if r.not_leader.is_some() => {}
+            Err(e) => panic!("put {i} failed with {e:?}"),
+        }
+    }
+    assert!(
+        refused.is_some(),
+        "2000 writes of 256 KiB were never refused"
+    );
+    assert!(!acked.is_empty());
+    // No store ran out of space: each still has room, and every replica holds what was
+    // acknowledged.
+    for s in cluster.store_ids() {
+        assert!(
+            available(&cluster.store_dir(s)) > 0,
+            "store {s} ran out of space"
+        );
+    }
+    for key in &acked {
+        assert_eq!(cluster.must_get(key).as_deref(), Some(&value[..]));
+    }
+    cluster.must_replicas_consistent();
+
+    // The disks grow: writes resume without a restart.
+    for m in &mounts {
+        m.resize(512);
+    }
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || put_once(&cluster, b"after", b"grown")
+            .is_ok()),
+        "writes did not resume once the disks grew"
+    );
+    assert_eq!(cluster.must_get(b"after"), Some(b"grown".to_vec()));
+    for key in acked.iter().step_by(37) {
+        assert_eq!(cluster.must_get(key).as_deref(), Some(&value[..]));
+    }
+    cluster.shutdown();
+    drop(mounts);
+}
