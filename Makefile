@@ -5,8 +5,9 @@ CARGO ?= cargo
 .PHONY: deps build test test-failpoints bench bench-micro bench-etcd fmt clippy clean run stop fuzz chaos
 
 # Everything the build needs from the system: libclang for RocksDB's bindings; fontconfig,
-# freetype and a font for the charts shoal-bench draws.
-SYSTEM_PACKAGES := libclang-dev clang pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core
+# freetype and a font for the charts shoal-bench draws; libfaketime for the chaos tests' skewed
+# clocks.
+SYSTEM_PACKAGES := libclang-dev clang pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core faketime
 
 deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -80,7 +81,7 @@ fuzz: deps
 # on a fresh fleet under recorded client load; histories, fault logs, per-key verdicts and a
 # report go to chaos-results/<unix time>/. Exits non-zero on a non-linearizable history.
 # Partitions need root (network namespaces) and are skipped without.
-NEMESIS ?= kill,stop,transfer,split,membership,pd-restart,partition,mixed
+NEMESIS ?= kill,stop,transfer,split,membership,pd-restart,partition,clock,mixed
 SECONDS ?= 300
 chaos: deps
 	$(CARGO) build --workspace --bins

@@ -96,9 +96,10 @@ impl Fleet {
             .context("cannot create the fleet directory")?;
         std::fs::write(dir.path().join("pd.toml"), &options.pd_config)?;
         std::fs::write(dir.path().join("store.toml"), &options.store_config)?;
-        // With namespaces, PD listens on the bridge, which every store can reach.
+        // With namespaces, PD listens on the bridge, which every store can reach, on an
+        // address of its own so that a store can be cut off from PD alone.
         let pd_grpc = match &network {
-            Some(net) => format!("{}:{}", net.host_ip(), free_port()?),
+            Some(net) => format!("{}:{}", net.pd_ip(), free_port()?),
             None => free_addr()?,
         };
         let pd_http = free_addr()?;
@@ -331,6 +332,16 @@ impl Fleet {
         let i = self.spawn_store()?;
         self.wait_store_ready(i).await?;
         Ok(i)
+    }
+
+    /// Environment for store `i` from its next restart on (empty: none).
+    pub fn set_store_env(&mut self, i: usize, env: Vec<(String, String)>) {
+        self.stores[i].process.set_env(env);
+    }
+
+    /// Environment for PD from its next restart on (empty: none).
+    pub fn set_pd_env(&mut self, env: Vec<(String, String)>) {
+        self.pd.set_env(env);
     }
 
     /// SIGTERMs PD, starts it again on its data and ports and waits for READY.

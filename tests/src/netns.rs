@@ -29,6 +29,8 @@ pub struct StoreNetwork {
     stores: BTreeSet<usize>,
     /// Cut links (a < b).
     cut: BTreeSet<(usize, usize)>,
+    /// Stores cut off from PD.
+    cut_from_pd: BTreeSet<usize>,
 }
 
 /// Runs `ip` with `args`; fails with its stderr.
@@ -109,6 +111,7 @@ impl StoreNetwork {
             subnet,
             stores: BTreeSet::new(),
             cut: BTreeSet::new(),
+            cut_from_pd: BTreeSet::new(),
         };
         let bridge = net.bridge();
         ip(&["link", "add", &bridge, "type", "bridge"])?;
@@ -116,6 +119,13 @@ impl StoreNetwork {
             "addr",
             "add",
             &format!("{}/24", net.host_ip()),
+            "dev",
+            &bridge,
+        ])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", net.pd_ip()),
             "dev",
             &bridge,
         ])?;
@@ -135,6 +145,12 @@ impl StoreNetwork {
     /// The address of the test's side (PD and clients).
     pub fn host_ip(&self) -> String {
         format!("10.{}.0.1", self.subnet)
+    }
+
+    /// PD's address: also the test's side, but apart from the clients' so that a store can
+    /// be cut off from PD while clients still reach it.
+    pub fn pd_ip(&self) -> String {
+        format!("10.{}.0.2", self.subnet)
     }
 
     /// The address of store `i`.
@@ -201,23 +217,52 @@ impl StoreNetwork {
         }
         let to_b = format!("{}/32", self.store_ip(b));
         let to_a = format!("{}/32", self.store_ip(a));
-        // A route that is already gone is fine: the point is that it is gone.
         let r1 = ip(&["-n", &self.namespace(a), "route", "del", "blackhole", &to_b]);
         let r2 = ip(&["-n", &self.namespace(b), "route", "del", "blackhole", &to_a]);
-        for r in [r1, r2] {
-            if let Err(e) = r {
-                if !format!("{e:#}").contains("No such process") {
-                    return Err(e);
-                }
-            }
+        ignore_missing_route(r1)?;
+        ignore_missing_route(r2)
+    }
+
+    /// Cuts store `i` off from PD (clients and other stores still reach it).
+    pub fn cut_from_pd(&mut self, i: usize) -> Result<()> {
+        if !self.cut_from_pd.insert(i) {
+            return Ok(());
         }
+        let to_pd = format!("{}/32", self.pd_ip());
+        ip(&[
+            "-n",
+            &self.namespace(i),
+            "route",
+            "add",
+            "blackhole",
+            &to_pd,
+        ])?;
         Ok(())
     }
 
-    /// Restores every cut link.
+    /// Reconnects store `i` to PD.
+    pub fn restore_pd(&mut self, i: usize) -> Result<()> {
+        if !self.cut_from_pd.remove(&i) {
+            return Ok(());
+        }
+        let to_pd = format!("{}/32", self.pd_ip());
+        ignore_missing_route(ip(&[
+            "-n",
+            &self.namespace(i),
+            "route",
+            "del",
+            "blackhole",
+            &to_pd,
+        ]))
+    }
+
+    /// Restores every cut link, also those to PD.
     pub fn restore_all(&mut self) -> Result<()> {
         for (a, b) in self.cut.clone() {
             self.restore(a, b)?;
+        }
+        for i in self.cut_from_pd.clone() {
+            self.restore_pd(i)?;
         }
         Ok(())
     }
@@ -225,6 +270,14 @@ impl StoreNetwork {
     /// The cut links.
     pub fn cut_links(&self) -> Vec<(usize, usize)> {
         self.cut.iter().copied().collect()
+    }
+}
+
+/// A route that is already gone is fine when deleting it: the point is that it is gone.
+fn ignore_missing_route(r: Result<String>) -> Result<()> {
+    match r {
+        Err(e) if !format!("{e:#}").contains("No such process") => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -270,8 +323,12 @@ mod tests {
         net.cut(0, 1).unwrap();
         assert!(routes(&ns0).contains(&format!("blackhole {}", net.store_ip(1))));
         assert!(routes(&ns1).contains(&format!("blackhole {}", net.store_ip(0))));
+        net.cut_from_pd(1).unwrap();
+        assert!(routes(&ns1).contains(&format!("blackhole {}", net.pd_ip())));
+        assert!(!routes(&ns0).contains(&format!("blackhole {}", net.pd_ip())));
         net.restore_all().unwrap();
         assert!(!routes(&ns0).contains("blackhole"));
+        assert!(!routes(&ns1).contains("blackhole"));
         let bridge = net.bridge();
         drop(net);
         assert!(!ip(&["netns", "list"]).unwrap().contains(&ns0));

@@ -32,6 +32,8 @@ pub type ReadyFields = HashMap<String, String>;
 /// A running (or stopped) child process.
 pub struct ManagedProcess {
     spec: ProcessSpec,
+    /// Environment added at the next (re)start, such as a fake clock.
+    extra_env: Vec<(String, String)>,
     child: Option<Child>,
     ready: Arc<Mutex<Option<ReadyFields>>>,
 }
@@ -41,6 +43,7 @@ impl ManagedProcess {
     pub fn start(spec: ProcessSpec) -> Result<ManagedProcess> {
         let mut process = ManagedProcess {
             spec,
+            extra_env: Vec::new(),
             child: None,
             ready: Arc::new(Mutex::new(None)),
         };
@@ -50,6 +53,11 @@ impl ManagedProcess {
 
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// Environment variables for every later (re)start; an empty list clears them.
+    pub fn set_env(&mut self, env: Vec<(String, String)>) {
+        self.extra_env = env;
     }
 
     pub fn stdout_log(&self) -> PathBuf {
@@ -70,7 +78,10 @@ impl ManagedProcess {
         }
         let mut stdout_log = append(&self.stdout_log())?;
         let mut stderr_log = append(&self.stderr_log())?;
-        let banner = format!("===== starting {} {:?}\n", self.spec.name, self.spec.args);
+        let banner = format!(
+            "===== starting {} {:?} {:?}\n",
+            self.spec.name, self.spec.args, self.extra_env
+        );
         stdout_log.write_all(banner.as_bytes())?;
         stderr_log.write_all(banner.as_bytes())?;
 
@@ -81,7 +92,8 @@ impl ManagedProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr_log))
             .env("RUST_BACKTRACE", "1")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         let mut child = spawn_tied(command)
             .with_context(|| format!("cannot start {}", self.spec.binary.display()))?;
         let stdout = child.stdout.take().context("child stdout was not piped")?;

@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use shoal_fleet_tests::chaos::clock::libfaketime;
 use shoal_fleet_tests::chaos::{run_phase, ChaosFleet, NemesisKind, PhaseOptions, PhaseReport};
 use shoal_fleet_tests::fleet::KEEP_ENV;
 use shoal_fleet_tests::netns::StoreNetwork;
@@ -167,5 +168,25 @@ async fn partitions_between_stores_keep_every_key_linearizable() {
     let mut fleet = ChaosFleet::start_isolated(3).await.unwrap();
     let report = phase(&mut fleet, dir.path(), NemesisKind::Partition, false).await;
     assert!(report.faults_injected > 0, "no partition was made");
+    assert_sound(&[report], dir, &mut fleet);
+}
+
+/// Stores and PD restarted on skewed clocks (libfaketime: offsets up to an hour, rates within
+/// 10 %), a skewed leader also cut off from the other stores where namespaces can be made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skewed_clocks_keep_every_key_linearizable() {
+    if libfaketime().is_none() {
+        eprintln!("skipped: needs libfaketime (the Debian package faketime; `make deps`)");
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let dir = results_dir();
+    let mut fleet = if StoreNetwork::available() {
+        ChaosFleet::start_isolated(3).await.unwrap()
+    } else {
+        ChaosFleet::start(3).await.unwrap()
+    };
+    let report = phase(&mut fleet, dir.path(), NemesisKind::Clock, false).await;
+    assert!(report.faults_injected > 0, "no clock was skewed");
     assert_sound(&[report], dir, &mut fleet);
 }

@@ -6,7 +6,7 @@
 //! phase hit a problem (a process that did not come back, writes that did not resume).
 //!
 //! ```text
-//! shoal-chaos [--nemesis kill,stop,transfer,split,membership,pd-restart,partition,mixed]
+//! shoal-chaos [--nemesis kill,stop,transfer,split,membership,pd-restart,partition,clock,mixed]
 //!             [--seconds 300] [--clients 16] [--keys 8] [--rotate-keys 60]
 //!             [--retries-check true] [--out chaos-results/<time>] [--seed 1]
 //! ```
@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use shoal_fleet_tests::chaos::clock::libfaketime;
 use shoal_fleet_tests::chaos::{run_phase, ChaosFleet, NemesisKind, PhaseOptions, PhaseReport};
 use shoal_fleet_tests::netns::StoreNetwork;
 
@@ -25,12 +26,12 @@ use shoal_fleet_tests::netns::StoreNetwork;
 #[command(name = "shoal-chaos")]
 struct Args {
     /// Comma-separated nemeses: kill, stop, transfer, split, membership, pd-restart,
-    /// partition, mixed (also crash: kill and stop of the leader in turns; none: no faults).
+    /// partition, clock, mixed (also crash: kill and stop of the leader in turns; none: no faults).
     /// partition needs root (network namespaces) and is skipped without; mixed includes
     /// partitions when it can.
     #[arg(
         long,
-        default_value = "kill,stop,transfer,split,membership,pd-restart,partition,mixed"
+        default_value = "kill,stop,transfer,split,membership,pd-restart,partition,clock,mixed"
     )]
     nemesis: String,
     /// Seconds each nemesis runs.
@@ -82,8 +83,10 @@ async fn run_one(
     } else {
         kind.to_string()
     };
-    let isolated =
-        matches!(kind, NemesisKind::Partition | NemesisKind::Mixed) && StoreNetwork::available();
+    let isolated = matches!(
+        kind,
+        NemesisKind::Partition | NemesisKind::Clock | NemesisKind::Mixed
+    ) && StoreNetwork::available();
     println!(
         "== {name}: starting a fleet{}",
         if isolated {
@@ -147,6 +150,10 @@ async fn run(args: Args) -> Result<bool> {
     for &kind in &kinds {
         if kind == NemesisKind::Partition && !StoreNetwork::available() {
             println!("== partition: skipped (network namespaces need root and `ip`)");
+            continue;
+        }
+        if kind == NemesisKind::Clock && libfaketime().is_none() {
+            println!("== clock: skipped (needs libfaketime: the Debian package faketime)");
             continue;
         }
         reports.push(run_one(&args, &out, kind, false).await?);

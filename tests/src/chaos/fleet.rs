@@ -151,7 +151,15 @@ impl ChaosFleet {
         Ok(others)
     }
 
-    /// Restores every cut link between stores.
+    /// Cuts store `i` off from PD as well (after [`ChaosFleet::isolate_store`]).
+    pub fn isolate_store_from_pd(&mut self, i: usize) -> Result<()> {
+        self.fleet
+            .network_mut()
+            .ok_or_else(|| anyhow!("the fleet was not started with network namespaces"))?
+            .cut_from_pd(i)
+    }
+
+    /// Restores every cut link between stores, and to PD.
     pub fn restore_links(&mut self) -> Result<()> {
         match self.fleet.network_mut() {
             Some(net) => net.restore_all(),
@@ -201,6 +209,26 @@ impl ChaosFleet {
     /// Starts store `i` again on its data; waits until it serves.
     pub async fn restart_store(&mut self, i: usize) -> Result<()> {
         self.fleet.restart_store(i).await
+    }
+
+    /// SIGKILLs store `i` and starts it again with `env` (empty: none) from now on; waits
+    /// until it serves.
+    pub async fn restart_store_with_env(
+        &mut self,
+        i: usize,
+        env: Vec<(String, String)>,
+    ) -> Result<()> {
+        self.kill_store(i)?;
+        self.fleet.set_store_env(i, env);
+        self.fleet.restart_store(i).await
+    }
+
+    /// Stops PD and starts it again with `env` (empty: none) from now on; waits until it
+    /// serves.
+    pub async fn restart_pd_with_env(&mut self, env: Vec<(String, String)>) -> Result<()> {
+        self.fleet.stop_pd().await?;
+        self.fleet.set_pd_env(env);
+        self.fleet.start_pd().await
     }
 
     /// Starts one more store; returns its index once it serves.

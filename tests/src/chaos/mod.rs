@@ -13,6 +13,7 @@
 
 pub mod analysis;
 pub mod classify;
+pub mod clock;
 pub mod fleet;
 pub mod keys;
 pub mod nemesis;

@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::json;
 
+use super::clock::{libfaketime, ClockSkew};
 use super::fleet::ChaosFleet;
 use super::keys::HotKeys;
 use super::workload::Clock;
@@ -41,13 +42,18 @@ pub enum NemesisKind {
     /// Cut a store (the hot keys' leader or any) off from the other stores while clients and
     /// PD still reach it; needs a fleet started with network namespaces.
     Partition,
+    /// Restart a store (the hot keys' leader or any) or PD on a skewed clock (libfaketime:
+    /// an offset of up to an hour, a rate within 10 %); with network namespaces the skewed
+    /// store is also cut off from the others for a while. Healed by a restart on the real
+    /// clock.
+    Clock,
     /// All of the above in random order.
     Mixed,
 }
 
 impl NemesisKind {
     /// The nemeses `make chaos` runs by default, in order.
-    pub const ALL: [NemesisKind; 8] = [
+    pub const ALL: [NemesisKind; 9] = [
         NemesisKind::Kill,
         NemesisKind::Stop,
         NemesisKind::Transfer,
@@ -55,6 +61,7 @@ impl NemesisKind {
         NemesisKind::Membership,
         NemesisKind::PdRestart,
         NemesisKind::Partition,
+        NemesisKind::Clock,
         NemesisKind::Mixed,
     ];
 
@@ -70,6 +77,7 @@ impl NemesisKind {
             NemesisKind::Membership => "membership",
             NemesisKind::PdRestart => "pd-restart",
             NemesisKind::Partition => "partition",
+            NemesisKind::Clock => "clock",
             NemesisKind::Mixed => "mixed",
         }
     }
@@ -95,7 +103,7 @@ impl FromStr for NemesisKind {
         }
         bail!(
             "unknown nemesis {s:?}; one of none, kill, stop, crash, transfer, split, \
-             membership, pd-restart, partition, mixed"
+             membership, pd-restart, partition, clock, mixed"
         )
     }
 }
@@ -158,15 +166,31 @@ impl Default for NemesisOptions {
 /// One concrete fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Action {
-    Kill { leader: bool },
-    Stop { leader: bool },
+    Kill {
+        leader: bool,
+    },
+    Stop {
+        leader: bool,
+    },
     Transfer,
     Split,
     PeerMove,
     AddStore,
     Decommission,
-    PdRestart { kill: bool },
-    Partition { leader: bool },
+    PdRestart {
+        kill: bool,
+    },
+    /// Cuts a store off from the other stores, and with `from_pd` from PD too; clients
+    /// still reach it.
+    Partition {
+        leader: bool,
+        from_pd: bool,
+    },
+    /// Restarts a store (or PD) on a skewed clock, holds, restarts it on the real clock.
+    Skew {
+        leader: bool,
+        pd: bool,
+    },
 }
 
 /// Injects faults into a fleet and logs them.
@@ -251,10 +275,26 @@ impl Nemesis {
                 }
             }
             NemesisKind::PdRestart => Action::PdRestart { kill: alternate },
-            NemesisKind::Partition => Action::Partition { leader: alternate },
+            // Rounds cycle through: the leader, any store, the leader cut from PD too.
+            NemesisKind::Partition => Action::Partition {
+                leader: self.round % 3 != 1,
+                from_pd: self.round % 3 == 2,
+            },
+            // Rounds cycle through: the leader, PD, any store.
+            NemesisKind::Clock => Action::Skew {
+                leader: self.round.is_multiple_of(3),
+                pd: self.round % 3 == 1,
+            },
+            NemesisKind::Mixed if libfaketime().is_some() && self.rng.gen_bool(0.1) => {
+                Action::Skew {
+                    leader: self.rng.gen_bool(0.5),
+                    pd: self.rng.gen_bool(0.3),
+                }
+            }
             NemesisKind::Mixed if fleet.is_isolated() && self.rng.gen_bool(0.2) => {
                 Action::Partition {
                     leader: self.rng.gen_bool(0.5),
+                    from_pd: self.rng.gen_bool(0.5),
                 }
             }
             NemesisKind::Mixed | NemesisKind::None => *[
@@ -357,23 +397,23 @@ impl Nemesis {
                 self.log[at].healed_at = Some(self.clock.now());
                 fleet.resume_store(i)?;
             }
-            Action::Partition { leader } => {
+            Action::Partition { leader, from_pd } => {
                 let (i, target) = self.victim(fleet, leader).await?;
                 let hold = self.jitter(self.opts.hold);
                 let at = self.record("partition", target, self.clock.now());
                 let others = fleet.isolate_store(i)?;
-                self.log[at].note = format!(
-                    "cut off from {}",
-                    others
-                        .iter()
-                        .map(|j| format!("store{}", j + 1))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                let mut cut: Vec<String> =
+                    others.iter().map(|j| format!("store{}", j + 1)).collect();
+                if from_pd {
+                    fleet.isolate_store_from_pd(i)?;
+                    cut.push("PD".into());
+                }
+                self.log[at].note = format!("cut off from {}", cut.join(", "));
                 tokio::time::sleep(hold).await;
                 self.log[at].healed_at = Some(self.clock.now());
                 fleet.restore_links()?;
             }
+            Action::Skew { leader, pd } => self.skew(fleet, leader, pd).await?,
             Action::PdRestart { kill } => {
                 let hold = self.jitter(self.opts.hold) / 2;
                 let action = if kill { "pd-kill" } else { "pd-restart" };
@@ -418,6 +458,42 @@ impl Nemesis {
             }
         }
         Ok(())
+    }
+
+    /// Restarts a store (or PD) on a skewed clock; a skewed store is also cut off from the
+    /// other stores for part of the hold when the fleet has network namespaces. Then restarts
+    /// it on the real clock.
+    async fn skew(&mut self, fleet: &mut ChaosFleet, leader: bool, pd: bool) -> Result<()> {
+        let skew = ClockSkew::random(&mut self.rng);
+        let Some(env) = skew.env() else {
+            bail!("the clock nemesis needs libfaketime (Debian package faketime)");
+        };
+        let hold = self.jitter(self.opts.hold);
+        if pd {
+            let at = self.record("clock-skew", "PD".into(), self.clock.now());
+            self.log[at].note = skew.to_string();
+            fleet.restart_pd_with_env(env).await?;
+            tokio::time::sleep(hold).await;
+            self.log[at].healed_at = Some(self.clock.now());
+            return fleet.restart_pd_with_env(Vec::new()).await;
+        }
+        let (i, target) = self.victim(fleet, leader).await?;
+        let at = self.record("clock-skew", target, self.clock.now());
+        self.log[at].note = skew.to_string();
+        fleet.restart_store_with_env(i, env).await?;
+        if fleet.is_isolated() {
+            tokio::time::sleep(hold / 2).await;
+            fleet.isolate_store(i)?;
+            self.log[at]
+                .note
+                .push_str("; cut off from the other stores for a while");
+            tokio::time::sleep(hold / 2).await;
+            fleet.restore_links()?;
+        } else {
+            tokio::time::sleep(hold).await;
+        }
+        self.log[at].healed_at = Some(self.clock.now());
+        fleet.restart_store_with_env(i, Vec::new()).await
     }
 
     /// Moves the leadership of a hot key's region to another of its voters.
