@@ -279,7 +279,7 @@ fn is_damage(e: &raft_engine::Error) -> bool {
 
 /// Locks `dir` against other processes the way raft-engine does (its `LOCK` file), until the
 /// returned file is dropped.
-fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+fn lock_dir(dir: &Path) -> Result<DirLockGuard> {
     let path = dir.join("LOCK");
     let file = std::fs::File::create(&path)?;
     file.try_lock().map_err(|e| Error::RaftEngine {
@@ -289,7 +289,19 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
             path.display()
         ),
     })?;
-    Ok(file)
+    Ok(DirLockGuard(file))
+}
+
+/// Holds the log directory's lock; unlocks it explicitly when dropped. Closing the file alone
+/// is not enough: a child process forked by another thread holds a copy of the descriptor
+/// until it execs, and a lock stays taken while any copy is open, so raft-engine's own lock
+/// right after would fail.
+struct DirLockGuard(std::fs::File);
+
+impl Drop for DirLockGuard {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
 }
 
 /// Reads the newest file of each queue and deals with what follows its last complete record
@@ -502,6 +514,18 @@ fn log_files(dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_settling_lock_is_released_while_a_copy_of_its_descriptor_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let guard = lock_dir(dir.path()).unwrap();
+        // A child forked by another thread holds a copy like this one until it execs.
+        let copy = guard.0.try_clone().unwrap();
+        drop(guard);
+        let other = std::fs::File::open(dir.path().join("LOCK")).unwrap();
+        assert!(other.try_lock().is_ok(), "the lock outlived its guard");
+        drop(copy);
+    }
 
     fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
         Entry {
