@@ -36,6 +36,8 @@ pub struct FleetOptions {
     pub pd_config: String,
     /// `shoal-server --config` content, shared by every store.
     pub store_config: String,
+    /// The store program (same flags as `shoal-server`); `None` runs `shoal-server`.
+    pub store_binary: Option<PathBuf>,
 }
 
 impl Default for FleetOptions {
@@ -44,6 +46,7 @@ impl Default for FleetOptions {
             stores: 3,
             pd_config: configs::pd_config(""),
             store_config: configs::store_config(""),
+            store_binary: None,
         }
     }
 }
@@ -183,7 +186,10 @@ impl Fleet {
         };
         let addr = format!("{host}:{}", free_port()?);
         let status_addr = format!("{host}:{}", free_port()?);
-        let binary = binaries::server_binary()?;
+        let binary = match &self.options.store_binary {
+            Some(b) => b.clone(),
+            None => binaries::server_binary()?,
+        };
         let args = vec![
             "--pd".into(),
             self.pd_grpc.clone(),

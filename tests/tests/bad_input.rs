@@ -17,6 +17,7 @@ async fn start() -> Fleet {
         // Leaders stay where they are, so a route read from PD stays right.
         pd_config: configs::pd_config("enable-balance-leader = false"),
         store_config: configs::store_config(&format!("raft-entry-max-size = {ENTRY_LIMIT}")),
+        ..FleetOptions::default()
     })
     .await
     .unwrap()

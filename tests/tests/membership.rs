@@ -13,6 +13,7 @@ async fn regions_move_onto_a_new_store() {
         stores: 3,
         pd_config: configs::pd_config(""),
         store_config: configs::store_config(&configs::size_split_policy(64 * 1024, 48 * 1024)),
+        ..FleetOptions::default()
     })
     .await
     .unwrap();

@@ -20,6 +20,7 @@ fn fleet_options(max_size: u64, split_size: u64) -> FleetOptions {
         stores: 3,
         pd_config: configs::pd_config(""),
         store_config: configs::store_config(&configs::size_split_policy(max_size, split_size)),
+        ..FleetOptions::default()
     }
 }
 

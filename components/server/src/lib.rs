@@ -3,6 +3,7 @@
 //! the PD plumbing that feeds raftstore's heartbeats and operators.
 
 pub mod bootstrap;
+pub mod cli;
 pub mod config;
 pub mod dir_lock;
 pub mod errors;
@@ -17,4 +18,4 @@ pub mod transport;
 
 pub use config::{Config, ConfigError, Flags};
 pub use errors::ServerError;
-pub use service::ServerHandle;
+pub use service::{ServerBuilder, ServerHandle};

@@ -9,7 +9,7 @@ use pd_client::PdClient;
 use proto::metapb::{self, StoreState};
 use proto::tikvpb::tikv_server::TikvServer;
 use raftstore::store::StoreDeps;
-use raftstore::Store;
+use raftstore::{SplitPolicy, Store};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -85,10 +85,56 @@ fn advertised_status(bound: SocketAddr, advertise_addr: &str) -> String {
     }
 }
 
+/// Sets up a store before it starts: its config, and what a program embedding the store can
+/// plug in (a split policy of its own instead of the built-in one the config names).
+///
+/// ```no_run
+/// # async fn run(cfg: server::Config, policy: std::sync::Arc<dyn raftstore::SplitPolicy>)
+/// # -> Result<(), server::ServerError> {
+/// let handle = server::ServerHandle::builder(cfg).split_policy(policy).start().await?;
+/// println!("{}", handle.ready_line());
+/// # Ok(()) }
+/// ```
+pub struct ServerBuilder {
+    cfg: Config,
+    split_policy: Option<Arc<dyn SplitPolicy>>,
+}
+
+impl ServerBuilder {
+    /// Leaders ask `policy` where their regions should split, instead of the config's
+    /// `[raftstore.split-policy]`.
+    pub fn split_policy(mut self, policy: Arc<dyn SplitPolicy>) -> ServerBuilder {
+        self.split_policy = Some(policy);
+        self
+    }
+
+    /// Starts the store. Runs inside the tokio runtime that will serve gRPC; returns once
+    /// the store serves. Errors: a bad config, a data directory in use or of another cluster,
+    /// PD unreachable, an address that cannot be bound, engines that do not open.
+    pub async fn start(self) -> Result<ServerHandle, ServerError> {
+        ServerHandle::start_with(self.cfg, self.split_policy).await
+    }
+}
+
 impl ServerHandle {
-    /// Starts a store as `cfg` describes. Runs inside the tokio runtime that will serve
-    /// gRPC; returns once the store serves.
+    /// A builder for a store as `cfg` describes (see [`ServerBuilder`]).
+    pub fn builder(cfg: Config) -> ServerBuilder {
+        ServerBuilder {
+            cfg,
+            split_policy: None,
+        }
+    }
+
+    /// Starts a store as `cfg` describes, with the built-in split policy it names. Runs
+    /// inside the tokio runtime that will serve gRPC; returns once the store serves.
     pub async fn start(cfg: Config) -> Result<ServerHandle, ServerError> {
+        ServerHandle::builder(cfg).start().await
+    }
+
+    async fn start_with(
+        cfg: Config,
+        split_policy: Option<Arc<dyn SplitPolicy>>,
+    ) -> Result<ServerHandle, ServerError> {
         cfg.validate()?;
         let started = Instant::now();
         let raft_cfg = cfg.raftstore_config()?;
@@ -156,7 +202,7 @@ impl ServerHandle {
         let store = {
             let deps = StoreDeps {
                 pd: adapter,
-                split_policy: None,
+                split_policy,
             };
             tokio::task::spawn_blocking(move || {
                 Store::start(raft_cfg, kv, raft_engine, transport, deps)

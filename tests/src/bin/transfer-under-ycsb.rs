@@ -101,6 +101,7 @@ async fn measure(args: &Args, lag: u64, attempts: u32) -> Result<Outcome> {
         stores: 3,
         pd_config: pd_config(&format!("leader-transfer-max-attempts = {attempts}")),
         store_config: store_config(&format!("leader-transfer-max-log-lag = {lag}")),
+        ..FleetOptions::default()
     })
     .await?;
     fleet.wait_settled(3, SETTLE_TIMEOUT).await?;

@@ -1,0 +1,99 @@
+//! The store process around a [`ServerBuilder`]: flags and config file, logging, the tokio
+//! runtime, the ready line, and a clean stop on SIGTERM or SIGINT. `shoal-server` is this with
+//! nothing plugged in; a program that embeds the store with its own split policy calls
+//! [`run_store_process`] with a closure that adds it (see `examples/custom_split_policy.rs`).
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::{Config, Flags, ServerBuilder, ServerHandle};
+
+/// Runs one store process to its end: parses the flags (`shoal-server --help`), loads the
+/// config, lets `customize` adjust the builder, serves until SIGTERM or SIGINT, and stops
+/// cleanly. Prints `STORE_READY store_id=.. addr=.. status=..` on stdout once serving; logs go
+/// to stderr. A panic on any thread aborts the process. Exit codes: 0 after a clean stop, 1 when
+/// the store failed, 2 for a bad command line or config.
+pub fn run_store_process(customize: impl FnOnce(ServerBuilder) -> ServerBuilder) -> ExitCode {
+    let flags = Flags::parse();
+    let cfg = match Config::load(&flags) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("shoal-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&cfg.log.level);
+    abort_on_panic();
+    match run(cfg, customize) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("shoal-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cfg: Config, customize: impl FnOnce(ServerBuilder) -> ServerBuilder) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.server.grpc_concurrency)
+        .thread_name("grpc")
+        .enable_all()
+        .build()
+        .context("cannot start the gRPC runtime")?;
+    let result = runtime.block_on(async {
+        let handle = customize(ServerHandle::builder(cfg))
+            .start()
+            .await
+            .context("store failed to start")?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", handle.ready_line()).context("cannot write to stdout")?;
+        out.flush().context("cannot write to stdout")?;
+        drop(out);
+        let signal = wait_for_signal().await?;
+        tracing::info!(signal, "shutting down");
+        handle.shutdown().await;
+        Ok(())
+    });
+    // Connection tasks of other stores' streams may linger; the store is already stopped.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Logs go to stderr; stdout carries only the ready line.
+fn init_logging(level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// A panic on any thread (a raft poller, the log writer) must not leave a half-alive store
+/// behind: log it and abort the process.
+fn abort_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        tracing::error!("panic: {info}; aborting");
+        std::process::abort();
+    }));
+}
