@@ -113,8 +113,9 @@ fn a_store_short_of_space_refuses_writes_keeps_reading_and_recovers() {
     let fill = available(&store_dir) - (LOW_SPACE - 8 * MIB);
     std::fs::write(&ballast, vec![7u8; fill as usize]).unwrap();
 
+    // Writes land until the next check notices; the probe key takes them.
     let refused = wait_for(DEFAULT_TIMEOUT, || {
-        match put_once(&cluster, b"k00", b"during") {
+        match put_once(&cluster, b"probe", b"during") {
             Err(e) if is_disk_full(&e) => Some(e),
             _ => None,
         }
