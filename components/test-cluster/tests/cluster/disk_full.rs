@@ -1,4 +1,4 @@
-//! A store short of disk space refuses writes before its disk fills, keeps serving reads,
+//! Stores short of disk space refuse writes before their disks fill, keeps serving reads,
 //! tells PD, and takes writes again by itself once space returns. Every store's data
 //! directory is a small tmpfs the test mounts (root only) and unmounts on exit.
 
@@ -94,7 +94,7 @@ fn available(dir: &Path) -> u64 {
 }
 
 #[test]
-fn a_store_short_of_space_refuses_writes_keeps_reading_and_recovers() {
+fn stores_short_of_space_refuse_writes_keep_reading_and_recover() {
     if !can_mount() {
         eprintln!("skipped: mounting a tmpfs needs root and mount(8)");
         return;
@@ -103,15 +103,27 @@ fn a_store_short_of_space_refuses_writes_keeps_reading_and_recovers() {
     for i in 0..20u32 {
         cluster.must_put(format!("k{i:02}").as_bytes(), b"before");
     }
-    let leader = cluster.wait_leader(1).store_id;
-    let store_dir = cluster.store_dir(leader);
-    let placeholder = store_dir.join(PLACEHOLDER_FILE_NAME);
-    assert_eq!(std::fs::metadata(&placeholder).unwrap().len(), RESERVE);
+    let stores = cluster.store_ids();
+    let placeholders: Vec<PathBuf> = stores
+        .iter()
+        .map(|s| cluster.store_dir(*s).join(PLACEHOLDER_FILE_NAME))
+        .collect();
+    for p in &placeholders {
+        assert_eq!(std::fs::metadata(p).unwrap().len(), RESERVE);
+    }
 
-    // Something else fills the disk to just under the threshold.
-    let ballast = store_dir.join("ballast");
-    let fill = available(&store_dir) - (LOW_SPACE - 8 * MIB);
-    std::fs::write(&ballast, vec![7u8; fill as usize]).unwrap();
+    // Something else fills every store's disk to just under the threshold, so whichever
+    // store leads is short of space.
+    let ballasts: Vec<PathBuf> = stores
+        .iter()
+        .map(|s| {
+            let dir = cluster.store_dir(*s);
+            let ballast = dir.join("ballast");
+            let fill = available(&dir) - (LOW_SPACE - 8 * MIB);
+            std::fs::write(&ballast, vec![7u8; fill as usize]).unwrap();
+            ballast
+        })
+        .collect();
 
     // Writes land until the next check notices; the probe key takes them.
     let refused = wait_for(DEFAULT_TIMEOUT, || {
@@ -121,7 +133,12 @@ fn a_store_short_of_space_refuses_writes_keeps_reading_and_recovers() {
         }
     });
     assert!(refused.is_some(), "writes were not refused on a full disk");
-    assert!(!placeholder.exists(), "the reserve was not released");
+    for p in &placeholders {
+        assert!(
+            wait_until(DEFAULT_TIMEOUT, || !p.exists()),
+            "the reserve {p:?} was not released"
+        );
+    }
     // Refused again, and nothing of it lands; reads go on, by lease and by ReadIndex.
     let again = put_once(&cluster, b"new-key", b"x").unwrap_err();
     assert!(is_disk_full(&again), "{again:?}");
@@ -132,33 +149,44 @@ fn a_store_short_of_space_refuses_writes_keeps_reading_and_recovers() {
         assert_eq!(cluster.get(key.as_bytes(), true).unwrap(), want);
     }
     assert_eq!(cluster.get(b"new-key", true).unwrap(), None);
-    // PD hears that the store is busy.
-    assert!(
-        wait_until(DEFAULT_TIMEOUT, || cluster
-            .pd
-            .store_stats(leader)
-            .is_some_and(|s| s.is_busy)),
-        "the store heartbeat did not report the full disk"
-    );
+    // PD hears that the stores are busy.
+    for s in &stores {
+        assert!(
+            wait_until(DEFAULT_TIMEOUT, || cluster
+                .pd
+                .store_stats(*s)
+                .is_some_and(|st| st.is_busy)),
+            "store {s}'s heartbeat did not report the full disk"
+        );
+    }
 
     // Space returns: writes resume by themselves and the reserve is written again.
-    std::fs::remove_file(&ballast).unwrap();
+    for b in &ballasts {
+        std::fs::remove_file(b).unwrap();
+    }
     assert!(
         wait_until(DEFAULT_TIMEOUT, || put_once(&cluster, b"k00", b"after")
             .is_ok()),
         "writes did not resume once space returned"
     );
-    assert!(wait_until(DEFAULT_TIMEOUT, || placeholder.exists()));
+    for p in &placeholders {
+        assert!(
+            wait_until(DEFAULT_TIMEOUT, || p.exists()),
+            "{p:?} not rewritten"
+        );
+    }
     cluster.must_put(b"new-key", b"y");
     assert_eq!(cluster.must_get(b"k00"), Some(b"after".to_vec()));
     assert_eq!(cluster.must_get(b"k19"), Some(b"before".to_vec()));
-    assert!(
-        wait_until(DEFAULT_TIMEOUT, || cluster
-            .pd
-            .store_stats(leader)
-            .is_some_and(|s| !s.is_busy)),
-        "the store still reports itself busy"
-    );
+    for s in &stores {
+        assert!(
+            wait_until(DEFAULT_TIMEOUT, || cluster
+                .pd
+                .store_stats(*s)
+                .is_some_and(|st| !st.is_busy)),
+            "store {s} still reports itself busy"
+        );
+    }
     cluster.must_replicas_consistent();
     cluster.shutdown();
     drop(mounts);
