@@ -12,8 +12,12 @@
 mod fuzz_support;
 #[path = "../../proto/tests/fuzz_support/messages.rs"]
 mod messages;
+#[path = "../../proto/tests/fuzz_support/scratch.rs"]
+mod scratch;
 
 use std::path::Path;
+
+use scratch::scratch_dir;
 
 use engine::{KvEngine, KvWriteBatch, CF_DEFAULT};
 use fuzz_support::{
@@ -132,17 +136,6 @@ fn image() -> impl Strategy<Value = Image> {
                 regions,
             },
         )
-}
-/// A scratch directory, in memory where the machine has `/dev/shm`: these properties check
-/// decoding, not durability, and the engines' fsyncs are free there.
-fn scratch_dir() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::tempdir_in(shm) {
-            return dir;
-        }
-    }
-    tempfile::tempdir().expect("create a temporary directory")
 }
 
 fn id_key(prefix: &[u8], id: u64) -> Vec<u8> {

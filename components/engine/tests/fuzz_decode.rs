@@ -11,8 +11,12 @@
 mod fuzz_support;
 #[path = "../../../proto/tests/fuzz_support/messages.rs"]
 mod messages;
+#[path = "../../../proto/tests/fuzz_support/scratch.rs"]
+mod scratch;
 
 use std::path::Path;
+
+use scratch::scratch_dir;
 
 use engine::{Error, KvEngine, KvRead, KvWriteBatch, RaftLogEngine, CF_RAFT};
 use fuzz_support::{
@@ -104,17 +108,6 @@ fn valid_state_encoding() -> impl Strategy<Value = Vec<u8>> + Clone {
         messages::store_ident().prop_map(|m| m.encode_to_vec()),
         messages::region().prop_map(|m| m.encode_to_vec()),
     ]
-}
-/// A scratch directory, in memory where the machine has `/dev/shm`: these properties check
-/// decoding, not durability, and the engines' fsyncs are free there.
-fn scratch_dir() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::tempdir_in(shm) {
-            return dir;
-        }
-    }
-    tempfile::tempdir().expect("create a temporary directory")
 }
 
 fn open_kv(dir: &Path) -> KvEngine {

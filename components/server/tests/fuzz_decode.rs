@@ -19,8 +19,12 @@
 mod fuzz_support;
 #[path = "../../../proto/tests/fuzz_support/messages.rs"]
 mod messages;
+#[path = "../../../proto/tests/fuzz_support/scratch.rs"]
+mod scratch;
 
 use std::path::Path;
+
+use scratch::scratch_dir;
 
 use fuzz_support::{
     check_alloc, guarded, mutated, mutation, random_bytes, run, valid_mutated_or_random, Mutation,
@@ -379,17 +383,6 @@ fn snapshot_stream_case(
         }
     }
     Ok(())
-}
-/// A scratch directory, in memory where the machine has `/dev/shm`: these properties check
-/// decoding, not durability, and the engines' fsyncs are free there.
-fn scratch_dir() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::tempdir_in(shm) {
-            return dir;
-        }
-    }
-    tempfile::tempdir().expect("create a temporary directory")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
