@@ -53,19 +53,41 @@ pub struct Peer {
     pub tag: String,
     pub meta: metapb::Peer,
     pub raft_group: RawNode<PeerStorage>,
+    /// Commands proposed by this peer as leader, waiting for their entries to apply.
+    ///
+    /// Invariants: ordered by (term, index), strictly increasing; every proposal's index is
+    /// above `last_sent_to_apply` when pushed; each callback is answered exactly once, with
+    /// its entry's result when an entry of the same (term, index) applies, or `StaleCommand`
+    /// when an entry of a later term commits at or past its index (see `ProposalQueue::find`).
     pub proposals: ProposalQueue,
+    /// ReadIndex requests in the order they were sent, each waiting for a quorum to confirm
+    /// its read index and for the applied index to reach it before it is answered.
     pub pending_reads: ReadIndexQueue,
     pub lease: Lease,
     pub read_delegate: Arc<ReadDelegate>,
-    /// Readies handed to the log writer, oldest first. Their numbers only grow, and the writer
-    /// reports them durable in the same order.
+    /// Readies handed to the log writer, oldest first.
+    ///
+    /// Invariants: numbers strictly increase along the queue and all exceed
+    /// `persisted_number`; the writer reports them durable in the same order, and a report
+    /// that does not move past `persisted_number` or covers no waiting ready stops the store
+    /// (`on_persisted`). The peer is destroyed
+    /// only once this is empty, so no write of a removed peer lands after its range is
+    /// deleted.
     pub unpersisted: VecDeque<UnpersistedReady>,
-    /// The newest ready number the log writer reported durable; only grows.
+    /// The newest ready number the log writer reported durable.
+    ///
+    /// Invariant: only grows; raft learns of persisted entries (`on_persist_ready`) in this
+    /// order, never ahead of the log writer's fsync.
     pub persisted_number: u64,
     pub hibernation: Hibernation,
     /// A raft tick is registered with the ticker.
     pub raft_tick_scheduled: bool,
-    /// Highest index handed to the apply pool.
+    /// Highest log index handed to the apply pool.
+    ///
+    /// Invariants: `storage().applied_index() <= last_sent_to_apply <= commit index`; an
+    /// apply result outside `[applied index, last_sent_to_apply]` stops the store. A new
+    /// snapshot is applied only when `applied index == last_sent_to_apply` (nothing of the
+    /// region in flight in the apply pool), and then both jump to the snapshot's index.
     pub last_sent_to_apply: u64,
     /// Peers learned from messages, for addressing replies before the region is known.
     pub peer_cache: std::collections::HashMap<u64, metapb::Peer>,
@@ -73,6 +95,9 @@ pub struct Peer {
     pub snapshot_wait_ticks: std::collections::HashMap<u64, usize>,
     /// A snapshot applied in a ready; raft learns it is applied once that ready is durable.
     /// (ready number, snapshot index) of that ready.
+    ///
+    /// Invariants: at most one at a time; while set, a ready carrying the same snapshot is
+    /// not applied again; cleared when `persisted_number` reaches its ready number.
     pub pending_snapshot: Option<(u64, u64)>,
     /// Data changed since the split policy last looked at the region.
     pub split_check_pending: bool,
@@ -86,6 +111,8 @@ pub struct Peer {
     pub pending_batch: crate::operation::propose_batch::ProposalBatch,
     /// Being removed: waiting for the apply pool and the log writer to drain before the
     /// range is deleted (see `operation::destroy`). No raft activity meanwhile.
+    ///
+    /// Invariant: once set it is never cleared; commands get `RegionNotFound` from then on.
     pub pending_remove: bool,
     /// The apply FSM stopped after writing everything queued before its `Destroy`.
     pub apply_destroyed: bool,
