@@ -10,15 +10,8 @@ use crate::config::Config;
 use crate::fsm::Fsm;
 use crate::mailbox::{BasicMailbox, MailboxSender};
 use crate::metrics::{BATCH_SIZE, FSMS_HANDLED, POLL_ROUNDS};
-use crate::router::{Router, Scheduler};
-
-/// What travels on the pollers' shared queue.
-pub(crate) enum FsmTypes<N: Fsm, C: Fsm> {
-    Normal(Box<N>, BasicMailbox<N>),
-    Control(Box<C>, BasicMailbox<C>),
-    /// Wakes a poller so it can see the shutdown.
-    Empty,
-}
+use crate::router::Router;
+use crate::scheduler::{FsmTypes, Scheduler};
 
 /// What the handler wants done with an FSM after handling it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,6 +8,7 @@ mod fsm;
 mod mailbox;
 mod metrics;
 mod router;
+mod scheduler;
 
 pub use batch::{create_system, BatchSystem, HandleResult, HandlerBuilder, PollHandler};
 pub use config::{Config, ConfigError};

@@ -4,51 +4,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
 use parking_lot::RwLock;
 
-use crate::batch::FsmTypes;
 use crate::fsm::Fsm;
-use crate::mailbox::{BasicMailbox, FsmScheduler, TrySendError};
-
-/// Puts woken FSMs on the pollers' shared queue.
-pub(crate) struct Scheduler<N: Fsm, C: Fsm> {
-    pub(crate) sender: Sender<FsmTypes<N, C>>,
-}
-
-impl<N: Fsm, C: Fsm> Clone for Scheduler<N, C> {
-    fn clone(&self) -> Self {
-        Scheduler {
-            sender: self.sender.clone(),
-        }
-    }
-}
-
-impl<N: Fsm, C: Fsm> FsmScheduler<N> for Scheduler<N, C> {
-    fn schedule(&self, fsm: Box<N>, mailbox: BasicMailbox<N>) {
-        if let Err(e) = self.sender.send(FsmTypes::Normal(fsm, mailbox)) {
-            // The system is gone: give the FSM back so it is dropped with its mailbox.
-            if let FsmTypes::Normal(fsm, mailbox) = e.into_inner() {
-                mailbox.release(fsm);
-                mailbox.close();
-            }
-        }
-    }
-}
-
-/// Schedules the control FSM.
-pub(crate) struct ControlScheduler<N: Fsm, C: Fsm>(pub(crate) Scheduler<N, C>);
-
-impl<N: Fsm, C: Fsm> FsmScheduler<C> for ControlScheduler<N, C> {
-    fn schedule(&self, fsm: Box<C>, mailbox: BasicMailbox<C>) {
-        if let Err(e) = self.0.sender.send(FsmTypes::Control(fsm, mailbox)) {
-            if let FsmTypes::Control(fsm, mailbox) = e.into_inner() {
-                mailbox.release(fsm);
-                mailbox.close();
-            }
-        }
-    }
-}
+use crate::mailbox::{BasicMailbox, TrySendError};
+use crate::scheduler::{ControlScheduler, Scheduler};
 
 const SHARDS: usize = 16;
 

@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Options, ReadOptions,
-    WriteOptions, DB,
+    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Options, WriteOptions,
+    DB,
 };
 
 use crate::error::{Error, Result};
 use crate::read::{KvRead, ScanVisitor};
-use crate::snapshot::{scan_raw, KvSnapshot};
+use crate::rocks::{bounded, rocks_error, scan_raw};
+use crate::snapshot::KvSnapshot;
 use crate::write_batch::KvWriteBatch;
 use crate::ALL_CFS;
 
@@ -114,7 +115,11 @@ impl KvEngine {
 
     /// Writes a batch atomically; `sync` makes it durable before returning.
     pub fn write(&self, wb: &KvWriteBatch, sync: bool) -> Result<()> {
-        let batch = wb.to_rocks(self)?;
+        let handles = ALL_CFS
+            .iter()
+            .map(|cf| self.cf(cf))
+            .collect::<Result<Vec<_>>>()?;
+        let batch = wb.to_rocks(&handles);
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
         self.db.write_opt(batch, &opts).map_err(|e| self.err(e))
@@ -170,31 +175,6 @@ fn db_options_for_cf() -> Options {
     let mut opts = Options::default();
     opts.set_compression_type(DBCompressionType::Lz4);
     opts
-}
-
-/// Read options limited to `[start, end)`.
-pub(crate) fn bounded(start: &[u8], end: &[u8]) -> ReadOptions {
-    let mut opts = ReadOptions::default();
-    opts.set_iterate_lower_bound(start.to_vec());
-    if !end.is_empty() {
-        opts.set_iterate_upper_bound(end.to_vec());
-    }
-    opts
-}
-
-pub(crate) fn rocks_error(path: &Path, e: rocksdb::Error) -> Error {
-    let msg = e.into_string();
-    if msg.starts_with("Corruption") {
-        Error::Corruption {
-            path: path.to_path_buf(),
-            detail: msg,
-        }
-    } else {
-        Error::RocksDb {
-            path: path.to_path_buf(),
-            msg,
-        }
-    }
 }
 
 /// An open failure, with the damaged file named: RocksDB's message usually carries the path;

@@ -7,6 +7,7 @@ mod kv;
 mod raft_log;
 mod raft_log_file;
 mod read;
+mod rocks;
 mod snapshot;
 mod sst;
 mod write_batch;

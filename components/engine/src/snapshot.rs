@@ -1,13 +1,13 @@
 //! A consistent, owned point-in-time view of the KV engine.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use rocksdb::{DBRawIteratorWithThreadMode, SnapshotWithThreadMode, DB};
+use rocksdb::{SnapshotWithThreadMode, DB};
 
 use crate::error::{Error, Result};
-use crate::kv::{bounded, rocks_error};
 use crate::read::{KvRead, ScanVisitor};
+use crate::rocks::{bounded, rocks_error, scan_raw};
 
 struct Inner {
     // Declared before `db` so it is dropped first: the snapshot borrows the database.
@@ -66,32 +66,4 @@ impl KvRead for KvSnapshot {
             .raw_iterator_cf_opt(handle, bounded(start, end));
         scan_raw(iter, reverse, &self.inner.path, f)
     }
-}
-
-/// Drives a bounded raw iterator in either direction.
-pub(crate) fn scan_raw(
-    mut iter: DBRawIteratorWithThreadMode<'_, DB>,
-    reverse: bool,
-    path: &Path,
-    f: &mut ScanVisitor<'_>,
-) -> Result<()> {
-    if reverse {
-        iter.seek_to_last();
-    } else {
-        iter.seek_to_first();
-    }
-    while iter.valid() {
-        let (Some(k), Some(v)) = (iter.key(), iter.value()) else {
-            break;
-        };
-        if !f(k, v)? {
-            return Ok(());
-        }
-        if reverse {
-            iter.prev();
-        } else {
-            iter.next();
-        }
-    }
-    iter.status().map_err(|e| rocks_error(path, e))
 }

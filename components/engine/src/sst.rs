@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use rocksdb::{IngestExternalFileOptions, Options, SstFileWriter};
 
 use crate::error::{Error, Result};
-use crate::kv::{rocks_error, KvEngine};
+use crate::kv::KvEngine;
 use crate::read::KvRead;
+use crate::rocks::rocks_error;
 use crate::snapshot::KvSnapshot;
 
 /// One written SST file.

@@ -4,7 +4,6 @@
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::kv::KvEngine;
 use crate::ALL_CFS;
 
 enum Op {
@@ -122,11 +121,9 @@ impl KvWriteBatch {
             .ok_or_else(|| Error::Codec("no save point to pop".into()))
     }
 
-    pub(crate) fn to_rocks(&self, engine: &KvEngine) -> Result<rocksdb::WriteBatch> {
-        let handles = ALL_CFS
-            .iter()
-            .map(|cf| engine.cf(cf))
-            .collect::<Result<Vec<_>>>()?;
+    /// The RocksDB batch of these writes; `handles` are the column families of `ALL_CFS`,
+    /// in that order.
+    pub(crate) fn to_rocks(&self, handles: &[&rocksdb::ColumnFamily]) -> rocksdb::WriteBatch {
         let mut wb = rocksdb::WriteBatch::default();
         for op in &self.ops {
             match op {
@@ -135,6 +132,6 @@ impl KvWriteBatch {
                 Op::DeleteRange { cf, start, end } => wb.delete_range_cf(handles[*cf], start, end),
             }
         }
-        Ok(wb)
+        wb
     }
 }

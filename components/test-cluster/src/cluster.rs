@@ -19,6 +19,7 @@ use tempfile::TempDir;
 
 use crate::pd::LocalPd;
 use crate::transport::{Filter, IsolationFilter, PartitionFilter, SimTransport};
+use crate::wait::{wait_for, wait_until};
 
 /// How long helpers wait for a condition before failing the test.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -661,22 +662,4 @@ pub fn get_request(key: &[u8]) -> Request {
 pub fn get_value(resp: &RaftCmdResponse) -> Option<Vec<u8>> {
     let g = resp.responses.first()?.get.as_ref()?;
     (!g.not_found).then(|| g.value.clone())
-}
-
-/// Polls `f` until it returns `Some` or the timeout passes.
-pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    wait_for(timeout, || f().then_some(())).is_some()
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::cluster::wait_until;
+use crate::wait::wait_until;
 
 /// The store the calling thread works for, from the thread's name: the first all-digit
 /// `-`-separated part (`apply-3-0` -> 3, `log-writer-3` -> 3). None for other threads.

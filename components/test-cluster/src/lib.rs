@@ -7,12 +7,14 @@ pub mod failpoint;
 pub mod load;
 pub mod pd;
 pub mod transport;
+pub mod wait;
 
 pub use cluster::*;
 pub use consistency::ConsistencyReport;
 pub use load::Writers;
 pub use pd::LocalPd;
 pub use transport::*;
+pub use wait::{wait_for, wait_until};
 
 /// Logs to the test output when `RUST_LOG` asks for it.
 pub fn init_logging() {

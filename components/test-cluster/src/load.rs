@@ -6,7 +6,8 @@ use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
-use crate::cluster::{wait_until, Cluster, DEFAULT_TIMEOUT};
+use crate::cluster::{Cluster, DEFAULT_TIMEOUT};
+use crate::wait::wait_until;
 
 /// Threads that put `key(writer, i)` = key until stopped, recording acknowledged keys.
 pub struct Writers {

@@ -10,7 +10,7 @@ use proto::metapb::Region;
 use proto::pdpb::{RegionHeartbeatRequest, StoreStats};
 use raftstore::{PdClient, SplitIds};
 
-use crate::cluster::wait_for;
+use crate::wait::wait_for;
 
 /// The newest report of one region and the flow summed over all its reports.
 #[derive(Clone, Debug, Default)]

@@ -6,7 +6,7 @@ use proto::keyspacepb::keyspace_server::Keyspace;
 use proto::keyspacepb::{LoadKeyspaceRequest, LoadKeyspaceResponse};
 use tonic::{Request, Response, Status};
 
-use super::pd_service::{error_header, ok_header};
+use super::header::{error_header, ok_header};
 use crate::state::PdState;
 
 pub struct KeyspaceService {

@@ -1,5 +1,6 @@
 //! PD's gRPC server: `pdpb.PD` and `keyspacepb.Keyspace` over plain HTTP/2.
 
+mod header;
 mod keyspace_service;
 mod pd_service;
 mod streams;

@@ -10,59 +10,12 @@ use proto::pdpb::*;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
 
+use super::header::{error_header, ok_header, PdResponse};
 use super::streams;
 use crate::error::{Error, Result};
 use crate::state::PdState;
 use crate::tso::unix_millis;
 use crate::ShutdownSignal;
-
-/// A response type with a `header` field.
-pub trait PdResponse: Default {
-    fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
-}
-
-macro_rules! pd_responses {
-    ($($t:ty),* $(,)?) => {
-        $(impl PdResponse for $t {
-            fn header_mut(&mut self) -> &mut Option<ResponseHeader> {
-                &mut self.header
-            }
-        })*
-    };
-}
-
-pd_responses!(
-    GetMembersResponse,
-    TsoResponse,
-    BootstrapResponse,
-    IsBootstrappedResponse,
-    AllocIdResponse,
-    GetStoreResponse,
-    PutStoreResponse,
-    GetAllStoresResponse,
-    StoreHeartbeatResponse,
-    RegionHeartbeatResponse,
-    GetRegionResponse,
-    ScanRegionsResponse,
-    AskBatchSplitResponse,
-    ReportBatchSplitResponse,
-    GetGcSafePointResponse,
-    UpdateGcSafePointResponse,
-);
-
-pub fn ok_header(cluster_id: u64) -> Option<ResponseHeader> {
-    Some(ResponseHeader {
-        cluster_id,
-        error: None,
-    })
-}
-
-pub fn error_header(cluster_id: u64, err: &Error) -> Option<ResponseHeader> {
-    Some(ResponseHeader {
-        cluster_id,
-        error: Some(err.to_pb()),
-    })
-}
 
 pub struct PdService {
     state: Arc<PdState>,

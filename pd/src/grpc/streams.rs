@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 use tracing::debug;
 
-use super::pd_service::{error_header, ok_header};
+use super::header::{error_header, ok_header};
 use crate::state::PdState;
 use crate::ShutdownSignal;
 

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{info, warn};
 
-use super::client::Shared;
+use super::connection::Shared;
 use crate::metrics::{result_label, GaugeGuard, SNAPSHOTS_SENDING, SNAPSHOT_SENDS};
 
 const CHUNK_SIZE: usize = 1024 * 1024;
