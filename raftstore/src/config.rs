@@ -1,14 +1,20 @@
 //! Raftstore configuration: every field has a production default; tests shorten the timings
-//! through the same struct.
+//! through the same struct. It is also the `[raftstore]` section of the store's TOML file:
+//! keys are the field names in kebab-case, durations are humantime strings ("10ms", "5m"),
+//! byte counts are plain integers, and unknown keys are refused.
 
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::errors::{Error, Result};
 
 /// Settings of one store's raft machinery.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     /// Interval of one raft logical clock tick.
+    #[serde(with = "humantime_serde")]
     pub raft_base_tick_interval: Duration,
     /// Ticks between leader heartbeats.
     pub raft_heartbeat_ticks: usize,
@@ -21,6 +27,7 @@ pub struct Config {
     /// A proposal larger than this is refused with `RaftEntryTooLarge`.
     pub raft_entry_max_size: u64,
     /// How often a leader considers compacting its raft log.
+    #[serde(with = "humantime_serde")]
     pub raft_log_gc_tick_interval: Duration,
     /// Do not compact fewer entries than this (unless limits are exceeded).
     pub raft_log_gc_threshold: u64,
@@ -29,6 +36,7 @@ pub struct Config {
     /// Compact when the log holds more bytes than this.
     pub raft_log_gc_size_limit: u64,
     /// Leader lease; must be shorter than the election timeout.
+    #[serde(with = "humantime_serde")]
     pub raft_store_max_leader_lease: Duration,
     /// Raft poller threads.
     pub store_pool_size: usize,
@@ -46,27 +54,35 @@ pub struct Config {
     pub hibernate_idle_ticks: usize,
     /// How often a store pings the stores it shares regions with, so hibernated followers
     /// notice a dead leader store.
+    #[serde(with = "humantime_serde")]
     pub store_heartbeat_interval: Duration,
     /// A store unheard of for this long is reported unreachable to its regions' peers.
+    #[serde(with = "humantime_serde")]
     pub store_unreachable_timeout: Duration,
     /// Stop collecting write tasks into one log batch beyond this many bytes.
     pub raft_write_size_limit: usize,
     /// A small log batch waits this long for more peers' entries before its fsync.
+    #[serde(with = "humantime_serde")]
     pub raft_write_wait_duration: Duration,
     /// Entries kept in a peer's cache after they are persisted and applied.
     pub raft_entry_cache_limit: usize,
     /// How often the raft log engine reclaims files.
+    #[serde(with = "humantime_serde")]
     pub raft_engine_purge_interval: Duration,
     /// How often a leader asks the split policy whether its region should split.
+    #[serde(with = "humantime_serde")]
     pub split_check_tick_interval: Duration,
     /// The built-in split policy (a custom one can be given to the store instead).
     pub split_policy: SplitPolicyConfig,
     /// How often a region leader reports its region to PD (it also reports at once on
     /// leadership, split and membership changes).
+    #[serde(with = "humantime_serde")]
     pub pd_heartbeat_tick_interval: Duration,
     /// How often the store reports its statistics to PD.
+    #[serde(with = "humantime_serde")]
     pub pd_store_heartbeat_tick_interval: Duration,
     /// A peer not heard from for longer than this is reported down to PD.
+    #[serde(with = "humantime_serde")]
     pub max_peer_down_duration: Duration,
     /// A leader transfer is accepted when the target voter's log is at most this many entries
     /// behind the leader's last entry. Raft then sends the missing entries, hands over once the
@@ -82,24 +98,53 @@ pub struct Config {
     /// to finish (TiKV's `reserve-space`). 0 keeps no placeholder.
     pub disk_reserve_space: u64,
     /// How often the free space is checked.
+    #[serde(with = "humantime_serde")]
     pub disk_check_interval: Duration,
 }
 
-/// Which built-in split policy a store uses.
-#[derive(Clone, Debug, PartialEq)]
+/// Which built-in split policy a store uses: `[raftstore.split-policy]`, where `kind`
+/// ("size", "keys", "load", "fixed-keys") picks the policy and the other keys are its
+/// settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SplitPolicyConfig {
-    /// Split regions over `max_size` bytes into pieces of `split_size`.
+    /// Split regions over `max_size` bytes into pieces of `split_size` bytes.
+    #[serde(rename_all = "kebab-case")]
     Size { max_size: u64, split_size: u64 },
-    /// Split regions over `max_keys` keys into pieces of `split_keys`.
+    /// Split regions over `max_keys` keys into pieces of `split_keys` keys.
+    #[serde(rename_all = "kebab-case")]
     Keys { max_keys: u64, split_keys: u64 },
     /// Split regions serving more than `qps_threshold` requests per second (over `window`)
     /// where the load halves.
+    #[serde(rename_all = "kebab-case")]
     Load {
         qps_threshold: f64,
+        #[serde(with = "humantime_serde")]
         window: Duration,
     },
-    /// Split at fixed boundaries, such as keyspace prefixes.
-    FixedKeys { boundaries: Vec<Vec<u8>> },
+    /// Split at fixed boundaries, such as keyspace prefixes; in TOML, hex-encoded keys.
+    #[serde(rename_all = "kebab-case")]
+    FixedKeys {
+        #[serde(with = "hex_keys")]
+        boundaries: Vec<Vec<u8>>,
+    },
+}
+
+/// Keys as hex strings in the config file, so binary keys (keyspace prefixes) can be written.
+mod hex_keys {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(keys: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(keys.iter().map(hex::encode))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|k| hex::decode(k).map_err(|e| D::Error::custom(format!("{k:?} is not hex: {e}"))))
+            .collect()
+    }
 }
 
 impl Default for SplitPolicyConfig {

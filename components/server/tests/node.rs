@@ -10,7 +10,6 @@ use common::DEADLINE;
 use pd_client::PdClient;
 use proto::kvrpcpb::{ApiVersion, Context, RawGetRequest, RawPutRequest};
 use proto::tikvpb::tikv_client::TikvClient;
-use server::config::RaftstoreSection;
 use server::status::StatusReport;
 use server::{Config, ServerError, ServerHandle};
 
@@ -36,7 +35,7 @@ fn store_config(pd: &pd::RunningPd, data_dir: &Path) -> Config {
     cfg.storage.data_dir = data_dir.to_path_buf();
     cfg.pd.endpoints = vec![pd.grpc_addr().to_string()];
     cfg.pd.start_timeout = Duration::from_secs(10);
-    cfg.raftstore = RaftstoreSection::from_config(&raftstore::Config::for_tests());
+    cfg.raftstore = raftstore::Config::for_tests();
     cfg
 }
 

@@ -2,7 +2,6 @@
 //! overridden by a few command-line flags, validated before anything starts.
 
 mod flags;
-mod raftstore_section;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +10,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use flags::Flags;
-pub use raftstore_section::{RaftstoreSection, SplitPolicySection};
 
 /// A configuration that cannot be used, with the reason.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +37,9 @@ pub struct Config {
     pub server: ServerSection,
     pub storage: StorageSection,
     pub pd: PdSection,
-    pub raftstore: RaftstoreSection,
+    /// `[raftstore]`: the store's raft machinery, `raftstore::Config` itself (its docs give
+    /// every key; `[raftstore.split-policy]` is `raftstore::SplitPolicyConfig`).
+    pub raftstore: raftstore::Config,
     pub log: LogSection,
 }
 
@@ -210,13 +210,18 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return bad(format!("log.level {:?}: {e}", self.log.level));
         }
-        self.raftstore.to_config().map_err(ConfigError::Invalid)?;
+        self.raftstore
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("[raftstore] {e}")))?;
         Ok(())
     }
 
-    /// The raftstore settings (valid once `validate` passed).
+    /// The raftstore settings, checked by raftstore's own rules.
     pub fn raftstore_config(&self) -> Result<raftstore::Config, ConfigError> {
-        self.raftstore.to_config().map_err(ConfigError::Invalid)
+        self.raftstore
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("[raftstore] {e}")))?;
+        Ok(self.raftstore.clone())
     }
 
     /// Writes this config as `<data-dir>/store.toml`, so what a store ran with is on record.
