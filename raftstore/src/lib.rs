@@ -23,6 +23,7 @@ pub mod raftlog_gc;
 pub mod router;
 pub mod snap;
 pub mod split_policy;
+mod startup;
 pub mod stats;
 pub mod store;
 pub mod store_meta;

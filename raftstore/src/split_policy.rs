@@ -3,12 +3,14 @@
 //! own by implementing the trait.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::KvRead;
 use engine::{KvSnapshot, DATA_CFS};
 use proto::metapb::Region;
 
+use crate::config::{Config, SplitPolicyConfig};
 use crate::errors::Result;
 
 /// Recent accesses of one region, kept for load-based splitting.
@@ -273,6 +275,35 @@ pub fn validate_split_keys(
         prev = k;
     }
     Ok(())
+}
+
+/// The built-in split policy the config names.
+pub(crate) fn builtin_policy(cfg: &Config) -> Arc<dyn SplitPolicy> {
+    const BATCH_SPLIT_LIMIT: usize = 10;
+    match &cfg.split_policy {
+        SplitPolicyConfig::Size {
+            max_size,
+            split_size,
+        } => Arc::new(SizePolicy {
+            max_size: *max_size,
+            split_size: *split_size,
+            batch_limit: BATCH_SPLIT_LIMIT,
+        }),
+        SplitPolicyConfig::Keys {
+            max_keys,
+            split_keys,
+        } => Arc::new(KeysPolicy {
+            max_keys: *max_keys,
+            split_keys: *split_keys,
+            batch_limit: BATCH_SPLIT_LIMIT,
+        }),
+        SplitPolicyConfig::Load { qps_threshold, .. } => Arc::new(LoadPolicy {
+            qps_threshold: *qps_threshold,
+        }),
+        SplitPolicyConfig::FixedKeys { boundaries } => Arc::new(FixedKeysPolicy {
+            boundaries: boundaries.clone(),
+        }),
+    }
 }
 
 #[cfg(test)]

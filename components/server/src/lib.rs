@@ -13,6 +13,7 @@ pub mod node;
 pub mod operator;
 pub mod pd_adapter;
 pub mod service;
+mod startup;
 pub mod status;
 pub mod transport;
 
