@@ -19,12 +19,11 @@ use proto::eraftpb::Entry;
 use proto::metapb::{Peer, Region, RegionEpoch};
 use proto::raft_cmdpb::{RaftCmdRequest, RaftRequestHeader};
 use proto::raft_serverpb::RaftApplyState;
-use raftstore::apply::{
-    Apply, ApplyControlFsm, ApplyFsm, ApplyMsg, ApplyPollerBuilder, PendingCmd,
-};
+use raftstore::fsm::apply::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder};
 use raftstore::fsm::peer::PeerFsm;
 use raftstore::fsm::store::StoreFsm;
-use raftstore::router::RaftRouter;
+use raftstore::msg::apply::{Apply, ApplyMsg, PendingCmd};
+use raftstore::msg::router::RaftRouter;
 use raftstore::stats::StoreFlow;
 use raftstore::{Callback, Config};
 use test_cluster::put_request;

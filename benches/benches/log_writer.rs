@@ -14,7 +14,7 @@ use proto::raft_serverpb::{RaftLocalState, RaftMessage};
 use raftstore::fsm::peer::PeerFsm;
 use raftstore::fsm::store::StoreFsm;
 use raftstore::log_writer::{LogWriter, WriteMsg, WriteTask};
-use raftstore::router::RaftRouter;
+use raftstore::msg::router::RaftRouter;
 use raftstore::{Config, Transport};
 
 #[global_allocator]

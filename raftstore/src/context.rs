@@ -7,19 +7,19 @@ use crossbeam_channel::Sender;
 use engine::{KvEngine, RaftLogEngine};
 use parking_lot::Mutex;
 
-use crate::apply::ApplyRouter;
 use crate::config::Config;
 use crate::log_writer::WriteMsg;
+use crate::msg::apply_router::ApplyRouter;
+use crate::msg::router::RaftRouter;
 use crate::msg::PeerTick;
 use crate::pd_client::PdClient;
-use crate::raftlog_gc::GcTask;
-use crate::router::RaftRouter;
 use crate::stats::{StoreFlow, StoreLiveness};
 use crate::store_meta::StoreMeta;
 use crate::ticker::{TickRegistration, Ticker};
 use crate::transport::Transport;
 use crate::worker::disk_monitor::DiskUsage;
 use crate::worker::pd_stats::PdTask;
+use crate::worker::raftlog_gc::GcTask;
 use crate::worker::split_check::SplitCheckTask;
 
 /// Handles shared by all peers a poller drives; one per poller thread.

@@ -4,7 +4,6 @@
 
 pub mod apply;
 pub mod bootstrap;
-pub mod conf_change;
 pub mod config;
 pub mod context;
 pub mod errors;
@@ -19,8 +18,6 @@ pub mod pd_client;
 pub mod peer;
 pub mod pending_split;
 pub mod poller;
-pub mod raftlog_gc;
-pub mod router;
 pub mod snap;
 pub mod split_policy;
 mod startup;

@@ -16,8 +16,8 @@ use tracing::error;
 use crate::metrics::{
     LOG_WRITER_DURATION, LOG_WRITER_ENTRIES, LOG_WRITER_FSYNCS, LOG_WRITER_TASKS,
 };
+use crate::msg::router::RaftRouter;
 use crate::msg::PeerMsg;
-use crate::router::RaftRouter;
 use crate::transport::Transport;
 
 /// What one peer's ready needs persisted.

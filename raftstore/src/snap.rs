@@ -14,7 +14,7 @@ use proto::raft_serverpb::{
 };
 
 use crate::errors::{Error, Result};
-use crate::peer::storage::conf_state_from_region;
+use crate::operation::command::conf_change::conf_state_from_region;
 
 /// Where a store keeps snapshot files: `<data-dir>/snap`, beside the KV engine's `db`.
 pub fn snap_dir(kv: &KvEngine) -> PathBuf {

@@ -25,28 +25,39 @@ use parking_lot::Mutex;
 use proto::raft_serverpb::PeerState;
 use tracing::info;
 
-use crate::apply::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder, ApplyRouter};
 use crate::bootstrap;
 use crate::config::Config;
 use crate::context::PollContext;
 use crate::errors::{Error, Result};
+use crate::fsm::apply::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder};
 use crate::fsm::create::build_peer;
 use crate::fsm::peer::PeerFsm;
 use crate::fsm::store::StoreFsm;
 use crate::log_writer::{LogWriter, WriteMsg};
+use crate::msg::apply_router::ApplyRouter;
+use crate::msg::router::RaftRouter;
 use crate::msg::{PeerMsg, StoreMsg, StoreTick};
+use crate::pd_client::PdClient;
 use crate::poller::RaftPollerBuilder;
-use crate::raftlog_gc::{self, GcTask};
-use crate::router::RaftRouter;
 use crate::split_policy::builtin_policy;
+use crate::split_policy::SplitPolicy;
 use crate::stats::{unix_secs, StoreLiveness};
-use crate::store::StoreDeps;
 use crate::store_meta::StoreMeta;
 use crate::ticker::Ticker;
 use crate::transport::Transport;
 use crate::worker::disk_monitor::{self, DiskMonitor, DiskUsage, SpacePolicy};
 use crate::worker::pd_stats::{PdStatsWorker, PdTask};
+use crate::worker::raftlog_gc::{self, GcTask};
 use crate::worker::split_check::{self, SplitCheckTask};
+
+/// Services a store relies on but does not own.
+#[derive(Clone)]
+pub struct StoreDeps {
+    /// Id allocation for splits and split reports.
+    pub pd: Arc<dyn PdClient>,
+    /// Overrides the built-in split policy chosen by the config.
+    pub split_policy: Option<Arc<dyn SplitPolicy>>,
+}
 
 /// What every start-up step works on: the engines, the routers, and the batch systems whose
 /// pollers `spawn_pollers` starts.

@@ -12,33 +12,24 @@ use proto::raft_cmdpb::RaftCmdRequest;
 use proto::raft_serverpb::RaftMessage;
 use tracing::{debug, info};
 
-use crate::apply::{ApplyControlFsm, ApplyFsm};
 use crate::config::Config;
 use crate::errors::Result;
+use crate::fsm::apply::{ApplyControlFsm, ApplyFsm};
 use crate::fsm::peer::PeerFsm;
 use crate::fsm::store::StoreFsm;
 use crate::log_writer::WriteMsg;
+use crate::msg::router::RaftRouter;
 use crate::msg::{Callback, PeerMsg, RaftCommand};
 use crate::operation::read::lease::LocalReader;
 use crate::pd_client::PdClient;
-use crate::raftlog_gc::GcTask;
-use crate::router::RaftRouter;
-use crate::split_policy::SplitPolicy;
+pub use crate::startup::StoreDeps;
 use crate::startup::{spawn_store_ticks, Startup};
 use crate::store_meta::StoreMeta;
 use crate::ticker::Ticker;
 use crate::transport::Transport;
 use crate::worker::pd_stats::PdTask;
+use crate::worker::raftlog_gc::GcTask;
 use crate::worker::split_check::{self, SplitCheckTask};
-
-/// Services a store relies on but does not own.
-#[derive(Clone)]
-pub struct StoreDeps {
-    /// Id allocation for splits and split reports.
-    pub pd: Arc<dyn PdClient>,
-    /// Overrides the built-in split policy chosen by the config.
-    pub split_policy: Option<Arc<dyn SplitPolicy>>,
-}
 
 /// One store process's raft machinery.
 pub struct Store {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::msg::router::RaftRouter;
 use crate::msg::{PeerMsg, PeerTick};
-use crate::router::RaftRouter;
 
 /// Fire `tick` at `deadline` into region `region_id`'s mailbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -7,20 +7,17 @@ use std::time::{Duration, Instant};
 
 use pd_client::PdClient;
 use raftstore::{SplitPolicy, Store};
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::dir_lock::DirLock;
 use crate::errors::ServerError;
-use crate::startup;
+use crate::startup::{self, Running};
 use crate::status::StatusSource;
 
 /// How long shutdown waits for in-flight gRPC calls (raft streams never finish on their own).
 const GRPC_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// A background server: the signal that stops it and the task serving.
-pub(crate) type Running<T> = (oneshot::Sender<()>, JoinHandle<T>);
 
 /// A serving store. Dropping it without `shutdown` leaves the store to stop on drop.
 pub struct ServerHandle {

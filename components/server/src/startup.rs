@@ -33,12 +33,14 @@ use crate::kv::{KvConfig, KvService};
 use crate::node::{self, DataDirs};
 use crate::operator;
 use crate::pd_adapter::PdAdapter;
-use crate::service::Running;
 use crate::status::{self, StatusSource};
 use crate::transport::{PdStoreResolver, RaftTransport, TransportConfig};
 
 /// Longest wait for PD's split ids.
 const SPLIT_ID_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A background server: the signal that stops it and the task serving.
+pub(crate) type Running<T> = (oneshot::Sender<()>, JoinHandle<T>);
 
 /// Step 1's result: the locked data directory and its open engines.
 pub(crate) struct OpenDataDir {

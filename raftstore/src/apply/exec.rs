@@ -5,15 +5,15 @@ use prost::Message as _;
 use proto::eraftpb::{Entry, EntryType};
 use proto::metapb::Region;
 use proto::raft_cmdpb::{
-    AdminCmdType, AdminRequest, AdminResponse, CmdType, CompactLogResponse, DeleteRangeResponse,
-    DeleteResponse, PutResponse, RaftCmdRequest, RaftCmdResponse, RaftResponseHeader, Request,
-    Response,
+    AdminCmdType, AdminRequest, RaftCmdRequest, RaftCmdResponse, RaftResponseHeader,
 };
-use proto::raft_serverpb::{RaftApplyState, RaftTruncatedState};
+use proto::raft_serverpb::RaftApplyState;
 use tracing::{error, warn};
 
-use super::{split, ExecResult};
 use crate::errors::{err_resp, Error, Result};
+use crate::msg::apply::ExecResult;
+use crate::operation::command::write::{exec_writes, written_flow};
+use crate::operation::command::{compact_log, conf_change, split};
 use crate::stats::Flow;
 use crate::util;
 
@@ -43,7 +43,7 @@ pub fn apply_entry(
                 Err(Error::Codec(e.to_string()))
             }
         },
-        EntryType::EntryConfChangeV2 => super::conf_change::exec_conf_change(wb, region, entry),
+        EntryType::EntryConfChangeV2 => conf_change::exec_conf_change(wb, region, entry),
         other => {
             warn!(
                 region_id = region.id,
@@ -105,166 +105,15 @@ fn exec_command(
     }
 }
 
-fn exec_writes(wb: &mut KvWriteBatch, region: &Region, reqs: &[Request]) -> Result<Vec<Response>> {
-    let mut responses = Vec::with_capacity(reqs.len());
-    for r in reqs {
-        let mut resp = Response {
-            cmd_type: r.cmd_type,
-            ..Default::default()
-        };
-        match r.cmd_type() {
-            CmdType::Put => {
-                let put = r.put.as_ref().ok_or_else(|| missing("put"))?;
-                util::check_key_in_region(&put.key, region)?;
-                let cf = util::cf_or_default(&put.cf)?;
-                wb.put_cf(cf, &keys::data_key(&put.key), &put.value)?;
-                resp.put = Some(PutResponse {});
-            }
-            CmdType::Delete => {
-                let del = r.delete.as_ref().ok_or_else(|| missing("delete"))?;
-                util::check_key_in_region(&del.key, region)?;
-                let cf = util::cf_or_default(&del.cf)?;
-                wb.delete_cf(cf, &keys::data_key(&del.key))?;
-                resp.delete = Some(DeleteResponse {});
-            }
-            CmdType::DeleteRange => {
-                let dr = r
-                    .delete_range
-                    .as_ref()
-                    .ok_or_else(|| missing("delete range"))?;
-                let cf = util::cf_or_default(&dr.cf)?;
-                // Clip to the region so a range can never touch a neighbour's data.
-                let start = keys::data_key(dr.start_key.as_slice().max(&region.start_key));
-                let end = if dr.end_key.is_empty() {
-                    keys::enc_end_key(&region.end_key)
-                } else if region.end_key.is_empty() {
-                    keys::data_key(&dr.end_key)
-                } else {
-                    keys::data_key(dr.end_key.as_slice().min(&region.end_key))
-                };
-                if start < end {
-                    wb.delete_range_cf(cf, &start, &end)?;
-                }
-                resp.delete_range = Some(DeleteRangeResponse {});
-            }
-            other => {
-                return Err(Error::InvalidRequest(format!(
-                    "{other:?} cannot be applied as a write"
-                )))
-            }
-        }
-        responses.push(resp);
-    }
-    Ok(responses)
-}
-
-/// Bytes (key + value) and keys of the puts and deletes of a command. Range deletes are not
-/// counted: their size is unknown without a scan.
-pub fn written_flow(reqs: &[Request]) -> Flow {
-    let mut flow = Flow::default();
-    for r in reqs {
-        let bytes = match r.cmd_type() {
-            CmdType::Put => r.put.as_ref().map(|p| p.key.len() + p.value.len()),
-            CmdType::Delete => r.delete.as_ref().map(|d| d.key.len()),
-            _ => None,
-        };
-        if let Some(bytes) = bytes {
-            flow.bytes += bytes as u64;
-            flow.keys += 1;
-        }
-    }
-    flow
-}
-
 fn exec_admin(
     apply_state: &mut RaftApplyState,
     admin: &AdminRequest,
     _term: u64,
 ) -> Result<(RaftCmdResponse, Option<ExecResult>)> {
     match admin.cmd_type() {
-        AdminCmdType::CompactLog => {
-            let req = admin
-                .compact_log
-                .as_ref()
-                .ok_or_else(|| missing("compact log"))?;
-            let truncated = apply_state.truncated_state.unwrap_or_default();
-            if req.compact_index <= truncated.index {
-                // Already compacted further; harmless.
-                return Ok((admin_resp(AdminCmdType::CompactLog), None));
-            }
-            if req.compact_index > apply_state.applied_index {
-                return Err(Error::InvalidRequest(format!(
-                    "compact index {} beyond applied index {}",
-                    req.compact_index, apply_state.applied_index
-                )));
-            }
-            apply_state.truncated_state = Some(RaftTruncatedState {
-                index: req.compact_index,
-                term: req.compact_term,
-            });
-            let mut resp = admin_resp(AdminCmdType::CompactLog);
-            if let Some(a) = resp.admin_response.as_mut() {
-                a.compact_log = Some(CompactLogResponse {});
-            }
-            Ok((
-                resp,
-                Some(ExecResult::CompactLog {
-                    truncated_index: req.compact_index,
-                }),
-            ))
-        }
+        AdminCmdType::CompactLog => compact_log::exec_compact_log(apply_state, admin),
         other => Err(Error::InvalidRequest(format!(
             "admin command {other:?} is not supported"
         ))),
-    }
-}
-
-fn admin_resp(ty: AdminCmdType) -> RaftCmdResponse {
-    RaftCmdResponse {
-        header: Some(RaftResponseHeader::default()),
-        responses: vec![],
-        admin_response: Some(AdminResponse {
-            cmd_type: ty as i32,
-            ..Default::default()
-        }),
-    }
-}
-
-fn missing(what: &str) -> Error {
-    Error::InvalidRequest(format!("{what} request without a body"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proto::raft_cmdpb::{DeleteRangeRequest, DeleteRequest, PutRequest};
-
-    #[test]
-    fn written_flow_counts_puts_and_deletes() {
-        let reqs = vec![
-            Request {
-                cmd_type: CmdType::Put as i32,
-                put: Some(PutRequest {
-                    cf: String::new(),
-                    key: b"key".to_vec(),
-                    value: b"value".to_vec(),
-                }),
-                ..Default::default()
-            },
-            Request {
-                cmd_type: CmdType::Delete as i32,
-                delete: Some(DeleteRequest {
-                    cf: String::new(),
-                    key: b"gone".to_vec(),
-                }),
-                ..Default::default()
-            },
-            Request {
-                cmd_type: CmdType::DeleteRange as i32,
-                delete_range: Some(DeleteRangeRequest::default()),
-                ..Default::default()
-            },
-        ];
-        assert_eq!(written_flow(&reqs), Flow { bytes: 12, keys: 2 });
     }
 }

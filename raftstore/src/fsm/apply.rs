@@ -11,10 +11,11 @@ use proto::metapb::Region;
 use proto::raft_cmdpb::RaftCmdResponse;
 use proto::raft_serverpb::RaftApplyState;
 
-use crate::apply::{exec, Apply, ApplyMsg, ApplyRes, ExecResult};
+use crate::apply::exec;
 use crate::metrics::{APPLY_BATCH_WRITES, APPLY_ENTRIES};
+use crate::msg::apply::{Apply, ApplyMsg, ApplyRes, ExecResult};
+use crate::msg::router::RaftRouter;
 use crate::msg::{Callback, PeerMsg};
-use crate::router::RaftRouter;
 use crate::stats::{Flow, StoreFlow};
 
 /// Applies one region's committed entries in order.

@@ -6,14 +6,16 @@ use batch_system::{BasicMailbox, MailboxSender};
 use engine::{KvEngine, RaftLogEngine};
 use proto::metapb::Region;
 
-use crate::apply::{ApplyFsm, ApplyMsg, ApplyRouter};
 use crate::config::Config;
 use crate::errors::Result;
+use crate::fsm::apply::ApplyFsm;
 use crate::fsm::peer::PeerFsm;
+use crate::msg::apply::ApplyMsg;
+use crate::msg::apply_router::ApplyRouter;
+use crate::msg::router::RaftRouter;
 use crate::msg::PeerMsg;
 use crate::peer::storage::PeerStorage;
 use crate::peer::Peer;
-use crate::router::RaftRouter;
 use crate::store_meta::{ReadDelegate, StoreMeta};
 
 /// A region's FSMs, built but not yet registered.

@@ -5,7 +5,7 @@ use crossbeam_channel::Receiver;
 
 use crate::context::PollContext;
 use crate::msg::{PeerMsg, PeerTick, SignificantMsg};
-use crate::operation::propose_batch::is_batchable;
+use crate::operation::command::write::is_batchable;
 use crate::peer::Peer;
 
 pub struct PeerFsm {

@@ -4,12 +4,11 @@ use std::time::Instant;
 
 use proto::eraftpb::Entry;
 
-use crate::apply::{Apply, ApplyMsg, ApplyRes, ExecResult, PendingCmd};
 use crate::context::PollContext;
 use crate::errors::{err_resp, Error};
+use crate::msg::apply::{Apply, ApplyMsg, ApplyRes, ExecResult, PendingCmd};
 use crate::peer::proposal::Matched;
 use crate::peer::Peer;
-use crate::raftlog_gc::GcTask;
 
 impl Peer {
     /// Matches committed entries with their proposals and ships them to the apply pool.
@@ -83,11 +82,7 @@ impl Peer {
         for r in res.exec_results {
             match r {
                 ExecResult::CompactLog { truncated_index } => {
-                    self.storage_mut().compact_cache_to(truncated_index + 1);
-                    let _ = ctx.gc.send(GcTask {
-                        region_id: self.region_id(),
-                        compact_to: truncated_index + 1,
-                    });
+                    self.on_ready_compact_log(ctx, truncated_index);
                 }
                 ExecResult::SplitRegion { derived, regions } => {
                     self.on_ready_split_region(ctx, derived, regions);

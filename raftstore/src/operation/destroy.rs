@@ -14,9 +14,9 @@ use proto::metapb::Region;
 use proto::raft_serverpb::{PeerState, RegionLocalState};
 use tracing::info;
 
-use crate::apply::ApplyMsg;
 use crate::context::PollContext;
 use crate::errors::{err_resp, Error, Result};
+use crate::msg::apply::ApplyMsg;
 use crate::msg::PeerMsg;
 use crate::peer::Peer;
 

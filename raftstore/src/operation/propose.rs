@@ -144,21 +144,6 @@ impl Peer {
         Ok(())
     }
 
-    fn check_split(&self, req: &RaftCmdRequest) -> Result<()> {
-        let splits = req
-            .admin_request
-            .as_ref()
-            .and_then(|a| a.splits.as_ref())
-            .ok_or_else(|| Error::InvalidRequest("batch split without requests".into()))?;
-        let keys: Vec<Vec<u8>> = splits
-            .requests
-            .iter()
-            .map(|r| r.split_key.clone())
-            .collect();
-        crate::split_policy::validate_split_keys(self.region(), &keys)
-            .map_err(Error::InvalidRequest)
-    }
-
     /// Appends a command to the log; returns the index it will commit at.
     fn propose_normal(&mut self, ctx: &PollContext, req: &RaftCmdRequest) -> Result<Option<u64>> {
         let data = req.encode_to_vec();

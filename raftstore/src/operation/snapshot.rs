@@ -3,8 +3,8 @@
 use proto::eraftpb::Snapshot;
 use tracing::{error, info};
 
-use crate::apply::ApplyMsg;
 use crate::context::PollContext;
+use crate::msg::apply::ApplyMsg;
 use crate::peer::Peer;
 use crate::snap;
 

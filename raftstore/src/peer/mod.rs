@@ -108,7 +108,7 @@ pub struct Peer {
     /// What the leader reports to PD.
     pub pd_stats: PdStats,
     /// Write commands of this poller round waiting to share one entry.
-    pub pending_batch: crate::operation::propose_batch::ProposalBatch,
+    pub pending_batch: proposal::ProposalBatch,
     /// Being removed: waiting for the apply pool and the log writer to drain before the
     /// range is deleted (see `operation::destroy`). No raft activity meanwhile.
     ///

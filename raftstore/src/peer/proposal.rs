@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use proto::raft_cmdpb::{RaftRequestHeader, Request};
+
 use crate::msg::Callback;
 
 /// One proposed entry and who waits for it.
@@ -74,6 +76,26 @@ impl ProposalQueue {
     /// The newest proposal's propose time for a term (lease renewal uses it).
     pub fn back_time(&self) -> Option<Instant> {
         self.queue.back().map(|p| p.propose_time)
+    }
+}
+
+/// Write commands waiting to be proposed together.
+#[derive(Default)]
+pub struct ProposalBatch {
+    pub(crate) header: Option<RaftRequestHeader>,
+    pub(crate) requests: Vec<Request>,
+    /// Each caller and how many of the batch's requests are its own, in order.
+    pub(crate) callers: Vec<(Callback, usize)>,
+    pub(crate) size: usize,
+}
+
+impl ProposalBatch {
+    pub fn is_empty(&self) -> bool {
+        self.callers.is_empty()
+    }
+
+    pub(crate) fn take(&mut self) -> ProposalBatch {
+        std::mem::take(self)
     }
 }
 

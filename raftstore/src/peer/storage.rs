@@ -5,12 +5,13 @@ use std::collections::VecDeque;
 
 use engine::KvRead;
 use engine::{KvEngine, RaftLogEngine, CF_RAFT};
-use proto::eraftpb::{ConfState, Entry, HardState, Snapshot};
-use proto::metapb::{PeerRole, Region};
+use proto::eraftpb::{Entry, HardState, Snapshot};
+use proto::metapb::Region;
 use proto::raft_serverpb::{RaftApplyState, RaftLocalState, RaftTruncatedState, RegionLocalState};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
 use crate::errors::{Error, Result};
+use crate::operation::command::conf_change::conf_state_from_region;
 
 /// Index and term that every bootstrapped region's log starts from, so a peer created later
 /// (empty log) can never be mistaken for an up-to-date one.
@@ -39,34 +40,6 @@ pub fn initial_apply_state() -> RaftApplyState {
         commit_term: RAFT_INIT_LOG_TERM,
         applied_term: RAFT_INIT_LOG_TERM,
     }
-}
-
-/// Converts a region's peer list into raft-rs's configuration.
-pub fn conf_state_from_region(region: &Region) -> ConfState {
-    let mut cs = ConfState::default();
-    let mut in_joint = false;
-    for p in &region.peers {
-        match PeerRole::try_from(p.role).unwrap_or(PeerRole::Voter) {
-            PeerRole::Voter => {
-                cs.mut_voters().push(p.id);
-                cs.mut_voters_outgoing().push(p.id);
-            }
-            PeerRole::Learner => cs.mut_learners().push(p.id),
-            PeerRole::IncomingVoter => {
-                in_joint = true;
-                cs.mut_voters().push(p.id);
-            }
-            PeerRole::DemotingVoter => {
-                in_joint = true;
-                cs.mut_voters_outgoing().push(p.id);
-                cs.mut_learners_next().push(p.id);
-            }
-        }
-    }
-    if !in_joint {
-        cs.mut_voters_outgoing().clear();
-    }
-    cs
 }
 
 /// Entries in `[first, last]` kept in memory: all unpersisted ones plus some recent ones.
@@ -516,6 +489,7 @@ pub fn load_region_state(kv: &KvEngine, region_id: u64) -> Result<Option<RegionL
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::metapb::PeerRole;
 
     fn entry(index: u64, term: u64) -> Entry {
         Entry {

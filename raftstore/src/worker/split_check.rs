@@ -11,9 +11,9 @@ use proto::metapb::Region;
 use tracing::{debug, info, warn};
 
 use crate::errors::Result;
+use crate::msg::router::RaftRouter;
 use crate::msg::{Callback, PeerMsg};
 use crate::pd_client::PdClient;
-use crate::router::RaftRouter;
 use crate::split_policy::{validate_split_keys, SplitCheckInput, SplitPolicy};
 
 pub enum SplitCheckTask {

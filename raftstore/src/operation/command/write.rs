@@ -1,38 +1,34 @@
-//! Many clients' writes to one region in one raft entry.
+//! Writes (put, delete, delete range): the common command, every phase in order.
 //!
-//! Under load a region's mailbox holds many small write commands at once. Proposing each as
-//! its own entry costs an encode, a log record and an apply round per write; packing the
-//! consecutive ones a poller round drains into one entry shares all of that. Each command is
-//! still checked on its own first, so a bad one is refused alone, and each caller gets the
-//! responses of its own requests back.
+//! 1. **Batch** (peer): consecutive plain writes a poller round drains from the mailbox are
+//!    packed into one raft entry (`batch_command`, `flush_batch`): one encode, one log record
+//!    and one apply round shared by many clients, each command still checked on its own.
+//! 2. **Propose** (peer): the batch goes through `propose_command`'s checks and
+//!    `propose_normal` like any command (see `operation::propose`).
+//! 3. **Apply** (apply pool): `exec_writes` writes the requests into the round's batch
+//!    (keys checked against the region, range deletes clipped to it) and `written_flow`
+//!    counts the bytes and keys for the split policies and PD.
+//! 4. **Answer** (apply pool): the entry's callback gets one response, which `split_response`
+//!    hands back to each caller as the responses of its own requests.
 
+use engine::KvWriteBatch;
 use prost::Message as _;
-use proto::raft_cmdpb::{CmdType, RaftCmdRequest, RaftCmdResponse, RaftRequestHeader, Request};
+use proto::metapb::Region;
+use proto::raft_cmdpb::{
+    CmdType, DeleteRangeResponse, DeleteResponse, PutResponse, RaftCmdRequest, RaftCmdResponse,
+    Request, Response,
+};
 
+use crate::apply::response::missing;
 use crate::context::PollContext;
-use crate::errors::err_resp;
+use crate::errors::{err_resp, Error, Result};
 use crate::msg::{Callback, CmdResponse, RaftCommand};
+use crate::peer::proposal::ProposalBatch;
 use crate::peer::Peer;
+use crate::stats::Flow;
+use crate::util;
 
-/// Write commands waiting to be proposed together.
-#[derive(Default)]
-pub struct ProposalBatch {
-    header: Option<RaftRequestHeader>,
-    requests: Vec<Request>,
-    /// Each caller and how many of the batch's requests are its own, in order.
-    callers: Vec<(Callback, usize)>,
-    size: usize,
-}
-
-impl ProposalBatch {
-    pub fn is_empty(&self) -> bool {
-        self.callers.is_empty()
-    }
-
-    fn take(&mut self) -> ProposalBatch {
-        std::mem::take(self)
-    }
-}
+// ---- Batch and propose on the peer ----
 
 /// Whether a command may share an entry with others: plain writes only.
 pub fn is_batchable(req: &RaftCmdRequest) -> bool {
@@ -127,14 +123,98 @@ fn split_response(response: RaftCmdResponse, callers: Vec<(Callback, usize)>) {
     }
 }
 
+// ---- Apply on the apply pool ----
+
+/// Writes a command's puts, deletes and range deletes (clipped to the region) into the
+/// round's batch; a key outside the region or an unknown column family fails the command.
+pub(crate) fn exec_writes(
+    wb: &mut KvWriteBatch,
+    region: &Region,
+    reqs: &[Request],
+) -> Result<Vec<Response>> {
+    let mut responses = Vec::with_capacity(reqs.len());
+    for r in reqs {
+        let mut resp = Response {
+            cmd_type: r.cmd_type,
+            ..Default::default()
+        };
+        match r.cmd_type() {
+            CmdType::Put => {
+                let put = r.put.as_ref().ok_or_else(|| missing("put"))?;
+                util::check_key_in_region(&put.key, region)?;
+                let cf = util::cf_or_default(&put.cf)?;
+                wb.put_cf(cf, &keys::data_key(&put.key), &put.value)?;
+                resp.put = Some(PutResponse {});
+            }
+            CmdType::Delete => {
+                let del = r.delete.as_ref().ok_or_else(|| missing("delete"))?;
+                util::check_key_in_region(&del.key, region)?;
+                let cf = util::cf_or_default(&del.cf)?;
+                wb.delete_cf(cf, &keys::data_key(&del.key))?;
+                resp.delete = Some(DeleteResponse {});
+            }
+            CmdType::DeleteRange => {
+                let dr = r
+                    .delete_range
+                    .as_ref()
+                    .ok_or_else(|| missing("delete range"))?;
+                let cf = util::cf_or_default(&dr.cf)?;
+                // Clip to the region so a range can never touch a neighbour's data.
+                let start = keys::data_key(dr.start_key.as_slice().max(&region.start_key));
+                let end = if dr.end_key.is_empty() {
+                    keys::enc_end_key(&region.end_key)
+                } else if region.end_key.is_empty() {
+                    keys::data_key(&dr.end_key)
+                } else {
+                    keys::data_key(dr.end_key.as_slice().min(&region.end_key))
+                };
+                if start < end {
+                    wb.delete_range_cf(cf, &start, &end)?;
+                }
+                resp.delete_range = Some(DeleteRangeResponse {});
+            }
+            other => {
+                return Err(Error::InvalidRequest(format!(
+                    "{other:?} cannot be applied as a write"
+                )))
+            }
+        }
+        responses.push(resp);
+    }
+    Ok(responses)
+}
+
+/// Bytes (key + value) and keys of the puts and deletes of a command. Range deletes are not
+/// counted: their size is unknown without a scan.
+pub fn written_flow(reqs: &[Request]) -> Flow {
+    let mut flow = Flow::default();
+    for r in reqs {
+        let bytes = match r.cmd_type() {
+            CmdType::Put => r.put.as_ref().map(|p| p.key.len() + p.value.len()),
+            CmdType::Delete => r.delete.as_ref().map(|d| d.key.len()),
+            _ => None,
+        };
+        if let Some(bytes) = bytes {
+            flow.bytes += bytes as u64;
+            flow.keys += 1;
+        }
+    }
+    flow
+}
+
 #[cfg(test)]
 mod tests {
+    use proto::raft_cmdpb::RaftRequestHeader;
     use std::sync::{Arc, Mutex};
 
     use proto::errorpb;
-    use proto::raft_cmdpb::{PutResponse, RaftResponseHeader, Response};
+    use proto::raft_cmdpb::{
+        CmdType, DeleteRangeRequest, DeleteRequest, PutRequest, PutResponse, RaftResponseHeader,
+        Request, Response,
+    };
 
     use super::*;
+    use crate::stats::Flow;
 
     fn put_response(n: usize) -> Vec<Response> {
         (0..n)
@@ -218,5 +298,34 @@ mod tests {
         let mut quorum = req(vec![put]);
         quorum.header.as_mut().unwrap().read_quorum = true;
         assert!(!is_batchable(&quorum));
+    }
+
+    #[test]
+    fn written_flow_counts_puts_and_deletes() {
+        let reqs = vec![
+            Request {
+                cmd_type: CmdType::Put as i32,
+                put: Some(PutRequest {
+                    cf: String::new(),
+                    key: b"key".to_vec(),
+                    value: b"value".to_vec(),
+                }),
+                ..Default::default()
+            },
+            Request {
+                cmd_type: CmdType::Delete as i32,
+                delete: Some(DeleteRequest {
+                    cf: String::new(),
+                    key: b"gone".to_vec(),
+                }),
+                ..Default::default()
+            },
+            Request {
+                cmd_type: CmdType::DeleteRange as i32,
+                delete_range: Some(DeleteRangeRequest::default()),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(written_flow(&reqs), Flow { bytes: 12, keys: 2 });
     }
 }

@@ -1,4 +1,11 @@
-//! Messages that flow into peer and store mailboxes, and the callbacks that answer commands.
+//! The one home of messages that cross threads, beside the routers that carry them: what
+//! flows into peer and store mailboxes and the callbacks that answer commands (here), what
+//! flows to and from the apply pool (`apply`), and the routers that carry them to the raft
+//! pollers (`router`) and to the apply pool (`apply_router`).
+
+pub mod apply;
+pub mod apply_router;
+pub mod router;
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,7 +16,7 @@ use proto::metapb;
 use proto::raft_cmdpb::{RaftCmdRequest, RaftCmdResponse};
 use proto::raft_serverpb::RaftMessage;
 
-use crate::apply::ApplyRes;
+use crate::msg::apply::ApplyRes;
 
 /// A consistent view of one region's data, taken when a read was served.
 #[derive(Clone)]

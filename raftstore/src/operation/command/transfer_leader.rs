@@ -6,6 +6,14 @@
 //! all of them, refuses new proposals meanwhile (answered `NotLeader` without a hint, so
 //! clients back off and retry), and gives up after an election timeout. The lease stays
 //! suspended while the transfer is held, since the target may win at any moment.
+//!
+//! A transfer is not a log entry, so it has no apply phase. Its phases, in order:
+//! 1. **Propose** (peer): `propose_transfer_leader` checks the target with
+//!    `check_transfer_target` and asks raft-rs to transfer; the lease is suspended.
+//! 2. **Held** (peer): while raft holds the transfer, `transfer_in_progress_error` answers
+//!    other proposals, and `on_transfer_tick` resumes the lease once raft gives up.
+//! 3. **Done**: the target wins an election; the old leader sees the new term in its next
+//!    ready and steps down like any leader would.
 
 use std::time::Instant;
 

@@ -1,4 +1,4 @@
-//! Routes messages to peer and store mailboxes.
+//! Routes messages to peer and store mailboxes (the raft pollers).
 
 use std::sync::Arc;
 

@@ -1,14 +1,39 @@
-//! Membership changes as pure functions: the region a `ChangePeerV2` produces, and the raft-rs
-//! `ConfChangeV2` that carries it. Both the proposer (to refuse bad changes early) and the
-//! apply pool (to apply them) use these.
+//! `ChangePeerV2`: adding, removing, promoting and demoting peers, through raft's joint
+//! consensus when more than one voter changes. Every phase in order:
+//!
+//! 1. **The rules** (pure functions both halves use): `region_after` gives the region a
+//!    change produces or refuses it (removing the last voter, a learner promoted twice, ...);
+//!    `to_raft` gives the raft-rs `ConfChangeV2` that carries it; `conf_state_from_region`
+//!    turns a region's peer list into raft-rs's configuration.
+//! 2. **Propose** (peer): `propose_conf_change` checks the change against the current region
+//!    and proposes it as a `ConfChangeV2` entry whose context is the admin request.
+//! 3. **Apply** (apply pool): `exec_conf_change` checks the epoch again and writes the new
+//!    region (conf version bumped) in the same batch as the data.
+//! 4. **Apply result** (peer): `on_ready_change_peer` hands the change to raft-rs, updates
+//!    `StoreMeta` and the read delegate, and destroys this peer when it was removed.
 
-use proto::eraftpb::{ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2};
-use proto::metapb::{Peer, PeerRole, Region};
-use proto::raft_cmdpb::{ChangePeerRequest, ConfChangeType as CmdChangeType};
+use engine::{KvWriteBatch, CF_RAFT};
+use prost::Message as _;
+use proto::eraftpb::{
+    ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState, Entry,
+};
+use proto::metapb::{self, PeerRole, Region};
+use proto::raft_cmdpb::{
+    AdminCmdType, AdminResponse, ChangePeerRequest, ChangePeerV2Response,
+    ConfChangeType as CmdChangeType, RaftCmdRequest, RaftCmdResponse, RaftResponseHeader,
+};
+use proto::raft_serverpb::{PeerState, RegionLocalState};
+use tracing::info;
 
+use crate::context::PollContext;
 use crate::errors::{Error, Result};
+use crate::msg::apply::ExecResult;
+use crate::peer::Peer;
+use crate::util;
 
-fn role(p: &Peer) -> PeerRole {
+// ---- The rules ----
+
+fn role(p: &metapb::Peer) -> PeerRole {
     PeerRole::try_from(p.role).unwrap_or(PeerRole::Voter)
 }
 
@@ -72,7 +97,7 @@ pub fn region_after(region: &Region, changes: &[ChangePeerRequest]) -> Result<Re
                 }
                 _ => return Err(refuse(format!("peer {} is already a voter", target.id))),
             },
-            (CmdChangeType::AddNode, None) => out.peers.push(Peer {
+            (CmdChangeType::AddNode, None) => out.peers.push(metapb::Peer {
                 role: if joint {
                     PeerRole::IncomingVoter
                 } else {
@@ -90,7 +115,7 @@ pub fn region_after(region: &Region, changes: &[ChangePeerRequest]) -> Result<Re
                 }
                 _ => return Err(refuse(format!("peer {} is already a learner", target.id))),
             },
-            (CmdChangeType::AddLearnerNode, None) => out.peers.push(Peer {
+            (CmdChangeType::AddLearnerNode, None) => out.peers.push(metapb::Peer {
                 role: PeerRole::Learner as i32,
                 ..target
             }),
@@ -151,13 +176,170 @@ pub fn to_raft(changes: &[ChangePeerRequest]) -> ConfChangeV2 {
     cc
 }
 
+/// Converts a region's peer list into raft-rs's configuration.
+pub fn conf_state_from_region(region: &Region) -> ConfState {
+    let mut cs = ConfState::default();
+    let mut in_joint = false;
+    for p in &region.peers {
+        match PeerRole::try_from(p.role).unwrap_or(PeerRole::Voter) {
+            PeerRole::Voter => {
+                cs.mut_voters().push(p.id);
+                cs.mut_voters_outgoing().push(p.id);
+            }
+            PeerRole::Learner => cs.mut_learners().push(p.id),
+            PeerRole::IncomingVoter => {
+                in_joint = true;
+                cs.mut_voters().push(p.id);
+            }
+            PeerRole::DemotingVoter => {
+                in_joint = true;
+                cs.mut_voters_outgoing().push(p.id);
+                cs.mut_learners_next().push(p.id);
+            }
+        }
+    }
+    if !in_joint {
+        cs.mut_voters_outgoing().clear();
+    }
+    cs
+}
+
+// ---- Propose and apply result on the peer ----
+
+impl Peer {
+    /// Proposes a membership change after checking it would be valid now.
+    pub fn propose_conf_change(&mut self, req: &RaftCmdRequest) -> Result<Option<u64>> {
+        let changes = req
+            .admin_request
+            .as_ref()
+            .and_then(|a| a.change_peer_v2.as_ref())
+            .map(|c| c.changes.clone())
+            .ok_or_else(|| Error::InvalidRequest("membership change without changes".into()))?;
+        if self.raft_group.raft.has_pending_conf() {
+            // Transient: the previous change has not been applied here yet.
+            return Err(Error::ServerIsBusy(
+                "another membership change is still being applied".into(),
+            ));
+        }
+        region_after(self.region(), &changes)?;
+        let expected = self.raft_group.raft.raft_log.last_index() + 1;
+        self.raft_group
+            .propose_conf_change(req.encode_to_vec(), to_raft(&changes))?;
+        if self.raft_group.raft.raft_log.last_index() < expected {
+            return Err(Error::NotLeader {
+                region_id: self.region_id(),
+                leader: self.leader(),
+            });
+        }
+        Ok(Some(expected))
+    }
+
+    /// A membership change was applied: tell raft-rs, record the region, and leave if this
+    /// peer was removed.
+    pub fn on_ready_change_peer(
+        &mut self,
+        ctx: &mut PollContext,
+        cc: ConfChangeV2,
+        region: Region,
+    ) {
+        if let Err(e) = self.raft_group.apply_conf_change(&cc) {
+            // The region's membership and raft's would disagree from here on.
+            crate::invariant::violated(
+                self.region_id(),
+                self.peer_id(),
+                format_args!("raft rejected an applied membership change {cc:?}: {e}"),
+            );
+        }
+        info!(
+            region_id = self.region_id(),
+            peers = ?region.peers.iter().map(|p| (p.id, p.role)).collect::<Vec<_>>(),
+            "membership changed"
+        );
+        let leader_removed = !region.peers.iter().any(|p| p.id == self.leader_id());
+        let added: Vec<u64> = region
+            .peers
+            .iter()
+            .filter(|p| !self.region().peers.iter().any(|old| old.id == p.id))
+            .map(|p| p.id)
+            .collect();
+        self.storage_mut().set_region(region.clone());
+        let removed = !region.peers.iter().any(|p| p.id == self.peer_id());
+        ctx.store_meta.lock().set_region(region);
+        if removed {
+            self.destroy(ctx);
+            return;
+        }
+        if leader_removed {
+            // Our leader left; the clock must run so a new one is elected.
+            self.wake_up(ctx);
+        }
+        if self.is_leader() {
+            // New peers are pending until they hold the log as of their addition.
+            let target = self.raft_group.raft.raft_log.last_index();
+            let now = std::time::Instant::now();
+            for id in added {
+                self.pd_stats.catching_up.insert(id, target);
+                self.pd_stats.heard_from(id, now);
+            }
+            self.heartbeat_pd(ctx);
+        }
+    }
+}
+
+// ---- Apply on the apply pool ----
+
+pub fn exec_conf_change(
+    wb: &mut KvWriteBatch,
+    region: &Region,
+    entry: &Entry,
+) -> Result<(RaftCmdResponse, Option<ExecResult>)> {
+    crate::failpoint!(crate::failpoints::CONF_CHANGE_APPLY);
+    let cc = proto::parse_raft::<ConfChangeV2>(&entry.data)?;
+    let req = RaftCmdRequest::decode(&entry.context[..])?;
+    util::check_region_epoch(&req, region)?;
+    let changes = req
+        .admin_request
+        .as_ref()
+        .and_then(|a| a.change_peer_v2.as_ref())
+        .map(|c| c.changes.clone())
+        .ok_or_else(|| Error::InvalidRequest("membership change without changes".into()))?;
+    let new_region = region_after(region, &changes)?;
+    wb.put_msg_cf(
+        CF_RAFT,
+        &keys::region_state_key(region.id),
+        &RegionLocalState {
+            state: PeerState::Normal as i32,
+            region: Some(new_region.clone()),
+        },
+    )?;
+    let resp = RaftCmdResponse {
+        header: Some(RaftResponseHeader::default()),
+        responses: vec![],
+        admin_response: Some(AdminResponse {
+            cmd_type: AdminCmdType::ChangePeerV2 as i32,
+            change_peer_v2: Some(ChangePeerV2Response {
+                region: Some(new_region.clone()),
+            }),
+            ..Default::default()
+        }),
+    };
+    Ok((
+        resp,
+        Some(ExecResult::ChangePeer {
+            cc,
+            region: new_region,
+        }),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proto::metapb::RegionEpoch;
 
-    fn peer(id: u64, role: PeerRole) -> Peer {
-        Peer {
+    use super::*;
+
+    fn peer(id: u64, role: PeerRole) -> metapb::Peer {
+        metapb::Peer {
             id,
             store_id: id,
             role: role as i32,
@@ -177,7 +359,7 @@ mod tests {
         }
     }
 
-    fn change(ty: CmdChangeType, p: Peer) -> ChangePeerRequest {
+    fn change(ty: CmdChangeType, p: metapb::Peer) -> ChangePeerRequest {
         ChangePeerRequest {
             change_type: ty as i32,
             peer: Some(p),

@@ -1,19 +1,59 @@
-//! Splitting a region: proposal of `BatchSplit`, and creating the new regions' peers once it
-//! is applied.
+//! `BatchSplit`: one region becomes several, every phase in order.
+//!
+//! 1. **Check** (split-check worker, `worker::split_check`): on `on_split_check_tick` a leader
+//!    asks the store's `SplitPolicy` for split keys off the raft threads; PD allocates the
+//!    new regions' and peers' ids.
+//! 2. **Propose** (peer): `on_split_region` builds the `BatchSplit` admin command under the
+//!    current epoch; `check_split` refuses keys that are not strictly inside the region, in
+//!    order.
+//! 3. **Apply** (apply pool): `exec_batch_split` keeps the rightmost range in the region and
+//!    gives the ranges on its left to new regions, bumping the epoch's version; every new
+//!    region's state is written in the same batch as the data.
+//! 4. **Apply result** (peer): `on_ready_split_region` updates `StoreMeta`, creates the new
+//!    regions' peers (raft messages that arrived for them early wait in `pending_split`),
+//!    and a new region's leader campaigns at once.
 
-use proto::metapb::{Region, RegionEpoch};
+use engine::{KvWriteBatch, CF_RAFT};
+use proto::metapb::{self, Region, RegionEpoch};
 use proto::raft_cmdpb::{
-    AdminCmdType, AdminRequest, BatchSplitRequest, RaftCmdRequest, RaftRequestHeader, SplitRequest,
+    AdminCmdType, AdminRequest, AdminResponse, BatchSplitRequest, BatchSplitResponse,
+    RaftCmdRequest, RaftCmdResponse, RaftRequestHeader, RaftResponseHeader, SplitRequest,
 };
+use proto::raft_serverpb::{PeerState, RegionLocalState};
 use tracing::info;
 
 use crate::context::PollContext;
-use crate::errors::{err_resp, Error};
+use crate::errors::{err_resp, Error, Result};
 use crate::fsm::create::build_peer;
+use crate::msg::apply::ExecResult;
 use crate::msg::{Callback, PeerMsg, PeerTick, RaftCommand};
 use crate::pd_client::SplitIds;
+use crate::peer::storage::initial_apply_state;
 use crate::peer::Peer;
+use crate::split_policy::validate_split_keys;
 use crate::worker::split_check::SplitCheckTask;
+
+// ---- Propose ----
+
+impl Peer {
+    /// Refuses a `BatchSplit` whose keys are not strictly inside the region, in order.
+    pub(crate) fn check_split(&self, req: &RaftCmdRequest) -> Result<()> {
+        let splits = req
+            .admin_request
+            .as_ref()
+            .and_then(|a| a.splits.as_ref())
+            .ok_or_else(|| Error::InvalidRequest("batch split without requests".into()))?;
+        let keys: Vec<Vec<u8>> = splits
+            .requests
+            .iter()
+            .map(|r| r.split_key.clone())
+            .collect();
+        crate::split_policy::validate_split_keys(self.region(), &keys)
+            .map_err(Error::InvalidRequest)
+    }
+}
+
+// ---- Check, propose and apply result on the peer ----
 
 impl Peer {
     /// Asks the split checker about this region (leaders only).
@@ -169,4 +209,92 @@ impl Peer {
             self.schedule_split_check(ctx);
         }
     }
+}
+
+// ---- Apply on the apply pool ----
+
+pub fn exec_batch_split(
+    wb: &mut KvWriteBatch,
+    region: &Region,
+    admin: &AdminRequest,
+) -> Result<(RaftCmdResponse, Option<ExecResult>)> {
+    crate::failpoint!(crate::failpoints::SPLIT_APPLY);
+    let splits = admin
+        .splits
+        .as_ref()
+        .ok_or_else(|| Error::InvalidRequest("batch split without requests".into()))?;
+    let keys: Vec<Vec<u8>> = splits
+        .requests
+        .iter()
+        .map(|r| r.split_key.clone())
+        .collect();
+    validate_split_keys(region, &keys).map_err(Error::InvalidRequest)?;
+    for r in &splits.requests {
+        if r.new_peer_ids.len() != region.peers.len() {
+            return Err(Error::InvalidRequest(format!(
+                "split needs {} peer ids, got {}",
+                region.peers.len(),
+                r.new_peer_ids.len()
+            )));
+        }
+    }
+    let mut derived = region.clone();
+    let mut epoch = derived.region_epoch.unwrap_or_default();
+    epoch.version += splits.requests.len() as u64;
+    derived.region_epoch = Some(epoch);
+
+    let mut regions = Vec::with_capacity(splits.requests.len());
+    let mut start = region.start_key.clone();
+    for r in &splits.requests {
+        let peers = region
+            .peers
+            .iter()
+            .zip(&r.new_peer_ids)
+            .map(|(p, id)| metapb::Peer {
+                id: *id,
+                store_id: p.store_id,
+                role: p.role,
+                is_witness: p.is_witness,
+            })
+            .collect();
+        regions.push(Region {
+            id: r.new_region_id,
+            start_key: start,
+            end_key: r.split_key.clone(),
+            region_epoch: Some(epoch),
+            peers,
+        });
+        start = r.split_key.clone();
+    }
+    derived.start_key = start;
+
+    let state = |r: &Region| RegionLocalState {
+        state: PeerState::Normal as i32,
+        region: Some(r.clone()),
+    };
+    wb.put_msg_cf(
+        CF_RAFT,
+        &keys::region_state_key(derived.id),
+        &state(&derived),
+    )?;
+    for r in &regions {
+        wb.put_msg_cf(CF_RAFT, &keys::region_state_key(r.id), &state(r))?;
+        wb.put_msg_cf(
+            CF_RAFT,
+            &keys::apply_state_key(r.id),
+            &initial_apply_state(),
+        )?;
+    }
+    let mut all = regions.clone();
+    all.push(derived.clone());
+    let resp = RaftCmdResponse {
+        header: Some(RaftResponseHeader::default()),
+        responses: vec![],
+        admin_response: Some(AdminResponse {
+            cmd_type: AdminCmdType::BatchSplit as i32,
+            splits: Some(BatchSplitResponse { regions: all }),
+            ..Default::default()
+        }),
+    };
+    Ok((resp, Some(ExecResult::SplitRegion { derived, regions })))
 }
