@@ -20,7 +20,7 @@ use crate::fsm::store::StoreFsm;
 use crate::log_writer::WriteMsg;
 use crate::msg::router::RaftRouter;
 use crate::msg::{Callback, PeerMsg, RaftCommand};
-use crate::operation::read::lease::LocalReader;
+use crate::operation::read::local::LocalReader;
 use crate::pd_client::PdClient;
 pub use crate::startup::StoreDeps;
 use crate::startup::{spawn_store_ticks, Startup};

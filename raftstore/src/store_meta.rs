@@ -1,149 +1,14 @@
-//! The metadata every peer of a store shares: which region owns which key range, and the read
-//! delegates that let lease reads bypass the raft pollers.
+//! The metadata every peer of a store shares: which region owns which key range, which
+//! regions this store leads, and the read delegates (`operation::read::delegate`) that let
+//! lease reads bypass the raft pollers.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound::{Excluded, Unbounded};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use parking_lot::RwLock;
 use proto::metapb::Region;
 
-use crate::split_policy::LoadStats;
-use crate::stats::{Flow, FlowCounter};
-
-/// Monotonic nanoseconds since the process's first call; shared by all lease holders.
-pub fn monotonic_nanos(at: Instant) -> u64 {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    let origin = *ORIGIN.get_or_init(|| Instant::now() - Duration::from_secs(1));
-    at.saturating_duration_since(origin).as_nanos() as u64
-}
-
-/// A leader lease readable without locks from any thread.
-#[derive(Debug, Default)]
-pub struct RemoteLease {
-    expire_nanos: AtomicU64,
-    term: AtomicU64,
-}
-
-impl RemoteLease {
-    pub fn renew(&self, bound: Instant, term: u64) {
-        self.term.store(term, Ordering::Release);
-        self.expire_nanos
-            .store(monotonic_nanos(bound), Ordering::Release);
-    }
-
-    pub fn expire(&self) {
-        self.expire_nanos.store(0, Ordering::Release);
-    }
-
-    /// True while `now` is inside a lease granted in `term`.
-    pub fn is_valid(&self, term: u64, now: Instant) -> bool {
-        self.term.load(Ordering::Acquire) == term
-            && monotonic_nanos(now) < self.expire_nanos.load(Ordering::Acquire)
-    }
-}
-
-/// What a lease read needs to know about a region's local peer.
-#[derive(Debug)]
-pub struct ReadDelegate {
-    pub region_id: u64,
-    pub peer_id: u64,
-    region: RwLock<Arc<Region>>,
-    term: AtomicU64,
-    applied_term: AtomicU64,
-    pub lease: RemoteLease,
-    /// Whether the local peer's raft clock is stopped (for observability).
-    hibernating: AtomicBool,
-    /// Recent accesses, kept only when the split policy splits by load.
-    load: Option<parking_lot::Mutex<LoadStats>>,
-    /// Bytes and keys read since the leader's last PD report.
-    read_flow: FlowCounter,
-}
-
-impl ReadDelegate {
-    pub fn new(region: Region, peer_id: u64, load: Option<LoadStats>) -> ReadDelegate {
-        ReadDelegate {
-            region_id: region.id,
-            peer_id,
-            region: RwLock::new(Arc::new(region)),
-            term: AtomicU64::new(0),
-            applied_term: AtomicU64::new(0),
-            lease: RemoteLease::default(),
-            hibernating: AtomicBool::new(false),
-            load: load.map(parking_lot::Mutex::new),
-            read_flow: FlowCounter::default(),
-        }
-    }
-
-    pub fn region(&self) -> Arc<Region> {
-        self.region.read().clone()
-    }
-
-    pub fn set_region(&self, region: Region) {
-        *self.region.write() = Arc::new(region);
-    }
-
-    pub fn term(&self) -> u64 {
-        self.term.load(Ordering::Acquire)
-    }
-
-    pub fn set_term(&self, term: u64) {
-        self.term.store(term, Ordering::Release);
-    }
-
-    pub fn applied_term(&self) -> u64 {
-        self.applied_term.load(Ordering::Acquire)
-    }
-
-    pub fn set_applied_term(&self, term: u64) {
-        self.applied_term.store(term, Ordering::Release);
-    }
-
-    /// Records a request on `key` for load-based splitting (a no-op unless enabled).
-    pub fn record_access(&self, key: &[u8]) {
-        if let Some(load) = &self.load {
-            load.lock().record(key, Instant::now());
-        }
-    }
-
-    /// Requests per second and a sorted key sample of the recent load.
-    pub fn load_snapshot(&self) -> (f64, Vec<Vec<u8>>) {
-        match &self.load {
-            Some(load) => {
-                let mut l = load.lock();
-                (l.qps(Instant::now()), l.sorted_keys())
-            }
-            None => (0.0, Vec::new()),
-        }
-    }
-
-    /// Counts a served read, on whichever thread served it.
-    pub fn record_read(&self, flow: Flow) {
-        self.read_flow.add(flow.bytes, flow.keys);
-    }
-
-    /// Reads served since the last call.
-    pub fn take_read_flow(&self) -> Flow {
-        self.read_flow.take()
-    }
-
-    pub fn is_hibernating(&self) -> bool {
-        self.hibernating.load(Ordering::Acquire)
-    }
-
-    pub fn set_hibernating(&self, v: bool) {
-        self.hibernating.store(v, Ordering::Release);
-    }
-
-    /// A local read is safe only for a leader holding a lease in its current term that has
-    /// applied an entry of that term (so it has seen every write committed before it).
-    pub fn can_read_locally(&self, now: Instant) -> bool {
-        let term = self.term();
-        term != 0 && self.applied_term() == term && self.lease.is_valid(term, now)
-    }
-}
+use crate::operation::read::delegate::ReadDelegate;
 
 /// Shared by all peers of a store, behind one lock.
 #[derive(Debug, Default)]
@@ -307,18 +172,5 @@ mod tests {
         assert_eq!(meta.leader_region_ids().collect::<Vec<_>>(), vec![1]);
         meta.remove_region(1);
         assert_eq!(meta.leader_count(), 0);
-    }
-
-    #[test]
-    fn lease_validity_follows_term_and_time() {
-        let lease = RemoteLease::default();
-        let now = Instant::now();
-        assert!(!lease.is_valid(1, now));
-        lease.renew(now + Duration::from_secs(5), 1);
-        assert!(lease.is_valid(1, now));
-        assert!(!lease.is_valid(2, now));
-        assert!(!lease.is_valid(1, now + Duration::from_secs(6)));
-        lease.expire();
-        assert!(!lease.is_valid(1, now));
     }
 }

@@ -14,9 +14,10 @@ use crate::msg::apply::ApplyMsg;
 use crate::msg::apply_router::ApplyRouter;
 use crate::msg::router::RaftRouter;
 use crate::msg::PeerMsg;
+use crate::operation::read::delegate::ReadDelegate;
 use crate::peer::storage::PeerStorage;
 use crate::peer::Peer;
-use crate::store_meta::{ReadDelegate, StoreMeta};
+use crate::store_meta::StoreMeta;
 
 /// A region's FSMs, built but not yet registered.
 pub struct CreatedPeer {

@@ -41,7 +41,7 @@ impl Peer {
         // A quorum accepted an entry we proposed at that time: no other leader can exist
         // before it plus the lease.
         if let Some(sent) = newest_own {
-            self.lease.renew(sent, term, &self.read_delegate);
+            self.lease.renew(sent, term, &self.read_delegate.lease);
         }
         self.last_sent_to_apply = last_index;
         let msg = ApplyMsg::Apply(Apply {

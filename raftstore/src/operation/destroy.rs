@@ -34,7 +34,7 @@ impl Peer {
         );
         self.pending_remove = true;
         self.read_delegate.set_term(0);
-        self.lease.expire(&self.read_delegate);
+        self.lease.expire(&self.read_delegate.lease);
         self.fail_pending_reads();
         self.fail_proposals(ctx);
         let msg = ApplyMsg::Destroy {

@@ -200,7 +200,7 @@ impl Peer {
                 );
             }
             self.read_delegate.set_term(0);
-            self.lease.expire(&self.read_delegate);
+            self.lease.expire(&self.read_delegate.lease);
             self.fail_pending_reads();
         }
         self.hibernation.idle_ticks = 0;

@@ -1,7 +1,6 @@
 //! One region's replica on this store: its raft group, proposals, reads, lease and
 //! hibernation state. Behaviour lives in `operation/`; this module holds state and accessors.
 
-pub mod lease;
 pub mod pd_stats;
 pub mod proposal;
 pub mod storage;
@@ -14,9 +13,9 @@ use raft::{RawNode, StateRole};
 
 use crate::config::Config;
 use crate::errors::Result;
-use crate::operation::read::ReadIndexQueue;
-use crate::store_meta::ReadDelegate;
-use lease::Lease;
+use crate::operation::read::delegate::ReadDelegate;
+use crate::operation::read::lease::Lease;
+use crate::operation::read::queue::ReadIndexQueue;
 use pd_stats::PdStats;
 use proposal::ProposalQueue;
 use storage::PeerStorage;

@@ -100,7 +100,7 @@ impl Peer {
         LEADER_TRANSFERS.with_label_values(&["started"]).inc();
         // The new leader may serve as soon as it wins, which may be any moment from now on:
         // our lease ends now and is not renewed until the transfer is over.
-        self.lease.suspend(&self.read_delegate);
+        self.lease.suspend(&self.read_delegate.lease);
         self.raft_group.transfer_leader(target.id);
         Ok(None)
     }

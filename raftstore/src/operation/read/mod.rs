@@ -1,6 +1,19 @@
-//! Serving reads: from the lease (no raft round trip) or after a ReadIndex confirmation.
+//! Serving reads, every path in one folder:
+//!
+//! - `local`: a leader inside its lease answers at once, on the poller (`Peer::propose_read`)
+//!   or on the caller's thread (`LocalReader`, through the region's read delegate);
+//! - `read_index`: otherwise the leader confirms with a quorum that it still leads, then
+//!   answers once it has applied up to the commit index it saw (`queue` holds the waiting
+//!   reads);
+//! - `lease`: the leader lease both paths rely on, and its lock-free mirror;
+//! - `delegate`: what a caller-thread read knows about a region's peer.
+//!
+//! Either way the read itself is `execute_read` on a snapshot of the region's data.
 
+pub mod delegate;
 pub mod lease;
+pub mod local;
+pub mod queue;
 pub mod read_index;
 
 use std::sync::Arc;
@@ -17,8 +30,6 @@ use crate::errors::{err_resp, Result};
 use crate::msg::{CmdResponse, RegionSnapshot};
 use crate::stats::Flow;
 use crate::util;
-
-pub use read_index::{ReadIndexQueue, ReadIndexRequest};
 
 /// Executes a read-only command against a snapshot of the region's data.
 pub fn execute_read(

@@ -1,7 +1,6 @@
 //! ReadIndex: the leader confirms with a quorum that it is still leader, then serves the read
 //! once it has applied up to the commit index it saw.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,56 +9,8 @@ use proto::raft_cmdpb::RaftCmdRequest;
 use crate::context::PollContext;
 use crate::errors::{err_resp, Error};
 use crate::msg::Callback;
+use crate::operation::read::queue::ReadIndexRequest;
 use crate::peer::Peer;
-
-/// Reads waiting for one ReadIndex round.
-pub struct ReadIndexRequest {
-    pub id: u64,
-    pub cmds: Vec<(RaftCmdRequest, Callback)>,
-    pub propose_time: Instant,
-    /// Set once raft answered.
-    pub read_index: Option<u64>,
-    /// Handed to raft. A leader that has not committed an entry of its term yet would drop
-    /// the request, so it waits here until it can be sent.
-    pub sent: bool,
-}
-
-/// ReadIndex requests in the order they were sent.
-#[derive(Default)]
-pub struct ReadIndexQueue {
-    reqs: VecDeque<ReadIndexRequest>,
-    next_id: u64,
-}
-
-impl ReadIndexQueue {
-    pub fn is_empty(&self) -> bool {
-        self.reqs.is_empty()
-    }
-
-    fn next_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
-    }
-
-    /// Marks request `id` confirmed at `index`; returns its send time (a quorum answered a
-    /// message sent then, which also renews the lease).
-    fn confirm(&mut self, id: u64, index: u64) -> Option<Instant> {
-        let req = self.reqs.iter_mut().find(|r| r.id == id)?;
-        req.read_index = Some(index);
-        Some(req.propose_time)
-    }
-
-    fn pop_ready(&mut self, applied: u64) -> Option<ReadIndexRequest> {
-        match self.reqs.front() {
-            Some(r) if r.read_index.is_some_and(|i| i <= applied) => self.reqs.pop_front(),
-            _ => None,
-        }
-    }
-
-    pub fn drain(&mut self) -> impl Iterator<Item = ReadIndexRequest> + '_ {
-        self.reqs.drain(..)
-    }
-}
 
 impl Peer {
     /// Starts a ReadIndex round for a read the lease cannot serve.
@@ -99,7 +50,7 @@ impl Peer {
             let id = u64::from_be_bytes(id_bytes);
             if let Some(sent) = self.pending_reads.confirm(id, rs.index) {
                 if self.is_leader() {
-                    self.lease.renew(sent, term, &self.read_delegate);
+                    self.lease.renew(sent, term, &self.read_delegate.lease);
                 }
             }
         }
