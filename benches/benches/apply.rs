@@ -19,12 +19,12 @@ use proto::eraftpb::Entry;
 use proto::metapb::{Peer, Region, RegionEpoch};
 use proto::raft_cmdpb::{RaftCmdRequest, RaftRequestHeader};
 use proto::raft_serverpb::RaftApplyState;
-use raftstore::fsm::apply::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder};
-use raftstore::fsm::peer::PeerFsm;
-use raftstore::fsm::store::StoreFsm;
-use raftstore::msg::apply::{Apply, ApplyMsg, PendingCmd};
-use raftstore::msg::router::RaftRouter;
-use raftstore::stats::StoreFlow;
+use raftstore::testexport::PeerFsm;
+use raftstore::testexport::StoreFlow;
+use raftstore::testexport::StoreFsm;
+use raftstore::testexport::{Apply, ApplyMsg, PendingCmd};
+use raftstore::testexport::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder};
+use raftstore::RaftRouter;
 use raftstore::{Callback, Config};
 use test_cluster::put_request;
 

@@ -11,10 +11,10 @@ use crossbeam_channel::{Receiver, Sender};
 use engine::{RaftLogBatch, RaftLogEngine};
 use proto::eraftpb::Entry;
 use proto::raft_serverpb::{RaftLocalState, RaftMessage};
-use raftstore::fsm::peer::PeerFsm;
-use raftstore::fsm::store::StoreFsm;
-use raftstore::log_writer::{LogWriter, WriteMsg, WriteTask};
-use raftstore::msg::router::RaftRouter;
+use raftstore::testexport::PeerFsm;
+use raftstore::testexport::StoreFsm;
+use raftstore::testexport::{LogWriter, WriteMsg, WriteTask};
+use raftstore::RaftRouter;
 use raftstore::{Config, Transport};
 
 #[global_allocator]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use engine::{KvRead, CF_DEFAULT};
 use proto::raft_cmdpb::RaftCmdRequest;
-use raftstore::operation::read::delegate::ReadDelegate;
+use raftstore::testexport::ReadDelegate;
 use shoal_benches::bench_raft_config;
 use test_cluster::{get_request, get_value, Cluster};
 

@@ -12,7 +12,6 @@
 
 /// Evaluates the failpoint `$name` (a `&str`) when built with the `failpoints` feature: the
 /// configured action (pause, panic, sleep, callback...) runs here; `return` is not supported.
-#[macro_export]
 macro_rules! failpoint {
     ($name:expr) => {{
         #[cfg(feature = "failpoints")]
@@ -21,6 +20,7 @@ macro_rules! failpoint {
         }
     }};
 }
+pub(crate) use failpoint;
 
 /// Log writer: a merged batch is about to be written and fsynced.
 pub const LOG_WRITER_BEFORE_FSYNC: &str = "log_writer_before_fsync";

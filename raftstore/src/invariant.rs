@@ -5,7 +5,6 @@
 
 /// Stops the store when `cond` does not hold: `enforce!(cond, region_id, peer_id, "fmt", args..)`.
 /// The message names the region, the peer and what broke.
-#[macro_export]
 macro_rules! enforce {
     ($cond:expr, $region_id:expr, $peer_id:expr, $($fmt:tt)+) => {
         if !$cond {
@@ -13,6 +12,7 @@ macro_rules! enforce {
         }
     };
 }
+pub(crate) use enforce;
 
 /// Logs the breach and panics; see the module docs.
 #[track_caller]

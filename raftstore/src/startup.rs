@@ -151,7 +151,7 @@ impl Startup {
             };
             if state.state() == PeerState::Applying {
                 info!(region_id = region.id, "resuming an interrupted snapshot");
-                crate::snap::resume(&self.kv, &region)?;
+                crate::region_snapshot::resume(&self.kv, &region)?;
             }
             let built = build_peer(
                 &self.cfg,
@@ -245,7 +245,7 @@ impl Startup {
             pd: self.deps.pd.clone(),
             kv_dir: self.kv.path().to_path_buf(),
             raft_dir: self.raft_engine.path().to_path_buf(),
-            snap_dir: crate::snap::snap_dir(&self.kv),
+            snap_dir: crate::region_snapshot::snap_dir(&self.kv),
             flow: self.router.flow().clone(),
             disk: disk.clone(),
             start_time: unix_secs(),

@@ -8,8 +8,8 @@ use std::time::Instant;
 use engine::{KvEngine, CF_DEFAULT, CF_RAFT};
 use proto::metapb::{Peer, Region, RegionEpoch};
 use proto::raft_serverpb::{PeerState, RegionLocalState};
-use raftstore::peer::storage::initial_apply_state;
-use raftstore::snap;
+use raftstore::testexport::initial_apply_state;
+use raftstore::testexport::region_snapshot as snap;
 use shoal_benches::percentiles;
 use test_cluster::Cluster;
 

@@ -11,7 +11,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use raftstore::split_policy::SplitCheckInput;
+use raftstore::SplitCheckInput;
 use raftstore::SplitPolicy;
 
 #[global_allocator]

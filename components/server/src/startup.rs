@@ -17,7 +17,7 @@ use engine::{KvEngine, RaftLogEngine};
 use pd_client::PdClient;
 use proto::metapb::{self, StoreState};
 use proto::tikvpb::tikv_server::TikvServer;
-use raftstore::store::StoreDeps;
+use raftstore::StoreDeps;
 use raftstore::{SplitPolicy, Store};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

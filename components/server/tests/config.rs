@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::Parser;
-use raftstore::config::SplitPolicyConfig;
+use raftstore::SplitPolicyConfig;
 use server::{Config, ConfigError, Flags};
 
 fn parse(text: &str) -> Result<Config, ConfigError> {

@@ -13,7 +13,7 @@ use proto::raft_cmdpb::{
     CmdType, DeleteRequest, GetRequest, PutRequest, RaftCmdRequest, RaftCmdResponse,
     RaftRequestHeader, Request,
 };
-use raftstore::store::StoreDeps;
+use raftstore::StoreDeps;
 use raftstore::{Callback, CmdResponse, Config, SplitPolicy, Store};
 use tempfile::TempDir;
 

@@ -14,7 +14,7 @@ use parking_lot::{Mutex, RwLock};
 use proto::eraftpb::{self, MessageType};
 use proto::raft_serverpb::RaftMessage;
 use protobuf::Message as _;
-use raftstore::msg::router::RaftRouter;
+use raftstore::RaftRouter;
 use raftstore::Transport;
 use rand::{Rng, SeedableRng};
 

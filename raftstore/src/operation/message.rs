@@ -113,13 +113,14 @@ impl Peer {
     fn accept_snapshot(&self, ctx: &mut PollContext, m: &eraftpb::Message) -> bool {
         let region_id = self.region_id();
         crate::failpoint!(crate::failpoints::SNAPSHOT_RECEIVE);
-        let data = match crate::snap::verify_received(&ctx.kv, region_id, m.get_snapshot()) {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(region_id, "snapshot rejected: {e}");
-                return false;
-            }
-        };
+        let data =
+            match crate::region_snapshot::verify_received(&ctx.kv, region_id, m.get_snapshot()) {
+                Ok(d) => d,
+                Err(e) => {
+                    warn!(region_id, "snapshot rejected: {e}");
+                    return false;
+                }
+            };
         let Some(region) = data.region else {
             return false;
         };

@@ -6,7 +6,7 @@ use tracing::{error, info};
 use crate::context::PollContext;
 use crate::msg::apply::ApplyMsg;
 use crate::peer::Peer;
-use crate::snap;
+use crate::region_snapshot as snap;
 
 impl Peer {
     /// Replaces this peer's data and state with a snapshot raft accepted in a ready.

@@ -49,21 +49,20 @@ pub struct Hibernation {
 
 /// A region's replica.
 pub struct Peer {
-    pub tag: String,
-    pub meta: metapb::Peer,
-    pub raft_group: RawNode<PeerStorage>,
+    pub(crate) meta: metapb::Peer,
+    pub(crate) raft_group: RawNode<PeerStorage>,
     /// Commands proposed by this peer as leader, waiting for their entries to apply.
     ///
     /// Invariants: ordered by (term, index), strictly increasing; every proposal's index is
     /// above `last_sent_to_apply` when pushed; each callback is answered exactly once, with
     /// its entry's result when an entry of the same (term, index) applies, or `StaleCommand`
     /// when an entry of a later term commits at or past its index (see `ProposalQueue::find`).
-    pub proposals: ProposalQueue,
+    pub(crate) proposals: ProposalQueue,
     /// ReadIndex requests in the order they were sent, each waiting for a quorum to confirm
     /// its read index and for the applied index to reach it before it is answered.
-    pub pending_reads: ReadIndexQueue,
-    pub lease: Lease,
-    pub read_delegate: Arc<ReadDelegate>,
+    pub(crate) pending_reads: ReadIndexQueue,
+    pub(crate) lease: Lease,
+    pub(crate) read_delegate: Arc<ReadDelegate>,
     /// Readies handed to the log writer, oldest first.
     ///
     /// Invariants: numbers strictly increase along the queue and all exceed
@@ -72,50 +71,50 @@ pub struct Peer {
     /// (`on_persisted`). The peer is destroyed
     /// only once this is empty, so no write of a removed peer lands after its range is
     /// deleted.
-    pub unpersisted: VecDeque<UnpersistedReady>,
+    pub(crate) unpersisted: VecDeque<UnpersistedReady>,
     /// The newest ready number the log writer reported durable.
     ///
     /// Invariant: only grows; raft learns of persisted entries (`on_persist_ready`) in this
     /// order, never ahead of the log writer's fsync.
-    pub persisted_number: u64,
-    pub hibernation: Hibernation,
+    pub(crate) persisted_number: u64,
+    pub(crate) hibernation: Hibernation,
     /// A raft tick is registered with the ticker.
-    pub raft_tick_scheduled: bool,
+    pub(crate) raft_tick_scheduled: bool,
     /// Highest log index handed to the apply pool.
     ///
     /// Invariants: `storage().applied_index() <= last_sent_to_apply <= commit index`; an
     /// apply result outside `[applied index, last_sent_to_apply]` stops the store. A new
     /// snapshot is applied only when `applied index == last_sent_to_apply` (nothing of the
     /// region in flight in the apply pool), and then both jump to the snapshot's index.
-    pub last_sent_to_apply: u64,
+    pub(crate) last_sent_to_apply: u64,
     /// Peers learned from messages, for addressing replies before the region is known.
-    pub peer_cache: std::collections::HashMap<u64, metapb::Peer>,
+    pub(crate) peer_cache: std::collections::HashMap<u64, metapb::Peer>,
     /// Ticks each follower has been waiting for a snapshot the leader sent.
-    pub snapshot_wait_ticks: std::collections::HashMap<u64, usize>,
+    pub(crate) snapshot_wait_ticks: std::collections::HashMap<u64, usize>,
     /// A snapshot applied in a ready; raft learns it is applied once that ready is durable.
     /// (ready number, snapshot index) of that ready.
     ///
     /// Invariants: at most one at a time; while set, a ready carrying the same snapshot is
     /// not applied again; cleared when `persisted_number` reaches its ready number.
-    pub pending_snapshot: Option<(u64, u64)>,
+    pub(crate) pending_snapshot: Option<(u64, u64)>,
     /// Data changed since the split policy last looked at the region.
-    pub split_check_pending: bool,
+    pub(crate) split_check_pending: bool,
     /// Log GC and split check ticks are not registered while the region hibernates.
-    pub aux_ticks_paused: bool,
+    pub(crate) aux_ticks_paused: bool,
     /// Regions split off this one by the last split, reported with EpochNotMatch.
-    pub split_siblings: Vec<Region>,
+    pub(crate) split_siblings: Vec<Region>,
     /// What the leader reports to PD.
-    pub pd_stats: PdStats,
+    pub(crate) pd_stats: PdStats,
     /// Write commands of this poller round waiting to share one entry.
-    pub pending_batch: proposal::ProposalBatch,
+    pub(crate) pending_batch: proposal::ProposalBatch,
     /// Being removed: waiting for the apply pool and the log writer to drain before the
     /// range is deleted (see `operation::destroy`). No raft activity meanwhile.
     ///
     /// Invariant: once set it is never cleared; commands get `RegionNotFound` from then on.
-    pub pending_remove: bool,
+    pub(crate) pending_remove: bool,
     /// The apply FSM stopped after writing everything queued before its `Destroy`.
-    pub apply_destroyed: bool,
-    pub stopped: bool,
+    pub(crate) apply_destroyed: bool,
+    pub(crate) stopped: bool,
 }
 
 impl Peer {
@@ -126,7 +125,6 @@ impl Peer {
         storage: PeerStorage,
         logger: &slog::Logger,
     ) -> Result<Peer> {
-        let region_id = storage.region_id();
         let applied = storage.applied_index();
         let applied_term = storage.applied_term();
         let load = match &cfg.split_policy {
@@ -150,7 +148,6 @@ impl Peer {
         };
         let raft_group = RawNode::new(&raft_cfg, storage, logger)?;
         Ok(Peer {
-            tag: format!("[region {region_id}] {}", meta.id),
             meta,
             raft_group,
             proposals: ProposalQueue::default(),

@@ -41,6 +41,7 @@ impl ProposalQueue {
         self.queue.push_back(p);
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.queue.len()
     }
@@ -71,11 +72,6 @@ impl ProposalQueue {
     /// Drains every proposal (leadership lost, peer destroyed).
     pub fn drain(&mut self) -> impl Iterator<Item = Proposal> + '_ {
         self.queue.drain(..)
-    }
-
-    /// The newest proposal's propose time for a term (lease renewal uses it).
-    pub fn back_time(&self) -> Option<Instant> {
-        self.queue.back().map(|p| p.propose_time)
     }
 }
 

@@ -7,7 +7,7 @@ use engine::KvRead;
 use engine::{KvEngine, RaftLogEngine, CF_RAFT};
 use proto::eraftpb::{Entry, HardState, Snapshot};
 use proto::metapb::Region;
-use proto::raft_serverpb::{RaftApplyState, RaftLocalState, RaftTruncatedState, RegionLocalState};
+use proto::raft_serverpb::{RaftApplyState, RaftLocalState, RaftTruncatedState};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
 use crate::errors::{Error, Result};
@@ -462,7 +462,7 @@ impl raft::Storage for PeerStorage {
             to,
             "generating snapshot"
         );
-        match crate::snap::generate(&self.kv, self.region.id) {
+        match crate::region_snapshot::generate(&self.kv, self.region.id) {
             Ok(s) if s.get_metadata().index >= request_index => Ok(s),
             Ok(_) => Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
@@ -481,8 +481,12 @@ fn entry_size(e: &Entry) -> u64 {
     (e.data.len() + e.context.len() + 16) as u64
 }
 
-/// Reads a region's local state record.
-pub fn load_region_state(kv: &KvEngine, region_id: u64) -> Result<Option<RegionLocalState>> {
+/// Reads a region's local state record (tests check what a crash left on disk).
+#[cfg(feature = "testexport")]
+pub fn load_region_state(
+    kv: &KvEngine,
+    region_id: u64,
+) -> Result<Option<proto::raft_serverpb::RegionLocalState>> {
     Ok(kv.get_msg_cf(CF_RAFT, &keys::region_state_key(region_id))?)
 }
 

@@ -8,7 +8,7 @@ use engine::{KvRead, KvSnapshot};
 use proto::kvrpcpb::Context;
 use proto::metapb::Region;
 use proto::raft_cmdpb::Request;
-use raftstore::msg::RegionSnapshot;
+use raftstore::RegionSnapshot;
 use raftstore::Store;
 
 use super::errors::KvError;
@@ -109,7 +109,7 @@ impl RawKv {
 
 /// Refuses an encoded key outside the region the snapshot was taken of.
 pub fn ensure_in_region(encoded_key: &[u8], region: &Region) -> Result<(), KvError> {
-    raftstore::util::check_key_in_region(encoded_key, region).map_err(KvError::from)
+    raftstore::check_key_in_region(encoded_key, region).map_err(KvError::from)
 }
 
 /// Reads `raw_key` (stored under `encoded_key`) from `snap`; expired values read as absent.

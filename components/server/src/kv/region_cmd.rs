@@ -9,7 +9,7 @@ use proto::raft_cmdpb::{
     CmdType, DeleteRangeRequest, DeleteRequest, PutRequest, RaftCmdRequest, RaftRequestHeader,
     Request, SnapRequest,
 };
-use raftstore::msg::RegionSnapshot;
+use raftstore::RegionSnapshot;
 use raftstore::{Callback, CmdResponse, Store};
 
 use super::errors::KvError;

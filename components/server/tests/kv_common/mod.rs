@@ -15,7 +15,7 @@ use proto::kvrpcpb::*;
 use proto::metapb::{Peer, Region, RegionEpoch};
 use proto::raft_serverpb::RaftMessage;
 use proto::tikvpb::tikv_server::Tikv;
-use raftstore::store::StoreDeps;
+use raftstore::StoreDeps;
 use raftstore::{Store, Transport};
 use server::kv::{KvConfig, KvService};
 use tempfile::TempDir;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use raftstore::worker::disk::disk_space;
-use raftstore::worker::disk_monitor::PLACEHOLDER_FILE_NAME;
+use raftstore::testexport::disk_space;
+use raftstore::testexport::PLACEHOLDER_FILE_NAME;
 use test_cluster::*;
 
 const MIB: u64 = 1 << 20;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use raftstore::config::SplitPolicyConfig;
-use raftstore::split_policy::SplitCheckInput;
+use raftstore::SplitCheckInput;
 use raftstore::SplitPolicy;
+use raftstore::SplitPolicyConfig;
 use test_cluster::*;
 
 fn assert_key_in(region: &proto::metapb::Region, key: &[u8]) {
@@ -323,7 +323,7 @@ fn a_split_region_elects_the_old_leaders_peer_in_its_first_term() {
     })
     .expect("the new region elects a leader");
     assert_eq!(new_leader.store_id, leader.store_id);
-    assert_eq!(term, raftstore::peer::storage::RAFT_INIT_LOG_TERM + 1);
+    assert_eq!(term, raftstore::testexport::RAFT_INIT_LOG_TERM + 1);
     cluster.clear_filters();
     cluster.must_put(b"z", b"2");
     assert_eq!(cluster.must_get(b"z").as_deref(), Some(&b"2"[..]));

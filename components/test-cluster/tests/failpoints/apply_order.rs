@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use raftstore::failpoints::{APPLY_BEFORE_WRITE, SNAPSHOT_APPLY_DEFERRED};
+use raftstore::testexport::failpoints::{APPLY_BEFORE_WRITE, SNAPSHOT_APPLY_DEFERRED};
 use test_cluster::failpoint::{watch, Gate};
 use test_cluster::*;
 

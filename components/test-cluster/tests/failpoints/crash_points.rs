@@ -12,7 +12,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use proto::metapb::{Peer, PeerRole};
 use proto::raft_cmdpb::ConfChangeType::{AddLearnerNode, AddNode, RemoveNode};
-use raftstore::failpoints::*;
+use raftstore::testexport::failpoints::*;
 use test_cluster::failpoint::crash_at;
 use test_cluster::*;
 
@@ -222,7 +222,7 @@ fn crash_while_destroying_a_removed_peer_finishes_the_removal_at_restart() {
             .is_none()),
         "store {store} still holds region 1 after its removal"
     );
-    let state = raftstore::peer::storage::load_region_state(c.store(store).kv(), 1)
+    let state = raftstore::testexport::load_region_state(c.store(store).kv(), 1)
         .unwrap()
         .expect("region state");
     assert_eq!(state.state(), proto::raft_serverpb::PeerState::Tombstone);
