@@ -1,12 +1,13 @@
-//! Executing one committed command into the round's write batch.
+//! The apply pool's dispatch table: one committed entry goes to the apply half of its
+//! command in `operation::command` (writes, `BatchSplit`, `CompactLog`, `ConfChangeV2`
+//! entries), which adds its writes to the round's batch. An entry that fails leaves nothing in
+//! the batch and answers its proposer with the error.
 
 use engine::KvWriteBatch;
 use prost::Message as _;
 use proto::eraftpb::{Entry, EntryType};
 use proto::metapb::Region;
-use proto::raft_cmdpb::{
-    AdminCmdType, AdminRequest, RaftCmdRequest, RaftCmdResponse, RaftResponseHeader,
-};
+use proto::raft_cmdpb::{AdminCmdType, RaftCmdRequest, RaftCmdResponse, RaftResponseHeader};
 use proto::raft_serverpb::RaftApplyState;
 use tracing::{error, warn};
 
@@ -33,7 +34,7 @@ pub fn apply_entry(
             Ok((RaftCmdResponse::default(), None))
         }
         EntryType::EntryNormal => match RaftCmdRequest::decode(&entry.data[..]) {
-            Ok(req) => exec_command(wb, region, apply_state, &req, term, written),
+            Ok(req) => exec_command(wb, region, apply_state, &req, written),
             Err(e) => {
                 error!(
                     region_id = region.id,
@@ -71,15 +72,17 @@ fn exec_command(
     region: &Region,
     apply_state: &mut RaftApplyState,
     req: &RaftCmdRequest,
-    term: u64,
     written: &mut Flow,
 ) -> Result<(RaftCmdResponse, Option<ExecResult>)> {
     util::check_region_epoch(req, region)?;
     if let Some(admin) = &req.admin_request {
-        if admin.cmd_type() == AdminCmdType::BatchSplit {
-            return split::exec_batch_split(wb, region, admin);
-        }
-        return exec_admin(apply_state, admin, term);
+        return match admin.cmd_type() {
+            AdminCmdType::BatchSplit => split::exec_batch_split(wb, region, admin),
+            AdminCmdType::CompactLog => compact_log::exec_compact_log(apply_state, admin),
+            other => Err(Error::InvalidRequest(format!(
+                "admin command {other:?} is not supported"
+            ))),
+        };
     }
     wb.set_save_point();
     match exec_writes(wb, region, &req.requests) {
@@ -102,18 +105,5 @@ fn exec_command(
             wb.rollback_to_save_point()?;
             Err(e)
         }
-    }
-}
-
-fn exec_admin(
-    apply_state: &mut RaftApplyState,
-    admin: &AdminRequest,
-    _term: u64,
-) -> Result<(RaftCmdResponse, Option<ExecResult>)> {
-    match admin.cmd_type() {
-        AdminCmdType::CompactLog => compact_log::exec_compact_log(apply_state, admin),
-        other => Err(Error::InvalidRequest(format!(
-            "admin command {other:?} is not supported"
-        ))),
     }
 }

@@ -20,13 +20,26 @@ use crate::stats::{Flow, StoreFlow};
 
 /// Applies one region's committed entries in order.
 pub struct ApplyFsm {
+    /// The region's apply mailbox, fed only by its peer: entries arrive in log order (FIFO),
+    /// and a `Snapshot` or `Destroy` is handled only after everything queued before it.
     receiver: Receiver<ApplyMsg>,
+    /// The region as of the last applied entry: splits and membership changes applied here
+    /// update it before the next entry is checked against it.
     region: Region,
+    /// What has been applied, written to CF raft in the same batch as the data it covers.
+    ///
+    /// Invariants: entries are applied with no gap and never twice (`applied_index + 1` is
+    /// the next entry's index, enforced on every entry); `applied_index` never goes back
+    /// except when a snapshot replaces the whole state.
     apply_state: RaftApplyState,
+    /// Term of the entry at `apply_state.applied_index`; responses and the peer's lease
+    /// checks use it (a leader serves local reads only once it has applied an entry of its
+    /// own term).
     applied_term: u64,
     /// A membership change applied here removed this store's peer: later entries belong to
     /// a region this store is leaving and are not applied (the range is deleted next).
     removed: bool,
+    /// Set by `Destroy`; the batch system drops the FSM once it is set.
     stopped: bool,
 }
 

@@ -99,15 +99,42 @@ impl EntryCache {
 
 /// Storage of one peer, read by raft-rs and updated by the ready and apply handlers.
 pub struct PeerStorage {
+    /// The region as this peer last applied it (bootstrap, split, membership change or
+    /// snapshot); empty peers until the peer is initialized.
     region: Region,
     kv: KvEngine,
     raft_engine: RaftLogEngine,
+    /// Hard state and last index as raft-rs sees them, ahead of the disk: `last_index` counts
+    /// entries appended to the cache but not yet durable.
+    ///
+    /// Invariants: `truncated index <= applied index <= commit <= last_index` (the commit may
+    /// be raised to the applied index on load, since anything applied was committed); `term`
+    /// and `vote` only change through `set_hard_state`, from a ready.
     raft_state: RaftLocalState,
+    /// The apply pool's progress, as its last result reported it (the same record the apply
+    /// pool wrote to CF raft in that round's batch).
+    ///
+    /// Invariants: `applied_index` never goes back (the peer enforces it on every apply
+    /// result); `truncated_state.index <= applied_index`: a compaction is applied before it is
+    /// acted on.
     apply_state: RaftApplyState,
+    /// Term of the entry at `raft_state.last_index` (the truncated term when the log is empty),
+    /// so raft-rs's `term(last_index)` needs neither the cache nor the disk.
     last_term: u64,
     /// Highest index the log writer has made durable.
+    ///
+    /// Invariants: `persisted_index <= raft_state.last_index`; it drops to just below a
+    /// conflicting suffix when raft-rs replaces entries (`append`), and a snapshot resets it to
+    /// the snapshot's index.
     persisted_index: u64,
+    /// Approximate bytes of log since the last compaction; drives size-based log GC, scaled
+    /// down by the share of the log each compaction removes. Not exact, never persisted.
     log_size_hint: u64,
+    /// Recent entries, so raft-rs and the apply path rarely read raft-engine.
+    ///
+    /// Invariants: contiguous indexes, ending at `raft_state.last_index` when not empty; every
+    /// entry above `min(persisted_index, applied index)` is kept (only the cache holds entries
+    /// that are not durable yet); beyond that at most `raft_entry_cache_limit` entries.
     cache: EntryCache,
 }
 

@@ -26,6 +26,7 @@ use crate::worker::raftlog_gc::GcTask;
 // ---- Propose ----
 
 impl Peer {
+    /// Leaders consider compacting their log every `raft_log_gc_tick_interval`.
     pub fn on_raft_log_gc_tick(&mut self, ctx: &mut PollContext) {
         if self.is_hibernating() {
             self.aux_ticks_paused = true;

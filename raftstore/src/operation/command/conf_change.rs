@@ -288,6 +288,10 @@ impl Peer {
 
 // ---- Apply on the apply pool ----
 
+/// Applies a `ConfChangeV2` entry (its context is the admin request): re-checks the epoch and
+/// the change against the region as applied so far, then writes the new region state
+/// (`conf_ver` bumped) into the round's batch. Errors: a stale epoch, or a change
+/// `region_after` refuses.
 pub fn exec_conf_change(
     wb: &mut KvWriteBatch,
     region: &Region,

@@ -38,18 +38,7 @@ use crate::worker::split_check::SplitCheckTask;
 impl Peer {
     /// Refuses a `BatchSplit` whose keys are not strictly inside the region, in order.
     pub(crate) fn check_split(&self, req: &RaftCmdRequest) -> Result<()> {
-        let splits = req
-            .admin_request
-            .as_ref()
-            .and_then(|a| a.splits.as_ref())
-            .ok_or_else(|| Error::InvalidRequest("batch split without requests".into()))?;
-        let keys: Vec<Vec<u8>> = splits
-            .requests
-            .iter()
-            .map(|r| r.split_key.clone())
-            .collect();
-        crate::split_policy::validate_split_keys(self.region(), &keys)
-            .map_err(Error::InvalidRequest)
+        checked_splits(self.region(), req.admin_request.as_ref()).map(|_| ())
     }
 }
 
@@ -213,22 +202,16 @@ impl Peer {
 
 // ---- Apply on the apply pool ----
 
+/// Applies a `BatchSplit`: re-checks the split keys against the region as applied so far, then
+/// writes each new region's state (with its initial apply state) and the shrunk region into
+/// the round's batch. Errors: missing or out-of-range split keys, a wrong number of new ids.
 pub fn exec_batch_split(
     wb: &mut KvWriteBatch,
     region: &Region,
     admin: &AdminRequest,
 ) -> Result<(RaftCmdResponse, Option<ExecResult>)> {
     crate::failpoint!(crate::failpoints::SPLIT_APPLY);
-    let splits = admin
-        .splits
-        .as_ref()
-        .ok_or_else(|| Error::InvalidRequest("batch split without requests".into()))?;
-    let keys: Vec<Vec<u8>> = splits
-        .requests
-        .iter()
-        .map(|r| r.split_key.clone())
-        .collect();
-    validate_split_keys(region, &keys).map_err(Error::InvalidRequest)?;
+    let splits = checked_splits(region, Some(admin))?;
     for r in &splits.requests {
         if r.new_peer_ids.len() != region.peers.len() {
             return Err(Error::InvalidRequest(format!(
@@ -297,4 +280,22 @@ pub fn exec_batch_split(
         }),
     };
     Ok((resp, Some(ExecResult::SplitRegion { derived, regions })))
+}
+
+/// The splits of a `BatchSplit` admin request, their keys checked to lie strictly inside
+/// `region` and in increasing order; both the proposer and the apply pool check them.
+fn checked_splits<'a>(
+    region: &Region,
+    admin: Option<&'a AdminRequest>,
+) -> Result<&'a BatchSplitRequest> {
+    let splits = admin
+        .and_then(|a| a.splits.as_ref())
+        .ok_or_else(|| Error::InvalidRequest("batch split without requests".into()))?;
+    let keys: Vec<Vec<u8>> = splits
+        .requests
+        .iter()
+        .map(|r| r.split_key.clone())
+        .collect();
+    validate_split_keys(region, &keys).map_err(Error::InvalidRequest)?;
+    Ok(splits)
 }
