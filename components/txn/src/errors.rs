@@ -1,0 +1,136 @@
+//! What can go wrong in a transactional command. Each variant the client must see maps to one
+//! `kvrpcpb::KeyError` field (`Error::to_key_error`); the rest are server-side failures.
+
+use proto::kvrpcpb::{self, KeyError, LockInfo};
+
+/// A transactional command's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("storage: {0}")]
+    Engine(#[from] engine::Error),
+    /// A stored record or key that does not decode: the data on disk is damaged.
+    #[error("corrupt {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    /// The request itself is malformed (zero timestamps, commit_ts <= start_ts, no keys...).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// Another transaction's lock is in the way (`KeyError.locked`).
+    #[error("key is locked by the transaction at {}", .0.lock_version)]
+    KeyIsLocked(Box<LockInfo>),
+    /// A newer write, or this transaction's own rollback, is in the way (`KeyError.conflict`).
+    #[error("write conflict on {key:?}: start_ts {start_ts}, conflicting commit at {conflict_commit_ts}")]
+    WriteConflict {
+        start_ts: u64,
+        conflict_start_ts: u64,
+        conflict_commit_ts: u64,
+        key: Vec<u8>,
+        primary: Vec<u8>,
+        reason: WriteConflictReason,
+    },
+    /// Insert or CheckNotExists over a key that has a value (`KeyError.already_exist`).
+    #[error("key {key:?} already exists")]
+    AlreadyExist { key: Vec<u8> },
+    /// Commit found neither its lock nor its commit record: the transaction was rolled back
+    /// (`KeyError.retryable`, as TiKV answers `TxnLockNotFound`).
+    #[error("lock of transaction {start_ts} on {key:?} not found (commit at {commit_ts})")]
+    TxnLockNotFound {
+        start_ts: u64,
+        commit_ts: u64,
+        key: Vec<u8>,
+    },
+    /// Status check found neither lock nor commit nor rollback record (`KeyError.txn_not_found`).
+    #[error("transaction {start_ts} not found on {key:?}")]
+    TxnNotFound { start_ts: u64, key: Vec<u8> },
+    /// A rollback asked for a key this transaction has committed (`KeyError.abort`).
+    #[error("transaction {start_ts} is already committed at {commit_ts} on {key:?}")]
+    Committed {
+        start_ts: u64,
+        commit_ts: u64,
+        key: Vec<u8>,
+    },
+    /// The commit timestamp is below the lock's min_commit_ts (`KeyError.commit_ts_expired`).
+    #[error("commit_ts {commit_ts} of {start_ts} below min_commit_ts {min_commit_ts} on {key:?}")]
+    CommitTsExpired {
+        start_ts: u64,
+        commit_ts: u64,
+        key: Vec<u8>,
+        min_commit_ts: u64,
+    },
+    /// The status check's key holds a lock of the transaction that is not its primary.
+    #[error("{:?} is not the primary of transaction {}", .0.key, .0.lock_version)]
+    PrimaryMismatch(Box<LockInfo>),
+    /// A resolve with a commit timestamp not above the lock's start timestamp.
+    #[error("invalid commit_ts {commit_ts} for transaction {start_ts}")]
+    InvalidTxnTso { start_ts: u64, commit_ts: u64 },
+}
+
+/// Why a write conflict happened (`kvrpcpb::WriteConflict.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteConflictReason {
+    /// An optimistic prewrite found a newer commit.
+    Optimistic = 1,
+    /// A pessimistic lock found a commit newer than its for_update_ts.
+    PessimisticRetry = 2,
+    /// The transaction was rolled back before its prewrite arrived.
+    SelfRolledBack = 3,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The `KeyError` a client gets for this failure; `None` for server-side failures
+    /// (storage, corruption), which travel as region or gRPC errors instead.
+    pub fn to_key_error(&self) -> Option<KeyError> {
+        let mut e = KeyError::default();
+        match self {
+            Error::Engine(_) | Error::Corrupt { .. } => return None,
+            Error::KeyIsLocked(info) => e.locked = Some((**info).clone()),
+            Error::WriteConflict {
+                start_ts,
+                conflict_start_ts,
+                conflict_commit_ts,
+                key,
+                primary,
+                ..
+            } => {
+                // TiKV also fills `retryable` next to a conflict, for logs.
+                e.retryable = self.to_string();
+                e.conflict = Some(kvrpcpb::WriteConflict {
+                    start_ts: *start_ts,
+                    conflict_ts: *conflict_start_ts,
+                    key: key.clone(),
+                    primary: primary.clone(),
+                    conflict_commit_ts: *conflict_commit_ts,
+                });
+            }
+            Error::AlreadyExist { key } => {
+                e.already_exist = Some(kvrpcpb::AlreadyExist { key: key.clone() })
+            }
+            Error::TxnLockNotFound { .. } => e.retryable = self.to_string(),
+            Error::TxnNotFound { start_ts, key } => {
+                e.txn_not_found = Some(kvrpcpb::TxnNotFound {
+                    start_ts: *start_ts,
+                    primary_key: key.clone(),
+                })
+            }
+            Error::CommitTsExpired {
+                start_ts,
+                commit_ts,
+                key,
+                min_commit_ts,
+            } => {
+                e.commit_ts_expired = Some(kvrpcpb::CommitTsExpired {
+                    start_ts: *start_ts,
+                    attempted_commit_ts: *commit_ts,
+                    key: key.clone(),
+                    min_commit_ts: *min_commit_ts,
+                })
+            }
+            Error::InvalidRequest(_)
+            | Error::Committed { .. }
+            | Error::PrimaryMismatch(_)
+            | Error::InvalidTxnTso { .. } => e.abort = self.to_string(),
+        }
+        Some(e)
+    }
+}
