@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-use tikv_client::{Config, RawClient};
+use tikv_client::{Config, RawClient, TransactionClient};
 
 use crate::binaries;
 use crate::configs;
@@ -315,6 +315,17 @@ impl Fleet {
         RawClient::new_with_config(vec![self.pd_grpc.clone()], config)
             .await
             .with_context(|| format!("raw client to PD {}", self.pd_grpc))
+    }
+
+    /// A transactional client of the default keyspace with a few seconds of timeout per
+    /// request.
+    pub async fn txn_client(&self) -> Result<TransactionClient> {
+        let config = Config::default()
+            .with_default_keyspace()
+            .with_timeout(Duration::from_secs(5));
+        TransactionClient::new_with_config(vec![self.pd_grpc.clone()], config)
+            .await
+            .with_context(|| format!("transaction client to PD {}", self.pd_grpc))
     }
 
     /// SIGKILL store `i`.

@@ -5,6 +5,21 @@ pub const RAW_PREFIX: &[u8] = b"r\0\0\0";
 /// First raw key after keyspace 0.
 pub const RAW_PREFIX_END: &[u8] = b"r\0\0\x01";
 
+/// Transactional keys of keyspace 0 start with `x` and the 3-byte keyspace id.
+pub const TXN_PREFIX: &[u8] = b"x\0\0\0";
+
+/// The key a store sees for transactional user key `key`.
+pub fn txn_store_key(key: &[u8]) -> Vec<u8> {
+    let mut out = TXN_PREFIX.to_vec();
+    out.extend_from_slice(key);
+    out
+}
+
+/// The memcomparable-encoded key PD uses for transactional user key `key`.
+pub fn txn_pd_key(key: &[u8]) -> Vec<u8> {
+    keys::encode_bytes(&txn_store_key(key))
+}
+
 /// The key a store sees for user key `key` (the client adds the prefix).
 pub fn store_key(key: &[u8]) -> Vec<u8> {
     let mut out = RAW_PREFIX.to_vec();

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use proto::{kvrpcpb, metapb};
 use serde_json::Value;
 
-use crate::keyspace::pd_key;
+use crate::keyspace::{pd_key, txn_pd_key};
 use crate::pd_api::PdApi;
 
 /// The region holding a key, its epoch and its leader, as PD reports them.
@@ -19,6 +19,12 @@ impl Route {
     /// Asks PD for the region of user key `key` (default keyspace).
     pub fn of_user_key(pd: &PdApi, key: &[u8]) -> Result<Route> {
         let path = format!("region/key/{}", hex::encode(pd_key(key)));
+        Route::from_json(&pd.get(&path)?)
+    }
+
+    /// Asks PD for the region of transactional user key `key` (default keyspace).
+    pub fn of_txn_key(pd: &PdApi, key: &[u8]) -> Result<Route> {
+        let path = format!("region/key/{}", hex::encode(txn_pd_key(key)));
         Route::from_json(&pd.get(&path)?)
     }
 

@@ -571,18 +571,183 @@ async fn corrupt_stored_values_are_reported_not_panicked_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transactional_requests_are_unimplemented() {
+async fn pessimistic_requests_are_unimplemented() {
     let h = Harness::start();
     let status = h
         .svc()
-        .kv_get(Request::new(GetRequest::default()))
+        .kv_pessimistic_lock(Request::new(PessimisticLockRequest::default()))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
     let status = h
         .svc()
-        .kv_prewrite(Request::new(PrewriteRequest::default()))
+        .kv_pessimistic_rollback(Request::new(PessimisticRollbackRequest::default()))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_transactional_requests_get_a_key_error_and_write_nothing() {
+    let h = Harness::start();
+    // No context at all.
+    let resp = h
+        .svc()
+        .kv_get(Request::new(GetRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.error.is_some_and(|e| e.abort.contains("context")));
+    // A prewrite with start_ts 0, then one with no mutations.
+    let resp = h
+        .svc()
+        .kv_prewrite(Request::new(PrewriteRequest {
+            context: Some(h.ctx_for(b"x\0\0\0k")),
+            mutations: vec![Mutation {
+                op: Op::Put as i32,
+                key: b"x\0\0\0k".to_vec(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            }],
+            primary_lock: b"x\0\0\0k".to_vec(),
+            start_version: 0,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.errors[0].abort.contains("start_version"), "{resp:?}");
+    let resp = h
+        .svc()
+        .kv_prewrite(Request::new(PrewriteRequest {
+            context: Some(h.ctx_for(b"x\0\0\0k")),
+            primary_lock: b"x\0\0\0k".to_vec(),
+            start_version: 10,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.errors[0].abort.contains("mutations"), "{resp:?}");
+    // A commit timestamp not above the start timestamp.
+    let resp = h
+        .svc()
+        .kv_commit(Request::new(CommitRequest {
+            context: Some(h.ctx_for(b"x\0\0\0k")),
+            start_version: 10,
+            keys: vec![b"x\0\0\0k".to_vec()],
+            commit_version: 10,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp
+        .error
+        .is_some_and(|e| e.abort.contains("commit_version")));
+    // A raw-keyspace key in a transactional request.
+    let resp = h
+        .svc()
+        .kv_get(Request::new(GetRequest {
+            context: Some(h.ctx_for(b"x\0\0\0k")),
+            key: b"r\0\0\0k".to_vec(),
+            version: 5,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp
+        .error
+        .is_some_and(|e| e.abort.contains("transactional key")));
+    // Nothing reached the lock CF.
+    let locks = h
+        .svc()
+        .kv_scan_lock(Request::new(ScanLockRequest {
+            context: Some(h.ctx_for(b"x\0\0\0k")),
+            max_version: u64::MAX - 1,
+            limit: 10,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(locks.locks.is_empty() && locks.error.is_none(), "{locks:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_transaction_is_answered_not_panicked_on() {
+    let h = Harness::start();
+    let key = b"x\0\0\0ghost".to_vec();
+    // Commit of a transaction that never prewrote: the lock is not found (retryable text).
+    let resp = h
+        .svc()
+        .kv_commit(Request::new(CommitRequest {
+            context: Some(h.ctx_for(b"x\0\0\0k")),
+            start_version: 10,
+            keys: vec![key.clone()],
+            commit_version: 11,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.error.is_some_and(|e| !e.retryable.is_empty()));
+    // Rollback of it succeeds and leaves a rollback record: a late prewrite then conflicts.
+    let resp = h
+        .svc()
+        .kv_batch_rollback(Request::new(BatchRollbackRequest {
+            context: Some(h.ctx_for(b"x\0\0\0k")),
+            start_version: 20,
+            keys: vec![key.clone()],
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        resp.error.is_none() && resp.region_error.is_none(),
+        "{resp:?}"
+    );
+    let resp = h
+        .svc()
+        .kv_prewrite(Request::new(PrewriteRequest {
+            context: Some(h.ctx_for(b"x\0\0\0k")),
+            mutations: vec![Mutation {
+                op: Op::Put as i32,
+                key: key.clone(),
+                value: b"late".to_vec(),
+                ..Default::default()
+            }],
+            primary_lock: key.clone(),
+            start_version: 20,
+            lock_ttl: 3000,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.errors[0].conflict.is_some(), "{resp:?}");
+    // Heartbeat and status check of a transaction nobody knows.
+    let resp = h
+        .svc()
+        .kv_txn_heart_beat(Request::new(TxnHeartBeatRequest {
+            context: Some(h.ctx_for(b"x\0\0\0k")),
+            primary_lock: key.clone(),
+            start_version: 30,
+            advise_lock_ttl: 100,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.error.is_some_and(|e| e.txn_not_found.is_some()));
+    let resp = h
+        .svc()
+        .kv_check_txn_status(Request::new(CheckTxnStatusRequest {
+            context: Some(h.ctx_for(b"x\0\0\0k")),
+            primary_key: key,
+            lock_ts: 30,
+            current_ts: 40,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.error.is_some_and(|e| e.txn_not_found.is_some()));
 }

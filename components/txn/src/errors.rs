@@ -62,6 +62,15 @@ pub enum Error {
     /// A resolve with a commit timestamp not above the lock's start timestamp.
     #[error("invalid commit_ts {commit_ts} for transaction {start_ts}")]
     InvalidTxnTso { start_ts: u64, commit_ts: u64 },
+    /// The transaction's own lock on the key is of the wrong kind for the request: a
+    /// pessimistic lock met by an optimistic prewrite (`pessimistic`), or the reverse
+    /// (`KeyError.abort`, as TiKV's `LockTypeNotMatch` in `actions/prewrite.rs` `check_lock`).
+    #[error("lock type does not match for transaction {start_ts} on {key:?} (pessimistic lock: {pessimistic})")]
+    LockTypeNotMatch {
+        start_ts: u64,
+        key: Vec<u8>,
+        pessimistic: bool,
+    },
 }
 
 /// Why a write conflict happened (`kvrpcpb::WriteConflict.reason`).
@@ -130,6 +139,7 @@ impl Error {
             | Error::Committed { .. }
             | Error::PrimaryMismatch(_)
             | Error::InvalidTxnTso { .. } => e.abort = self.to_string(),
+            Error::LockTypeNotMatch { .. } => e.abort = self.to_string(),
         }
         Some(e)
     }

@@ -9,17 +9,23 @@
 //! - `actions`: prewrite, commit, rollback, check_txn_status, check_secondary_locks, resolve,
 //!   heartbeat, reads and GC as functions of a snapshot and a request, giving the changes to
 //!   write and the answer (unit-tested without a cluster).
+//! - `latches` (per-key latches held across read, decide, write, apply) and
+//!   `concurrency_manager` (the store-wide max_ts): what the store's command runner uses to
+//!   make each writing command an atomic read-modify-write.
 //!
 //! Timestamps are PD TSO values: physical milliseconds in the high 46 bits, a logical counter
 //! in the low 18 ([`physical_ms`]).
 
+pub mod actions;
+pub mod concurrency_manager;
+pub mod latches;
 pub mod mvcc;
 
 mod errors;
 #[cfg(test)]
 mod test_util;
 
-pub use errors::{Error, Result};
+pub use errors::{Error, Result, WriteConflictReason};
 
 /// Bits of a TSO timestamp taken by the logical counter (PD's `tsoutil`).
 pub const TSO_LOGICAL_BITS: u32 = 18;

@@ -25,31 +25,32 @@ impl RawKv {
         check_key(&req.key, self.cfg.max_key_size)?;
         let key = encode_bytes(&req.key);
         let read_timeout = self.cfg.read_timeout;
-        self.latched(ctx.region_id, vec![key.clone()], move |store| async move {
-            let snap = region_cmd::snapshot(&store, &ctx, read_timeout).await?;
-            ensure_in_region(&key, &snap.region)?;
-            let current = read_live(&snap.snapshot, cf, &req.key, &key, now_unix_secs())?;
-            drop(snap);
+        self.latched
+            .run(ctx.region_id, vec![key.clone()], move |store| async move {
+                let snap = region_cmd::snapshot(&store, &ctx, read_timeout).await?;
+                ensure_in_region(&key, &snap.region)?;
+                let current = read_live(&snap.snapshot, cf, &req.key, &key, now_unix_secs())?;
+                drop(snap);
 
-            let succeed = swap_allowed(
-                current.as_ref(),
-                req.previous_not_exist,
-                &req.previous_value,
-            );
-            if succeed {
-                let stored = value::encode(&req.value, req.ttl, now_unix_secs());
-                let put = region_cmd::put(cf, key, stored);
-                region_cmd::write_until_answered(&store, &ctx, vec![put]).await?;
-            }
-            Ok(RawCasResponse {
-                region_error: None,
-                error: String::new(),
-                succeed,
-                previous_not_exist: current.is_none(),
-                previous_value: current.map(|c| c.value).unwrap_or_default(),
+                let succeed = swap_allowed(
+                    current.as_ref(),
+                    req.previous_not_exist,
+                    &req.previous_value,
+                );
+                if succeed {
+                    let stored = value::encode(&req.value, req.ttl, now_unix_secs());
+                    let put = region_cmd::put(cf, key, stored);
+                    region_cmd::write_until_answered(&store, &ctx, vec![put]).await?;
+                }
+                Ok(RawCasResponse {
+                    region_error: None,
+                    error: String::new(),
+                    succeed,
+                    previous_not_exist: current.is_none(),
+                    previous_value: current.map(|c| c.value).unwrap_or_default(),
+                })
             })
-        })
-        .await
+            .await
     }
 }
 

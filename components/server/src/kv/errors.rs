@@ -25,6 +25,10 @@ pub enum KvError {
     /// The storage engine failed.
     #[error("storage: {0}")]
     Internal(String),
+    /// A transactional command's failure: a key error for the client (locked, conflict,
+    /// already exists, ...), or stored MVCC data that does not decode.
+    #[error("{0}")]
+    Txn(Box<txn::Error>),
 }
 
 impl KvError {
@@ -36,6 +40,7 @@ impl KvError {
             KvError::Corrupt(_) => "corrupt",
             KvError::InvalidArgument(_) => "invalid_argument",
             KvError::Internal(_) => "internal",
+            KvError::Txn(_) => "txn",
         }
     }
 
@@ -46,6 +51,7 @@ impl KvError {
             KvError::Key(msg) | KvError::InvalidArgument(msg) => Status::invalid_argument(msg),
             KvError::Corrupt(msg) => Status::data_loss(format!("corrupt data: {msg}")),
             KvError::Internal(msg) => Status::internal(format!("storage: {msg}")),
+            KvError::Txn(e) => Status::internal(e.to_string()),
         }
     }
 }
@@ -59,6 +65,16 @@ impl From<errorpb::Error> for KvError {
 impl From<raftstore::Error> for KvError {
     fn from(e: raftstore::Error) -> Self {
         KvError::Region(Box::new(e.into()))
+    }
+}
+
+impl From<txn::Error> for KvError {
+    fn from(e: txn::Error) -> Self {
+        match e {
+            txn::Error::Engine(e) => e.into(),
+            txn::Error::Corrupt { .. } => KvError::Corrupt(e.to_string()),
+            other => KvError::Txn(Box::new(other)),
+        }
     }
 }
 

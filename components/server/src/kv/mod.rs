@@ -2,12 +2,12 @@
 //! keys) served through raftstore, plus the store-to-store streams handed to the transport.
 //!
 //! Module map: `request` checks requests, `range` clips key ranges to regions, `value` is the
-//! stored value format (TTL), `latch` serialises atomic requests per key, `region_cmd` talks
+//! stored value format (TTL), `latched` runs read-modify-writes under key latches, `region_cmd` talks
 //! to raftstore, `raw*` and `cas` implement the RPCs, `service` is the gRPC surface.
 
 mod cas;
 mod errors;
-mod latch;
+mod latched;
 pub mod metrics;
 mod range;
 mod raw;
@@ -17,6 +17,9 @@ mod raw_write;
 mod region_cmd;
 mod request;
 mod service;
+mod txn;
+mod txn_read;
+mod txn_write;
 pub mod value;
 
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! The raw API's shared state and the helpers its RPCs have in common. The RPCs themselves
 //! live in `raw_read`, `raw_scan`, `raw_write` and `cas`.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use engine::{KvRead, KvSnapshot};
@@ -12,7 +11,7 @@ use raftstore::RegionSnapshot;
 use raftstore::Store;
 
 use super::errors::KvError;
-use super::latch::Latches;
+use super::latched::LatchedRunner;
 use super::request::show_key;
 use super::{region_cmd, value, KvConfig};
 
@@ -20,7 +19,7 @@ use super::{region_cmd, value, KvConfig};
 pub struct RawKv {
     pub(super) store: Arc<Store>,
     pub(super) cfg: KvConfig,
-    pub(super) latches: Arc<Latches>,
+    pub(super) latched: LatchedRunner,
 }
 
 /// A stored value that has not expired.
@@ -31,11 +30,12 @@ pub struct LiveValue {
 }
 
 impl RawKv {
-    pub fn new(store: Arc<Store>, cfg: KvConfig) -> RawKv {
+    /// `latched` is shared with the transactional API: one latch table per store.
+    pub fn new(store: Arc<Store>, cfg: KvConfig, latched: LatchedRunner) -> RawKv {
         RawKv {
             store,
             cfg,
-            latches: Arc::new(Latches::default()),
+            latched,
         }
     }
 
@@ -62,48 +62,11 @@ impl RawKv {
             return self.write(ctx, requests).await;
         }
         let ctx = *ctx;
-        self.latched(ctx.region_id, encoded_keys, move |store| async move {
-            region_cmd::write_until_answered(&store, &ctx, requests).await
-        })
-        .await
-    }
-
-    /// Runs `work` holding the latches of `encoded_keys`, on a task of its own: the latches
-    /// are released only when `work` is done, even if this request stops waiting (timeout, or
-    /// the client going away), so a write still in flight keeps excluding other atomic
-    /// requests on its keys. `work` must wait for its writes without a timeout.
-    pub(super) async fn latched<T, F, Fut>(
-        &self,
-        region_id: u64,
-        encoded_keys: Vec<Vec<u8>>,
-        work: F,
-    ) -> Result<T, KvError>
-    where
-        T: Send + 'static,
-        F: FnOnce(Arc<Store>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, KvError>> + Send + 'static,
-    {
-        let latches = self.latches.clone();
-        let store = self.store.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let _held = latches
-                .acquire(encoded_keys.iter().map(Vec::as_slice))
-                .await;
-            // Nobody waits any more and nothing has been done yet: skip the work.
-            if tx.is_closed() {
-                return;
-            }
-            let _ = tx.send(work(store).await);
-        });
-        let limit = self.cfg.write_timeout;
-        match tokio::time::timeout(limit, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(KvError::Internal(
-                "an atomic request ended without an answer".into(),
-            )),
-            Err(_) => Err(region_cmd::timed_out(region_id, limit)),
-        }
+        self.latched
+            .run(ctx.region_id, encoded_keys, move |store| async move {
+                region_cmd::write_until_answered(&store, &ctx, requests).await
+            })
+            .await
     }
 }
 

@@ -5,8 +5,10 @@ use proto::kvrpcpb::{ApiVersion, Context};
 
 use super::errors::KvError;
 
-/// First byte of every raw key in API V2 (`'x'` marks transactional keys).
+/// First byte of every raw key in API V2.
 pub const RAW_KEY_MODE: u8 = b'r';
+/// First byte of every transactional key in API V2.
+pub const TXN_KEY_MODE: u8 = b'x';
 /// Mode byte plus the 3-byte keyspace id.
 pub const KEYSPACE_PREFIX_LEN: usize = 4;
 
@@ -43,10 +45,25 @@ pub fn parse_cf(cf: &str) -> Result<&'static str, KvError> {
 
 /// A raw key: `'r'` + keyspace id + user key, no longer than `max_key_size`.
 pub fn check_key(key: &[u8], max_key_size: usize) -> Result<(), KvError> {
-    if key.len() < KEYSPACE_PREFIX_LEN || key[0] != RAW_KEY_MODE {
+    check_key_of_mode(key, RAW_KEY_MODE, max_key_size)
+}
+
+/// A transactional key: `'x'` + keyspace id + user key, no longer than `max_key_size`.
+pub fn check_txn_key(key: &[u8], max_key_size: usize) -> Result<(), KvError> {
+    check_key_of_mode(key, TXN_KEY_MODE, max_key_size)
+}
+
+fn check_key_of_mode(key: &[u8], mode: u8, max_key_size: usize) -> Result<(), KvError> {
+    if key.len() < KEYSPACE_PREFIX_LEN || key[0] != mode {
+        let kind = if mode == RAW_KEY_MODE {
+            "raw"
+        } else {
+            "transactional"
+        };
         return Err(KvError::InvalidArgument(format!(
-            "raw key {} lacks the keyspace prefix ('r' + 3-byte keyspace id)",
-            show_key(key)
+            "{kind} key {} lacks the keyspace prefix ('{}' + 3-byte keyspace id)",
+            show_key(key),
+            mode as char
         )));
     }
     if key.len() > max_key_size {
@@ -64,6 +81,14 @@ pub fn check_bound(key: &[u8], max_key_size: usize) -> Result<(), KvError> {
         return Ok(());
     }
     check_key(key, max_key_size)
+}
+
+/// A transactional range bound: empty (unbounded) or a transactional key.
+pub fn check_txn_bound(key: &[u8], max_key_size: usize) -> Result<(), KvError> {
+    if key.is_empty() {
+        return Ok(());
+    }
+    check_txn_key(key, max_key_size)
 }
 
 /// A key for messages: hex, shortened when long.

@@ -1,5 +1,6 @@
-//! The `tikvpb.Tikv` gRPC service: raw RPCs answered by `RawKv`, the transactional RPCs
-//! refused as unimplemented, and the store-to-store streams handed to the transport.
+//! The `tikvpb.Tikv` gRPC service: raw RPCs answered by `RawKv`, transactional ones by
+//! `TxnKv` (pessimistic locking not yet), and the store-to-store streams handed to the
+//! transport.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,21 +14,26 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
 use super::errors::KvError;
+use super::latched::LatchedRunner;
 use super::metrics::RequestTimer;
 use super::raw::RawKv;
+use super::txn::TxnKv;
 use super::KvConfig;
 
 /// Serves the client API and the raft streams of one store.
 pub struct KvService {
     raw: RawKv,
+    txn: TxnKv,
     store: Arc<Store>,
     snap_dir: PathBuf,
 }
 
 impl KvService {
     pub fn new(store: Arc<Store>, snap_dir: PathBuf, cfg: KvConfig) -> KvService {
+        let latched = LatchedRunner::new(store.clone(), cfg.write_timeout);
         KvService {
-            raw: RawKv::new(store.clone(), cfg),
+            raw: RawKv::new(store.clone(), cfg.clone(), latched.clone()),
+            txn: TxnKv::new(store.clone(), cfg, latched),
             store,
             snap_dir,
         }
@@ -120,33 +126,131 @@ macro_rules! raw_rpc {
     }};
 }
 
-/// The transactional API is refused with a typed status.
+/// A transactional response's error fields.
+trait TxnResponse: Default {
+    fn set_region_error(&mut self, err: errorpb::Error);
+    fn set_key_error(&mut self, err: KeyError);
+}
+
+macro_rules! txn_response {
+    (one: $($t:ty),*) => {$(
+        impl TxnResponse for $t {
+            fn set_region_error(&mut self, err: errorpb::Error) {
+                self.region_error = Some(err);
+            }
+            fn set_key_error(&mut self, err: KeyError) {
+                self.error = Some(err);
+            }
+        }
+    )*};
+    (many: $($t:ty),*) => {$(
+        impl TxnResponse for $t {
+            fn set_region_error(&mut self, err: errorpb::Error) {
+                self.region_error = Some(err);
+            }
+            fn set_key_error(&mut self, err: KeyError) {
+                self.errors.push(err);
+            }
+        }
+    )*};
+}
+
+txn_response!(one: GetResponse, BatchGetResponse, ScanResponse, CommitResponse,
+    BatchRollbackResponse, TxnHeartBeatResponse, CheckTxnStatusResponse,
+    CheckSecondaryLocksResponse, ResolveLockResponse, ScanLockResponse);
+txn_response!(many: PrewriteResponse);
+
+impl TxnResponse for UnsafeDestroyRangeResponse {
+    fn set_region_error(&mut self, err: errorpb::Error) {
+        self.region_error = Some(err);
+    }
+    fn set_key_error(&mut self, err: KeyError) {
+        // This response carries its error as text.
+        self.error = if err.abort.is_empty() {
+            format!("{err:?}")
+        } else {
+            err.abort
+        };
+    }
+}
+
+/// Turns a transactional RPC's outcome into its gRPC answer: a region error alone, or a key
+/// error (every refusal a client should see: locked, conflict, malformed request, ...), or a
+/// status for storage failures.
+// The result type is the one the generated service trait requires.
+#[allow(clippy::result_large_err)]
+fn respond_txn<R: TxnResponse>(
+    method: &'static str,
+    timer: RequestTimer,
+    result: Result<R, KvError>,
+) -> Result<Response<R>, Status> {
+    let err = match result {
+        Ok(resp) => {
+            timer.finish(None);
+            return Ok(Response::new(resp));
+        }
+        Err(e) => e,
+    };
+    timer.finish(Some(err.kind()));
+    let mut resp = R::default();
+    match err {
+        KvError::Region(e) => resp.set_region_error(*e),
+        KvError::Txn(e) => match e.to_key_error() {
+            Some(key_error) => resp.set_key_error(key_error),
+            None => return Err(KvError::Txn(e).into_status()),
+        },
+        KvError::Key(msg) | KvError::InvalidArgument(msg) => {
+            debug!(method, error = %msg, "transactional request refused");
+            resp.set_key_error(KeyError {
+                abort: msg,
+                ..Default::default()
+            });
+        }
+        other => {
+            warn!(method, error = %other, "transactional request failed");
+            return Err(other.into_status());
+        }
+    }
+    Ok(Response::new(resp))
+}
+
+/// Answers a transactional RPC through `TxnKv::$handler`, with metrics.
+macro_rules! txn_rpc {
+    ($self:ident, $request:ident, $method:literal, $handler:ident) => {{
+        let timer = RequestTimer::start($method);
+        let result = $self.txn.$handler($request.into_inner()).await;
+        respond_txn($method, timer, result)
+    }};
+}
+
+/// The pessimistic API (part of the next stage of the transactional protocol) is refused with
+/// a typed status.
 #[allow(clippy::result_large_err)]
 fn txn_unimplemented<R>(method: &'static str) -> Result<Response<R>, Status> {
     RequestTimer::start(method).finish(Some("unimplemented"));
     Err(Status::unimplemented(
-        "the transactional API is not served by this store",
+        "pessimistic transactions are not served by this store yet",
     ))
 }
 
 #[tonic::async_trait]
 impl Tikv for KvService {
-    async fn kv_get(&self, _request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
-        txn_unimplemented("kv_get")
+    async fn kv_get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        txn_rpc!(self, request, "kv_get", get)
     }
 
     async fn kv_scan(
         &self,
-        _request: Request<ScanRequest>,
+        request: Request<ScanRequest>,
     ) -> Result<Response<ScanResponse>, Status> {
-        txn_unimplemented("kv_scan")
+        txn_rpc!(self, request, "kv_scan", scan)
     }
 
     async fn kv_prewrite(
         &self,
-        _request: Request<PrewriteRequest>,
+        request: Request<PrewriteRequest>,
     ) -> Result<Response<PrewriteResponse>, Status> {
-        txn_unimplemented("kv_prewrite")
+        txn_rpc!(self, request, "kv_prewrite", prewrite)
     }
 
     async fn kv_pessimistic_lock(
@@ -165,65 +269,70 @@ impl Tikv for KvService {
 
     async fn kv_txn_heart_beat(
         &self,
-        _request: Request<TxnHeartBeatRequest>,
+        request: Request<TxnHeartBeatRequest>,
     ) -> Result<Response<TxnHeartBeatResponse>, Status> {
-        txn_unimplemented("kv_txn_heart_beat")
+        txn_rpc!(self, request, "kv_txn_heart_beat", txn_heart_beat)
     }
 
     async fn kv_check_txn_status(
         &self,
-        _request: Request<CheckTxnStatusRequest>,
+        request: Request<CheckTxnStatusRequest>,
     ) -> Result<Response<CheckTxnStatusResponse>, Status> {
-        txn_unimplemented("kv_check_txn_status")
+        txn_rpc!(self, request, "kv_check_txn_status", check_txn_status)
     }
 
     async fn kv_check_secondary_locks(
         &self,
-        _request: Request<CheckSecondaryLocksRequest>,
+        request: Request<CheckSecondaryLocksRequest>,
     ) -> Result<Response<CheckSecondaryLocksResponse>, Status> {
-        txn_unimplemented("kv_check_secondary_locks")
+        txn_rpc!(
+            self,
+            request,
+            "kv_check_secondary_locks",
+            check_secondary_locks
+        )
     }
 
     async fn kv_commit(
         &self,
-        _request: Request<CommitRequest>,
+        request: Request<CommitRequest>,
     ) -> Result<Response<CommitResponse>, Status> {
-        txn_unimplemented("kv_commit")
+        txn_rpc!(self, request, "kv_commit", commit)
     }
 
     async fn kv_batch_get(
         &self,
-        _request: Request<BatchGetRequest>,
+        request: Request<BatchGetRequest>,
     ) -> Result<Response<BatchGetResponse>, Status> {
-        txn_unimplemented("kv_batch_get")
+        txn_rpc!(self, request, "kv_batch_get", batch_get)
     }
 
     async fn kv_batch_rollback(
         &self,
-        _request: Request<BatchRollbackRequest>,
+        request: Request<BatchRollbackRequest>,
     ) -> Result<Response<BatchRollbackResponse>, Status> {
-        txn_unimplemented("kv_batch_rollback")
+        txn_rpc!(self, request, "kv_batch_rollback", batch_rollback)
     }
 
     async fn kv_scan_lock(
         &self,
-        _request: Request<ScanLockRequest>,
+        request: Request<ScanLockRequest>,
     ) -> Result<Response<ScanLockResponse>, Status> {
-        txn_unimplemented("kv_scan_lock")
+        txn_rpc!(self, request, "kv_scan_lock", scan_lock)
     }
 
     async fn kv_resolve_lock(
         &self,
-        _request: Request<ResolveLockRequest>,
+        request: Request<ResolveLockRequest>,
     ) -> Result<Response<ResolveLockResponse>, Status> {
-        txn_unimplemented("kv_resolve_lock")
+        txn_rpc!(self, request, "kv_resolve_lock", resolve_lock)
     }
 
     async fn unsafe_destroy_range(
         &self,
-        _request: Request<UnsafeDestroyRangeRequest>,
+        request: Request<UnsafeDestroyRangeRequest>,
     ) -> Result<Response<UnsafeDestroyRangeResponse>, Status> {
-        txn_unimplemented("unsafe_destroy_range")
+        txn_rpc!(self, request, "unsafe_destroy_range", unsafe_destroy_range)
     }
 
     async fn raw_get(

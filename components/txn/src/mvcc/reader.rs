@@ -180,13 +180,36 @@ impl<'a, S: KvRead> MvccReader<'a, S> {
         filter: impl Fn(&Lock) -> bool,
         limit: usize,
     ) -> Result<Vec<(Key, Lock)>> {
+        self.scan_locks_in(start, end, false, filter, limit)
+    }
+
+    /// Like [`MvccReader::scan_locks`], from the last lock in `[start, end)` down (reverse
+    /// scans).
+    pub fn scan_locks_reverse(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        filter: impl Fn(&Lock) -> bool,
+        limit: usize,
+    ) -> Result<Vec<(Key, Lock)>> {
+        self.scan_locks_in(start, end, true, filter, limit)
+    }
+
+    fn scan_locks_in(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        filter: impl Fn(&Lock) -> bool,
+        limit: usize,
+    ) -> Result<Vec<(Key, Lock)>> {
         let mut locks = Vec::new();
         let mut failure = None;
         self.snapshot.scan(
             CF_LOCK,
             &keys::data_key(start),
             &keys::data_end_key(end),
-            false,
+            reverse,
             &mut |k, v| match Lock::parse(v) {
                 Ok(lock) => {
                     if filter(&lock) {
@@ -334,7 +357,12 @@ mod tests {
         let keys = r.write_keys(b.as_encoded(), b"", false, 10).unwrap();
         assert_eq!(keys, vec![b.clone(), Key::from_raw(b"c"), d.clone()]);
         let back = r.write_keys(b"", d.as_encoded(), true, 2).unwrap();
-        assert_eq!(back, vec![Key::from_raw(b"c"), b]);
+        assert_eq!(back, vec![Key::from_raw(b"c"), b.clone()]);
+        let back_locks = r
+            .scan_locks_reverse(b.as_encoded(), b"", |l| l.ts != 12, 2)
+            .unwrap();
+        let back_keys: Vec<Key> = back_locks.into_iter().map(|(k, _)| k).collect();
+        assert_eq!(back_keys, vec![d.clone(), b]);
     }
 
     #[test]

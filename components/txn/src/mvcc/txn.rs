@@ -110,6 +110,11 @@ impl MvccTxn {
         });
     }
 
+    /// Adds changes an action collected on its own (all or nothing, like a prewrite's).
+    pub fn extend(&mut self, modifies: impl IntoIterator<Item = Modify>) {
+        self.modifies.extend(modifies);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.modifies.is_empty()
     }

@@ -1,6 +1,8 @@
-//! Per-key latches that make compare-and-swap atomic on this store: a request holds the
-//! latches of its keys across "read, compare, write, wait for apply", so no other atomic
-//! request on the same keys interleaves.
+//! Per-key latches that make a read-modify-write atomic on this store: a command holds the
+//! latches of its keys across "read a snapshot, decide, write through raft, wait for apply",
+//! so no other latched command on the same keys interleaves (TiKV's scheduler latches,
+//! `src/storage/txn/latch.rs`). Transactional writes and raw compare-and-swap take them;
+//! reads never do.
 //!
 //! Keys hash into a fixed table of async mutexes; two keys sharing a slot only wait for each
 //! other, which keeps memory bounded no matter how many keys are touched. Guards are owned so
@@ -15,6 +17,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// Slots in the default latch table.
 pub const DEFAULT_SLOTS: usize = 2048;
 
+/// A fixed table of latch slots shared by every command of a store.
 pub struct Latches {
     slots: Box<[Arc<Mutex<()>>]>,
 }
@@ -25,6 +28,7 @@ pub struct LatchGuard {
 }
 
 impl Latches {
+    /// A table of `slots` slots (at least one).
     pub fn new(slots: usize) -> Latches {
         Latches {
             slots: (0..slots.max(1))

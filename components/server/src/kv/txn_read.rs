@@ -1,0 +1,118 @@
+//! Snapshot reads of the transactional API: KvGet, KvBatchGet, KvScan and KvScanLock. Each
+//! raises the store's max_ts to its read timestamp before it looks at locks (reference
+//! pitfall #2), reads a consistent snapshot of the region, and takes no latches.
+
+use keys::encode_bytes;
+use proto::kvrpcpb::{
+    BatchGetRequest, BatchGetResponse, GetRequest, GetResponse, KvPair, ScanLockRequest,
+    ScanLockResponse, ScanRequest, ScanResponse,
+};
+use proto::metapb::Region;
+use txn::actions::{read, scan_lock};
+use txn::mvcc::MvccReader;
+
+use super::errors::KvError;
+use super::request::{check_txn_bound, TXN_KEY_MODE};
+use super::txn::{check_ts, TxnKv};
+
+/// The region's range clipped to the transactional key space `['x', 'y')` (encoded), so a
+/// transactional scan never reads raw data.
+fn txn_range_of(region: &Region) -> (Vec<u8>, Vec<u8>) {
+    let space_start = encode_bytes(&[TXN_KEY_MODE]);
+    let space_end = encode_bytes(&[TXN_KEY_MODE + 1]);
+    let start = region.start_key.clone().max(space_start);
+    let end = if region.end_key.is_empty() {
+        space_end
+    } else {
+        region.end_key.clone().min(space_end)
+    };
+    (start, end)
+}
+
+impl TxnKv {
+    pub async fn get(&self, req: GetRequest) -> Result<GetResponse, KvError> {
+        let ctx = self.check(req.context.as_ref(), [&req.key])?;
+        check_ts("version", req.version)?;
+        self.cm.update_max_ts(req.version);
+        let snap = self.snapshot(&ctx).await?;
+        super::raw::ensure_in_region(&encode_bytes(&req.key), &snap.region)?;
+        let reader = MvccReader::new(&snap.snapshot);
+        let value = read::point_get(&reader, &req.key, req.version)?;
+        Ok(GetResponse {
+            not_found: value.is_none(),
+            value: value.unwrap_or_default(),
+            ..Default::default()
+        })
+    }
+
+    pub async fn batch_get(&self, req: BatchGetRequest) -> Result<BatchGetResponse, KvError> {
+        let ctx = self.check(req.context.as_ref(), &req.keys)?;
+        check_ts("version", req.version)?;
+        self.cm.update_max_ts(req.version);
+        let snap = self.snapshot(&ctx).await?;
+        for key in &req.keys {
+            super::raw::ensure_in_region(&encode_bytes(key), &snap.region)?;
+        }
+        let reader = MvccReader::new(&snap.snapshot);
+        let pairs = read::batch_get(&reader, &req.keys, req.version)?;
+        Ok(BatchGetResponse {
+            pairs: pairs.into_iter().map(KvPair::from).collect(),
+            ..Default::default()
+        })
+    }
+
+    pub async fn scan(&self, req: ScanRequest) -> Result<ScanResponse, KvError> {
+        let ctx = self.check(req.context.as_ref(), [])?;
+        check_txn_bound(&req.start_key, self.cfg.max_key_size)?;
+        check_txn_bound(&req.end_key, self.cfg.max_key_size)?;
+        check_ts("version", req.version)?;
+        if req.limit > self.cfg.max_scan_limit {
+            return Err(KvError::InvalidArgument(format!(
+                "scan limit {} exceeds the maximum of {}",
+                req.limit, self.cfg.max_scan_limit
+            )));
+        }
+        self.cm.update_max_ts(req.version);
+        let snap = self.snapshot(&ctx).await?;
+        let (region_start, region_end) = txn_range_of(&snap.region);
+        let reader = MvccReader::new(&snap.snapshot);
+        let pairs = read::scan(
+            &reader,
+            &req.start_key,
+            &req.end_key,
+            req.limit as usize,
+            req.version,
+            req.key_only,
+            req.reverse,
+            &region_start,
+            &region_end,
+        )?;
+        Ok(ScanResponse {
+            pairs: pairs.into_iter().map(KvPair::from).collect(),
+            ..Default::default()
+        })
+    }
+
+    pub async fn scan_lock(&self, req: ScanLockRequest) -> Result<ScanLockResponse, KvError> {
+        let ctx = self.check(req.context.as_ref(), [])?;
+        check_txn_bound(&req.start_key, self.cfg.max_key_size)?;
+        check_txn_bound(&req.end_key, self.cfg.max_key_size)?;
+        check_ts("max_version", req.max_version)?;
+        let snap = self.snapshot(&ctx).await?;
+        let (region_start, region_end) = txn_range_of(&snap.region);
+        let reader = MvccReader::new(&snap.snapshot);
+        let locks = scan_lock::scan_lock(
+            &reader,
+            req.max_version,
+            &req.start_key,
+            &req.end_key,
+            req.limit as usize,
+            &region_start,
+            &region_end,
+        )?;
+        Ok(ScanLockResponse {
+            locks,
+            ..Default::default()
+        })
+    }
+}
