@@ -164,6 +164,8 @@ fn every_prost_message(input: &[u8]) -> Result<(), TestCaseError> {
             kvrpcpb::ScanLockResponse,
             kvrpcpb::UnsafeDestroyRangeRequest,
             kvrpcpb::UnsafeDestroyRangeResponse,
+            kvrpcpb::MvccGetByKeyRequest,
+            kvrpcpb::MvccGetByKeyResponse,
             pdpb::GetMembersRequest,
             pdpb::GetMembersResponse,
             pdpb::TsoRequest,

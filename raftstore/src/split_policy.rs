@@ -79,7 +79,10 @@ pub struct SplitCheckInput<'a> {
 
 impl SplitCheckInput<'_> {
     /// Visits the region's data (user keys, with the size of key + value) in key order
-    /// across the data column families, until `f` returns false.
+    /// within each data column family, until `f` returns false. A key that carries an MVCC
+    /// timestamp after its encoded user key (transactional data in CFs write and default) is
+    /// given without it, so a split key taken from it never falls between two versions of
+    /// one key.
     pub fn for_each_key(&self, mut f: impl FnMut(&[u8], u64) -> bool) -> Result<()> {
         let start = keys::enc_start_key(&self.region.start_key);
         let end = keys::enc_end_key(&self.region.end_key);
@@ -87,7 +90,8 @@ impl SplitCheckInput<'_> {
         for cf in DATA_CFS {
             let mut go_on = true;
             self.snapshot.scan_cf(cf, &start, &end, |k, v| {
-                go_on = f(keys::origin_key(k), (k.len() + v.len()) as u64);
+                let user_key = keys::encoded_key_prefix(keys::origin_key(k));
+                go_on = f(user_key, (k.len() + v.len()) as u64);
                 Ok(go_on)
             })?;
             if !go_on {
@@ -160,7 +164,10 @@ impl SplitPolicy for KeysPolicy {
 }
 
 /// Accumulates `weight` over the region's keys; when the total passes `max`, cuts every
-/// `piece`.
+/// `piece`. The CFs holding values are walked one after the other (CF default: raw values and
+/// long transactional values; CF write: transactional commit records with short values), each
+/// giving candidates at its own pace; candidates are whole encoded user keys (a version's
+/// timestamp dropped), then sorted and deduplicated.
 fn every_nth(
     input: &SplitCheckInput<'_>,
     max: u64,
@@ -170,29 +177,32 @@ fn every_nth(
 ) -> Result<Vec<Vec<u8>>> {
     let mut total = 0u64;
     let mut candidates = Vec::new();
-    let mut acc = 0u64;
-    // Only the default CF is walked for candidates so keys come out sorted and unique.
     let start = keys::enc_start_key(&input.region.start_key);
     let end = keys::enc_end_key(&input.region.end_key);
-    input
-        .snapshot
-        .scan_cf(engine::CF_DEFAULT, &start, &end, |k, v| {
+    for cf in [engine::CF_DEFAULT, engine::CF_WRITE] {
+        let mut acc = 0u64;
+        let mut from_cf = Vec::new();
+        input.snapshot.scan_cf(cf, &start, &end, |k, v| {
             let w = weight((k.len() + v.len()) as u64);
             total += w;
             acc += w;
             if acc >= piece {
-                candidates.push(keys::origin_key(k).to_vec());
+                from_cf.push(keys::encoded_key_prefix(keys::origin_key(k)).to_vec());
                 acc = 0;
             }
             Ok(true)
         })?;
+        // A cut right at the CF's last key would leave its right part empty.
+        if acc == 0 {
+            from_cf.pop();
+        }
+        candidates.append(&mut from_cf);
+    }
     if total <= max {
         return Ok(Vec::new());
     }
-    // A cut right at the last key would leave an empty right part.
-    if acc == 0 {
-        candidates.pop();
-    }
+    candidates.sort();
+    candidates.dedup();
     candidates.retain(|k| k.as_slice() > input.region.start_key.as_slice());
     candidates.truncate(batch_limit);
     Ok(candidates)
@@ -351,5 +361,48 @@ mod tests {
         assert_eq!(s.sorted_keys()[1], b"b".to_vec());
         assert!(s.qps(t) > 0.0);
         assert_eq!(s.qps(t + Duration::from_secs(11)), 0.0);
+    }
+
+    /// Transactional data lives in CF write as versions (encoded user key + 8-byte
+    /// timestamp): the size policy cuts only at whole user keys, so every version of a key
+    /// stays on one side.
+    #[test]
+    fn size_splits_of_versioned_keys_fall_between_user_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = engine::KvEngine::open(dir.path()).unwrap();
+        let mut wb = kv.write_batch();
+        for i in 0..200u32 {
+            let user_key = keys::encode_bytes(format!("x\0\0\0key{i:04}").as_bytes());
+            for ts in [5u64, 9, 12] {
+                let mut versioned = user_key.clone();
+                versioned.extend_from_slice(&(u64::MAX - ts).to_be_bytes());
+                wb.put_cf(engine::CF_WRITE, &keys::data_key(&versioned), &[7; 100])
+                    .unwrap();
+            }
+        }
+        kv.write(&wb, false).unwrap();
+        let snapshot = kv.snapshot();
+        let r = region(b"", b"");
+        let input = SplitCheckInput {
+            region: &r,
+            snapshot: &snapshot,
+            qps: 0.0,
+            load_keys: &[],
+            region_size: 100_000,
+            region_keys: 600,
+        };
+        let policy = SizePolicy {
+            max_size: 10_000,
+            split_size: 5_000,
+            batch_limit: 100,
+        };
+        let split_keys = policy.split_keys(&input).unwrap();
+        assert!(split_keys.len() > 5, "{} split keys", split_keys.len());
+        for key in &split_keys {
+            let (user_key, used) = keys::decode_bytes(key).unwrap();
+            assert_eq!(used, key.len(), "a split key carries a timestamp: {key:?}");
+            assert!(user_key.starts_with(b"x\0\0\0key"));
+        }
+        validate_split_keys(&r, &split_keys).unwrap();
     }
 }

@@ -1,4 +1,5 @@
-//! Finds the `shoal-pd` and `shoal-server` binaries built next to the running test.
+//! Finds the `shoal-pd`, `shoal-server` and `shoal-ctl` binaries built next to the running
+//! test.
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,7 @@ fn package_of(binary: &str) -> &'static str {
     match binary {
         "shoal-pd" => "pd",
         "shoal-server" => "server",
+        "shoal-ctl" => "shoal-ctl",
         _ => "<package>",
     }
 }
@@ -51,6 +53,10 @@ pub fn pd_binary() -> Result<PathBuf> {
 
 pub fn server_binary() -> Result<PathBuf> {
     binary("shoal-server")
+}
+
+pub fn ctl_binary() -> Result<PathBuf> {
+    binary("shoal-ctl")
 }
 
 #[cfg(test)]

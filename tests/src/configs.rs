@@ -24,7 +24,10 @@ operator-resend-interval = "500ms"
 /// sub-table such as [`size_split_policy`].
 pub fn store_config(raftstore_extra: &str) -> String {
     format!(
-        r#"[raftstore]
+        r#"[gc]
+poll-interval = "200ms"
+
+[raftstore]
 raft-base-tick-interval = "50ms"
 raft-heartbeat-ticks = 2
 raft-election-timeout-ticks = 20

@@ -328,6 +328,21 @@ impl Fleet {
             .with_context(|| format!("transaction client to PD {}", self.pd_grpc))
     }
 
+    /// The value of counter or gauge `name` on store `i`'s `/metrics` (0 when absent).
+    pub fn store_metric(&self, i: usize, name: &str) -> Result<f64> {
+        let url = format!("http://{}/metrics", self.stores[i].status_addr);
+        let text = ureq::get(&url)
+            .timeout(Duration::from_secs(5))
+            .call()
+            .with_context(|| format!("GET {url}"))?
+            .into_string()?;
+        Ok(text
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(name))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .sum())
+    }
+
     /// SIGKILL store `i`.
     pub fn kill_store(&mut self, i: usize) -> Result<()> {
         self.stores[i].process.kill()

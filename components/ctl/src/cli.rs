@@ -6,13 +6,13 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "shoal-ctl", version, about)]
 pub struct Cli {
-    /// PD gRPC endpoint (used by the key-value commands).
+    /// PD gRPC endpoint (used by the key-value, txn and locks commands).
     #[arg(long, global = true, default_value = "127.0.0.1:2379")]
     pub pd: String,
-    /// PD HTTP endpoint (used by the cluster, region, operator and store commands).
+    /// PD HTTP endpoint (used by the cluster, region, operator, store and mvcc commands).
     #[arg(long = "pd-http", global = true, default_value = "127.0.0.1:2380")]
     pub pd_http: String,
-    /// Timeout of one key-value request, in seconds.
+    /// Timeout of one key-value or store request, in seconds.
     #[arg(long, global = true, default_value_t = 5)]
     pub timeout: u64,
     #[command(subcommand)]
@@ -42,6 +42,13 @@ pub enum Command {
     Delete { key: String },
     /// List keys of the default keyspace in order.
     Scan(ScanArgs),
+    /// Transactional reads and writes of the default keyspace, one optimistic transaction each.
+    #[command(subcommand)]
+    Txn(TxnCommand),
+    /// Locks of transactions that started at or before now (prewritten, not yet resolved).
+    Locks(LocksArgs),
+    /// Every MVCC record of one transactional key: its lock and all its versions.
+    Mvcc(MvccArgs),
     /// Show or create PD operators.
     #[command(subcommand)]
     Operator(OperatorCommand),
@@ -74,6 +81,46 @@ pub struct ScanArgs {
     /// Print keys only.
     #[arg(long)]
     pub keys_only: bool,
+}
+
+/// `txn ...`: the raw commands' counterparts in the transactional key space (a key written
+/// by `put` is not seen by `txn get`, and the other way round).
+#[derive(Debug, Subcommand)]
+pub enum TxnCommand {
+    /// Read one key in a fresh snapshot.
+    Get {
+        /// The key (`\xNN` and `\\` escapes accepted).
+        key: String,
+    },
+    /// Write one key and commit.
+    Put { key: String, value: String },
+    /// Delete one key and commit.
+    Delete { key: String },
+    /// List keys in order, in a fresh snapshot.
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LocksArgs {
+    /// Only the lock on this key.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub key: Option<String>,
+    /// First key (inclusive); the start of the keyspace when absent.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last key (exclusive); the end of the keyspace when absent.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Most locks to print.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10240))]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct MvccArgs {
+    /// The transactional key of the default keyspace.
+    #[arg(long)]
+    pub key: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +212,76 @@ mod tests {
         }
         assert!(parse(&["scan", "--limit", "0"]).is_err());
         assert!(parse(&["scan", "--limit", "10241"]).is_err());
+    }
+
+    #[test]
+    fn txn_subcommands_mirror_the_raw_ones() {
+        assert!(matches!(
+            parse(&["txn", "get", "k"]).unwrap().command,
+            Command::Txn(TxnCommand::Get { key }) if key == "k"
+        ));
+        assert!(matches!(
+            parse(&["txn", "put", "k", "v"]).unwrap().command,
+            Command::Txn(TxnCommand::Put { key, value }) if key == "k" && value == "v"
+        ));
+        assert!(matches!(
+            parse(&["txn", "delete", "k"]).unwrap().command,
+            Command::Txn(TxnCommand::Delete { .. })
+        ));
+        match parse(&["txn", "scan", "--to", "m", "--limit", "5", "--keys-only"])
+            .unwrap()
+            .command
+        {
+            Command::Txn(TxnCommand::Scan(s)) => {
+                assert_eq!((s.from, s.to.as_deref()), (None, Some("m")));
+                assert_eq!(s.limit, 5);
+                assert!(s.keys_only);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        // Transactions have no TTL, and a put needs its value.
+        assert!(parse(&["txn", "put", "k", "v", "--ttl", "5"]).is_err());
+        assert!(parse(&["txn", "put", "k"]).is_err());
+        assert!(parse(&["txn", "scan", "--limit", "0"]).is_err());
+        assert!(parse(&["txn"]).is_err());
+    }
+
+    #[test]
+    fn locks_take_a_key_or_a_range() {
+        match parse(&["locks"]).unwrap().command {
+            Command::Locks(l) => {
+                assert!(l.key.is_none() && l.from.is_none() && l.to.is_none());
+                assert_eq!(l.limit, 100);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        match parse(&["locks", "--from", "a", "--to", "b", "--limit", "7"])
+            .unwrap()
+            .command
+        {
+            Command::Locks(l) => {
+                assert_eq!((l.from.as_deref(), l.to.as_deref()), (Some("a"), Some("b")));
+                assert_eq!(l.limit, 7);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(matches!(
+            parse(&["locks", "--key", "k"]).unwrap().command,
+            Command::Locks(LocksArgs { key: Some(_), .. })
+        ));
+        assert!(parse(&["locks", "--key", "k", "--from", "a"]).is_err());
+        assert!(parse(&["locks", "--key", "k", "--to", "b"]).is_err());
+        assert!(parse(&["locks", "--limit", "10241"]).is_err());
+    }
+
+    #[test]
+    fn mvcc_needs_a_key() {
+        assert!(matches!(
+            parse(&["mvcc", "--key", "k"]).unwrap().command,
+            Command::Mvcc(MvccArgs { key }) if key == "k"
+        ));
+        assert!(parse(&["mvcc"]).is_err());
+        assert!(parse(&["mvcc", "k"]).is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@ use anyhow::{bail, Context, Result};
 
 /// Raw keys of the default keyspace (id 0) start with `r` and the 3-byte keyspace id.
 pub const DEFAULT_RAW_KEYSPACE_PREFIX: &[u8] = b"r\0\0\0";
+/// Transactional keys of the default keyspace start with `x` and the 3-byte keyspace id.
+pub const DEFAULT_TXN_KEYSPACE_PREFIX: &[u8] = b"x\0\0\0";
 
 /// Escapes `bytes` for display: printable ASCII stays, `\` becomes `\\`, and every other byte
 /// (and every byte in `also`) becomes `\xNN`.
@@ -71,15 +73,32 @@ pub fn key_value_line(key: &[u8], value: &[u8]) -> String {
 
 /// The key PD stores for user key `key` of the default raw keyspace.
 pub fn pd_key_for_user_key(key: &[u8]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(DEFAULT_RAW_KEYSPACE_PREFIX.len() + key.len());
-    raw.extend_from_slice(DEFAULT_RAW_KEYSPACE_PREFIX);
-    raw.extend_from_slice(key);
-    keys::encode_bytes(&raw)
+    keys::encode_bytes(&[DEFAULT_RAW_KEYSPACE_PREFIX, key].concat())
 }
 
 /// Hex of [`pd_key_for_user_key`], the form PD's HTTP API takes.
 pub fn pd_hex_for_user_key(key: &[u8]) -> String {
     hex::encode(pd_key_for_user_key(key))
+}
+
+/// The key a store's transactional RPCs take for user key `key` of the default keyspace.
+pub fn txn_store_key(key: &[u8]) -> Vec<u8> {
+    [DEFAULT_TXN_KEYSPACE_PREFIX, key].concat()
+}
+
+/// Hex of the key PD stores for transactional user key `key` of the default keyspace.
+pub fn pd_hex_for_txn_key(key: &[u8]) -> String {
+    hex::encode(keys::encode_bytes(&txn_store_key(key)))
+}
+
+/// A store key shown as the user types it: without the default transactional keyspace
+/// prefix, escaped (with the bytes in `also`, see [`escape_with`]); keys of other keyspaces
+/// are shown whole, marked, so nothing is hidden.
+pub fn display_txn_store_key(key: &[u8], also: &[u8]) -> String {
+    match key.strip_prefix(DEFAULT_TXN_KEYSPACE_PREFIX) {
+        Some(user_key) => escape_with(user_key, also),
+        None => format!("(store-key){}", escape_with(key, also)),
+    }
 }
 
 /// Which end of a region a boundary is; an empty boundary means "unbounded" on that side.
@@ -149,6 +168,17 @@ mod tests {
         assert_eq!(&encoded[..9], b"r\0\0\0hell\xff");
         assert_eq!(&encoded[9..], b"o\0\0\0\0\0\0\0\xf8");
         assert_eq!(pd_hex_for_user_key(b""), "7200000000000000fb");
+    }
+
+    #[test]
+    fn txn_keys_carry_the_txn_keyspace_prefix() {
+        assert_eq!(txn_store_key(b"k"), b"x\0\0\0k");
+        assert_eq!(pd_hex_for_txn_key(b""), "7800000000000000fb");
+        assert_eq!(display_txn_store_key(b"x\0\0\0a b", b" "), "a\\x20b");
+        assert_eq!(
+            display_txn_store_key(b"x\0\0\x01k", b""),
+            "(store-key)x\\x00\\x00\\x01k"
+        );
     }
 
     #[test]

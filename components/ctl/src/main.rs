@@ -6,6 +6,7 @@ mod human;
 mod keyfmt;
 mod model;
 mod pd_http;
+mod route;
 mod table;
 mod views;
 
@@ -16,8 +17,8 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Parser;
 
-use cli::{Cli, Command, StoreCommand};
-use commands::{inspect, kv, operator, store};
+use cli::{Cli, Command, StoreCommand, TxnCommand};
+use commands::{inspect, kv, mvcc, operator, store, txn};
 use pd_http::PdHttp;
 
 #[global_allocator]
@@ -50,17 +51,29 @@ fn run(cli: &Cli) -> Result<String> {
         Command::Get { .. } | Command::Put { .. } | Command::Delete { .. } | Command::Scan(_) => {
             run_kv(cli)
         }
+        Command::Txn(_) | Command::Locks(_) => run_txn(cli),
+        Command::Mvcc(args) => mvcc::run(&pd, &runtime()?, &args.key, timeout(cli)),
     }
 }
 
-/// Key-value commands need the async client; everything else is plain blocking HTTP.
-fn run_kv(cli: &Cli) -> Result<String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The runtime of the commands that use async clients; everything else is plain blocking
+/// HTTP.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?;
-    let timeout = Duration::from_secs(cli.timeout.max(1));
-    runtime.block_on(async {
+        .build()?)
+}
+
+/// Timeout of one request to the cluster.
+fn timeout(cli: &Cli) -> Duration {
+    Duration::from_secs(cli.timeout.max(1))
+}
+
+/// Raw key-value commands, through the raw client.
+fn run_kv(cli: &Cli) -> Result<String> {
+    let timeout = timeout(cli);
+    runtime()?.block_on(async {
         let client = kv::connect(&cli.pd, timeout).await?;
         match &cli.command {
             Command::Get { key } => kv::get(&client, key).await,
@@ -68,6 +81,22 @@ fn run_kv(cli: &Cli) -> Result<String> {
             Command::Delete { key } => kv::delete(&client, key).await,
             Command::Scan(args) => kv::scan(&client, args).await,
             _ => unreachable!("run only routes key-value commands here"),
+        }
+    })
+}
+
+/// Transactional commands, through the transaction client.
+fn run_txn(cli: &Cli) -> Result<String> {
+    let timeout = timeout(cli);
+    runtime()?.block_on(async {
+        let client = txn::connect(&cli.pd, timeout).await?;
+        match &cli.command {
+            Command::Txn(TxnCommand::Get { key }) => txn::get(&client, key).await,
+            Command::Txn(TxnCommand::Put { key, value }) => txn::put(&client, key, value).await,
+            Command::Txn(TxnCommand::Delete { key }) => txn::delete(&client, key).await,
+            Command::Txn(TxnCommand::Scan(args)) => txn::scan(&client, args).await,
+            Command::Locks(args) => txn::locks(&client, args).await,
+            _ => unreachable!("run only routes transactional commands here"),
         }
     })
 }

@@ -50,9 +50,30 @@ pub fn decode_bytes(encoded: &[u8]) -> Result<(Vec<u8>, usize), KeyError> {
     }
 }
 
+/// The memcomparable-encoded key at the front of `key`, without whatever follows it (such as
+/// the timestamp of an MVCC version); `key` itself when it does not start with a valid
+/// encoding. Region boundaries are cut with it, so every version of one user key stays in
+/// one region.
+pub fn encoded_key_prefix(key: &[u8]) -> &[u8] {
+    match decode_bytes(key) {
+        Ok((_, used)) => &key[..used],
+        Err(_) => key,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_encoded_prefix_drops_what_follows_the_key() {
+        let enc = encode_bytes(b"user key");
+        let mut versioned = enc.clone();
+        versioned.extend_from_slice(&[0xff; 8]);
+        assert_eq!(encoded_key_prefix(&versioned), enc.as_slice());
+        assert_eq!(encoded_key_prefix(&enc), enc.as_slice());
+        assert_eq!(encoded_key_prefix(b"not encoded"), b"not encoded");
+    }
 
     fn samples() -> Vec<Vec<u8>> {
         let mut keys = vec![

@@ -4,7 +4,7 @@
 
 mod codec;
 
-pub use codec::{decode_bytes, encode_bytes};
+pub use codec::{decode_bytes, encode_bytes, encoded_key_prefix};
 
 use thiserror::Error;
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod dir_lock;
 pub mod errors;
+pub mod gc_worker;
 pub mod kv;
 pub mod metrics;
 pub mod node;

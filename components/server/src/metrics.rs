@@ -1,4 +1,5 @@
-//! Metrics of the store-to-store transport (the client API keeps its own in `kv`).
+//! Metrics of the store-to-store transport and the GC worker (the client API keeps its own
+//! in `kv`).
 
 use std::sync::LazyLock;
 
@@ -98,3 +99,27 @@ pub fn result_label<T, E>(r: &Result<T, E>) -> &'static str {
         "failed"
     }
 }
+
+pub static GC_SAFE_POINT: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "shoal_gc_safe_point",
+        "The GC safe point (a TSO timestamp) this store last read from PD"
+    )
+    .expect("metric registers once")
+});
+
+pub static GC_KEYS_VISITED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "shoal_gc_keys_visited_total",
+        "Transactional keys the GC worker examined"
+    )
+    .expect("metric registers once")
+});
+
+pub static GC_VERSIONS_DELETED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "shoal_gc_versions_deleted_total",
+        "MVCC versions (write records) the GC worker removed below the safe point"
+    )
+    .expect("metric registers once")
+});

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::dir_lock::DirLock;
 use crate::errors::ServerError;
+use crate::gc_worker::{self, GcConfig};
 use crate::startup::{self, Running};
 use crate::status::StatusSource;
 
@@ -34,6 +35,7 @@ pub struct ServerHandle {
     grpc: Option<Running<Result<(), tonic::transport::Error>>>,
     status: Option<Running<std::io::Result<()>>>,
     operators: JoinHandle<()>,
+    gc_worker: JoinHandle<()>,
     _lock: DirLock,
 }
 
@@ -96,6 +98,15 @@ impl ServerHandle {
         let member = startup::join_cluster(&cfg, &data).await?;
         let (store, operators) =
             startup::start_store(&cfg, raft_cfg, data.engines, &member.pd, split_policy).await?;
+        let gc_worker = gc_worker::spawn(
+            store.clone(),
+            member.pd.clone(),
+            GcConfig {
+                poll_interval: cfg.gc.poll_interval,
+                batch_keys: cfg.gc.batch_keys,
+                request_timeout: cfg.pd.request_timeout,
+            },
+        );
         let grpc = startup::serve_grpc(&cfg, store.clone(), member.grpc_listener);
         let status = startup::serve_status(
             StatusSource {
@@ -124,6 +135,7 @@ impl ServerHandle {
             grpc: Some(grpc),
             status: Some(status),
             operators,
+            gc_worker,
             _lock: data.lock,
         })
     }
@@ -157,6 +169,7 @@ impl ServerHandle {
             }
         }
         self.operators.abort();
+        self.gc_worker.abort();
         let store = self.store.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || store.stop()).await {
             warn!(error = %e, "stopping the store failed");

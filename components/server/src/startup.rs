@@ -6,8 +6,8 @@
 //!    listeners, bootstrap the cluster if nobody has, and register the store with PD.
 //! 3. `start_store`: the raft transport, the PD adapter, and `raftstore::Store::start` with
 //!    the split policy; PD's operator steps are dispatched to the store from here on.
-//! 4. `serve_grpc` and `serve_status`: the client API and raft streams, then `/metrics` and
-//!    `/status`.
+//! 4. The GC worker (`gc_worker`), then `serve_grpc` and `serve_status`: the client API and
+//!    raft streams, then `/metrics` and `/status`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

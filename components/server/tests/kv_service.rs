@@ -751,3 +751,153 @@ async fn an_unknown_transaction_is_answered_not_panicked_on() {
         .into_inner();
     assert!(resp.error.is_some_and(|e| e.txn_not_found.is_some()));
 }
+
+/// Prewrites one mutation of `key` (its own primary) at `start_ts`; asserts it succeeded.
+async fn prewrite_one(h: &Harness, key: &[u8], op: Op, value: &[u8], start_ts: u64) {
+    let resp = h
+        .svc()
+        .kv_prewrite(Request::new(PrewriteRequest {
+            context: Some(h.ctx_for(key)),
+            mutations: vec![Mutation {
+                op: op as i32,
+                key: key.to_vec(),
+                value: value.to_vec(),
+                ..Default::default()
+            }],
+            primary_lock: key.to_vec(),
+            start_version: start_ts,
+            lock_ttl: 3000,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        resp.errors.is_empty() && resp.region_error.is_none(),
+        "{resp:?}"
+    );
+}
+
+/// Commits `key` of the transaction at `start_ts`; asserts it succeeded.
+async fn commit_one(h: &Harness, key: &[u8], start_ts: u64, commit_ts: u64) {
+    let resp = h
+        .svc()
+        .kv_commit(Request::new(CommitRequest {
+            context: Some(h.ctx_for(key)),
+            start_version: start_ts,
+            keys: vec![key.to_vec()],
+            commit_version: commit_ts,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        resp.error.is_none() && resp.region_error.is_none(),
+        "{resp:?}"
+    );
+}
+
+async fn mvcc_get_by_key(h: &Harness, ctx_key: &[u8], key: &[u8]) -> MvccGetByKeyResponse {
+    h.svc()
+        .mvcc_get_by_key(Request::new(MvccGetByKeyRequest {
+            context: Some(h.ctx_for(ctx_key)),
+            key: key.to_vec(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mvcc_get_by_key_lists_the_lock_and_every_version_newest_first() {
+    let h = Harness::start();
+    let key = b"x\0\0\0mvcc".to_vec();
+    let long = vec![b'L'; 300];
+
+    // A key nobody wrote: an empty answer, not an error.
+    let resp = mvcc_get_by_key(&h, &key, &key).await;
+    assert!(
+        resp.error.is_empty() && resp.region_error.is_none(),
+        "{resp:?}"
+    );
+    let info = resp.info.unwrap();
+    assert!(info.lock.is_none() && info.writes.is_empty() && info.values.is_empty());
+
+    // Put (short), Delete, Put (long: CF default), a rollback, then a prewrite left pending.
+    prewrite_one(&h, &key, Op::Put, b"v1", 10).await;
+    commit_one(&h, &key, 10, 11).await;
+    prewrite_one(&h, &key, Op::Del, b"", 20).await;
+    commit_one(&h, &key, 20, 21).await;
+    prewrite_one(&h, &key, Op::Put, &long, 30).await;
+    commit_one(&h, &key, 30, 31).await;
+    let resp = h
+        .svc()
+        .kv_batch_rollback(Request::new(BatchRollbackRequest {
+            context: Some(h.ctx_for(&key)),
+            start_version: 40,
+            keys: vec![key.clone()],
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        resp.error.is_none() && resp.region_error.is_none(),
+        "{resp:?}"
+    );
+    prewrite_one(&h, &key, Op::Put, b"pending", 50).await;
+
+    let resp = mvcc_get_by_key(&h, &key, &key).await;
+    assert!(
+        resp.error.is_empty() && resp.region_error.is_none(),
+        "{resp:?}"
+    );
+    let info = resp.info.unwrap();
+    let lock = info.lock.expect("the pending prewrite's lock");
+    assert_eq!(lock.r#type, Op::Put as i32);
+    assert_eq!((lock.start_ts, lock.ttl), (50, 3000));
+    assert_eq!(lock.primary, key);
+    assert_eq!(lock.short_value, b"pending");
+
+    let writes: Vec<(i32, u64, u64, Vec<u8>)> = info
+        .writes
+        .iter()
+        .map(|w| (w.r#type, w.commit_ts, w.start_ts, w.short_value.clone()))
+        .collect();
+    assert_eq!(
+        writes,
+        vec![
+            (Op::Rollback as i32, 40, 40, Vec::new()),
+            (Op::Put as i32, 31, 30, Vec::new()),
+            (Op::Del as i32, 21, 20, Vec::new()),
+            (Op::Put as i32, 11, 10, b"v1".to_vec()),
+        ]
+    );
+    assert!(info.writes.iter().all(|w| !w.has_overlapped_rollback));
+    // Only the long value lives in CF default.
+    assert_eq!(info.values.len(), 1, "{:?}", info.values);
+    assert_eq!(info.values[0].start_ts, 30);
+    assert_eq!(info.values[0].value, long);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mvcc_get_by_key_refuses_bad_requests_with_text_or_region_errors() {
+    let h = Harness::start();
+    // No context.
+    let resp = h
+        .svc()
+        .mvcc_get_by_key(Request::new(MvccGetByKeyRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.error.contains("context"), "{resp:?}");
+    assert!(resp.info.is_none());
+    // A raw key is not a transactional one.
+    let resp = mvcc_get_by_key(&h, b"x\0\0\0k", &key0("k")).await;
+    assert!(resp.error.contains("transactional key"), "{resp:?}");
+    // A transactional key sent to a region that does not hold it.
+    let resp = mvcc_get_by_key(&h, &key0("k"), b"x\0\0\0k").await;
+    assert!(
+        resp.region_error.is_some() && resp.error.is_empty(),
+        "{resp:?}"
+    );
+}

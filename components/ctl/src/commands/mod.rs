@@ -2,5 +2,7 @@
 
 pub mod inspect;
 pub mod kv;
+pub mod mvcc;
 pub mod operator;
 pub mod store;
+pub mod txn;

@@ -40,6 +40,7 @@ pub struct Config {
     /// `[raftstore]`: the store's raft machinery, `raftstore::Config` itself (its docs give
     /// every key; `[raftstore.split-policy]` is `raftstore::SplitPolicyConfig`).
     pub raftstore: raftstore::Config,
+    pub gc: GcSection,
     pub log: LogSection,
 }
 
@@ -108,6 +109,26 @@ impl Default for PdSection {
             endpoints: vec!["127.0.0.1:2379".into()],
             start_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[gc]`: MVCC garbage collection below PD's safe point (see `gc_worker`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GcSection {
+    /// How often the store reads PD's GC safe point.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Keys examined per GC batch (one snapshot and one raft write each).
+    pub batch_keys: usize,
+}
+
+impl Default for GcSection {
+    fn default() -> Self {
+        GcSection {
+            poll_interval: Duration::from_secs(10),
+            batch_keys: 256,
         }
     }
 }
@@ -203,6 +224,9 @@ impl Config {
             return bad(format!(
                 "pd.endpoints: {e:?} is not host:port or http://host:port"
             ));
+        }
+        if self.gc.poll_interval.is_zero() || self.gc.batch_keys == 0 {
+            return bad("gc.poll-interval and gc.batch-keys must be > 0".into());
         }
         if self.pd.start_timeout.is_zero() || self.pd.request_timeout.is_zero() {
             return bad("pd.start-timeout and pd.request-timeout must be > 0".into());

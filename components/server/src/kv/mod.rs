@@ -3,7 +3,8 @@
 //!
 //! Module map: `request` checks requests, `range` clips key ranges to regions, `value` is the
 //! stored value format (TTL), `latched` runs read-modify-writes under key latches, `region_cmd` talks
-//! to raftstore, `raw*` and `cas` implement the RPCs, `service` is the gRPC surface.
+//! to raftstore, `raw*` and `cas` implement the raw RPCs, `txn*` the transactional ones
+//! (`txn_debug`: MVCC inspection for `shoal-ctl mvcc`), `service` is the gRPC surface.
 
 mod cas;
 mod errors;
@@ -14,10 +15,11 @@ mod raw;
 mod raw_read;
 mod raw_scan;
 mod raw_write;
-mod region_cmd;
+pub(crate) mod region_cmd;
 mod request;
 mod service;
 mod txn;
+mod txn_debug;
 mod txn_read;
 mod txn_write;
 pub mod value;

@@ -153,26 +153,28 @@ macro_rules! txn_response {
             }
         }
     )*};
+    // Responses that carry their error as text: the abort message, or the whole key error.
+    (text: $($t:ty),*) => {$(
+        impl TxnResponse for $t {
+            fn set_region_error(&mut self, err: errorpb::Error) {
+                self.region_error = Some(err);
+            }
+            fn set_key_error(&mut self, err: KeyError) {
+                self.error = if err.abort.is_empty() {
+                    format!("{err:?}")
+                } else {
+                    err.abort
+                };
+            }
+        }
+    )*};
 }
 
 txn_response!(one: GetResponse, BatchGetResponse, ScanResponse, CommitResponse,
     BatchRollbackResponse, TxnHeartBeatResponse, CheckTxnStatusResponse,
     CheckSecondaryLocksResponse, ResolveLockResponse, ScanLockResponse);
 txn_response!(many: PrewriteResponse);
-
-impl TxnResponse for UnsafeDestroyRangeResponse {
-    fn set_region_error(&mut self, err: errorpb::Error) {
-        self.region_error = Some(err);
-    }
-    fn set_key_error(&mut self, err: KeyError) {
-        // This response carries its error as text.
-        self.error = if err.abort.is_empty() {
-            format!("{err:?}")
-        } else {
-            err.abort
-        };
-    }
-}
+txn_response!(text: UnsafeDestroyRangeResponse, MvccGetByKeyResponse);
 
 /// Turns a transactional RPC's outcome into its gRPC answer: a region error alone, or a key
 /// error (every refusal a client should see: locked, conflict, malformed request, ...), or a
@@ -333,6 +335,13 @@ impl Tikv for KvService {
         request: Request<UnsafeDestroyRangeRequest>,
     ) -> Result<Response<UnsafeDestroyRangeResponse>, Status> {
         txn_rpc!(self, request, "unsafe_destroy_range", unsafe_destroy_range)
+    }
+
+    async fn mvcc_get_by_key(
+        &self,
+        request: Request<MvccGetByKeyRequest>,
+    ) -> Result<Response<MvccGetByKeyResponse>, Status> {
+        txn_rpc!(self, request, "mvcc_get_by_key", mvcc_get_by_key)
     }
 
     async fn raw_get(

@@ -173,6 +173,7 @@ recording_tikv! {
     raw_get_key_ttl(RawGetKeyTtlRequest) -> RawGetKeyTtlResponse;
     raw_compare_and_swap(RawCasRequest) -> RawCasResponse;
     unsafe_destroy_range(UnsafeDestroyRangeRequest) -> UnsafeDestroyRangeResponse;
+    mvcc_get_by_key(MvccGetByKeyRequest) -> MvccGetByKeyResponse;
 }
 
 /// A raft heartbeat from peer 1 (store 1) to peer 2 on `to_store`.

@@ -1,0 +1,211 @@
+//! `txn get/put/delete/scan` and `locks`: the transactional API through the official client,
+//! in the default keyspace. Each command is one optimistic transaction: reads use a fresh
+//! snapshot and roll back, writes commit.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use tikv_client::{
+    BoundRange, CheckLevel, Config, Key, ProtoLockInfo, Transaction, TransactionClient,
+    TransactionOptions,
+};
+
+use crate::cli::{LocksArgs, ScanArgs};
+use crate::commands::kv::scan_range;
+use crate::keyfmt::{escape, escape_with, key_value_line, unescape};
+
+/// Connects a transaction client to the PD at `pd` (gRPC `host:port`).
+pub async fn connect(pd: &str, timeout: Duration) -> Result<TransactionClient> {
+    let config = Config::default()
+        .with_default_keyspace()
+        .with_timeout(timeout);
+    TransactionClient::new_with_config(vec![pd.to_string()], config)
+        .await
+        .map_err(|e| anyhow!("cannot connect to PD at {pd}: {e}"))
+}
+
+/// A new optimistic transaction. Dropping it unfinished only warns: an error path that
+/// returns early (a failed commit among them) must end the command, not panic.
+async fn begin(client: &TransactionClient) -> Result<Transaction> {
+    client
+        .begin_with_options(TransactionOptions::new_optimistic().drop_check(CheckLevel::Warn))
+        .await
+        .map_err(|e| anyhow!("cannot start a transaction: {e}"))
+}
+
+/// Ends a read-only transaction: a rollback, which for reads only releases the client side.
+async fn finish_read(txn: &mut Transaction) -> Result<()> {
+    txn.rollback()
+        .await
+        .map_err(|e| anyhow!("rolling back the read transaction: {e}"))
+}
+
+pub async fn get(client: &TransactionClient, key: &str) -> Result<String> {
+    let raw = unescape(key)?;
+    let mut txn = begin(client).await?;
+    let value = txn
+        .get(raw.clone())
+        .await
+        .map_err(|e| anyhow!("txn get {key:?}: {e}"))?;
+    finish_read(&mut txn).await?;
+    match value {
+        Some(value) => Ok(format!("{}\n", key_value_line(&raw, &value))),
+        None => Err(anyhow!("key {} not found", escape(&raw))),
+    }
+}
+
+pub async fn put(client: &TransactionClient, key: &str, value: &str) -> Result<String> {
+    let raw = unescape(key)?;
+    let value = unescape(value).context("value")?;
+    let mut txn = begin(client).await?;
+    txn.put(raw, value)
+        .await
+        .map_err(|e| anyhow!("txn put {key:?}: {e}"))?;
+    commit(&mut txn, "put", key).await
+}
+
+pub async fn delete(client: &TransactionClient, key: &str) -> Result<String> {
+    let raw = unescape(key)?;
+    let mut txn = begin(client).await?;
+    txn.delete(raw)
+        .await
+        .map_err(|e| anyhow!("txn delete {key:?}: {e}"))?;
+    commit(&mut txn, "delete", key).await
+}
+
+/// Commits a one-write transaction; a conflict (or any other failure) is the command's error.
+async fn commit(txn: &mut Transaction, what: &str, key: &str) -> Result<String> {
+    txn.commit()
+        .await
+        .map_err(|e| anyhow!("txn {what} {key:?} was not committed (nothing was written): {e}"))?;
+    Ok("OK\n".to_string())
+}
+
+pub async fn scan(client: &TransactionClient, args: &ScanArgs) -> Result<String> {
+    let range = scan_range(args.from.as_deref(), args.to.as_deref())?;
+    let mut txn = begin(client).await?;
+    let mut out = String::new();
+    if args.keys_only {
+        let keys = txn
+            .scan_keys(range, args.limit)
+            .await
+            .map_err(|e| anyhow!("txn scan: {e}"))?;
+        for key in keys {
+            let key: Vec<u8> = key.into();
+            out.push_str(&escape_with(&key, b"="));
+            out.push('\n');
+        }
+    } else {
+        let pairs = txn
+            .scan(range, args.limit)
+            .await
+            .map_err(|e| anyhow!("txn scan: {e}"))?;
+        for pair in pairs {
+            let key: Vec<u8> = pair.0.into();
+            out.push_str(&key_value_line(&key, &pair.1));
+            out.push('\n');
+        }
+    }
+    finish_read(&mut txn).await?;
+    Ok(out)
+}
+
+/// The range `locks` looks at: one key, or `[from, to)`.
+pub fn locks_range(args: &LocksArgs) -> Result<BoundRange> {
+    match &args.key {
+        Some(key) => {
+            let key = Key::from(unescape(key)?);
+            Ok(BoundRange::from(key.clone()..=key))
+        }
+        None => scan_range(args.from.as_deref(), args.to.as_deref()),
+    }
+}
+
+/// The locks of transactions started at or before the current timestamp, in key order.
+pub async fn locks(client: &TransactionClient, args: &LocksArgs) -> Result<String> {
+    let range = locks_range(args)?;
+    let now = client
+        .current_timestamp()
+        .await
+        .map_err(|e| anyhow!("getting a timestamp from PD: {e}"))?;
+    let mut locks = client
+        .scan_locks(&now, range, args.limit)
+        .await
+        .map_err(|e| anyhow!("scanning locks: {e}"))?;
+    // The client asks every region for up to `limit` locks and concatenates the answers.
+    locks.sort_by(|a, b| a.key.cmp(&b.key));
+    locks.truncate(args.limit as usize);
+    Ok(locks.iter().map(lock_line).collect())
+}
+
+/// One lock as `key=K primary=P start_ts=N ttl=MS type=T`; keys escaped with spaces and `=`
+/// as `\xNN` so the line splits on spaces.
+pub fn lock_line(lock: &ProtoLockInfo) -> String {
+    format!(
+        "key={} primary={} start_ts={} ttl={} type={}\n",
+        escape_with(&lock.key, b" ="),
+        escape_with(&lock.primary_lock, b" ="),
+        lock.lock_version,
+        lock.lock_ttl,
+        op_name(lock.lock_type)
+    )
+}
+
+/// The name of a `kvrpcpb.Op` as the commands print it (`Del` as `Delete`).
+pub fn op_name(op: i32) -> String {
+    use proto::kvrpcpb::Op;
+    match Op::try_from(op) {
+        Ok(Op::Del) => "Delete".to_string(),
+        Ok(op) => op.as_str_name().to_string(),
+        Err(_) => format!("Unknown({op})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn locks_args(key: Option<&str>, from: Option<&str>, to: Option<&str>) -> LocksArgs {
+        LocksArgs {
+            key: key.map(String::from),
+            from: from.map(String::from),
+            to: to.map(String::from),
+            limit: 10,
+        }
+    }
+
+    #[test]
+    fn one_key_is_a_closed_range_of_itself() {
+        let (start, end) = locks_range(&locks_args(Some("k"), None, None))
+            .unwrap()
+            .into_keys();
+        assert_eq!(Vec::<u8>::from(start), b"k");
+        // An inclusive end travels as the next key.
+        assert_eq!(end.map(Vec::<u8>::from), Some(b"k\0".to_vec()));
+        let (start, end) = locks_range(&locks_args(None, Some("a"), None))
+            .unwrap()
+            .into_keys();
+        assert_eq!(Vec::<u8>::from(start), b"a");
+        assert!(end.is_none());
+        assert!(locks_range(&locks_args(Some("\\x"), None, None)).is_err());
+    }
+
+    #[test]
+    fn lock_lines_escape_keys_and_name_the_type() {
+        let lock = ProtoLockInfo {
+            key: b"a b".to_vec(),
+            primary_lock: b"p=1".to_vec(),
+            lock_version: 42,
+            lock_ttl: 3000,
+            lock_type: proto::kvrpcpb::Op::Put as i32,
+            ..Default::default()
+        };
+        assert_eq!(
+            lock_line(&lock),
+            "key=a\\x20b primary=p\\x3d1 start_ts=42 ttl=3000 type=Put\n"
+        );
+        assert_eq!(op_name(proto::kvrpcpb::Op::Del as i32), "Delete");
+        assert_eq!(op_name(proto::kvrpcpb::Op::Rollback as i32), "Rollback");
+        assert_eq!(op_name(99), "Unknown(99)");
+    }
+}

@@ -1,0 +1,174 @@
+//! `shoal-ctl`'s transactional commands against a 3-store fleet, through the real binary:
+//! `txn put/get/delete/scan`, `mvcc --key` (every version, from the leader's MvccGetByKey)
+//! and `locks`.
+
+use std::process::Output;
+
+use proto::kvrpcpb::{Mutation, Op, PrewriteRequest};
+use proto::tikvpb::tikv_client::TikvClient;
+use shoal_fleet_tests::binaries::ctl_binary;
+use shoal_fleet_tests::keyspace::txn_store_key;
+use shoal_fleet_tests::route::Route;
+use shoal_fleet_tests::{Fleet, FleetOptions};
+use tikv_client::TimestampExt;
+
+/// Runs `shoal-ctl` against `fleet` with `args`.
+async fn ctl(fleet: &Fleet, args: &[&str]) -> Output {
+    tokio::process::Command::new(ctl_binary().unwrap())
+        .args(["--pd", &fleet.pd_grpc, "--pd-http", &fleet.pd_http])
+        .args(args)
+        .output()
+        .await
+        .unwrap()
+}
+
+/// Runs `shoal-ctl` and returns its standard output; fails the test when it fails.
+async fn ctl_ok(fleet: &Fleet, args: &[&str]) -> String {
+    let out = ctl(fleet, args).await;
+    assert!(
+        out.status.success(),
+        "shoal-ctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The `(commit_ts, rest of the line)` of each write line of an `mvcc` report.
+fn write_lines(report: &str) -> Vec<(u64, String)> {
+    report
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("commit_ts="))
+        .map(|l| {
+            let (ts, rest) = l.split_once(' ').unwrap();
+            (ts.parse().unwrap(), rest.to_string())
+        })
+        .collect()
+}
+
+/// The rest of a write line without its start_ts, which the test cannot know.
+fn without_start_ts(rest: &str) -> String {
+    rest.split(' ')
+        .filter(|f| !f.starts_with("start_ts="))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txn_commands_write_read_and_mvcc_shows_every_version() {
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    let long = "L".repeat(300);
+
+    assert_eq!(ctl_ok(&fleet, &["txn", "put", "a", "1"]).await, "OK\n");
+    ctl_ok(&fleet, &["txn", "put", "a", "2"]).await;
+    ctl_ok(&fleet, &["txn", "put", "b", "3"]).await;
+    ctl_ok(&fleet, &["txn", "delete", "b"]).await;
+    ctl_ok(&fleet, &["txn", "put", "c", &long]).await;
+    ctl_ok(&fleet, &["txn", "put", "d=\\x00", "x y"]).await;
+
+    assert_eq!(ctl_ok(&fleet, &["txn", "get", "a"]).await, "a=2\n");
+    let missing = ctl(&fleet, &["txn", "get", "b"]).await;
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("key b not found"));
+    // The raw keyspace is another key space.
+    assert!(!ctl(&fleet, &["get", "a"]).await.status.success());
+
+    assert_eq!(
+        ctl_ok(&fleet, &["txn", "scan"]).await,
+        format!("a=2\nc={long}\nd\\x3d\\x00=x y\n")
+    );
+    assert_eq!(
+        ctl_ok(&fleet, &["txn", "scan", "--from", "b", "--keys-only"]).await,
+        "c\nd\\x3d\\x00\n"
+    );
+    assert_eq!(
+        ctl_ok(&fleet, &["txn", "scan", "--to", "c", "--limit", "1"]).await,
+        "a=2\n"
+    );
+
+    // Every version of a, newest first.
+    let report = ctl_ok(&fleet, &["mvcc", "--key", "a"]).await;
+    assert!(report.starts_with("key: a\nregion "), "{report}");
+    assert!(report.contains("lock: none\n"), "{report}");
+    assert!(report.contains("writes: 2, newest first\n"), "{report}");
+    let writes = write_lines(&report);
+    assert!(writes[0].0 > writes[1].0, "{report}");
+    let rest: Vec<String> = writes.iter().map(|w| without_start_ts(&w.1)).collect();
+    assert_eq!(
+        rest,
+        vec!["type=Put value=2", "type=Put value=1"],
+        "{report}"
+    );
+
+    // The delete is a version too; the long value lives in CF default.
+    let report = ctl_ok(&fleet, &["mvcc", "--key", "b"]).await;
+    let rest: Vec<String> = write_lines(&report)
+        .iter()
+        .map(|w| without_start_ts(&w.1))
+        .collect();
+    assert_eq!(rest, vec!["type=Delete", "type=Put value=3"], "{report}");
+    let report = ctl_ok(&fleet, &["mvcc", "--key", "c"]).await;
+    assert!(
+        report.contains("type=Put value=<long value in default CF, 300 bytes>"),
+        "{report}"
+    );
+    let report = ctl_ok(&fleet, &["mvcc", "--key", "never-written"]).await;
+    assert!(report.contains("lock: none\nwrites: none\n"), "{report}");
+
+    // Every transaction committed: nothing is locked.
+    assert_eq!(ctl_ok(&fleet, &["locks"]).await, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_prewrite_shows_in_locks_and_mvcc() {
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    let client = fleet.txn_client().await.unwrap();
+    let start_ts = client.current_timestamp().await.unwrap().version();
+
+    // Prewrite p as a client would, then walk away (a long TTL keeps the lock alive).
+    let route = Route::of_txn_key(fleet.pd_api(), b"p").unwrap();
+    let index = fleet.store_index(route.leader.store_id).unwrap();
+    let mut store = TikvClient::connect(format!("http://{}", fleet.store(index).addr))
+        .await
+        .unwrap();
+    let resp = store
+        .kv_prewrite(PrewriteRequest {
+            context: Some(route.context()),
+            mutations: vec![Mutation {
+                op: Op::Put as i32,
+                key: txn_store_key(b"p"),
+                value: b"pending".to_vec(),
+                ..Default::default()
+            }],
+            primary_lock: txn_store_key(b"p"),
+            start_version: start_ts,
+            lock_ttl: 600_000,
+            txn_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        resp.region_error.is_none() && resp.errors.is_empty(),
+        "{resp:?}"
+    );
+
+    let line = format!("key=p primary=p start_ts={start_ts} ttl=600000 type=Put\n");
+    assert_eq!(ctl_ok(&fleet, &["locks"]).await, line);
+    assert_eq!(ctl_ok(&fleet, &["locks", "--key", "p"]).await, line);
+    assert_eq!(
+        ctl_ok(&fleet, &["locks", "--from", "a", "--to", "q"]).await,
+        line
+    );
+    assert_eq!(ctl_ok(&fleet, &["locks", "--key", "q"]).await, "");
+    assert_eq!(ctl_ok(&fleet, &["locks", "--from", "q"]).await, "");
+
+    let report = ctl_ok(&fleet, &["mvcc", "--key", "p"]).await;
+    assert!(
+        report.contains(&format!(
+            "lock: type=Put start_ts={start_ts} primary=p ttl=600000 value=pending\n"
+        )),
+        "{report}"
+    );
+    assert!(report.contains("writes: none\n"), "{report}");
+}

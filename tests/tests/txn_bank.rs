@@ -1,0 +1,307 @@
+//! A bank under faults, through the official `TransactionClient` (optimistic 2PC): clients
+//! move money between accounts spread over several regions while PD splits regions and moves
+//! leaders and a store is killed and restarted. Snapshot isolation means every snapshot read
+//! of all accounts sums to the starting total, and no transaction a client saw commit is lost.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use shoal_fleet_tests::keyspace::txn_pd_key;
+use shoal_fleet_tests::{region_json, wait_until_async, Fleet, FleetOptions};
+use tikv_client::{CheckLevel, Transaction, TransactionClient, TransactionOptions};
+
+const ACCOUNTS: usize = 10;
+const INITIAL_BALANCE: u64 = 100;
+const CLIENTS: usize = 8;
+const RUN_FOR: Duration = Duration::from_secs(30);
+
+fn account(i: usize) -> String {
+    format!("acct{i:02}")
+}
+
+fn counter(client: usize) -> String {
+    format!("ctr{client:02}")
+}
+
+fn decode(value: Option<Vec<u8>>, what: &str) -> u64 {
+    let bytes = value.unwrap_or_else(|| panic!("{what} is missing"));
+    String::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{what} holds a non-number"))
+}
+
+async fn begin(client: &TransactionClient) -> tikv_client::Result<Transaction> {
+    client
+        .begin_with_options(TransactionOptions::new_optimistic().drop_check(CheckLevel::Warn))
+        .await
+}
+
+/// What the transfer clients saw.
+#[derive(Default)]
+struct Tally {
+    committed: AtomicU64,
+    aborted: AtomicU64,
+    /// Commits whose outcome the client could not learn (the primary's commit RPC failed).
+    undetermined: AtomicU64,
+}
+
+/// One transfer in one transaction, which also counts itself in this client's counter key.
+async fn transfer(
+    client: &TransactionClient,
+    me: usize,
+    rng: &mut StdRng,
+) -> tikv_client::Result<()> {
+    let from = rng.gen_range(0..ACCOUNTS);
+    let to = (from + rng.gen_range(1..ACCOUNTS)) % ACCOUNTS;
+    let amount = rng.gen_range(1..=10);
+    let mut txn = begin(client).await?;
+    let outcome = async {
+        let a = decode(txn.get(account(from)).await?, "an account");
+        let b = decode(txn.get(account(to)).await?, "an account");
+        let done = txn
+            .get(counter(me))
+            .await?
+            .map_or(0, |v| decode(Some(v), "a counter"));
+        if a >= amount {
+            txn.put(account(from), (a - amount).to_string()).await?;
+            txn.put(account(to), (b + amount).to_string()).await?;
+        }
+        txn.put(counter(me), (done + 1).to_string()).await?;
+        txn.commit().await.map(|_| ())
+    }
+    .await;
+    if outcome.is_err() {
+        let _ = txn.rollback().await;
+    }
+    outcome
+}
+
+/// Sum of every account in one snapshot at a fresh timestamp.
+async fn snapshot_total(client: &TransactionClient) -> tikv_client::Result<u64> {
+    let ts = client.current_timestamp().await?;
+    let mut snapshot = client.snapshot(ts, TransactionOptions::new_optimistic().read_only());
+    let pairs: Vec<_> = snapshot
+        .scan(account(0)..=account(ACCOUNTS - 1), ACCOUNTS as u32 + 1)
+        .await?
+        .collect();
+    assert_eq!(pairs.len(), ACCOUNTS, "a snapshot lost an account");
+    Ok(pairs
+        .into_iter()
+        .map(|p| decode(Some(p.1), "an account"))
+        .sum())
+}
+
+/// Reads every key in one snapshot, which resolves every lock the read meets.
+async fn read_everything(client: &TransactionClient) {
+    if let Ok(ts) = client.current_timestamp().await {
+        let mut snapshot = client.snapshot(ts, TransactionOptions::new_optimistic().read_only());
+        let _ = snapshot.scan("".to_owned().., 1000).await;
+    }
+}
+
+/// Splits the region holding account `i` so that a region starts at it.
+fn split_at_account(fleet: &Fleet, i: usize) {
+    let key = txn_pd_key(account(i).as_bytes());
+    let Ok(region) = fleet.pd_get(&format!("region/key/{}", hex::encode(&key))) else {
+        return;
+    };
+    if region_json::start_key(&region) == key {
+        return;
+    }
+    let body = json!({"name": "split-region", "region_id": region_json::id(&region),
+        "keys": [hex::encode(&key)]});
+    // PD refuses while the region has another operator; the caller tries again later.
+    let _ = fleet.pd_post("operators", &body);
+}
+
+/// Whether a region starts at account `i`, as PD sees it.
+fn region_starts_at_account(fleet: &Fleet, i: usize) -> bool {
+    let key = txn_pd_key(account(i).as_bytes());
+    fleet
+        .pd_get(&format!("region/key/{}", hex::encode(&key)))
+        .is_ok_and(|region| region_json::start_key(&region) == key)
+}
+
+/// How many regions the accounts lie in, as PD sees them.
+fn regions_of_accounts(fleet: &Fleet) -> usize {
+    let mut ids: Vec<u64> = (0..ACCOUNTS)
+        .filter_map(|i| {
+            let key = txn_pd_key(account(i).as_bytes());
+            let region = fleet
+                .pd_get(&format!("region/key/{}", hex::encode(key)))
+                .ok()?;
+            Some(region_json::id(&region))
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.len()
+}
+
+/// Moves the leadership of account `i`'s region to another of its voters.
+fn transfer_leader_of(fleet: &Fleet, i: usize, rng: &mut StdRng) {
+    let key = txn_pd_key(account(i).as_bytes());
+    let Ok(region) = fleet.pd_get(&format!("region/key/{}", hex::encode(&key))) else {
+        return;
+    };
+    let leader = region_json::leader_store(&region);
+    let others: Vec<u64> = region_json::peer_stores(&region)
+        .into_iter()
+        .filter(|s| Some(*s) != leader)
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    let to = others[rng.gen_range(0..others.len())];
+    let body = json!({"name": "transfer-leader", "region_id": region_json::id(&region),
+        "to_store_id": to});
+    let _ = fleet.pd_post("operators", &body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart() {
+    let mut fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    fleet
+        .wait_settled(3, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let client = Arc::new(fleet.txn_client().await.unwrap());
+    let mut setup = begin(&client).await.unwrap();
+    for i in 0..ACCOUNTS {
+        setup
+            .put(account(i), INITIAL_BALANCE.to_string())
+            .await
+            .unwrap();
+    }
+    setup.commit().await.unwrap();
+    let total = INITIAL_BALANCE * ACCOUNTS as u64;
+    // Spread the accounts over several regions before the load starts.
+    let fleet_ref = &fleet;
+    for i in [3, 6, 9] {
+        wait_until_async(
+            Duration::from_secs(30),
+            "a split at an account",
+            || async move {
+                split_at_account(fleet_ref, i);
+                region_starts_at_account(fleet_ref, i)
+            },
+        )
+        .await;
+    }
+    assert_eq!(regions_of_accounts(&fleet), 4);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let mut clients = Vec::new();
+    for me in 0..CLIENTS {
+        let (client, stop, tally) = (client.clone(), stop.clone(), tally.clone());
+        clients.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(me as u64);
+            let mut commits = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                match transfer(&client, me, &mut rng).await {
+                    Ok(()) => {
+                        commits += 1;
+                        tally.committed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(tikv_client::Error::UndeterminedError(_)) => {
+                        tally.undetermined.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        tally.aborted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            commits
+        }));
+    }
+    let checker = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut checked = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // A read that fails (region moving, store down) proves nothing either way.
+                if let Ok(sum) = snapshot_total(&client).await {
+                    assert_eq!(sum, total, "a snapshot saw money appear or vanish");
+                    checked += 1;
+                }
+            }
+            checked
+        })
+    };
+
+    // Faults while the load runs: splits, leader moves, and one store killed and restarted.
+    let mut rng = StdRng::seed_from_u64(42);
+    let started = Instant::now();
+    let mut step = 0;
+    while started.elapsed() < RUN_FOR {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        match step % 4 {
+            0 => split_at_account(&fleet, rng.gen_range(1..ACCOUNTS)),
+            1 | 3 => transfer_leader_of(&fleet, rng.gen_range(0..ACCOUNTS), &mut rng),
+            _ if step == 2 => fleet.kill_store(2).unwrap(),
+            _ if step == 6 => fleet.restart_store(2).await.unwrap(),
+            _ => {}
+        }
+        step += 1;
+    }
+    if !fleet.store_running(2) {
+        fleet.restart_store(2).await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut per_client = Vec::new();
+    for c in clients {
+        per_client.push(c.await.unwrap());
+    }
+    let checked = checker.await.unwrap();
+    let regions = regions_of_accounts(&fleet);
+
+    let committed = tally.committed.load(Ordering::Relaxed);
+    let undetermined = tally.undetermined.load(Ordering::Relaxed);
+    eprintln!(
+        "committed {committed}, aborted {}, undetermined {undetermined}, snapshots checked \
+         {checked}, account regions {regions}",
+        tally.aborted.load(Ordering::Relaxed)
+    );
+    assert!(regions >= 4, "the accounts ended in {regions} regions");
+    assert!(committed > 0, "no transfer committed");
+    assert!(checked > 0, "no snapshot was checked");
+
+    // Every transfer a client saw commit is there: its counter counts at least those, and at
+    // most those plus the ones whose outcome it could not learn.
+    let mut reader = begin(&client).await.unwrap();
+    for (me, commits) in per_client.iter().enumerate() {
+        let counted = reader
+            .get(counter(me))
+            .await
+            .unwrap()
+            .map_or(0, |v| decode(Some(v), "a counter"));
+        assert!(
+            counted >= *commits && counted <= commits + undetermined,
+            "client {me}: {commits} commits seen, {counted} counted"
+        );
+    }
+    reader.rollback().await.unwrap();
+    assert_eq!(snapshot_total(&client).await.unwrap(), total);
+
+    // No lock stays behind: reads resolve what aborted or half-committed transfers left.
+    let client_ref = &client;
+    wait_until_async(
+        Duration::from_secs(60),
+        "every lock to be resolved",
+        || async move {
+            read_everything(client_ref).await;
+            let now = client_ref.current_timestamp().await.unwrap();
+            client_ref
+                .scan_locks(&now, .., 1000)
+                .await
+                .is_ok_and(|locks| locks.is_empty())
+        },
+    )
+    .await;
+}
