@@ -8,6 +8,7 @@ use proto::kvrpcpb::{CommitRequest, Mutation as PbMutation, Op, PrewriteRequest}
 use proto::tikvpb::tikv_client::TikvClient;
 use shoal_fleet_tests::keyspace::txn_store_key;
 use shoal_fleet_tests::route::Route;
+use shoal_fleet_tests::txn_split::{regions_holding, split_at_each};
 use shoal_fleet_tests::{wait_until_async, Fleet, FleetOptions};
 use tikv_client::transaction::Mutation;
 use tikv_client::{
@@ -359,4 +360,57 @@ async fn scan_locks_gc_and_unsafe_destroy_range_clean_up() {
     assert_eq!(read(&client, "g1").await, None);
     assert_eq!(read(&client, "g2").await, None);
     assert_eq!(read(&client, "h1").await, Some(b"x3".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_cross_more_than_forty_regions_in_both_directions() {
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    let client = fleet.txn_client().await.unwrap();
+    let keys: Vec<String> = (0..200).map(|i| format!("s{i:03}")).collect();
+    let mut txn = begin(&client).await;
+    for k in &keys {
+        txn.put(k.clone(), format!("v-{k}")).await.unwrap();
+    }
+    txn.commit().await.unwrap();
+    // A region boundary every fourth key: 50 regions hold the keys.
+    let boundaries: Vec<Vec<u8>> = keys
+        .iter()
+        .skip(4)
+        .step_by(4)
+        .map(|k| k.clone().into_bytes())
+        .collect();
+    split_at_each(&fleet, &boundaries, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let raw_keys: Vec<Vec<u8>> = keys.iter().map(|k| k.clone().into_bytes()).collect();
+    assert_eq!(regions_holding(&fleet, &raw_keys), 50);
+
+    let mut txn = begin(&client).await;
+    let all = pairs(
+        txn.scan("s".to_owned().."t".to_owned(), 1000)
+            .await
+            .unwrap(),
+    );
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = keys
+        .iter()
+        .map(|k| (k.clone().into_bytes(), format!("v-{k}").into_bytes()))
+        .collect();
+    assert_eq!(all, expected);
+    let limited = pairs(txn.scan("s042".to_owned().., 17).await.unwrap());
+    assert_eq!(limited, expected[42..59].to_vec());
+    let backwards = pairs(
+        txn.scan_reverse("s000".to_owned()..="s199".to_owned(), 1000)
+            .await
+            .unwrap(),
+    );
+    let mut reversed = expected.clone();
+    reversed.reverse();
+    assert_eq!(backwards, reversed);
+    let batch = pairs(
+        txn.batch_get(keys.iter().step_by(7).cloned().collect::<Vec<_>>())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(batch.len(), keys.iter().step_by(7).count());
+    txn.rollback().await.unwrap();
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use shoal_fleet_tests::keyspace::txn_pd_key;
+use shoal_fleet_tests::txn_split::{regions_holding, request_split_at, split_at_each};
 use shoal_fleet_tests::{region_json, wait_until_async, Fleet, FleetOptions};
 use tikv_client::{CheckLevel, Transaction, TransactionClient, TransactionOptions};
 
@@ -104,48 +104,9 @@ async fn read_everything(client: &TransactionClient) {
     }
 }
 
-/// Splits the region holding account `i` so that a region starts at it.
-fn split_at_account(fleet: &Fleet, i: usize) {
-    let key = txn_pd_key(account(i).as_bytes());
-    let Ok(region) = fleet.pd_get(&format!("region/key/{}", hex::encode(&key))) else {
-        return;
-    };
-    if region_json::start_key(&region) == key {
-        return;
-    }
-    let body = json!({"name": "split-region", "region_id": region_json::id(&region),
-        "keys": [hex::encode(&key)]});
-    // PD refuses while the region has another operator; the caller tries again later.
-    let _ = fleet.pd_post("operators", &body);
-}
-
-/// Whether a region starts at account `i`, as PD sees it.
-fn region_starts_at_account(fleet: &Fleet, i: usize) -> bool {
-    let key = txn_pd_key(account(i).as_bytes());
-    fleet
-        .pd_get(&format!("region/key/{}", hex::encode(&key)))
-        .is_ok_and(|region| region_json::start_key(&region) == key)
-}
-
-/// How many regions the accounts lie in, as PD sees them.
-fn regions_of_accounts(fleet: &Fleet) -> usize {
-    let mut ids: Vec<u64> = (0..ACCOUNTS)
-        .filter_map(|i| {
-            let key = txn_pd_key(account(i).as_bytes());
-            let region = fleet
-                .pd_get(&format!("region/key/{}", hex::encode(key)))
-                .ok()?;
-            Some(region_json::id(&region))
-        })
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids.len()
-}
-
 /// Moves the leadership of account `i`'s region to another of its voters.
 fn transfer_leader_of(fleet: &Fleet, i: usize, rng: &mut StdRng) {
-    let key = txn_pd_key(account(i).as_bytes());
+    let key = shoal_fleet_tests::keyspace::txn_pd_key(account(i).as_bytes());
     let Ok(region) = fleet.pd_get(&format!("region/key/{}", hex::encode(&key))) else {
         return;
     };
@@ -181,19 +142,12 @@ async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart(
     setup.commit().await.unwrap();
     let total = INITIAL_BALANCE * ACCOUNTS as u64;
     // Spread the accounts over several regions before the load starts.
-    let fleet_ref = &fleet;
-    for i in [3, 6, 9] {
-        wait_until_async(
-            Duration::from_secs(30),
-            "a split at an account",
-            || async move {
-                split_at_account(fleet_ref, i);
-                region_starts_at_account(fleet_ref, i)
-            },
-        )
-        .await;
-    }
-    assert_eq!(regions_of_accounts(&fleet), 4);
+    let boundaries: Vec<Vec<u8>> = [3, 6, 9].map(|i| account(i).into_bytes()).to_vec();
+    split_at_each(&fleet, &boundaries, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let accounts: Vec<Vec<u8>> = (0..ACCOUNTS).map(|i| account(i).into_bytes()).collect();
+    assert_eq!(regions_holding(&fleet, &accounts), 4);
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
@@ -242,7 +196,7 @@ async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart(
     while started.elapsed() < RUN_FOR {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         match step % 4 {
-            0 => split_at_account(&fleet, rng.gen_range(1..ACCOUNTS)),
+            0 => request_split_at(&fleet, account(rng.gen_range(1..ACCOUNTS)).as_bytes()),
             1 | 3 => transfer_leader_of(&fleet, rng.gen_range(0..ACCOUNTS), &mut rng),
             _ if step == 2 => fleet.kill_store(2).unwrap(),
             _ if step == 6 => fleet.restart_store(2).await.unwrap(),
@@ -259,7 +213,7 @@ async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart(
         per_client.push(c.await.unwrap());
     }
     let checked = checker.await.unwrap();
-    let regions = regions_of_accounts(&fleet);
+    let regions = regions_holding(&fleet, &accounts);
 
     let committed = tally.committed.load(Ordering::Relaxed);
     let undetermined = tally.undetermined.load(Ordering::Relaxed);
