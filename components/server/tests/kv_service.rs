@@ -901,3 +901,58 @@ async fn mvcc_get_by_key_refuses_bad_requests_with_text_or_region_errors() {
         "{resp:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prewrites_outside_the_region_or_over_the_entry_limit_write_nothing() {
+    let cfg = raftstore::Config {
+        raft_entry_max_size: 64 * 1024,
+        ..raftstore::Config::for_tests()
+    };
+    let h = Harness::start_with(cfg, KvConfig::default());
+    let key = b"x\0\0\0k".to_vec();
+    let prewrite = |ctx: Context, value: Vec<u8>| PrewriteRequest {
+        context: Some(ctx),
+        mutations: vec![Mutation {
+            op: Op::Put as i32,
+            key: key.clone(),
+            value,
+            ..Default::default()
+        }],
+        primary_lock: key.clone(),
+        start_version: 10,
+        lock_ttl: 3000,
+        ..Default::default()
+    };
+    // Sent to the raw keyspace's region: the key is not in it.
+    let wrong_region = h.ctx_for(b"r\0\0\0k");
+    let resp = h
+        .svc()
+        .kv_prewrite(Request::new(prewrite(wrong_region, b"v".to_vec())))
+        .await
+        .unwrap()
+        .into_inner();
+    let err = resp.region_error.expect("region error");
+    assert!(err.key_not_in_region.is_some(), "{err:?}");
+    // A value larger than a raft entry may be.
+    let resp = h
+        .svc()
+        .kv_prewrite(Request::new(prewrite(h.ctx_for(&key), vec![7; 100 * 1024])))
+        .await
+        .unwrap()
+        .into_inner();
+    let err = resp.region_error.expect("region error");
+    assert!(err.raft_entry_too_large.is_some(), "{err:?}");
+    // No lock was left by either.
+    let locks = h
+        .svc()
+        .kv_scan_lock(Request::new(ScanLockRequest {
+            context: Some(h.ctx_for(&key)),
+            max_version: u64::MAX - 1,
+            limit: 10,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(locks.locks.is_empty(), "{locks:?}");
+}

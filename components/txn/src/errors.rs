@@ -84,6 +84,19 @@ pub enum WriteConflictReason {
     SelfRolledBack = 3,
 }
 
+impl WriteConflictReason {
+    /// The wire enum (`kvrpcpb::write_conflict::Reason`).
+    pub fn to_pb(self) -> kvrpcpb::write_conflict::Reason {
+        match self {
+            WriteConflictReason::Optimistic => kvrpcpb::write_conflict::Reason::Optimistic,
+            WriteConflictReason::PessimisticRetry => {
+                kvrpcpb::write_conflict::Reason::PessimisticRetry
+            }
+            WriteConflictReason::SelfRolledBack => kvrpcpb::write_conflict::Reason::SelfRolledBack,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
@@ -100,7 +113,7 @@ impl Error {
                 conflict_commit_ts,
                 key,
                 primary,
-                ..
+                reason,
             } => {
                 // TiKV also fills `retryable` next to a conflict, for logs.
                 e.retryable = self.to_string();
@@ -110,6 +123,7 @@ impl Error {
                     key: key.clone(),
                     primary: primary.clone(),
                     conflict_commit_ts: *conflict_commit_ts,
+                    reason: reason.to_pb() as i32,
                 });
             }
             Error::AlreadyExist { key } => {
@@ -135,12 +149,57 @@ impl Error {
                     min_commit_ts: *min_commit_ts,
                 })
             }
-            Error::InvalidRequest(_)
-            | Error::Committed { .. }
-            | Error::PrimaryMismatch(_)
-            | Error::InvalidTxnTso { .. } => e.abort = self.to_string(),
+            Error::PrimaryMismatch(info) => {
+                e.primary_mismatch = Some(kvrpcpb::PrimaryMismatch {
+                    lock_info: Some((**info).clone()),
+                })
+            }
+            Error::InvalidRequest(_) | Error::Committed { .. } | Error::InvalidTxnTso { .. } => {
+                e.abort = self.to_string()
+            }
             Error::LockTypeNotMatch { .. } => e.abort = self.to_string(),
         }
         Some(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_facing_failures_map_to_their_key_error_fields() {
+        let conflict = Error::WriteConflict {
+            start_ts: 5,
+            conflict_start_ts: 6,
+            conflict_commit_ts: 7,
+            key: b"k".to_vec(),
+            primary: b"p".to_vec(),
+            reason: WriteConflictReason::SelfRolledBack,
+        }
+        .to_key_error()
+        .unwrap();
+        let c = conflict.conflict.unwrap();
+        assert_eq!((c.start_ts, c.conflict_ts, c.conflict_commit_ts), (5, 6, 7));
+        assert_eq!(
+            c.reason,
+            kvrpcpb::write_conflict::Reason::SelfRolledBack as i32
+        );
+        let mismatch = Error::PrimaryMismatch(Box::default())
+            .to_key_error()
+            .unwrap();
+        assert!(mismatch.primary_mismatch.is_some() && mismatch.abort.is_empty());
+        let not_found = Error::TxnNotFound {
+            start_ts: 3,
+            key: b"k".to_vec(),
+        }
+        .to_key_error()
+        .unwrap();
+        assert_eq!(not_found.txn_not_found.unwrap().start_ts, 3);
+        let corrupt = Error::Corrupt {
+            what: "lock record",
+            detail: String::new(),
+        };
+        assert!(corrupt.to_key_error().is_none());
     }
 }
