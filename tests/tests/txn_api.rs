@@ -414,3 +414,44 @@ async fn scans_cross_more_than_forty_regions_in_both_directions() {
     assert_eq!(batch.len(), keys.iter().step_by(7).count());
     txn.rollback().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_and_transactional_keys_share_the_store_without_mixing() {
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    let txn_client = fleet.txn_client().await.unwrap();
+    let raw_client = fleet.raw_client().await.unwrap();
+    raw_client
+        .put("same".to_owned(), "raw".to_owned())
+        .await
+        .unwrap();
+    commit_puts(&txn_client, &[("same", "txn"), ("only-txn", "t")]).await;
+    raw_client
+        .put("only-raw".to_owned(), "r".to_owned())
+        .await
+        .unwrap();
+
+    assert_eq!(
+        raw_client.get("same".to_owned()).await.unwrap(),
+        Some(b"raw".to_vec())
+    );
+    assert_eq!(read(&txn_client, "same").await, Some(b"txn".to_vec()));
+    assert_eq!(raw_client.get("only-txn".to_owned()).await.unwrap(), None);
+    assert_eq!(read(&txn_client, "only-raw").await, None);
+    let raw_keys: Vec<Vec<u8>> = raw_client
+        .scan("".to_owned().., 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.0.into())
+        .collect();
+    assert_eq!(raw_keys, vec![b"only-raw".to_vec(), b"same".to_vec()]);
+    let mut txn = begin(&txn_client).await;
+    let txn_keys: Vec<Vec<u8>> = txn
+        .scan("".to_owned().., 100)
+        .await
+        .unwrap()
+        .map(|p| p.0.into())
+        .collect();
+    assert_eq!(txn_keys, vec![b"only-txn".to_vec(), b"same".to_vec()]);
+    txn.rollback().await.unwrap();
+}
