@@ -1,5 +1,6 @@
 //! `shoal-bench` against a real fleet: every core workload runs its operation count with no
-//! errors, its inserts land, and failed requests are counted and turn the exit status red.
+//! errors, its inserts land, and failed requests are counted and turn the exit status red; with
+//! `--api txn` the load and the workloads run as optimistic transactions.
 
 use std::process::Output;
 
@@ -23,6 +24,12 @@ async fn bench(args: Vec<String>) -> Output {
 }
 
 fn args(fleet: &Fleet, extra: &[&str]) -> Vec<String> {
+    // A cap so a stuck run ends; the operation count ends every run here first.
+    args_for(fleet, "300s", extra)
+}
+
+/// The common arguments with the run phase lasting at most `duration`.
+fn args_for(fleet: &Fleet, duration: &str, extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = [
         "--pd",
         &fleet.pd_grpc,
@@ -34,9 +41,8 @@ fn args(fleet: &Fleet, extra: &[&str]) -> Vec<String> {
         "7",
         "--timeout",
         "20s",
-        // A cap so a stuck run ends; the operation count ends every run here first.
         "--duration",
-        "300s",
+        duration,
         "--json",
     ]
     .iter()
@@ -166,4 +172,86 @@ async fn failed_requests_are_counted_and_fail_the_run() {
     ])
     .await;
     assert_eq!(unreachable.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txn_api_runs_clean_against_the_fleet() {
+    // Checked before connecting: etcd has no transactional API to drive.
+    let etcd = bench(vec![
+        "--target".into(),
+        "etcd".into(),
+        "--api".into(),
+        "txn".into(),
+    ])
+    .await;
+    assert_eq!(etcd.status.code(), Some(2));
+
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    let records = RECORDS.to_string();
+    let load = bench(args(
+        &fleet,
+        &["--api", "txn", "--records", &records, "--phase", "load"],
+    ))
+    .await;
+    let stderr = String::from_utf8_lossy(&load.stderr).to_string();
+    assert!(load.status.success(), "{stderr}");
+    let load = json(&load)["load"].clone();
+    assert_eq!(load["api"], "txn");
+    assert_eq!(load["errors"], 0, "{stderr}");
+    // Every record has its own key, so no load transaction can conflict.
+    assert_eq!(load["aborts"], 0, "{stderr}");
+    assert_eq!(count(&load, "INSERT"), RECORDS);
+
+    // A few seconds each of updates and reads (A), scans and inserts (E) and transactional
+    // read-modify-writes (F). Zipfian keys over a few hundred records make write conflicts
+    // likely: they are aborts, counted apart, and leave the error count at zero.
+    let mut inserted = 0;
+    for (workload, ops) in [
+        ("A", &["READ", "UPDATE"][..]),
+        ("E", &["SCAN"][..]),
+        ("F", &["READ", "READ-MODIFY-WRITE"][..]),
+    ] {
+        let out = bench(args_for(
+            &fleet,
+            "2s",
+            &[
+                "--api",
+                "txn",
+                "--records",
+                &records,
+                "--phase",
+                "run",
+                "--workload",
+                workload,
+            ],
+        ))
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "workload {workload}: {stderr}");
+        let run = json(&out)["run"].clone();
+        assert_eq!(run["api"], "txn");
+        assert_eq!(run["errors"], 0, "workload {workload}: {stderr}");
+        assert!(run["aborts"].is_u64(), "workload {workload}: {run}");
+        for op in ops {
+            assert!(
+                count(&run, op) > 0,
+                "workload {workload}: no {op} succeeded"
+            );
+        }
+        inserted = inserted.max(count(&run, "INSERT"));
+    }
+
+    // The loaded and inserted records are in the transactional key space.
+    let client = fleet.txn_client().await.unwrap();
+    let ts = client.current_timestamp().await.unwrap();
+    let mut snapshot = client.snapshot(
+        ts,
+        tikv_client::TransactionOptions::new_optimistic().read_only(),
+    );
+    let keys = snapshot
+        .scan_keys("user".to_owned().."user~".to_owned(), 10_000)
+        .await
+        .unwrap()
+        .count();
+    assert_eq!(keys as u64, RECORDS + inserted);
 }

@@ -6,13 +6,18 @@
 //! `--plot run.png` draws throughput and p99 over time. `shoal-bench plot --out all.png a.json
 //! b.json` draws several saved runs together, `shoal-bench table a.json b.json` prints them as
 //! one markdown table. A run in which any request failed exits with 1.
+//!
+//! `--api txn` makes every operation (the load's inserts too) one optimistic transaction through
+//! `TransactionClient` instead of a raw request. Transactions that lose a write conflict are
+//! counted as aborts, apart from errors, and are not retried; aborts alone do not fail the run,
+//! since they are what optimistic concurrency does under contention.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use shoal_benches::ycsb::backend::{Backend, Target};
+use shoal_benches::ycsb::backend::{Api, Backend, Target};
 use shoal_benches::ycsb::generator::Distribution;
 use shoal_benches::ycsb::plot::draw_timelines;
 use shoal_benches::ycsb::report::{markdown_table, Summary};
@@ -71,6 +76,10 @@ struct RunArgs {
     /// Store to drive: shoal (through PD) or etcd.
     #[arg(long, default_value = "shoal")]
     target: Target,
+    /// Shoal client API: raw (one raw request per operation) or txn (one optimistic
+    /// transaction per operation: snapshot reads and scans, 2PC writes).
+    #[arg(long, default_value = "raw")]
+    api: Api,
     /// PD endpoints of the Shoal fleet (comma-separated).
     #[arg(long, default_value = "127.0.0.1:2379", value_delimiter = ',')]
     pd: Vec<String>,
@@ -140,11 +149,15 @@ async fn run(args: RunArgs) -> ExitCode {
         eprintln!("--concurrency and --records must be at least 1");
         return ExitCode::from(2);
     }
+    if let Err(e) = args.api.check_target(args.target) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let endpoints = match args.target {
         Target::Shoal => &args.pd,
         Target::Etcd => &args.etcd,
     };
-    let backend = match Backend::connect(args.target, endpoints, args.timeout).await {
+    let backend = match Backend::connect(args.target, args.api, endpoints, args.timeout).await {
         Ok(b) => b,
         Err(e) => {
             eprintln!("cannot reach {}: {e}", endpoints.join(","));
@@ -161,6 +174,7 @@ async fn run(args: RunArgs) -> ExitCode {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default(),
+        api: args.api,
         workload: workload.clone(),
         phase,
         records: args.records,
@@ -196,6 +210,10 @@ async fn run(args: RunArgs) -> ExitCode {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
+    }
+    let aborts = output.aborts();
+    if aborts > 0 {
+        eprintln!("{aborts} transactions aborted on write conflicts");
     }
     let errors = output.errors();
     if errors > 0 {

@@ -23,7 +23,13 @@ impl BenchOutput {
         self.load.iter().chain(self.run.iter())
     }
 
+    /// Failed requests; aborted transactions are not among them.
     pub fn errors(&self) -> u64 {
         self.phases().map(|s| s.errors).sum()
+    }
+
+    /// Transactions aborted by write conflicts.
+    pub fn aborts(&self) -> u64 {
+        self.phases().map(|s| s.aborts).sum()
     }
 }

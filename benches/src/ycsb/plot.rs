@@ -24,10 +24,11 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// The legend names the client API too, so raw and txn runs of one workload tell apart.
 fn label(s: &Summary) -> String {
     format!(
-        "{} {} {}",
-        s.params.target, s.params.workload, s.params.phase
+        "{} {} {} {}",
+        s.params.target, s.params.api, s.params.workload, s.params.phase
     )
 }
 
@@ -132,11 +133,13 @@ mod tests {
                 ops_per_sec: 1000.0 + t as f64 * 10.0,
                 p99_us: 2000 + t * 100,
                 errors: 0,
+                aborts: 0,
             })
             .collect();
         let summary = Summary::new(
             RunParameters {
                 target: "shoal".into(),
+                api: "raw".into(),
                 workload: "A".into(),
                 phase: "run".into(),
                 distribution: "zipfian".into(),
@@ -152,6 +155,7 @@ mod tests {
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.png");
+        assert_eq!(label(&summary), "shoal raw A run");
         draw_timelines(&path, &[summary]).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");

@@ -1,6 +1,6 @@
-//! Latency and error accounting: each client task keeps its own histograms (no sharing on the
-//! hot path but one short lock for the live interval), merged when the phase ends; a sampler
-//! turns the live interval into a timeline of throughput and p99 once a second.
+//! Latency, error and abort accounting: each client task keeps its own histograms (no sharing
+//! on the hot path but one short lock for the live interval), merged when the phase ends; a
+//! sampler turns the live interval into a timeline of throughput and p99 once a second.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,10 +24,28 @@ fn micros(d: Duration) -> u64 {
     d.as_micros().min(MAX_LATENCY_US as u128) as u64
 }
 
+/// Why a request did not succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The store failed the request, it timed out, or it read a missing record.
+    Error(String),
+    /// An optimistic transaction lost a write conflict: expected under contention, so counted
+    /// apart from errors (and not retried).
+    Abort(String),
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Failure::Error(message.to_string())
+    }
+}
+
 /// One task's results per operation type.
 pub struct TaskStats {
     pub latencies: Vec<Histogram<u64>>,
     pub errors: Vec<u64>,
+    /// Transactions aborted by write conflicts (always zero through the raw API).
+    pub aborts: Vec<u64>,
     /// Successful requests the workload issued (the read and update inside a read-modify-write
     /// are timed on their own rows but not counted again here).
     pub succeeded: u64,
@@ -38,6 +56,7 @@ impl Default for TaskStats {
         TaskStats {
             latencies: Operation::ALL.iter().map(|_| new_histogram()).collect(),
             errors: vec![0; Operation::ALL.len()],
+            aborts: vec![0; Operation::ALL.len()],
             succeeded: 0,
         }
     }
@@ -50,6 +69,9 @@ impl TaskStats {
             let _ = mine.add(theirs);
         }
         for (mine, theirs) in self.errors.iter_mut().zip(&other.errors) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.aborts.iter_mut().zip(&other.aborts) {
             *mine += theirs;
         }
         self.succeeded += other.succeeded;
@@ -69,6 +91,9 @@ pub struct TimelinePoint {
     pub ops_per_sec: f64,
     pub p99_us: u64,
     pub errors: u64,
+    /// Absent from runs saved before the transactional API.
+    #[serde(default)]
+    pub aborts: u64,
 }
 
 /// State shared by all tasks of a phase.
@@ -76,6 +101,7 @@ pub struct Recorder {
     started: Instant,
     completed: AtomicU64,
     errors: AtomicU64,
+    aborts: AtomicU64,
     interval: Mutex<Histogram<u64>>,
     sampled: Mutex<Sampled>,
     first_errors: Mutex<Vec<String>>,
@@ -85,6 +111,7 @@ struct Sampled {
     at: Instant,
     completed: u64,
     errors: u64,
+    aborts: u64,
     timeline: Vec<TimelinePoint>,
 }
 
@@ -101,11 +128,13 @@ impl Recorder {
             started: now,
             completed: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            aborts: AtomicU64::new(0),
             interval: Mutex::new(new_histogram()),
             sampled: Mutex::new(Sampled {
                 at: now,
                 completed: 0,
                 errors: 0,
+                aborts: 0,
                 timeline: Vec::new(),
             }),
             first_errors: Mutex::new(Vec::new()),
@@ -124,13 +153,17 @@ impl Recorder {
         self.errors.load(Ordering::Relaxed)
     }
 
+    pub fn aborts(&self) -> u64 {
+        self.aborts.load(Ordering::Relaxed)
+    }
+
     /// Records a finished request into the task's stats and the live interval.
     pub fn record(
         &self,
         stats: &mut TaskStats,
         op: Operation,
         latency: Duration,
-        outcome: Result<(), String>,
+        outcome: Result<(), Failure>,
     ) {
         self.completed.fetch_add(1, Ordering::Relaxed);
         match outcome {
@@ -140,7 +173,12 @@ impl Recorder {
                 stats.succeeded += 1;
                 self.interval.lock().saturating_record(us);
             }
-            Err(message) => {
+            Err(Failure::Abort(_)) => {
+                // Not kept with the error messages: the count says all there is to say.
+                stats.aborts[op.index()] += 1;
+                self.aborts.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(Failure::Error(message)) => {
                 stats.errors[op.index()] += 1;
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 let mut kept = self.first_errors.lock();
@@ -157,6 +195,7 @@ impl Recorder {
         let now = Instant::now();
         let completed = self.completed();
         let errors = self.errors();
+        let aborts = self.aborts();
         let mut s = self.sampled.lock();
         let secs = now.duration_since(s.at).as_secs_f64().max(1e-9);
         let point = TimelinePoint {
@@ -164,10 +203,12 @@ impl Recorder {
             ops_per_sec: (completed - s.completed) as f64 / secs,
             p99_us: histogram.value_at_quantile(0.99),
             errors: errors - s.errors,
+            aborts: aborts - s.aborts,
         };
         s.at = now;
         s.completed = completed;
         s.errors = errors;
+        s.aborts = aborts;
         s.timeline.push(point.clone());
         point
     }
@@ -212,6 +253,52 @@ mod tests {
         assert_eq!(r.completed(), 101);
         assert_eq!(r.errors(), 1);
         assert_eq!(r.first_errors(), vec!["UPDATE: boom".to_string()]);
+        assert_eq!(r.aborts(), 0);
+    }
+
+    #[test]
+    fn aborts_are_counted_apart_from_errors() {
+        let r = Recorder::new();
+        let mut stats = TaskStats::default();
+        let abort = || Err(Failure::Abort("write conflict".into()));
+        r.record(
+            &mut stats,
+            Operation::Update,
+            Duration::from_millis(1),
+            abort(),
+        );
+        r.record(
+            &mut stats,
+            Operation::Update,
+            Duration::from_millis(1),
+            abort(),
+        );
+        r.record(
+            &mut stats,
+            Operation::Read,
+            Duration::from_millis(1),
+            Err("x".into()),
+        );
+        r.record(
+            &mut stats,
+            Operation::Update,
+            Duration::from_millis(1),
+            Ok(()),
+        );
+        assert_eq!(stats.aborts[Operation::Update.index()], 2);
+        assert_eq!(stats.errors[Operation::Update.index()], 0);
+        assert_eq!(stats.errors[Operation::Read.index()], 1);
+        assert_eq!(stats.latencies[Operation::Update.index()].len(), 1);
+        assert_eq!(stats.succeeded, 1);
+        assert_eq!((r.completed(), r.errors(), r.aborts()), (4, 1, 2));
+        assert_eq!(r.first_errors(), vec!["READ: x".to_string()]);
+        let point = r.sample();
+        assert_eq!((point.errors, point.aborts), (1, 2));
+
+        let mut merged = TaskStats::default();
+        merged.merge(&stats);
+        merged.merge(&stats);
+        assert_eq!(merged.aborts[Operation::Update.index()], 4);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The result of a phase: per operation type count, throughput, latency percentiles and errors,
-//! rendered as a table or one JSON object.
+//! The result of a phase: per operation type count, throughput, latency percentiles, errors and
+//! transaction aborts, rendered as a table or one JSON object. Runs saved before the `api` and
+//! `aborts` fields existed still load (as raw runs without aborts).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,6 +19,9 @@ pub struct OperationSummary {
     pub p999_us: u64,
     pub max_us: u64,
     pub errors: u64,
+    /// Transactions of this type aborted by a write conflict (not among `errors`).
+    #[serde(default)]
+    pub aborts: u64,
 }
 
 impl OperationSummary {
@@ -44,6 +48,9 @@ pub struct Summary {
     pub total_ops: u64,
     pub ops_per_sec: f64,
     pub errors: u64,
+    /// Transactions aborted by write conflicts: neither successes nor errors.
+    #[serde(default)]
+    pub aborts: u64,
     pub operations: BTreeMap<String, OperationSummary>,
     pub timeline: Vec<TimelinePoint>,
     /// The first few error messages, so a failed run says why.
@@ -54,6 +61,9 @@ pub struct Summary {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunParameters {
     pub target: String,
+    /// The client API (`raw` or `txn`); runs saved before there was a choice were raw.
+    #[serde(default = "raw_api")]
+    pub api: String,
     pub workload: String,
     pub phase: String,
     pub distribution: String,
@@ -61,6 +71,10 @@ pub struct RunParameters {
     pub concurrency: usize,
     pub value_size: usize,
     pub seed: u64,
+}
+
+fn raw_api() -> String {
+    "raw".to_string()
 }
 
 impl Summary {
@@ -76,7 +90,8 @@ impl Summary {
         for op in Operation::ALL {
             let h = &stats.latencies[op.index()];
             let errors = stats.errors[op.index()];
-            if h.is_empty() && errors == 0 {
+            let aborts = stats.aborts[op.index()];
+            if h.is_empty() && errors == 0 && aborts == 0 {
                 continue;
             }
             let at = |q: f64| {
@@ -98,17 +113,20 @@ impl Summary {
                     p999_us: at(0.999),
                     max_us: if h.is_empty() { 0 } else { h.max() },
                     errors,
+                    aborts,
                 },
             );
         }
         let total_ops = stats.succeeded;
         let errors = stats.errors.iter().sum();
+        let aborts = stats.aborts.iter().sum();
         Summary {
             params,
             elapsed_secs,
             total_ops,
             ops_per_sec: total_ops as f64 / secs,
             errors,
+            aborts,
             operations,
             timeline,
             first_errors,
@@ -120,8 +138,9 @@ impl Summary {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{} workload {} ({}), {} distribution: {} records, {} clients, {}-byte values, {:.1} s",
+            "{} ({} api) workload {} ({}), {} distribution: {} records, {} clients, {}-byte values, {:.1} s",
             self.params.target,
+            self.params.api,
             self.params.workload,
             self.params.phase,
             self.params.distribution,
@@ -132,7 +151,7 @@ impl Summary {
         );
         let _ = writeln!(
             out,
-            "{:<18} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "{:<18} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
             "operation",
             "count",
             "ops/s",
@@ -141,7 +160,8 @@ impl Summary {
             "p95 ms",
             "p99 ms",
             "p99.9 ms",
-            "errors"
+            "errors",
+            "aborts"
         );
         for (name, s) in &self.operations {
             let latencies: String = s
@@ -151,14 +171,14 @@ impl Summary {
                 .collect();
             let _ = writeln!(
                 out,
-                "{:<18} {:>10} {:>10.0}{latencies} {:>7}",
-                name, s.count, s.ops_per_sec, s.errors
+                "{:<18} {:>10} {:>10.0}{latencies} {:>7} {:>7}",
+                name, s.count, s.ops_per_sec, s.errors, s.aborts
             );
         }
         let _ = writeln!(
             out,
-            "{:<18} {:>10} {:>10.0} {:>59}",
-            "TOTAL", self.total_ops, self.ops_per_sec, self.errors
+            "{:<18} {:>10} {:>10.0} {:>59} {:>7}",
+            "TOTAL", self.total_ops, self.ops_per_sec, self.errors, self.aborts
         );
         for e in &self.first_errors {
             let _ = writeln!(out, "  error: {e}");
@@ -172,9 +192,9 @@ impl Summary {
 pub fn markdown_table(runs: &[Summary]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| store | workload | operation | ops/s | avg ms | p50 ms | p95 ms | p99 ms | p99.9 ms | errors |\n",
+        "| store | api | workload | operation | ops/s | avg ms | p50 ms | p95 ms | p99 ms | p99.9 ms | errors | aborts |\n",
     );
-    out.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for run in runs {
         let params = &run.params;
         let workload = match params.phase.as_str() {
@@ -183,15 +203,15 @@ pub fn markdown_table(runs: &[Summary]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | **all** | **{:.0}** | | | | | | {} |",
-            params.target, workload, run.ops_per_sec, run.errors
+            "| {} | {} | {} | **all** | **{:.0}** | | | | | | {} | {} |",
+            params.target, params.api, workload, run.ops_per_sec, run.errors, run.aborts
         );
         for (name, s) in &run.operations {
             let latencies = s.latencies_ms().join(" | ");
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.0} | {latencies} | {} |",
-                params.target, workload, name, s.ops_per_sec, s.errors
+                "| {} | {} | {} | {} | {:.0} | {latencies} | {} | {} |",
+                params.target, params.api, workload, name, s.ops_per_sec, s.errors, s.aborts
             );
         }
     }
@@ -201,12 +221,13 @@ pub fn markdown_table(runs: &[Summary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ycsb::recorder::Recorder;
+    use crate::ycsb::recorder::{Failure, Recorder};
     use std::time::Duration;
 
     fn params() -> RunParameters {
         RunParameters {
             target: "shoal".into(),
+            api: "raw".into(),
             workload: "A".into(),
             phase: "run".into(),
             distribution: "zipfian".into(),
@@ -260,9 +281,12 @@ mod tests {
         assert!(table.contains("error: UPDATE: timeout"));
 
         let md = markdown_table(std::slice::from_ref(&s));
-        assert!(md.contains("| shoal | A | **all** | **505** |"), "{md}");
         assert!(
-            md.contains("| shoal | A | READ | 500 | 0.50 | 0.50 |"),
+            md.contains("| shoal | raw | A | **all** | **505** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| shoal | raw | A | READ | 500 | 0.50 | 0.50 |"),
             "{md}"
         );
 
@@ -301,5 +325,59 @@ mod tests {
         assert_eq!(s.operations["READ"].count, 8);
         assert_eq!(s.operations["UPDATE"].count, 3);
         assert_eq!(s.operations["READ-MODIFY-WRITE"].count, 3);
+    }
+
+    #[test]
+    fn the_api_and_aborts_are_reported() {
+        let r = Recorder::new();
+        let mut stats = TaskStats::default();
+        r.record(
+            &mut stats,
+            Operation::Update,
+            Duration::from_micros(900),
+            Ok(()),
+        );
+        let abort = Err(Failure::Abort("write conflict".into()));
+        r.record(&mut stats, Operation::Update, Duration::ZERO, abort);
+        let mut p = params();
+        p.api = "txn".into();
+        let s = Summary::new(p, &stats, 1.0, Vec::new(), r.first_errors());
+        assert_eq!((s.total_ops, s.errors, s.aborts), (1, 0, 1));
+        assert_eq!(s.operations["UPDATE"].aborts, 1);
+
+        let table = s.table();
+        assert!(
+            table.starts_with("shoal (txn api) workload A (run)"),
+            "{table}"
+        );
+        let total = table.lines().find(|l| l.starts_with("TOTAL")).unwrap();
+        assert!(total.ends_with("      0       1"), "{total:?}");
+
+        let raw = Summary::new(params(), &stats, 1.0, Vec::new(), Vec::new());
+        let md = markdown_table(&[raw, s]);
+        assert!(
+            md.contains("| shoal | raw | A | **all** | **1** | | | | | | 0 | 1 |"),
+            "{md}"
+        );
+        assert!(md.contains("| shoal | txn | A | UPDATE | 1 |"), "{md}");
+    }
+
+    #[test]
+    fn runs_saved_before_the_api_choice_load_as_raw() {
+        let old = r#"{
+            "target": "shoal", "workload": "C", "phase": "run", "distribution": "zipfian",
+            "records": 10, "concurrency": 1, "value_size": 1, "seed": 0,
+            "elapsed_secs": 1.0, "total_ops": 5, "ops_per_sec": 5.0, "errors": 0,
+            "operations": {"READ": {"count": 5, "ops_per_sec": 5.0, "avg_us": 1.0,
+                "p50_us": 1, "p95_us": 1, "p99_us": 1, "p999_us": 1, "max_us": 1,
+                "errors": 0}},
+            "timeline": [{"t": 1.0, "ops_per_sec": 5.0, "p99_us": 1, "errors": 0}],
+            "first_errors": []
+        }"#;
+        let s: Summary = serde_json::from_str(old).unwrap();
+        assert_eq!(s.params.api, "raw");
+        assert_eq!(s.aborts, 0);
+        assert_eq!(s.operations["READ"].aborts, 0);
+        assert_eq!(s.timeline[0].aborts, 0);
     }
 }

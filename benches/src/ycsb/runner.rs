@@ -12,9 +12,9 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::backend::{Backend, BackendError};
+use super::backend::{Api, Backend, BackendError, RmwSteps};
 use super::generator::{Distribution, KeyChooser};
-use super::recorder::{Recorder, TaskStats};
+use super::recorder::{Failure, Recorder, TaskStats};
 use super::report::{RunParameters, Summary};
 use super::workload::{record_key, Operation, Workload};
 
@@ -38,6 +38,8 @@ impl Phase {
 #[derive(Clone, Debug)]
 pub struct PhaseSpec {
     pub target: String,
+    /// The client API the backend was connected with, for the report.
+    pub api: Api,
     pub workload: Workload,
     pub phase: Phase,
     pub records: u64,
@@ -155,6 +157,7 @@ pub async fn run_phase(backend: &Backend, spec: PhaseSpec) -> Summary {
     Summary::new(
         RunParameters {
             target: spec.target.clone(),
+            api: spec.api.name().to_string(),
             workload: spec.workload.name.to_string(),
             phase: spec.phase.name().to_string(),
             distribution: serde_json::to_value(spec.workload.distribution)
@@ -194,14 +197,19 @@ async fn client_task(shared: Arc<Shared>, mut backend: Backend, task: u64) -> Ta
             op,
         )
         .await;
-        shared.recorder.record(
-            &mut stats,
-            op,
-            started.elapsed(),
-            outcome.map_err(|e| e.to_string()),
-        );
+        shared
+            .recorder
+            .record(&mut stats, op, started.elapsed(), outcome.map_err(failure));
     }
     stats
+}
+
+/// How a failed request is counted: a lost write conflict is an abort, anything else an error.
+fn failure(e: BackendError) -> Failure {
+    match e {
+        BackendError::Conflict(_) => Failure::Abort(e.to_string()),
+        e => Failure::Error(e.to_string()),
+    }
 }
 
 fn value<R: Rng>(rng: &mut R, len: usize) -> Vec<u8> {
@@ -242,13 +250,18 @@ async fn execute(
         }
         Operation::ReadModifyWrite => {
             let key = existing_key(rng);
-            let read_started = Instant::now();
-            backend.read(key.clone()).await?;
-            stats.record_step(Operation::Read, read_started.elapsed());
-            let write_started = Instant::now();
-            backend.write(key, value(rng, spec.value_size)).await?;
-            stats.record_step(Operation::Update, write_started.elapsed());
-            Ok(())
+            let mut steps = RmwSteps::default();
+            let outcome = backend
+                .read_modify_write(key, value(rng, spec.value_size), &mut steps)
+                .await;
+            // A read that finished is timed even when the write after it failed.
+            if let Some(read) = steps.read {
+                stats.record_step(Operation::Read, read);
+            }
+            if let Some(write) = steps.write {
+                stats.record_step(Operation::Update, write);
+            }
+            outcome
         }
     }
 }
@@ -292,12 +305,15 @@ impl Progress {
                     }
                     seconds += 1;
                     let point = shared.recorder.sample();
-                    let line = format!(
+                    let mut line = format!(
                         "{:.0} ops/s, p99 {:.2} ms, errors {}",
                         point.ops_per_sec,
                         point.p99_us as f64 / 1000.0,
                         shared.recorder.errors()
                     );
+                    if shared.spec.api == Api::Txn {
+                        line.push_str(&format!(", aborts {}", shared.recorder.aborts()));
+                    }
                     match &bar {
                         Some(bar) => {
                             bar.set_position(progress_position(&shared, seconds));
@@ -378,6 +394,23 @@ mod tests {
             stopped: AtomicBool::new(false),
         };
         assert_eq!((0..5).filter(|_| b.take()).count(), 3);
+    }
+
+    #[test]
+    fn write_conflicts_count_as_aborts_and_the_rest_as_errors() {
+        let conflict = BackendError::Conflict("key user1".into());
+        assert_eq!(
+            failure(conflict),
+            Failure::Abort("write conflict: key user1".into())
+        );
+        assert_eq!(
+            failure(BackendError::NotFound),
+            Failure::Error("record not found".into())
+        );
+        assert!(matches!(
+            failure(BackendError::Request("timeout".into())),
+            Failure::Error(_)
+        ));
     }
 
     #[test]

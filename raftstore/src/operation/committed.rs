@@ -2,13 +2,34 @@
 
 use std::time::Instant;
 
-use proto::eraftpb::Entry;
+use prost::Message as _;
+use proto::eraftpb::{Entry, EntryType};
+use proto::raft_cmdpb::{AdminCmdType, AdminRequest};
 
 use crate::context::PollContext;
 use crate::errors::{err_resp, Error};
 use crate::msg::apply::{Apply, ApplyMsg, ApplyRes, ExecResult, PendingCmd};
 use crate::peer::proposal::Matched;
 use crate::peer::Peer;
+
+/// The admin part of a command entry; prost skips the header and the writes, so probing a
+/// write entry costs no allocation.
+#[derive(Clone, PartialEq, prost::Message)]
+struct AdminProbe {
+    #[prost(message, optional, tag = "3")]
+    admin_request: Option<AdminRequest>,
+}
+
+/// Whether a committed entry is a `BatchSplit` (an undecodable entry is not: apply refuses it).
+fn is_batch_split(entry: &Entry) -> bool {
+    if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
+        return false;
+    }
+    AdminProbe::decode(&entry.data[..])
+        .ok()
+        .and_then(|p| p.admin_request)
+        .is_some_and(|a| a.cmd_type() == AdminCmdType::BatchSplit)
+}
 
 impl Peer {
     /// Matches committed entries with their proposals and ships them to the apply pool.
@@ -22,6 +43,11 @@ impl Peer {
         let mut cmds = Vec::new();
         let mut newest_own: Option<Instant> = None;
         for e in &entries {
+            if is_batch_split(e) {
+                self.last_committed_split_idx = e.index;
+                // Local readers stop using the lease at once (see the field's invariant).
+                self.read_delegate.lease.expire();
+            }
             let matched = self.proposals.find(e.term, e.index, |stale| {
                 stale
                     .callback
@@ -41,7 +67,7 @@ impl Peer {
         // A quorum accepted an entry we proposed at that time: no other leader can exist
         // before it plus the lease.
         if let Some(sent) = newest_own {
-            self.lease.renew(sent, term, &self.read_delegate.lease);
+            self.renew_lease(sent, term);
         }
         self.last_sent_to_apply = last_index;
         let msg = ApplyMsg::Apply(Apply {

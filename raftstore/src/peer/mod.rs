@@ -87,6 +87,14 @@ pub struct Peer {
     /// snapshot is applied only when `applied index == last_sent_to_apply` (nothing of the
     /// region in flight in the apply pool), and then both jump to the snapshot's index.
     pub(crate) last_sent_to_apply: u64,
+    /// Log index of the newest `BatchSplit` this peer saw committed (0: none).
+    ///
+    /// Invariant: while it is above the applied index, this peer serves no lease read, and
+    /// the read delegate's lease stays expired. The split's new regions may already have
+    /// leaders on stores that applied it, taking writes in a range this peer's region still
+    /// covers until it applies the split; a lease read of that range would miss them (TiKV's
+    /// `last_committed_split_idx`). ReadIndex reads are safe: they wait for the split to apply.
+    pub(crate) last_committed_split_idx: u64,
     /// Peers learned from messages, for addressing replies before the region is known.
     pub(crate) peer_cache: std::collections::HashMap<u64, metapb::Peer>,
     /// Ticks each follower has been waiting for a snapshot the leader sent.
@@ -163,6 +171,7 @@ impl Peer {
             },
             raft_tick_scheduled: false,
             last_sent_to_apply: applied,
+            last_committed_split_idx: 0,
             split_siblings: Vec::new(),
             split_check_pending: true,
             peer_cache: std::collections::HashMap::new(),

@@ -19,7 +19,22 @@ impl Peer {
     pub fn can_read_locally(&self, now: Instant) -> bool {
         self.is_leader()
             && self.storage().applied_term() == self.term()
+            && !self.is_splitting()
             && self.lease.is_valid(self.term(), now)
+    }
+
+    /// A split is committed but not yet applied here (see `last_committed_split_idx`).
+    pub(crate) fn is_splitting(&self) -> bool {
+        self.last_committed_split_idx > self.storage().applied_index()
+    }
+
+    /// Renews the lease from `sent` (the send time of something a quorum acknowledged). The
+    /// mirror local readers use stays expired while a split is pending.
+    pub(crate) fn renew_lease(&mut self, sent: Instant, term: u64) {
+        self.lease.renew(sent, term, &self.read_delegate.lease);
+        if self.is_splitting() {
+            self.read_delegate.lease.expire();
+        }
     }
 
     /// Serves a read: locally within the lease, otherwise by ReadIndex.

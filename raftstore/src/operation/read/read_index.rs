@@ -50,7 +50,7 @@ impl Peer {
             let id = u64::from_be_bytes(id_bytes);
             if let Some(sent) = self.pending_reads.confirm(id, rs.index) {
                 if self.is_leader() {
-                    self.lease.renew(sent, term, &self.read_delegate.lease);
+                    self.renew_lease(sent, term);
                 }
             }
         }
