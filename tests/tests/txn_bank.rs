@@ -81,19 +81,33 @@ async fn transfer(
     outcome
 }
 
+/// Every account as one snapshot at `ts` shows it, in key order.
+async fn snapshot_accounts(
+    client: &TransactionClient,
+    ts: &tikv_client::Timestamp,
+) -> tikv_client::Result<Vec<(String, u64)>> {
+    let mut snapshot =
+        client.snapshot(ts.clone(), TransactionOptions::new_optimistic().read_only());
+    Ok(snapshot
+        .scan(account(0)..=account(ACCOUNTS - 1), ACCOUNTS as u32 + 1)
+        .await?
+        .map(|p| {
+            let key = String::from_utf8_lossy(Vec::<u8>::from(p.0).as_slice()).into_owned();
+            (key, decode(Some(p.1), "an account"))
+        })
+        .collect())
+}
+
 /// Sum of every account in one snapshot at a fresh timestamp.
 async fn snapshot_total(client: &TransactionClient) -> tikv_client::Result<u64> {
     let ts = client.current_timestamp().await?;
-    let mut snapshot = client.snapshot(ts, TransactionOptions::new_optimistic().read_only());
-    let pairs: Vec<_> = snapshot
-        .scan(account(0)..=account(ACCOUNTS - 1), ACCOUNTS as u32 + 1)
-        .await?
-        .collect();
-    assert_eq!(pairs.len(), ACCOUNTS, "a snapshot lost an account");
-    Ok(pairs
-        .into_iter()
-        .map(|p| decode(Some(p.1), "an account"))
-        .sum())
+    let accounts = snapshot_accounts(client, &ts).await?;
+    assert_eq!(
+        accounts.len(),
+        ACCOUNTS,
+        "a snapshot lost an account: {accounts:?}"
+    );
+    Ok(accounts.iter().map(|a| a.1).sum())
 }
 
 /// Reads every key in one snapshot, which resolves every lock the read meets.
@@ -125,9 +139,6 @@ fn transfer_leader_of(fleet: &Fleet, i: usize, rng: &mut StdRng) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "open bug: about one run in three, a snapshot of all accounts sums to 994 instead \
-            of 1000 (a transfer's debit visible without its credit) under leader moves, splits \
-            and a store restart; run with --ignored while it is investigated"]
 async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart() {
     let mut fleet = Fleet::start(FleetOptions::default()).await.unwrap();
     fleet
@@ -177,18 +188,27 @@ async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart(
             commits
         }));
     }
+    // A snapshot whose accounts do not add up is kept (timestamp and what it showed) and
+    // judged after the run, with the same timestamp read again once the faults are over.
     let checker = {
         let (client, stop) = (client.clone(), stop.clone());
         tokio::spawn(async move {
             let mut checked = 0u64;
+            let mut torn = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 // A read that fails (region moving, store down) proves nothing either way.
-                if let Ok(sum) = snapshot_total(&client).await {
-                    assert_eq!(sum, total, "a snapshot saw money appear or vanish");
+                let Ok(ts) = client.current_timestamp().await else {
+                    continue;
+                };
+                if let Ok(accounts) = snapshot_accounts(&client, &ts).await {
+                    let sum: u64 = accounts.iter().map(|a| a.1).sum();
+                    if accounts.len() != ACCOUNTS || sum != total {
+                        torn.push((ts, accounts));
+                    }
                     checked += 1;
                 }
             }
-            checked
+            (checked, torn)
         })
     };
 
@@ -215,7 +235,14 @@ async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart(
     for c in clients {
         per_client.push(c.await.unwrap());
     }
-    let checked = checker.await.unwrap();
+    let (checked, torn) = checker.await.unwrap();
+    let final_accounts =
+        snapshot_accounts(&client, &client.current_timestamp().await.unwrap()).await;
+    eprintln!("after the run: {final_accounts:?}");
+    for (ts, seen) in &torn {
+        let again = snapshot_accounts(&client, ts).await;
+        eprintln!("snapshot at {ts:?} showed {seen:?}; read again: {again:?}");
+    }
     let regions = regions_holding(&fleet, &accounts);
 
     let committed = tally.committed.load(Ordering::Relaxed);
@@ -261,4 +288,9 @@ async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart(
         },
     )
     .await;
+    assert!(
+        torn.is_empty(),
+        "{} snapshots saw money appear or vanish",
+        torn.len()
+    );
 }

@@ -119,7 +119,7 @@ async fn gc_region(
                 Modify::Delete { cf, key } => region_cmd::delete(cf, key),
             })
             .collect();
-        region_cmd::write(store, &ctx, requests, cfg.request_timeout).await?;
+        region_cmd::write(store, &ctx, snap.term, requests, cfg.request_timeout).await?;
         match next {
             Some(key) => cursor = key,
             None => return Ok(()),

@@ -23,6 +23,11 @@ use crate::msg::apply::ApplyRes;
 pub struct RegionSnapshot {
     pub snapshot: KvSnapshot,
     pub region: Arc<metapb::Region>,
+    /// The leader's raft term when the snapshot was taken. A write computed from this
+    /// snapshot carries it in `RaftRequestHeader.term`, and the leader refuses the write
+    /// (`StaleCommand`) once its term is more than one past it: by then another leader may
+    /// have committed writes the snapshot does not show (TiKV's `check_term`).
+    pub term: u64,
 }
 
 /// What a command's caller receives.

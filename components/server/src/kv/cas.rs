@@ -30,6 +30,7 @@ impl RawKv {
                 let snap = region_cmd::snapshot(&store, &ctx, read_timeout).await?;
                 ensure_in_region(&key, &snap.region)?;
                 let current = read_live(&snap.snapshot, cf, &req.key, &key, now_unix_secs())?;
+                let read_term = snap.term;
                 drop(snap);
 
                 let succeed = swap_allowed(
@@ -40,7 +41,7 @@ impl RawKv {
                 if succeed {
                     let stored = value::encode(&req.value, req.ttl, now_unix_secs());
                     let put = region_cmd::put(cf, key, stored);
-                    region_cmd::write_until_answered(&store, &ctx, vec![put]).await?;
+                    region_cmd::write_until_answered(&store, &ctx, read_term, vec![put]).await?;
                 }
                 Ok(RawCasResponse {
                     region_error: None,

@@ -46,7 +46,7 @@ impl RawKv {
 
     /// Applies `requests` to the context's region as one raft entry.
     pub(super) async fn write(&self, ctx: &Context, requests: Vec<Request>) -> Result<(), KvError> {
-        region_cmd::write(&self.store, ctx, requests, self.cfg.write_timeout).await
+        region_cmd::write(&self.store, ctx, 0, requests, self.cfg.write_timeout).await
     }
 
     /// Like `write`; with `atomic`, the write holds the latches of `encoded_keys` so it never
@@ -64,7 +64,7 @@ impl RawKv {
         let ctx = *ctx;
         self.latched
             .run(ctx.region_id, encoded_keys, move |store| async move {
-                region_cmd::write_until_answered(&store, &ctx, requests).await
+                region_cmd::write_until_answered(&store, &ctx, 0, requests).await
             })
             .await
     }

@@ -14,12 +14,14 @@ use raftstore::{Callback, CmdResponse, Store};
 
 use super::errors::KvError;
 
-/// The raft header addressing the region, peer and epoch the client believes in.
-fn header(ctx: &Context) -> RaftRequestHeader {
+/// The raft header addressing the region, peer and epoch the client believes in. `term` is
+/// the term of the snapshot a write was computed from (0: the write read nothing).
+fn header(ctx: &Context, term: u64) -> RaftRequestHeader {
     RaftRequestHeader {
         region_id: ctx.region_id,
         peer: ctx.peer,
         region_epoch: ctx.region_epoch,
+        term,
         ..Default::default()
     }
 }
@@ -84,7 +86,7 @@ pub async fn snapshot(
     timeout: Duration,
 ) -> Result<RegionSnapshot, KvError> {
     let request = RaftCmdRequest {
-        header: Some(header(ctx)),
+        header: Some(header(ctx, 0)),
         requests: vec![Request {
             cmd_type: CmdType::Snap as i32,
             snap: Some(SnapRequest {}),
@@ -99,14 +101,17 @@ pub async fn snapshot(
 }
 
 /// Proposes `requests` as one raft entry (atomic within the region) and waits until it is
-/// applied, or `timeout` passes.
+/// applied, or `timeout` passes. `read_term` is the `RegionSnapshot::term` of the snapshot
+/// the requests were computed from, or 0 for a blind write; a leader whose term moved on by
+/// more than one since refuses the write with a `StaleCommand` region error.
 pub async fn write(
     store: &Store,
     ctx: &Context,
+    read_term: u64,
     requests: Vec<Request>,
     timeout: Duration,
 ) -> Result<(), KvError> {
-    propose_write(store, ctx, requests, Some(timeout)).await
+    propose_write(store, ctx, read_term, requests, Some(timeout)).await
 }
 
 /// Like `write`, but waits for raftstore's answer however long it takes, so a caller holding
@@ -116,14 +121,16 @@ pub async fn write(
 pub async fn write_until_answered(
     store: &Store,
     ctx: &Context,
+    read_term: u64,
     requests: Vec<Request>,
 ) -> Result<(), KvError> {
-    propose_write(store, ctx, requests, None).await
+    propose_write(store, ctx, read_term, requests, None).await
 }
 
 async fn propose_write(
     store: &Store,
     ctx: &Context,
+    read_term: u64,
     requests: Vec<Request>,
     timeout: Option<Duration>,
 ) -> Result<(), KvError> {
@@ -131,7 +138,7 @@ async fn propose_write(
         return Ok(());
     }
     let request = RaftCmdRequest {
-        header: Some(header(ctx)),
+        header: Some(header(ctx, read_term)),
         requests,
         admin_request: None,
     };

@@ -95,7 +95,7 @@ impl TxnKv {
                     .into_iter()
                     .map(to_request)
                     .collect();
-                region_cmd::write_until_answered(&store, &ctx, requests).await?;
+                region_cmd::write_until_answered(&store, &ctx, snap.term, requests).await?;
                 Ok(answer)
             })
             .await

@@ -204,3 +204,67 @@ fn writes_during_a_held_transfer_are_retryable() {
     cluster.clear_filters();
     cluster.must_engine_eq(target.store_id, b"c", Some(b"3"));
 }
+
+/// A read-modify-write computed from a snapshot must not land after another leader may have
+/// written: the snapshot carries the term it was taken in, and a write proposed with that term
+/// is refused (`StaleCommand`) once leadership went elsewhere and came back (TiKV's
+/// `check_term`; a leader re-elected in the very next term is accepted, as no other leader
+/// can have existed in between).
+#[test]
+fn a_write_computed_in_an_earlier_leadership_is_refused() {
+    let cluster = Cluster::run(3);
+    let first = cluster.wait_leader(1);
+    cluster.must_put(b"k", b"v0");
+    let region = cluster.region(1).unwrap();
+    let snap_req = Cluster::new_request(
+        &region,
+        first,
+        vec![proto::raft_cmdpb::Request {
+            cmd_type: proto::raft_cmdpb::CmdType::Snap as i32,
+            snap: Some(proto::raft_cmdpb::SnapRequest {}),
+            ..Default::default()
+        }],
+    );
+    let resp = cluster
+        .call_on_store(first.store_id, snap_req, Duration::from_secs(10))
+        .unwrap();
+    let read_term = resp.snapshot.expect("a snapshot").term;
+    assert_eq!(
+        resp.response.header.as_ref().map(|h| h.current_term),
+        Some(read_term)
+    );
+
+    // Another leader writes the key, then leadership comes back.
+    let other = *region.peers.iter().find(|p| p.id != first.id).unwrap();
+    cluster.must_transfer_leader(1, other);
+    cluster.must_put(b"k", b"v1");
+    cluster.must_transfer_leader(1, first);
+
+    let stale_write = |term: u64| {
+        let region = cluster.region(1).unwrap();
+        let mut req = Cluster::new_request(&region, first, vec![put_request(b"k", b"stale")]);
+        req.header.as_mut().unwrap().term = term;
+        cluster
+            .call_on_store(first.store_id, req, Duration::from_secs(10))
+            .unwrap()
+            .response
+    };
+    let refused = stale_write(read_term);
+    let error = refused.header.and_then(|h| h.error);
+    assert!(
+        error.as_ref().is_some_and(|e| e.stale_command.is_some()),
+        "a write from term {read_term} was not refused: {error:?}"
+    );
+    assert_eq!(cluster.must_get(b"k").as_deref(), Some(&b"v1"[..]));
+
+    // A write computed in the current leadership goes through.
+    let current = cluster
+        .leaders(1)
+        .into_iter()
+        .map(|(_, term)| term)
+        .max()
+        .unwrap();
+    let accepted = stale_write(current);
+    assert!(accepted.header.and_then(|h| h.error).is_none());
+    assert_eq!(cluster.must_get(b"k").as_deref(), Some(&b"stale"[..]));
+}

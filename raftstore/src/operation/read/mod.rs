@@ -104,6 +104,7 @@ fn try_execute_read(
         snapshot: want_snapshot.then(|| RegionSnapshot {
             snapshot: snapshot.clone(),
             region: region.clone(),
+            term,
         }),
     })
 }
