@@ -33,9 +33,10 @@ test-failpoints: deps
 	$(CARGO) test --workspace --features test-cluster/failpoints --test failpoints -- --test-threads=1
 
 # YCSB load + A, B, C, E on a fresh temporary fleet (100,000 records of 1 KiB, 64 clients, 30 s
-# each); results in bench-results/.
+# each); results in bench-results/. BENCH_API=txn runs every operation as an optimistic
+# transaction. The fleet runs the release shoal-server and shoal-pd, so every binary is built.
 bench: deps
-	$(CARGO) build --release -p pd -p server -p shoal-ctl -p shoal-benches --bin shoal-bench
+	$(CARGO) build --release --workspace --bins
 	bash scripts/bench-fleet.sh
 
 # The same workloads against a 3-member etcd cluster on loopback (Debian's etcd-server).
