@@ -236,6 +236,16 @@ impl Cluster {
         out
     }
 
+    /// The highest raft term any running store's peer of `region_id` reports (0 if none
+    /// knows the region): the current leadership's term once a leader is settled.
+    pub fn newest_term(&self, region_id: u64) -> u64 {
+        self.leaders(region_id)
+            .into_iter()
+            .map(|(_, term)| term)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Whether the peer of `region_id` on `store_id` has stopped its raft clock.
     pub fn is_hibernating(&self, store_id: u64, region_id: u64) -> bool {
         self.store(store_id)
