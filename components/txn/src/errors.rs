@@ -71,6 +71,12 @@ pub enum Error {
         key: Vec<u8>,
         pessimistic: bool,
     },
+    /// A pessimistic lock request of a transaction that has already been rolled back on the
+    /// key: a `Rollback` record (or a commit record flagged `has_overlapped_rollback`) sits at
+    /// exactly its start_ts (`KeyError.abort`, as TiKV's `PessimisticLockRolledBack` in
+    /// `actions/acquire_pessimistic_lock.rs`, mapped by `extract_key_error`'s catch-all).
+    #[error("pessimistic lock of transaction {start_ts} on {key:?} is already rolled back")]
+    PessimisticLockRolledBack { start_ts: u64, key: Vec<u8> },
 }
 
 /// Why a write conflict happened (`kvrpcpb::WriteConflict.reason`).
@@ -157,7 +163,9 @@ impl Error {
             Error::InvalidRequest(_) | Error::Committed { .. } | Error::InvalidTxnTso { .. } => {
                 e.abort = self.to_string()
             }
-            Error::LockTypeNotMatch { .. } => e.abort = self.to_string(),
+            Error::LockTypeNotMatch { .. } | Error::PessimisticLockRolledBack { .. } => {
+                e.abort = self.to_string()
+            }
         }
         Some(e)
     }
@@ -201,5 +209,17 @@ mod tests {
             detail: String::new(),
         };
         assert!(corrupt.to_key_error().is_none());
+    }
+
+    #[test]
+    fn a_rolled_back_pessimistic_lock_is_an_abort() {
+        let e = Error::PessimisticLockRolledBack {
+            start_ts: 10,
+            key: b"k".to_vec(),
+        }
+        .to_key_error()
+        .unwrap();
+        assert!(e.abort.contains("10") && e.abort.contains("rolled back"));
+        assert!(e.conflict.is_none() && e.retryable.is_empty() && e.locked.is_none());
     }
 }

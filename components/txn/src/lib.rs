@@ -7,8 +7,9 @@
 //!   that finds the version visible at a timestamp, and a writer that collects one multi-CF
 //!   batch of changes.
 //! - `actions`: prewrite, commit, rollback, check_txn_status, check_secondary_locks, resolve,
-//!   heartbeat, reads and GC as functions of a snapshot and a request, giving the changes to
-//!   write and the answer (unit-tested without a cluster).
+//!   heartbeat, pessimistic lock and pessimistic rollback, reads and GC as functions of a
+//!   snapshot and a request, giving the changes to write and the answer (unit-tested without
+//!   a cluster).
 //! - `latches` (per-key latches held across read, decide, write, apply) and
 //!   `concurrency_manager` (the store-wide max_ts): what the store's command runner uses to
 //!   make each writing command an atomic read-modify-write.

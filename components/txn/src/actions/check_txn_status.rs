@@ -220,7 +220,7 @@ mod tests {
     use crate::actions::prewrite::test_support::*;
     use crate::actions::prewrite::{prewrite_mutations, PrewriteParams};
     use crate::mvcc::{TxnCommitRecord, Write, WriteType};
-    use crate::test_util::{apply, engine};
+    use crate::test_util::{apply, engine, put_lock};
 
     /// Lock start (TSO at 1000 ms) and a TTL of 3000 ms: alive until 4000 ms inclusive.
     fn start() -> u64 {
@@ -244,12 +244,6 @@ mod tests {
 
     fn check(kv: &KvEngine, p: &CheckTxnStatusParams) -> Result<TxnStatus> {
         act(kv, |r, t| check_txn_status(r, t, p))
-    }
-
-    fn put_lock(kv: &KvEngine, key: &[u8], lock: &Lock) {
-        let mut t = MvccTxn::new();
-        t.put_lock(&Key::from_raw(key), lock);
-        apply(kv, t.modifies());
     }
 
     fn pessimistic(primary: &[u8]) -> Lock {

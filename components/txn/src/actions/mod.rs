@@ -5,14 +5,18 @@
 //!
 //! Writing commands (run by the scheduler under key latches, their changes proposed through
 //! raft): `prewrite`, `commit`, `rollback`, `heartbeat`, `check_txn_status`,
-//! `check_secondary_locks`, `resolve_lock`, `gc`. Reads (no latches): `read` (get, batch get,
-//! scan) and `scan_lock`.
+//! `check_secondary_locks`, `resolve_lock`, `gc`, and for pessimistic transactions
+//! `acquire_pessimistic_lock` (TiKV `src/storage/txn/actions/acquire_pessimistic_lock.rs`) and
+//! `pessimistic_rollback` (TiKV `src/storage/txn/commands/pessimistic_rollback.rs`). Reads (no
+//! latches): `read` (get, batch get, scan) and `scan_lock`.
 
+pub mod acquire_pessimistic_lock;
 pub mod check_secondary_locks;
 pub mod check_txn_status;
 pub mod commit;
 pub mod gc;
 pub mod heartbeat;
+pub mod pessimistic_rollback;
 pub mod prewrite;
 pub mod read;
 pub mod resolve_lock;

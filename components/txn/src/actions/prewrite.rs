@@ -208,8 +208,9 @@ fn check_newer_writes<S: KvRead>(
 
 /// Rule 4: the newest data version (`Lock` and `Rollback` records skipped) must not be a
 /// `Put` (TiKV `check_data_constraint`). Runs after rule 3, so that version is at or below
-/// start_ts.
-fn check_not_exists<S: KvRead>(
+/// start_ts. Also the NotExist assertion of a pessimistic lock
+/// (`acquire_pessimistic_lock`), after its conflict check against for_update_ts.
+pub(crate) fn check_not_exists<S: KvRead>(
     reader: &MvccReader<'_, S>,
     key: &Key,
     raw_key: &[u8],

@@ -87,13 +87,7 @@ mod tests {
     use super::*;
     use crate::actions::prewrite::test_support::*;
     use crate::mvcc::{TxnCommitRecord, WriteType};
-    use crate::test_util::{apply, engine};
-
-    fn record(kv: &KvEngine, key: &[u8], start_ts: u64) -> TxnCommitRecord {
-        MvccReader::new(kv)
-            .get_txn_commit_record(&Key::from_raw(key), start_ts)
-            .unwrap()
-    }
+    use crate::test_util::{apply, engine, record};
 
     fn resolve_one(kv: &KvEngine, key: &[u8], commit_ts: u64) -> Result<()> {
         let lock = lock_of(kv, key).expect("a lock to resolve");

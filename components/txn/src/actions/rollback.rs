@@ -135,13 +135,7 @@ mod tests {
 
     use super::*;
     use crate::actions::prewrite::test_support::*;
-    use crate::test_util::{apply, engine};
-
-    fn record(kv: &engine::KvEngine, key: &[u8], start_ts: u64) -> TxnCommitRecord {
-        MvccReader::new(kv)
-            .get_txn_commit_record(&Key::from_raw(key), start_ts)
-            .unwrap()
-    }
+    use crate::test_util::{apply, engine, record};
 
     fn write_at(kv: &engine::KvEngine, key: &[u8], ts: u64) -> Option<Write> {
         match MvccReader::new(kv)
