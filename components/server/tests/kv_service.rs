@@ -570,21 +570,121 @@ async fn corrupt_stored_values_are_reported_not_panicked_on() {
     assert_eq!(status.code(), Code::DataLoss);
 }
 
+/// Takes pessimistic locks on `keys` for the transaction at `start_ts` (primary: the first
+/// key), returning values.
+async fn pessimistic_lock(
+    h: &Harness,
+    keys: &[&[u8]],
+    start_ts: u64,
+    for_update_ts: u64,
+) -> PessimisticLockResponse {
+    h.svc()
+        .kv_pessimistic_lock(Request::new(PessimisticLockRequest {
+            context: Some(h.ctx_for(keys[0])),
+            mutations: keys
+                .iter()
+                .map(|k| Mutation {
+                    op: Op::PessimisticLock as i32,
+                    key: k.to_vec(),
+                    ..Default::default()
+                })
+                .collect(),
+            primary_lock: keys[0].to_vec(),
+            start_version: start_ts,
+            for_update_ts,
+            lock_ttl: 20_000,
+            return_values: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pessimistic_requests_are_unimplemented() {
+async fn pessimistic_locks_exclude_other_transactions_until_rolled_back() {
     let h = Harness::start();
-    let status = h
+    let (a, b): (&[u8], &[u8]) = (b"x\0\0\0a", b"x\0\0\0b");
+    prewrite_one(&h, a, Op::Put, b"va", 5).await;
+    commit_one(&h, a, 5, 6).await;
+
+    // Values come back in request order; a key without a value is marked not found.
+    let resp = pessimistic_lock(&h, &[b, a], 10, 10).await;
+    assert!(
+        resp.errors.is_empty() && resp.region_error.is_none(),
+        "{resp:?}"
+    );
+    assert_eq!(resp.values, vec![Vec::new(), b"va".to_vec()]);
+    assert_eq!(resp.not_founds, vec![true, false]);
+
+    // Another transaction cannot lock either key, and its request leaves no lock behind.
+    let resp = pessimistic_lock(&h, &[a, b], 20, 20).await;
+    let locked = resp.errors.first().and_then(|e| e.locked.clone());
+    assert_eq!(locked.map(|l| l.lock_version), Some(10), "{resp:?}");
+    let mvcc = mvcc_get_by_key(&h, a, a).await;
+    assert_eq!(mvcc.info.and_then(|i| i.lock).map(|l| l.start_ts), Some(10));
+
+    // A rollback at an older for_update_ts leaves the locks; at theirs it removes them.
+    let rollback = |for_update_ts: u64| {
+        h.svc()
+            .kv_pessimistic_rollback(Request::new(PessimisticRollbackRequest {
+                context: Some(h.ctx_for(a)),
+                start_version: 10,
+                for_update_ts,
+                keys: vec![a.to_vec(), b.to_vec()],
+            }))
+    };
+    let resp = rollback(9).await.unwrap().into_inner();
+    assert!(
+        resp.errors.is_empty() && resp.region_error.is_none(),
+        "{resp:?}"
+    );
+    assert!(!pessimistic_lock(&h, &[a], 20, 20).await.errors.is_empty());
+    let resp = rollback(10).await.unwrap().into_inner();
+    assert!(
+        resp.errors.is_empty() && resp.region_error.is_none(),
+        "{resp:?}"
+    );
+    let resp = pessimistic_lock(&h, &[a, b], 20, 20).await;
+    assert!(resp.errors.is_empty(), "{resp:?}");
+
+    // A commit after the for_update_ts a lock is asked at is a conflict.
+    prewrite_one(&h, b"x\0\0\0c", Op::Put, b"vc", 30).await;
+    commit_one(&h, b"x\0\0\0c", 30, 31).await;
+    let resp = pessimistic_lock(&h, &[b"x\0\0\0c"], 25, 25).await;
+    assert!(
+        resp.errors.first().is_some_and(|e| e.conflict.is_some()),
+        "{resp:?}"
+    );
+
+    // Malformed requests get a key error, not a panic or a lock.
+    let resp = h
         .svc()
         .kv_pessimistic_lock(Request::new(PessimisticLockRequest::default()))
         .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
-    let status = h
+        .unwrap()
+        .into_inner();
+    assert!(!resp.errors.is_empty(), "{resp:?}");
+    let below_start = h
         .svc()
-        .kv_pessimistic_rollback(Request::new(PessimisticRollbackRequest::default()))
+        .kv_pessimistic_lock(Request::new(PessimisticLockRequest {
+            context: Some(h.ctx_for(b"x\0\0\0e")),
+            mutations: vec![Mutation {
+                op: Op::PessimisticLock as i32,
+                key: b"x\0\0\0e".to_vec(),
+                ..Default::default()
+            }],
+            primary_lock: b"x\0\0\0e".to_vec(),
+            start_version: 50,
+            for_update_ts: 49,
+            ..Default::default()
+        }))
         .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+        .unwrap()
+        .into_inner();
+    assert!(!below_start.errors.is_empty(), "{below_start:?}");
+    let mvcc = mvcc_get_by_key(&h, b"x\0\0\0e", b"x\0\0\0e").await;
+    assert!(mvcc.info.and_then(|i| i.lock).is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ mod request;
 mod service;
 mod txn;
 mod txn_debug;
+mod txn_pessimistic;
 mod txn_read;
 mod txn_write;
 pub mod value;

@@ -1,5 +1,5 @@
 //! The `tikvpb.Tikv` gRPC service: raw RPCs answered by `RawKv`, transactional ones by
-//! `TxnKv` (pessimistic locking not yet), and the store-to-store streams handed to the
+//! `TxnKv`, and the store-to-store streams handed to the
 //! transport.
 
 use std::path::PathBuf;
@@ -173,7 +173,7 @@ macro_rules! txn_response {
 txn_response!(one: GetResponse, BatchGetResponse, ScanResponse, CommitResponse,
     BatchRollbackResponse, TxnHeartBeatResponse, CheckTxnStatusResponse,
     CheckSecondaryLocksResponse, ResolveLockResponse, ScanLockResponse);
-txn_response!(many: PrewriteResponse);
+txn_response!(many: PrewriteResponse, PessimisticLockResponse, PessimisticRollbackResponse);
 txn_response!(text: UnsafeDestroyRangeResponse, MvccGetByKeyResponse);
 
 /// Turns a transactional RPC's outcome into its gRPC answer: a region error alone, or a key
@@ -225,16 +225,6 @@ macro_rules! txn_rpc {
     }};
 }
 
-/// The pessimistic API (part of the next stage of the transactional protocol) is refused with
-/// a typed status.
-#[allow(clippy::result_large_err)]
-fn txn_unimplemented<R>(method: &'static str) -> Result<Response<R>, Status> {
-    RequestTimer::start(method).finish(Some("unimplemented"));
-    Err(Status::unimplemented(
-        "pessimistic transactions are not served by this store yet",
-    ))
-}
-
 #[tonic::async_trait]
 impl Tikv for KvService {
     async fn kv_get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
@@ -257,16 +247,21 @@ impl Tikv for KvService {
 
     async fn kv_pessimistic_lock(
         &self,
-        _request: Request<PessimisticLockRequest>,
+        request: Request<PessimisticLockRequest>,
     ) -> Result<Response<PessimisticLockResponse>, Status> {
-        txn_unimplemented("kv_pessimistic_lock")
+        txn_rpc!(self, request, "kv_pessimistic_lock", pessimistic_lock)
     }
 
     async fn kv_pessimistic_rollback(
         &self,
-        _request: Request<PessimisticRollbackRequest>,
+        request: Request<PessimisticRollbackRequest>,
     ) -> Result<Response<PessimisticRollbackResponse>, Status> {
-        txn_unimplemented("kv_pessimistic_rollback")
+        txn_rpc!(
+            self,
+            request,
+            "kv_pessimistic_rollback",
+            pessimistic_rollback
+        )
     }
 
     async fn kv_txn_heart_beat(

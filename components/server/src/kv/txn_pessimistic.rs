@@ -1,0 +1,110 @@
+//! The pessimistic half of the transactional API: KvPessimisticLock and
+//! KVPessimisticRollback. Each runs its action from the `txn` crate under the latches of its
+//! keys (`TxnKv::write_command`), like the other writing commands.
+//!
+//! A lock request is all-or-nothing (TiKV's `AcquirePessimisticLock` command): the first key
+//! that cannot be locked fails the whole request and nothing is written. A key locked by
+//! another transaction is answered at once with `KeyError.locked`; the client resolves that
+//! lock (or backs off while it is alive) and sends the request again.
+
+use proto::kvrpcpb::{
+    Assertion, Op, PessimisticLockRequest, PessimisticLockResponse, PessimisticRollbackRequest,
+    PessimisticRollbackResponse,
+};
+use txn::actions::acquire_pessimistic_lock::{acquire_pessimistic_lock, PessimisticLockParams};
+use txn::actions::pessimistic_rollback::pessimistic_rollback;
+
+use super::errors::KvError;
+use super::txn::{check_ts, TxnKv};
+
+impl TxnKv {
+    /// Locks every mutation's key for the transaction at `start_version`, checking for
+    /// conflicts at `for_update_ts`. With `return_values`, `values` and `not_founds` hold one
+    /// entry per mutation, in request order (the value visible at `for_update_ts`).
+    ///
+    /// Errors (as key errors): `locked`, `conflict` (retry the statement with a newer
+    /// for_update_ts), `already_exist` for a NotExist assertion, `abort` for a rolled-back
+    /// transaction or a malformed request (an op other than PessimisticLock, for_update_ts
+    /// below start_ts, an empty primary).
+    pub async fn pessimistic_lock(
+        &self,
+        req: PessimisticLockRequest,
+    ) -> Result<PessimisticLockResponse, KvError> {
+        let keys: Vec<Vec<u8>> = req.mutations.iter().map(|m| m.key.clone()).collect();
+        let ctx = self.check(req.context.as_ref(), &keys)?;
+        check_ts("start_version", req.start_version)?;
+        check_ts("for_update_ts", req.for_update_ts)?;
+        if req.mutations.is_empty() {
+            return Err(KvError::InvalidArgument(
+                "pessimistic lock without mutations".into(),
+            ));
+        }
+        let mut should_not_exist = Vec::with_capacity(req.mutations.len());
+        for m in &req.mutations {
+            if m.op != Op::PessimisticLock as i32 {
+                return Err(KvError::InvalidArgument(format!(
+                    "a pessimistic lock request carries op {}, not PessimisticLock",
+                    m.op
+                )));
+            }
+            should_not_exist.push(m.assertion == Assertion::NotExist as i32);
+        }
+        let params = PessimisticLockParams {
+            need_value: req.return_values,
+            min_commit_ts: req.min_commit_ts,
+            ..PessimisticLockParams::new(
+                req.primary_lock,
+                req.start_version,
+                req.for_update_ts,
+                req.lock_ttl,
+            )
+        };
+        params.validate()?;
+        // A value returned, or an absence asserted, at for_update_ts is a read there: no later
+        // async-commit or 1PC commit may land at or below it.
+        if params.need_value || should_not_exist.contains(&true) {
+            self.cm.update_max_ts(params.for_update_ts);
+        }
+        let need_value = params.need_value;
+        let lock_keys = keys.clone();
+        let values = self
+            .write_command(&ctx, &keys, move |reader, _region, changes| {
+                let mut values = Vec::with_capacity(lock_keys.len());
+                for (key, not_exist) in lock_keys.iter().zip(should_not_exist) {
+                    values.push(acquire_pessimistic_lock(
+                        reader, changes, &params, key, not_exist,
+                    )?);
+                }
+                Ok(values)
+            })
+            .await?;
+        let mut resp = PessimisticLockResponse::default();
+        if need_value {
+            resp.not_founds = values.iter().map(Option::is_none).collect();
+            resp.values = values.into_iter().map(Option::unwrap_or_default).collect();
+        }
+        Ok(resp)
+    }
+
+    /// Removes the pessimistic locks of the transaction at `start_version` taken at or below
+    /// `for_update_ts` from `keys`; other locks and absent locks are left alone, and nothing
+    /// else is written (no rollback record: the transaction may still lock again).
+    pub async fn pessimistic_rollback(
+        &self,
+        req: PessimisticRollbackRequest,
+    ) -> Result<PessimisticRollbackResponse, KvError> {
+        let ctx = self.check(req.context.as_ref(), &req.keys)?;
+        check_ts("start_version", req.start_version)?;
+        check_ts("for_update_ts", req.for_update_ts)?;
+        let (start_ts, for_update_ts) = (req.start_version, req.for_update_ts);
+        let keys = req.keys.clone();
+        self.write_command(&ctx, &req.keys, move |reader, _region, changes| {
+            for key in &keys {
+                pessimistic_rollback(reader, changes, key, start_ts, for_update_ts)?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(PessimisticRollbackResponse::default())
+    }
+}
