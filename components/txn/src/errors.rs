@@ -77,6 +77,19 @@ pub enum Error {
     /// `actions/acquire_pessimistic_lock.rs`, mapped by `extract_key_error`'s catch-all).
     #[error("pessimistic lock of transaction {start_ts} on {key:?} is already rolled back")]
     PessimisticLockRolledBack { start_ts: u64, key: Vec<u8> },
+    /// A pessimistic prewrite (`DoPessimisticCheck`) did not find the transaction's
+    /// pessimistic lock on the key and could not stand in for it: another transaction's lock
+    /// is there, or the key was written (or this transaction rolled back) at or after
+    /// start_ts, so the lock was lost and the transaction must abort (`KeyError.abort`, as
+    /// TiKV's `PessimisticLockNotFound` in `actions/prewrite.rs`, mapped by
+    /// `extract_key_error`'s catch-all; reference §2.3).
+    #[error("pessimistic lock of transaction {start_ts} on {key:?} not found: {reason}")]
+    PessimisticLockNotFound {
+        start_ts: u64,
+        key: Vec<u8>,
+        /// Why, for logs and the abort text (TiKV's `PessimisticLockNotFoundReason`).
+        reason: &'static str,
+    },
 }
 
 /// Why a write conflict happened (`kvrpcpb::WriteConflict.reason`).
@@ -88,6 +101,8 @@ pub enum WriteConflictReason {
     PessimisticRetry = 2,
     /// The transaction was rolled back before its prewrite arrived.
     SelfRolledBack = 3,
+    /// A pessimistic prewrite's `DoConstraintCheck` key found a commit newer than start_ts.
+    LazyUniquenessCheck = 5,
 }
 
 impl WriteConflictReason {
@@ -99,6 +114,9 @@ impl WriteConflictReason {
                 kvrpcpb::write_conflict::Reason::PessimisticRetry
             }
             WriteConflictReason::SelfRolledBack => kvrpcpb::write_conflict::Reason::SelfRolledBack,
+            WriteConflictReason::LazyUniquenessCheck => {
+                kvrpcpb::write_conflict::Reason::LazyUniquenessCheck
+            }
         }
     }
 }
@@ -163,9 +181,9 @@ impl Error {
             Error::InvalidRequest(_) | Error::Committed { .. } | Error::InvalidTxnTso { .. } => {
                 e.abort = self.to_string()
             }
-            Error::LockTypeNotMatch { .. } | Error::PessimisticLockRolledBack { .. } => {
-                e.abort = self.to_string()
-            }
+            Error::LockTypeNotMatch { .. }
+            | Error::PessimisticLockRolledBack { .. }
+            | Error::PessimisticLockNotFound { .. } => e.abort = self.to_string(),
         }
         Some(e)
     }
@@ -220,6 +238,20 @@ mod tests {
         .to_key_error()
         .unwrap();
         assert!(e.abort.contains("10") && e.abort.contains("rolled back"));
+        assert!(e.conflict.is_none() && e.retryable.is_empty() && e.locked.is_none());
+    }
+
+    #[test]
+    fn a_lost_pessimistic_lock_is_an_abort() {
+        let e = Error::PessimisticLockNotFound {
+            start_ts: 10,
+            key: b"k".to_vec(),
+            reason: "locked by another transaction",
+        }
+        .to_key_error()
+        .unwrap();
+        assert!(e.abort.contains("10") && e.abort.contains("pessimistic lock"));
+        assert!(e.abort.contains("not found"));
         assert!(e.conflict.is_none() && e.retryable.is_empty() && e.locked.is_none());
     }
 }

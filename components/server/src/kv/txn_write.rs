@@ -38,14 +38,19 @@ impl TxnKv {
                 "prewrite without mutations".into(),
             ));
         }
-        if req.for_update_ts != 0 || req.use_async_commit || req.try_one_pc {
+        if req.use_async_commit || req.try_one_pc {
             return Err(KvError::InvalidArgument(
-                "pessimistic, async-commit and 1PC prewrites are not served by this store yet"
-                    .into(),
+                "async-commit and 1PC prewrites are not served by this store yet".into(),
             ));
         }
+        // for_update_ts != 0 makes it a pessimistic prewrite: each mutation's action says
+        // whether its key must already hold this transaction's pessimistic lock.
         let params = PrewriteParams {
             txn_size: req.txn_size,
+            for_update_ts: req.for_update_ts,
+            pessimistic_actions: PrewriteParams::pessimistic_actions_from_pb(
+                &req.pessimistic_actions,
+            )?,
             ..PrewriteParams::new(req.start_version, req.primary_lock, req.lock_ttl)
         };
         let mutations = req.mutations;

@@ -8,11 +8,12 @@
 //!      client retries the primary with a new timestamp);
 //!    - a pessimistic lock (never prewritten: the key was locked but not written) is just
 //!      removed;
-//!    - otherwise a record of the lock's type (`Put`/`Delete`/`Lock`) at commit_ts, carrying
-//!      the short value, and the lock is removed. If another transaction's rollback record
-//!      already sits at key + commit_ts, the commit record takes its place with
-//!      `has_overlapped_rollback` set, so that rollback is not lost (pitfall #5; TiKV keeps
-//!      the same information in `lock.rollback_ts`).
+//!    - otherwise (a prewrite lock: a pessimistic prewrite has already turned the key's
+//!      pessimistic lock into one) a record of the lock's type (`Put`/`Delete`/`Lock`) at
+//!      commit_ts, carrying the short value, and the lock is removed. If another
+//!      transaction's rollback record already sits at key + commit_ts, the commit record
+//!      takes its place with `has_overlapped_rollback` set, so that rollback is not lost
+//!      (pitfall #5; TiKV keeps the same information in `lock.rollback_ts`).
 //! 3. No lock of the transaction: its commit record on the key → success (a retried commit);
 //!    a rollback record or nothing → `TxnLockNotFound` (a resolver rolled it back).
 

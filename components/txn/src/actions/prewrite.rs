@@ -6,6 +6,7 @@
 //! `src/storage/txn/commands/prewrite.rs`), for an optimistic prewrite (`for_update_ts == 0`):
 //! 1. Another transaction's lock on the key → `KeyIsLocked` with that lock's `LockInfo`.
 //! 2. This transaction's own lock already there → success without writing (a retried request).
+//!    Its own *pessimistic* lock → `LockTypeNotMatch` (TiKV `check_lock`).
 //! 3. The newest write record has commit_ts > start_ts (of any type) → `WriteConflict`
 //!    (reason `Optimistic`); a `Rollback` record, or a commit record flagged
 //!    `has_overlapped_rollback`, at exactly start_ts → `WriteConflict` (reason
@@ -14,16 +15,49 @@
 //!    records) is a `Put` → `AlreadyExist`. `CheckNotExists` then writes nothing.
 //! 5. The lock: `Put`/`Insert` → `Put`, `Del` → `Delete`, `Lock` → `Lock`; a value of at most
 //!    `SHORT_VALUE_MAX_LEN` bytes sits in the lock, a longer one goes to CF `default` at
-//!    start_ts.
+//!    start_ts. The lock keeps the request's for_update_ts (0 here).
+//!
+//! A pessimistic prewrite (`for_update_ts != 0`, at least start_ts) carries one
+//! [`PessimisticAction`] per mutation (`PrewriteRequest.pessimistic_actions`; an empty list
+//! means `SkipPessimisticCheck` for every mutation). Client 0.4 sends `DoPessimisticCheck` for
+//! every key (reference §1.3). `CheckNotExists` is not allowed (TiKV: "cannot handle
+//! checkNotExists in pessimistic prewrite"). Per key (TiKV `check_lock`, `lock_info`,
+//! `amend_pessimistic_lock`, `skip_constraint_check`):
+//! - P1. Another transaction's lock: with `DoPessimisticCheck` → `PessimisticLockNotFound`
+//!   (the pessimistic lock this key should hold is gone); otherwise `KeyIsLocked` with the
+//!   reported `lock_ttl` forced to 0, so the client resolves the lock at once.
+//! - P2. This transaction's own pessimistic lock → converted into the mutation's lock
+//!   (rule 5) with TTL, min_commit_ts and for_update_ts each the larger of the lock's and the
+//!   request's. No conflict or existence check: they were done when the lock was taken, and
+//!   nobody could commit on the key since (except with `DoConstraintCheck`, P5).
+//! - P3. This transaction's own prewrite lock → success without writing (rule 2).
+//! - P4. No lock and `DoPessimisticCheck` → "amend" (the lock was lost, or never written): the
+//!   key is prewritten as an optimistic key would be (rule 4, then rule 5) only if it has no
+//!   write record at all with commit_ts >= start_ts; a newer one — a commit, another
+//!   transaction's rollback, or this transaction's own `Rollback` / overlapped rollback at
+//!   start_ts (TiKV answers a rolled-back transaction here with this error, not
+//!   `SelfRolledBack`) — → `PessimisticLockNotFound`. Rule 4 here is Shoal's: TiKV only
+//!   checks assertions when amending.
+//! - P5. No lock and `SkipPessimisticCheck` (a key the transaction did not lock) → rules 3
+//!   and 4 against start_ts as in an optimistic prewrite (reason `Optimistic`, or
+//!   `SelfRolledBack`). `DoConstraintCheck`, with or without its own pessimistic lock → the
+//!   same with reason `LazyUniquenessCheck` for a newer commit (as TiKV). TiKV checks a
+//!   `SkipPessimisticCheck` key only on a retried request (`is_retry_request`, which Shoal
+//!   does not have) and then only against for_update_ts (a newer non-rollback record →
+//!   `PessimisticLockNotFound`), relying on TiDB's row-key locks; Shoal cannot assume such a
+//!   lock, so it keeps the stricter optimistic check: a commit between start_ts and
+//!   for_update_ts on such a key fails the prewrite.
 //!
 //! Command level ([`prewrite_mutations`]): every mutation is tried and every key error kept; if
 //! any key failed nothing is written. A key error on a key this transaction has in fact
 //! committed (a prewrite retried after the commit) makes the whole request a success that
-//! writes nothing (TiKV `check_committed_record_on_err`).
+//! writes nothing (TiKV `check_committed_record_on_err`, after `KeyIsLocked`,
+//! `PessimisticLockNotFound`, or a `WriteConflict` with a commit above start_ts).
 //!
-//! Not yet here (later parts): pessimistic prewrites (`for_update_ts != 0`, rejected as
-//! `InvalidRequest`), and the timestamps of async commit and 1PC, which need the store-wide
-//! max_ts and the in-memory lock table (reference §2.3, §2.7). The async-commit lock fields
+//! Not yet here (later parts): the timestamps of async commit and 1PC, which need the
+//! store-wide max_ts and the in-memory lock table (reference §2.3, §2.7), and the
+//! request fields client 0.4 never sends (`for_update_ts_constraints`, `assertion_level`,
+//! `is_retry_request`, `skip_constraint_check`). The async-commit lock fields
 //! (`use_async_commit`, `secondaries` on the primary, `min_commit_ts`) are already written
 //! from [`PrewriteParams`] so that layer only has to compute `min_commit_ts`.
 
@@ -34,6 +68,10 @@ use crate::errors::{Error, Result, WriteConflictReason};
 use crate::mvcc::{
     Key, Lock, LockType, Modify, MvccReader, MvccTxn, WriteType, SHORT_VALUE_MAX_LEN,
 };
+
+/// What a pessimistic prewrite does about one key's pessimistic lock
+/// (`kvrpcpb::PrewriteRequest.PessimisticAction`; the wire enum itself).
+pub use proto::kvrpcpb::prewrite_request::PessimisticAction;
 
 /// What a prewrite request says about the whole transaction (`kvrpcpb::PrewriteRequest`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,8 +84,14 @@ pub struct PrewriteParams {
     pub lock_ttl: u64,
     /// The client's estimate of the number of keys in the transaction (kept in the locks).
     pub txn_size: u64,
-    /// 0 for an optimistic transaction. Pessimistic prewrites are not supported yet.
+    /// 0 for an optimistic transaction; for a pessimistic one the largest for_update_ts its
+    /// pessimistic locks were taken at (at least `start_ts`), kept in every lock written.
     pub for_update_ts: u64,
+    /// A pessimistic prewrite's action for each mutation, in mutation order; empty means
+    /// `SkipPessimisticCheck` for all. Any other length than 0 or the number of mutations is
+    /// rejected. An optimistic prewrite ignores the actions (as TiKV). Decode the wire list
+    /// with [`PrewriteParams::pessimistic_actions_from_pb`].
+    pub pessimistic_actions: Vec<PessimisticAction>,
     /// Async commit: every lock of the request is marked, the primary's lock lists the
     /// secondaries.
     pub use_async_commit: bool,
@@ -72,8 +116,33 @@ impl PrewriteParams {
         }
     }
 
-    /// Rejects requests no prewrite can serve: start_ts 0, an empty primary, and (for now)
-    /// pessimistic prewrites.
+    /// Whether this is a pessimistic prewrite (`for_update_ts != 0`).
+    pub fn is_pessimistic(&self) -> bool {
+        self.for_update_ts != 0
+    }
+
+    /// Decodes `PrewriteRequest.pessimistic_actions`; a value outside the enum →
+    /// `InvalidRequest`.
+    pub fn pessimistic_actions_from_pb(raw: &[i32]) -> Result<Vec<PessimisticAction>> {
+        raw.iter()
+            .map(|&a| {
+                PessimisticAction::try_from(a)
+                    .map_err(|_| Error::InvalidRequest(format!("unknown pessimistic action {a}")))
+            })
+            .collect()
+    }
+
+    /// The pessimistic action of the mutation at `index` (`SkipPessimisticCheck` when the
+    /// list is empty).
+    pub fn pessimistic_action(&self, index: usize) -> PessimisticAction {
+        self.pessimistic_actions
+            .get(index)
+            .copied()
+            .unwrap_or(PessimisticAction::SkipPessimisticCheck)
+    }
+
+    /// Rejects requests no prewrite can serve (`InvalidRequest`): start_ts 0, an empty
+    /// primary, and a for_update_ts other than 0 below start_ts.
     pub fn validate(&self) -> Result<()> {
         if self.start_ts == 0 {
             return Err(Error::InvalidRequest("prewrite with start_ts 0".into()));
@@ -83,10 +152,11 @@ impl PrewriteParams {
                 "prewrite with an empty primary".into(),
             ));
         }
-        if self.for_update_ts != 0 {
-            return Err(Error::InvalidRequest(
-                "pessimistic prewrite (for_update_ts != 0) is not supported yet".into(),
-            ));
+        if self.is_pessimistic() && self.for_update_ts < self.start_ts {
+            return Err(Error::InvalidRequest(format!(
+                "pessimistic prewrite with for_update_ts {} below start_ts {}",
+                self.for_update_ts, self.start_ts
+            )));
         }
         Ok(())
     }
@@ -102,9 +172,9 @@ struct MutationKind {
 }
 
 impl MutationKind {
-    /// Decodes the op; `Rollback`, `PessimisticLock` (in an optimistic prewrite) and unknown
-    /// values are not prewrite operations → `InvalidRequest`.
-    fn of(m: &Mutation) -> Result<MutationKind> {
+    /// Decodes the op; `Rollback`, `PessimisticLock`, unknown values, and `CheckNotExists` in
+    /// a pessimistic prewrite are not prewrite operations → `InvalidRequest`.
+    fn of(m: &Mutation, pessimistic: bool) -> Result<MutationKind> {
         let kind = |lock_type, should_not_exist| MutationKind {
             lock_type,
             should_not_exist,
@@ -114,9 +184,12 @@ impl MutationKind {
             Ok(Op::Del) => Ok(kind(Some(LockType::Delete), false)),
             Ok(Op::Lock) => Ok(kind(Some(LockType::Lock), false)),
             Ok(Op::Insert) => Ok(kind(Some(LockType::Put), true)),
+            Ok(Op::CheckNotExists) if pessimistic => Err(Error::InvalidRequest(
+                "CheckNotExists in a pessimistic prewrite".into(),
+            )),
             Ok(Op::CheckNotExists) => Ok(kind(None, true)),
             Ok(other) => Err(Error::InvalidRequest(format!(
-                "{other:?} is not an optimistic prewrite operation"
+                "{other:?} is not a prewrite operation"
             ))),
             Err(_) => Err(Error::InvalidRequest(format!("unknown op {}", m.op))),
         }
@@ -124,71 +197,171 @@ impl MutationKind {
 }
 
 /// Checks one mutation's shape: a prewrite op and a non-empty key.
-fn validate_mutation(m: &Mutation) -> Result<MutationKind> {
+fn validate_mutation(m: &Mutation, params: &PrewriteParams) -> Result<MutationKind> {
     if m.key.is_empty() {
         return Err(Error::InvalidRequest("prewrite of an empty key".into()));
     }
-    MutationKind::of(m)
+    MutationKind::of(m, params.is_pessimistic())
 }
 
-/// Prewrites one mutation (rules 1–5 of this module), adding the lock (and a long value) to
-/// `txn`. An error leaves `txn` untouched.
+/// Prewrites one mutation by the rules of this module, adding the lock (and a long value) to
+/// `txn`. `action` is the mutation's pessimistic action; an optimistic prewrite
+/// (`params.for_update_ts == 0`) ignores it.
+///
+/// Errors: `InvalidRequest` (bad parameters or mutation), `KeyIsLocked` (rule 1, P1),
+/// `LockTypeNotMatch` (rule 2), `WriteConflict` (rule 3, P5), `AlreadyExist` (rule 4),
+/// `PessimisticLockNotFound` (P1, P4), and storage / corruption failures. An error leaves
+/// `txn` untouched.
 pub fn prewrite<S: KvRead>(
     reader: &MvccReader<'_, S>,
     txn: &mut MvccTxn,
     params: &PrewriteParams,
     mutation: &Mutation,
+    action: PessimisticAction,
 ) -> Result<()> {
+    use PessimisticAction::{DoConstraintCheck, DoPessimisticCheck, SkipPessimisticCheck};
+
     params.validate()?;
-    let kind = validate_mutation(mutation)?;
+    let kind = validate_mutation(mutation, params)?;
+    let action = params.is_pessimistic().then_some(action);
     let key = Key::from_raw(&mutation.key);
-    if let Some(lock) = reader.load_lock(&key)? {
-        return check_existing_lock(lock, params, &mutation.key);
-    }
-    check_newer_writes(reader, &key, params, &mutation.key)?;
-    if kind.should_not_exist {
-        check_not_exists(reader, &key, &mutation.key)?;
+    let raw_key = mutation.key.as_slice();
+    // This transaction's own pessimistic lock, which the new lock replaces (P2).
+    let pessimistic_lock = match reader.load_lock(&key)? {
+        Some(lock) => match check_existing_lock(lock, params, action, raw_key)? {
+            Some(lock) => Some(lock),
+            None => return Ok(()),
+        },
+        None => None,
+    };
+    match (action, &pessimistic_lock) {
+        // P2: the lock already guards the key.
+        (Some(DoPessimisticCheck | SkipPessimisticCheck), Some(_)) => {}
+        // P4.
+        (Some(DoPessimisticCheck), None) => {
+            amend_pessimistic_lock(reader, &key, params, raw_key)?;
+            if kind.should_not_exist {
+                check_not_exists(reader, &key, raw_key)?;
+            }
+        }
+        // P5 with DoConstraintCheck.
+        (Some(DoConstraintCheck), _) => {
+            check_newer_writes(
+                reader,
+                &key,
+                params,
+                raw_key,
+                WriteConflictReason::LazyUniquenessCheck,
+            )?;
+            if kind.should_not_exist {
+                check_not_exists(reader, &key, raw_key)?;
+            }
+        }
+        // Rules 3 and 4 (optimistic; P5 with SkipPessimisticCheck). An optimistic prewrite
+        // never gets here with a pessimistic lock (`LockTypeNotMatch`).
+        (None | Some(SkipPessimisticCheck), _) => {
+            check_newer_writes(
+                reader,
+                &key,
+                params,
+                raw_key,
+                WriteConflictReason::Optimistic,
+            )?;
+            if kind.should_not_exist {
+                check_not_exists(reader, &key, raw_key)?;
+            }
+        }
     }
     if let Some(lock_type) = kind.lock_type {
-        write_lock(txn, &key, lock_type, params, mutation);
+        write_lock(
+            txn,
+            &key,
+            lock_type,
+            params,
+            mutation,
+            pessimistic_lock.as_ref(),
+        );
     }
     Ok(())
 }
 
-/// A lock is already on the key. Another transaction's → `KeyIsLocked` (rule 1). Our own
-/// prewrite lock → success, nothing to write (rule 2: a retry). Our own pessimistic lock in an
-/// optimistic prewrite → `LockTypeNotMatch` (TiKV `check_lock`).
-fn check_existing_lock(lock: Lock, params: &PrewriteParams, raw_key: &[u8]) -> Result<()> {
+/// A lock is already on the key (rules 1, 2; P1–P3; `action` is `None` in an optimistic
+/// prewrite). Returns this transaction's own pessimistic lock, to be converted (P2), or
+/// `None` for its own prewrite lock: a retry, nothing to write.
+fn check_existing_lock(
+    lock: Lock,
+    params: &PrewriteParams,
+    action: Option<PessimisticAction>,
+    raw_key: &[u8],
+) -> Result<Option<Lock>> {
     if lock.ts != params.start_ts {
-        return Err(Error::KeyIsLocked(Box::new(
-            lock.to_lock_info(raw_key.to_vec()),
-        )));
+        return Err(match action {
+            None => Error::KeyIsLocked(Box::new(lock.to_lock_info(raw_key.to_vec()))),
+            Some(PessimisticAction::DoPessimisticCheck) => Error::PessimisticLockNotFound {
+                start_ts: params.start_ts,
+                key: raw_key.to_vec(),
+                reason: "the key is locked by another transaction",
+            },
+            // TiKV `lock_info`: keys a pessimistic transaction did not lock are protected by
+            // the locks it did take, so the client may resolve this lock at once.
+            Some(_) => {
+                let mut info = lock.to_lock_info(raw_key.to_vec());
+                info.lock_ttl = 0;
+                Error::KeyIsLocked(Box::new(info))
+            }
+        });
     }
-    if lock.lock_type == LockType::Pessimistic {
+    if lock.lock_type != LockType::Pessimistic {
+        return Ok(None);
+    }
+    if action.is_none() {
         return Err(Error::LockTypeNotMatch {
             start_ts: params.start_ts,
             key: raw_key.to_vec(),
             pessimistic: true,
         });
     }
-    Ok(())
+    Ok(Some(lock))
 }
 
-/// Rule 3: only the newest write record matters. Anything committed (or rolled back by
-/// another transaction) after start_ts means a concurrent writer won; a rollback at exactly
-/// start_ts means this transaction was already rolled back (TiKV
-/// `check_for_newer_version`).
-fn check_newer_writes<S: KvRead>(
+/// P4 (TiKV `amend_pessimistic_lock`): without its pessimistic lock a `DoPessimisticCheck`
+/// key may still be prewritten if nothing was written on it since the transaction started.
+/// A pessimistic lock's for_update_ts is at least the key's newest commit_ts and at least
+/// start_ts, so a newest record below start_ts is below the lost lock's for_update_ts too.
+fn amend_pessimistic_lock<S: KvRead>(
     reader: &MvccReader<'_, S>,
     key: &Key,
     params: &PrewriteParams,
     raw_key: &[u8],
 ) -> Result<()> {
+    match reader.seek_write(key, u64::MAX)? {
+        Some((commit_ts, _)) if commit_ts >= params.start_ts => {
+            Err(Error::PessimisticLockNotFound {
+                start_ts: params.start_ts,
+                key: raw_key.to_vec(),
+                reason: "no lock, and the key was written at or after start_ts",
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Rule 3: only the newest write record matters. Anything committed (or rolled back by
+/// another transaction) after start_ts means a concurrent writer won (reported with
+/// `reason`); a rollback at exactly start_ts means this transaction was already rolled back
+/// (TiKV `check_for_newer_version`).
+fn check_newer_writes<S: KvRead>(
+    reader: &MvccReader<'_, S>,
+    key: &Key,
+    params: &PrewriteParams,
+    raw_key: &[u8],
+    reason: WriteConflictReason,
+) -> Result<()> {
     let Some((commit_ts, write)) = reader.seek_write(key, u64::MAX)? else {
         return Ok(());
     };
     let reason = if commit_ts > params.start_ts {
-        WriteConflictReason::Optimistic
+        reason
     } else if commit_ts == params.start_ts
         && (write.write_type == WriteType::Rollback || write.has_overlapped_rollback)
     {
@@ -224,12 +397,15 @@ pub(crate) fn check_not_exists<S: KvRead>(
 }
 
 /// Rule 5: the lock, with a short value inline or a long one in CF `default` at start_ts.
+/// Over this transaction's own pessimistic lock (P2) the TTL, min_commit_ts and
+/// for_update_ts are the larger of the lock's and the request's.
 fn write_lock(
     txn: &mut MvccTxn,
     key: &Key,
     lock_type: LockType,
     params: &PrewriteParams,
     mutation: &Mutation,
+    pessimistic_lock: Option<&Lock>,
 ) {
     let mut lock = Lock::new(
         lock_type,
@@ -240,6 +416,11 @@ fn write_lock(
     lock.for_update_ts = params.for_update_ts;
     lock.txn_size = params.txn_size;
     lock.min_commit_ts = params.min_commit_ts;
+    if let Some(old) = pessimistic_lock {
+        lock.ttl = lock.ttl.max(old.ttl);
+        lock.for_update_ts = lock.for_update_ts.max(old.for_update_ts);
+        lock.min_commit_ts = lock.min_commit_ts.max(old.min_commit_ts);
+    }
     if params.use_async_commit {
         lock.use_async_commit = true;
         if mutation.key == params.primary {
@@ -270,11 +451,14 @@ pub struct PrewriteOutcome {
     pub already_committed: Option<u64>,
 }
 
-/// Prewrites every mutation of a request, all or nothing (module doc, "command level").
+/// Prewrites every mutation of a request, all or nothing (module doc, "command level"); the
+/// mutation at index `i` runs with `params.pessimistic_action(i)`.
 ///
 /// Errors (`Err`) are for the request as a whole: malformed parameters or mutations
-/// (`InvalidRequest`: start_ts 0, no mutations, an empty key, a non-prewrite op), checked
-/// before anything is read, and storage failures. Key failures are in the outcome.
+/// (`InvalidRequest`: start_ts 0, an empty primary, for_update_ts below start_ts, no
+/// mutations, a `pessimistic_actions` list of another length than 0 or the number of
+/// mutations, an empty key, a non-prewrite op, `CheckNotExists` in a pessimistic prewrite),
+/// checked before anything is read, and storage failures. Key failures are in the outcome.
 pub fn prewrite_mutations<S: KvRead>(
     reader: &MvccReader<'_, S>,
     params: &PrewriteParams,
@@ -284,13 +468,20 @@ pub fn prewrite_mutations<S: KvRead>(
     if mutations.is_empty() {
         return Err(Error::InvalidRequest("prewrite without mutations".into()));
     }
+    let actions = params.pessimistic_actions.len();
+    if actions != 0 && actions != mutations.len() {
+        return Err(Error::InvalidRequest(format!(
+            "{actions} pessimistic actions for {} mutations",
+            mutations.len()
+        )));
+    }
     for m in mutations {
-        validate_mutation(m)?;
+        validate_mutation(m, params)?;
     }
     let mut txn = MvccTxn::new();
     let mut errors = Vec::new();
-    for m in mutations {
-        match prewrite(reader, &mut txn, params, m) {
+    for (i, m) in mutations.iter().enumerate() {
+        match prewrite(reader, &mut txn, params, m, params.pessimistic_action(i)) {
             Ok(()) => {}
             Err(e) if e.to_key_error().is_some() => {
                 if let Some(commit_ts) = committed_by_this_txn(reader, &e, params, &m.key)? {
@@ -316,9 +507,9 @@ pub fn prewrite_mutations<S: KvRead>(
     })
 }
 
-/// TiKV `check_committed_record_on_err`: after a lock or a newer-write conflict on a key, the
-/// transaction's own commit record there means the request is a stale retry of a committed
-/// transaction. Returns that commit_ts.
+/// TiKV `check_committed_record_on_err`: after a lock error, a lost pessimistic lock, or a
+/// conflict with a record above start_ts on a key, the transaction's own commit record there
+/// means the request is a stale retry of a committed transaction. Returns that commit_ts.
 fn committed_by_this_txn<S: KvRead>(
     reader: &MvccReader<'_, S>,
     error: &Error,
@@ -326,8 +517,10 @@ fn committed_by_this_txn<S: KvRead>(
     raw_key: &[u8],
 ) -> Result<Option<u64>> {
     let may_be_committed = match error {
-        Error::KeyIsLocked(_) => true,
-        Error::WriteConflict { reason, .. } => *reason == WriteConflictReason::Optimistic,
+        Error::KeyIsLocked(_) | Error::PessimisticLockNotFound { .. } => true,
+        Error::WriteConflict {
+            conflict_commit_ts, ..
+        } => *conflict_commit_ts > params.start_ts,
         _ => false,
     };
     if !may_be_committed {
@@ -344,7 +537,7 @@ pub(crate) mod test_support {
     use engine::KvEngine;
     use proto::kvrpcpb::{Mutation, Op};
 
-    use super::{prewrite_mutations, PrewriteParams};
+    use super::{prewrite_mutations, PessimisticAction, PrewriteParams};
     use crate::errors::Result;
     use crate::mvcc::{Key, Lock, MvccReader, MvccTxn};
     use crate::test_util::apply;
@@ -396,6 +589,38 @@ pub(crate) mod test_support {
         ttl: u64,
     ) {
         let params = PrewriteParams::new(start_ts, primary.to_vec(), ttl);
+        let out = prewrite_mutations(&MvccReader::new(kv), &params, mutations).expect("prewrite");
+        assert!(out.errors.is_empty(), "prewrite failed: {:?}", out.errors);
+        apply(kv, &out.modifies);
+    }
+
+    /// Pessimistic prewrite parameters (primary `p`, TTL 3000) with these actions.
+    pub fn pess(
+        start_ts: u64,
+        for_update_ts: u64,
+        actions: Vec<PessimisticAction>,
+    ) -> PrewriteParams {
+        PrewriteParams {
+            for_update_ts,
+            pessimistic_actions: actions,
+            ..PrewriteParams::new(start_ts, b"p".to_vec(), 3000)
+        }
+    }
+
+    /// Pessimistic prewrite of `mutations` with `DoPessimisticCheck` on every key (what
+    /// client 0.4 sends), which must succeed on every key; applies the locks.
+    pub fn must_pessimistic_prewrite(
+        kv: &KvEngine,
+        mutations: &[Mutation],
+        primary: &[u8],
+        start_ts: u64,
+        for_update_ts: u64,
+    ) {
+        let params = PrewriteParams {
+            for_update_ts,
+            pessimistic_actions: vec![PessimisticAction::DoPessimisticCheck; mutations.len()],
+            ..PrewriteParams::new(start_ts, primary.to_vec(), 3000)
+        };
         let out = prewrite_mutations(&MvccReader::new(kv), &params, mutations).expect("prewrite");
         assert!(out.errors.is_empty(), "prewrite failed: {:?}", out.errors);
         apply(kv, &out.modifies);
@@ -761,15 +986,62 @@ mod tests {
             ..mutation(Op::Put, b"k", b"v")
         };
         assert!(invalid(prewrite_mutations(&r, &ok, &[unknown])));
-        let pessimistic = PrewriteParams {
-            for_update_ts: 11,
-            ..ok.clone()
-        };
-        assert!(invalid(prewrite_mutations(&r, &pessimistic, &put)));
         // The per-mutation action checks the same.
         let mut t = MvccTxn::new();
-        let res = prewrite(&r, &mut t, &ok, &mutation(Op::Rollback, b"k", b""));
+        let skip = PessimisticAction::SkipPessimisticCheck;
+        let res = prewrite(&r, &mut t, &ok, &mutation(Op::Rollback, b"k", b""), skip);
         assert!(matches!(res, Err(Error::InvalidRequest(_))) && t.is_empty());
+    }
+
+    #[test]
+    fn malformed_pessimistic_requests_are_rejected_before_anything_is_read() {
+        let (_dir, kv) = engine();
+        let r = MvccReader::new(&kv);
+        let invalid = |res: Result<PrewriteOutcome>| matches!(res, Err(Error::InvalidRequest(_)));
+        let put = [mutation(Op::Put, b"k", b"v")];
+        let two = [mutation(Op::Put, b"k", b"v"), mutation(Op::Put, b"l", b"w")];
+        let do_check = PessimisticAction::DoPessimisticCheck;
+        // for_update_ts below start_ts; equal is fine.
+        assert!(invalid(prewrite_mutations(&r, &pess(10, 9, vec![]), &put)));
+        assert!(prewrite_mutations(&r, &pess(10, 10, vec![]), &put).is_ok());
+        // The action list is empty or has one entry per mutation, optimistic or not.
+        assert!(invalid(prewrite_mutations(
+            &r,
+            &pess(10, 12, vec![do_check]),
+            &two
+        )));
+        assert!(invalid(prewrite_mutations(
+            &r,
+            &pess(10, 12, vec![do_check; 3]),
+            &two
+        )));
+        let optimistic = PrewriteParams {
+            pessimistic_actions: vec![do_check],
+            ..PrewriteParams::new(10, b"p".to_vec(), 3000)
+        };
+        assert!(invalid(prewrite_mutations(&r, &optimistic, &two)));
+        assert!(prewrite_mutations(&r, &pess(10, 12, vec![do_check; 2]), &two).is_ok());
+        assert!(prewrite_mutations(&r, &pess(10, 12, vec![]), &two).is_ok());
+        // CheckNotExists has no pessimistic form (TiKV refuses it too).
+        let check = [mutation(Op::CheckNotExists, b"k", b"")];
+        assert!(invalid(prewrite_mutations(
+            &r,
+            &pess(10, 12, vec![]),
+            &check
+        )));
+        // Wire actions outside the enum.
+        assert_eq!(
+            PrewriteParams::pessimistic_actions_from_pb(&[0, 1, 2]).unwrap(),
+            vec![
+                PessimisticAction::SkipPessimisticCheck,
+                PessimisticAction::DoPessimisticCheck,
+                PessimisticAction::DoConstraintCheck
+            ]
+        );
+        assert!(matches!(
+            PrewriteParams::pessimistic_actions_from_pb(&[1, 3]),
+            Err(Error::InvalidRequest(_))
+        ));
     }
 
     #[test]
@@ -849,5 +1121,412 @@ mod tests {
         assert_eq!(p.secondaries, vec![b"s".to_vec()]);
         assert!(s.secondaries.is_empty());
         assert_eq!((p.min_commit_ts, s.min_commit_ts), (11, 11));
+    }
+
+    // ---- pessimistic prewrites (P1–P5) ----
+
+    use crate::actions::acquire_pessimistic_lock::test_support::must_acquire_pessimistic_lock;
+    use crate::test_util::{put_lock, put_write};
+
+    const DO: PessimisticAction = PessimisticAction::DoPessimisticCheck;
+    const SKIP: PessimisticAction = PessimisticAction::SkipPessimisticCheck;
+    const CONSTRAINT: PessimisticAction = PessimisticAction::DoConstraintCheck;
+
+    fn pessimistic_lock(start_ts: u64, for_update_ts: u64, ttl: u64) -> Lock {
+        Lock {
+            for_update_ts,
+            ..Lock::new(LockType::Pessimistic, b"p".to_vec(), start_ts, ttl)
+        }
+    }
+
+    #[test]
+    fn own_pessimistic_lock_is_converted_without_a_conflict_check() {
+        for action in [DO, SKIP] {
+            let (_dir, kv) = engine();
+            // Committed after start_ts 10 but before the lock's for_update_ts 15: the lock
+            // was taken over it, so it is no conflict.
+            must_put(&kv, b"k", b"theirs", 11, 12);
+            must_acquire_pessimistic_lock(&kv, b"k", b"p", 10, 15);
+            let out = run(
+                &kv,
+                &pess(10, 15, vec![action]),
+                &[mutation(Op::Put, b"k", b"v")],
+            );
+            assert!(out.errors.is_empty(), "{action:?}: {:?}", out.errors);
+            apply(&kv, &out.modifies);
+            let lock = lock_of(&kv, b"k").unwrap();
+            assert_eq!(
+                (lock.lock_type, lock.ts, lock.for_update_ts),
+                (LockType::Put, 10, 15),
+                "{action:?}"
+            );
+            assert_eq!(lock.short_value.as_deref(), Some(&b"v"[..]));
+        }
+    }
+
+    #[test]
+    fn converted_locks_carry_the_value_and_the_larger_ttl_for_update_ts_min_commit_ts() {
+        let (_dir, kv) = engine();
+        let long = vec![9u8; SHORT_VALUE_MAX_LEN + 1];
+        // `a`: the old lock has the larger fields; `b`..`d`: the request has.
+        put_lock(
+            &kv,
+            b"a",
+            &Lock {
+                min_commit_ts: 25,
+                ..pessimistic_lock(10, 20, 20000)
+            },
+        );
+        for key in [&b"b"[..], b"c", b"d"] {
+            put_lock(&kv, key, &pessimistic_lock(10, 12, 1000));
+        }
+        let params = PrewriteParams {
+            txn_size: 4,
+            ..pess(10, 18, vec![DO; 4])
+        };
+        let ms = [
+            mutation(Op::Put, b"a", b"short"),
+            mutation(Op::Put, b"b", &long),
+            mutation(Op::Del, b"c", b"stray"),
+            mutation(Op::Lock, b"d", b""),
+        ];
+        let out = run(&kv, &params, &ms);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        apply(&kv, &out.modifies);
+        let a = lock_of(&kv, b"a").unwrap();
+        assert_eq!(
+            (
+                a.lock_type,
+                a.ttl,
+                a.for_update_ts,
+                a.min_commit_ts,
+                a.txn_size
+            ),
+            (LockType::Put, 20000, 20, 25, 4)
+        );
+        assert_eq!(a.short_value.as_deref(), Some(&b"short"[..]));
+        assert_eq!(a.primary, b"p");
+        let b = lock_of(&kv, b"b").unwrap();
+        assert_eq!(
+            (b.lock_type, b.ttl, b.for_update_ts, b.min_commit_ts),
+            (LockType::Put, 3000, 18, 0)
+        );
+        assert_eq!(b.short_value, None);
+        let stored = kv
+            .get_value_cf(
+                CF_DEFAULT,
+                &keys::data_key(&Key::from_raw(b"b").append_ts(10)),
+            )
+            .unwrap();
+        assert_eq!(stored, Some(long));
+        let c = lock_of(&kv, b"c").unwrap();
+        assert_eq!((c.lock_type, c.short_value), (LockType::Delete, None));
+        assert_eq!(lock_of(&kv, b"d").unwrap().lock_type, LockType::Lock);
+    }
+
+    #[test]
+    fn own_prewrite_lock_makes_a_pessimistic_retry_succeed_without_rewriting() {
+        let (_dir, kv) = engine();
+        must_acquire_pessimistic_lock(&kv, b"k", b"p", 10, 12);
+        must_pessimistic_prewrite(&kv, &[mutation(Op::Put, b"k", b"v")], b"p", 10, 12);
+        // Someone commits after start_ts: a retry must not re-check anything.
+        put_write(&kv, b"k", 11, &Write::new(WriteType::Rollback, 11, None));
+        let out = run(
+            &kv,
+            &pess(10, 14, vec![DO]),
+            &[mutation(Op::Put, b"k", b"w")],
+        );
+        assert!(out.errors.is_empty() && out.modifies.is_empty());
+        let lock = lock_of(&kv, b"k").unwrap();
+        assert_eq!(
+            (lock.short_value, lock.for_update_ts),
+            (Some(b"v".to_vec()), 12)
+        );
+    }
+
+    #[test]
+    fn another_txns_lock_is_lock_not_found_with_the_check_and_a_ttl_0_lock_error_without() {
+        let (_dir, kv) = engine();
+        must_prewrite_put(&kv, b"b", b"theirs", b"b", 5);
+        must_acquire_pessimistic_lock(&kv, b"c", b"b", 5, 7);
+        must_acquire_pessimistic_lock(&kv, b"d", b"b", 5, 7);
+        let ms = [
+            mutation(Op::Put, b"a", b"1"),
+            mutation(Op::Put, b"b", b"2"),
+            mutation(Op::Put, b"c", b"3"),
+            mutation(Op::Put, b"d", b"4"),
+        ];
+        let out = run(&kv, &pess(10, 12, vec![SKIP, DO, SKIP, CONSTRAINT]), &ms);
+        assert!(out.modifies.is_empty(), "nothing written when a key fails");
+        assert_eq!(out.errors.len(), 3, "{:?}", out.errors);
+        assert!(matches!(
+            &out.errors[0],
+            Error::PessimisticLockNotFound { start_ts: 10, key, .. } if key == b"b"
+        ));
+        for (e, key, lock_type) in [
+            (&out.errors[1], &b"c"[..], Op::PessimisticLock),
+            (&out.errors[2], b"d", Op::PessimisticLock),
+        ] {
+            let Error::KeyIsLocked(info) = e else {
+                panic!("expected a lock error, got {e:?}")
+            };
+            assert_eq!((info.key.as_slice(), info.lock_version), (key, 5));
+            assert_eq!(info.lock_type, lock_type as i32);
+            assert_eq!(info.lock_ttl, 0, "the client must resolve it at once");
+        }
+        assert!(lock_of(&kv, b"a").is_none());
+        // An optimistic prewrite ignores the actions and reports the lock's real TTL.
+        let optimistic = PrewriteParams {
+            pessimistic_actions: vec![DO],
+            ..PrewriteParams::new(10, b"p".to_vec(), 3000)
+        };
+        let out = run(&kv, &optimistic, &[mutation(Op::Put, b"b", b"2")]);
+        assert!(matches!(&out.errors[..], [Error::KeyIsLocked(i)] if i.lock_ttl == 3000));
+    }
+
+    #[test]
+    fn a_missing_pessimistic_lock_is_amended_when_nothing_was_written_since_start_ts() {
+        let (_dir, kv) = engine();
+        must_put(&kv, b"k", b"old", 2, 9);
+        let out = run(
+            &kv,
+            &pess(10, 12, vec![DO]),
+            &[mutation(Op::Put, b"k", b"v")],
+        );
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        apply(&kv, &out.modifies);
+        let lock = lock_of(&kv, b"k").unwrap();
+        assert_eq!(
+            (lock.lock_type, lock.for_update_ts, lock.short_value),
+            (LockType::Put, 12, Some(b"v".to_vec()))
+        );
+    }
+
+    #[test]
+    fn amend_is_refused_when_the_key_was_written_at_or_after_start_ts() {
+        for (commit_ts, write_type) in [
+            // A commit between start_ts and for_update_ts, one at exactly start_ts, one
+            // after for_update_ts, and another transaction's rollback.
+            (11, WriteType::Put),
+            (10, WriteType::Put),
+            (13, WriteType::Delete),
+            (11, WriteType::Rollback),
+        ] {
+            let (_dir, kv) = engine();
+            let start = if write_type == WriteType::Rollback {
+                commit_ts
+            } else {
+                8
+            };
+            put_write(&kv, b"k", commit_ts, &Write::new(write_type, start, None));
+            let out = run(
+                &kv,
+                &pess(10, 12, vec![DO]),
+                &[mutation(Op::Put, b"k", b"v")],
+            );
+            assert!(
+                matches!(
+                    &out.errors[..],
+                    [Error::PessimisticLockNotFound { start_ts: 10, key, .. }] if key == b"k"
+                ),
+                "{commit_ts} {write_type:?}: {:?}",
+                out.errors
+            );
+            assert!(out.modifies.is_empty());
+            assert_eq!(out.already_committed, None);
+        }
+    }
+
+    #[test]
+    fn amend_of_an_insert_checks_that_the_key_does_not_exist() {
+        let (_dir, kv) = engine();
+        must_put(&kv, b"k", b"old", 2, 5);
+        let out = run(
+            &kv,
+            &pess(10, 12, vec![DO]),
+            &[mutation(Op::Insert, b"k", b"v")],
+        );
+        assert!(matches!(&out.errors[..], [Error::AlreadyExist { key }] if key == b"k"));
+        assert!(out.modifies.is_empty());
+    }
+
+    #[test]
+    fn a_rolled_back_txn_fails_its_pessimistic_prewrite() {
+        // Rolled back by a resolver: a Rollback record at start_ts ...
+        let rolled_back = |kv: &engine::KvEngine| {
+            act(kv, |r, t| {
+                crate::actions::rollback::rollback(r, t, b"k", 10, false)
+            })
+            .unwrap()
+        };
+        // ... or another transaction's commit at start_ts, flagged.
+        let overlapped = |kv: &engine::KvEngine| {
+            let mut w = Write::new(WriteType::Put, 7, Some(b"x".to_vec()));
+            w.has_overlapped_rollback = true;
+            put_write(kv, b"k", 10, &w);
+        };
+        for setup in [&rolled_back as &dyn Fn(&engine::KvEngine), &overlapped] {
+            let (_dir, kv) = engine();
+            setup(&kv);
+            let put = [mutation(Op::Put, b"k", b"v")];
+            // TiKV amend_pessimistic_lock: a record at start_ts → PessimisticLockNotFound.
+            let out = run(&kv, &pess(10, 12, vec![DO]), &put);
+            assert!(
+                matches!(&out.errors[..], [Error::PessimisticLockNotFound { .. }]),
+                "{:?}",
+                out.errors
+            );
+            // TiKV check_for_newer_version: SelfRolledBack.
+            for action in [SKIP, CONSTRAINT] {
+                let out = run(&kv, &pess(10, 12, vec![action]), &put);
+                assert!(
+                    matches!(
+                        &out.errors[..],
+                        [Error::WriteConflict {
+                            reason: WriteConflictReason::SelfRolledBack,
+                            conflict_commit_ts: 10,
+                            ..
+                        }]
+                    ),
+                    "{action:?}: {:?}",
+                    out.errors
+                );
+                assert!(out.modifies.is_empty());
+            }
+            assert!(lock_of(&kv, b"k").is_none());
+        }
+    }
+
+    #[test]
+    fn an_unlocked_key_without_the_check_gets_the_optimistic_conflict_check() {
+        let (_dir, kv) = engine();
+        must_put(&kv, b"old", b"x", 2, 9);
+        must_put(&kv, b"new", b"x", 8, 11);
+        let out = run(
+            &kv,
+            &pess(10, 12, vec![SKIP]),
+            &[mutation(Op::Put, b"new", b"v")],
+        );
+        assert!(
+            matches!(
+                &out.errors[..],
+                [Error::WriteConflict {
+                    conflict_commit_ts: 11,
+                    reason: WriteConflictReason::Optimistic,
+                    ..
+                }]
+            ),
+            "{:?}",
+            out.errors
+        );
+        // Insert over a visible value fails too; an older commit is fine.
+        let out = run(
+            &kv,
+            &pess(10, 12, vec![SKIP]),
+            &[mutation(Op::Insert, b"old", b"v")],
+        );
+        assert!(matches!(&out.errors[..], [Error::AlreadyExist { .. }]));
+        let out = run(
+            &kv,
+            &pess(10, 12, vec![]),
+            &[mutation(Op::Put, b"old", b"v")],
+        );
+        assert!(out.errors.is_empty());
+        apply(&kv, &out.modifies);
+        assert_eq!(lock_of(&kv, b"old").unwrap().for_update_ts, 12);
+    }
+
+    #[test]
+    fn a_constraint_check_key_is_a_lazy_uniqueness_check() {
+        let (_dir, kv) = engine();
+        must_put(&kv, b"k", b"theirs", 8, 11);
+        // Even over its own pessimistic lock (TiKV skip_constraint_check is false).
+        must_acquire_pessimistic_lock(&kv, b"k", b"p", 10, 12);
+        let out = run(
+            &kv,
+            &pess(10, 12, vec![CONSTRAINT]),
+            &[mutation(Op::Put, b"k", b"v")],
+        );
+        assert!(
+            matches!(
+                &out.errors[..],
+                [Error::WriteConflict {
+                    conflict_commit_ts: 11,
+                    reason: WriteConflictReason::LazyUniquenessCheck,
+                    ..
+                }]
+            ),
+            "{:?}",
+            out.errors
+        );
+        let (_dir, kv) = engine();
+        must_put(&kv, b"k", b"there", 2, 5);
+        let out = run(
+            &kv,
+            &pess(10, 12, vec![CONSTRAINT]),
+            &[mutation(Op::Insert, b"k", b"v")],
+        );
+        assert!(matches!(&out.errors[..], [Error::AlreadyExist { .. }]));
+    }
+
+    #[test]
+    fn a_pessimistic_prewrite_retried_after_commit_succeeds_without_writing() {
+        let (_dir, kv) = engine();
+        must_acquire_pessimistic_lock(&kv, b"p", b"p", 10, 12);
+        must_pessimistic_prewrite(&kv, &[mutation(Op::Put, b"p", b"v")], b"p", 10, 12);
+        must_commit(&kv, b"p", 10, 15);
+        // The lock is gone and a record above start_ts is there: amend fails, but the
+        // record is this transaction's own commit.
+        let out = run(
+            &kv,
+            &pess(10, 12, vec![DO]),
+            &[mutation(Op::Put, b"p", b"v")],
+        );
+        assert!(out.errors.is_empty() && out.modifies.is_empty());
+        assert_eq!(out.already_committed, Some(15));
+    }
+
+    #[test]
+    fn a_full_pessimistic_transaction_commits_what_it_prewrote() {
+        let (_dir, kv) = engine();
+        let long = vec![5u8; SHORT_VALUE_MAX_LEN + 10];
+        must_put(&kv, b"s", b"old", 2, 3);
+        // Committed after start_ts 10 but before the statement's for_update_ts 14.
+        must_put(&kv, b"p", b"theirs", 11, 13);
+        for key in [&b"p"[..], b"s", b"locked-only"] {
+            must_acquire_pessimistic_lock(&kv, key, b"p", 10, 14);
+        }
+        must_pessimistic_prewrite(
+            &kv,
+            &[
+                mutation(Op::Put, b"p", b"mine"),
+                mutation(Op::Put, b"s", &long),
+            ],
+            b"p",
+            10,
+            14,
+        );
+        for key in [&b"p"[..], b"s", b"locked-only"] {
+            must_commit(&kv, key, 10, 20);
+        }
+        let r = MvccReader::new(&kv);
+        assert_eq!(
+            r.get(&Key::from_raw(b"p"), 25).unwrap(),
+            Some(b"mine".to_vec())
+        );
+        assert_eq!(r.get(&Key::from_raw(b"s"), 25).unwrap(), Some(long));
+        assert_eq!(
+            r.get(&Key::from_raw(b"p"), 19).unwrap(),
+            Some(b"theirs".to_vec())
+        );
+        // The key locked but never prewritten: its lock is gone, nothing was written.
+        assert_eq!(r.get(&Key::from_raw(b"locked-only"), 25).unwrap(), None);
+        assert!(r
+            .all_versions(&Key::from_raw(b"locked-only"))
+            .unwrap()
+            .is_empty());
+        for key in [&b"p"[..], b"s", b"locked-only"] {
+            assert!(lock_of(&kv, key).is_none());
+        }
     }
 }
