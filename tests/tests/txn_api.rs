@@ -5,16 +5,14 @@
 use std::time::Duration;
 
 use proto::kvrpcpb::{CommitRequest, Mutation as PbMutation, Op, PrewriteRequest};
-use proto::tikvpb::tikv_client::TikvClient;
 use shoal_fleet_tests::keyspace::txn_store_key;
-use shoal_fleet_tests::route::Route;
+use shoal_fleet_tests::txn_by_hand::{leader_of, wait_until_physical_past};
 use shoal_fleet_tests::txn_split::{regions_holding, split_at_each};
 use shoal_fleet_tests::{wait_until_async, Fleet, FleetOptions};
 use tikv_client::transaction::Mutation;
 use tikv_client::{
     CheckLevel, Key, KvPair, TimestampExt, Transaction, TransactionClient, TransactionOptions,
 };
-use tonic::transport::Channel;
 
 /// An optimistic transaction that may be dropped after a failed commit without panicking.
 async fn begin(client: &TransactionClient) -> Transaction {
@@ -179,30 +177,6 @@ async fn inserts_conflicts_and_lock_keys_follow_snapshot_isolation() {
     locker.lock_keys(vec!["guard".to_owned()]).await.unwrap();
     locker.commit().await.unwrap();
     assert_eq!(read(&client, "guard").await, Some(b"changed".to_vec()));
-}
-
-/// Waits (bounded) until PD's clock is more than `ms` milliseconds past the physical time of
-/// TSO timestamp `ts`: a lock of that start and TTL has expired for every status check after.
-async fn wait_until_physical_past(client: &TransactionClient, ts: u64, ms: i64) {
-    let start_ms = (ts >> 18) as i64;
-    wait_until_async(
-        Duration::from_secs(10),
-        "PD's clock to pass the lock's TTL",
-        || async { client.current_timestamp().await.unwrap().physical > start_ms + ms },
-    )
-    .await;
-}
-
-/// A gRPC client to the store leading the region of transactional key `key`, with its route.
-async fn leader_of(fleet: &Fleet, key: &[u8]) -> (Route, TikvClient<Channel>) {
-    let route = Route::of_txn_key(fleet.pd_api(), key).unwrap();
-    let index = fleet
-        .store_index(route.leader.store_id)
-        .expect("leader on a store of this fleet");
-    let client = TikvClient::connect(format!("http://{}", fleet.store(index).addr))
-        .await
-        .unwrap();
-    (route, client)
 }
 
 /// Prewrites `keys` (the first is the primary) as a client would, then walks away.

@@ -3,8 +3,11 @@
 //! the latest committed value, inserts assert absence when they lock, and rollback releases
 //! every lock.
 
+use proto::kvrpcpb::{Mutation, Op, PessimisticLockRequest};
+use shoal_fleet_tests::keyspace::txn_store_key;
+use shoal_fleet_tests::txn_by_hand::{leader_of, wait_until_physical_past};
 use shoal_fleet_tests::{Fleet, FleetOptions};
-use tikv_client::{CheckLevel, Transaction, TransactionClient, TransactionOptions};
+use tikv_client::{CheckLevel, TimestampExt, Transaction, TransactionClient, TransactionOptions};
 
 async fn begin_pessimistic(client: &TransactionClient) -> Transaction {
     client
@@ -83,4 +86,70 @@ async fn pessimistic_transactions_lock_read_for_update_and_commit() {
     // Keys released by the rollback can be locked and written at once by another.
     commit_put(&client, "p-a", "12").await;
     assert_eq!(read(&client, "p-a").await, Some(b"12".to_vec()));
+}
+
+/// Takes pessimistic locks on `keys` (the first is the primary) as a client would, then walks
+/// away.
+async fn pessimistic_lock_by_hand(fleet: &Fleet, keys: &[&[u8]], start_ts: u64, ttl: u64) {
+    let (route, mut store) = leader_of(fleet, keys[0]).await;
+    let resp = store
+        .kv_pessimistic_lock(PessimisticLockRequest {
+            context: Some(route.context()),
+            mutations: keys
+                .iter()
+                .map(|k| Mutation {
+                    op: Op::PessimisticLock as i32,
+                    key: txn_store_key(k),
+                    ..Default::default()
+                })
+                .collect(),
+            primary_lock: txn_store_key(keys[0]),
+            start_version: start_ts,
+            for_update_ts: start_ts,
+            lock_ttl: ttl,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        resp.region_error.is_none() && resp.errors.is_empty(),
+        "{resp:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_locker_rolls_back_the_pessimistic_locks_of_a_dead_transaction() {
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    let client = fleet.txn_client().await.unwrap();
+    commit_put(&client, "d-secondary", "old").await;
+
+    // Locked with a 1 ms TTL by a client that then died: the next transaction to lock the
+    // secondary finds the primary's lock expired, has it rolled back, and goes on.
+    let start = client.current_timestamp().await.unwrap().version();
+    pessimistic_lock_by_hand(&fleet, &[b"d-primary", b"d-secondary"], start, 1).await;
+    assert_eq!(lock_count(&client).await, 2);
+    wait_until_physical_past(&client, start, 1).await;
+    // Pessimistic locks never block readers.
+    assert_eq!(read(&client, "d-secondary").await, Some(b"old".to_vec()));
+
+    let mut next = begin_pessimistic(&client).await;
+    assert_eq!(
+        next.get_for_update("d-secondary".to_owned()).await.unwrap(),
+        Some(b"old".to_vec())
+    );
+    next.put("d-secondary".to_owned(), "new".to_owned())
+        .await
+        .unwrap();
+    next.commit().await.unwrap();
+    assert_eq!(read(&client, "d-secondary").await, Some(b"new".to_vec()));
+
+    // The dead transaction's primary lock goes too once anyone resolves it.
+    let mut primary = begin_pessimistic(&client).await;
+    primary
+        .put("d-primary".to_owned(), "p".to_owned())
+        .await
+        .unwrap();
+    primary.commit().await.unwrap();
+    assert_eq!(lock_count(&client).await, 0);
 }
