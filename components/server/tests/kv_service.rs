@@ -571,15 +571,27 @@ async fn corrupt_stored_values_are_reported_not_panicked_on() {
 }
 
 /// Takes pessimistic locks on `keys` for the transaction at `start_ts` (primary: the first
-/// key), returning values.
+/// key), returning values, without waiting for other transactions' locks.
 async fn pessimistic_lock(
     h: &Harness,
     keys: &[&[u8]],
     start_ts: u64,
     for_update_ts: u64,
 ) -> PessimisticLockResponse {
+    pessimistic_lock_waiting(h, keys, start_ts, for_update_ts, -1).await
+}
+
+/// Like `pessimistic_lock`, with the request's `wait_timeout` (ms; 0 = the store's limit).
+async fn pessimistic_lock_waiting(
+    h: &Harness,
+    keys: &[&[u8]],
+    start_ts: u64,
+    for_update_ts: u64,
+    wait_timeout: i64,
+) -> PessimisticLockResponse {
     h.svc()
         .kv_pessimistic_lock(Request::new(PessimisticLockRequest {
+            wait_timeout,
             context: Some(h.ctx_for(keys[0])),
             mutations: keys
                 .iter()
@@ -685,6 +697,85 @@ async fn pessimistic_locks_exclude_other_transactions_until_rolled_back() {
     assert!(!below_start.errors.is_empty(), "{below_start:?}");
     let mvcc = mvcc_get_by_key(&h, b"x\0\0\0e", b"x\0\0\0e").await;
     assert!(mvcc.info.and_then(|i| i.lock).is_none());
+}
+
+async fn pessimistic_rollback(h: &Harness, key: &[u8], start_ts: u64) {
+    let resp = h
+        .svc()
+        .kv_pessimistic_rollback(Request::new(PessimisticRollbackRequest {
+            context: Some(h.ctx_for(key)),
+            start_version: start_ts,
+            for_update_ts: start_ts,
+            keys: vec![key.to_vec()],
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        resp.errors.is_empty() && resp.region_error.is_none(),
+        "{resp:?}"
+    );
+}
+
+/// Waits (bounded) until `n` lock requests wait in this process.
+async fn wait_for_waiters(n: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server::kv::metrics::LOCK_WAITERS.get() != n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} lock waiters never queued"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_keys_are_handed_to_waiting_lockers_in_arrival_order() {
+    let h = std::sync::Arc::new(Harness::start_with(
+        raftstore::Config::for_tests(),
+        KvConfig {
+            lock_wait_timeout: std::time::Duration::from_secs(120),
+            ..KvConfig::default()
+        },
+    ));
+    let k: &'static [u8] = b"x\0\0\0waited";
+    assert!(pessimistic_lock(&h, &[k], 10, 10).await.errors.is_empty());
+
+    // Two lockers queue behind the holder, in this order.
+    let waiting = |start_ts: u64| {
+        let h = h.clone();
+        tokio::spawn(async move { pessimistic_lock_waiting(&h, &[k], start_ts, start_ts, 0).await })
+    };
+    let second = waiting(20);
+    wait_for_waiters(1).await;
+    let third = waiting(30);
+    wait_for_waiters(2).await;
+
+    // The holder lets go: only the first waiter is woken, and it takes the lock.
+    pessimistic_rollback(&h, k, 10).await;
+    let resp = second.await.unwrap();
+    assert!(resp.errors.is_empty(), "{resp:?}");
+    assert!(
+        !third.is_finished(),
+        "the later waiter went ahead of the lock's new holder"
+    );
+    wait_for_waiters(1).await;
+
+    // Then the next in line.
+    pessimistic_rollback(&h, k, 20).await;
+    let resp = third.await.unwrap();
+    assert!(resp.errors.is_empty(), "{resp:?}");
+    wait_for_waiters(0).await;
+
+    // A request that does not wait is answered at once with the lock.
+    let resp = pessimistic_lock(&h, &[k], 40, 40).await;
+    assert_eq!(
+        resp.errors
+            .first()
+            .and_then(|e| e.locked.as_ref())
+            .map(|l| l.lock_version),
+        Some(30)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

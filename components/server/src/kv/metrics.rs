@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use prometheus::{
-    exponential_buckets, register_histogram_vec, register_int_counter_vec, HistogramVec,
-    IntCounterVec,
+    exponential_buckets, register_histogram_vec, register_int_counter_vec, register_int_gauge,
+    HistogramVec, IntCounterVec, IntGauge,
 };
 
 pub static GRPC_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -33,6 +33,14 @@ pub static GRPC_REQUEST_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         "gRPC requests answered with an error, by method and kind (region, key, \
          invalid_argument, corrupt, internal, unimplemented, stream)",
         &["method", "kind"]
+    )
+    .expect("metric registers once")
+});
+
+pub static LOCK_WAITERS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "shoal_lock_waiters",
+        "Pessimistic lock requests waiting for another transaction's lock to be released"
     )
     .expect("metric registers once")
 });

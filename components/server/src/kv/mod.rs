@@ -9,6 +9,7 @@
 mod cas;
 mod errors;
 mod latched;
+mod lock_wait;
 pub mod metrics;
 mod range;
 mod raw;
@@ -41,6 +42,10 @@ pub struct KvConfig {
     pub read_timeout: Duration,
     /// How long a write waits for its entry to be committed and applied.
     pub write_timeout: Duration,
+    /// Longest a pessimistic lock request waits for another transaction's lock to be
+    /// released (TiKV's `wait-for-lock-timeout`, 1 s): the wait of a request that sends
+    /// `wait_timeout` 0 (client 0.4 does), and the cap on a longer one.
+    pub lock_wait_timeout: Duration,
 }
 
 impl Default for KvConfig {
@@ -50,6 +55,7 @@ impl Default for KvConfig {
             max_scan_limit: 10240,
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
+            lock_wait_timeout: Duration::from_secs(1),
         }
     }
 }

@@ -13,10 +13,11 @@ use raftstore::{RegionSnapshot, Store};
 use txn::concurrency_manager::ConcurrencyManager;
 use txn::mvcc::{Key, Modify, MvccReader, MvccTxn};
 
-use engine::KvSnapshot;
+use engine::{KvSnapshot, CF_LOCK};
 
 use super::errors::KvError;
 use super::latched::LatchedRunner;
+use super::lock_wait::LockWaitQueues;
 use super::raw::ensure_in_region;
 use super::request::{check_context, check_txn_key};
 use super::{region_cmd, KvConfig};
@@ -27,6 +28,8 @@ pub struct TxnKv {
     pub(super) cfg: KvConfig,
     pub(super) latched: LatchedRunner,
     pub(super) cm: Arc<ConcurrencyManager>,
+    /// Pessimistic lock requests waiting for a lock on this store to be released.
+    pub(super) lock_waits: Arc<LockWaitQueues>,
 }
 
 impl TxnKv {
@@ -37,6 +40,7 @@ impl TxnKv {
             cfg,
             latched,
             cm: Arc::new(ConcurrencyManager::default()),
+            lock_waits: Arc::new(LockWaitQueues::default()),
         }
     }
 
@@ -62,7 +66,8 @@ impl TxnKv {
     /// Runs a writing command over the user keys `raw_keys`: their latches are held from
     /// before the snapshot until the changes `action` made are applied, so the command is an
     /// atomic read-modify-write on them. Every key must lie in the region (region error
-    /// otherwise). Nothing is proposed when `action` makes no change.
+    /// otherwise). Nothing is proposed when `action` makes no change. Once applied, every lock
+    /// the command removed wakes the oldest pessimistic lock request waiting on its key.
     pub(super) async fn write_command<T, F>(
         &self,
         ctx: &Context,
@@ -81,6 +86,7 @@ impl TxnKv {
             .iter()
             .map(|k| Key::from_raw(k).into_encoded())
             .collect();
+        let lock_waits = self.lock_waits.clone();
         self.latched
             .run(ctx.region_id, encoded.clone(), move |store| async move {
                 let snap = region_cmd::snapshot(&store, &ctx, read_timeout).await?;
@@ -90,12 +96,19 @@ impl TxnKv {
                 let reader = MvccReader::new(&snap.snapshot);
                 let mut changes = MvccTxn::new();
                 let answer = action(&reader, &snap.region, &mut changes)?;
-                let requests = changes
-                    .into_modifies()
-                    .into_iter()
-                    .map(to_request)
+                let modifies = changes.into_modifies();
+                let released: Vec<Vec<u8>> = modifies
+                    .iter()
+                    .filter_map(|m| match m {
+                        Modify::Delete { cf, key } if *cf == CF_LOCK => Some(key.clone()),
+                        _ => None,
+                    })
                     .collect();
+                let requests = modifies.into_iter().map(to_request).collect();
                 region_cmd::write_until_answered(&store, &ctx, snap.term, requests).await?;
+                for key in released {
+                    lock_waits.wake_first(&key);
+                }
                 Ok(answer)
             })
             .await

@@ -4,15 +4,23 @@
 //!
 //! A lock request is all-or-nothing (TiKV's `AcquirePessimisticLock` command): the first key
 //! that cannot be locked fails the whole request and nothing is written. A key locked by
-//! another transaction is answered at once with `KeyError.locked`; the client resolves that
-//! lock (or backs off while it is alive) and sends the request again.
+//! another transaction makes the request wait in that key's FIFO queue (`lock_wait`) until
+//! the lock is released on this store, then try again; when its wait ends first it is
+//! answered with `KeyError.locked`, and the client resolves that lock (or backs off while it
+//! is alive) and sends the request again. There is no deadlock detection yet: two
+//! transactions waiting on each other both wait out their limit.
+
+use std::time::{Duration, Instant};
 
 use proto::kvrpcpb::{
-    Assertion, Op, PessimisticLockRequest, PessimisticLockResponse, PessimisticRollbackRequest,
-    PessimisticRollbackResponse,
+    Assertion, Context, Op, PessimisticLockRequest, PessimisticLockResponse,
+    PessimisticRollbackRequest, PessimisticRollbackResponse,
 };
 use txn::actions::acquire_pessimistic_lock::{acquire_pessimistic_lock, PessimisticLockParams};
 use txn::actions::pessimistic_rollback::pessimistic_rollback;
+use txn::mvcc::Key;
+
+use super::lock_wait::LockWaiter;
 
 use super::errors::KvError;
 use super::txn::{check_ts, TxnKv};
@@ -66,24 +74,69 @@ impl TxnKv {
             self.cm.update_max_ts(params.for_update_ts);
         }
         let need_value = params.need_value;
-        let lock_keys = keys.clone();
-        let values = self
-            .write_command(&ctx, &keys, move |reader, _region, changes| {
-                let mut values = Vec::with_capacity(lock_keys.len());
-                for (key, not_exist) in lock_keys.iter().zip(should_not_exist) {
-                    values.push(acquire_pessimistic_lock(
-                        reader, changes, &params, key, not_exist,
-                    )?);
+        let wait = lock_wait_limit(req.wait_timeout, self.cfg.lock_wait_timeout);
+        let deadline = Instant::now() + wait;
+        let mut waiter: Option<LockWaiter> = None;
+        let mut attempts = 0;
+        let values = loop {
+            attempts += 1;
+            let attempt = self
+                .try_pessimistic_lock(&ctx, &keys, &params, &should_not_exist)
+                .await;
+            let info = match attempt {
+                Err(KvError::Txn(e))
+                    if Instant::now() < deadline && attempts < MAX_LOCK_ATTEMPTS =>
+                {
+                    match *e {
+                        txn::Error::KeyIsLocked(info) => info,
+                        other => return Err(KvError::Txn(Box::new(other))),
+                    }
                 }
-                Ok(values)
-            })
-            .await?;
+                other => break other?,
+            };
+            match waiter.take() {
+                // Queue up first, then look again at once: a release between the failed
+                // attempt and the queueing would otherwise be missed.
+                None => {
+                    let key = Key::from_raw(&info.key).into_encoded();
+                    waiter = Some(self.lock_waits.register(key));
+                }
+                Some(mut queued) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if !queued.wait(left).await {
+                        return Err(KvError::Txn(Box::new(txn::Error::KeyIsLocked(info))));
+                    }
+                }
+            }
+        };
         let mut resp = PessimisticLockResponse::default();
         if need_value {
             resp.not_founds = values.iter().map(Option::is_none).collect();
             resp.values = values.into_iter().map(Option::unwrap_or_default).collect();
         }
         Ok(resp)
+    }
+
+    /// One all-or-nothing attempt at locking `keys`: the values (with `need_value`) in order.
+    async fn try_pessimistic_lock(
+        &self,
+        ctx: &Context,
+        keys: &[Vec<u8>],
+        params: &PessimisticLockParams,
+        should_not_exist: &[bool],
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let (lock_keys, params, not_exist) =
+            (keys.to_vec(), params.clone(), should_not_exist.to_vec());
+        self.write_command(ctx, keys, move |reader, _region, changes| {
+            let mut values = Vec::with_capacity(lock_keys.len());
+            for (key, not_exist) in lock_keys.iter().zip(not_exist) {
+                values.push(acquire_pessimistic_lock(
+                    reader, changes, &params, key, not_exist,
+                )?);
+            }
+            Ok(values)
+        })
+        .await
     }
 
     /// Removes the pessimistic locks of the transaction at `start_version` taken at or below
@@ -106,5 +159,33 @@ impl TxnKv {
         })
         .await?;
         Ok(PessimisticRollbackResponse::default())
+    }
+}
+
+/// Attempts of one lock request at most, so its loop always ends even if it keeps being
+/// woken and beaten to the lock.
+const MAX_LOCK_ATTEMPTS: usize = 1000;
+
+/// How long a request waits for locks: none for a negative `wait_timeout_ms`, the store's
+/// `limit` for 0 (what client 0.4 sends), else the request's wait capped at `limit`.
+fn lock_wait_limit(wait_timeout_ms: i64, limit: Duration) -> Duration {
+    match wait_timeout_ms {
+        ..=-1 => Duration::ZERO,
+        0 => limit,
+        ms => Duration::from_millis(ms as u64).min(limit),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_follows_the_request_within_the_store_limit() {
+        let limit = Duration::from_secs(1);
+        assert_eq!(lock_wait_limit(-1, limit), Duration::ZERO);
+        assert_eq!(lock_wait_limit(0, limit), limit);
+        assert_eq!(lock_wait_limit(200, limit), Duration::from_millis(200));
+        assert_eq!(lock_wait_limit(5_000, limit), limit);
     }
 }
