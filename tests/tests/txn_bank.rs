@@ -1,4 +1,4 @@
-//! A bank under faults, through the official `TransactionClient` (optimistic 2PC): clients
+//! A bank under faults, through the official `TransactionClient` (optimistic and pessimistic): clients
 //! move money between accounts spread over several regions while PD splits regions and moves
 //! leaders and a store is killed and restarted. Snapshot isolation means every snapshot read
 //! of all accounts sums to the starting total, and no transaction a client saw commit is lost.
@@ -35,10 +35,33 @@ fn decode(value: Option<Vec<u8>>, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("{what} holds a non-number"))
 }
 
-async fn begin(client: &TransactionClient) -> tikv_client::Result<Transaction> {
+/// How the transfers take their accounts.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// Read at start_ts, write, and let prewrite find conflicts (2PC).
+    Optimistic,
+    /// Lock both accounts with get_for_update (in key order, so two transfers never wait on
+    /// each other), reading their latest committed balances, then write and commit.
+    Pessimistic,
+}
+
+async fn begin(client: &TransactionClient, mode: Mode) -> tikv_client::Result<Transaction> {
+    let options = match mode {
+        Mode::Optimistic => TransactionOptions::new_optimistic(),
+        Mode::Pessimistic => TransactionOptions::new_pessimistic(),
+    };
     client
-        .begin_with_options(TransactionOptions::new_optimistic().drop_check(CheckLevel::Warn))
+        .begin_with_options(options.drop_check(CheckLevel::Warn))
         .await
+}
+
+/// The balance of `account`, read for the mode: locked and latest when pessimistic.
+async fn balance(txn: &mut Transaction, mode: Mode, account: String) -> tikv_client::Result<u64> {
+    let value = match mode {
+        Mode::Optimistic => txn.get(account).await?,
+        Mode::Pessimistic => txn.get_for_update(account).await?,
+    };
+    Ok(decode(value, "an account"))
 }
 
 /// What the transfer clients saw.
@@ -53,16 +76,22 @@ struct Tally {
 /// One transfer in one transaction, which also counts itself in this client's counter key.
 async fn transfer(
     client: &TransactionClient,
+    mode: Mode,
     me: usize,
     rng: &mut StdRng,
 ) -> tikv_client::Result<()> {
     let from = rng.gen_range(0..ACCOUNTS);
     let to = (from + rng.gen_range(1..ACCOUNTS)) % ACCOUNTS;
     let amount = rng.gen_range(1..=10);
-    let mut txn = begin(client).await?;
+    let mut txn = begin(client, mode).await?;
     let outcome = async {
-        let a = decode(txn.get(account(from)).await?, "an account");
-        let b = decode(txn.get(account(to)).await?, "an account");
+        let (a, b) = if from < to {
+            let a = balance(&mut txn, mode, account(from)).await?;
+            (a, balance(&mut txn, mode, account(to)).await?)
+        } else {
+            let b = balance(&mut txn, mode, account(to)).await?;
+            (balance(&mut txn, mode, account(from)).await?, b)
+        };
         let done = txn
             .get(counter(me))
             .await?
@@ -140,13 +169,23 @@ fn transfer_leader_of(fleet: &Fleet, i: usize, rng: &mut StdRng) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart() {
+    run_bank(Mode::Optimistic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pessimistic_transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart() {
+    run_bank(Mode::Pessimistic).await;
+}
+
+/// The bank under faults, with transfers in `mode`.
+async fn run_bank(mode: Mode) {
     let mut fleet = Fleet::start(FleetOptions::default()).await.unwrap();
     fleet
         .wait_settled(3, Duration::from_secs(60))
         .await
         .unwrap();
     let client = Arc::new(fleet.txn_client().await.unwrap());
-    let mut setup = begin(&client).await.unwrap();
+    let mut setup = begin(&client, Mode::Optimistic).await.unwrap();
     for i in 0..ACCOUNTS {
         setup
             .put(account(i), INITIAL_BALANCE.to_string())
@@ -172,7 +211,7 @@ async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart(
             let mut rng = StdRng::seed_from_u64(me as u64);
             let mut commits = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                match transfer(&client, me, &mut rng).await {
+                match transfer(&client, mode, me, &mut rng).await {
                     Ok(()) => {
                         commits += 1;
                         tally.committed.fetch_add(1, Ordering::Relaxed);
@@ -180,8 +219,10 @@ async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart(
                     Err(tikv_client::Error::UndeterminedError(_)) => {
                         tally.undetermined.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(_) => {
-                        tally.aborted.fetch_add(1, Ordering::Relaxed);
+                    Err(e) => {
+                        if tally.aborted.fetch_add(1, Ordering::Relaxed) < 3 {
+                            eprintln!("client {me}: a transfer aborted: {e:?}");
+                        }
                     }
                 }
             }
@@ -248,7 +289,7 @@ async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart(
     let committed = tally.committed.load(Ordering::Relaxed);
     let undetermined = tally.undetermined.load(Ordering::Relaxed);
     eprintln!(
-        "committed {committed}, aborted {}, undetermined {undetermined}, snapshots checked \
+        "{mode:?}: committed {committed}, aborted {}, undetermined {undetermined}, snapshots checked \
          {checked}, account regions {regions}",
         tally.aborted.load(Ordering::Relaxed)
     );
@@ -258,7 +299,7 @@ async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart(
 
     // Every transfer a client saw commit is there: its counter counts at least those, and at
     // most those plus the ones whose outcome it could not learn.
-    let mut reader = begin(&client).await.unwrap();
+    let mut reader = begin(&client, Mode::Optimistic).await.unwrap();
     for (me, commits) in per_client.iter().enumerate() {
         let counted = reader
             .get(counter(me))
