@@ -64,7 +64,7 @@ fn crashing_child() {
     let Ok(dir) = std::env::var(CRASH_DIR_ENV) else {
         return;
     };
-    let log = RaftLogEngine::open(Path::new(&dir)).unwrap();
+    let log = open_log(Path::new(&dir));
     write_entries(&log, 1..=CRASH_ENTRIES);
     std::process::abort();
 }
@@ -114,7 +114,7 @@ fn a_crash_leaves_a_zero_tail_that_reopens_quietly() {
         "{err}"
     );
 
-    let log = RaftLogEngine::open(dir.path()).unwrap();
+    let log = open_log(dir.path());
     assert_eq!(log.repaired_tail(), None);
     assert_entries(&log, 1, CRASH_ENTRIES);
     assert_eq!(
@@ -131,13 +131,13 @@ fn a_crash_leaves_a_zero_tail_that_reopens_quietly() {
     // The log goes on from there, and reopens quietly after a clean close and another crash.
     write_entries(&log, CRASH_ENTRIES + 1..=CRASH_ENTRIES + 5);
     drop(log);
-    let log = RaftLogEngine::open(dir.path()).unwrap();
+    let log = open_log(dir.path());
     assert_eq!(log.repaired_tail(), None);
     assert_entries(&log, 1, CRASH_ENTRIES + 5);
     drop(log);
     crash_after_synced_writes(dir.path());
     assert_eq!(std::fs::read(&file).unwrap().last(), Some(&0));
-    let log = RaftLogEngine::open(dir.path()).unwrap();
+    let log = open_log(dir.path());
     assert_eq!(log.repaired_tail(), None);
     assert_entries(&log, 1, CRASH_ENTRIES);
     assert_eq!(files_ending(dir.path(), ".damaged"), Vec::<PathBuf>::new());
@@ -146,7 +146,7 @@ fn a_crash_leaves_a_zero_tail_that_reopens_quietly() {
 /// Opens the log in `dir`, appends entries `range` and closes it again; returns the size of
 /// its only file, where those entries' records end.
 fn write_session(dir: &Path, range: std::ops::RangeInclusive<u64>) -> usize {
-    let log = RaftLogEngine::open(dir).unwrap();
+    let log = open_log(dir);
     write_entries(&log, range);
     drop(log);
     std::fs::metadata(only_log_file(dir)).unwrap().len() as usize
@@ -222,7 +222,7 @@ fn a_torn_write_is_cut_off_and_a_copy_kept() {
         let torn = tear(&std::fs::read(&file).unwrap(), start, end);
         std::fs::write(&file, &torn).unwrap();
 
-        let log = RaftLogEngine::open(dir.path()).unwrap();
+        let log = open_log(dir.path());
         assert_eq!(log.repaired_tail(), Some(file.as_path()), "{case}");
         assert_entries(&log, 1, 20);
         assert_eq!(
@@ -236,7 +236,7 @@ fn a_torn_write_is_cut_off_and_a_copy_kept() {
         // The log goes on, and the next open has nothing to repair.
         write_entries(&log, 21..=22);
         drop(log);
-        let log = RaftLogEngine::open(dir.path()).unwrap();
+        let log = open_log(dir.path());
         assert_eq!(log.repaired_tail(), None, "{case}");
         assert_entries(&log, 1, 22);
         assert_eq!(files_ending(dir.path(), ".damaged"), copies, "{case}");
@@ -258,7 +258,7 @@ fn only_the_newest_damaged_copies_are_kept() {
         assert_eq!(bytes.len(), end);
         bytes.extend_from_slice(&[round as u8; 100]);
         std::fs::write(&file, bytes).unwrap();
-        let log = RaftLogEngine::open(dir.path()).unwrap();
+        let log = open_log(dir.path());
         assert_eq!(log.repaired_tail(), Some(file.as_path()));
         assert_entries(&log, 1, 20);
         let copies = files_ending(dir.path(), ".damaged");
@@ -280,7 +280,7 @@ fn only_the_newest_damaged_copies_are_kept() {
 #[test]
 fn a_log_open_elsewhere_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let log = RaftLogEngine::open(dir.path()).unwrap();
+    let log = open_log(dir.path());
     write_entries(&log, 1..=5);
     let file = only_log_file(dir.path());
     let live = std::fs::read(&file).unwrap();
@@ -288,4 +288,21 @@ fn a_log_open_elsewhere_is_left_alone() {
     assert!(RaftLogEngine::open(dir.path()).is_err());
     assert_eq!(std::fs::read(&file).unwrap(), live);
     assert_entries(&log, 1, 5);
+}
+
+/// Opens the log in `dir`, waiting (bounded) while its LOCK file is still held by the copy of
+/// the previous handle's descriptor that a concurrently spawned child process (the crash
+/// test's) inherited between its fork and its exec: the lock goes with that exec.
+fn open_log(dir: &Path) -> RaftLogEngine {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match RaftLogEngine::open(dir) {
+            Ok(log) => return log,
+            Err(e) if e.to_string().contains("cannot lock") => {
+                assert!(std::time::Instant::now() < deadline, "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("cannot open the raft log in {}: {e}", dir.display()),
+        }
+    }
 }
