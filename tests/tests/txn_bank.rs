@@ -190,14 +190,11 @@ async fn pessimistic_transfers_keep_the_total_under_splits_leader_moves_and_a_st
 }
 
 /// One bank at a time: two fleets under faults at once would share the machine's cores.
-static ONE_BANK_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static ONE_BANK_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The bank under faults, with transfers in `mode`.
 async fn run_bank(mode: Mode) {
-    // A bank that failed leaves the lock poisoned; the next one runs all the same.
-    let _bank = ONE_BANK_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _bank = ONE_BANK_AT_A_TIME.lock().await;
     let mut fleet = Fleet::start(FleetOptions::default()).await.unwrap();
     fleet
         .wait_settled(3, Duration::from_secs(60))
