@@ -22,7 +22,7 @@ use proto::raft_cmdpb::{
     AdminCmdType, AdminResponse, ChangePeerRequest, ChangePeerV2Response,
     ConfChangeType as CmdChangeType, RaftCmdRequest, RaftCmdResponse, RaftResponseHeader,
 };
-use proto::raft_serverpb::{PeerState, RegionLocalState};
+use proto::raft_serverpb::{PeerState, RaftMessage, RegionLocalState};
 use tracing::info;
 
 use crate::context::PollContext;
@@ -262,6 +262,13 @@ impl Peer {
             .filter(|p| !self.region().peers.iter().any(|old| old.id == p.id))
             .map(|p| p.id)
             .collect();
+        let gone: Vec<metapb::Peer> = self
+            .region()
+            .peers
+            .iter()
+            .filter(|old| !region.peers.iter().any(|p| p.id == old.id))
+            .copied()
+            .collect();
         self.storage_mut().set_region(region.clone());
         let removed = !region.peers.iter().any(|p| p.id == self.peer_id());
         ctx.store_meta.lock().set_region(region);
@@ -274,6 +281,10 @@ impl Peer {
             self.wake_up(ctx);
         }
         if self.is_leader() {
+            // A removed peer that has not learnt the removal's commit would never hear from
+            // the leader again (a learner never campaigns, so it never asks): tell it, and it
+            // destroys itself on seeing the newer configuration.
+            self.tell_removed_peers(ctx, &gone);
             // New peers are pending until they hold the log as of their addition.
             let target = self.raft_group.raft.raft_log.last_index();
             let now = std::time::Instant::now();
@@ -282,6 +293,25 @@ impl Peer {
                 self.pd_stats.heard_from(id, now);
             }
             self.heartbeat_pd(ctx);
+        }
+    }
+}
+
+impl Peer {
+    /// Sends each of `gone` (peers the applied membership change removed) a tombstone
+    /// message carrying the new epoch. Its store drops it if the peer is already gone: an
+    /// empty raft message never creates a peer.
+    fn tell_removed_peers(&self, ctx: &mut PollContext, gone: &[metapb::Peer]) {
+        let epoch = self.region().region_epoch;
+        for peer in gone {
+            ctx.transport.send(RaftMessage {
+                region_id: self.region_id(),
+                from_peer: Some(self.meta),
+                to_peer: Some(*peer),
+                region_epoch: epoch,
+                is_tombstone: true,
+                ..Default::default()
+            });
         }
     }
 }
