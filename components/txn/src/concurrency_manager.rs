@@ -1,14 +1,55 @@
-//! The store-wide max_ts: the highest timestamp any read or status check has used on this
-//! store. Async-commit and 1PC prewrites take their commit timestamps above it, so a commit
-//! never lands below a read that has already happened (reference pitfall #2; TiKV's
-//! `components/concurrency_manager`).
+//! The store-wide state that keeps async commit and 1PC snapshot-safe (TiKV's
+//! `components/concurrency_manager`):
+//!
+//! - `max_ts`, the highest timestamp any read or status check has used on this store.
+//!   Async-commit and 1PC prewrites take their commit timestamps above it, so a commit never
+//!   lands at or below a read that has already happened (reference pitfall #2).
+//! - The in-memory lock table: the locks of async-commit and 1PC prewrites from the moment
+//!   their min_commit_ts is chosen until their write is applied. Reads take no latches, so a
+//!   read could otherwise miss a lock that is decided but not yet applied, and a 1PC write
+//!   has no persisted lock at all.
+//!
+//! The ordering rule (reference §2.7): a reader raises max_ts *before* it checks the table;
+//! a prewrite chooses min_commit_ts from max_ts *while* putting its locks in the table, both
+//! under the table's mutex. So either the reader finds the lock, or the prewrite saw the
+//! reader's timestamp and commits above it.
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::mvcc::{Key, Lock};
+
+/// A lock in the table: the lock as it will be (or, for 1PC, would have been) written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryLock {
+    /// The raw user key, for the `LockInfo` a blocked reader gets.
+    pub raw_key: Vec<u8>,
+    pub lock: Lock,
+    /// A 1PC write: it commits without a persisted lock, so like an async-commit lock it may
+    /// be committed while this entry is visible (no "read of the latest skips a primary's
+    /// lock" shortcut applies).
+    pub one_pc: bool,
+}
 
 /// Shared by every command of a store.
 #[derive(Debug, Default)]
 pub struct ConcurrencyManager {
     max_ts: AtomicU64,
+    /// Encoded key → its memory lock. One writer per key at a time: a key's latch is held
+    /// from before its entry goes in until after it is removed.
+    lock_table: Mutex<BTreeMap<Vec<u8>, MemoryLock>>,
+}
+
+/// The memory locks of one prewrite; dropping it (once the write is applied, or when it
+/// failed) takes them out of the table.
+#[derive(Debug)]
+pub struct MemoryLockGuard {
+    cm: Arc<ConcurrencyManager>,
+    keys: Vec<Vec<u8>>,
 }
 
 impl ConcurrencyManager {
@@ -16,6 +57,7 @@ impl ConcurrencyManager {
     pub fn new(initial: u64) -> ConcurrencyManager {
         ConcurrencyManager {
             max_ts: AtomicU64::new(initial),
+            lock_table: Mutex::default(),
         }
     }
 
@@ -32,11 +74,105 @@ impl ConcurrencyManager {
             self.max_ts.fetch_max(ts, Ordering::SeqCst);
         }
     }
+
+    /// Puts `locks` (encoded key, raw key, lock) in the table and chooses their commit
+    /// timestamp, atomically with respect to readers: `max(max_ts, start_ts, for_update_ts)
+    /// + 1`, and at least `floor` (the request's min_commit_ts and the locks' own). Every
+    /// lock put in the table carries the chosen value as its min_commit_ts. Returns the guard
+    /// that keeps them there and the timestamp (TiKV `async_commit_timestamps`).
+    pub fn lock_for_commit(
+        self: &Arc<Self>,
+        locks: Vec<(Key, Vec<u8>, Lock)>,
+        for_update_ts: u64,
+        floor: u64,
+        one_pc: bool,
+    ) -> (MemoryLockGuard, u64) {
+        let mut table = self.lock_table.lock();
+        let mut min_commit_ts = floor;
+        for (_, _, lock) in &locks {
+            let above = self.max_ts().max(lock.ts).max(for_update_ts) + 1;
+            min_commit_ts = min_commit_ts.max(above).max(lock.min_commit_ts);
+        }
+        let mut keys = Vec::with_capacity(locks.len());
+        for (key, raw_key, mut lock) in locks {
+            lock.min_commit_ts = min_commit_ts;
+            let encoded = key.into_encoded();
+            table.insert(
+                encoded.clone(),
+                MemoryLock {
+                    raw_key,
+                    lock,
+                    one_pc,
+                },
+            );
+            keys.push(encoded);
+        }
+        let guard = MemoryLockGuard {
+            cm: self.clone(),
+            keys,
+        };
+        (guard, min_commit_ts)
+    }
+
+    /// Runs `check` on the memory lock of `key`, if any. Raise max_ts first.
+    pub fn read_key_check<E>(
+        &self,
+        key: &Key,
+        check: impl FnOnce(&MemoryLock) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self.lock_table.lock().get(key.as_encoded()) {
+            Some(lock) => check(lock),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `check` on every memory lock with an encoded key in `[start, end)` (an empty
+    /// `end` is unbounded), in key order, stopping at the first error. Raise max_ts first.
+    pub fn read_range_check<E>(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        mut check: impl FnMut(&MemoryLock) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let upper = if end.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(end)
+        };
+        let table = self.lock_table.lock();
+        for (_, lock) in table.range::<[u8], _>((Bound::Included(start), upper)) {
+            check(lock)?;
+        }
+        Ok(())
+    }
+
+    /// Memory locks held right now.
+    pub fn memory_locks(&self) -> usize {
+        self.lock_table.lock().len()
+    }
+}
+
+impl Drop for MemoryLockGuard {
+    fn drop(&mut self) {
+        let mut table = self.cm.lock_table.lock();
+        for key in &self.keys {
+            table.remove(key);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mvcc::LockType;
+
+    fn lock(start_ts: u64) -> Lock {
+        Lock::new(LockType::Put, b"p".to_vec(), start_ts, 3000)
+    }
+
+    fn entry(raw: &[u8], start_ts: u64) -> (Key, Vec<u8>, Lock) {
+        (Key::from_raw(raw), raw.to_vec(), lock(start_ts))
+    }
 
     #[test]
     fn max_ts_only_grows_and_ignores_the_latest_marker() {
@@ -47,5 +183,45 @@ mod tests {
         assert_eq!(cm.max_ts(), 20);
         cm.update_max_ts(u64::MAX);
         assert_eq!(cm.max_ts(), 20);
+    }
+
+    #[test]
+    fn the_commit_ts_is_above_every_read_seen_and_every_bound() {
+        let cm = Arc::new(ConcurrencyManager::new(0));
+        cm.update_max_ts(50);
+        let (_guard, ts) = cm.lock_for_commit(vec![entry(b"a", 10)], 0, 0, false);
+        assert_eq!(ts, 51);
+        let (_guard, ts) = cm.lock_for_commit(vec![entry(b"b", 10)], 60, 0, false);
+        assert_eq!(ts, 61, "above for_update_ts");
+        let (_guard, ts) = cm.lock_for_commit(vec![entry(b"c", 10)], 0, 70, false);
+        assert_eq!(ts, 70, "at least the floor");
+        let (_guard, ts) = cm.lock_for_commit(vec![entry(b"d", 80)], 0, 0, false);
+        assert_eq!(ts, 81, "above start_ts");
+    }
+
+    #[test]
+    fn readers_see_the_locks_until_the_guard_is_dropped() {
+        let cm = Arc::new(ConcurrencyManager::new(0));
+        let (guard, ts) = cm.lock_for_commit(vec![entry(b"a", 10), entry(b"c", 10)], 0, 0, true);
+        let mut seen = Vec::new();
+        cm.read_range_check(
+            Key::from_raw(b"a").as_encoded(),
+            Key::from_raw(b"b").as_encoded(),
+            |l| {
+                seen.push((l.raw_key.clone(), l.lock.min_commit_ts, l.one_pc));
+                Ok::<(), ()>(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, vec![(b"a".to_vec(), ts, true)]);
+        let blocked = cm.read_key_check(&Key::from_raw(b"c"), |_| Err("locked"));
+        assert_eq!(blocked, Err("locked"));
+        assert_eq!(cm.read_range_check(b"", b"", |_| Err(())), Err(()));
+        drop(guard);
+        assert_eq!(cm.memory_locks(), 0);
+        assert_eq!(
+            cm.read_key_check(&Key::from_raw(b"c"), |_| Err("locked")),
+            Ok(())
+        );
     }
 }

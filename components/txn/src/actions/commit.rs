@@ -96,7 +96,11 @@ fn check_committed<S: KvRead>(
 
 /// Whether a rollback record (of another transaction, whose start_ts equals our commit_ts)
 /// sits exactly at key + `commit_ts`.
-fn rollback_at<S: KvRead>(reader: &MvccReader<'_, S>, key: &Key, commit_ts: u64) -> Result<bool> {
+pub(crate) fn rollback_at<S: KvRead>(
+    reader: &MvccReader<'_, S>,
+    key: &Key,
+    commit_ts: u64,
+) -> Result<bool> {
     Ok(matches!(
         reader.seek_write(key, commit_ts)?,
         Some((ts, w)) if ts == commit_ts && w.write_type == WriteType::Rollback

@@ -11,6 +11,7 @@
 //! latches): `read` (get, batch get, scan) and `scan_lock`.
 
 pub mod acquire_pessimistic_lock;
+pub mod async_commit;
 pub mod check_secondary_locks;
 pub mod check_txn_status;
 pub mod commit;

@@ -54,12 +54,10 @@
 //! writes nothing (TiKV `check_committed_record_on_err`, after `KeyIsLocked`,
 //! `PessimisticLockNotFound`, or a `WriteConflict` with a commit above start_ts).
 //!
-//! Not yet here (later parts): the timestamps of async commit and 1PC, which need the
-//! store-wide max_ts and the in-memory lock table (reference §2.3, §2.7), and the
-//! request fields client 0.4 never sends (`for_update_ts_constraints`, `assertion_level`,
-//! `is_retry_request`, `skip_constraint_check`). The async-commit lock fields
-//! (`use_async_commit`, `secondaries` on the primary, `min_commit_ts`) are already written
-//! from [`PrewriteParams`] so that layer only has to compute `min_commit_ts`.
+//! Async commit and 1PC run the same per-key checks, then choose their commit timestamp
+//! against the store's max_ts (`async_commit`). Not here: the request fields client 0.4
+//! never sends (`for_update_ts_constraints`, `assertion_level`, `is_retry_request`,
+//! `skip_constraint_check`).
 
 use engine::KvRead;
 use proto::kvrpcpb::{Mutation, Op};
@@ -100,10 +98,16 @@ pub struct PrewriteParams {
     /// primary's lock and only with `use_async_commit` (client 0.4 sends it for plain 2PC too,
     /// and the server must ignore it there: reference §1.2).
     pub secondaries: Vec<Vec<u8>>,
-    /// The smallest commit_ts the locks accept (0 from client 0.4 for 2PC). For async commit
-    /// the command layer sets it to max(max_ts, start_ts, for_update_ts) + 1 while holding
-    /// the keys in the memory lock table (reference §2.3, pitfall #2).
+    /// The smallest commit_ts the locks accept (0 from client 0.4). For async commit and 1PC
+    /// [`super::async_commit::prewrite_async`] raises it above the store's max_ts while
+    /// holding the keys in the memory lock table (reference §2.3, pitfall #2).
     pub min_commit_ts: u64,
+    /// 1PC: the request holds every key of the transaction, which commits at once without
+    /// locks (`PrewriteRequest.try_one_pc`).
+    pub try_one_pc: bool,
+    /// Async commit / 1PC: the largest commit_ts the client accepts (0: no limit); a larger
+    /// one falls back to 2PC (`PrewriteRequest.max_commit_ts`).
+    pub max_commit_ts: u64,
 }
 
 impl PrewriteParams {
@@ -220,6 +224,52 @@ pub fn prewrite<S: KvRead>(
     mutation: &Mutation,
     action: PessimisticAction,
 ) -> Result<()> {
+    if let Planned::Lock(planned) = plan_prewrite(reader, params, mutation, action)? {
+        planned.write_lock(txn);
+    }
+    Ok(())
+}
+
+/// What prewriting one key comes to, before anything is written.
+#[derive(Debug)]
+pub(crate) enum Planned {
+    /// Nothing to write: a `CheckNotExists` that passed.
+    Nothing,
+    /// This transaction's own prewrite lock is already there: a retried request.
+    Retry(Lock),
+    /// A lock to write.
+    Lock(PlannedLock),
+}
+
+/// A lock a prewrite will write (or, for 1PC, commit directly).
+#[derive(Debug)]
+pub(crate) struct PlannedLock {
+    pub key: Key,
+    pub raw_key: Vec<u8>,
+    pub lock: Lock,
+    /// A value too long for the lock, for CF `default` at start_ts.
+    pub long_value: Option<Vec<u8>>,
+    /// The key holds this transaction's pessimistic lock, which the new lock replaces.
+    pub over_pessimistic_lock: bool,
+}
+
+impl PlannedLock {
+    /// Writes the lock and its long value.
+    pub fn write_lock(self, txn: &mut MvccTxn) {
+        if let Some(value) = self.long_value {
+            txn.put_value(&self.key, self.lock.ts, value);
+        }
+        txn.put_lock(&self.key, &self.lock);
+    }
+}
+
+/// [`prewrite`]'s checks for one mutation, giving what to write instead of writing it.
+pub(crate) fn plan_prewrite<S: KvRead>(
+    reader: &MvccReader<'_, S>,
+    params: &PrewriteParams,
+    mutation: &Mutation,
+    action: PessimisticAction,
+) -> Result<Planned> {
     use PessimisticAction::{DoConstraintCheck, DoPessimisticCheck, SkipPessimisticCheck};
 
     params.validate()?;
@@ -230,8 +280,8 @@ pub fn prewrite<S: KvRead>(
     // This transaction's own pessimistic lock, which the new lock replaces (P2).
     let pessimistic_lock = match reader.load_lock(&key)? {
         Some(lock) => match check_existing_lock(lock, params, action, raw_key)? {
-            Some(lock) => Some(lock),
-            None => return Ok(()),
+            ExistingLock::OwnPessimistic(lock) => Some(lock),
+            ExistingLock::OwnPrewrite(lock) => return Ok(Planned::Retry(lock)),
         },
         None => None,
     };
@@ -273,28 +323,34 @@ pub fn prewrite<S: KvRead>(
             }
         }
     }
-    if let Some(lock_type) = kind.lock_type {
-        write_lock(
-            txn,
-            &key,
+    Ok(match kind.lock_type {
+        Some(lock_type) => Planned::Lock(build_lock(
+            key,
             lock_type,
             params,
             mutation,
             pessimistic_lock.as_ref(),
-        );
-    }
-    Ok(())
+        )),
+        None => Planned::Nothing,
+    })
+}
+
+/// This transaction's own lock found on a key being prewritten.
+enum ExistingLock {
+    /// Its pessimistic lock, to be converted (P2).
+    OwnPessimistic(Lock),
+    /// Its prewrite lock: a retry, nothing to write (rule 2, P3).
+    OwnPrewrite(Lock),
 }
 
 /// A lock is already on the key (rules 1, 2; P1–P3; `action` is `None` in an optimistic
-/// prewrite). Returns this transaction's own pessimistic lock, to be converted (P2), or
-/// `None` for its own prewrite lock: a retry, nothing to write.
+/// prewrite). Another transaction's lock is an error; this transaction's own is returned.
 fn check_existing_lock(
     lock: Lock,
     params: &PrewriteParams,
     action: Option<PessimisticAction>,
     raw_key: &[u8],
-) -> Result<Option<Lock>> {
+) -> Result<ExistingLock> {
     if lock.ts != params.start_ts {
         return Err(match action {
             None => Error::KeyIsLocked(Box::new(lock.to_lock_info(raw_key.to_vec()))),
@@ -313,7 +369,7 @@ fn check_existing_lock(
         });
     }
     if lock.lock_type != LockType::Pessimistic {
-        return Ok(None);
+        return Ok(ExistingLock::OwnPrewrite(lock));
     }
     if action.is_none() {
         return Err(Error::LockTypeNotMatch {
@@ -322,7 +378,7 @@ fn check_existing_lock(
             pessimistic: true,
         });
     }
-    Ok(Some(lock))
+    Ok(ExistingLock::OwnPessimistic(lock))
 }
 
 /// P4 (TiKV `amend_pessimistic_lock`): without its pessimistic lock a `DoPessimisticCheck`
@@ -400,14 +456,13 @@ pub(crate) fn check_not_exists<S: KvRead>(
 /// Rule 5: the lock, with a short value inline or a long one in CF `default` at start_ts.
 /// Over this transaction's own pessimistic lock (P2) the TTL, min_commit_ts and
 /// for_update_ts are the larger of the lock's and the request's.
-fn write_lock(
-    txn: &mut MvccTxn,
-    key: &Key,
+fn build_lock(
+    key: Key,
     lock_type: LockType,
     params: &PrewriteParams,
     mutation: &Mutation,
     pessimistic_lock: Option<&Lock>,
-) {
+) -> PlannedLock {
     let mut lock = Lock::new(
         lock_type,
         params.primary.clone(),
@@ -429,14 +484,21 @@ fn write_lock(
         }
     }
     // Only a Put carries a value: Del and Lock mutations may arrive with stray bytes.
+    let mut long_value = None;
     if lock_type == LockType::Put {
         if mutation.value.len() <= SHORT_VALUE_MAX_LEN {
             lock.short_value = Some(mutation.value.clone());
         } else {
-            txn.put_value(key, params.start_ts, mutation.value.clone());
+            long_value = Some(mutation.value.clone());
         }
     }
-    txn.put_lock(key, &lock);
+    PlannedLock {
+        key,
+        raw_key: mutation.key.clone(),
+        lock,
+        long_value,
+        over_pessimistic_lock: pessimistic_lock.is_some(),
+    }
 }
 
 /// The result of a whole prewrite request.
@@ -464,6 +526,33 @@ pub fn prewrite_mutations<S: KvRead>(
     params: &PrewriteParams,
     mutations: &[Mutation],
 ) -> Result<PrewriteOutcome> {
+    validate_request(params, mutations)?;
+    match plan_mutations(reader, params, mutations)? {
+        Plan::Ready(planned) => {
+            let mut txn = MvccTxn::new();
+            for p in planned {
+                if let Planned::Lock(lock) = p {
+                    lock.write_lock(&mut txn);
+                }
+            }
+            Ok(PrewriteOutcome {
+                modifies: txn.into_modifies(),
+                ..PrewriteOutcome::default()
+            })
+        }
+        Plan::Failed(errors) => Ok(PrewriteOutcome {
+            errors,
+            ..PrewriteOutcome::default()
+        }),
+        Plan::AlreadyCommitted(commit_ts) => Ok(PrewriteOutcome {
+            already_committed: Some(commit_ts),
+            ..PrewriteOutcome::default()
+        }),
+    }
+}
+
+/// The request-wide checks of [`prewrite_mutations`], before anything is read.
+pub(crate) fn validate_request(params: &PrewriteParams, mutations: &[Mutation]) -> Result<()> {
     params.validate()?;
     if mutations.is_empty() {
         return Err(Error::InvalidRequest("prewrite without mutations".into()));
@@ -478,32 +567,44 @@ pub fn prewrite_mutations<S: KvRead>(
     for m in mutations {
         validate_mutation(m, params)?;
     }
-    let mut txn = MvccTxn::new();
+    Ok(())
+}
+
+/// The checks of a whole request, all keys planned or none.
+pub(crate) enum Plan {
+    /// Every key passed: what to write, in mutation order.
+    Ready(Vec<Planned>),
+    /// Some keys failed: their errors, in mutation order.
+    Failed(Vec<Error>),
+    /// A failed key carries this transaction's own commit record at this commit_ts.
+    AlreadyCommitted(u64),
+}
+
+/// Plans every mutation (the request was validated); key errors are collected, other
+/// errors end the request.
+pub(crate) fn plan_mutations<S: KvRead>(
+    reader: &MvccReader<'_, S>,
+    params: &PrewriteParams,
+    mutations: &[Mutation],
+) -> Result<Plan> {
+    let mut planned = Vec::with_capacity(mutations.len());
     let mut errors = Vec::new();
     for (i, m) in mutations.iter().enumerate() {
-        match prewrite(reader, &mut txn, params, m, params.pessimistic_action(i)) {
-            Ok(()) => {}
+        match plan_prewrite(reader, params, m, params.pessimistic_action(i)) {
+            Ok(p) => planned.push(p),
             Err(e) if e.to_key_error().is_some() => {
                 if let Some(commit_ts) = committed_by_this_txn(reader, &e, params, &m.key)? {
-                    return Ok(PrewriteOutcome {
-                        already_committed: Some(commit_ts),
-                        ..PrewriteOutcome::default()
-                    });
+                    return Ok(Plan::AlreadyCommitted(commit_ts));
                 }
                 errors.push(e);
             }
             Err(e) => return Err(e),
         }
     }
-    let modifies = if errors.is_empty() {
-        txn.into_modifies()
+    Ok(if errors.is_empty() {
+        Plan::Ready(planned)
     } else {
-        Vec::new()
-    };
-    Ok(PrewriteOutcome {
-        modifies,
-        errors,
-        already_committed: None,
+        Plan::Failed(errors)
     })
 }
 

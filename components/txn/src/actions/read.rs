@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 use engine::KvRead;
 use proto::kvrpcpb::{KeyError, KvPair, LockInfo};
 
+use crate::concurrency_manager::MemoryLock;
 use crate::errors::{Error, Result};
 use crate::mvcc::{Key, Lock, MvccReader, WriteType};
 
@@ -82,6 +83,25 @@ fn lock_blocks_read(lock: &Lock, raw_key: &[u8], ts: u64) -> bool {
         return false;
     }
     lock.blocks_read_at(ts)
+}
+
+/// A lock of the concurrency manager's memory table met by a read at `ts` (the caller raised
+/// max_ts to `ts` first): `KeyIsLocked` when it stops the read, as a persisted lock would.
+/// A 1PC entry gets no "read of the latest skips a primary's lock" shortcut: its
+/// transaction commits while the entry is visible.
+pub fn check_memory_lock(memory_lock: &MemoryLock, ts: u64) -> Result<()> {
+    let lock = &memory_lock.lock;
+    let blocks = if memory_lock.one_pc {
+        lock.blocks_read_at(ts)
+    } else {
+        lock_blocks_read(lock, &memory_lock.raw_key, ts)
+    };
+    if blocks {
+        return Err(Error::KeyIsLocked(Box::new(
+            lock.to_lock_info(memory_lock.raw_key.clone()),
+        )));
+    }
+    Ok(())
 }
 
 /// What a read at `ts` finds for `key`, given the lock on it (if any): the blocking lock, the
