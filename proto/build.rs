@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/errorpb.proto",
         "proto/raft_cmdpb.proto",
         "proto/raft_serverpb.proto",
+        "proto/deadlock.proto",
         "proto/kvrpcpb.proto",
         "proto/tikvpb.proto",
         "proto/pdpb.proto",

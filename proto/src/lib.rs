@@ -1,5 +1,5 @@
 //! Shoal's wire messages: wire-compatible subsets of TiKV's kvproto (`metapb`, `errorpb`,
-//! `kvrpcpb`, `tikvpb`, `pdpb`, `keyspacepb`) and
+//! `kvrpcpb`, `tikvpb`, `pdpb`, `keyspacepb`, `deadlock`) and
 //! Shoal's own store-to-store and Raft command messages (`raft_serverpb`, `raft_cmdpb`).
 //!
 //! Raft's own messages (`eraftpb`) come from raft-rs (rust-protobuf) and are re-exported here;
@@ -20,6 +20,9 @@ pub mod raft_cmdpb {
 }
 pub mod raft_serverpb {
     tonic::include_proto!("raft_serverpb");
+}
+pub mod deadlock {
+    tonic::include_proto!("deadlock");
 }
 pub mod kvrpcpb {
     tonic::include_proto!("kvrpcpb");
@@ -94,6 +97,51 @@ mod tests {
             ctx.encode_to_vec(),
             vec![0x08, 7, 0xa8, 0x01, 2, 0x80, 0x02, 1]
         );
+    }
+
+    #[test]
+    fn deadlock_messages_use_the_kvproto_field_numbers() {
+        let entry = deadlock::WaitForEntry {
+            txn: 1,
+            wait_for_txn: 2,
+            key_hash: 3,
+            key: b"k".to_vec(),
+            resource_group_tag: b"t".to_vec(),
+            wait_time: 4,
+        };
+        // txn = 1, wait_for_txn = 2, key_hash = 3, key = 4, resource_group_tag = 5,
+        // wait_time = 6.
+        let entry_bytes = vec![
+            0x08, 1, 0x10, 2, 0x18, 3, 0x22, 1, b'k', 0x2a, 1, b't', 0x30, 4,
+        ];
+        assert_eq!(entry.encode_to_vec(), entry_bytes);
+        let req = deadlock::DeadlockRequest {
+            tp: deadlock::DeadlockRequestType::CleanUp as i32,
+            entry: Some(entry.clone()),
+        };
+        // tp = 1, entry = 2.
+        let mut want = vec![0x08, 2, 0x12, entry_bytes.len() as u8];
+        want.extend_from_slice(&entry_bytes);
+        assert_eq!(req.encode_to_vec(), want);
+        let resp = deadlock::DeadlockResponse {
+            entry: None,
+            deadlock_key_hash: 9,
+            wait_chain: vec![entry.clone()],
+        };
+        // deadlock_key_hash = 2, wait_chain = 3.
+        let mut want = vec![0x10, 9, 0x1a, entry_bytes.len() as u8];
+        want.extend_from_slice(&entry_bytes);
+        assert_eq!(resp.encode_to_vec(), want);
+        // kvrpcpb.Deadlock.wait_chain = 4.
+        let key_error = kvrpcpb::Deadlock {
+            lock_ts: 5,
+            lock_key: Vec::new(),
+            deadlock_key_hash: 0,
+            wait_chain: vec![entry],
+        };
+        let mut want = vec![0x08, 5, 0x22, entry_bytes.len() as u8];
+        want.extend_from_slice(&entry_bytes);
+        assert_eq!(key_error.encode_to_vec(), want);
     }
 
     #[test]

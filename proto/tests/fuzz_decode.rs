@@ -23,7 +23,7 @@ use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 use proto::codec::WireCodec;
 use proto::eraftpb;
-use proto::{errorpb, keyspacepb, kvrpcpb, metapb, pdpb, raft_cmdpb, raft_serverpb};
+use proto::{deadlock, errorpb, keyspacepb, kvrpcpb, metapb, pdpb, raft_cmdpb, raft_serverpb};
 use tonic::codec::Codec;
 use tonic::{Code, Streaming};
 
@@ -203,6 +203,11 @@ fn every_prost_message(input: &[u8]) -> Result<(), TestCaseError> {
             keyspacepb::KeyspaceMeta,
             keyspacepb::LoadKeyspaceRequest,
             keyspacepb::LoadKeyspaceResponse,
+            deadlock::WaitForEntriesRequest,
+            deadlock::WaitForEntriesResponse,
+            deadlock::WaitForEntry,
+            deadlock::DeadlockRequest,
+            deadlock::DeadlockResponse,
             raft_cmdpb::RaftCmdRequest,
             raft_cmdpb::RaftCmdResponse,
             raft_serverpb::RaftMessage,
@@ -411,6 +416,7 @@ fn framed_body_every_service(body: &[u8], cuts: &[Index]) -> Result<(), TestCase
     framed_body_case::<pdpb::RegionHeartbeatRequest>("RegionHeartbeat", body, cuts)?;
     framed_body_case::<pdpb::TsoRequest>("Tso", body, cuts)?;
     framed_body_case::<pdpb::BootstrapRequest>("Bootstrap", body, cuts)?;
+    framed_body_case::<deadlock::DeadlockRequest>("Detect", body, cuts)?;
     Ok(())
 }
 
