@@ -1,14 +1,16 @@
 //! Shoal's placement driver. It bootstraps the cluster, hands out ids and timestamps, keeps the
 //! region tree from store and region heartbeats, and schedules operators (replica repair,
-//! leader and region balance, splits at keyspace boundaries). It speaks `pdpb.PD` and
-//! `keyspacepb.Keyspace` over gRPC and a JSON API over HTTP, and keeps its metadata in its own
-//! RocksDB.
+//! leader and region balance, splits at keyspace boundaries), and detects deadlocks between
+//! pessimistic transactions' lock waits (`deadlock`). It speaks `pdpb.PD`,
+//! `keyspacepb.Keyspace` and `deadlock.Deadlock` over gRPC and a JSON API over HTTP, and keeps
+//! its metadata in its own RocksDB.
 //!
 //! Embedding: `PdServer::start(config).await` returns a `RunningPd` with the bound addresses;
 //! `RunningPd::shutdown` stops it and closes its storage.
 
 pub mod cluster;
 pub mod config;
+pub mod deadlock;
 pub mod error;
 mod grpc;
 pub mod hex;

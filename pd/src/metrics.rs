@@ -24,6 +24,8 @@ pub struct Metrics {
     /// Stores by state name.
     pub stores: IntGaugeVec,
     pub running_operators: IntGauge,
+    /// Lock waits refused by the deadlock detector because they would close a cycle.
+    pub deadlocks: IntCounter,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -103,6 +105,11 @@ impl Metrics {
             regions: gauge(&r, "shoal_pd_regions", "Regions in the region tree"),
             stores,
             running_operators: gauge(&r, "shoal_pd_running_operators", "Operators running"),
+            deadlocks: counter(
+                &r,
+                "shoal_pd_deadlocks_total",
+                "Lock waits the deadlock detector found to close a cycle",
+            ),
             registry: r,
         }
     }

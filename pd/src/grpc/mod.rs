@@ -1,5 +1,7 @@
-//! PD's gRPC server: `pdpb.PD` and `keyspacepb.Keyspace` over plain HTTP/2.
+//! PD's gRPC server: `pdpb.PD`, `keyspacepb.Keyspace` and the cluster's deadlock detector
+//! (`deadlock.Deadlock`) over plain HTTP/2.
 
+mod deadlock_service;
 mod header;
 mod keyspace_service;
 mod pd_service;
@@ -7,6 +9,7 @@ mod streams;
 
 use std::sync::Arc;
 
+use proto::deadlock::deadlock_server::DeadlockServer;
 use proto::keyspacepb::keyspace_server::KeyspaceServer;
 use proto::pdpb::pd_server::PdServer as PdGrpcServer;
 use tokio::net::TcpListener;
@@ -15,9 +18,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 use tracing::{error, info};
 
+pub use deadlock_service::DeadlockService;
 pub use keyspace_service::KeyspaceService;
 pub use pd_service::PdService;
 
+use crate::deadlock::Detector;
 use crate::state::PdState;
 use crate::ShutdownSignal;
 
@@ -31,6 +36,15 @@ pub fn serve(
     let pd = PdGrpcServer::new(PdService::new(state.clone(), shutdown.clone()))
         .max_decoding_message_size(max_message_size)
         .max_encoding_message_size(max_message_size);
+    // The wait-for graph lives as long as this server: a restarted PD starts empty, and the
+    // waits it forgot end by their stores' lock-wait timeouts.
+    let deadlock = DeadlockServer::new(DeadlockService::new(
+        Arc::new(Detector::default()),
+        state.metrics.clone(),
+        shutdown.clone(),
+    ))
+    .max_decoding_message_size(max_message_size)
+    .max_encoding_message_size(max_message_size);
     let keyspace = KeyspaceServer::new(KeyspaceService::new(state))
         .max_decoding_message_size(max_message_size)
         .max_encoding_message_size(max_message_size);
@@ -44,6 +58,7 @@ pub fn serve(
         let result = tonic::transport::Server::builder()
             .add_service(pd)
             .add_service(keyspace)
+            .add_service(deadlock)
             .serve_with_incoming_shutdown(incoming, shutdown.wait())
             .await;
         match result {
