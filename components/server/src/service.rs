@@ -107,7 +107,7 @@ impl ServerHandle {
                 request_timeout: cfg.pd.request_timeout,
             },
         );
-        let grpc = startup::serve_grpc(&cfg, store.clone(), member.grpc_listener);
+        let grpc = startup::serve_grpc(&cfg, store.clone(), &member.pd, member.grpc_listener);
         let status = startup::serve_status(
             StatusSource {
                 store: store.clone(),

@@ -171,14 +171,18 @@ pub(crate) async fn start_store(
     Ok((store, operators))
 }
 
-/// Step 4a: the client API and the raft streams on the gRPC listener.
+/// Step 4a: the client API and the raft streams on the gRPC listener; pessimistic lock waits
+/// are reported to the deadlock detector on PD's leader.
 pub(crate) fn serve_grpc(
     cfg: &Config,
     store: Arc<Store>,
+    pd: &PdClient,
     listener: TcpListener,
 ) -> Running<Result<(), tonic::transport::Error>> {
     let snap_dir = raftstore::snap::snap_dir(store.kv());
-    let kv_service = KvService::new(store, snap_dir, KvConfig::default());
+    let detector_pd = pd.clone();
+    let kv_service = KvService::new(store, snap_dir, KvConfig::default())
+        .with_deadlock_detector(Arc::new(move || detector_pd.leader_url()));
     let max_msg = cfg.server.max_grpc_message_size;
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()

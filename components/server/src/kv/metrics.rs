@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use prometheus::{
-    exponential_buckets, register_histogram_vec, register_int_counter_vec, register_int_gauge,
-    HistogramVec, IntCounterVec, IntGauge,
+    exponential_buckets, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge, HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 
 pub static GRPC_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -41,6 +41,31 @@ pub static LOCK_WAITERS: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!(
         "shoal_lock_waiters",
         "Pessimistic lock requests waiting for another transaction's lock to be released"
+    )
+    .expect("metric registers once")
+});
+
+pub static DEADLOCKS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "shoal_deadlocks_total",
+        "Pessimistic lock requests answered with a deadlock: their wait would have closed a \
+         cycle of waiting transactions"
+    )
+    .expect("metric registers once")
+});
+
+pub static DEADLOCK_DETECTOR_CONNECTED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "shoal_deadlock_detector_connected",
+        "1 while the store's detect stream to the deadlock detector on PD is open, else 0"
+    )
+    .expect("metric registers once")
+});
+
+pub static DEADLOCK_REQUESTS_DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "shoal_deadlock_requests_dropped_total",
+        "Detect and clean-up requests not sent because the detector was unreachable or behind"
     )
     .expect("metric registers once")
 });

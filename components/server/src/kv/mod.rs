@@ -4,9 +4,12 @@
 //! Module map: `request` checks requests, `range` clips key ranges to regions, `value` is the
 //! stored value format (TTL), `latched` runs read-modify-writes under key latches, `region_cmd` talks
 //! to raftstore, `raw*` and `cas` implement the raw RPCs, `txn*` the transactional ones
-//! (`txn_debug`: MVCC inspection for `shoal-ctl mvcc`), `service` is the gRPC surface.
+//! (`txn_debug`: MVCC inspection for `shoal-ctl mvcc`), `lock_wait` queues pessimistic lock
+//! requests waiting for a lock and `deadlock_client` reports their waits to the deadlock
+//! detector on PD, `service` is the gRPC surface.
 
 mod cas;
+mod deadlock_client;
 mod errors;
 mod latched;
 mod lock_wait;
@@ -28,6 +31,7 @@ pub mod value;
 
 use std::time::Duration;
 
+pub use deadlock_client::DetectorUrl;
 pub use errors::KvError;
 pub use service::KvService;
 

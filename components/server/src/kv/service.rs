@@ -13,6 +13,7 @@ use raftstore::Store;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
+use super::deadlock_client::{DetectorClient, DetectorUrl};
 use super::errors::KvError;
 use super::latched::LatchedRunner;
 use super::metrics::RequestTimer;
@@ -37,6 +38,16 @@ impl KvService {
             store,
             snap_dir,
         }
+    }
+
+    /// Reports pessimistic lock waits to the deadlock detector at `url` (PD's current
+    /// leader), over one stream kept open in the background; without this, waits that form
+    /// a cycle end only by their timeout. Must be called inside the tokio runtime that will
+    /// serve.
+    pub fn with_deadlock_detector(self, url: DetectorUrl) -> KvService {
+        let queues = &self.txn.lock_waits;
+        queues.set_detector(DetectorClient::start(url, Arc::downgrade(queues)));
+        self
     }
 }
 

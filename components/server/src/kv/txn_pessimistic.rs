@@ -7,22 +7,28 @@
 //! another transaction makes the request wait in that key's FIFO queue (`lock_wait`) until
 //! the lock is released on this store, then try again; when its wait ends first it is
 //! answered with `KeyError.locked`, and the client resolves that lock (or backs off while it
-//! is alive) and sends the request again. There is no deadlock detection yet: two
-//! transactions waiting on each other both wait out their limit.
+//! is alive) and sends the request again.
+//!
+//! While it waits, the wait is reported to the cluster's deadlock detector on PD (as TiKV's
+//! lock manager reports to its detector). When the wait would close a cycle of transactions
+//! waiting for each other, the request is answered at once with `KeyError.deadlock` (the lock
+//! it waited for, the key the cycle closes on, the whole wait chain) and locks nothing; the
+//! client gives that transaction up, which releases the others. Without a reachable
+//! detector, such waits end by the wait limit as before.
 
 use std::time::{Duration, Instant};
 
 use proto::kvrpcpb::{
-    Assertion, Context, Op, PessimisticLockRequest, PessimisticLockResponse,
-    PessimisticRollbackRequest, PessimisticRollbackResponse,
+    self, Assertion, Context, KeyError, LockInfo, Op, PessimisticLockRequest,
+    PessimisticLockResponse, PessimisticRollbackRequest, PessimisticRollbackResponse,
 };
+use tracing::debug;
 use txn::actions::acquire_pessimistic_lock::{acquire_pessimistic_lock, PessimisticLockParams};
 use txn::actions::pessimistic_rollback::pessimistic_rollback;
-use txn::mvcc::Key;
-
-use super::lock_wait::LockWaiter;
 
 use super::errors::KvError;
+use super::lock_wait::{DeadlockFound, LockWaiter, Wake};
+use super::metrics::DEADLOCKS;
 use super::txn::{check_ts, TxnKv};
 
 impl TxnKv {
@@ -30,10 +36,11 @@ impl TxnKv {
     /// conflicts at `for_update_ts`. With `return_values`, `values` and `not_founds` hold one
     /// entry per mutation, in request order (the value visible at `for_update_ts`).
     ///
-    /// Errors (as key errors): `locked`, `conflict` (retry the statement with a newer
-    /// for_update_ts), `already_exist` for a NotExist assertion, `abort` for a rolled-back
-    /// transaction or a malformed request (an op other than PessimisticLock, for_update_ts
-    /// below start_ts, an empty primary).
+    /// Errors (as key errors): `locked`, `deadlock` (waiting would close a cycle: give the
+    /// transaction up), `conflict` (retry the statement with a newer for_update_ts),
+    /// `already_exist` for a NotExist assertion, `abort` for a rolled-back transaction or a
+    /// malformed request (an op other than PessimisticLock, for_update_ts below start_ts, an
+    /// empty primary).
     pub async fn pessimistic_lock(
         &self,
         req: PessimisticLockRequest,
@@ -95,18 +102,31 @@ impl TxnKv {
                 other => break other?,
             };
             match waiter.take() {
-                // Queue up first, then look again at once: a release between the failed
-                // attempt and the queueing would otherwise be missed.
-                None => {
-                    let key = Key::from_raw(&info.key).into_encoded();
-                    waiter = Some(self.lock_waits.register(key));
-                }
-                Some(mut queued) => {
+                // Queued on this key, and it is still locked: sleep until it is released,
+                // the wait turns out to close a deadlock, or time is up.
+                Some(mut queued) if queued.raw_key() == info.key.as_slice() => {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    if !queued.wait(left).await {
-                        return Err(KvError::Txn(Box::new(txn::Error::KeyIsLocked(info))));
+                    match queued.wait(info.lock_version, left).await {
+                        Wake::Released => {}
+                        Wake::TimedOut => {
+                            return Err(KvError::Txn(Box::new(txn::Error::KeyIsLocked(info))))
+                        }
+                        Wake::Deadlock(found) => {
+                            DEADLOCKS.inc();
+                            debug!(
+                                start_ts = req.start_version,
+                                lock_ts = info.lock_version,
+                                "pessimistic lock request answered with a deadlock"
+                            );
+                            return Ok(deadlock_response(&info, *found));
+                        }
                     }
                 }
+                // Queue up first, then look again at once: a release between the failed
+                // attempt and the queueing would otherwise be missed. A request queued on
+                // another key (the one it met before was released, now another is locked)
+                // leaves that queue for this one.
+                _ => waiter = Some(self.lock_waits.register(&info.key, req.start_version)),
             }
         };
         let mut resp = PessimisticLockResponse::default();
@@ -159,6 +179,23 @@ impl TxnKv {
         })
         .await?;
         Ok(PessimisticRollbackResponse::default())
+    }
+}
+
+/// The answer to a lock request whose wait for the lock `info` would close a deadlock:
+/// `KeyError.deadlock` and nothing locked (TiKV's `extract_key_error` of its `Deadlock`).
+fn deadlock_response(info: &LockInfo, found: DeadlockFound) -> PessimisticLockResponse {
+    PessimisticLockResponse {
+        errors: vec![KeyError {
+            deadlock: Some(kvrpcpb::Deadlock {
+                lock_ts: info.lock_version,
+                lock_key: info.key.clone(),
+                deadlock_key_hash: found.deadlock_key_hash,
+                wait_chain: found.wait_chain,
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
     }
 }
 
