@@ -1,7 +1,10 @@
-//! A bank under faults, through the official `TransactionClient` (optimistic and pessimistic): clients
-//! move money between accounts spread over several regions while PD splits regions and moves
-//! leaders and a store is killed and restarted. Snapshot isolation means every snapshot read
-//! of all accounts sums to the starting total, and no transaction a client saw commit is lost.
+//! A bank under faults, through the official `TransactionClient` (optimistic, pessimistic and
+//! async-commit transfers): clients move money between accounts spread over several regions
+//! while PD splits regions and moves leaders, a store is killed and restarted, and another is
+//! cut off from its peers for a while (where network namespaces can be made). Snapshot
+//! isolation means every snapshot read of all accounts sums to the starting total, snapshots
+//! ordered by timestamp never disagree on the order of commits (no long fork), and no
+//! transaction a client saw commit is lost.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,10 +13,11 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use shoal_fleet_tests::netns::StoreNetwork;
 use shoal_fleet_tests::txn_split::{regions_holding, request_split_at, split_at_each};
 use shoal_fleet_tests::{region_json, Fleet, FleetOptions};
 use tikv_client::{
-    transaction::ResolveLocksOptions, CheckLevel, Transaction, TransactionClient,
+    transaction::ResolveLocksOptions, CheckLevel, TimestampExt, Transaction, TransactionClient,
     TransactionOptions,
 };
 
@@ -46,12 +50,16 @@ enum Mode {
     /// Lock both accounts with get_for_update (in key order, so two transfers never wait on
     /// each other), reading their latest committed balances, then write and commit.
     Pessimistic,
+    /// As `Optimistic`, committed with async commit: the stores choose the commit timestamp
+    /// and the transaction is committed once every prewrite succeeded.
+    AsyncCommit,
 }
 
 async fn begin(client: &TransactionClient, mode: Mode) -> tikv_client::Result<Transaction> {
     let options = match mode {
         Mode::Optimistic => TransactionOptions::new_optimistic(),
         Mode::Pessimistic => TransactionOptions::new_pessimistic(),
+        Mode::AsyncCommit => TransactionOptions::new_optimistic().use_async_commit(),
     };
     client
         .begin_with_options(options.drop_check(CheckLevel::Warn))
@@ -61,7 +69,7 @@ async fn begin(client: &TransactionClient, mode: Mode) -> tikv_client::Result<Tr
 /// The balance of `account`, read for the mode: locked and latest when pessimistic.
 async fn balance(txn: &mut Transaction, mode: Mode, account: String) -> tikv_client::Result<u64> {
     let value = match mode {
-        Mode::Optimistic => txn.get(account).await?,
+        Mode::Optimistic | Mode::AsyncCommit => txn.get(account).await?,
         Mode::Pessimistic => txn.get_for_update(account).await?,
     };
     Ok(decode(value, "an account"))
@@ -73,20 +81,33 @@ struct Tally {
     committed: AtomicU64,
     /// Transfers that failed before `commit()`: nothing of theirs can commit.
     aborted: AtomicU64,
-    /// Transfers whose `commit()` failed: their outcome is unknown to the client. Client 0.4
-    /// flags only a commit whose last attempt failed in gRPC as `UndeterminedError`; a commit
-    /// applied by a leader that then died, retried until the region backoff ran out, fails
-    /// with a region error although it committed. So every commit failure may have committed.
+    /// Transfers whose `commit()` failed other than by a store's key error: their outcome is
+    /// unknown to the client. Client 0.4 flags only a commit whose last attempt failed in
+    /// gRPC as `UndeterminedError`; a commit applied by a leader that then died, retried
+    /// until the region backoff ran out, fails with a region error although it committed.
     undetermined: AtomicU64,
 }
 
 /// How one transfer ended.
 enum Outcome {
     Committed,
-    /// Failed before commit (a conflict, a lock it could not get, a region it could not reach).
+    /// Failed before commit (a conflict, a lock it could not get, a region it could not
+    /// reach), or its commit got a key error.
     Aborted(tikv_client::Error),
     /// `commit()` itself failed: committed or not, the client cannot tell.
     CommitFailed(tikv_client::Error),
+}
+
+/// Whether a failed `commit()` surely left nothing committed: a store answered a key error (a
+/// conflict or lock in prewrite, the primary's lock rolled back before its commit). Commits
+/// are idempotent, so a transaction already committed never gets one.
+fn is_definite_abort(e: &tikv_client::Error) -> bool {
+    matches!(
+        e,
+        tikv_client::Error::KeyError(_)
+            | tikv_client::Error::MultipleKeyErrors(_)
+            | tikv_client::Error::ExtractedErrors(_)
+    )
 }
 
 /// One transfer in one transaction, which also counts itself in this client's counter key.
@@ -121,11 +142,36 @@ async fn transfer(client: &TransactionClient, mode: Mode, me: usize, rng: &mut S
         Err(e) => Outcome::Aborted(e),
         Ok(()) => match txn.commit().await {
             Ok(_) => return Outcome::Committed,
+            Err(e) if is_definite_abort(&e) => Outcome::Aborted(e),
             Err(e) => Outcome::CommitFailed(e),
         },
     };
     let _ = txn.rollback().await;
     outcome
+}
+
+/// Every account (in key order) and every client's counter, as one snapshot at `ts` shows
+/// them.
+async fn snapshot_state(
+    client: &TransactionClient,
+    ts: &tikv_client::Timestamp,
+) -> tikv_client::Result<(Vec<(String, u64)>, Vec<u64>)> {
+    let mut snapshot =
+        client.snapshot(ts.clone(), TransactionOptions::new_optimistic().read_only());
+    let accounts = snapshot
+        .scan(account(0)..=account(ACCOUNTS - 1), ACCOUNTS as u32 + 1)
+        .await?
+        .map(|p| {
+            let key = String::from_utf8_lossy(Vec::<u8>::from(p.0).as_slice()).into_owned();
+            (key, decode(Some(p.1), "an account"))
+        })
+        .collect();
+    let mut counters = Vec::with_capacity(CLIENTS);
+    for me in 0..CLIENTS {
+        let value = snapshot.get(counter(me)).await?;
+        counters.push(value.map_or(0, |v| decode(Some(v), "a counter")));
+    }
+    Ok((accounts, counters))
 }
 
 /// Every account as one snapshot at `ts` shows it, in key order.
@@ -192,6 +238,39 @@ async fn read_everything(client: &TransactionClient) {
     }
 }
 
+/// Cuts store `i` off from the other stores (PD still reaches it), or heals those links;
+/// nothing without network namespaces.
+fn isolate_store(fleet: &mut Fleet, i: usize, cut: bool) {
+    let stores = fleet.store_count();
+    let Some(network) = fleet.network_mut() else {
+        return;
+    };
+    for other in (0..stores).filter(|o| *o != i) {
+        let done = if cut {
+            network.cut(i, other)
+        } else {
+            network.restore(i, other)
+        };
+        done.unwrap();
+    }
+}
+
+/// Long fork / read skew over every snapshot the checker took: each client's counter only
+/// grows as its transfers commit, so snapshots ordered by timestamp must see every counter
+/// grow or stay (componentwise). Two snapshots that each saw a transfer the other missed
+/// would show an order of commits no single history has.
+fn assert_no_long_fork(mut seen: Vec<(u64, Vec<u64>)>) {
+    seen.sort_by_key(|(ts, _)| *ts);
+    for pair in seen.windows(2) {
+        let ((earlier_ts, earlier), (later_ts, later)) = (&pair[0], &pair[1]);
+        assert!(
+            earlier.iter().zip(later).all(|(a, b)| a <= b),
+            "snapshot at {later_ts} saw counters {later:?}, older than {earlier:?} seen at \
+             {earlier_ts}"
+        );
+    }
+}
+
 /// Moves the leadership of account `i`'s region to another of its voters.
 fn transfer_leader_of(fleet: &Fleet, i: usize, rng: &mut StdRng) {
     let key = shoal_fleet_tests::keyspace::txn_pd_key(account(i).as_bytes());
@@ -222,13 +301,26 @@ async fn pessimistic_transfers_keep_the_total_under_splits_leader_moves_and_a_st
     run_bank(Mode::Pessimistic).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn async_commit_transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart() {
+    run_bank(Mode::AsyncCommit).await;
+}
+
 /// One bank at a time: two fleets under faults at once would share the machine's cores.
 static ONE_BANK_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The bank under faults, with transfers in `mode`.
 async fn run_bank(mode: Mode) {
     let _bank = ONE_BANK_AT_A_TIME.lock().await;
-    let mut fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    // Stores in network namespaces of their own where that can be done, so one can be cut off.
+    let mut fleet = if StoreNetwork::available() {
+        Fleet::start_isolated(FleetOptions::default())
+            .await
+            .unwrap()
+    } else {
+        eprintln!("no partitions: creating network namespaces needs root and `ip`");
+        Fleet::start(FleetOptions::default()).await.unwrap()
+    };
     fleet
         .wait_settled(3, Duration::from_secs(60))
         .await
@@ -287,20 +379,22 @@ async fn run_bank(mode: Mode) {
         tokio::spawn(async move {
             let mut checked = 0u64;
             let mut torn = Vec::new();
+            let mut seen_counters = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 // A read that fails (region moving, store down) proves nothing either way.
                 let Ok(ts) = client.current_timestamp().await else {
                     continue;
                 };
-                if let Ok(accounts) = snapshot_accounts(&client, &ts).await {
+                if let Ok((accounts, counters)) = snapshot_state(&client, &ts).await {
                     let sum: u64 = accounts.iter().map(|a| a.1).sum();
                     if accounts.len() != ACCOUNTS || sum != total {
-                        torn.push((ts, accounts));
+                        torn.push((ts.clone(), accounts));
                     }
+                    seen_counters.push((ts.version(), counters));
                     checked += 1;
                 }
             }
-            (checked, torn)
+            (checked, torn, seen_counters)
         })
     };
 
@@ -315,10 +409,13 @@ async fn run_bank(mode: Mode) {
             1 | 3 => transfer_leader_of(&fleet, rng.gen_range(0..ACCOUNTS), &mut rng),
             _ if step == 2 => fleet.kill_store(2).unwrap(),
             _ if step == 6 => fleet.restart_store(2).await.unwrap(),
+            _ if step == 10 => isolate_store(&mut fleet, 1, true),
+            _ if step == 14 => isolate_store(&mut fleet, 1, false),
             _ => {}
         }
         step += 1;
     }
+    isolate_store(&mut fleet, 1, false);
     if !fleet.store_running(2) {
         fleet.restart_store(2).await.unwrap();
     }
@@ -327,7 +424,8 @@ async fn run_bank(mode: Mode) {
     for c in clients {
         per_client.push(c.await.unwrap());
     }
-    let (checked, torn) = checker.await.unwrap();
+    let (checked, torn, seen_counters) = checker.await.unwrap();
+    assert_no_long_fork(seen_counters);
     let final_accounts =
         snapshot_accounts(&client, &client.current_timestamp().await.unwrap()).await;
     eprintln!("after the run: {final_accounts:?}");

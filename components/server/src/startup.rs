@@ -181,8 +181,22 @@ pub(crate) fn serve_grpc(
 ) -> Running<Result<(), tonic::transport::Error>> {
     let snap_dir = raftstore::snap::snap_dir(store.kv());
     let detector_pd = pd.clone();
-    let kv_service = KvService::new(store, snap_dir, KvConfig::default())
-        .with_deadlock_detector(Arc::new(move || detector_pd.leader_url()));
+    let tso_pd = pd.clone();
+    let kv_cfg = KvConfig {
+        lock_wait_timeout: cfg.pessimistic_txn.wait_for_lock_timeout,
+        ..KvConfig::default()
+    };
+    let kv_service = KvService::new(store, snap_dir, kv_cfg)
+        .with_deadlock_detector(Arc::new(move || detector_pd.leader_url()))
+        .with_timestamp_source(Arc::new(move || {
+            let pd = tso_pd.clone();
+            Box::pin(async move {
+                let ts = pd.get_timestamp().await.map_err(|e| e.to_string())?;
+                let physical = u64::try_from(ts.physical).map_err(|e| e.to_string())?;
+                let logical = u64::try_from(ts.logical).map_err(|e| e.to_string())?;
+                Ok(txn::compose_ts(physical, logical))
+            })
+        }));
     let max_msg = cfg.server.max_grpc_message_size;
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()

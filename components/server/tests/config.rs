@@ -22,6 +22,10 @@ fn an_empty_file_gives_the_documented_defaults() {
     assert_eq!(cfg.server.max_grpc_message_size, 64 * 1024 * 1024);
     assert_eq!(cfg.pd.endpoints, vec!["127.0.0.1:2379".to_string()]);
     assert_eq!(cfg.pd.start_timeout, Duration::from_secs(60));
+    assert_eq!(
+        cfg.pessimistic_txn.wait_for_lock_timeout,
+        Duration::from_secs(1)
+    );
     let raft = cfg.raftstore_config().unwrap();
     let defaults = raftstore::Config::default();
     assert_eq!(
@@ -63,6 +67,11 @@ fn durations_are_humantime_strings() {
     .unwrap();
     let raft = cfg.raftstore_config().unwrap();
     assert_eq!(raft.raft_base_tick_interval, Duration::from_millis(100));
+    let waits = parse("[pessimistic-txn]\nwait-for-lock-timeout = \"250ms\"").unwrap();
+    assert_eq!(
+        waits.pessimistic_txn.wait_for_lock_timeout,
+        Duration::from_millis(250)
+    );
     assert_eq!(raft.raft_write_wait_duration, Duration::from_micros(20));
     assert_eq!(
         raft.pd_store_heartbeat_tick_interval,
@@ -117,6 +126,10 @@ fn invalid_values_are_refused_with_a_clear_message() {
             "raft-store-max-leader-lease",
         ),
         ("[log]\nlevel = \"[[\"", "log.level"),
+        (
+            "[pessimistic-txn]\nwait-for-lock-timeout = \"2h\"",
+            "wait-for-lock-timeout",
+        ),
     ];
     for (text, needle) in cases {
         let err = parse(text).unwrap_err();

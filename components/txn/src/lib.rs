@@ -35,3 +35,9 @@ pub const TSO_LOGICAL_BITS: u32 = 18;
 pub fn physical_ms(ts: u64) -> u64 {
     ts >> TSO_LOGICAL_BITS
 }
+
+/// The TSO timestamp of `physical_ms` milliseconds and logical counter `logical` (which must
+/// fit in [`TSO_LOGICAL_BITS`] bits).
+pub fn compose_ts(physical_ms: u64, logical: u64) -> u64 {
+    (physical_ms << TSO_LOGICAL_BITS) | logical
+}

@@ -41,6 +41,7 @@ pub struct Config {
     /// every key; `[raftstore.split-policy]` is `raftstore::SplitPolicyConfig`).
     pub raftstore: raftstore::Config,
     pub gc: GcSection,
+    pub pessimistic_txn: PessimisticTxnSection,
     pub log: LogSection,
 }
 
@@ -133,6 +134,25 @@ impl Default for GcSection {
     }
 }
 
+/// `[pessimistic-txn]`: how pessimistic lock requests wait (TiKV's section of that name).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PessimisticTxnSection {
+    /// Longest a pessimistic lock request waits for another transaction's lock to go before
+    /// it answers `locked` (the wait of a request that sends `wait_timeout` 0, as client 0.4
+    /// does, and the cap on a longer one). Between 1 ms and 1 hour.
+    #[serde(with = "humantime_serde")]
+    pub wait_for_lock_timeout: Duration,
+}
+
+impl Default for PessimisticTxnSection {
+    fn default() -> Self {
+        PessimisticTxnSection {
+            wait_for_lock_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
 /// `[log]`: what the store logs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -199,6 +219,12 @@ impl Config {
             return bad(format!(
                 "server.status-addr {:?} is not ip:port",
                 self.server.status_addr
+            ));
+        }
+        let wait = self.pessimistic_txn.wait_for_lock_timeout;
+        if wait < Duration::from_millis(1) || wait > Duration::from_secs(3600) {
+            return bad(format!(
+                "pessimistic-txn.wait-for-lock-timeout {wait:?} must be between 1ms and 1h"
             ));
         }
         if self.server.grpc_concurrency == 0 {

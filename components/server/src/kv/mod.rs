@@ -13,6 +13,7 @@ mod deadlock_client;
 mod errors;
 mod latched;
 mod lock_wait;
+mod max_ts_sync;
 pub mod metrics;
 mod range;
 mod raw;
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 pub use deadlock_client::DetectorUrl;
 pub use errors::KvError;
+pub use max_ts_sync::TimestampSource;
 pub use service::KvService;
 
 /// Limits and timeouts of the raw API.

@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 use super::deadlock_client::{DetectorClient, DetectorUrl};
 use super::errors::KvError;
 use super::latched::LatchedRunner;
+use super::max_ts_sync::TimestampSource;
 use super::metrics::RequestTimer;
 use super::raw::RawKv;
 use super::txn::TxnKv;
@@ -38,6 +39,14 @@ impl KvService {
             store,
             snap_dir,
         }
+    }
+
+    /// Async-commit and 1PC prewrites sync max_ts from `source` (PD's TSO) the first time
+    /// each region leadership serves one; without it they are refused with
+    /// `MaxTimestampNotSynced`.
+    pub fn with_timestamp_source(mut self, source: TimestampSource) -> KvService {
+        self.txn.set_timestamp_source(source);
+        self
     }
 
     /// Reports pessimistic lock waits to the deadlock detector at `url` (PD's current

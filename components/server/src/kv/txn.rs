@@ -18,6 +18,7 @@ use engine::{KvSnapshot, CF_LOCK};
 use super::errors::KvError;
 use super::latched::LatchedRunner;
 use super::lock_wait::LockWaitQueues;
+use super::max_ts_sync::{MaxTsSync, TimestampSource};
 use super::raw::ensure_in_region;
 use super::request::{check_context, check_txn_key};
 use super::{region_cmd, KvConfig};
@@ -30,6 +31,8 @@ pub struct TxnKv {
     pub(super) cm: Arc<ConcurrencyManager>,
     /// Pessimistic lock requests waiting for a lock on this store to be released.
     pub(super) lock_waits: Arc<LockWaitQueues>,
+    /// Which leaderships have synced max_ts from PD (async commit and 1PC need it).
+    pub(super) max_ts_sync: Arc<MaxTsSync>,
 }
 
 impl TxnKv {
@@ -41,7 +44,14 @@ impl TxnKv {
             latched,
             cm: Arc::new(ConcurrencyManager::default()),
             lock_waits: Arc::new(LockWaitQueues::default()),
+            max_ts_sync: Arc::new(MaxTsSync::default()),
         }
+    }
+
+    /// Syncs max_ts from `source` (PD's TSO) when a leadership first serves an async-commit
+    /// or 1PC prewrite; without a source such prewrites get `MaxTimestampNotSynced`.
+    pub fn set_timestamp_source(&mut self, source: TimestampSource) {
+        self.max_ts_sync = Arc::new(MaxTsSync::new(source));
     }
 
     /// Checks the context and every key of a request: API V2 and transactional keys of at
@@ -80,6 +90,26 @@ impl TxnKv {
             + Send
             + 'static,
     {
+        self.write_command_in_term(ctx, raw_keys, move |reader, region, _term, changes| {
+            action(reader, region, changes)
+        })
+        .await
+    }
+
+    /// [`Self::write_command`] for an action that also needs the raft term its snapshot was
+    /// taken in (the leadership the command runs under).
+    pub(super) async fn write_command_in_term<T, F>(
+        &self,
+        ctx: &Context,
+        raw_keys: &[Vec<u8>],
+        action: F,
+    ) -> Result<T, KvError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&MvccReader<'_, KvSnapshot>, &Region, u64, &mut MvccTxn) -> Result<T, KvError>
+            + Send
+            + 'static,
+    {
         let ctx = *ctx;
         let read_timeout = self.cfg.read_timeout;
         let encoded: Vec<Vec<u8>> = raw_keys
@@ -95,7 +125,7 @@ impl TxnKv {
                 }
                 let reader = MvccReader::new(&snap.snapshot);
                 let mut changes = MvccTxn::new();
-                let answer = action(&reader, &snap.region, &mut changes)?;
+                let answer = action(&reader, &snap.region, snap.term, &mut changes)?;
                 let modifies = changes.into_modifies();
                 let released: Vec<Vec<u8>> = modifies
                     .iter()

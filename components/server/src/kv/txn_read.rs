@@ -9,7 +9,7 @@ use proto::kvrpcpb::{
 };
 use proto::metapb::Region;
 use txn::actions::{read, scan_lock};
-use txn::mvcc::MvccReader;
+use txn::mvcc::{Key, MvccReader};
 
 use super::errors::KvError;
 use super::request::{check_txn_bound, TXN_KEY_MODE};
@@ -29,11 +29,33 @@ fn txn_range_of(region: &Region) -> (Vec<u8>, Vec<u8>) {
     (start, end)
 }
 
+/// The encoded range `[lower, upper)` of raw user-key bounds (empty: unbounded), clipped to
+/// the encoded region range `[region_start, region_end)`.
+fn clip_to(
+    lower: &[u8],
+    upper: &[u8],
+    region_start: &[u8],
+    region_end: &[u8],
+) -> (Vec<u8>, Vec<u8>) {
+    let lower = Key::from_raw(lower)
+        .into_encoded()
+        .max(region_start.to_vec());
+    let upper = if upper.is_empty() {
+        region_end.to_vec()
+    } else {
+        Key::from_raw(upper).into_encoded().min(region_end.to_vec())
+    };
+    (lower, upper)
+}
+
 impl TxnKv {
     pub async fn get(&self, req: GetRequest) -> Result<GetResponse, KvError> {
         let ctx = self.check(req.context.as_ref(), [&req.key])?;
         check_ts("version", req.version)?;
         self.cm.update_max_ts(req.version);
+        self.cm.read_key_check(&Key::from_raw(&req.key), |l| {
+            read::check_memory_lock(l, req.version)
+        })?;
         let snap = self.snapshot(&ctx).await?;
         super::raw::ensure_in_region(&encode_bytes(&req.key), &snap.region)?;
         let reader = MvccReader::new(&snap.snapshot);
@@ -49,6 +71,11 @@ impl TxnKv {
         let ctx = self.check(req.context.as_ref(), &req.keys)?;
         check_ts("version", req.version)?;
         self.cm.update_max_ts(req.version);
+        for key in &req.keys {
+            self.cm.read_key_check(&Key::from_raw(key), |l| {
+                read::check_memory_lock(l, req.version)
+            })?;
+        }
         let snap = self.snapshot(&ctx).await?;
         for key in &req.keys {
             super::raw::ensure_in_region(&encode_bytes(key), &snap.region)?;
@@ -75,6 +102,15 @@ impl TxnKv {
         self.cm.update_max_ts(req.version);
         let snap = self.snapshot(&ctx).await?;
         let (region_start, region_end) = txn_range_of(&snap.region);
+        // A reverse scan runs from start_key (exclusive upper bound) down to end_key.
+        let (lower, upper) = if req.reverse {
+            (&req.end_key, &req.start_key)
+        } else {
+            (&req.start_key, &req.end_key)
+        };
+        let (lower, upper) = clip_to(lower, upper, &region_start, &region_end);
+        self.cm
+            .read_range_check(&lower, &upper, |l| read::check_memory_lock(l, req.version))?;
         let reader = MvccReader::new(&snap.snapshot);
         let pairs = read::scan(
             &reader,
@@ -98,8 +134,20 @@ impl TxnKv {
         check_txn_bound(&req.start_key, self.cfg.max_key_size)?;
         check_txn_bound(&req.end_key, self.cfg.max_key_size)?;
         check_ts("max_version", req.max_version)?;
+        // Lock scans resolve what they find (GC, `cleanup_locks`): like a read, they must
+        // see an async-commit prewrite either in the memory table or above max_version.
+        self.cm.update_max_ts(req.max_version);
         let snap = self.snapshot(&ctx).await?;
         let (region_start, region_end) = txn_range_of(&snap.region);
+        let (lower, upper) = clip_to(&req.start_key, &req.end_key, &region_start, &region_end);
+        self.cm.read_range_check(&lower, &upper, |l| {
+            if l.lock.ts <= req.max_version {
+                return Err(txn::Error::KeyIsLocked(Box::new(
+                    l.lock.to_lock_info(l.raw_key.clone()),
+                )));
+            }
+            Ok(())
+        })?;
         let reader = MvccReader::new(&snap.snapshot);
         let locks = scan_lock::scan_lock(
             &reader,

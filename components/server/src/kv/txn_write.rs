@@ -4,24 +4,41 @@
 //! under the latches of its keys (`TxnKv::write_command`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use engine::{CF_DEFAULT, CF_LOCK, CF_WRITE};
 use proto::kvrpcpb::{
     BatchRollbackRequest, BatchRollbackResponse, CheckSecondaryLocksRequest,
     CheckSecondaryLocksResponse, CheckTxnStatusRequest, CheckTxnStatusResponse, CommitRequest,
-    CommitResponse, PrewriteRequest, PrewriteResponse, ResolveLockRequest, ResolveLockResponse,
-    TxnHeartBeatRequest, TxnHeartBeatResponse, UnsafeDestroyRangeRequest,
+    CommitResponse, Context, Mutation, PrewriteRequest, PrewriteResponse, ResolveLockRequest,
+    ResolveLockResponse, TxnHeartBeatRequest, TxnHeartBeatResponse, UnsafeDestroyRangeRequest,
     UnsafeDestroyRangeResponse,
 };
+use txn::actions::async_commit::prewrite_async;
 use txn::actions::check_secondary_locks::{check_secondary_locks, SecondaryLocksStatus};
 use txn::actions::check_txn_status::{check_txn_status, CheckTxnStatusParams};
 use txn::actions::prewrite::{prewrite_mutations, PrewriteParams};
 use txn::actions::{commit, heartbeat, resolve_lock, rollback};
+use txn::concurrency_manager::MemoryLockGuard;
 use txn::mvcc::{Key, MvccReader};
 
 use super::errors::KvError;
 use super::request::check_txn_bound;
 use super::txn::{check_ts, TxnKv};
+
+/// One round of an async-commit or 1PC prewrite.
+enum AsyncAttempt {
+    /// The leadership of this term has not synced max_ts yet; nothing was done.
+    NotSynced(u64),
+    /// The prewrite ran and its changes are applied; the memory locks are released when this
+    /// is dropped.
+    Done {
+        errors: Vec<txn::Error>,
+        min_commit_ts: u64,
+        one_pc_commit_ts: u64,
+        _memory_locks: Option<MemoryLockGuard>,
+    },
+}
 
 /// Locks resolved per latched round of a region-wide ResolveLock (TiKV reads 256 per round).
 const RESOLVE_BATCH: usize = 256;
@@ -38,11 +55,6 @@ impl TxnKv {
                 "prewrite without mutations".into(),
             ));
         }
-        if req.use_async_commit || req.try_one_pc {
-            return Err(KvError::InvalidArgument(
-                "async-commit and 1PC prewrites are not served by this store yet".into(),
-            ));
-        }
         // for_update_ts != 0 makes it a pessimistic prewrite: each mutation's action says
         // whether its key must already hold this transaction's pessimistic lock.
         let params = PrewriteParams {
@@ -51,9 +63,23 @@ impl TxnKv {
             pessimistic_actions: PrewriteParams::pessimistic_actions_from_pb(
                 &req.pessimistic_actions,
             )?,
+            use_async_commit: req.use_async_commit,
+            try_one_pc: req.try_one_pc,
+            // Client 0.4 sends the secondaries with every 2PC batch too; only async commit
+            // and 1PC use them (reference §1.2).
+            secondaries: if req.use_async_commit || req.try_one_pc {
+                req.secondaries
+            } else {
+                Vec::new()
+            },
+            min_commit_ts: req.min_commit_ts,
+            max_commit_ts: req.max_commit_ts,
             ..PrewriteParams::new(req.start_version, req.primary_lock, req.lock_ttl)
         };
         let mutations = req.mutations;
+        if params.use_async_commit || params.try_one_pc {
+            return self.prewrite_async(ctx, keys, params, mutations).await;
+        }
         let errors = self
             .write_command(&ctx, &keys, move |reader, _region, changes| {
                 let outcome = prewrite_mutations(reader, &params, &mutations)?;
@@ -65,6 +91,70 @@ impl TxnKv {
             errors: errors.iter().filter_map(|e| e.to_key_error()).collect(),
             ..Default::default()
         })
+    }
+
+    /// An async-commit or 1PC prewrite: under the keys' latches, on a leadership that has
+    /// synced max_ts from PD (synced first if not: the client does not retry
+    /// `MaxTimestampNotSynced`), choose the commit timestamp with the keys in the memory lock
+    /// table, and keep them there until the write is applied.
+    async fn prewrite_async(
+        &self,
+        ctx: Context,
+        keys: Vec<Vec<u8>>,
+        params: PrewriteParams,
+        mutations: Vec<Mutation>,
+    ) -> Result<PrewriteResponse, KvError> {
+        // A leadership change between the sync and the prewrite asks for another sync; a
+        // few rounds cover any realistic run of elections.
+        const SYNC_ROUNDS: usize = 3;
+        let params = Arc::new(params);
+        let mutations = Arc::new(mutations);
+        for _ in 0..SYNC_ROUNDS {
+            let (cm, sync) = (self.cm.clone(), self.max_ts_sync.clone());
+            let (params, mutations) = (params.clone(), mutations.clone());
+            let region_id = ctx.region_id;
+            let attempt = self
+                .write_command_in_term(&ctx, &keys, move |reader, _region, term, changes| {
+                    if !sync.is_synced(region_id, term) {
+                        return Ok(AsyncAttempt::NotSynced(term));
+                    }
+                    let outcome = prewrite_async(reader, &params, &mutations, &cm)?;
+                    changes.extend(outcome.modifies);
+                    Ok(AsyncAttempt::Done {
+                        errors: outcome.errors,
+                        min_commit_ts: outcome.min_commit_ts,
+                        one_pc_commit_ts: outcome.one_pc_commit_ts,
+                        _memory_locks: outcome.memory_locks,
+                    })
+                })
+                .await?;
+            match attempt {
+                AsyncAttempt::NotSynced(term) => {
+                    self.max_ts_sync.sync(&self.cm, region_id, term).await?
+                }
+                AsyncAttempt::Done {
+                    errors,
+                    min_commit_ts,
+                    one_pc_commit_ts,
+                    ..
+                } => {
+                    return Ok(PrewriteResponse {
+                        errors: errors.iter().filter_map(|e| e.to_key_error()).collect(),
+                        min_commit_ts,
+                        one_pc_commit_ts,
+                        ..Default::default()
+                    })
+                }
+            }
+        }
+        Err(KvError::Region(Box::new(proto::errorpb::Error {
+            message: format!(
+                "max timestamp of region {} not synced: leadership kept changing",
+                ctx.region_id
+            ),
+            max_timestamp_not_synced: Some(Default::default()),
+            ..Default::default()
+        })))
     }
 
     pub async fn commit(&self, req: CommitRequest) -> Result<CommitResponse, KvError> {
