@@ -33,11 +33,24 @@ test-failpoints: deps
 	$(CARGO) test --workspace --features test-cluster/failpoints --test failpoints -- --test-threads=1
 
 # YCSB load + A, B, C, E on a fresh temporary fleet (100,000 records of 1 KiB, 64 clients, 30 s
-# each); results in bench-results/. BENCH_API=txn runs every operation as an optimistic
-# transaction. The fleet runs the release shoal-server and shoal-pd, so every binary is built.
+# each); results in bench-results/. BENCH_API=txn runs every operation as a transaction, in
+# BENCH_TXN_MODE: optimistic (the default), pessimistic (reads before a write take locks with
+# get_for_update), async (async commit) or 1pc (one-phase commit); the results keep their
+# shoal-txn-* names (each JSON records its mode), so set BENCH_OUT to keep several modes apart.
+# The fleet runs the release shoal-server and shoal-pd, so every binary is built.
+BENCH_TXN_MODE ?= optimistic
 bench: deps
 	$(CARGO) build --release --workspace --bins
-	bash scripts/bench-fleet.sh
+	$(if $(BENCH_TXN_MODE),SHOAL_BENCH_TXN_MODE=$(BENCH_TXN_MODE)) bash scripts/bench-fleet.sh
+
+# The bank on one fresh fleet, once per transaction mode in BENCH_TXN_MODES (default
+# "optimistic pessimistic async 1pc"): 1,000 accounts (BENCH_ACCOUNTS), 16 clients
+# (BENCH_CLIENTS), 30 s of transfers per mode (BENCH_DURATION), each run checking that one
+# snapshot of all accounts holds the starting total; results in bench-results/shoal-bank-*.
+.PHONY: bench-bank
+bench-bank: deps
+	$(CARGO) build --release --workspace --bins
+	bash scripts/bench-bank.sh
 
 # The same workloads against a 3-member etcd cluster on loopback (Debian's etcd-server).
 bench-etcd: deps

@@ -24,11 +24,15 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-/// The legend names the client API too, so raw and txn runs of one workload tell apart.
+/// The legend names the client API (and transaction mode) too, so raw and txn runs of one
+/// workload tell apart.
 fn label(s: &Summary) -> String {
     format!(
         "{} {} {} {}",
-        s.params.target, s.params.api, s.params.workload, s.params.phase
+        s.params.target,
+        s.params.api_label(),
+        s.params.workload,
+        s.params.phase
     )
 }
 
@@ -140,6 +144,7 @@ mod tests {
             RunParameters {
                 target: "shoal".into(),
                 api: "raw".into(),
+                txn_mode: None,
                 workload: "A".into(),
                 phase: "run".into(),
                 distribution: "zipfian".into(),

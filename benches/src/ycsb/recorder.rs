@@ -14,6 +14,10 @@ use super::workload::Operation;
 const MAX_LATENCY_US: u64 = 600_000_000;
 /// How many error messages are kept to show the user why requests failed.
 const KEPT_ERRORS: usize = 8;
+/// How many abort messages are kept to show what transactions lost to, and how much of each
+/// (the client spells out the whole key error).
+const KEPT_ABORTS: usize = 3;
+const ABORT_MESSAGE_CHARS: usize = 160;
 
 pub fn new_histogram() -> Histogram<u64> {
     // The bounds are constants that hdrhistogram accepts; a failure would be a programming error.
@@ -37,6 +41,14 @@ pub enum Failure {
 impl From<&str> for Failure {
     fn from(message: &str) -> Self {
         Failure::Error(message.to_string())
+    }
+}
+
+/// `message` cut to at most `chars` characters, marked with `...` when cut.
+fn shorten(message: String, chars: usize) -> String {
+    match message.char_indices().nth(chars) {
+        Some((at, _)) => format!("{}...", &message[..at]),
+        None => message,
     }
 }
 
@@ -105,6 +117,7 @@ pub struct Recorder {
     interval: Mutex<Histogram<u64>>,
     sampled: Mutex<Sampled>,
     first_errors: Mutex<Vec<String>>,
+    first_aborts: Mutex<Vec<String>>,
 }
 
 struct Sampled {
@@ -138,6 +151,7 @@ impl Recorder {
                 timeline: Vec::new(),
             }),
             first_errors: Mutex::new(Vec::new()),
+            first_aborts: Mutex::new(Vec::new()),
         }
     }
 
@@ -173,10 +187,17 @@ impl Recorder {
                 stats.succeeded += 1;
                 self.interval.lock().saturating_record(us);
             }
-            Err(Failure::Abort(_)) => {
-                // Not kept with the error messages: the count says all there is to say.
+            Err(Failure::Abort(message)) => {
+                // Kept apart from the error messages: a few show what transactions lost to.
                 stats.aborts[op.index()] += 1;
                 self.aborts.fetch_add(1, Ordering::Relaxed);
+                let mut kept = self.first_aborts.lock();
+                if kept.len() < KEPT_ABORTS {
+                    kept.push(shorten(
+                        format!("{}: {message}", op.name()),
+                        ABORT_MESSAGE_CHARS,
+                    ));
+                }
             }
             Err(Failure::Error(message)) => {
                 stats.errors[op.index()] += 1;
@@ -219,6 +240,10 @@ impl Recorder {
 
     pub fn first_errors(&self) -> Vec<String> {
         self.first_errors.lock().clone()
+    }
+
+    pub fn first_aborts(&self) -> Vec<String> {
+        self.first_aborts.lock().clone()
     }
 }
 
@@ -292,6 +317,10 @@ mod tests {
         assert_eq!(stats.succeeded, 1);
         assert_eq!((r.completed(), r.errors(), r.aborts()), (4, 1, 2));
         assert_eq!(r.first_errors(), vec!["READ: x".to_string()]);
+        assert_eq!(
+            r.first_aborts(),
+            vec!["UPDATE: write conflict".to_string(); 2]
+        );
         let point = r.sample();
         assert_eq!((point.errors, point.aborts), (1, 2));
 
@@ -299,6 +328,23 @@ mod tests {
         merged.merge(&stats);
         merged.merge(&stats);
         assert_eq!(merged.aborts[Operation::Update.index()], 4);
+    }
+
+    #[test]
+    fn long_abort_messages_are_shortened() {
+        assert_eq!(shorten("abc".into(), 3), "abc");
+        assert_eq!(shorten("abcd".into(), 3), "abc...");
+        assert_eq!(shorten("ééé".into(), 2), "éé...");
+        let r = Recorder::new();
+        let mut stats = TaskStats::default();
+        let long = Err(Failure::Abort("x".repeat(1000)));
+        r.record(&mut stats, Operation::Transfer, Duration::ZERO, long);
+        let kept = &r.first_aborts()[0];
+        assert!(
+            kept.starts_with("TRANSFER: xxx") && kept.ends_with("..."),
+            "{kept}"
+        );
+        assert_eq!(kept.chars().count(), ABORT_MESSAGE_CHARS + 3);
     }
 
     #[test]

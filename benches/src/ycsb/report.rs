@@ -1,6 +1,6 @@
 //! The result of a phase: per operation type count, throughput, latency percentiles, errors and
-//! transaction aborts, rendered as a table or one JSON object. Runs saved before the `api` and
-//! `aborts` fields existed still load (as raw runs without aborts).
+//! transaction aborts, rendered as a table or one JSON object. Runs saved before the `api`,
+//! `txn_mode` and `aborts` fields existed still load (as raw or optimistic runs without aborts).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -55,6 +55,9 @@ pub struct Summary {
     pub timeline: Vec<TimelinePoint>,
     /// The first few error messages, so a failed run says why.
     pub first_errors: Vec<String>,
+    /// The first few abort messages, so a run says what its transactions lost to.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub first_aborts: Vec<String>,
 }
 
 /// What was run, with which settings: enough to run it again.
@@ -64,6 +67,10 @@ pub struct RunParameters {
     /// The client API (`raw` or `txn`); runs saved before there was a choice were raw.
     #[serde(default = "raw_api")]
     pub api: String,
+    /// How the transactions ran (`optimistic`, `pessimistic`, `async`, `1pc`); absent for the
+    /// raw API and in txn runs saved before there was a choice (which were optimistic).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub txn_mode: Option<String>,
     pub workload: String,
     pub phase: String,
     pub distribution: String,
@@ -75,6 +82,16 @@ pub struct RunParameters {
 
 fn raw_api() -> String {
     "raw".to_string()
+}
+
+impl RunParameters {
+    /// The API as tables and charts show it: `raw`, `txn`, or `txn pessimistic` and the like.
+    pub fn api_label(&self) -> String {
+        match &self.txn_mode {
+            Some(mode) => format!("{} {mode}", self.api),
+            None => self.api.clone(),
+        }
+    }
 }
 
 impl Summary {
@@ -130,23 +147,37 @@ impl Summary {
             operations,
             timeline,
             first_errors,
+            first_aborts: Vec::new(),
         }
+    }
+
+    /// The same summary with the first abort messages.
+    pub fn with_first_aborts(mut self, first_aborts: Vec<String>) -> Summary {
+        self.first_aborts = first_aborts;
+        self
     }
 
     /// A fixed-width table, one row per operation type, plus the run's total.
     pub fn table(&self) -> String {
         let mut out = String::new();
+        // The bank's records are its accounts, holding balances rather than sized values.
+        let data = if self.params.workload == "bank" {
+            format!("{} accounts", self.params.records)
+        } else {
+            format!(
+                "{} records, {}-byte values",
+                self.params.records, self.params.value_size
+            )
+        };
         let _ = writeln!(
             out,
-            "{} ({} api) workload {} ({}), {} distribution: {} records, {} clients, {}-byte values, {:.1} s",
+            "{} ({} api) workload {} ({}), {} distribution: {data}, {} clients, {:.1} s",
             self.params.target,
-            self.params.api,
+            self.params.api_label(),
             self.params.workload,
             self.params.phase,
             self.params.distribution,
-            self.params.records,
             self.params.concurrency,
-            self.params.value_size,
             self.elapsed_secs
         );
         let _ = writeln!(
@@ -183,6 +214,9 @@ impl Summary {
         for e in &self.first_errors {
             let _ = writeln!(out, "  error: {e}");
         }
+        for a in &self.first_aborts {
+            let _ = writeln!(out, "  abort: {a}");
+        }
         out
     }
 }
@@ -204,14 +238,25 @@ pub fn markdown_table(runs: &[Summary]) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | **all** | **{:.0}** | | | | | | {} | {} |",
-            params.target, params.api, workload, run.ops_per_sec, run.errors, run.aborts
+            params.target,
+            params.api_label(),
+            workload,
+            run.ops_per_sec,
+            run.errors,
+            run.aborts
         );
         for (name, s) in &run.operations {
             let latencies = s.latencies_ms().join(" | ");
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {:.0} | {latencies} | {} | {} |",
-                params.target, params.api, workload, name, s.ops_per_sec, s.errors, s.aborts
+                params.target,
+                params.api_label(),
+                workload,
+                name,
+                s.ops_per_sec,
+                s.errors,
+                s.aborts
             );
         }
     }
@@ -228,6 +273,7 @@ mod tests {
         RunParameters {
             target: "shoal".into(),
             api: "raw".into(),
+            txn_mode: None,
             workload: "A".into(),
             phase: "run".into(),
             distribution: "zipfian".into(),
@@ -341,8 +387,11 @@ mod tests {
         r.record(&mut stats, Operation::Update, Duration::ZERO, abort);
         let mut p = params();
         p.api = "txn".into();
-        let s = Summary::new(p, &stats, 1.0, Vec::new(), r.first_errors());
+        let s = Summary::new(p, &stats, 1.0, Vec::new(), r.first_errors())
+            .with_first_aborts(r.first_aborts());
         assert_eq!((s.total_ops, s.errors, s.aborts), (1, 0, 1));
+        assert_eq!(s.first_aborts, vec!["UPDATE: write conflict".to_string()]);
+        assert!(s.table().contains("  abort: UPDATE: write conflict"));
         assert_eq!(s.operations["UPDATE"].aborts, 1);
 
         let table = s.table();
@@ -351,6 +400,7 @@ mod tests {
             "{table}"
         );
         let total = table.lines().find(|l| l.starts_with("TOTAL")).unwrap();
+        assert!(serde_json::to_value(&s).unwrap()["first_aborts"].is_array());
         assert!(total.ends_with("      0       1"), "{total:?}");
 
         let raw = Summary::new(params(), &stats, 1.0, Vec::new(), Vec::new());
@@ -360,6 +410,44 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| shoal | txn | A | UPDATE | 1 |"), "{md}");
+    }
+
+    #[test]
+    fn the_txn_mode_is_reported() {
+        let r = Recorder::new();
+        let mut stats = TaskStats::default();
+        r.record(
+            &mut stats,
+            Operation::Update,
+            Duration::from_micros(900),
+            Ok(()),
+        );
+        let mut p = params();
+        p.api = "txn".into();
+        p.txn_mode = Some("pessimistic".into());
+        let s = Summary::new(p, &stats, 1.0, Vec::new(), Vec::new());
+        assert!(
+            s.table()
+                .starts_with("shoal (txn pessimistic api) workload A (run)"),
+            "{}",
+            s.table()
+        );
+        let md = markdown_table(std::slice::from_ref(&s));
+        assert!(
+            md.contains("| shoal | txn pessimistic | A | **all** | **1** |"),
+            "{md}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["api"], "txn");
+        assert_eq!(json["txn_mode"], "pessimistic");
+        let back: Summary = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+        // Raw runs say nothing of a mode.
+        let raw = Summary::new(params(), &stats, 1.0, Vec::new(), Vec::new());
+        assert!(serde_json::to_value(&raw)
+            .unwrap()
+            .get("txn_mode")
+            .is_none());
     }
 
     #[test]
@@ -376,6 +464,7 @@ mod tests {
         }"#;
         let s: Summary = serde_json::from_str(old).unwrap();
         assert_eq!(s.params.api, "raw");
+        assert_eq!(s.params.txn_mode, None);
         assert_eq!(s.aborts, 0);
         assert_eq!(s.operations["READ"].aborts, 0);
         assert_eq!(s.timeline[0].aborts, 0);

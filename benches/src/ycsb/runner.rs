@@ -12,8 +12,10 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::backend::{Api, Backend, BackendError, RmwSteps};
+use super::backend::{Api, Backend, BackendError, RmwSteps, TransferOutcome, TxnMode};
+use super::bank::{self, BankSpec};
 use super::generator::{Distribution, KeyChooser};
+use super::guard::guarded;
 use super::recorder::{Failure, Recorder, TaskStats};
 use super::report::{RunParameters, Summary};
 use super::workload::{record_key, Operation, Workload};
@@ -41,6 +43,11 @@ pub struct PhaseSpec {
     /// The client API the backend was connected with, for the report.
     pub api: Api,
     pub workload: Workload,
+    /// How transactions run (`None` through the raw API and etcd).
+    pub txn_mode: Option<TxnMode>,
+    /// The bank's parameters, when the workload is the bank; its load phase writes the
+    /// accounts (`records` of them) and its run phase transfers.
+    pub bank: Option<BankSpec>,
     pub phase: Phase,
     pub records: u64,
     /// Stop after this many requests (the run phase; the load phase inserts `records`).
@@ -50,6 +57,9 @@ pub struct PhaseSpec {
     pub concurrency: usize,
     pub value_size: usize,
     pub seed: u64,
+    /// How long one request may take in all (retries and backoffs inside the client included)
+    /// before it is given up as an error, so a stuck request cannot hold a client forever.
+    pub request_limit: Duration,
 }
 
 /// Records inserted so far: a record is readable once every record below it is acknowledged,
@@ -137,6 +147,10 @@ pub async fn run_phase(backend: &Backend, spec: PhaseSpec) -> Summary {
         spec,
     });
     let progress = Progress::start(shared.clone());
+    let backend = match shared.spec.txn_mode {
+        Some(mode) => backend.clone().with_txn_mode(mode),
+        None => backend.clone(),
+    };
     let tasks: Vec<_> = (0..shared.spec.concurrency)
         .map(|task| {
             let shared = shared.clone();
@@ -158,6 +172,7 @@ pub async fn run_phase(backend: &Backend, spec: PhaseSpec) -> Summary {
         RunParameters {
             target: spec.target.clone(),
             api: spec.api.name().to_string(),
+            txn_mode: spec.txn_mode.map(|m| m.name().to_string()),
             workload: spec.workload.name.to_string(),
             phase: spec.phase.name().to_string(),
             distribution: serde_json::to_value(spec.workload.distribution)
@@ -174,6 +189,7 @@ pub async fn run_phase(backend: &Backend, spec: PhaseSpec) -> Summary {
         shared.recorder.timeline(),
         shared.recorder.first_errors(),
     )
+    .with_first_aborts(shared.recorder.first_aborts())
 }
 
 async fn client_task(shared: Arc<Shared>, mut backend: Backend, task: u64) -> TaskStats {
@@ -188,18 +204,26 @@ async fn client_task(shared: Arc<Shared>, mut backend: Backend, task: u64) -> Ta
             Phase::Run => spec.workload.choose(&mut rng),
         };
         let started = Instant::now();
-        let outcome = execute(
-            &shared,
-            &mut backend,
-            &mut chooser,
-            &mut rng,
-            &mut stats,
-            op,
+        let outcome = guarded(
+            spec.request_limit,
+            execute(
+                &shared,
+                &mut backend,
+                &mut chooser,
+                &mut rng,
+                &mut stats,
+                op,
+            ),
         )
         .await;
+        // A request is counted under what it turned out to be (a declined transfer apart).
+        let (op, outcome) = match outcome {
+            Ok(done) => (done, Ok(())),
+            Err(e) => (op, Err(failure(e))),
+        };
         shared
             .recorder
-            .record(&mut stats, op, started.elapsed(), outcome.map_err(failure));
+            .record(&mut stats, op, started.elapsed(), outcome);
     }
     stats
 }
@@ -218,6 +242,7 @@ fn value<R: Rng>(rng: &mut R, len: usize) -> Vec<u8> {
     v
 }
 
+/// Issues one request of type `op`; on success, answers the type it is counted under.
 async fn execute(
     shared: &Shared,
     backend: &mut Backend,
@@ -225,15 +250,19 @@ async fn execute(
     rng: &mut StdRng,
     stats: &mut TaskStats,
     op: Operation,
-) -> Result<(), BackendError> {
+) -> Result<Operation, BackendError> {
     let spec = &shared.spec;
+    if let Some(bank) = &spec.bank {
+        return execute_bank(bank, shared, backend, chooser, rng, op).await;
+    }
     let mut existing_key =
         |rng: &mut StdRng| record_key(chooser.next(rng, shared.inserted.readable()));
     match op {
-        Operation::Read => backend.read(existing_key(rng)).await.map(|_| ()),
+        Operation::Read => backend.read(existing_key(rng)).await.map(|_| op),
         Operation::Update => {
             let key = existing_key(rng);
-            backend.write(key, value(rng, spec.value_size)).await
+            backend.write(key, value(rng, spec.value_size)).await?;
+            Ok(op)
         }
         Operation::Insert => {
             let n = shared.inserted.claim();
@@ -241,12 +270,12 @@ async fn execute(
                 .write(record_key(n), value(rng, spec.value_size))
                 .await?;
             shared.inserted.acknowledge(n);
-            Ok(())
+            Ok(op)
         }
         Operation::Scan => {
             let start = existing_key(rng);
             let len = rng.gen_range(1..=spec.workload.max_scan_length);
-            backend.scan(start, len).await.map(|_| ())
+            backend.scan(start, len).await.map(|_| op)
         }
         Operation::ReadModifyWrite => {
             let key = existing_key(rng);
@@ -261,8 +290,47 @@ async fn execute(
             if let Some(write) = steps.write {
                 stats.record_step(Operation::Update, write);
             }
-            outcome
+            outcome.map(|()| op)
         }
+        Operation::Transfer | Operation::TransferDeclined => Err(BackendError::Request(
+            "transfers need the bank workload".into(),
+        )),
+    }
+}
+
+/// The bank's requests: the load writes account `n` with the initial balance, the run moves
+/// money between two accounts drawn by `chooser`.
+async fn execute_bank(
+    bank: &BankSpec,
+    shared: &Shared,
+    backend: &mut Backend,
+    chooser: &mut KeyChooser,
+    rng: &mut StdRng,
+    op: Operation,
+) -> Result<Operation, BackendError> {
+    match op {
+        Operation::Insert => {
+            let n = shared.inserted.claim();
+            let balance = bank::encode_balance(bank.initial_balance);
+            backend.write(bank::account_key(n), balance).await?;
+            shared.inserted.acknowledge(n);
+            Ok(op)
+        }
+        Operation::Transfer => {
+            let (from, to) = bank::pick_accounts(chooser, rng, bank.accounts);
+            let amount = bank.amount(rng);
+            let outcome = backend
+                .transfer(bank::account_key(from), bank::account_key(to), amount)
+                .await?;
+            Ok(match outcome {
+                TransferOutcome::Moved => Operation::Transfer,
+                TransferOutcome::Declined => Operation::TransferDeclined,
+            })
+        }
+        other => Err(BackendError::Request(format!(
+            "the bank issues no {} requests",
+            other.name()
+        ))),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The YCSB core workloads A-F: operation mixes, request distributions and key names.
+//! The YCSB core workloads A-F and the bank: operation mixes, request distributions and key
+//! names.
 
 use rand::Rng;
 
@@ -13,15 +14,21 @@ pub enum Operation {
     Update,
     Scan,
     ReadModifyWrite,
+    /// A bank transfer that moved money between two accounts and committed.
+    Transfer,
+    /// A bank transfer that found too little money in its source account and moved nothing.
+    TransferDeclined,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 5] = [
+    pub const ALL: [Operation; 7] = [
         Operation::Insert,
         Operation::Read,
         Operation::Update,
         Operation::Scan,
         Operation::ReadModifyWrite,
+        Operation::Transfer,
+        Operation::TransferDeclined,
     ];
 
     pub fn name(self) -> &'static str {
@@ -31,6 +38,8 @@ impl Operation {
             Operation::Update => "UPDATE",
             Operation::Scan => "SCAN",
             Operation::ReadModifyWrite => "READ-MODIFY-WRITE",
+            Operation::Transfer => "TRANSFER",
+            Operation::TransferDeclined => "TRANSFER-DECLINED",
         }
     }
 
@@ -50,6 +59,8 @@ pub struct Workload {
     pub insert: f64,
     pub scan: f64,
     pub read_modify_write: f64,
+    /// Share of bank transfers (1 in the bank workload, 0 in the YCSB ones).
+    pub transfer: f64,
     pub distribution: Distribution,
     /// Scans read a uniformly chosen number of records in `1..=max_scan_length`.
     pub max_scan_length: u32,
@@ -70,9 +81,36 @@ impl Workload {
             insert,
             scan,
             read_modify_write,
+            transfer: 0.0,
             distribution,
             max_scan_length: 100,
         }
+    }
+
+    /// The bank: every request is one transfer between two accounts (uniform by default).
+    pub fn bank() -> Workload {
+        Workload {
+            transfer: 1.0,
+            ..Self::mix(
+                "bank",
+                "bank: 100% transfers between two accounts",
+                [0.0; 5],
+                Distribution::Uniform,
+            )
+        }
+    }
+
+    /// A core workload by letter, or the bank (`bank`), case-insensitive.
+    pub fn named(name: &str) -> Option<Workload> {
+        if name.eq_ignore_ascii_case("bank") {
+            Some(Self::bank())
+        } else {
+            Self::core(name)
+        }
+    }
+
+    pub fn is_bank(&self) -> bool {
+        self.transfer > 0.0
     }
 
     /// The YCSB core workload of that letter (case-insensitive).
@@ -128,6 +166,7 @@ impl Workload {
             (Operation::Insert, self.insert),
             (Operation::Scan, self.scan),
             (Operation::ReadModifyWrite, self.read_modify_write),
+            (Operation::Transfer, self.transfer),
         ] {
             if u < share {
                 return op;
@@ -145,6 +184,7 @@ impl Workload {
             (Operation::Insert, self.insert),
             (Operation::Scan, self.scan),
             (Operation::ReadModifyWrite, self.read_modify_write),
+            (Operation::Transfer, self.transfer),
         ]
         .into_iter()
         .max_by(|a, b| a.1.total_cmp(&b.1))
@@ -169,10 +209,29 @@ mod tests {
     fn every_core_workload_sums_to_one() {
         for letter in ["a", "B", "c", "D", "e", "F"] {
             let w = Workload::core(letter).unwrap();
-            let sum = w.read + w.update + w.insert + w.scan + w.read_modify_write;
+            let sum = w.read + w.update + w.insert + w.scan + w.read_modify_write + w.transfer;
             assert!((sum - 1.0).abs() < 1e-9, "{letter}: {sum}");
+            assert!(!w.is_bank());
         }
         assert!(Workload::core("G").is_none());
+        assert!(Workload::core("bank").is_none());
+    }
+
+    #[test]
+    fn the_bank_is_named_and_only_transfers() {
+        let bank = Workload::named("Bank").unwrap();
+        assert!(bank.is_bank());
+        assert_eq!(bank.name, "bank");
+        assert_eq!(bank.distribution, Distribution::Uniform);
+        let mut rng = StdRng::seed_from_u64(3);
+        assert!((0..1000).all(|_| bank.choose(&mut rng) == Operation::Transfer));
+        assert_eq!(Workload::named("a").unwrap().name, "A");
+        assert!(Workload::named("G").is_none());
+        assert_eq!(Operation::Transfer.name(), "TRANSFER");
+        assert_eq!(
+            serde_json::to_value(Operation::TransferDeclined).unwrap(),
+            "TRANSFER-DECLINED"
+        );
     }
 
     #[test]

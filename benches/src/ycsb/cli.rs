@@ -1,0 +1,286 @@
+//! The command line of `shoal-bench`, and how its flags combine into what a run does.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::backend::{Api, Target, TxnMode};
+use super::bank::BankSpec;
+use super::generator::Distribution;
+use super::workload::Workload;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "shoal-bench",
+    about = "YCSB core workloads and a bank of transfers against a Shoal fleet"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Draws the timelines of saved `--json` outputs into one PNG.
+    Plot {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Prints saved `--json` outputs as one markdown table.
+    Table {
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Phases {
+    Load,
+    Run,
+    Both,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Core workload: A (50/50 read/update), B (95/5), C (read only), D (read latest),
+    /// E (short scans), F (read-modify-write); or bank (transfers between --accounts
+    /// accounts, each one transaction, checked to keep the total at the end).
+    #[arg(long, default_value = "A", value_parser = parse_workload)]
+    pub workload: Workload,
+    /// Which phases to run: the load inserts --records records (the bank: writes its
+    /// accounts), the run issues the mix.
+    #[arg(long, value_enum, default_value = "both")]
+    pub phase: Phases,
+    /// Store to drive: shoal (through PD) or etcd.
+    #[arg(long, default_value = "shoal")]
+    pub target: Target,
+    /// Shoal client API: raw (one raw request per operation) or txn (one transaction per
+    /// operation: snapshot reads and scans, 2PC writes). Default: raw; txn for the bank.
+    #[arg(long)]
+    pub api: Option<Api>,
+    /// How --api txn transactions run: optimistic, pessimistic (reads before a write lock
+    /// with get_for_update), async (async commit) or 1pc (one-phase commit).
+    #[arg(long, env = "SHOAL_BENCH_TXN_MODE")]
+    pub txn_mode: Option<TxnMode>,
+    /// PD endpoints of the Shoal fleet (comma-separated).
+    #[arg(long, default_value = "127.0.0.1:2379", value_delimiter = ',')]
+    pub pd: Vec<String>,
+    /// etcd client URLs (comma-separated), with --target etcd.
+    #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    #[arg(long, default_value_t = 100_000)]
+    pub records: u64,
+    /// Bank accounts (--workload bank).
+    #[arg(long, default_value_t = 1000)]
+    pub accounts: u64,
+    /// What each bank account holds after the load.
+    #[arg(long, default_value_t = 1000)]
+    pub initial_balance: u64,
+    /// Each transfer moves a random amount from 1 to this.
+    #[arg(long, default_value_t = 100)]
+    pub max_transfer: u64,
+    /// Requests in the run phase (stops at whichever of --operations and --duration comes first).
+    #[arg(long)]
+    pub operations: Option<u64>,
+    /// Length of the run phase, e.g. 30s or 2m (30s when neither limit is given).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Concurrent async clients.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    #[arg(long, default_value_t = 1024)]
+    pub value_size: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Overrides the workload's request distribution: zipfian, uniform or latest.
+    #[arg(long)]
+    pub distribution: Option<Distribution>,
+    /// Per-request timeout (a whole operation, retries included, is given up after six).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+    /// Prints one JSON object on stdout (the tables then go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Draws throughput and p99 over time into this PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+fn parse_workload(s: &str) -> Result<Workload, String> {
+    Workload::named(s).ok_or_else(|| format!("unknown workload {s:?} (A, B, C, D, E, F or bank)"))
+}
+
+/// What the flags ask for, checked for combinations that make no sense.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub api: Api,
+    /// `Some` exactly when the run goes through transactions.
+    pub txn_mode: Option<TxnMode>,
+    pub bank: Option<BankSpec>,
+    /// Records to load and draw from (the bank's accounts for the bank).
+    pub records: u64,
+    /// The run phase's length: --duration, or 30 s when no limit was given.
+    pub duration: Option<Duration>,
+    /// A whole request's limit, client retries included.
+    pub request_limit: Duration,
+}
+
+impl RunArgs {
+    pub fn plan(&self) -> Result<Plan, String> {
+        if self.concurrency == 0 {
+            return Err("--concurrency must be at least 1".into());
+        }
+        let is_bank = self.workload.is_bank();
+        let api = self
+            .api
+            .unwrap_or(if is_bank { Api::Txn } else { Api::Raw });
+        api.check_target(self.target)?;
+        if is_bank && api != Api::Txn {
+            return Err("--workload bank runs transactions: it needs --api txn".into());
+        }
+        let txn_mode = match (api, self.txn_mode) {
+            (Api::Txn, mode) => Some(mode.unwrap_or_default()),
+            // The default is accepted (and ignored), so one setting can serve raw and txn runs.
+            (_, None | Some(TxnMode::Optimistic)) => None,
+            (_, Some(mode)) => {
+                return Err(format!("--txn-mode {mode} needs --api txn"));
+            }
+        };
+        let bank = if is_bank {
+            let spec = BankSpec {
+                accounts: self.accounts,
+                initial_balance: self.initial_balance,
+                max_transfer: self.max_transfer,
+            };
+            spec.validate()?;
+            Some(spec)
+        } else {
+            None
+        };
+        let records = bank.map_or(self.records, |b| b.accounts);
+        if records == 0 {
+            return Err("--records must be at least 1".into());
+        }
+        let duration = match (self.operations, self.duration) {
+            (None, None) => Some(Duration::from_secs(30)),
+            (_, d) => d,
+        };
+        Ok(Plan {
+            api,
+            txn_mode,
+            bank,
+            records,
+            duration,
+            request_limit: self.timeout.saturating_mul(6),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let mut argv = vec!["shoal-bench"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).map(|c| c.run)
+    }
+
+    fn plan(args: &[&str]) -> Result<Plan, String> {
+        parse(args).map_err(|e| e.to_string())?.plan()
+    }
+
+    #[test]
+    fn defaults_stay_raw_ycsb_a() {
+        let p = plan(&[]).unwrap();
+        assert_eq!((p.api, p.txn_mode, p.bank), (Api::Raw, None, None));
+        assert_eq!(p.records, 100_000);
+        assert_eq!(p.duration, Some(Duration::from_secs(30)));
+        assert_eq!(p.request_limit, Duration::from_secs(60));
+        assert_eq!(parse(&[]).unwrap().workload.name, "A");
+        let p = plan(&["--operations", "10"]).unwrap();
+        assert_eq!(p.duration, None);
+    }
+
+    #[test]
+    fn txn_modes_go_with_the_txn_api() {
+        let p = plan(&["--api", "txn"]).unwrap();
+        assert_eq!(p.txn_mode, Some(TxnMode::Optimistic));
+        for (flag, mode) in [
+            ("optimistic", TxnMode::Optimistic),
+            ("pessimistic", TxnMode::Pessimistic),
+            ("async", TxnMode::AsyncCommit),
+            ("1pc", TxnMode::OnePc),
+        ] {
+            let p = plan(&["--api", "txn", "--txn-mode", flag]).unwrap();
+            assert_eq!((p.api, p.txn_mode), (Api::Txn, Some(mode)), "{flag}");
+        }
+        let e = plan(&["--api", "txn", "--txn-mode", "2pc"]).unwrap_err();
+        assert!(e.contains("optimistic, pessimistic, async, 1pc"), "{e}");
+        // The raw API takes no mode but the default one, which it ignores.
+        assert_eq!(plan(&["--txn-mode", "optimistic"]).unwrap().txn_mode, None);
+        let e = plan(&["--txn-mode", "pessimistic"]).unwrap_err();
+        assert!(e.contains("needs --api txn"), "{e}");
+        let e = plan(&["--target", "etcd", "--api", "txn"]).unwrap_err();
+        assert!(e.contains("--target shoal"), "{e}");
+    }
+
+    #[test]
+    fn the_bank_runs_transactions_over_its_accounts() {
+        let p = plan(&["--workload", "bank"]).unwrap();
+        assert_eq!(p.api, Api::Txn);
+        assert_eq!(p.txn_mode, Some(TxnMode::Optimistic));
+        assert_eq!(
+            p.bank,
+            Some(BankSpec {
+                accounts: 1000,
+                initial_balance: 1000,
+                max_transfer: 100,
+            })
+        );
+        assert_eq!(p.records, 1000, "the load writes the accounts");
+        let p = plan(&[
+            "--workload",
+            "BANK",
+            "--accounts",
+            "10",
+            "--initial-balance",
+            "50",
+            "--max-transfer",
+            "5",
+            "--txn-mode",
+            "pessimistic",
+            "--records",
+            "99",
+        ])
+        .unwrap();
+        let bank = p.bank.unwrap();
+        assert_eq!(
+            (bank.accounts, bank.initial_balance, bank.max_transfer),
+            (10, 50, 5)
+        );
+        assert_eq!((p.records, p.txn_mode), (10, Some(TxnMode::Pessimistic)));
+        let e = plan(&["--workload", "bank", "--api", "raw"]).unwrap_err();
+        assert!(e.contains("needs --api txn"), "{e}");
+        let e = plan(&["--workload", "bank", "--accounts", "1"]).unwrap_err();
+        assert!(e.contains("--accounts"), "{e}");
+        let e = plan(&["--workload", "bank", "--target", "etcd"]).unwrap_err();
+        assert!(e.contains("--target shoal"), "{e}");
+        let e = plan(&["--workload", "G"]).unwrap_err();
+        assert!(e.contains("A, B, C, D, E, F or bank"), "{e}");
+    }
+
+    #[test]
+    fn subcommands_still_parse() {
+        let cli = Cli::try_parse_from(["shoal-bench", "table", "a.json", "b.json"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Table { inputs }) if inputs.len() == 2));
+        let cli = Cli::try_parse_from(["shoal-bench", "plot", "--out", "x.png", "a.json"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Plot { .. })));
+    }
+}
