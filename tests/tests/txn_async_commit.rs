@@ -139,6 +139,19 @@ async fn async_commit_and_one_pc_commit_through_the_client() {
         );
         assert_eq!(read(&client, "d2").await, Some(b"1pc".to_vec()));
     }
+    // A transaction asking for 1PC whose keys span two regions commits in two phases.
+    let commit_ts = commit_puts(
+        &client,
+        TransactionOptions::new_optimistic().try_one_pc(),
+        &[("d3", "2pc"), ("z3", "2pc")],
+    )
+    .await;
+    for key in ["d3", "z3"] {
+        assert_eq!(
+            read_at(&client, commit_ts, key).await,
+            Some(b"2pc".to_vec())
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
