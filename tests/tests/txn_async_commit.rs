@@ -272,12 +272,34 @@ async fn prewrites_that_could_lose_keys_are_refused_and_write_nothing() {
     // Async commit of the primary with another key of the request missing from the
     // secondaries: whoever resolves the transaction would never find that key.
     let unlisted = prewrite_by_hand(&fleet, "e2", &["e2", "e3"], &[], start, false).await;
-    for resp in [spanning, unlisted] {
+    // Secondaries and primaries must be transactional keys: a raw key (`r` prefix) listed as
+    // a secondary could never be resolved, and every lock scan would fail on it after.
+    let (route, mut store) = leader_of(&fleet, b"e4").await;
+    let raw_secondary = store
+        .kv_prewrite(PrewriteRequest {
+            context: Some(route.context()),
+            mutations: vec![Mutation {
+                op: Op::Put as i32,
+                key: txn_store_key(b"e4"),
+                value: b"v".to_vec(),
+                ..Default::default()
+            }],
+            primary_lock: txn_store_key(b"e4"),
+            start_version: start,
+            lock_ttl: 60_000,
+            use_async_commit: true,
+            secondaries: vec![b"r\0\0\0raw".to_vec()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for resp in [spanning, unlisted, raw_secondary] {
         assert_eq!(resp.errors.len(), 1, "{resp:?}");
         assert!(!resp.errors[0].abort.is_empty(), "{resp:?}");
         assert_eq!((resp.min_commit_ts, resp.one_pc_commit_ts), (0, 0));
     }
-    for key in ["e1", "e2", "e3"] {
+    for key in ["e1", "e2", "e3", "e4"] {
         let info = mvcc_of(&fleet, key.as_bytes()).await;
         assert!(
             info.lock.is_none() && info.writes.is_empty(),

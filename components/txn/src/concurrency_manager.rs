@@ -39,16 +39,20 @@ pub struct MemoryLock {
 #[derive(Debug, Default)]
 pub struct ConcurrencyManager {
     max_ts: AtomicU64,
-    /// Encoded key → its memory lock. One writer per key at a time: a key's latch is held
-    /// from before its entry goes in until after it is removed.
-    lock_table: Mutex<BTreeMap<Vec<u8>, MemoryLock>>,
+    /// Encoded key → (owning guard's id, its memory lock). A key's latch is held from before
+    /// its entry goes in until its write is applied, but the guard may be dropped after the
+    /// latch is released, when the key's next writer has already put its own entry there:
+    /// a guard removes only the entries it owns.
+    lock_table: Mutex<BTreeMap<Vec<u8>, (u64, MemoryLock)>>,
+    next_guard: AtomicU64,
 }
 
 /// The memory locks of one prewrite; dropping it (once the write is applied, or when it
-/// failed) takes them out of the table.
+/// failed) takes them out of the table, unless a later prewrite of the key replaced them.
 #[derive(Debug)]
 pub struct MemoryLockGuard {
     cm: Arc<ConcurrencyManager>,
+    id: u64,
     keys: Vec<Vec<u8>>,
 }
 
@@ -58,6 +62,7 @@ impl ConcurrencyManager {
         ConcurrencyManager {
             max_ts: AtomicU64::new(initial),
             lock_table: Mutex::default(),
+            next_guard: AtomicU64::new(0),
         }
     }
 
@@ -75,40 +80,47 @@ impl ConcurrencyManager {
         }
     }
 
-    /// Puts `locks` (encoded key, raw key, lock) in the table and chooses their commit
-    /// timestamp, atomically with respect to readers: `max(max_ts, start_ts, for_update_ts)
-    /// + 1`, and at least `floor` (the request's min_commit_ts and the locks' own). Every
-    /// lock put in the table carries the chosen value as its min_commit_ts. Returns the guard
-    /// that keeps them there and the timestamp (TiKV `async_commit_timestamps`).
+    /// Puts `locks` (encoded key, raw key, lock) of the transaction at `start_ts` in the
+    /// table and chooses their commit timestamp, atomically with respect to readers:
+    /// `max(max_ts, start_ts, for_update_ts) + 1`, and at least `floor` (the request's
+    /// min_commit_ts) and the locks' own min_commit_ts. Every lock put in the table carries
+    /// the chosen value as its min_commit_ts. Returns the guard that keeps them there and the
+    /// timestamp (TiKV `async_commit_timestamps`). The caller refuses a start_ts or
+    /// for_update_ts of `u64::MAX`; the sum saturates rather than wrap.
     pub fn lock_for_commit(
         self: &Arc<Self>,
         locks: Vec<(Key, Vec<u8>, Lock)>,
+        start_ts: u64,
         for_update_ts: u64,
         floor: u64,
         one_pc: bool,
     ) -> (MemoryLockGuard, u64) {
+        let id = self.next_guard.fetch_add(1, Ordering::Relaxed);
         let mut table = self.lock_table.lock();
-        let mut min_commit_ts = floor;
-        for (_, _, lock) in &locks {
-            let above = self.max_ts().max(lock.ts).max(for_update_ts) + 1;
-            min_commit_ts = min_commit_ts.max(above).max(lock.min_commit_ts);
-        }
+        let above = self
+            .max_ts()
+            .max(start_ts)
+            .max(for_update_ts)
+            .saturating_add(1);
+        let min_commit_ts = locks
+            .iter()
+            .map(|(_, _, lock)| lock.min_commit_ts)
+            .fold(floor.max(above), u64::max);
         let mut keys = Vec::with_capacity(locks.len());
         for (key, raw_key, mut lock) in locks {
             lock.min_commit_ts = min_commit_ts;
             let encoded = key.into_encoded();
-            table.insert(
-                encoded.clone(),
-                MemoryLock {
-                    raw_key,
-                    lock,
-                    one_pc,
-                },
-            );
+            let entry = MemoryLock {
+                raw_key,
+                lock,
+                one_pc,
+            };
+            table.insert(encoded.clone(), (id, entry));
             keys.push(encoded);
         }
         let guard = MemoryLockGuard {
             cm: self.clone(),
+            id,
             keys,
         };
         (guard, min_commit_ts)
@@ -121,7 +133,7 @@ impl ConcurrencyManager {
         check: impl FnOnce(&MemoryLock) -> Result<(), E>,
     ) -> Result<(), E> {
         match self.lock_table.lock().get(key.as_encoded()) {
-            Some(lock) => check(lock),
+            Some((_, lock)) => check(lock),
             None => Ok(()),
         }
     }
@@ -140,7 +152,7 @@ impl ConcurrencyManager {
             Bound::Excluded(end)
         };
         let table = self.lock_table.lock();
-        for (_, lock) in table.range::<[u8], _>((Bound::Included(start), upper)) {
+        for (_, (_, lock)) in table.range::<[u8], _>((Bound::Included(start), upper)) {
             check(lock)?;
         }
         Ok(())
@@ -156,7 +168,9 @@ impl Drop for MemoryLockGuard {
     fn drop(&mut self) {
         let mut table = self.cm.lock_table.lock();
         for key in &self.keys {
-            table.remove(key);
+            if table.get(key).is_some_and(|(owner, _)| *owner == self.id) {
+                table.remove(key);
+            }
         }
     }
 }
@@ -189,20 +203,21 @@ mod tests {
     fn the_commit_ts_is_above_every_read_seen_and_every_bound() {
         let cm = Arc::new(ConcurrencyManager::new(0));
         cm.update_max_ts(50);
-        let (_guard, ts) = cm.lock_for_commit(vec![entry(b"a", 10)], 0, 0, false);
+        let (_guard, ts) = cm.lock_for_commit(vec![entry(b"a", 10)], 10, 0, 0, false);
         assert_eq!(ts, 51);
-        let (_guard, ts) = cm.lock_for_commit(vec![entry(b"b", 10)], 60, 0, false);
+        let (_guard, ts) = cm.lock_for_commit(vec![entry(b"b", 10)], 10, 60, 0, false);
         assert_eq!(ts, 61, "above for_update_ts");
-        let (_guard, ts) = cm.lock_for_commit(vec![entry(b"c", 10)], 0, 70, false);
+        let (_guard, ts) = cm.lock_for_commit(vec![entry(b"c", 10)], 10, 0, 70, false);
         assert_eq!(ts, 70, "at least the floor");
-        let (_guard, ts) = cm.lock_for_commit(vec![entry(b"d", 80)], 0, 0, false);
+        let (_guard, ts) = cm.lock_for_commit(vec![entry(b"d", 80)], 80, 0, 0, false);
         assert_eq!(ts, 81, "above start_ts");
     }
 
     #[test]
     fn readers_see_the_locks_until_the_guard_is_dropped() {
         let cm = Arc::new(ConcurrencyManager::new(0));
-        let (guard, ts) = cm.lock_for_commit(vec![entry(b"a", 10), entry(b"c", 10)], 0, 0, true);
+        let (guard, ts) =
+            cm.lock_for_commit(vec![entry(b"a", 10), entry(b"c", 10)], 10, 0, 0, true);
         let mut seen = Vec::new();
         cm.read_range_check(
             Key::from_raw(b"a").as_encoded(),
@@ -223,5 +238,26 @@ mod tests {
             cm.read_key_check(&Key::from_raw(b"c"), |_| Err("locked")),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_late_guard_leaves_the_next_writers_lock_in_place() {
+        // The first writer's guard outlives its latch; the key's next writer has already put
+        // its own lock there, which must stay until that writer's own guard goes.
+        let cm = Arc::new(ConcurrencyManager::new(0));
+        let (first, _) = cm.lock_for_commit(vec![entry(b"k", 10)], 10, 0, 0, true);
+        let (second, _) = cm.lock_for_commit(vec![entry(b"k", 20)], 20, 0, 0, true);
+        drop(first);
+        let seen = cm.read_key_check(&Key::from_raw(b"k"), |l| Err(l.lock.ts));
+        assert_eq!(seen, Err(20));
+        drop(second);
+        assert_eq!(cm.memory_locks(), 0);
+    }
+
+    #[test]
+    fn timestamps_at_the_top_of_the_range_do_not_overflow() {
+        let cm = Arc::new(ConcurrencyManager::new(0));
+        let (_guard, ts) = cm.lock_for_commit(vec![], u64::MAX, 0, 0, false);
+        assert_eq!(ts, u64::MAX);
     }
 }

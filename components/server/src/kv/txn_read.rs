@@ -15,11 +15,18 @@ use super::errors::KvError;
 use super::request::{check_txn_bound, TXN_KEY_MODE};
 use super::txn::{check_ts, TxnKv};
 
+/// The transactional key space `['x', 'y')`, encoded.
+fn txn_space() -> (Vec<u8>, Vec<u8>) {
+    (
+        encode_bytes(&[TXN_KEY_MODE]),
+        encode_bytes(&[TXN_KEY_MODE + 1]),
+    )
+}
+
 /// The region's range clipped to the transactional key space `['x', 'y')` (encoded), so a
 /// transactional scan never reads raw data.
 fn txn_range_of(region: &Region) -> (Vec<u8>, Vec<u8>) {
-    let space_start = encode_bytes(&[TXN_KEY_MODE]);
-    let space_end = encode_bytes(&[TXN_KEY_MODE + 1]);
+    let (space_start, space_end) = txn_space();
     let start = region.start_key.clone().max(space_start);
     let end = if region.end_key.is_empty() {
         space_end
@@ -100,17 +107,20 @@ impl TxnKv {
             )));
         }
         self.cm.update_max_ts(req.version);
-        let snap = self.snapshot(&ctx).await?;
-        let (region_start, region_end) = txn_range_of(&snap.region);
-        // A reverse scan runs from start_key (exclusive upper bound) down to end_key.
+        // The memory locks are checked before the snapshot is taken (as for a get): a lock
+        // gone by then belongs to a write the snapshot already holds. A reverse scan runs
+        // from start_key (exclusive upper bound) down to end_key.
         let (lower, upper) = if req.reverse {
             (&req.end_key, &req.start_key)
         } else {
             (&req.start_key, &req.end_key)
         };
-        let (lower, upper) = clip_to(lower, upper, &region_start, &region_end);
+        let (space_start, space_end) = txn_space();
+        let (lower, upper) = clip_to(lower, upper, &space_start, &space_end);
         self.cm
             .read_range_check(&lower, &upper, |l| read::check_memory_lock(l, req.version))?;
+        let snap = self.snapshot(&ctx).await?;
+        let (region_start, region_end) = txn_range_of(&snap.region);
         let reader = MvccReader::new(&snap.snapshot);
         let pairs = read::scan(
             &reader,
@@ -137,9 +147,8 @@ impl TxnKv {
         // Lock scans resolve what they find (GC, `cleanup_locks`): like a read, they must
         // see an async-commit prewrite either in the memory table or above max_version.
         self.cm.update_max_ts(req.max_version);
-        let snap = self.snapshot(&ctx).await?;
-        let (region_start, region_end) = txn_range_of(&snap.region);
-        let (lower, upper) = clip_to(&req.start_key, &req.end_key, &region_start, &region_end);
+        let (space_start, space_end) = txn_space();
+        let (lower, upper) = clip_to(&req.start_key, &req.end_key, &space_start, &space_end);
         self.cm.read_range_check(&lower, &upper, |l| {
             if l.lock.ts <= req.max_version {
                 return Err(txn::Error::KeyIsLocked(Box::new(
@@ -148,6 +157,8 @@ impl TxnKv {
             }
             Ok(())
         })?;
+        let snap = self.snapshot(&ctx).await?;
+        let (region_start, region_end) = txn_range_of(&snap.region);
         let reader = MvccReader::new(&snap.snapshot);
         let locks = scan_lock::scan_lock(
             &reader,

@@ -23,7 +23,7 @@ use txn::concurrency_manager::MemoryLockGuard;
 use txn::mvcc::{Key, MvccReader};
 
 use super::errors::KvError;
-use super::request::check_txn_bound;
+use super::request::{check_txn_bound, check_txn_key};
 use super::txn::{check_ts, TxnKv};
 
 /// One round of an async-commit or 1PC prewrite.
@@ -76,6 +76,20 @@ impl TxnKv {
             max_commit_ts: req.max_commit_ts,
             ..PrewriteParams::new(req.start_version, req.primary_lock, req.lock_ttl)
         };
+        // The transaction's primary and secondaries are keys it will resolve through: they
+        // must be keys a transactional request may name.
+        for key in std::iter::once(&params.primary).chain(&params.secondaries) {
+            check_txn_key(key, self.cfg.max_key_size)?;
+        }
+        // An absence check is a read at start_ts: no async-commit or 1PC commit may land at
+        // or below it afterwards (TiKV raises max_ts for Insert and CheckNotExists too).
+        let checks_absence = req.mutations.iter().any(|m| {
+            m.op == proto::kvrpcpb::Op::Insert as i32
+                || m.op == proto::kvrpcpb::Op::CheckNotExists as i32
+        });
+        if checks_absence {
+            self.cm.update_max_ts(params.start_ts);
+        }
         let mutations = req.mutations;
         if params.use_async_commit || params.try_one_pc {
             return self.prewrite_async(ctx, keys, params, mutations).await;

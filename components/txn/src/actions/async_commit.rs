@@ -56,6 +56,13 @@ pub struct AsyncPrewriteOutcome {
 
 /// Checks the async-commit / 1PC rules of the module doc on a request.
 pub fn validate_async_request(params: &PrewriteParams, mutations: &[Mutation]) -> Result<()> {
+    // The commit timestamp is chosen above both; u64::MAX leaves no room.
+    if params.start_ts == u64::MAX || params.for_update_ts == u64::MAX {
+        return Err(Error::InvalidRequest(
+            "an async-commit or 1PC prewrite needs start_ts and for_update_ts below u64::MAX"
+                .into(),
+        ));
+    }
     let keys: HashSet<&[u8]> = mutations.iter().map(|m| m.key.as_slice()).collect();
     let holds_primary = keys.contains(params.primary.as_slice());
     if params.try_one_pc {
@@ -135,12 +142,31 @@ pub fn prewrite_async<S: KvRead>(
     // Locks left by an earlier attempt of this request mean it was not committed in one
     // phase; the keys still unlocked get locks too (TiKV falls back the same way).
     let one_pc = params.try_one_pc && retried_min_commit_ts == 0;
+    if locks.is_empty() && retried_min_commit_ts != 0 {
+        // Every key is already locked by an earlier attempt: the locks carry the commit
+        // timestamp, and answering any other one would let the client commit at a timestamp
+        // other than the one a resolver computes from the locks.
+        return Ok(AsyncPrewriteOutcome {
+            min_commit_ts: if params.use_async_commit {
+                retried_min_commit_ts
+            } else {
+                0
+            },
+            ..AsyncPrewriteOutcome::default()
+        });
+    }
     let entries = locks
         .iter()
         .map(|l| (l.key.clone(), l.raw_key.clone(), l.lock.clone()))
         .collect();
     let floor = params.min_commit_ts.max(retried_min_commit_ts);
-    let (guard, commit_ts) = cm.lock_for_commit(entries, params.for_update_ts, floor, one_pc);
+    let (guard, commit_ts) = cm.lock_for_commit(
+        entries,
+        params.start_ts,
+        params.for_update_ts,
+        floor,
+        one_pc,
+    );
     let mut txn = MvccTxn::new();
     if params.max_commit_ts != 0 && commit_ts > params.max_commit_ts {
         drop(guard);
@@ -401,5 +427,34 @@ mod tests {
         assert!(matches!(out.errors[0], Error::KeyIsLocked(_)));
         assert!(out.modifies.is_empty() && out.memory_locks.is_none());
         assert_eq!(cm.memory_locks(), 0);
+    }
+
+    #[test]
+    fn a_request_that_only_checks_absence_still_answers_a_commit_ts_above_start_ts() {
+        let (_dir, kv) = engine();
+        let cm = cm_at(tso(5));
+        let m = vec![mutation(Op::CheckNotExists, b"p", b"")];
+        for p in [async_params(tso(10), &[]), one_pc_params(tso(10), &[])] {
+            let out = prewrite_async(&MvccReader::new(&kv), &p, &m, &cm).unwrap();
+            assert!(out.modifies.is_empty());
+            let answered = out.min_commit_ts.max(out.one_pc_commit_ts);
+            assert_eq!(answered, tso(10) + 1);
+        }
+    }
+
+    #[test]
+    fn timestamps_with_no_room_above_them_are_refused() {
+        let (_dir, kv) = engine();
+        let cm = cm_at(tso(5));
+        let reader = MvccReader::new(&kv);
+        let top = async_params(u64::MAX, &[]);
+        let err = prewrite_async(&reader, &top, &puts(&[b"p"]), &cm).unwrap_err();
+        assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
+        let top_for_update = PrewriteParams {
+            for_update_ts: u64::MAX,
+            ..one_pc_params(tso(10), &[])
+        };
+        let err = prewrite_async(&reader, &top_for_update, &puts(&[b"p"]), &cm).unwrap_err();
+        assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
     }
 }
