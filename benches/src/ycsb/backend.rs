@@ -13,7 +13,7 @@ use tikv_client::{
 };
 use tonic::transport::{Channel, Endpoint};
 
-use super::bank::{self, TransferPlan};
+use super::bank_ledger::{self, TransferPlan};
 
 /// The etcd v3 KV API (the subset in `proto/etcd_kv.proto`).
 #[allow(clippy::all)]
@@ -409,11 +409,11 @@ impl Backend {
             let a = read_balance(&mut txn, mode, first.clone()).await?;
             let b = read_balance(&mut txn, mode, second.clone()).await?;
             let (from_balance, to_balance) = if from <= to { (a, b) } else { (b, a) };
-            let plan = bank::plan_transfer(from_balance, to_balance, amount);
+            let plan = bank_ledger::plan_transfer(from_balance, to_balance, amount);
             if let TransferPlan::Move { from: f, to: t } = plan {
                 txn.batch_mutate([
-                    Mutation::Put(from.clone().into(), bank::encode_balance(f)),
-                    Mutation::Put(to.clone().into(), bank::encode_balance(t)),
+                    Mutation::Put(from.clone().into(), bank_ledger::encode_balance(f)),
+                    Mutation::Put(to.clone().into(), bank_ledger::encode_balance(t)),
                 ])
                 .await
                 .map_err(txn_error)?;
@@ -448,8 +448,8 @@ impl Backend {
             return Ok(());
         };
         let now = c.current_timestamp().await.map_err(txn_error)?;
-        let range =
-            Key::from(bank::account_key(0))..=Key::from(bank::account_key(accounts.max(1) - 1));
+        let range = Key::from(bank_ledger::account_key(0))
+            ..=Key::from(bank_ledger::account_key(accounts.max(1) - 1));
         c.cleanup_locks(range, &now, Default::default())
             .await
             .map(|_| ())
@@ -466,8 +466,8 @@ impl Backend {
         };
         const PAGE: u32 = 4096;
         let mut snapshot = snapshot(c).await?;
-        let last = bank::account_key(accounts.saturating_sub(1));
-        let mut start = bank::account_key(0);
+        let last = bank_ledger::account_key(accounts.saturating_sub(1));
+        let mut start = bank_ledger::account_key(0);
         let mut found = Vec::new();
         loop {
             let page: Vec<_> = snapshot
@@ -478,8 +478,9 @@ impl Backend {
             let full = page.len() == PAGE as usize;
             for pair in page {
                 let key: Vec<u8> = pair.0.into();
-                let n = bank::account_number(&key).map_err(BackendError::Request)?;
-                let balance = bank::decode_balance(&pair.1).map_err(BackendError::Request)?;
+                let n = bank_ledger::account_number(&key).map_err(BackendError::Request)?;
+                let balance =
+                    bank_ledger::decode_balance(&pair.1).map_err(BackendError::Request)?;
                 start = key;
                 found.push((n, balance));
             }
@@ -534,7 +535,7 @@ async fn read_balance(
     let value = read_for_update(txn, mode, key)
         .await?
         .ok_or(BackendError::NotFound)?;
-    bank::decode_balance(&value).map_err(BackendError::Request)
+    bank_ledger::decode_balance(&value).map_err(BackendError::Request)
 }
 
 /// Commits `txn` if its work (`done`) succeeded; otherwise, or when the commit fails, leaves

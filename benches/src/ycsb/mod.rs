@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod bank;
+pub mod bank_ledger;
 pub mod cli;
 pub mod generator;
 pub mod guard;

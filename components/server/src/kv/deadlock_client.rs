@@ -10,7 +10,6 @@
 //! did without a detector. A wait reported to a PD that then restarted is forgotten there;
 //! it too ends by its timeout, and the client's retry reports it again.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -22,8 +21,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 use tracing::{debug, info, warn};
 
-use super::lock_wait::{DeadlockFound, LockWaitQueues};
 use super::metrics::{DEADLOCK_DETECTOR_CONNECTED, DEADLOCK_REQUESTS_DROPPED};
+#[cfg(test)]
+use super::wait_for::key_hash;
+use super::wait_for::{DeadlockFound, DeadlockSink};
 
 /// Where the detector is now: PD's current leader URL (`http://host:port`), asked again on
 /// every reconnect so a moved leader is followed.
@@ -36,16 +37,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// First and longest pause between reconnect attempts.
 const RECONNECT_BASE: Duration = Duration::from_millis(100);
 const RECONNECT_CAP: Duration = Duration::from_secs(2);
-
-/// A stable 64-bit hash of a user key, the `key_hash` of this store's waits. Only this
-/// store compares the hashes it sends (a clean-up must name the hash its detect used) and
-/// they travel back to the client as labels, so std's SipHash with its fixed zero keys
-/// suffices.
-pub fn key_hash(raw_key: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    raw_key.hash(&mut h);
-    h.finish()
-}
 
 /// Sends waits to the detector; cheap to clone, never blocks.
 #[derive(Clone)]
@@ -72,7 +63,7 @@ impl DetectorClient {
     /// Starts the stream task on the current tokio runtime. Deadlock answers wake waiters of
     /// `queues`; the task ends once the client and all its clones are dropped, or `queues`
     /// is.
-    pub fn start(url: DetectorUrl, queues: Weak<LockWaitQueues>) -> DetectorClient {
+    pub fn start(url: DetectorUrl, queues: Weak<dyn DeadlockSink>) -> DetectorClient {
         let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
         tokio::spawn(run(url, rx, queues));
         DetectorClient { requests: tx }
@@ -112,7 +103,7 @@ impl DetectorClient {
 async fn run(
     url: DetectorUrl,
     mut requests: mpsc::Receiver<DeadlockRequest>,
-    queues: Weak<LockWaitQueues>,
+    queues: Weak<dyn DeadlockSink>,
 ) {
     let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_CAP);
     // Warn when the detector is lost (or not there at start), not on every failed attempt
@@ -155,7 +146,7 @@ async fn run(
 async fn stream_until_broken(
     url: &str,
     requests: &mut mpsc::Receiver<DeadlockRequest>,
-    queues: &Weak<LockWaitQueues>,
+    queues: &Weak<dyn DeadlockSink>,
     connected: &mut bool,
 ) -> Result<(), StreamError> {
     let endpoint = Endpoint::from_shared(url.to_string())
@@ -189,7 +180,7 @@ async fn stream_until_broken(
             answer = inbound.message() => {
                 let answer = answer?.ok_or(StreamError::Closed)?;
                 let Some(queues) = queues.upgrade() else { return Ok(()) };
-                deliver(&queues, answer);
+                deliver(queues.as_ref(), answer);
             }
         }
     }
@@ -198,7 +189,7 @@ async fn stream_until_broken(
 /// Wakes the waiter a deadlock answer names, with the whole cycle: the detector sends the
 /// other waits of the cycle and the waiter's own wait apart (kvproto's DeadlockResponse),
 /// and the client expects the chain to end with it (TiKV appends it the same way).
-fn deliver(queues: &LockWaitQueues, answer: DeadlockResponse) {
+fn deliver(queues: &dyn DeadlockSink, answer: DeadlockResponse) {
     let Some(entry) = answer.entry else {
         debug!("deadlock answer without its entry ignored");
         return;
@@ -226,7 +217,7 @@ mod tests {
     use proto::deadlock::WaitForEntriesRequest;
     use tokio::task::JoinHandle;
 
-    use super::super::lock_wait::Wake;
+    use super::super::lock_wait::{LockWaitQueues, Wake};
     use super::*;
 
     async fn start_pd(dir: &std::path::Path) -> pd::RunningPd {
@@ -313,7 +304,7 @@ mod tests {
         let current = url.clone();
         let detector = DetectorClient::start(
             Arc::new(move || current.lock().clone()),
-            Arc::downgrade(&queues),
+            Arc::downgrade(&(queues.clone() as Arc<dyn DeadlockSink>)),
         );
         assert!(queues.set_detector(detector));
 

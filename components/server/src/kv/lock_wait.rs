@@ -22,8 +22,10 @@ use proto::deadlock::WaitForEntry;
 use tokio::sync::oneshot;
 use txn::mvcc::Key;
 
-use super::deadlock_client::{key_hash, DetectorClient};
+use super::deadlock_client::DetectorClient;
 use super::metrics::LOCK_WAITERS;
+pub use super::wait_for::DeadlockFound;
+use super::wait_for::{key_hash, DeadlockSink};
 
 /// Why a waiter's sleep ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,15 +36,6 @@ pub enum Wake {
     Deadlock(Box<DeadlockFound>),
     /// The wait limit passed first.
     TimedOut,
-}
-
-/// The detector's answer for a wait that closes a cycle.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeadlockFound {
-    /// The hash of the key, held by the waiting transaction, that the cycle closes on.
-    pub deadlock_key_hash: u64,
-    /// The waits of the cycle in order, ending with this waiter's own.
-    pub wait_chain: Vec<WaitForEntry>,
 }
 
 /// One queued waiter.
@@ -235,6 +228,12 @@ impl Drop for LockWaiter {
                 queues.remove(&self.key);
             }
         }
+    }
+}
+
+impl DeadlockSink for LockWaitQueues {
+    fn wake_deadlocked(&self, entry: &WaitForEntry, found: DeadlockFound) -> bool {
+        LockWaitQueues::wake_deadlocked(self, entry, found)
     }
 }
 

@@ -29,6 +29,7 @@ mod txn_pessimistic;
 mod txn_read;
 mod txn_write;
 pub mod value;
+mod wait_for;
 
 use std::time::Duration;
 

@@ -20,6 +20,7 @@ use super::max_ts_sync::TimestampSource;
 use super::metrics::RequestTimer;
 use super::raw::RawKv;
 use super::txn::TxnKv;
+use super::wait_for::DeadlockSink;
 use super::KvConfig;
 
 /// Serves the client API and the raft streams of one store.
@@ -55,7 +56,8 @@ impl KvService {
     /// serve.
     pub fn with_deadlock_detector(self, url: DetectorUrl) -> KvService {
         let queues = &self.txn.lock_waits;
-        queues.set_detector(DetectorClient::start(url, Arc::downgrade(queues)));
+        let sink: Arc<dyn DeadlockSink> = queues.clone();
+        queues.set_detector(DetectorClient::start(url, Arc::downgrade(&sink)));
         self
     }
 }
