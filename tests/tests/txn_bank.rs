@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use shoal_fleet_tests::binaries::ctl_binary;
 use shoal_fleet_tests::netns::StoreNetwork;
 use shoal_fleet_tests::txn_split::{regions_holding, request_split_at, split_at_each};
 use shoal_fleet_tests::{region_json, Fleet, FleetOptions};
@@ -254,6 +255,27 @@ fn isolate_store(fleet: &mut Fleet, i: usize, cut: bool) {
         };
         done.unwrap();
     }
+}
+
+/// Prints every MVCC record of every account and counter (`shoal-ctl mvcc`) and keeps the
+/// fleet's directory, so a lost update can be traced to the transaction that made it.
+fn dump_history(fleet: &mut Fleet) {
+    let keys = (0..ACCOUNTS).map(account).chain((0..CLIENTS).map(counter));
+    for key in keys {
+        let out = std::process::Command::new(ctl_binary().unwrap())
+            .args(["--pd", &fleet.pd_grpc, "--pd-http", &fleet.pd_http])
+            .args(["mvcc", "--key", &key])
+            .output();
+        match out {
+            Ok(out) => eprintln!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("shoal-ctl mvcc {key}: {e}"),
+        }
+    }
+    eprintln!("fleet directory kept: {}", fleet.keep_dir().display());
 }
 
 /// Long fork / read skew over every snapshot the checker took: each client's counter only
@@ -497,6 +519,9 @@ async fn run_bank(mode: Mode, faults: Faults) {
         Ok(accounts.iter().sum::<u64>())
     })
     .await;
+    if final_total != total || !torn.is_empty() {
+        dump_history(&mut fleet);
+    }
     assert_eq!(final_total, total);
 
     // No lock stays behind. Reads resolve the prewrite locks that aborted or half-committed

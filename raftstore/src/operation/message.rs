@@ -50,7 +50,16 @@ impl Peer {
         out
     }
 
-    pub fn send_raft_messages(&self, ctx: &mut PollContext, msgs: Vec<eraftpb::Message>) {
+    /// Sends raft's outgoing messages. A `MsgTimeoutNow` among them ends the lease for the
+    /// rest of the term (`Lease::forfeit` says why).
+    pub fn send_raft_messages(&mut self, ctx: &mut PollContext, msgs: Vec<eraftpb::Message>) {
+        if msgs
+            .iter()
+            .any(|m| m.get_msg_type() == MessageType::MsgTimeoutNow)
+        {
+            let term = self.term();
+            self.lease.forfeit(term, &self.read_delegate.lease);
+        }
         for m in self.build_raft_messages(msgs) {
             ctx.transport.send(m);
         }

@@ -5,7 +5,9 @@
 //! transfer: it sends the target the missing entries and `MsgTimeoutNow` once the target has
 //! all of them, refuses new proposals meanwhile (answered `NotLeader` without a hint, so
 //! clients back off and retry), and gives up after an election timeout. The lease stays
-//! suspended while the transfer is held, since the target may win at any moment.
+//! suspended while the transfer is held, since the target may win at any moment; once
+//! `MsgTimeoutNow` has gone out it stays off for the rest of the term even if raft gives up,
+//! since that message may still arrive and win the target an election (`Lease::forfeit`).
 //!
 //! A transfer is not a log entry, so it has no apply phase. Its phases, in order:
 //! 1. **Propose** (peer): `propose_transfer_leader` checks the target with

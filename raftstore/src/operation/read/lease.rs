@@ -2,7 +2,8 @@
 //!
 //! `Lease` is the peer's own view: renewed from the send time of a message a quorum
 //! acknowledged, bounded by `raft_store_max_leader_lease` (shorter than an election timeout,
-//! so no other leader can exist inside it), suspended during a leader transfer. The peer
+//! so no other leader can exist inside it), suspended during a leader transfer, and given up
+//! for the rest of a term in which this leader sent `MsgTimeoutNow` (see `forfeit`). The peer
 //! mirrors it into a `RemoteLease` inside the region's read delegate, which any thread can
 //! check without locks.
 
@@ -23,6 +24,8 @@ pub struct Lease {
     /// After a transfer that did not happen, only acknowledgements of what was sent from this
     /// time on renew the lease.
     renew_from: Option<Instant>,
+    /// A term in which this leader sent `MsgTimeoutNow` (0: none): no lease in that term.
+    forfeited_term: u64,
 }
 
 impl Lease {
@@ -33,6 +36,7 @@ impl Lease {
             term: 0,
             suspended: false,
             renew_from: None,
+            forfeited_term: 0,
         }
     }
 
@@ -40,7 +44,10 @@ impl Lease {
     /// `send_ts`, so no other leader can be elected before the bound.
     /// Does nothing while suspended, or for `send_ts` before the end of the last suspension.
     pub fn renew(&mut self, send_ts: Instant, term: u64, remote: &RemoteLease) {
-        if self.suspended || self.renew_from.is_some_and(|from| send_ts < from) {
+        if self.suspended
+            || term == self.forfeited_term
+            || self.renew_from.is_some_and(|from| send_ts < from)
+        {
             return;
         }
         let bound = send_ts + self.max_lease;
@@ -77,13 +84,25 @@ impl Lease {
         self.renew_from = Some(now);
     }
 
+    /// This leader sent `MsgTimeoutNow` in `term`: its target campaigns whenever the message
+    /// arrives, however late (a network may hold it for seconds), and the other voters grant
+    /// a transfer campaign even while they hear from this leader (raft-rs skips its
+    /// check-quorum lease check for it). So no acknowledgement received in `term` proves that
+    /// no other leader exists: the lease ends and stays off for the rest of the term, and
+    /// reads go through ReadIndex, which a deposed leader cannot complete.
+    pub fn forfeit(&mut self, term: u64, remote: &RemoteLease) {
+        self.forfeited_term = term;
+        self.bound = None;
+        remote.expire();
+    }
+
     /// Whether a leader transfer keeps the lease from being renewed.
     pub fn is_suspended(&self) -> bool {
         self.suspended
     }
 
     pub fn is_valid(&self, term: u64, now: Instant) -> bool {
-        self.term == term && self.bound.is_some_and(|b| now < b)
+        self.term == term && term != self.forfeited_term && self.bound.is_some_and(|b| now < b)
     }
 }
 
@@ -159,6 +178,22 @@ mod tests {
         let now = Instant::now();
         lease.renew(now, 7, &remote);
         assert!(lease.is_valid(7, now));
+    }
+
+    #[test]
+    fn a_forfeited_term_gets_no_lease_and_the_next_term_does() {
+        let remote = RemoteLease::default();
+        let mut lease = Lease::new(Duration::from_secs(9));
+        let t0 = Instant::now();
+        lease.renew(t0, 5, &remote);
+        lease.forfeit(5, &remote);
+        assert!(!lease.is_valid(5, t0) && !remote.is_valid(5, t0));
+        lease.suspend(&remote);
+        lease.resume(t0);
+        lease.renew(t0 + Duration::from_millis(1), 5, &remote);
+        assert!(!lease.is_valid(5, t0) && !remote.is_valid(5, t0));
+        lease.renew(t0, 6, &remote);
+        assert!(lease.is_valid(6, t0) && remote.is_valid(6, t0));
     }
 
     #[test]
