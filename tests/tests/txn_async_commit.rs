@@ -308,3 +308,73 @@ async fn prewrites_that_could_lose_keys_are_refused_and_write_nothing() {
     }
     assert_eq!(lock_count(&client).await, 0);
 }
+
+/// Milliseconds as a TSO timestamp difference (the low 18 bits are the logical counter).
+fn ms_of_tso(ms: u64) -> u64 {
+    ms << 18
+}
+
+/// A read an hour ahead of PD's clock would raise max_ts by an hour, and every async-commit
+/// and 1PC commit after it would land an hour ahead, invisible to fresh snapshots. The store
+/// refuses such a read with a key error instead (the default allowance is 60 s), still
+/// serves reads a little ahead, and the next async commit is seen at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_far_ahead_of_pd_is_refused_and_later_commits_stay_visible() {
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    let client = fleet.txn_client().await.unwrap();
+    commit_puts(
+        &client,
+        TransactionOptions::new_optimistic(),
+        &[("f1", "old")],
+    )
+    .await;
+    let now = client.current_timestamp().await.unwrap().version();
+
+    let far = tikv_client::Timestamp::from_version(now + ms_of_tso(3_600_000));
+    let mut snapshot = client.snapshot(far, TransactionOptions::new_optimistic().read_only());
+    let refused = snapshot.get("f1".to_owned()).await;
+    assert!(
+        format!("{refused:?}").contains("too far ahead"),
+        "a read an hour ahead was answered: {refused:?}"
+    );
+    // Batch gets and scans carry the refusal in a pair too, where client 0.4 looks for it
+    // (it would otherwise answer an empty result).
+    let far = tikv_client::Timestamp::from_version(now + ms_of_tso(3_600_000));
+    let mut snapshot = client.snapshot(far, TransactionOptions::new_optimistic().read_only());
+    let batch = snapshot.batch_get(vec!["f1".to_owned()]).await;
+    assert!(
+        format!("{:?}", batch.as_ref().map(|_| ())).contains("too far ahead"),
+        "a batch get an hour ahead was answered: {:?}",
+        batch.map(|pairs| pairs.count())
+    );
+    let far = tikv_client::Timestamp::from_version(now + ms_of_tso(3_600_000));
+    let mut snapshot = client.snapshot(far, TransactionOptions::new_optimistic().read_only());
+    let scanned = snapshot.scan("f".to_owned().."g".to_owned(), 10).await;
+    assert!(
+        format!("{:?}", scanned.as_ref().map(|_| ())).contains("too far ahead"),
+        "a scan an hour ahead was answered: {:?}",
+        scanned.map(|pairs| pairs.count())
+    );
+
+    for (options, value) in [
+        (
+            TransactionOptions::new_optimistic().use_async_commit(),
+            "async",
+        ),
+        (TransactionOptions::new_optimistic().try_one_pc(), "1pc"),
+    ] {
+        let commit_ts = commit_puts(&client, options, &[("f1", value)]).await;
+        assert!(
+            commit_ts < now + ms_of_tso(3_600_000),
+            "the commit landed at {commit_ts}, an hour ahead"
+        );
+        assert_eq!(read(&client, "f1").await, Some(value.as_bytes().to_vec()));
+    }
+    // Within the allowance a read ahead of PD's clock is served (and does raise max_ts).
+    let now = client.current_timestamp().await.unwrap().version();
+    assert_eq!(
+        read_at(&client, now + ms_of_tso(1_000), "f1").await,
+        Some(b"1pc".to_vec()),
+        "a read a second ahead is served"
+    );
+}

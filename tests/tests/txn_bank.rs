@@ -1,8 +1,7 @@
 //! A bank under faults, through the official `TransactionClient` (optimistic, pessimistic and
 //! async-commit transfers): clients move money between accounts spread over several regions
-//! while PD splits regions and moves leaders and a store is killed and restarted (and, in an
-//! ignored variant that reproduces an open bug, another store is cut off from its peers for a
-//! while, where network namespaces can be made). Snapshot
+//! while PD splits regions and moves leaders, a store is killed and restarted, and another is
+//! cut off from its peers for 6 s (where network namespaces can be made). Snapshot
 //! isolation means every snapshot read of all accounts sums to the starting total, snapshots
 //! ordered by timestamp never disagree on the order of commits (no long fork), and no
 //! transaction a client saw commit is lost.
@@ -145,7 +144,13 @@ async fn transfer(client: &TransactionClient, mode: Mode, me: usize, rng: &mut S
         Ok(()) => match txn.commit().await {
             Ok(_) => return Outcome::Committed,
             Err(e) if is_definite_abort(&e) => Outcome::Aborted(e),
-            Err(e) => Outcome::CommitFailed(e),
+            // The primary may have committed (its store answered nothing, or died after the
+            // write replicated). Rolling back now would roll back the secondaries of a
+            // committed transaction: client 0.4 allows `rollback()` after a failed commit and
+            // sends BatchRollback for every key, which (as in TiKV) no store can refuse for a
+            // key whose primary lives elsewhere. The locks are left to readers, which resolve
+            // them through the primary.
+            Err(e) => return Outcome::CommitFailed(e),
         },
     };
     let _ = txn.rollback().await;
@@ -315,54 +320,35 @@ fn transfer_leader_of(fleet: &Fleet, i: usize, rng: &mut StdRng) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart() {
-    run_bank(Mode::Optimistic, Faults::Standard).await;
+async fn transfers_keep_the_total_under_splits_leader_moves_a_restart_and_a_partition() {
+    run_bank(Mode::Optimistic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn pessimistic_transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart() {
-    run_bank(Mode::Pessimistic, Faults::Standard).await;
+async fn pessimistic_transfers_keep_the_total_under_splits_leader_moves_a_restart_and_a_partition()
+{
+    run_bank(Mode::Pessimistic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn async_commit_transfers_keep_the_total_under_splits_leader_moves_and_a_store_restart() {
-    run_bank(Mode::AsyncCommit, Faults::Standard).await;
-}
-
-/// The bank with a store also cut off from its peers for 6 s. Known to fail: in one run of
-/// the optimistic bank the accounts ended at 990 of 1000, a lost update, persistent when the
-/// same timestamps were read again. Kept out of the default run until that is found and
-/// fixed; run it with `cargo test --workspace --test txn_bank -- --ignored`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "reproduces an open lost-update bug under a partition"]
-async fn transfers_keep_the_total_when_a_store_is_cut_off() {
-    run_bank(Mode::Optimistic, Faults::WithPartition).await;
-}
-
-/// Which faults run under the load.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Faults {
-    /// Splits, leader transfers, kill -9 and restart of a store.
-    Standard,
-    /// Those and a store cut off from its peers (needs network namespaces).
-    WithPartition,
+async fn async_commit_transfers_keep_the_total_under_splits_leader_moves_a_restart_and_a_partition()
+{
+    run_bank(Mode::AsyncCommit).await;
 }
 
 /// One bank at a time: two fleets under faults at once would share the machine's cores.
 static ONE_BANK_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The bank under faults, with transfers in `mode`.
-async fn run_bank(mode: Mode, faults: Faults) {
+async fn run_bank(mode: Mode) {
     let _bank = ONE_BANK_AT_A_TIME.lock().await;
     // Stores in network namespaces of their own where that can be done, so one can be cut off.
-    let mut fleet = if faults == Faults::WithPartition && StoreNetwork::available() {
+    let mut fleet = if StoreNetwork::available() {
         Fleet::start_isolated(FleetOptions::default())
             .await
             .unwrap()
     } else {
-        if faults == Faults::WithPartition {
-            eprintln!("no partitions: creating network namespaces needs root and `ip`");
-        }
+        eprintln!("no partitions: creating network namespaces needs root and `ip`");
         Fleet::start(FleetOptions::default()).await.unwrap()
     };
     fleet
@@ -442,7 +428,8 @@ async fn run_bank(mode: Mode, faults: Faults) {
         })
     };
 
-    // Faults while the load runs: splits, leader moves, and one store killed and restarted.
+    // Faults while the load runs: splits, leader moves, one store killed and restarted, and
+    // another cut off from its peers for 6 s.
     let mut rng = StdRng::seed_from_u64(42);
     let started = Instant::now();
     let mut step = 0;

@@ -184,6 +184,7 @@ pub(crate) fn serve_grpc(
     let tso_pd = pd.clone();
     let kv_cfg = KvConfig {
         lock_wait_timeout: cfg.pessimistic_txn.wait_for_lock_timeout,
+        max_ts_drift_allowance: cfg.storage.max_ts_drift_allowance,
         ..KvConfig::default()
     };
     let kv_service = KvService::new(store, snap_dir, kv_cfg)

@@ -26,6 +26,7 @@ fn an_empty_file_gives_the_documented_defaults() {
         cfg.pessimistic_txn.wait_for_lock_timeout,
         Duration::from_secs(1)
     );
+    assert_eq!(cfg.storage.max_ts_drift_allowance, Duration::from_secs(60));
     let raft = cfg.raftstore_config().unwrap();
     let defaults = raftstore::Config::default();
     assert_eq!(
@@ -71,6 +72,15 @@ fn durations_are_humantime_strings() {
     assert_eq!(
         waits.pessimistic_txn.wait_for_lock_timeout,
         Duration::from_millis(250)
+    );
+    let drift = parse(
+        "[storage]
+max-ts-drift-allowance = \"5m\"",
+    )
+    .unwrap();
+    assert_eq!(
+        drift.storage.max_ts_drift_allowance,
+        Duration::from_secs(300)
     );
     assert_eq!(raft.raft_write_wait_duration, Duration::from_micros(20));
     assert_eq!(
@@ -129,6 +139,10 @@ fn invalid_values_are_refused_with_a_clear_message() {
         (
             "[pessimistic-txn]\nwait-for-lock-timeout = \"2h\"",
             "wait-for-lock-timeout",
+        ),
+        (
+            "[storage]\nmax-ts-drift-allowance = \"100ms\"",
+            "max-ts-drift-allowance",
         ),
     ];
     for (text, needle) in cases {

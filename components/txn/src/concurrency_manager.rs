@@ -4,6 +4,11 @@
 //! - `max_ts`, the highest timestamp any read or status check has used on this store.
 //!   Async-commit and 1PC prewrites take their commit timestamps above it, so a commit never
 //!   lands at or below a read that has already happened (reference pitfall #2).
+//! - `max_ts_limit`, how far max_ts may be raised: a recent PD timestamp plus an allowance.
+//!   A read at a timestamp far ahead of PD's clock would otherwise push every later
+//!   async-commit and 1PC commit that far ahead, out of sight of fresh snapshots until PD's
+//!   clock catches up (reference pitfall #4); such a read is refused instead (newer TiKV
+//!   bounds max_ts the same way).
 //! - The in-memory lock table: the locks of async-commit and 1PC prewrites from the moment
 //!   their min_commit_ts is chosen until their write is applied. Reads take no latches, so a
 //!   read could otherwise miss a lock that is decided but not yet applied, and a 1PC write
@@ -39,6 +44,9 @@ pub struct MemoryLock {
 #[derive(Debug, Default)]
 pub struct ConcurrencyManager {
     max_ts: AtomicU64,
+    /// The highest value max_ts may take (0: no bound known yet, as before the first PD
+    /// timestamp arrives). Only grows.
+    max_ts_limit: AtomicU64,
     /// Encoded key → (owning guard's id, its memory lock). A key's latch is held from before
     /// its entry goes in until its write is applied, but the guard may be dropped after the
     /// latch is released, when the key's next writer has already put its own entry there:
@@ -61,6 +69,7 @@ impl ConcurrencyManager {
     pub fn new(initial: u64) -> ConcurrencyManager {
         ConcurrencyManager {
             max_ts: AtomicU64::new(initial),
+            max_ts_limit: AtomicU64::new(0),
             lock_table: Mutex::default(),
             next_guard: AtomicU64::new(0),
         }
@@ -73,11 +82,29 @@ impl ConcurrencyManager {
 
     /// Raises max_ts to `ts`; it never goes down. `u64::MAX` (a read of "the latest"
     /// version, not a real timestamp) is ignored, as TiKV does, so it cannot push every later
-    /// commit timestamp out of reach.
-    pub fn update_max_ts(&self, ts: u64) {
-        if ts != u64::MAX {
-            self.max_ts.fetch_max(ts, Ordering::SeqCst);
+    /// commit timestamp out of reach. Errors: `TimestampTooFarAhead` when `ts` is above the
+    /// limit (`set_max_ts_limit`); max_ts is then left as it was.
+    pub fn update_max_ts(&self, ts: u64) -> crate::Result<()> {
+        if ts == u64::MAX {
+            return Ok(());
         }
+        let limit = self.max_ts_limit();
+        if limit != 0 && ts > limit {
+            return Err(crate::Error::TimestampTooFarAhead { ts, limit });
+        }
+        self.max_ts.fetch_max(ts, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The highest timestamp max_ts may be raised to; 0 while no bound is known.
+    pub fn max_ts_limit(&self) -> u64 {
+        self.max_ts_limit.load(Ordering::SeqCst)
+    }
+
+    /// Allows max_ts up to `limit` (a composed timestamp: a recent PD timestamp plus the
+    /// allowed drift). The limit never goes down.
+    pub fn set_max_ts_limit(&self, limit: u64) {
+        self.max_ts_limit.fetch_max(limit, Ordering::SeqCst);
     }
 
     /// Puts `locks` (encoded key, raw key, lock) of the transaction at `start_ts` in the
@@ -191,18 +218,42 @@ mod tests {
     #[test]
     fn max_ts_only_grows_and_ignores_the_latest_marker() {
         let cm = ConcurrencyManager::new(10);
-        cm.update_max_ts(5);
+        cm.update_max_ts(5).unwrap();
         assert_eq!(cm.max_ts(), 10);
-        cm.update_max_ts(20);
+        cm.update_max_ts(20).unwrap();
         assert_eq!(cm.max_ts(), 20);
-        cm.update_max_ts(u64::MAX);
+        cm.update_max_ts(u64::MAX).unwrap();
         assert_eq!(cm.max_ts(), 20);
+    }
+
+    #[test]
+    fn max_ts_is_not_raised_past_its_limit() {
+        let cm = ConcurrencyManager::new(10);
+        cm.update_max_ts(1_000_000).unwrap();
+        cm.set_max_ts_limit(100);
+        cm.set_max_ts_limit(50);
+        assert_eq!(cm.max_ts_limit(), 100, "the limit never goes down");
+        cm.update_max_ts(100).unwrap();
+        let err = cm.update_max_ts(101).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                crate::Error::TimestampTooFarAhead {
+                    ts: 101,
+                    limit: 100
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_key_error().is_some_and(|e| !e.abort.is_empty()));
+        assert_eq!(cm.max_ts(), 1_000_000, "a refused update changes nothing");
+        cm.update_max_ts(u64::MAX).unwrap();
     }
 
     #[test]
     fn the_commit_ts_is_above_every_read_seen_and_every_bound() {
         let cm = Arc::new(ConcurrencyManager::new(0));
-        cm.update_max_ts(50);
+        cm.update_max_ts(50).unwrap();
         let (_guard, ts) = cm.lock_for_commit(vec![entry(b"a", 10)], 10, 0, 0, false);
         assert_eq!(ts, 51);
         let (_guard, ts) = cm.lock_for_commit(vec![entry(b"b", 10)], 10, 60, 0, false);

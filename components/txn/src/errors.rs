@@ -90,6 +90,11 @@ pub enum Error {
         /// Why, for logs and the abort text (TiKV's `PessimisticLockNotFoundReason`).
         reason: &'static str,
     },
+    /// A read or status check at a timestamp too far ahead of PD's clock, which would push
+    /// max_ts (and every later async-commit and 1PC commit) that far ahead
+    /// (`KeyError.abort`, as newer TiKV's invalid max_ts update).
+    #[error("timestamp {ts} is too far ahead of PD's clock: at most {limit} is accepted")]
+    TimestampTooFarAhead { ts: u64, limit: u64 },
 }
 
 /// Why a write conflict happened (`kvrpcpb::WriteConflict.reason`).
@@ -182,6 +187,7 @@ impl Error {
                 e.abort = self.to_string()
             }
             Error::LockTypeNotMatch { .. }
+            | Error::TimestampTooFarAhead { .. }
             | Error::PessimisticLockRolledBack { .. }
             | Error::PessimisticLockNotFound { .. } => e.abort = self.to_string(),
         }

@@ -80,12 +80,19 @@ impl Default for ServerSection {
 pub struct StorageSection {
     /// The data directory: `db/`, `raft/`, `snap/`, `LOCK`, `store.toml`.
     pub data_dir: PathBuf,
+    /// How far ahead of PD's clock a transactional read's timestamp may be (1 s to 1 h). A
+    /// read further ahead is refused with a key error, since it would push every later
+    /// async-commit and 1PC commit timestamp that far ahead. PD's clock is sampled every
+    /// twelfth of this.
+    #[serde(with = "humantime_serde")]
+    pub max_ts_drift_allowance: Duration,
 }
 
 impl Default for StorageSection {
     fn default() -> Self {
         StorageSection {
             data_dir: PathBuf::from("./shoal-data"),
+            max_ts_drift_allowance: Duration::from_secs(60),
         }
     }
 }
@@ -225,6 +232,12 @@ impl Config {
         if wait < Duration::from_millis(1) || wait > Duration::from_secs(3600) {
             return bad(format!(
                 "pessimistic-txn.wait-for-lock-timeout {wait:?} must be between 1ms and 1h"
+            ));
+        }
+        let drift = self.storage.max_ts_drift_allowance;
+        if drift < Duration::from_secs(1) || drift > Duration::from_secs(3600) {
+            return bad(format!(
+                "storage.max-ts-drift-allowance {drift:?} must be between 1s and 1h"
             ));
         }
         if self.server.grpc_concurrency == 0 {

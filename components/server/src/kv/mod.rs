@@ -53,6 +53,9 @@ pub struct KvConfig {
     /// released (TiKV's `wait-for-lock-timeout`, 1 s): the wait of a request that sends
     /// `wait_timeout` 0 (client 0.4 does), and the cap on a longer one.
     pub lock_wait_timeout: Duration,
+    /// How far past PD's clock (as of a timestamp fetched at most a twelfth of this ago) a
+    /// read's timestamp may raise max_ts; a read further ahead gets a key error (`abort`).
+    pub max_ts_drift_allowance: Duration,
 }
 
 impl Default for KvConfig {
@@ -63,6 +66,7 @@ impl Default for KvConfig {
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             lock_wait_timeout: Duration::from_secs(1),
+            max_ts_drift_allowance: Duration::from_secs(60),
         }
     }
 }

@@ -43,8 +43,10 @@ impl KvService {
     }
 
     /// Async-commit and 1PC prewrites sync max_ts from `source` (PD's TSO) the first time
-    /// each region leadership serves one; without it they are refused with
-    /// `MaxTimestampNotSynced`.
+    /// each region leadership serves one, and reads far ahead of its clock are refused (see
+    /// `KvConfig::max_ts_drift_allowance`); without it async-commit and 1PC prewrites are
+    /// refused with `MaxTimestampNotSynced`. Must be called inside the tokio runtime that
+    /// will serve.
     pub fn with_timestamp_source(mut self, source: TimestampSource) -> KvService {
         self.txn.set_timestamp_source(source);
         self
@@ -165,6 +167,23 @@ macro_rules! txn_response {
             }
         }
     )*};
+    // Responses whose pairs carry their errors: the key error goes in the response's own
+    // field and, as TiKV does for older clients, in one pair of its own. Client 0.4 reads only
+    // the pairs' errors; without that pair it would take a refused read for an empty one.
+    (pairs: $($t:ty),*) => {$(
+        impl TxnResponse for $t {
+            fn set_region_error(&mut self, err: errorpb::Error) {
+                self.region_error = Some(err);
+            }
+            fn set_key_error(&mut self, err: KeyError) {
+                self.pairs.push(KvPair {
+                    error: Some(err.clone()),
+                    ..Default::default()
+                });
+                self.error = Some(err);
+            }
+        }
+    )*};
     (many: $($t:ty),*) => {$(
         impl TxnResponse for $t {
             fn set_region_error(&mut self, err: errorpb::Error) {
@@ -192,7 +211,8 @@ macro_rules! txn_response {
     )*};
 }
 
-txn_response!(one: GetResponse, BatchGetResponse, ScanResponse, CommitResponse,
+txn_response!(pairs: BatchGetResponse, ScanResponse);
+txn_response!(one: GetResponse, CommitResponse,
     BatchRollbackResponse, TxnHeartBeatResponse, CheckTxnStatusResponse,
     CheckSecondaryLocksResponse, ResolveLockResponse, ScanLockResponse);
 txn_response!(many: PrewriteResponse, PessimisticLockResponse, PessimisticRollbackResponse);

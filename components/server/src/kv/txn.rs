@@ -18,7 +18,7 @@ use engine::{KvSnapshot, CF_LOCK};
 use super::errors::KvError;
 use super::latched::LatchedRunner;
 use super::lock_wait::LockWaitQueues;
-use super::max_ts_sync::{MaxTsSync, TimestampSource};
+use super::max_ts_sync::{spawn_limit_refresh, MaxTsSync, TimestampSource};
 use super::raw::ensure_in_region;
 use super::request::{check_context, check_txn_key};
 use super::{region_cmd, KvConfig};
@@ -49,9 +49,14 @@ impl TxnKv {
     }
 
     /// Syncs max_ts from `source` (PD's TSO) when a leadership first serves an async-commit
-    /// or 1PC prewrite; without a source such prewrites get `MaxTimestampNotSynced`.
+    /// or 1PC prewrite, and keeps max_ts from going more than `cfg.max_ts_drift_allowance`
+    /// past the latest of its timestamps (refreshed in the background while this lives);
+    /// without a source such prewrites get `MaxTimestampNotSynced` and max_ts is unbounded.
+    /// Must be called inside a tokio runtime.
     pub fn set_timestamp_source(&mut self, source: TimestampSource) {
-        self.max_ts_sync = Arc::new(MaxTsSync::new(source));
+        let allowance = self.cfg.max_ts_drift_allowance;
+        self.max_ts_sync = Arc::new(MaxTsSync::new(source.clone(), allowance));
+        spawn_limit_refresh(Arc::downgrade(&self.cm), source, allowance);
     }
 
     /// Checks the context and every key of a request: API V2 and transactional keys of at

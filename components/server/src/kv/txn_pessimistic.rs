@@ -78,7 +78,7 @@ impl TxnKv {
         // A value returned, or an absence asserted, at for_update_ts is a read there: no later
         // async-commit or 1PC commit may land at or below it.
         if params.need_value || should_not_exist.contains(&true) {
-            self.cm.update_max_ts(params.for_update_ts);
+            self.cm.update_max_ts(params.for_update_ts)?;
         }
         let need_value = params.need_value;
         let wait = lock_wait_limit(req.wait_timeout, self.cfg.lock_wait_timeout);

@@ -59,7 +59,7 @@ impl TxnKv {
     pub async fn get(&self, req: GetRequest) -> Result<GetResponse, KvError> {
         let ctx = self.check(req.context.as_ref(), [&req.key])?;
         check_ts("version", req.version)?;
-        self.cm.update_max_ts(req.version);
+        self.cm.update_max_ts(req.version)?;
         self.cm.read_key_check(&Key::from_raw(&req.key), |l| {
             read::check_memory_lock(l, req.version)
         })?;
@@ -77,7 +77,7 @@ impl TxnKv {
     pub async fn batch_get(&self, req: BatchGetRequest) -> Result<BatchGetResponse, KvError> {
         let ctx = self.check(req.context.as_ref(), &req.keys)?;
         check_ts("version", req.version)?;
-        self.cm.update_max_ts(req.version);
+        self.cm.update_max_ts(req.version)?;
         for key in &req.keys {
             self.cm.read_key_check(&Key::from_raw(key), |l| {
                 read::check_memory_lock(l, req.version)
@@ -106,7 +106,7 @@ impl TxnKv {
                 req.limit, self.cfg.max_scan_limit
             )));
         }
-        self.cm.update_max_ts(req.version);
+        self.cm.update_max_ts(req.version)?;
         // The memory locks are checked before the snapshot is taken (as for a get): a lock
         // gone by then belongs to a write the snapshot already holds. A reverse scan runs
         // from start_key (exclusive upper bound) down to end_key.
@@ -146,7 +146,7 @@ impl TxnKv {
         check_ts("max_version", req.max_version)?;
         // Lock scans resolve what they find (GC, `cleanup_locks`): like a read, they must
         // see an async-commit prewrite either in the memory table or above max_version.
-        self.cm.update_max_ts(req.max_version);
+        self.cm.update_max_ts(req.max_version)?;
         let (space_start, space_end) = txn_space();
         let (lower, upper) = clip_to(&req.start_key, &req.end_key, &space_start, &space_end);
         self.cm.read_range_check(&lower, &upper, |l| {

@@ -88,7 +88,7 @@ impl TxnKv {
                 || m.op == proto::kvrpcpb::Op::CheckNotExists as i32
         });
         if checks_absence {
-            self.cm.update_max_ts(params.start_ts);
+            self.cm.update_max_ts(params.start_ts)?;
         }
         let mutations = req.mutations;
         if params.use_async_commit || params.try_one_pc {
@@ -246,7 +246,7 @@ impl TxnKv {
         check_ts("lock_ts", req.lock_ts)?;
         // Reference §2.5: the status check counts as a read at each of these timestamps.
         for ts in [req.lock_ts, req.caller_start_ts, req.current_ts] {
-            self.cm.update_max_ts(ts);
+            self.cm.update_max_ts(ts)?;
         }
         let params = CheckTxnStatusParams {
             primary_key: req.primary_key.clone(),
@@ -279,7 +279,7 @@ impl TxnKv {
     ) -> Result<CheckSecondaryLocksResponse, KvError> {
         let ctx = self.check(req.context.as_ref(), &req.keys)?;
         check_ts("start_version", req.start_version)?;
-        self.cm.update_max_ts(req.start_version);
+        self.cm.update_max_ts(req.start_version)?;
         let start_ts = req.start_version;
         let keys = req.keys.clone();
         let status = self

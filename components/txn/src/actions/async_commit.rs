@@ -310,7 +310,7 @@ mod tests {
         let first = prewrite_async(&MvccReader::new(&kv), &p, &m, &cm).unwrap();
         apply(&kv, &first.modifies);
         drop(first.memory_locks);
-        cm.update_max_ts(tso(90));
+        cm.update_max_ts(tso(90)).unwrap();
         let again = prewrite_async(&MvccReader::new(&kv), &p, &m, &cm).unwrap();
         assert_eq!(again.min_commit_ts, first.min_commit_ts);
         assert!(again.modifies.is_empty());
