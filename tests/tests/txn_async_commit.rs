@@ -200,6 +200,28 @@ async fn an_abandoned_async_commit_is_decided_from_its_secondaries() {
     assert!(mvcc_of(&fleet, b"s2").await.lock.is_none());
     assert_eq!(read(&client, "p2").await, None);
     assert_eq!(read(&client, "s2").await, None);
+
+    // One secondary locked next to the primary (both below the split key), another (above it)
+    // never locked:
+    // rolled back as well. Client 0.4 merges the regions' answers by taking the locks it is
+    // shown, so a region that answered "rolled back" with nothing at all would have been
+    // outvoted by the locked one, and the transaction committed half-written.
+    let start = client.current_timestamp().await.unwrap().version();
+    let written = prewrite_by_hand(&fleet, "c3", &["c3", "d3"], &["d3", "x3"], start, false).await;
+    assert!(
+        written.errors.is_empty() && written.region_error.is_none(),
+        "{written:?}"
+    );
+    assert!(mvcc_of(&fleet, b"d3").await.lock.is_some());
+    let now = client.current_timestamp().await.unwrap();
+    client
+        .cleanup_locks(.., &now, ResolveLocksOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(lock_count(&client).await, 0);
+    for key in ["c3", "d3", "x3"] {
+        assert_eq!(read(&client, key).await, None, "{key} was committed");
+    }
 }
 
 /// Moves the leadership of the region holding `key` to another store and waits until PD

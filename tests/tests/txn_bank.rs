@@ -108,6 +108,10 @@ fn is_definite_abort(e: &tikv_client::Error) -> bool {
         tikv_client::Error::KeyError(_)
             | tikv_client::Error::MultipleKeyErrors(_)
             | tikv_client::Error::ExtractedErrors(_)
+            // A prewrite answered "locked" and the lock could not be resolved: that prewrite
+            // wrote nothing, so the transaction cannot commit (not even by async commit's
+            // rule, which needs every key locked) and its other locks are best rolled back.
+            | tikv_client::Error::ResolveLockError(_)
     )
 }
 

@@ -10,9 +10,9 @@ use engine::{CF_DEFAULT, CF_LOCK, CF_WRITE};
 use proto::kvrpcpb::{
     BatchRollbackRequest, BatchRollbackResponse, CheckSecondaryLocksRequest,
     CheckSecondaryLocksResponse, CheckTxnStatusRequest, CheckTxnStatusResponse, CommitRequest,
-    CommitResponse, Context, Mutation, PrewriteRequest, PrewriteResponse, ResolveLockRequest,
-    ResolveLockResponse, TxnHeartBeatRequest, TxnHeartBeatResponse, UnsafeDestroyRangeRequest,
-    UnsafeDestroyRangeResponse,
+    CommitResponse, Context, LockInfo, Mutation, Op, PrewriteRequest, PrewriteResponse,
+    ResolveLockRequest, ResolveLockResponse, TxnHeartBeatRequest, TxnHeartBeatResponse,
+    UnsafeDestroyRangeRequest, UnsafeDestroyRangeResponse,
 };
 use txn::actions::async_commit::prewrite_async;
 use txn::actions::check_secondary_locks::{check_secondary_locks, SecondaryLocksStatus};
@@ -291,7 +291,9 @@ impl TxnKv {
         match status {
             SecondaryLocksStatus::Locked(locks) => resp.locks = locks,
             SecondaryLocksStatus::Committed(ts) => resp.commit_ts = ts,
-            SecondaryLocksStatus::RolledBack => {}
+            SecondaryLocksStatus::RolledBack => {
+                resp.locks = vec![rolled_back_marker(start_ts, req.keys.first().cloned())]
+            }
         }
         Ok(resp)
     }
@@ -393,4 +395,24 @@ fn txn_status_of(req: &ResolveLockRequest) -> Result<HashMap<u64, u64>, KvError>
         }
     }
     Ok(pairs.into_iter().collect())
+}
+
+/// The answer to CheckSecondaryLocks for a region where the transaction is rolled back. TiKV
+/// answers with no lock and no commit_ts, and a client that counts the locks against the keys
+/// (client-go) reads that as rolled back; client 0.4 does not count, so when another region of
+/// the same transaction still reports its locks it commits the transaction at their
+/// min_commit_ts, over the rollback, and half of it is lost. One entry with
+/// `use_async_commit` unset makes every client fall back to deciding the transaction by its
+/// primary alone, as two-phase commit does (client 0.4: `fallback_2pc`, then CheckTxnStatus
+/// with `force_sync_commit`), which rolls it back; a client that counts keys still sees fewer
+/// locks than keys, or a non-async lock, and rolls back too. It stands for `key` (the first
+/// key asked about), at the transaction's start_ts, with type `Rollback`.
+fn rolled_back_marker(start_ts: u64, key: Option<Vec<u8>>) -> LockInfo {
+    LockInfo {
+        key: key.unwrap_or_default(),
+        lock_version: start_ts,
+        lock_type: Op::Rollback as i32,
+        use_async_commit: false,
+        ..Default::default()
+    }
 }
