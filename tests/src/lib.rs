@@ -5,6 +5,7 @@
 //! tail of every log is printed) and, as a last resort, by the kernel when the test process
 //! dies.
 
+pub mod async_resolve;
 pub mod binaries;
 pub mod chaos;
 pub mod configs;

@@ -9,6 +9,14 @@
 //!   from the secondaries (CheckSecondaryLocks).
 //! - **1PC**: the request holds every key of the transaction; instead of locks it writes the
 //!   commit records at once, at `one_pc_commit_ts`.
+//! - **An async-commit request that holds every key** (the primary and all its secondaries,
+//!   so one region, one request): the transaction is committed the moment its locks would be
+//!   written, at the `min_commit_ts` the request answers, so the commit records are written
+//!   at once instead, as 1PC does. The answer is the async-commit answer
+//!   (`min_commit_ts`, `one_pc_commit_ts` 0); the client's commit that follows finds the
+//!   records and succeeds without another raft write, and resolvers find them too. This
+//!   saves the commit phase's write, which otherwise competes with the client's next
+//!   transaction.
 //!
 //! Both choose the timestamp as `max(max_ts, start_ts, for_update_ts) + 1` (and at least the
 //! request's and the locks' own min_commit_ts) while putting the keys in the concurrency
@@ -92,6 +100,20 @@ pub fn validate_async_request(params: &PrewriteParams, mutations: &[Mutation]) -
     Ok(())
 }
 
+/// Whether an async-commit request (not 1PC) holds its primary and every secondary: the
+/// whole transaction, committed by this request alone.
+fn holds_whole_async_txn(params: &PrewriteParams, mutations: &[Mutation]) -> bool {
+    if !params.use_async_commit || params.try_one_pc {
+        return false;
+    }
+    let keys: HashSet<&[u8]> = mutations.iter().map(|m| m.key.as_slice()).collect();
+    keys.contains(params.primary.as_slice())
+        && params
+            .secondaries
+            .iter()
+            .all(|s| keys.contains(s.as_slice()))
+}
+
 /// Prewrites a request with `use_async_commit` or `try_one_pc` by the rules of the module
 /// doc, all keys or none. The caller raises nothing itself: max_ts is read from `cm`, which
 /// must have been synced from PD since this store became the region's leader.
@@ -141,7 +163,8 @@ pub fn prewrite_async<S: KvRead>(
     }
     // Locks left by an earlier attempt of this request mean it was not committed in one
     // phase; the keys still unlocked get locks too (TiKV falls back the same way).
-    let one_pc = params.try_one_pc && retried_min_commit_ts == 0;
+    let one_pc = (params.try_one_pc || holds_whole_async_txn(params, mutations))
+        && retried_min_commit_ts == 0;
     if locks.is_empty() && retried_min_commit_ts != 0 {
         // Every key is already locked by an earlier attempt: the locks carry the commit
         // timestamp, and answering any other one would let the client commit at a timestamp
@@ -185,7 +208,11 @@ pub fn prewrite_async<S: KvRead>(
         for l in locks {
             commit_in_one_phase(reader, &mut txn, l, commit_ts)?;
         }
-        outcome.one_pc_commit_ts = commit_ts;
+        if params.try_one_pc {
+            outcome.one_pc_commit_ts = commit_ts;
+        } else {
+            outcome.min_commit_ts = commit_ts;
+        }
     } else {
         for mut l in locks {
             l.lock.min_commit_ts = commit_ts;
@@ -276,7 +303,9 @@ mod tests {
     fn async_commit_locks_take_a_min_commit_ts_above_every_read_and_stay_in_memory() {
         let (_dir, kv) = engine();
         let cm = cm_at(tso(50));
-        let p = async_params(tso(10), &[b"s"]);
+        // A secondary in another region keeps this request from holding the whole
+        // transaction, so it writes locks.
+        let p = async_params(tso(10), &[b"s", b"t"]);
         let out = prewrite_async(&MvccReader::new(&kv), &p, &puts(&[b"p", b"s"]), &cm).unwrap();
         assert!(out.errors.is_empty());
         assert_eq!(out.min_commit_ts, tso(50) + 1);
@@ -286,7 +315,7 @@ mod tests {
         let reader = MvccReader::new(&kv);
         let primary = reader.load_lock(&Key::from_raw(b"p")).unwrap().unwrap();
         assert!(primary.use_async_commit);
-        assert_eq!(primary.secondaries, vec![b"s".to_vec()]);
+        assert_eq!(primary.secondaries, vec![b"s".to_vec(), b"t".to_vec()]);
         assert_eq!(primary.min_commit_ts, out.min_commit_ts);
         let secondary = reader.load_lock(&Key::from_raw(b"s")).unwrap().unwrap();
         assert!(secondary.use_async_commit && secondary.secondaries.is_empty());
@@ -314,6 +343,40 @@ mod tests {
         let again = prewrite_async(&MvccReader::new(&kv), &p, &m, &cm).unwrap();
         assert_eq!(again.min_commit_ts, first.min_commit_ts);
         assert!(again.modifies.is_empty());
+    }
+
+    #[test]
+    fn an_async_request_holding_the_whole_transaction_commits_it_at_once() {
+        let (_dir, kv) = engine();
+        let cm = cm_at(tso(50));
+        let p = async_params(tso(10), &[b"s"]);
+        let out = prewrite_async(&MvccReader::new(&kv), &p, &puts(&[b"p", b"s"]), &cm).unwrap();
+        assert!(out.errors.is_empty());
+        let commit_ts = out.min_commit_ts;
+        assert_eq!(commit_ts, tso(50) + 1);
+        assert_eq!(
+            out.one_pc_commit_ts, 0,
+            "client 0.4 insists on 0 for async commit"
+        );
+        // The keys stay in memory until the records are applied, as a 1PC write's do.
+        assert_eq!(cm.memory_locks(), 2);
+        apply(&kv, &out.modifies);
+        drop(out.memory_locks);
+        let reader = MvccReader::new(&kv);
+        for key in [b"p", b"s"] {
+            assert!(reader.load_lock(&Key::from_raw(key)).unwrap().is_none());
+            assert_eq!(
+                point_get(&reader, key, commit_ts).unwrap(),
+                Some(b"v".to_vec())
+            );
+            assert_eq!(point_get(&reader, key, commit_ts - 1).unwrap(), None);
+        }
+        // The client's commit at that timestamp finds the records and writes nothing.
+        let mut txn = MvccTxn::new();
+        for key in [b"p", b"s"] {
+            crate::actions::commit::commit(&reader, &mut txn, key, tso(10), commit_ts).unwrap();
+        }
+        assert!(txn.into_modifies().is_empty());
     }
 
     #[test]
@@ -417,7 +480,7 @@ mod tests {
     fn a_conflicting_key_fails_the_request_and_takes_no_memory_lock() {
         let (_dir, kv) = engine();
         let cm = cm_at(tso(50));
-        let other = async_params(tso(5), &[]);
+        let other = async_params(tso(5), &[b"elsewhere"]);
         let out = prewrite_async(&MvccReader::new(&kv), &other, &puts(&[b"p"]), &cm).unwrap();
         apply(&kv, &out.modifies);
         drop(out.memory_locks);
