@@ -352,26 +352,24 @@ async fn a_read_far_ahead_of_pd_is_refused_and_later_commits_stay_visible() {
     .await;
     let now = client.current_timestamp().await.unwrap().version();
 
-    let far = tikv_client::Timestamp::from_version(now + ms_of_tso(3_600_000));
-    let mut snapshot = client.snapshot(far, TransactionOptions::new_optimistic().read_only());
-    let refused = snapshot.get("f1".to_owned()).await;
+    let hour_ahead = || {
+        let far = tikv_client::Timestamp::from_version(now + ms_of_tso(3_600_000));
+        client.snapshot(far, TransactionOptions::new_optimistic().read_only())
+    };
+    let refused = hour_ahead().get("f1".to_owned()).await;
     assert!(
         format!("{refused:?}").contains("too far ahead"),
         "a read an hour ahead was answered: {refused:?}"
     );
     // Batch gets and scans carry the refusal in a pair too, where client 0.4 looks for it
     // (it would otherwise answer an empty result).
-    let far = tikv_client::Timestamp::from_version(now + ms_of_tso(3_600_000));
-    let mut snapshot = client.snapshot(far, TransactionOptions::new_optimistic().read_only());
-    let batch = snapshot.batch_get(vec!["f1".to_owned()]).await;
+    let batch = hour_ahead().batch_get(vec!["f1".to_owned()]).await;
     assert!(
         format!("{:?}", batch.as_ref().map(|_| ())).contains("too far ahead"),
         "a batch get an hour ahead was answered: {:?}",
         batch.map(|pairs| pairs.count())
     );
-    let far = tikv_client::Timestamp::from_version(now + ms_of_tso(3_600_000));
-    let mut snapshot = client.snapshot(far, TransactionOptions::new_optimistic().read_only());
-    let scanned = snapshot.scan("f".to_owned().."g".to_owned(), 10).await;
+    let scanned = hour_ahead().scan("f".to_owned().."g".to_owned(), 10).await;
     assert!(
         format!("{:?}", scanned.as_ref().map(|_| ())).contains("too far ahead"),
         "a scan an hour ahead was answered: {:?}",

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use proto::eraftpb::{self, MessageType};
 use proto::errorpb;
+use proto::metapb::{Peer, Region};
 use proto::raft_serverpb::RaftMessage;
 use protobuf::Message as _;
 use raftstore::{Config, Transport};
@@ -104,6 +105,28 @@ impl Filter for DropIncoming {
     }
 }
 
+/// Puts `value` under `k` through `peer` until it is accepted (bounded; `what` names the
+/// failure).
+fn put_until_accepted(cluster: &Cluster, region: &Region, peer: Peer, value: &[u8], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let req = Cluster::new_request(region, peer, vec![put_request(b"k", value)]);
+        let resp = cluster.call_on_store(peer.store_id, req, Duration::from_secs(5));
+        let accepted = resp.is_ok_and(|r| {
+            r.response
+                .header
+                .as_ref()
+                .and_then(|h| h.error.as_ref())
+                .is_none()
+        });
+        if accepted {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A leader transfer that raft gave up on may still happen: the target campaigns whenever
 /// the `MsgTimeoutNow` reaches it, and the other voters grant a transfer campaign even while
 /// they hear from the old leader. So a leader that sent `MsgTimeoutNow` in a term must not
@@ -144,22 +167,13 @@ fn a_late_timeout_now_cannot_leave_the_old_leader_a_lease() {
         "no MsgTimeoutNow was sent"
     );
     // Raft gives the transfer up after an election timeout; proposals are taken again.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let req = Cluster::new_request(&region, old, vec![put_request(b"k", b"v2")]);
-        let resp = cluster.call_on_store(old.store_id, req, Duration::from_secs(5));
-        if resp.is_ok_and(|r| {
-            r.response
-                .header
-                .as_ref()
-                .and_then(|h| h.error.as_ref())
-                .is_none()
-        }) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the transfer was never given up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    put_until_accepted(
+        &cluster,
+        &region,
+        old,
+        b"v2",
+        "the transfer was never given up",
+    );
     assert_eq!(cluster.leader_of(1).map(|l| l.id), Some(old.id));
 
     // The old leader stops hearing anything; the held MsgTimeoutNow now arrives.
@@ -168,22 +182,13 @@ fn a_late_timeout_now_cannot_leave_the_old_leader_a_lease() {
     for msg in hold.held.lock().drain(..) {
         cluster.transport.send(msg);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let req = Cluster::new_request(&region, target, vec![put_request(b"k", b"v3")]);
-        let resp = cluster.call_on_store(target.store_id, req, Duration::from_secs(1));
-        if resp.is_ok_and(|r| {
-            r.response
-                .header
-                .as_ref()
-                .and_then(|h| h.error.as_ref())
-                .is_none()
-        }) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the target never took over");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    put_until_accepted(
+        &cluster,
+        &region,
+        target,
+        b"v3",
+        "the target never took over",
+    );
 
     // The old leader must not answer v2 from its own state.
     let req = Cluster::new_request(&region, old, vec![get_request(b"k")]);
