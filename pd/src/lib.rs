@@ -91,6 +91,7 @@ impl PdServer {
                 state.clone(),
                 grpc_listener,
                 config.max_grpc_message_size,
+                http::router(state.clone()),
                 signal.clone(),
             ),
             http::serve(state.clone(), http_listener, signal.clone()),

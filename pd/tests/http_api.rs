@@ -102,3 +102,46 @@ async fn stores_regions_config_and_errors() {
     );
     pd.shutdown().await.unwrap();
 }
+
+/// The API answers on the gRPC client address too (HTTP/1.1 there, next to gRPC's HTTP/2),
+/// as PD serves both on its client URL: the same answers as on the HTTP address, JSON 404s
+/// for unknown paths on both, and gRPC keeps working on the shared address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_also_served_on_the_grpc_client_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let pd = start(test_config(dir.path())).await;
+    let cid = pd.cluster_id();
+    let mut c = client(&pd).await;
+    let s1 = alloc_id(&mut c, cid).await;
+    bootstrap(&mut c, cid, s1).await;
+    store_heartbeat(&mut c, cid, s1).await;
+
+    for path in [
+        "/pd/api/v1/health",
+        "/pd/api/v1/members",
+        "/pd/api/v1/stores",
+        "/pd/api/v1/regions",
+        "/pd/api/v1/cluster",
+    ] {
+        let (http_status, on_http) = http_json(pd.http_addr(), "GET", path, None).await;
+        let (grpc_status, on_grpc) = http_json(pd.grpc_addr(), "GET", path, None).await;
+        assert_eq!((http_status, grpc_status), (200, 200), "{path}");
+        if path.ends_with("/stores") {
+            // Heartbeat times may move between the two reads; the stores are the same.
+            assert_eq!(on_http["count"], on_grpc["count"]);
+            assert_eq!(on_grpc["stores"][0]["store"]["id"], s1);
+        } else {
+            assert_eq!(on_http, on_grpc, "{path}");
+        }
+    }
+    let (status, metrics) = http(pd.grpc_addr(), "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("shoal_pd_"), "{metrics}");
+    for addr in [pd.http_addr(), pd.grpc_addr()] {
+        let (status, body) = http_json(addr, "GET", "/pd/api/v1/no-such-thing", None).await;
+        assert_eq!(status, 404);
+        assert!(body["error"].as_str().unwrap().contains("no-such-thing"));
+    }
+    // gRPC still answers on the shared address after all that.
+    assert!(alloc_id(&mut c, cid).await > s1);
+}

@@ -1,5 +1,7 @@
 //! PD's gRPC server: `pdpb.PD`, `keyspacepb.Keyspace` and the cluster's deadlock detector
-//! (`deadlock.Deadlock`) over plain HTTP/2.
+//! (`deadlock.Deadlock`) over plain HTTP/2, and on the same address the HTTP JSON API
+//! (`/pd/api/v1/...`, `/metrics`) over HTTP/1.1 or HTTP/2, as PD serves both on its client
+//! URL: requests are routed by path (gRPC methods live under `/<package>.<Service>/`).
 
 mod deadlock_service;
 mod header;
@@ -16,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
+use tonic::service::Routes;
 use tracing::{error, info};
 
 pub use deadlock_service::DeadlockService;
@@ -26,11 +29,12 @@ use crate::deadlock::Detector;
 use crate::state::PdState;
 use crate::ShutdownSignal;
 
-/// Serves gRPC on `listener` until `shutdown` fires.
+/// Serves gRPC, and `http` (the JSON API's router), on `listener` until `shutdown` fires.
 pub fn serve(
     state: Arc<PdState>,
     listener: TcpListener,
     max_message_size: usize,
+    http: axum::Router,
     shutdown: ShutdownSignal,
 ) -> JoinHandle<()> {
     let pd = PdGrpcServer::new(PdService::new(state.clone(), shutdown.clone()))
@@ -54,11 +58,16 @@ pub fn serve(
         conn.set_nodelay(true)?;
         Ok::<_, std::io::Error>(conn)
     });
+    let routes = Routes::new(pd)
+        .add_service(keyspace)
+        .add_service(deadlock)
+        .into_axum_router()
+        .merge(http)
+        .fallback(crate::http::unknown_path);
     tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
-            .add_service(pd)
-            .add_service(keyspace)
-            .add_service(deadlock)
+            .accept_http1(true)
+            .add_routes(Routes::from(routes))
             .serve_with_incoming_shutdown(incoming, shutdown.wait())
             .await;
         match result {

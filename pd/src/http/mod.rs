@@ -1,5 +1,6 @@
 //! PD's JSON HTTP API under `/pd/api/v1`: stores (and decommissioning), regions, operators,
-//! the schedule config, health and metrics.
+//! the schedule config, health and metrics. Served on its own address and on the gRPC client
+//! address (see `grpc`).
 
 mod views;
 
@@ -92,13 +93,35 @@ pub fn router(state: Arc<PdState>) -> Router {
         .with_state(state)
 }
 
+/// The answer to a path no route serves: a gRPC call (content type `application/grpc...`)
+/// gets the gRPC status Unimplemented, anything else 404 with a JSON error. Used where the
+/// API shares its address with gRPC, and on its own port.
+pub async fn unknown_path(request: axum::extract::Request) -> Response {
+    let is_grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if is_grpc {
+        return (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE.as_str(), "application/grpc"),
+                ("grpc-status", "12"),
+            ],
+        )
+            .into_response();
+    }
+    not_found(format!("no such endpoint: {}", request.uri().path())).into_response()
+}
+
 /// Serves the API on `listener` until `shutdown` fires.
 pub fn serve(
     state: Arc<PdState>,
     listener: TcpListener,
     shutdown: ShutdownSignal,
 ) -> JoinHandle<()> {
-    let app = router(state);
+    let app = router(state).fallback(unknown_path);
     tokio::spawn(async move {
         match axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.wait())
