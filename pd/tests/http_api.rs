@@ -134,6 +134,29 @@ async fn the_api_is_also_served_on_the_grpc_client_address() {
             assert_eq!(on_http, on_grpc, "{path}");
         }
     }
+    // The read endpoints tools expect, on the shared address.
+    let addr = pd.grpc_addr();
+    let (_, listed) = http_json(addr, "GET", "/pd/api/v1/regions/key?key=&limit=5", None).await;
+    assert_eq!(listed["count"], 1);
+    for bad in ["key=zz", "limit=many"] {
+        let path = format!("/pd/api/v1/regions/key?{bad}");
+        let (status, body) = http_json(addr, "GET", &path, None).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(body["error"].is_string(), "{bad}: {body}");
+    }
+    let (_, config) = http_json(addr, "GET", "/pd/api/v1/config", None).await;
+    assert_eq!(config["schedule"]["max-replicas"], 3);
+    let (_, schedulers) = http_json(addr, "GET", "/pd/api/v1/schedulers", None).await;
+    assert!(schedulers
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("balance-leader-scheduler")));
+    for flow in ["write", "read"] {
+        let path = format!("/pd/api/v1/hotspot/regions/{flow}");
+        let (status, hot) = http_json(addr, "GET", &path, None).await;
+        assert_eq!(status, 200);
+        assert!(hot["as_leader"].is_object(), "{hot}");
+    }
     let (status, metrics) = http(pd.grpc_addr(), "GET", "/metrics", None).await;
     assert_eq!(status, 200);
     assert!(metrics.contains("shoal_pd_"), "{metrics}");

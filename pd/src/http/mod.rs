@@ -77,6 +77,11 @@ pub fn router(state: Arc<PdState>) -> Router {
         .route("/stores", get(stores))
         .route("/store/:id", get(store).delete(delete_store))
         .route("/regions", get(regions))
+        .route("/regions/key", get(regions_from_key))
+        .route("/config", get(config))
+        .route("/schedulers", get(schedulers))
+        .route("/hotspot/regions/write", get(hot_write_regions))
+        .route("/hotspot/regions/read", get(hot_read_regions))
         .route("/region/id/:id", get(region_by_id))
         .route("/region/key/:key", get(region_by_key))
         .route("/operators", get(operators).post(create_operator))
@@ -200,6 +205,68 @@ async fn delete_store(State(s): Shared, Path(id): Path<String>) -> ApiResult {
 async fn regions(State(s): Shared) -> Json<Value> {
     let state = s.cluster.read();
     Json(views::regions(state.regions.iter()))
+}
+
+/// Query of `/regions/key`: hex keys of PD's (encoded) key space, as everywhere in this API.
+#[derive(serde::Deserialize)]
+struct KeyRange {
+    key: Option<String>,
+    end_key: Option<String>,
+    /// At most this many regions; 0 or absent: all.
+    limit: Option<usize>,
+}
+
+fn hex_param(name: &str, value: Option<&String>) -> Result<Vec<u8>, ApiError> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(text) => crate::hex::decode(text)
+            .ok_or_else(|| bad_request(format!("{name} {text:?} is not hex"))),
+    }
+}
+
+/// The regions overlapping `[key, end_key)` in key order (an empty `end_key`: to the end).
+async fn regions_from_key(
+    State(s): Shared,
+    query: Result<axum::extract::Query<KeyRange>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let axum::extract::Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
+    let start = hex_param("key", q.key.as_ref())?;
+    let end = hex_param("end_key", q.end_key.as_ref())?;
+    let state = s.cluster.read();
+    let found = state.regions.scan(&start, &end, q.limit.unwrap_or(0));
+    Ok(Json(views::regions(found.into_iter())))
+}
+
+/// The whole configuration a running PD acts on: today the schedule section.
+async fn config(State(s): Shared) -> ApiResult {
+    let schedule = serde_json::to_value(s.schedule_config())
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(json!({ "schedule": schedule })))
+}
+
+/// The schedulers and checkers that run, by PD's names for them.
+async fn schedulers(State(s): Shared) -> Json<Value> {
+    let cfg = s.schedule_config();
+    let names: Vec<&str> = [
+        (cfg.enable_balance_leader, "balance-leader-scheduler"),
+        (cfg.enable_balance_region, "balance-region-scheduler"),
+        (cfg.enable_replica_checker, "replica-checker"),
+        (cfg.enable_keyspace_split, "keyspace-split-checker"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    Json(json!(names))
+}
+
+async fn hot_write_regions(State(s): Shared) -> Json<Value> {
+    let state = s.cluster.read();
+    Json(views::hot_regions(state.regions.iter(), views::Flow::Write))
+}
+
+async fn hot_read_regions(State(s): Shared) -> Json<Value> {
+    let state = s.cluster.read();
+    Json(views::hot_regions(state.regions.iter(), views::Flow::Read))
 }
 
 async fn region_by_id(State(s): Shared, Path(id): Path<String>) -> ApiResult {

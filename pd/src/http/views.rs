@@ -48,6 +48,61 @@ pub fn regions<'a>(list: impl Iterator<Item = &'a RegionInfo>) -> Value {
     json!({"count": regions.len(), "regions": regions})
 }
 
+/// Which flow a hot-region view ranks by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Write,
+    Read,
+}
+
+/// How many of a store's regions the hot-region view lists.
+const HOT_REGIONS_PER_STORE: usize = 10;
+
+/// The hot regions of each store as their leader, the shape of PD's
+/// `/hotspot/regions/{write,read}` (`as_leader`: store id → totals and the regions with the
+/// most flow, at most `HOT_REGIONS_PER_STORE`). Flow is the bytes and keys of the region's
+/// last heartbeat interval; regions with none are left out.
+pub fn hot_regions<'a>(list: impl Iterator<Item = &'a RegionInfo>, flow: Flow) -> Value {
+    let mut by_store: std::collections::BTreeMap<u64, Vec<(u64, u64, u64)>> = Default::default();
+    for r in list {
+        let Some(leader) = r.leader.as_ref() else {
+            continue;
+        };
+        let (bytes, keys) = match flow {
+            Flow::Write => (r.bytes_written, r.keys_written),
+            Flow::Read => (r.bytes_read, r.keys_read),
+        };
+        if bytes == 0 && keys == 0 {
+            continue;
+        }
+        by_store
+            .entry(leader.store_id)
+            .or_default()
+            .push((r.id(), bytes, keys));
+    }
+    let as_leader: serde_json::Map<String, Value> = by_store
+        .into_iter()
+        .map(|(store_id, mut regions)| {
+            regions.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
+            let total_bytes: u64 = regions.iter().map(|r| r.1).sum();
+            let total_keys: u64 = regions.iter().map(|r| r.2).sum();
+            let count = regions.len();
+            let statistics: Vec<Value> = regions
+                .into_iter()
+                .take(HOT_REGIONS_PER_STORE)
+                .map(|(region_id, bytes, keys)| {
+                    json!({"region_id": region_id, "store_id": store_id,
+                        "flow_bytes": bytes, "flow_keys": keys})
+                })
+                .collect();
+            let view = json!({"total_flow_bytes": total_bytes, "total_flow_keys": total_keys,
+                "regions_count": count, "statistics": statistics});
+            (store_id.to_string(), view)
+        })
+        .collect();
+    json!({ "as_leader": as_leader })
+}
+
 pub fn store(s: &StoreInfo, status: StoreStatus, load: StoreLoad) -> Value {
     let stats = s.stats.unwrap_or_default();
     json!({
@@ -127,5 +182,46 @@ mod tests {
         assert_eq!(v["peers"][0]["role_name"], "Learner");
         assert!(v["leader"].is_null());
         assert_eq!(regions(std::iter::once(&r))["count"], 1);
+    }
+
+    fn led_by(id: u64, store_id: u64, written: u64, read: u64) -> RegionInfo {
+        let leader = Peer {
+            id: id * 10,
+            store_id,
+            ..Default::default()
+        };
+        let mut r = RegionInfo::new(
+            metapb::Region {
+                id,
+                peers: vec![leader],
+                ..Default::default()
+            },
+            Some(leader),
+        );
+        r.bytes_written = written;
+        r.keys_written = written / 100;
+        r.bytes_read = read;
+        r.keys_read = read / 100;
+        r
+    }
+
+    #[test]
+    fn hot_regions_rank_each_leaders_regions_by_flow_and_skip_idle_ones() {
+        let list = [
+            led_by(1, 7, 500, 0),
+            led_by(2, 7, 9_000, 100),
+            led_by(3, 8, 200, 0),
+            led_by(4, 8, 0, 0),
+        ];
+        let v = hot_regions(list.iter(), Flow::Write);
+        let s7 = &v["as_leader"]["7"];
+        assert_eq!(s7["regions_count"], 2);
+        assert_eq!(s7["total_flow_bytes"], 9_500);
+        assert_eq!(s7["statistics"][0]["region_id"], 2);
+        assert_eq!(s7["statistics"][1]["region_id"], 1);
+        assert_eq!(v["as_leader"]["8"]["regions_count"], 1);
+        let read = hot_regions(list.iter(), Flow::Read);
+        assert_eq!(read["as_leader"].as_object().unwrap().len(), 1);
+        assert_eq!(read["as_leader"]["7"]["statistics"][0]["flow_bytes"], 100);
     }
 }
