@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use crate::config::LogFormat;
 use crate::{Config, Flags, ServerBuilder, ServerHandle};
 
 /// Runs one store process to its end: parses the flags (`shoal-server --help`), loads the
@@ -27,7 +28,7 @@ pub fn run_store_process(customize: impl FnOnce(ServerBuilder) -> ServerBuilder)
             return ExitCode::from(2);
         }
     };
-    init_logging(&cfg.log.level);
+    init_logging(&cfg.log.level, cfg.log.format);
     abort_on_panic();
     match run(cfg, customize) {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,15 +77,19 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
 }
 
 /// Logs go to stderr; stdout carries only the ready line.
-fn init_logging(level: &str) {
+fn init_logging(level: &str, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
 }
 
 /// A panic on any thread (a raft poller, the log writer) must not leave a half-alive store

@@ -73,11 +73,10 @@ fn durations_are_humantime_strings() {
         waits.pessimistic_txn.wait_for_lock_timeout,
         Duration::from_millis(250)
     );
-    let drift = parse(
-        "[storage]
-max-ts-drift-allowance = \"5m\"",
-    )
-    .unwrap();
+    let drift = parse("[storage]\nmax-ts-drift-allowance = \"5m\"").unwrap();
+    let json_logs = parse("[log]\nformat = \"json\"").unwrap();
+    assert_eq!(json_logs.log.format, server::config::LogFormat::Json);
+    assert!(parse("[log]\nformat = \"xml\"").is_err());
     assert_eq!(
         drift.storage.max_ts_drift_allowance,
         Duration::from_secs(300)

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::Config;
+use super::{Config, LogFormat};
 
 /// A Shoal store: one data directory serving many regions.
 #[derive(Clone, Debug, Default, Parser)]
@@ -28,6 +28,9 @@ pub struct Flags {
     /// Data directory (storage.data-dir).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Log line format (log.format).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 impl Flags {
@@ -47,6 +50,9 @@ impl Flags {
         }
         if let Some(d) = &self.data_dir {
             cfg.storage.data_dir = d.clone();
+        }
+        if let Some(f) = self.log_format {
+            cfg.log.format = f;
         }
     }
 }

@@ -166,14 +166,29 @@ impl Default for PessimisticTxnSection {
 pub struct LogSection {
     /// A tracing filter such as `info` or `info,raftstore=debug` (`RUST_LOG` wins if set).
     pub level: String,
+    /// `text` (for people) or `json` (one object per line, for log aggregation).
+    pub format: LogFormat,
 }
 
 impl Default for LogSection {
     fn default() -> Self {
         LogSection {
             level: "info".into(),
+            format: LogFormat::Text,
         }
     }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per event: `timestamp`, `level`, `target`, `fields` (the message and
+    /// every field, `region_id` among them), `span`.
+    Json,
 }
 
 impl Config {
