@@ -55,6 +55,12 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
+        // CPU seconds, resident and virtual memory, open files and threads of this process
+        // (`process_*`, as every Prometheus client exports them).
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("metric names are unique");
         let stores = IntGaugeVec::new(Opts::new("shoal_pd_stores", "Stores by state"), &["state"])
             .expect("valid metric definition");
         r.register(Box::new(stores.clone()))

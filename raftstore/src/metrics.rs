@@ -7,6 +7,36 @@ use prometheus::{
 };
 
 lazy_static! {
+    pub static ref REGIONS: IntGauge = register_int_gauge!(
+        "shoal_raftstore_regions",
+        "Regions with a peer on this store"
+    )
+    .expect("metric registers once");
+    pub static ref LEADERS: IntGauge =
+        register_int_gauge!("shoal_raftstore_leaders", "Regions this store leads")
+            .expect("metric registers once");
+    pub static ref BECAME_LEADER: IntCounter = register_int_counter!(
+        "shoal_raftstore_became_leader_total",
+        "Times a peer on this store won an election (or a leader transfer) and became leader"
+    )
+    .expect("metric registers once");
+    pub static ref STEPPED_DOWN: IntCounter = register_int_counter!(
+        "shoal_raftstore_stepped_down_total",
+        "Times a leader on this store stepped down"
+    )
+    .expect("metric registers once");
+    pub static ref PROPOSE_TO_COMMIT: Histogram = register_histogram!(
+        "shoal_raftstore_propose_to_commit_seconds",
+        "From a command's proposal on this leader to its entry being committed by a quorum",
+        exponential_buckets(0.0001, 2.0, 20).expect("valid buckets")
+    )
+    .expect("metric registers once");
+    pub static ref COMMIT_TO_APPLY: Histogram = register_histogram!(
+        "shoal_raftstore_commit_to_apply_seconds",
+        "From committed entries being handed to the apply pool to their write being applied",
+        exponential_buckets(0.0001, 2.0, 20).expect("valid buckets")
+    )
+    .expect("metric registers once");
     pub static ref DISK_FULL: IntGauge = register_int_gauge!(
         "shoal_store_disk_full",
         "1 while the store refuses writes because its disk is almost full"

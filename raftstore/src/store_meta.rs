@@ -51,6 +51,15 @@ impl StoreMeta {
         } else {
             self.leaders.remove(&region_id);
         }
+        self.publish_counts();
+    }
+
+    /// Mirrors the region and leader counts into `shoal_raftstore_regions` and
+    /// `shoal_raftstore_leaders` (one store per process in production; in-process test
+    /// clusters share the gauges, so there they show whichever store changed last).
+    fn publish_counts(&self) {
+        crate::metrics::REGIONS.set(self.regions.len() as i64);
+        crate::metrics::LEADERS.set(self.leaders.len() as i64);
     }
 
     /// How many regions this store leads.
@@ -77,11 +86,14 @@ impl StoreMeta {
             reader.set_region(region.clone());
         }
         self.regions.insert(region.id, region);
+        self.publish_counts();
     }
 
     pub fn remove_region(&mut self, region_id: u64) -> Option<Region> {
         self.leaders.remove(&region_id);
-        let region = self.regions.remove(&region_id)?;
+        let region = self.regions.remove(&region_id);
+        self.publish_counts();
+        let region = region?;
         let end = keys::enc_end_key(&region.end_key);
         if self.region_ranges.get(&end) == Some(&region_id) {
             self.region_ranges.remove(&end);

@@ -66,7 +66,21 @@ pub async fn serve(
         .await
 }
 
+/// Adds the process's CPU seconds, resident and virtual memory, open files and threads
+/// (`process_*`) to the default registry, once per process (several stores in one test
+/// process share it).
+fn register_process_metrics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let collector = prometheus::process_collector::ProcessCollector::for_self();
+        if let Err(e) = prometheus::register(Box::new(collector)) {
+            tracing::warn!("process metrics unavailable: {e}");
+        }
+    });
+}
+
 async fn metrics() -> impl IntoResponse {
+    register_process_metrics();
     let encoder = prometheus::TextEncoder::new();
     let mut body = Vec::new();
     match encoder.encode(&prometheus::gather(), &mut body) {

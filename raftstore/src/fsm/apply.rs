@@ -149,6 +149,8 @@ pub struct ApplyContext {
     flow: Arc<StoreFlow>,
     /// Write early once the batch is this big, so one hot region cannot build a huge batch.
     flush_bytes: usize,
+    /// When each batch of entries in this round was handed over by its peer.
+    committed_at: Vec<Instant>,
 }
 
 impl ApplyContext {
@@ -164,6 +166,9 @@ impl ApplyContext {
             crate::failpoint!(crate::failpoints::APPLY_AFTER_WRITE);
             APPLY_BATCH_WRITES.observe(start.elapsed().as_secs_f64());
             self.wb.clear();
+        }
+        for committed in self.committed_at.drain(..) {
+            crate::metrics::COMMIT_TO_APPLY.observe(committed.elapsed().as_secs_f64());
         }
         for (cb, resp) in self.callbacks.drain(..) {
             cb.invoke_with(resp);
@@ -201,6 +206,7 @@ impl PollHandler<ApplyFsm, ApplyControlFsm> for ApplyContext {
             match msg {
                 ApplyMsg::Apply(apply) => {
                     applied_any = true;
+                    self.committed_at.push(apply.committed_at);
                     exec_results.extend(fsm.handle_apply(self, apply, &mut written));
                 }
                 ApplyMsg::Snapshot {
@@ -280,6 +286,7 @@ impl HandlerBuilder<ApplyFsm, ApplyControlFsm> for ApplyPollerBuilder {
             messages_per_tick: self.messages_per_tick,
             flow: self.flow.clone(),
             flush_bytes: 1024 * 1024,
+            committed_at: Vec::new(),
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct Apply {
     pub entries: Vec<Entry>,
     /// Callbacks of the entries this peer proposed, in index order.
     pub cmds: Vec<PendingCmd>,
+    /// When the peer handed the entries over (for `shoal_raftstore_commit_to_apply_seconds`).
+    pub committed_at: std::time::Instant,
 }
 
 pub enum ApplyMsg {

@@ -56,6 +56,8 @@ impl Peer {
             if let Matched::Found(p) = matched {
                 if is_leader && p.term == term {
                     newest_own = Some(p.propose_time);
+                    crate::metrics::PROPOSE_TO_COMMIT
+                        .observe(p.propose_time.elapsed().as_secs_f64());
                 }
                 cmds.push(PendingCmd {
                     index: p.index,
@@ -75,6 +77,7 @@ impl Peer {
             term,
             entries,
             cmds,
+            committed_at: Instant::now(),
         });
         if ctx.apply_router.send(self.region_id(), msg).is_err() {
             self.stopped = true;

@@ -182,6 +182,7 @@ impl Peer {
     fn on_role_changed(&mut self, ctx: &mut PollContext, role: StateRole, leader: u64) {
         let term = self.term();
         if role == StateRole::Leader {
+            crate::metrics::BECAME_LEADER.inc();
             info!(
                 region_id = self.region_id(),
                 peer_id = self.peer_id(),
@@ -191,6 +192,7 @@ impl Peer {
             self.read_delegate.set_term(term);
         } else {
             if self.read_delegate.term() != 0 {
+                crate::metrics::STEPPED_DOWN.inc();
                 info!(
                     region_id = self.region_id(),
                     peer_id = self.peer_id(),
