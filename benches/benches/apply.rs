@@ -202,6 +202,7 @@ impl ApplyPool {
             term: 1,
             entries,
             cmds,
+            committed_at: Instant::now(),
         })
     }
 
