@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Everything the build needs from the system: libclang for RocksDB's bindings; fontconfig,
 # freetype and a font for the charts shoal-bench draws; libfaketime for the chaos tests' skewed
 # clocks.
-SYSTEM_PACKAGES := libclang-dev clang pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core faketime
+SYSTEM_PACKAGES := libclang-dev clang pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core faketime prometheus
 
 deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

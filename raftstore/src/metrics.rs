@@ -112,3 +112,29 @@ lazy_static! {
     )
     .expect("metric registers once");
 }
+
+/// Registers every series above now, so each is exported (at zero) from the store's start
+/// rather than from the first event that touches it: dashboards and alerts see the series
+/// before anything happened.
+pub fn register_all() {
+    lazy_static::initialize(&REGIONS);
+    lazy_static::initialize(&LEADERS);
+    lazy_static::initialize(&BECAME_LEADER);
+    lazy_static::initialize(&STEPPED_DOWN);
+    lazy_static::initialize(&PROPOSE_TO_COMMIT);
+    lazy_static::initialize(&COMMIT_TO_APPLY);
+    lazy_static::initialize(&DISK_FULL);
+    lazy_static::initialize(&DISK_AVAILABLE_BYTES);
+    lazy_static::initialize(&PROPOSALS);
+    lazy_static::initialize(&RAFT_DROPPED_MESSAGES);
+    lazy_static::initialize(&LOG_WRITER_FSYNCS);
+    lazy_static::initialize(&LOG_WRITER_ENTRIES);
+    lazy_static::initialize(&LOG_WRITER_TASKS);
+    lazy_static::initialize(&LOG_WRITER_DURATION);
+    lazy_static::initialize(&APPLY_ENTRIES);
+    lazy_static::initialize(&APPLY_BATCH_WRITES);
+    lazy_static::initialize(&REGION_HEARTBEATS);
+    lazy_static::initialize(&PD_OPERATOR_STEPS);
+    lazy_static::initialize(&LEADER_TRANSFERS);
+    lazy_static::initialize(&PROPOSALS_REFUSED_IN_TRANSFER);
+}

@@ -74,6 +74,7 @@ impl Store {
         deps: StoreDeps,
     ) -> Result<Store> {
         cfg.validate()?;
+        crate::metrics::register_all();
         let mut startup = Startup::new(cfg, kv, raft_engine, transport, deps)?;
         let region_ids = startup.recover_regions()?;
         let mut workers = startup.spawn_workers()?;
