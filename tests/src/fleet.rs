@@ -77,11 +77,32 @@ pub struct Fleet {
     dir: tempfile::TempDir,
 }
 
+/// How many times [`Fleet::start`] tries when a port it picked was taken meanwhile.
+const PORT_RACE_ATTEMPTS: u32 = 3;
+
+/// Whether a fleet failed to come up because a process could not bind its port.
+fn lost_a_port_race(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("Address already in use")
+}
+
 impl Fleet {
     /// Starts PD and `options.stores` stores and waits until the fleet is settled (see
     /// [`Fleet::wait_settled`]) with `min(stores, 3)` voters per region.
+    ///
+    /// Ports are picked free just before the processes start, so another process on the
+    /// machine may take one first; a fleet whose process found its port taken is started
+    /// again on new ports (at most `PORT_RACE_ATTEMPTS` times).
     pub async fn start(options: FleetOptions) -> Result<Fleet> {
-        Fleet::start_with(options, None).await
+        let mut attempt = 1;
+        loop {
+            match Fleet::start_with(options.clone(), None).await {
+                Err(e) if attempt < PORT_RACE_ATTEMPTS && lost_a_port_race(&e) => {
+                    eprintln!("a fleet process found its port taken; starting again: {e:#}");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Like [`Fleet::start`], with every store in a network namespace of its own (see
@@ -500,4 +521,20 @@ fn pd_spec(dir: &std::path::Path, grpc: &str, http: &str) -> Result<ProcessSpec>
         ready_word: "PD_READY",
         log_dir: dir.to_path_buf(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lost_a_port_race;
+
+    #[test]
+    fn only_a_port_taken_meanwhile_counts_as_a_lost_race() {
+        let taken = anyhow::anyhow!(
+            "fleet did not come up: pd exited\nshoal-pd: network: cannot listen for gRPC on \
+             127.0.0.1:35855: Address already in use (os error 98)"
+        );
+        assert!(lost_a_port_race(&taken));
+        let other = anyhow::anyhow!("fleet did not come up: store 1 exited: bad config");
+        assert!(!lost_a_port_race(&other));
+    }
 }
