@@ -51,6 +51,18 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
+/// Sends SIGTERM and waits for a successful exit.
+fn stop_cleanly(child: &mut Child) {
+    let kill = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = wait_exit(child);
+    assert!(status.success(), "{status:?}");
+}
+
 fn parse_ready(line: &str) -> (SocketAddr, SocketAddr) {
     let rest = line
         .trim()
@@ -98,14 +110,7 @@ fn ready_line_address_file_and_sigterm() {
 
     // A closed client connection lets the server's graceful stop finish at once.
     drop(runtime);
-    let kill = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.0.id().to_string())
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = wait_exit(&mut child.0);
-    assert!(status.success(), "{status:?}");
+    stop_cleanly(&mut child.0);
 }
 
 #[test]
@@ -145,13 +150,7 @@ fn json_logs_are_one_object_per_line() {
     let mut ready = String::new();
     stdout.read_line(&mut ready).unwrap();
     parse_ready(&ready);
-    let kill = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.0.id().to_string())
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    assert!(wait_exit(&mut child.0).success());
+    stop_cleanly(&mut child.0);
     let stderr = BufReader::new(child.0.stderr.take().unwrap());
     let lines: Vec<String> = stderr.lines().map(Result::unwrap).collect();
     assert!(!lines.is_empty());

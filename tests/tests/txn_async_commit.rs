@@ -35,6 +35,19 @@ async fn commit_puts(
         .version()
 }
 
+/// A fleet and a client, with `key` committed as `value` (2PC) before the test begins.
+async fn fleet_holding(key: &str, value: &str) -> (Fleet, TransactionClient) {
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    let client = fleet.txn_client().await.unwrap();
+    commit_puts(
+        &client,
+        TransactionOptions::new_optimistic(),
+        &[(key, value)],
+    )
+    .await;
+    (fleet, client)
+}
+
 async fn read_at(client: &TransactionClient, ts: u64, key: &str) -> Option<Vec<u8>> {
     let ts = tikv_client::Timestamp::from_version(ts);
     let mut snapshot = client.snapshot(ts, TransactionOptions::new_optimistic().read_only());
@@ -247,14 +260,7 @@ async fn move_leader_of(fleet: &Fleet, key: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_leader_commits_async_transactions_above_reads_the_old_one_served() {
-    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
-    let client = fleet.txn_client().await.unwrap();
-    commit_puts(
-        &client,
-        TransactionOptions::new_optimistic(),
-        &[("k", "old")],
-    )
-    .await;
+    let (fleet, client) = fleet_holding("k", "old").await;
 
     for options in [
         TransactionOptions::new_optimistic().use_async_commit(),
@@ -342,14 +348,7 @@ fn ms_of_tso(ms: u64) -> u64 {
 /// serves reads a little ahead, and the next async commit is seen at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_far_ahead_of_pd_is_refused_and_later_commits_stay_visible() {
-    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
-    let client = fleet.txn_client().await.unwrap();
-    commit_puts(
-        &client,
-        TransactionOptions::new_optimistic(),
-        &[("f1", "old")],
-    )
-    .await;
+    let (_fleet, client) = fleet_holding("f1", "old").await;
     let now = client.current_timestamp().await.unwrap().version();
 
     let hour_ahead = || {
