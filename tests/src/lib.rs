@@ -18,7 +18,7 @@ pub mod pd_grpc;
 pub mod ports;
 pub mod process;
 pub mod route;
-mod spawn;
+pub mod spawn;
 pub mod txn_by_hand;
 pub mod txn_split;
 pub mod wait;
