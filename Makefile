@@ -6,8 +6,8 @@ CARGO ?= cargo
 
 # Everything the build needs from the system: libclang for RocksDB's bindings; fontconfig,
 # freetype and a font for the charts shoal-bench draws; libfaketime for the chaos tests' skewed
-# clocks.
-SYSTEM_PACKAGES := libclang-dev clang pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core faketime prometheus
+# clocks; chromium to render PD's dashboard in its fleet test.
+SYSTEM_PACKAGES := libclang-dev clang pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core faketime prometheus chromium
 
 deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
