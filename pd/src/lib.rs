@@ -13,6 +13,7 @@ pub mod config;
 pub mod deadlock;
 pub mod error;
 mod grpc;
+pub mod heatmap;
 pub mod hex;
 mod http;
 pub mod id;

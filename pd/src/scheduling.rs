@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::schedule::admin::{self, AdminRequest};
 use crate::schedule::{self, keyspace_split, Now, Operator, ScheduleView, SendPolicy};
 use crate::state::PdState;
+use crate::tso::unix_millis;
 
 impl PdState {
     /// Applies one region heartbeat; returns the operator step for the region's leader, if any.
@@ -38,6 +39,16 @@ impl PdState {
             .region_heartbeats
             .with_label_values(&["accepted"])
             .inc();
+        if let Some(meta) = &req.region {
+            self.flow_history.lock().record(
+                unix_millis(),
+                region_id,
+                &meta.start_key,
+                &meta.end_key,
+                req.bytes_written,
+                req.bytes_read,
+            );
+        }
         let cfg = self.schedule_config();
         let now = Now::current();
         let state = self.cluster.read();

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::cluster::Cluster;
 use crate::config::{Config, ScheduleConfig};
 use crate::error::{Error, Result};
+use crate::heatmap::FlowHistory;
 use crate::id::IdAllocator;
 use crate::metrics::Metrics;
 use crate::schedule::keyspace_split::DEFAULT_KEYSPACE_ID;
@@ -41,6 +42,8 @@ pub struct PdState {
     pub default_keyspace: KeyspaceMeta,
     pub metrics: Arc<Metrics>,
     pub streams: HeartbeatStreams,
+    /// Per-minute region flow for the key-space heatmap. Held alone, briefly.
+    pub flow_history: Mutex<FlowHistory>,
 }
 
 /// A random 64-bit number from the standard library's per-process random hasher keys.
@@ -145,6 +148,7 @@ impl PdState {
             default_keyspace,
             metrics,
             streams: HeartbeatStreams::default(),
+            flow_history: Mutex::new(FlowHistory::default()),
         })
     }
 

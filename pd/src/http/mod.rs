@@ -1,7 +1,10 @@
 //! PD's JSON HTTP API under `/pd/api/v1`: stores (and decommissioning), regions, operators,
-//! the schedule config, health and metrics. Served on its own address and on the gRPC client
+//! the schedule config, the key-space heatmap, health and metrics, and the web page at
+//! `/dashboard` that shows them. Served on its own address and on the gRPC client
 //! address (see `grpc`).
 
+mod dashboard;
+mod heatmap;
 mod views;
 
 use std::sync::Arc;
@@ -82,6 +85,7 @@ pub fn router(state: Arc<PdState>) -> Router {
         .route("/schedulers", get(schedulers))
         .route("/hotspot/regions/write", get(hot_write_regions))
         .route("/hotspot/regions/read", get(hot_read_regions))
+        .route("/heatmap", get(heatmap::heatmap))
         .route("/region/id/:id", get(region_by_id))
         .route("/region/key/:key", get(region_by_key))
         .route("/operators", get(operators).post(create_operator))
@@ -95,6 +99,7 @@ pub fn router(state: Arc<PdState>) -> Router {
         .nest("/pd/api/v1", api)
         .route("/metrics", get(metrics))
         .route("/health", get(health))
+        .merge(dashboard::routes())
         .with_state(state)
 }
 
