@@ -35,6 +35,17 @@ pub enum Error {
     Transport(String),
     #[error("PD is shutting down")]
     ShuttingDown,
+    /// A store configured with another `storage.api-version` than the cluster's.
+    #[error(
+        "store {store_id} is configured with storage.api-version = {store}, but this cluster \
+         was bootstrapped with API V{cluster}; a cluster serves one API version for its whole \
+         life: set storage.api-version = {cluster} on the store (or use a new cluster)"
+    )]
+    ApiVersionMismatch {
+        store_id: u64,
+        store: u32,
+        cluster: u32,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -45,6 +56,7 @@ impl Error {
         match self {
             Error::NotBootstrapped => ErrorType::NotBootstrapped,
             Error::AlreadyBootstrapped => ErrorType::AlreadyBootstrapped,
+            Error::ApiVersionMismatch { .. } => ErrorType::IncompatibleVersion,
             Error::StoreTombstone(_) => ErrorType::StoreTombstone,
             Error::RegionNotFound(_) => ErrorType::RegionNotFound,
             Error::StaleRegion(_) => ErrorType::StaleRegion,

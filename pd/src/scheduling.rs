@@ -57,7 +57,7 @@ impl PdState {
         };
         let mut ops = self.operators.lock();
         if cfg.enable_keyspace_split && !ops.has(region_id) {
-            if let Some(op) = keyspace_split::split_operator(region, &cfg, now) {
+            if let Some(op) = keyspace_split::split_operator(region, state.api_version, &cfg, now) {
                 ops.add(op);
             }
         }

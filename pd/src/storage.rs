@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 const CLUSTER_ID: &[u8] = b"meta/cluster_id";
 const MEMBER_ID: &[u8] = b"meta/member_id";
 const BOOTSTRAPPED: &[u8] = b"meta/bootstrapped";
+const API_VERSION: &[u8] = b"meta/api_version";
 const ALLOC_ID: &[u8] = b"meta/alloc_id";
 const TSO_WINDOW: &[u8] = b"meta/tso_window";
 const GC_SAFE_POINT: &[u8] = b"meta/gc_safe_point";
@@ -143,11 +144,19 @@ impl Storage {
         self.get_u64(BOOTSTRAPPED, "bootstrap flag")
     }
 
-    /// Writes the first store and region and the bootstrap flag in one durable batch.
+    /// The cluster's storage API version (1 or 2) recorded at bootstrap; `None` for a
+    /// cluster bootstrapped before the version was recorded (those serve API V2).
+    pub fn api_version(&self) -> Result<Option<u64>> {
+        self.get_u64(API_VERSION, "api version")
+    }
+
+    /// Writes the first store and region, the cluster's API version and the bootstrap flag
+    /// in one durable batch.
     pub fn save_bootstrap(
         &self,
         store: &metapb::Store,
         region: &StoredRegion,
+        api_version: u32,
         unix_secs: u64,
     ) -> Result<()> {
         self.with_engine(|e| {
@@ -155,6 +164,11 @@ impl Storage {
             wb.put_msg_cf(CF_DEFAULT, &id_key(STORE_PREFIX, store.id), store)?;
             let region_id = region.region.as_ref().map(|r| r.id).unwrap_or_default();
             wb.put_msg_cf(CF_DEFAULT, &id_key(REGION_PREFIX, region_id), region)?;
+            wb.put_cf(
+                CF_DEFAULT,
+                API_VERSION,
+                &u64::from(api_version).to_be_bytes(),
+            )?;
             wb.put_cf(CF_DEFAULT, BOOTSTRAPPED, &unix_secs.to_be_bytes())?;
             Ok(e.write(&wb, true)?)
         })

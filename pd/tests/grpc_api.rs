@@ -71,6 +71,7 @@ async fn bootstrap_stores_and_regions() {
             header: header(cid),
             store: Some(store(store_id)),
             region: Some(region.clone()),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -161,6 +162,7 @@ async fn bootstrap_stores_and_regions() {
         .put_store(pdpb::PutStoreRequest {
             header: header(cid),
             store: Some(clash),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -249,6 +249,7 @@ async fn replicas_are_added_a_store_is_decommissioned_and_admin_operators_run() 
         .put_store(pdpb::PutStoreRequest {
             header: header(cid),
             store: Some(store(s3)),
+            ..Default::default()
         })
         .await
         .unwrap()

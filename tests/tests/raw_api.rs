@@ -1,19 +1,56 @@
-//! The raw key-value API through the official client against a 3-store fleet.
+//! The raw key-value API through the official client against a 3-store fleet, on an API V2
+//! cluster (the client addresses the default keyspace) and on an API V1 one (keys as given,
+//! no keyspace, as client-go's and the Java client's default).
 
 use std::time::Duration;
 
 use shoal_fleet_tests::{wait_until_async, Fleet, FleetOptions};
-use tikv_client::{Key, KvPair};
+use tikv_client::{Key, KvPair, RawClient};
 
 fn keys_of(pairs: &[KvPair]) -> Vec<Vec<u8>> {
     pairs.iter().map(|p| Vec::<u8>::from(p.0.clone())).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn raw_operations_behave_like_a_sorted_map() {
+async fn raw_operations_behave_like_a_sorted_map_on_api_v2() {
     let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
     let client = fleet.raw_client().await.unwrap();
+    sorted_map_suite(&client).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_operations_behave_like_a_sorted_map_on_api_v1() {
+    let fleet = Fleet::start(FleetOptions::api_v1()).await.unwrap();
+    let client = fleet.raw_client().await.unwrap();
+    sorted_map_suite(&client).await;
+
+    // Plain V1 (storage.enable-ttl = false) refuses a TTL rather than dropping it.
+    let err = client
+        .put_with_ttl("ttl".to_owned(), b"v".to_vec(), 60)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("enable-ttl"), "{err}");
+    assert_eq!(client.get("ttl".to_owned()).await.unwrap(), None);
+
+    // A V2 client (keyspace-prefixed keys) is refused with the cluster's version named.
+    let v2 = tikv_client::RawClient::new_with_config(
+        vec![fleet.pd_grpc.clone()],
+        tikv_client::Config::default()
+            .with_default_keyspace()
+            .with_timeout(Duration::from_secs(5)),
+    )
+    .await;
+    match v2 {
+        // Client 0.4 asks PD for the keyspace first; PD may answer, the stores refuse.
+        Ok(v2) => {
+            let err = v2.put("k".to_owned(), "v".to_owned()).await.unwrap_err();
+            assert!(err.to_string().contains("API V1"), "{err}");
+        }
+        Err(e) => panic!("PD refused the keyspace lookup: {e}"),
+    }
+}
+
+async fn sorted_map_suite(client: &RawClient) {
     // put / get / missing key.
     client
         .put("alpha".to_owned(), "one".to_owned())
@@ -124,9 +161,26 @@ async fn raw_operations_behave_like_a_sorted_map() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compare_and_swap_and_ttl() {
+async fn compare_and_swap_and_ttl_on_api_v2() {
     let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
     let client = fleet.raw_client().await.unwrap();
+    cas_and_ttl_suite(&client).await;
+}
+
+/// API V1 with `storage.enable-ttl = true` (V1TTL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_and_swap_and_ttl_on_api_v1_with_ttl() {
+    let fleet = Fleet::start(FleetOptions {
+        enable_ttl: true,
+        ..FleetOptions::api_v1()
+    })
+    .await
+    .unwrap();
+    let client = fleet.raw_client().await.unwrap();
+    cas_and_ttl_suite(&client).await;
+}
+
+async fn cas_and_ttl_suite(client: &RawClient) {
     let atomic = client.with_atomic_for_cas();
 
     // CAS on an absent key succeeds when "absent" is expected.

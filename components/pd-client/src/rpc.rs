@@ -27,13 +27,20 @@ impl PdClient {
         Ok(resp.bootstrapped)
     }
 
-    /// Bootstraps the cluster with its first store and region. `Err(AlreadyBootstrapped)`
-    /// when another store got there first.
-    pub async fn bootstrap(&self, store: metapb::Store, region: metapb::Region) -> Result<()> {
+    /// Bootstraps the cluster with its first store and region; `api_version` (1 or 2, the
+    /// store's `storage.api-version`) becomes the cluster's. `Err(AlreadyBootstrapped)` when
+    /// another store got there first.
+    pub async fn bootstrap(
+        &self,
+        store: metapb::Store,
+        region: metapb::Region,
+        api_version: u32,
+    ) -> Result<()> {
         let req = pdpb::BootstrapRequest {
             header: self.header(),
             store: Some(store),
             region: Some(region),
+            api_version,
         };
         self.call("Bootstrap", |mut c| {
             let req = req.clone();
@@ -61,10 +68,14 @@ impl PdClient {
     }
 
     /// Registers or updates a store.
-    pub async fn put_store(&self, store: metapb::Store) -> Result<()> {
+    /// Registers the store or updates its address and labels. PD refuses (`Err(Pd {
+    /// kind: IncompatibleVersion, .. })`) a store whose `api_version` (1 or 2; 0 = not
+    /// checked) is not the cluster's.
+    pub async fn put_store(&self, store: metapb::Store, api_version: u32) -> Result<()> {
         let req = pdpb::PutStoreRequest {
             header: self.header(),
             store: Some(store),
+            api_version,
         };
         self.call("PutStore", |mut c| {
             let req = req.clone();

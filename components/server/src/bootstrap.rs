@@ -54,13 +54,14 @@ pub async fn ensure_store_id(
     Ok(store_id)
 }
 
-/// Bootstraps the cluster with a first region on this store if PD is not bootstrapped yet,
-/// and cleans up after an earlier attempt that lost the race or crashed.
+/// Bootstraps the cluster with a first region on this store if PD is not bootstrapped yet
+/// (the cluster then serves `api_version`, 1 or 2), and cleans up after an earlier attempt that lost the race or crashed.
 pub async fn ensure_cluster(
     kv: &KvEngine,
     raft: &RaftLogEngine,
     pd: &PdClient,
     store: &Store,
+    api_version: u32,
 ) -> Result<(), ServerError> {
     let prepared = pending_first_region(kv)?;
     if pd.is_bootstrapped().await? {
@@ -74,7 +75,10 @@ pub async fn ensure_cluster(
         Some(region) => region,
         None => prepare_first_region(kv, raft, pd, store.id).await?,
     };
-    match pd.bootstrap(store.clone(), region.clone()).await {
+    match pd
+        .bootstrap(store.clone(), region.clone(), api_version)
+        .await
+    {
         Ok(()) => {
             info!(
                 region_id = region.id,

@@ -40,6 +40,9 @@ pub enum ServerError {
         "PD refuses store {store_id}: it is a tombstone (removed from the cluster); {message}"
     )]
     StoreTombstone { store_id: u64, message: String },
+    /// The store's `storage.api-version` is not the one the cluster was bootstrapped with.
+    #[error("PD refuses this store: {message}")]
+    ApiVersionMismatch { message: String },
     #[error("cannot bind {what} {addr}: {source}")]
     Bind {
         what: &'static str,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pd_client::PdClient;
-use proto::kvrpcpb::{ApiVersion, Context};
+use proto::kvrpcpb::Context;
 use proto::metapb::Region;
 use raftstore::Store;
 use tokio::task::JoinHandle;
@@ -20,7 +20,7 @@ use txn::actions::gc::gc_range;
 use txn::mvcc::{Modify, MvccReader, MvccTxn};
 
 use crate::kv::region_cmd;
-use crate::kv::KvError;
+use crate::kv::{KvError, StorageApi};
 use crate::metrics::{GC_KEYS_VISITED, GC_SAFE_POINT, GC_VERSIONS_DELETED};
 
 /// Most batches one region may take in one pass, so a pass always ends.
@@ -35,6 +35,8 @@ pub struct GcConfig {
     pub batch_keys: usize,
     /// How long one batch's snapshot and write may take.
     pub request_timeout: Duration,
+    /// The cluster's storage API: which part of a region holds transactional keys.
+    pub api: StorageApi,
 }
 
 /// Starts the worker on the current tokio runtime; abort the handle to stop it.
@@ -90,10 +92,10 @@ async fn gc_region(
     safe_point: u64,
     cfg: &GcConfig,
 ) -> Result<(), KvError> {
-    let Some(ctx) = context_of(store.store_id(), region) else {
+    let Some(ctx) = context_of(store.store_id(), region, cfg.api) else {
         return Ok(());
     };
-    let (mut cursor, end) = txn_range(region);
+    let (mut cursor, end) = txn_range(cfg.api, region);
     for _ in 0..MAX_BATCHES_PER_REGION {
         if !end.is_empty() && cursor >= end {
             return Ok(());
@@ -133,29 +135,22 @@ async fn gc_region(
 
 /// The context a request to `region`'s peer on this store carries; `None` when this store
 /// has no peer in it any more.
-fn context_of(store_id: u64, region: &Region) -> Option<Context> {
+fn context_of(store_id: u64, region: &Region, api: StorageApi) -> Option<Context> {
     let peer = region.peers.iter().find(|p| p.store_id == store_id)?;
     Some(Context {
         region_id: region.id,
         region_epoch: region.region_epoch,
         peer: Some(*peer),
-        api_version: ApiVersion::V2 as i32,
+        api_version: api.context_version() as i32,
         ..Default::default()
     })
 }
 
-/// The region's range within the transactional key space `['x', 'y')`, encoded; the end is
-/// never empty.
-fn txn_range(region: &Region) -> (Vec<u8>, Vec<u8>) {
-    let space_start = keys::encode_bytes(b"x");
-    let space_end = keys::encode_bytes(b"y");
-    let start = region.start_key.clone().max(space_start);
-    let end = if region.end_key.is_empty() {
-        space_end
-    } else {
-        region.end_key.clone().min(space_end)
-    };
-    (start, end)
+/// The region's share of the transactional key space (`['x', 'y')` encoded in API V2, all
+/// of it in V1); an empty end is unbounded.
+fn txn_range(api: StorageApi, region: &Region) -> (Vec<u8>, Vec<u8>) {
+    let range = api.txn_range_of(region);
+    (range.start, range.end)
 }
 
 #[cfg(test)]
@@ -165,14 +160,19 @@ mod tests {
     #[test]
     fn the_collected_range_is_the_regions_share_of_the_txn_key_space() {
         let whole = Region::default();
-        let (start, end) = txn_range(&whole);
+        let (start, end) = txn_range(StorageApi::V2, &whole);
         assert_eq!(start, keys::encode_bytes(b"x"));
         assert_eq!(end, keys::encode_bytes(b"y"));
         let raw_only = Region {
             end_key: keys::encode_bytes(b"s"),
             ..Default::default()
         };
-        let (start, end) = txn_range(&raw_only);
+        let (start, end) = txn_range(StorageApi::V2, &raw_only);
         assert!(start >= end, "a raw-only region has nothing to collect");
+        // In API V1 every key may be transactional.
+        let (start, end) = txn_range(StorageApi::V1, &raw_only);
+        assert_eq!((start, end), (vec![], keys::encode_bytes(b"s")));
+        let (start, end) = txn_range(StorageApi::V1, &whole);
+        assert!(start.is_empty() && end.is_empty());
     }
 }

@@ -24,6 +24,8 @@ use crate::storage::Storage;
 #[derive(Default, Debug)]
 pub struct ClusterState {
     pub bootstrapped: bool,
+    /// The storage API version (1 or 2) the cluster serves, fixed at bootstrap; 2 before it.
+    pub api_version: u32,
     pub stores: BTreeMap<u64, StoreInfo>,
     pub regions: RegionTree,
 }
@@ -63,6 +65,9 @@ impl ClusterState {
     }
 }
 
+/// The API version of a cluster bootstrapped without one: API V2.
+pub const DEFAULT_API_VERSION: u32 = 2;
+
 pub struct Cluster {
     storage: Arc<Storage>,
     state: RwLock<ClusterState>,
@@ -78,6 +83,10 @@ impl Cluster {
     pub fn load(storage: Arc<Storage>, now_ms: u64) -> Result<Cluster> {
         let mut state = ClusterState {
             bootstrapped: storage.bootstrapped_at()?.is_some(),
+            // Clusters bootstrapped before the version was recorded serve API V2.
+            api_version: storage
+                .api_version()?
+                .map_or(DEFAULT_API_VERSION, |v| v as u32),
             ..Default::default()
         };
         for store in storage.stores()? {
@@ -108,14 +117,26 @@ impl Cluster {
         self.state.read().bootstrapped
     }
 
-    /// Records the first store and region. The region must cover the whole key space and
-    /// have its peers on that store.
+    /// The storage API version (1 or 2) the cluster serves.
+    pub fn api_version(&self) -> u32 {
+        self.state.read().api_version
+    }
+
+    /// Records the first store and region, and `api_version` (1 or 2; 0 = not given, read as
+    /// 2) as the cluster's for good. The region must cover the whole key space and have its
+    /// peers on that store.
     pub fn bootstrap(
         &self,
         store: Option<metapb::Store>,
         region: Option<metapb::Region>,
+        api_version: u32,
         now_ms: u64,
     ) -> Result<()> {
+        let api_version = match api_version {
+            0 => DEFAULT_API_VERSION,
+            1 | 2 => api_version,
+            other => return Err(invalid(format!("api_version must be 1 or 2, not {other}"))),
+        };
         let mut store = store.ok_or_else(|| invalid("bootstrap without a store"))?;
         let region = region.ok_or_else(|| invalid("bootstrap without a region"))?;
         if store.id == 0 || store.address.is_empty() {
@@ -148,27 +169,42 @@ impl Cluster {
         let leader = (region.peers.len() == 1).then(|| region.peers[0]);
         let info = RegionInfo::new(region, leader);
         self.storage
-            .save_bootstrap(&store, &info.to_pb(), now_ms / 1000)?;
+            .save_bootstrap(&store, &info.to_pb(), api_version, now_ms / 1000)?;
         info!(
             store_id = store.id,
             region_id = info.id(),
+            api_version,
             "cluster bootstrapped"
         );
         state.bootstrapped = true;
+        state.api_version = api_version;
         state.stores.insert(store.id, StoreInfo::new(store, now_ms));
         state.regions.insert(info);
         Ok(())
     }
 
     /// Registers a store or updates its address, labels and version. Tombstone stores are
-    /// refused, and so is an address another live store already uses.
-    pub fn put_store(&self, store: Option<metapb::Store>, now_ms: u64) -> Result<()> {
+    /// refused, and so is an address another live store already uses, and a store whose
+    /// `api_version` (1 or 2; 0 = not checked) is not the cluster's.
+    pub fn put_store(
+        &self,
+        store: Option<metapb::Store>,
+        api_version: u32,
+        now_ms: u64,
+    ) -> Result<()> {
         let store = store.ok_or_else(|| invalid("PutStore without a store"))?;
         if store.id == 0 || store.address.is_empty() {
             return Err(invalid("a store needs an id and an address"));
         }
         let mut state = self.state.write();
         state.require_bootstrapped()?;
+        if api_version != 0 && api_version != state.api_version {
+            return Err(Error::ApiVersionMismatch {
+                store_id: store.id,
+                store: api_version,
+                cluster: state.api_version,
+            });
+        }
         if let Some(other) = state
             .stores
             .values()

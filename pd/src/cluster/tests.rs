@@ -48,6 +48,7 @@ fn bootstrapped(dir: &std::path::Path) -> (Arc<Storage>, Cluster) {
         .bootstrap(
             Some(store(1)),
             Some(region(2, b"", b"", 1, &[(3, 1)])),
+            2,
             1_000,
         )
         .unwrap();
@@ -68,15 +69,25 @@ fn bootstrap_checks_its_input_and_happens_once() {
     ];
     for (s, r) in bad {
         assert!(matches!(
-            cluster.bootstrap(s, r, 0),
+            cluster.bootstrap(s, r, 2, 0),
             Err(Error::InvalidArgument(_))
         ));
     }
     cluster
-        .bootstrap(Some(store(1)), Some(region(2, b"", b"", 1, &[(3, 1)])), 0)
+        .bootstrap(
+            Some(store(1)),
+            Some(region(2, b"", b"", 1, &[(3, 1)])),
+            2,
+            0,
+        )
         .unwrap();
     assert!(matches!(
-        cluster.bootstrap(Some(store(1)), Some(region(2, b"", b"", 1, &[(3, 1)])), 0),
+        cluster.bootstrap(
+            Some(store(1)),
+            Some(region(2, b"", b"", 1, &[(3, 1)])),
+            2,
+            0
+        ),
         Err(Error::AlreadyBootstrapped)
     ));
     let r = cluster.region_by_key(b"anything").unwrap();
@@ -87,11 +98,11 @@ fn bootstrap_checks_its_input_and_happens_once() {
 fn stores_register_decommission_and_stay_tombstone() {
     let dir = tempfile::tempdir().unwrap();
     let (_, cluster) = bootstrapped(dir.path());
-    cluster.put_store(Some(store(4)), 2_000).unwrap();
+    cluster.put_store(Some(store(4)), 0, 2_000).unwrap();
     let mut clash = store(5);
     clash.address = store(4).address;
     assert!(matches!(
-        cluster.put_store(Some(clash), 2_000),
+        cluster.put_store(Some(clash), 0, 2_000),
         Err(Error::InvalidArgument(_))
     ));
     assert!(matches!(
@@ -109,7 +120,7 @@ fn stores_register_decommission_and_stay_tombstone() {
         StoreState::Offline as i32
     );
     // A restarting store re-registers; it stays offline.
-    cluster.put_store(Some(store(4)), 3_000).unwrap();
+    cluster.put_store(Some(store(4)), 0, 3_000).unwrap();
     assert_eq!(
         cluster.get_store(4).unwrap().state,
         StoreState::Offline as i32
@@ -120,7 +131,7 @@ fn stores_register_decommission_and_stay_tombstone() {
     );
     assert_eq!(cluster.bury_empty_offline_stores(&[]).unwrap(), vec![4]);
     assert!(matches!(
-        cluster.put_store(Some(store(4)), 0),
+        cluster.put_store(Some(store(4)), 0, 0),
         Err(Error::StoreTombstone(4))
     ));
     assert_eq!(cluster.all_stores(true).unwrap().len(), 1);
@@ -185,4 +196,71 @@ fn region_reports_replace_older_ones_and_survive_a_reload() {
     assert_eq!(r.epoch().version, 3);
     assert_eq!(r.leader.unwrap().id, 3);
     assert_eq!(cluster.get_store(1).unwrap().address, store(1).address);
+}
+
+#[test]
+fn the_api_version_is_fixed_at_bootstrap_and_survives_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_, cluster) = open(dir.path());
+        assert!(matches!(
+            cluster.bootstrap(
+                Some(store(1)),
+                Some(region(2, b"", b"", 1, &[(3, 1)])),
+                3,
+                0
+            ),
+            Err(Error::InvalidArgument(_))
+        ));
+        cluster
+            .bootstrap(
+                Some(store(1)),
+                Some(region(2, b"", b"", 1, &[(3, 1)])),
+                1,
+                0,
+            )
+            .unwrap();
+        assert_eq!(cluster.api_version(), 1);
+    }
+    let (_, cluster) = open(dir.path());
+    assert_eq!(cluster.api_version(), 1);
+    let refused = cluster.put_store(Some(store(4)), 2, 0).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Error::ApiVersionMismatch {
+                store_id: 4,
+                store: 2,
+                cluster: 1
+            }
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.error_type(),
+        proto::pdpb::ErrorType::IncompatibleVersion
+    );
+    assert!(
+        cluster.get_store(4).is_err(),
+        "a refused store is not registered"
+    );
+    cluster.put_store(Some(store(4)), 1, 0).unwrap();
+    // A store that does not say (older binaries) is not checked.
+    cluster.put_store(Some(store(5)), 0, 0).unwrap();
+}
+
+#[test]
+fn a_cluster_bootstrapped_without_a_version_serves_api_v2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cluster) = open(dir.path());
+    cluster
+        .bootstrap(
+            Some(store(1)),
+            Some(region(2, b"", b"", 1, &[(3, 1)])),
+            0,
+            0,
+        )
+        .unwrap();
+    assert_eq!(cluster.api_version(), DEFAULT_API_VERSION);
+    assert!(cluster.put_store(Some(store(4)), 1, 0).is_err());
 }

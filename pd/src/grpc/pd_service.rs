@@ -107,9 +107,12 @@ impl Pd for PdService {
     ) -> std::result::Result<Response<BootstrapResponse>, Status> {
         let req = request.into_inner();
         Ok(self.answer("Bootstrap", req.header.as_ref(), || {
-            self.state
-                .cluster
-                .bootstrap(req.store.clone(), req.region.clone(), unix_millis())?;
+            self.state.cluster.bootstrap(
+                req.store.clone(),
+                req.region.clone(),
+                req.api_version,
+                unix_millis(),
+            )?;
             // Ids the store chose must never be handed out again.
             self.state.ids.ensure_above(bootstrap_max_id(&req))?;
             Ok(BootstrapResponse::default())
@@ -161,7 +164,9 @@ impl Pd for PdService {
     ) -> std::result::Result<Response<PutStoreResponse>, Status> {
         let req = request.into_inner();
         Ok(self.answer("PutStore", req.header.as_ref(), || {
-            self.state.cluster.put_store(req.store, unix_millis())?;
+            self.state
+                .cluster
+                .put_store(req.store, req.api_version, unix_millis())?;
             Ok(PutStoreResponse::default())
         }))
     }

@@ -1,6 +1,8 @@
-//! Region boundaries at the default keyspace's edges. Clients in keyspace mode address raw keys
-//! as `r` + 3-byte keyspace id and transactional keys as `x` + id; a region must end exactly
-//! where the keyspace ends, or a client's scan runs on into the next keyspace.
+//! Region boundaries PD keeps whatever the data: in an API V2 cluster, the default keyspace's
+//! edges (clients in keyspace mode address raw keys as `r` + 3-byte keyspace id and
+//! transactional keys as `x` + id; a region must end exactly where the keyspace ends, or a
+//! client's scan runs on into the next keyspace); in an API V1 cluster, one boundary near the
+//! top of the key space, [`V1_TAIL_BOUNDARY`].
 
 use keys::encode_bytes;
 
@@ -27,24 +29,48 @@ pub fn keyspace_boundaries(id: u32) -> Vec<Vec<u8>> {
     ]
 }
 
-/// The default keyspace's boundaries that lie strictly inside `region`.
-pub fn split_keys(region: &RegionInfo) -> Vec<Vec<u8>> {
-    keyspace_boundaries(DEFAULT_KEYSPACE_ID)
+/// The boundary an API V1 cluster keeps: `encode_bytes([0xff; 8])`, so user data stays out
+/// of the last region. Client 0.4 continues a bounded raw scan that reaches the last region
+/// (end key "") from key "" again, returning keys twice or looping; with this boundary a
+/// scan ends at a region whose end is at or past its bound. As raw bytes it sorts after every
+/// key that does not start with nine 0xff bytes; it is also a valid encoded key (eight 0xff
+/// bytes), so transactional clients, which decode region boundaries, accept it.
+pub fn v1_tail_boundary() -> Vec<u8> {
+    encode_bytes(&[0xff; 8])
+}
+
+/// The boundaries PD keeps in a cluster serving `api_version` (1 or 2).
+pub fn fixed_boundaries(api_version: u32) -> Vec<Vec<u8>> {
+    if api_version == 1 {
+        vec![v1_tail_boundary()]
+    } else {
+        keyspace_boundaries(DEFAULT_KEYSPACE_ID)
+    }
+}
+
+/// The fixed boundaries of a cluster serving `api_version` that lie strictly inside `region`.
+pub fn split_keys(region: &RegionInfo, api_version: u32) -> Vec<Vec<u8>> {
+    fixed_boundaries(api_version)
         .into_iter()
         .filter(|k| region.strictly_contains(k))
         .collect()
 }
 
-/// A split at the boundaries inside `region`, if there are any.
-pub fn split_operator(region: &RegionInfo, cfg: &ScheduleConfig, now: Now) -> Option<Operator> {
-    let keys = split_keys(region);
+/// A split at the fixed boundaries inside `region`, if there are any.
+pub fn split_operator(
+    region: &RegionInfo,
+    api_version: u32,
+    cfg: &ScheduleConfig,
+    now: Now,
+) -> Option<Operator> {
+    let keys = split_keys(region, api_version);
     if keys.is_empty() {
         return None;
     }
     Some(Operator::new(
         region,
         OpKind::Split,
-        format!("split at {} keyspace boundaries", keys.len()),
+        format!("split at {} fixed boundaries", keys.len()),
         vec![OpStep::Split { keys }],
         cfg,
         now,
@@ -82,16 +108,33 @@ mod tests {
     #[test]
     fn a_region_spanning_boundaries_splits_at_those_inside_it() {
         let b = keyspace_boundaries(0);
-        assert_eq!(split_keys(&region(b"", b"")), b);
-        assert_eq!(split_keys(&region(&b[0], b"")), b[1..].to_vec());
-        assert_eq!(split_keys(&region(&b[0], &b[1])), Vec::<Vec<u8>>::new());
-        assert_eq!(split_keys(&region(&b[1], &b[3])), vec![b[2].clone()]);
-        assert_eq!(split_keys(&region(&b[3], b"")), Vec::<Vec<u8>>::new());
+        assert_eq!(split_keys(&region(b"", b""), 2), b);
+        assert_eq!(split_keys(&region(&b[0], b""), 2), b[1..].to_vec());
+        assert_eq!(split_keys(&region(&b[0], &b[1]), 2), Vec::<Vec<u8>>::new());
+        assert_eq!(split_keys(&region(&b[1], &b[3]), 2), vec![b[2].clone()]);
+        assert_eq!(split_keys(&region(&b[3], b""), 2), Vec::<Vec<u8>>::new());
         let now = Now::current();
         let cfg = ScheduleConfig::default();
-        assert!(split_operator(&region(&b[3], b""), &cfg, now).is_none());
-        let op = split_operator(&region(b"", b""), &cfg, now).unwrap();
+        assert!(split_operator(&region(&b[3], b""), 2, &cfg, now).is_none());
+        let op = split_operator(&region(b"", b""), 2, &cfg, now).unwrap();
         assert_eq!(op.kind, OpKind::Split);
         assert_eq!(op.steps, vec![OpStep::Split { keys: b }]);
+    }
+
+    #[test]
+    fn an_api_v1_cluster_keeps_only_the_tail_boundary() {
+        let tail = v1_tail_boundary();
+        assert_eq!(split_keys(&region(b"", b""), 1), vec![tail.clone()]);
+        assert!(split_keys(&region(&tail, b""), 1).is_empty());
+        // Raw keys users write sort before it; it decodes as a transactional key.
+        assert!(b"\xff\xff\xff\xff\xff\xff\xff\xffz".as_slice() < tail.as_slice());
+        assert_eq!(keys::decode_bytes(&tail).unwrap().0, vec![0xff; 8]);
+        let op = split_operator(
+            &region(b"", b""),
+            1,
+            &ScheduleConfig::default(),
+            Now::current(),
+        );
+        assert_eq!(op.unwrap().steps, vec![OpStep::Split { keys: vec![tail] }]);
     }
 }

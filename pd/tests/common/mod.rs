@@ -107,6 +107,7 @@ pub async fn bootstrap(
             header: header(cluster_id),
             store: Some(store(store_id)),
             region: Some(region.clone()),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -120,6 +121,7 @@ pub async fn put_store(c: &mut PdClient<Channel>, cluster_id: u64, id: u64) {
         .put_store(pdpb::PutStoreRequest {
             header: header(cluster_id),
             store: Some(store(id)),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -1,13 +1,12 @@
 //! RawCompareAndSwap: read, compare and write one key atomically on this store, by holding
 //! the key's latch from the linearizable read until raftstore has answered the write.
 
-use keys::encode_bytes;
 use proto::kvrpcpb::{RawCasRequest, RawCasResponse};
 
 use super::errors::KvError;
 use super::raw::{ensure_in_region, read_live, LiveValue, RawKv};
 use super::region_cmd;
-use super::request::{check_context, check_key, parse_cf};
+use super::request::parse_cf;
 use super::value::{self, now_unix_secs};
 
 /// Whether the swap may happen given the current value (`None` = absent or expired).
@@ -20,10 +19,13 @@ fn swap_allowed(current: Option<&LiveValue>, previous_not_exist: bool, previous:
 
 impl RawKv {
     pub async fn compare_and_swap(&self, req: RawCasRequest) -> Result<RawCasResponse, KvError> {
-        let ctx = *check_context(req.context.as_ref())?;
+        let ctx = *self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
-        check_key(&req.key, self.cfg.max_key_size)?;
-        let key = encode_bytes(&req.key);
+        self.cfg
+            .api
+            .check_raw_key(&req.key, self.cfg.max_key_size)?;
+        self.cfg.api.check_ttl(req.ttl)?;
+        let key = self.cfg.api.raw_region_key(&req.key);
         let read_timeout = self.cfg.read_timeout;
         self.latched
             .run(ctx.region_id, vec![key.clone()], move |store| async move {

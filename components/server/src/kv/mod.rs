@@ -1,13 +1,13 @@
-//! The client-facing key-value API (`tikvpb.Tikv`): the raw API (API V2, keyspace-prefixed
-//! keys) served through raftstore, plus the store-to-store streams handed to the transport.
+//! The client-facing key-value API (`tikvpb.Tikv`): the raw API (API V1 or V2, see `api`) served through raftstore, plus the store-to-store streams handed to the transport.
 //!
-//! Module map: `request` checks requests, `range` clips key ranges to regions, `value` is the
+//! Module map: `api` is what differs between API versions, `request` checks requests, `range` clips key ranges to regions, `value` is the
 //! stored value format (TTL), `latched` runs read-modify-writes under key latches, `region_cmd` talks
 //! to raftstore, `raw*` and `cas` implement the raw RPCs, `txn*` the transactional ones
 //! (`txn_debug`: MVCC inspection for `shoal-ctl mvcc`), `lock_wait` queues pessimistic lock
 //! requests waiting for a lock and `deadlock_client` reports their waits to the deadlock
 //! detector on PD, `service` is the gRPC surface.
 
+mod api;
 mod cas;
 mod deadlock_client;
 mod errors;
@@ -33,6 +33,7 @@ mod wait_for;
 
 use std::time::Duration;
 
+pub use api::StorageApi;
 pub use deadlock_client::DetectorUrl;
 pub use errors::KvError;
 pub use max_ts_sync::TimestampSource;
@@ -56,6 +57,9 @@ pub struct KvConfig {
     /// How far past PD's clock (as of a timestamp fetched at most a twelfth of this ago) a
     /// read's timestamp may raise max_ts; a read further ahead gets a key error (`abort`).
     pub max_ts_drift_allowance: Duration,
+    /// The cluster's storage API (V1, V1TTL or V2): which requests and keys are accepted and
+    /// where raw keys live in the region key space.
+    pub api: StorageApi,
 }
 
 impl Default for KvConfig {
@@ -67,6 +71,7 @@ impl Default for KvConfig {
             write_timeout: Duration::from_secs(10),
             lock_wait_timeout: Duration::from_secs(1),
             max_ts_drift_allowance: Duration::from_secs(60),
+            api: StorageApi::V2,
         }
     }
 }

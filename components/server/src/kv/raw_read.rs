@@ -1,6 +1,5 @@
 //! Point reads: RawGet, RawBatchGet, RawGetKeyTTL.
 
-use keys::encode_bytes;
 use proto::kvrpcpb::{
     KvPair, RawBatchGetRequest, RawBatchGetResponse, RawGetKeyTtlRequest, RawGetKeyTtlResponse,
     RawGetRequest, RawGetResponse,
@@ -8,15 +7,17 @@ use proto::kvrpcpb::{
 
 use super::errors::KvError;
 use super::raw::{ensure_in_region, read_live, RawKv};
-use super::request::{check_context, check_key, parse_cf};
+use super::request::parse_cf;
 use super::value::now_unix_secs;
 
 impl RawKv {
     pub async fn get(&self, req: RawGetRequest) -> Result<RawGetResponse, KvError> {
-        let ctx = check_context(req.context.as_ref())?;
+        let ctx = self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
-        check_key(&req.key, self.cfg.max_key_size)?;
-        let key = encode_bytes(&req.key);
+        self.cfg
+            .api
+            .check_raw_key(&req.key, self.cfg.max_key_size)?;
+        let key = self.cfg.api.raw_region_key(&req.key);
         let snap = self.snapshot(ctx).await?;
         ensure_in_region(&key, &snap.region)?;
         Ok(
@@ -35,12 +36,16 @@ impl RawKv {
 
     /// Answers only the keys that exist: clients count every returned pair as found.
     pub async fn batch_get(&self, req: RawBatchGetRequest) -> Result<RawBatchGetResponse, KvError> {
-        let ctx = check_context(req.context.as_ref())?;
+        let ctx = self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
         for key in &req.keys {
-            check_key(key, self.cfg.max_key_size)?;
+            self.cfg.api.check_raw_key(key, self.cfg.max_key_size)?;
         }
-        let encoded: Vec<Vec<u8>> = req.keys.iter().map(|k| encode_bytes(k)).collect();
+        let encoded: Vec<Vec<u8>> = req
+            .keys
+            .iter()
+            .map(|k| self.cfg.api.raw_region_key(k))
+            .collect();
         let snap = self.snapshot(ctx).await?;
         for key in &encoded {
             ensure_in_region(key, &snap.region)?;
@@ -67,10 +72,12 @@ impl RawKv {
         &self,
         req: RawGetKeyTtlRequest,
     ) -> Result<RawGetKeyTtlResponse, KvError> {
-        let ctx = check_context(req.context.as_ref())?;
+        let ctx = self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
-        check_key(&req.key, self.cfg.max_key_size)?;
-        let key = encode_bytes(&req.key);
+        self.cfg
+            .api
+            .check_raw_key(&req.key, self.cfg.max_key_size)?;
+        let key = self.cfg.api.raw_region_key(&req.key);
         let snap = self.snapshot(ctx).await?;
         ensure_in_region(&key, &snap.region)?;
         let now = now_unix_secs();

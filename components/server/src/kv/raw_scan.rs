@@ -6,10 +6,11 @@ use proto::kvrpcpb::{
     KvPair, RawBatchScanRequest, RawBatchScanResponse, RawScanRequest, RawScanResponse,
 };
 
+use super::api::StorageApi;
 use super::errors::KvError;
 use super::range::{clip_to_region, scan_bounds, EncodedRange};
 use super::raw::RawKv;
-use super::request::{check_bound, check_context, parse_cf, show_key};
+use super::request::{parse_cf, show_key};
 use super::value::{self, now_unix_secs};
 
 /// One range of a scan, ready to run against a snapshot.
@@ -32,20 +33,24 @@ impl RawKv {
     }
 
     pub async fn scan(&self, req: RawScanRequest) -> Result<RawScanResponse, KvError> {
-        let ctx = check_context(req.context.as_ref())?;
+        let ctx = self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
         let limit = self.check_limit(req.limit)?;
-        check_bound(&req.start_key, self.cfg.max_key_size)?;
-        check_bound(&req.end_key, self.cfg.max_key_size)?;
+        self.cfg
+            .api
+            .check_raw_bound(&req.start_key, self.cfg.max_key_size)?;
+        self.cfg
+            .api
+            .check_raw_bound(&req.end_key, self.cfg.max_key_size)?;
         let snap = self.snapshot(ctx).await?;
         let (lower, upper) = scan_bounds(&req.start_key, &req.end_key, req.reverse);
         let job = ScanJob {
-            range: clip_to_region(lower, upper, &snap.region),
+            range: clip_to_region(self.cfg.api, lower, upper, &snap.region),
             reverse: req.reverse,
             limit,
             key_only: req.key_only,
         };
-        let kvs = run_scans(snap.snapshot, cf, vec![job]).await?;
+        let kvs = run_scans(self.cfg.api, snap.snapshot, cf, vec![job]).await?;
         Ok(RawScanResponse {
             region_error: None,
             kvs,
@@ -57,12 +62,16 @@ impl RawKv {
         &self,
         req: RawBatchScanRequest,
     ) -> Result<RawBatchScanResponse, KvError> {
-        let ctx = check_context(req.context.as_ref())?;
+        let ctx = self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
         let limit = self.check_limit(req.each_limit)?;
         for r in &req.ranges {
-            check_bound(&r.start_key, self.cfg.max_key_size)?;
-            check_bound(&r.end_key, self.cfg.max_key_size)?;
+            self.cfg
+                .api
+                .check_raw_bound(&r.start_key, self.cfg.max_key_size)?;
+            self.cfg
+                .api
+                .check_raw_bound(&r.end_key, self.cfg.max_key_size)?;
         }
         let snap = self.snapshot(ctx).await?;
         let jobs = req
@@ -71,14 +80,14 @@ impl RawKv {
             .map(|r| {
                 let (lower, upper) = scan_bounds(&r.start_key, &r.end_key, req.reverse);
                 ScanJob {
-                    range: clip_to_region(lower, upper, &snap.region),
+                    range: clip_to_region(self.cfg.api, lower, upper, &snap.region),
                     reverse: req.reverse,
                     limit,
                     key_only: req.key_only,
                 }
             })
             .collect();
-        let kvs = run_scans(snap.snapshot, cf, jobs).await?;
+        let kvs = run_scans(self.cfg.api, snap.snapshot, cf, jobs).await?;
         Ok(RawBatchScanResponse {
             region_error: None,
             kvs,
@@ -88,6 +97,7 @@ impl RawKv {
 
 /// Runs the scans off the async threads: a scan may visit thousands of keys.
 async fn run_scans(
+    api: StorageApi,
     snap: KvSnapshot,
     cf: &'static str,
     jobs: Vec<ScanJob>,
@@ -96,7 +106,7 @@ async fn run_scans(
         let now = now_unix_secs();
         let mut out = Vec::new();
         for job in &jobs {
-            scan_range(&snap, cf, job, now, &mut out)?;
+            scan_range(api, &snap, cf, job, now, &mut out)?;
         }
         Ok(out)
     })
@@ -106,6 +116,7 @@ async fn run_scans(
 
 /// Appends up to `job.limit` live pairs of `job.range` to `out`, in scan order.
 fn scan_range(
+    api: StorageApi,
     snap: &KvSnapshot,
     cf: &str,
     job: &ScanJob,
@@ -123,7 +134,7 @@ fn scan_range(
         &start,
         &end,
         job.reverse,
-        &mut |key, stored| match decode_entry(key, stored, now) {
+        &mut |key, stored| match decode_entry(api, key, stored, now) {
             Ok(None) => Ok(true),
             Ok(Some(mut pair)) => {
                 if job.key_only {
@@ -143,20 +154,22 @@ fn scan_range(
 }
 
 /// The raw key and user value of a stored pair, or `None` if it has expired.
-fn decode_entry(data_key: &[u8], stored: &[u8], now: u64) -> Result<Option<KvPair>, KvError> {
+fn decode_entry(
+    api: StorageApi,
+    data_key: &[u8],
+    stored: &[u8],
+    now: u64,
+) -> Result<Option<KvPair>, KvError> {
     let corrupt_key = || {
         KvError::Corrupt(format!(
-            "stored key {} is not an encoded key",
+            "stored key {} is not a raw key of {api}",
             show_key(data_key)
         ))
     };
     let encoded = data_key
         .strip_prefix(&[keys::DATA_PREFIX])
         .ok_or_else(corrupt_key)?;
-    let (raw, used) = keys::decode_bytes(encoded).map_err(|_| corrupt_key())?;
-    if used != encoded.len() {
-        return Err(corrupt_key());
-    }
+    let raw = api.raw_user_key(encoded).ok_or_else(corrupt_key)?;
     let decoded = value::decode(stored)
         .map_err(|e| KvError::Corrupt(format!("value of key {}: {e}", show_key(&raw))))?;
     if decoded.is_expired(now) {
@@ -179,9 +192,14 @@ mod tests {
 
     #[test]
     fn entries_decode_to_raw_keys_and_user_values() {
-        let got = decode_entry(&data(b"r\0\0\0k"), &value::encode(b"v", 0, 0), 10)
-            .unwrap()
-            .unwrap();
+        let got = decode_entry(
+            StorageApi::V2,
+            &data(b"r\0\0\0k"),
+            &value::encode(b"v", 0, 0),
+            10,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(got.key, b"r\0\0\0k");
         assert_eq!(got.value, b"v");
     }
@@ -189,11 +207,13 @@ mod tests {
     #[test]
     fn expired_entries_are_skipped() {
         let stored = value::encode(b"v", 5, 100);
-        assert!(decode_entry(&data(b"r\0\0\0k"), &stored, 104)
-            .unwrap()
-            .is_some());
+        assert!(
+            decode_entry(StorageApi::V2, &data(b"r\0\0\0k"), &stored, 104)
+                .unwrap()
+                .is_some()
+        );
         assert_eq!(
-            decode_entry(&data(b"r\0\0\0k"), &stored, 105).unwrap(),
+            decode_entry(StorageApi::V2, &data(b"r\0\0\0k"), &stored, 105).unwrap(),
             None
         );
     }
@@ -210,12 +230,12 @@ mod tests {
             trailing,
         ] {
             assert!(matches!(
-                decode_entry(&key, &ok_value, 0),
+                decode_entry(StorageApi::V2, &key, &ok_value, 0),
                 Err(KvError::Corrupt(_))
             ));
         }
         assert!(matches!(
-            decode_entry(&data(b"r\0\0\0k"), b"", 0),
+            decode_entry(StorageApi::V2, &data(b"r\0\0\0k"), b"", 0),
             Err(KvError::Corrupt(_))
         ));
     }

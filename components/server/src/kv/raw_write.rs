@@ -2,7 +2,6 @@
 //! one raft entry, so a batch is atomic within its region. Requests flagged `for_cas` hold
 //! their keys' latches so they never interleave with a compare-and-swap.
 
-use keys::encode_bytes;
 use proto::kvrpcpb::{
     RawBatchDeleteRequest, RawBatchDeleteResponse, RawBatchPutRequest, RawBatchPutResponse,
     RawDeleteRangeRequest, RawDeleteRangeResponse, RawDeleteRequest, RawDeleteResponse,
@@ -14,15 +13,18 @@ use super::errors::KvError;
 use super::range::delete_bounds;
 use super::raw::RawKv;
 use super::region_cmd;
-use super::request::{check_bound, check_context, check_key, parse_cf};
+use super::request::parse_cf;
 use super::value::{self, now_unix_secs};
 
 impl RawKv {
     pub async fn put(&self, req: RawPutRequest) -> Result<RawPutResponse, KvError> {
-        let ctx = check_context(req.context.as_ref())?;
+        let ctx = self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
-        check_key(&req.key, self.cfg.max_key_size)?;
-        let key = encode_bytes(&req.key);
+        self.cfg
+            .api
+            .check_raw_key(&req.key, self.cfg.max_key_size)?;
+        let key = self.cfg.api.raw_region_key(&req.key);
+        self.cfg.api.check_ttl(req.ttl)?;
         let stored = value::encode(&req.value, req.ttl, now_unix_secs());
         let requests = vec![region_cmd::put(cf, key.clone(), stored)];
         self.write_keys(ctx, req.for_cas, vec![key], requests)
@@ -33,7 +35,7 @@ impl RawKv {
     /// Puts every pair in one entry. `ttls` gives one TTL per pair; when it is empty the
     /// single `ttl` applies to all.
     pub async fn batch_put(&self, req: RawBatchPutRequest) -> Result<RawBatchPutResponse, KvError> {
-        let ctx = check_context(req.context.as_ref())?;
+        let ctx = self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
         if !req.ttls.is_empty() && req.ttls.len() != req.pairs.len() {
             return Err(KvError::InvalidArgument(format!(
@@ -42,10 +44,20 @@ impl RawKv {
                 req.pairs.len()
             )));
         }
-        for pair in &req.pairs {
-            check_key(&pair.key, self.cfg.max_key_size)?;
+        self.cfg.api.check_ttl(req.ttl)?;
+        for ttl in &req.ttls {
+            self.cfg.api.check_ttl(*ttl)?;
         }
-        let keys: Vec<Vec<u8>> = req.pairs.iter().map(|p| encode_bytes(&p.key)).collect();
+        for pair in &req.pairs {
+            self.cfg
+                .api
+                .check_raw_key(&pair.key, self.cfg.max_key_size)?;
+        }
+        let keys: Vec<Vec<u8>> = req
+            .pairs
+            .iter()
+            .map(|p| self.cfg.api.raw_region_key(&p.key))
+            .collect();
         let now = now_unix_secs();
         let requests: Vec<Request> = req
             .pairs
@@ -62,10 +74,12 @@ impl RawKv {
     }
 
     pub async fn delete(&self, req: RawDeleteRequest) -> Result<RawDeleteResponse, KvError> {
-        let ctx = check_context(req.context.as_ref())?;
+        let ctx = self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
-        check_key(&req.key, self.cfg.max_key_size)?;
-        let key = encode_bytes(&req.key);
+        self.cfg
+            .api
+            .check_raw_key(&req.key, self.cfg.max_key_size)?;
+        let key = self.cfg.api.raw_region_key(&req.key);
         let requests = vec![region_cmd::delete(cf, key.clone())];
         self.write_keys(ctx, req.for_cas, vec![key], requests)
             .await?;
@@ -76,12 +90,16 @@ impl RawKv {
         &self,
         req: RawBatchDeleteRequest,
     ) -> Result<RawBatchDeleteResponse, KvError> {
-        let ctx = check_context(req.context.as_ref())?;
+        let ctx = self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
         for key in &req.keys {
-            check_key(key, self.cfg.max_key_size)?;
+            self.cfg.api.check_raw_key(key, self.cfg.max_key_size)?;
         }
-        let keys: Vec<Vec<u8>> = req.keys.iter().map(|k| encode_bytes(k)).collect();
+        let keys: Vec<Vec<u8>> = req
+            .keys
+            .iter()
+            .map(|k| self.cfg.api.raw_region_key(k))
+            .collect();
         let requests = keys
             .iter()
             .map(|k| region_cmd::delete(cf, k.clone()))
@@ -96,15 +114,19 @@ impl RawKv {
         &self,
         req: RawDeleteRangeRequest,
     ) -> Result<RawDeleteRangeResponse, KvError> {
-        let ctx = check_context(req.context.as_ref())?;
+        let ctx = self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
-        check_bound(&req.start_key, self.cfg.max_key_size)?;
-        check_bound(&req.end_key, self.cfg.max_key_size)?;
+        self.cfg
+            .api
+            .check_raw_bound(&req.start_key, self.cfg.max_key_size)?;
+        self.cfg
+            .api
+            .check_raw_bound(&req.end_key, self.cfg.max_key_size)?;
         // Raftstore checks the request's epoch against the region when it proposes, so the
         // local view used for clipping cannot widen a stale request.
         let region = self.store.meta().lock().region(ctx.region_id).cloned();
         let region = region.ok_or(raftstore::Error::RegionNotFound(ctx.region_id))?;
-        if let Some(range) = delete_bounds(&req.start_key, &req.end_key, &region) {
+        if let Some(range) = delete_bounds(self.cfg.api, &req.start_key, &req.end_key, &region) {
             let request = region_cmd::delete_range(cf, range.start, range.end);
             self.write(ctx, vec![request]).await?;
         }

@@ -20,7 +20,6 @@ use super::latched::LatchedRunner;
 use super::lock_wait::LockWaitQueues;
 use super::max_ts_sync::{spawn_limit_refresh, MaxTsSync, TimestampSource};
 use super::raw::ensure_in_region;
-use super::request::{check_context, check_txn_key};
 use super::{region_cmd, KvConfig};
 
 /// Serves transactional requests on one store.
@@ -59,16 +58,16 @@ impl TxnKv {
         spawn_limit_refresh(Arc::downgrade(&self.cm), source, allowance);
     }
 
-    /// Checks the context and every key of a request: API V2 and transactional keys of at
-    /// most `max_key_size` bytes.
+    /// Checks the context and every key of a request: the cluster's API version and
+    /// transactional keys of at most `max_key_size` bytes.
     pub(super) fn check<'k>(
         &self,
         ctx: Option<&Context>,
         keys: impl IntoIterator<Item = &'k Vec<u8>>,
     ) -> Result<Context, KvError> {
-        let ctx = *check_context(ctx)?;
+        let ctx = *self.cfg.api.check_context(ctx)?;
         for key in keys {
-            check_txn_key(key, self.cfg.max_key_size)?;
+            self.cfg.api.check_txn_key(key, self.cfg.max_key_size)?;
         }
         Ok(ctx)
     }

@@ -23,7 +23,6 @@ use txn::concurrency_manager::MemoryLockGuard;
 use txn::mvcc::{Key, MvccReader};
 
 use super::errors::KvError;
-use super::request::{check_txn_bound, check_txn_key};
 use super::txn::{check_ts, TxnKv};
 
 /// One round of an async-commit or 1PC prewrite.
@@ -79,7 +78,7 @@ impl TxnKv {
         // The transaction's primary and secondaries are keys it will resolve through: they
         // must be keys a transactional request may name.
         for key in std::iter::once(&params.primary).chain(&params.secondaries) {
-            check_txn_key(key, self.cfg.max_key_size)?;
+            self.cfg.api.check_txn_key(key, self.cfg.max_key_size)?;
         }
         // An absence check is a read at start_ts: no async-commit or 1PC commit may land at
         // or below it afterwards (TiKV raises max_ts for Insert and CheckNotExists too).
@@ -355,8 +354,12 @@ impl TxnKv {
         &self,
         req: UnsafeDestroyRangeRequest,
     ) -> Result<UnsafeDestroyRangeResponse, KvError> {
-        check_txn_bound(&req.start_key, self.cfg.max_key_size)?;
-        check_txn_bound(&req.end_key, self.cfg.max_key_size)?;
+        self.cfg
+            .api
+            .check_txn_bound(&req.start_key, self.cfg.max_key_size)?;
+        self.cfg
+            .api
+            .check_txn_bound(&req.end_key, self.cfg.max_key_size)?;
         if req.start_key.is_empty() || req.end_key.is_empty() || req.start_key >= req.end_key {
             return Err(KvError::InvalidArgument(
                 "unsafe_destroy_range needs start_key < end_key, both set".into(),
