@@ -112,6 +112,7 @@ impl ServerHandle {
             StatusSource {
                 store: store.clone(),
                 cluster_id: member.pd.cluster_id(),
+                api: cfg.storage.api()?,
                 address: member.advertise_addr.clone(),
                 started,
             },

@@ -112,13 +112,18 @@ pub(crate) async fn join_cluster(
         deploy_path: data.dirs.root.display().to_string(),
         ..Default::default()
     };
-    bootstrap::ensure_cluster(kv, raft_engine, &pd, &store_meta).await?;
-    match pd.put_store(store_meta).await {
+    let api = cfg.storage.api()?;
+    bootstrap::ensure_cluster(kv, raft_engine, &pd, &store_meta, api.version_number()).await?;
+    match pd.put_store(store_meta, api.version_number()).await {
         Ok(()) => {}
         Err(pd_client::Error::Pd {
             kind: proto::pdpb::ErrorType::StoreTombstone,
             message,
         }) => return Err(ServerError::StoreTombstone { store_id, message }),
+        Err(pd_client::Error::Pd {
+            kind: proto::pdpb::ErrorType::IncompatibleVersion,
+            message,
+        }) => return Err(ServerError::ApiVersionMismatch { message }),
         Err(e) => return Err(e.into()),
     }
     Ok(ClusterMember {
@@ -193,6 +198,8 @@ pub(crate) fn serve_grpc(
             let pd = tso_pd.clone();
             Box::pin(async move {
                 let ts = pd.get_timestamp().await.map_err(|e| e.to_string())?;
+        // `Config::validate` refused an unknown version before the store started.
+        api: cfg.storage.api().unwrap_or_default(),
                 let physical = u64::try_from(ts.physical).map_err(|e| e.to_string())?;
                 let logical = u64::try_from(ts.logical).map_err(|e| e.to_string())?;
                 Ok(txn::compose_ts(physical, logical))

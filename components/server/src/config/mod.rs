@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kv::StorageApi;
+
 pub use flags::Flags;
 
 /// A configuration that cannot be used, with the reason.
@@ -91,6 +93,13 @@ pub struct StorageSection {
 impl Default for StorageSection {
     fn default() -> Self {
         StorageSection {
+    /// The cluster's API version, 1 or 2 (TiKV's `storage.api-version`): V2 (the default)
+    /// serves keyspace-prefixed keys, V1 keys as given. PD records the version of the store
+    /// that bootstraps the cluster and refuses stores configured otherwise.
+    pub api_version: u8,
+    /// API V1 only: allow raw TTLs (V1TTL, TiKV's `storage.enable-ttl`). V2 always allows
+    /// them.
+    pub enable_ttl: bool,
             data_dir: PathBuf::from("./shoal-data"),
             max_ts_drift_allowance: Duration::from_secs(60),
         }
@@ -98,10 +107,19 @@ impl Default for StorageSection {
 }
 
 /// `[pd]`: how to reach the placement driver.
+            api_version: 2,
+            enable_ttl: false,
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PdSection {
     /// PD addresses (`host:port` or `http://host:port`).
+impl StorageSection {
+    /// The storage API these settings select; errors on an unknown version number.
+    pub fn api(&self) -> Result<StorageApi, ConfigError> {
+        StorageApi::from_config(self.api_version, self.enable_ttl).map_err(ConfigError::Invalid)
+    }
+}
+
     pub endpoints: Vec<String>,
     /// How long start-up keeps trying to reach PD before giving up.
     #[serde(with = "humantime_serde")]
@@ -249,6 +267,7 @@ impl Config {
                 "pessimistic-txn.wait-for-lock-timeout {wait:?} must be between 1ms and 1h"
             ));
         }
+        self.storage.api()?;
         let drift = self.storage.max_ts_drift_allowance;
         if drift < Duration::from_secs(1) || drift > Duration::from_secs(3600) {
             return bad(format!(
