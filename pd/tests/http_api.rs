@@ -146,6 +146,7 @@ async fn the_api_is_also_served_on_the_grpc_client_address() {
     }
     let (_, config) = http_json(addr, "GET", "/pd/api/v1/config", None).await;
     assert_eq!(config["schedule"]["max-replicas"], 3);
+    assert_eq!(config["storage"]["api-version"], 2);
     let (_, schedulers) = http_json(addr, "GET", "/pd/api/v1/schedulers", None).await;
     assert!(schedulers
         .as_array()

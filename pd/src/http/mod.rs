@@ -242,11 +242,16 @@ async fn regions_from_key(
     Ok(Json(views::regions(found.into_iter())))
 }
 
-/// The whole configuration a running PD acts on: today the schedule section.
+/// The whole configuration a running PD acts on: the schedule section and the cluster's
+/// storage API version (`{"storage": {"api-version": 1 | 2}}`, fixed at bootstrap).
 async fn config(State(s): Shared) -> ApiResult {
     let schedule = serde_json::to_value(s.schedule_config())
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(Json(json!({ "schedule": schedule })))
+    let api_version = s.cluster.api_version();
+    Ok(Json(json!({
+        "schedule": schedule,
+        "storage": { "api-version": api_version },
+    })))
 }
 
 /// The schedulers and checkers that run, by PD's names for them.
