@@ -17,7 +17,8 @@ pub struct Config {
     pub name: String,
     /// Directory of PD's own RocksDB (cluster id, stores, regions, allocators). Required.
     pub data_dir: PathBuf,
-    /// Where the gRPC service listens, as `http://host:port`. Port 0 picks a free port.
+    /// Where the gRPC service listens, as `http://host:port` (or `https://`, which needs
+    /// `[security]`; `host:port` works too). Port 0 picks a free port.
     pub client_urls: String,
     /// The URL clients are told to use. Empty: the client URL (with the bound port when the
     /// client URL asked for port 0).
@@ -34,6 +35,8 @@ pub struct Config {
     pub id_batch_size: u64,
     /// The scheduling knobs.
     pub schedule: ScheduleConfig,
+    /// `[security]`: TLS and mutual TLS on the gRPC and HTTP ports (`security::SecurityConfig`).
+    pub security: security::SecurityConfig,
 }
 
 impl Default for Config {
@@ -48,6 +51,7 @@ impl Default for Config {
             tso_save_interval: Duration::from_secs(3),
             id_batch_size: 1000,
             schedule: ScheduleConfig::default(),
+            security: security::SecurityConfig::default(),
         }
     }
 }
@@ -224,16 +228,26 @@ impl Config {
         if self.id_batch_size == 0 {
             return Err(invalid("id-batch-size must be positive"));
         }
+        self.security
+            .validate()
+            .map_err(|e| invalid(format!("[security] {e}")))?;
+        if self.client_urls.starts_with("https://") && !self.security.enabled().unwrap_or(false) {
+            return Err(invalid(format!(
+                "client-urls {}: https needs [security] ca-path, cert-path and key-path",
+                self.client_urls
+            )));
+        }
         self.schedule.validate()
     }
 }
 
-/// `host:port` of an `http://host:port` URL (a bare `host:port` is accepted too).
+/// `host:port` of an `http://host:port` or `https://host:port` URL (a bare `host:port` is
+/// accepted too). Whether PD speaks TLS is decided by `[security]`, not by the scheme.
 pub fn host_port_of_url(url: &str) -> Result<String> {
-    if url.starts_with("https://") {
-        return Err(invalid(format!("{url}: TLS is not supported, use http://")));
-    }
-    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
     let rest = rest.trim_end_matches('/');
     check_host_port(rest, "client URL")?;
     Ok(rest.to_string())
@@ -282,6 +296,8 @@ mod tests {
             ..Config::default()
         };
         cfg.client_urls = "https://127.0.0.1:1".into();
+        assert!(cfg.validate().is_err(), "https without [security]");
+        cfg.client_urls = "ftp://127.0.0.1:1".into();
         assert!(cfg.validate().is_err());
         cfg.client_urls = "http://127.0.0.1".into();
         assert!(cfg.validate().is_err());
@@ -318,6 +334,21 @@ mod tests {
     fn the_example_file_lists_the_defaults() {
         let text = include_str!("../pd.example.toml");
         assert_eq!(Config::from_toml(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn security_section_parses_and_partial_is_refused() {
+        let cfg = Config::from_toml(
+            "data-dir = \"/tmp/x\"\n[security]\nca-path = \"ca.pem\"\ncert-allowed-cn = [\"a\"]\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.security.cert_allowed_cn, vec!["a".to_string()]);
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("cert-path"), "{e}");
+        assert_eq!(
+            host_port_of_url("https://127.0.0.1:2379").unwrap(),
+            "127.0.0.1:2379"
+        );
     }
 
     #[test]

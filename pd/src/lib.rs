@@ -24,6 +24,7 @@ mod shutdown;
 pub mod state;
 pub mod storage;
 mod streams;
+mod tls;
 pub mod tso;
 
 use std::net::SocketAddr;
@@ -69,6 +70,8 @@ impl PdServer {
     /// scheduling on the current tokio runtime.
     pub async fn start(config: Config) -> Result<RunningPd> {
         config.validate()?;
+        let tls = tls::server_config(&config)?;
+        let scheme = security::client::scheme(tls.is_some());
         let grpc_listen = config::host_port_of_url(&config.client_urls)?;
         let grpc_listener = bind(&grpc_listen, "gRPC").await?;
         let grpc_addr = grpc_listener.local_addr()?;
@@ -76,13 +79,13 @@ impl PdServer {
         let http_addr = http_listener.local_addr()?;
         let client_url = if !config.advertise_client_urls.is_empty() {
             format!(
-                "http://{}",
+                "{scheme}://{}",
                 config::host_port_of_url(&config.advertise_client_urls)?
             )
         } else if grpc_listen.ends_with(":0") {
-            format!("http://{grpc_addr}")
+            format!("{scheme}://{grpc_addr}")
         } else {
-            format!("http://{grpc_listen}")
+            format!("{scheme}://{grpc_listen}")
         };
 
         let state = Arc::new(PdState::open(&config, client_url.clone())?);
@@ -94,8 +97,12 @@ impl PdServer {
                 config.max_grpc_message_size,
                 http::router(state.clone()),
                 signal.clone(),
+                tls.clone(),
             ),
-            http::serve(state.clone(), http_listener, signal.clone()),
+            match tls {
+                Some(tls) => tls::serve_http(state.clone(), http_listener, tls, signal.clone()),
+                None => http::serve(state.clone(), http_listener, signal.clone()),
+            },
             spawn_scheduler(state.clone(), signal),
         ];
         info!(%grpc_addr, %http_addr, %client_url, cluster_id = state.cluster_id, "PD serving");

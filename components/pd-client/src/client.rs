@@ -55,7 +55,7 @@ impl PdClient {
         let endpoints = cfg
             .endpoints
             .iter()
-            .map(|e| discovery::normalize(e))
+            .map(|e| discovery::normalize(e, cfg.tls.is_some()))
             .collect::<Result<Vec<_>>>()?;
         let (cluster_id, leader) = discovery::discover(&endpoints, &cfg, None).await?;
         Ok(PdClient {

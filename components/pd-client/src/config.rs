@@ -5,7 +5,8 @@ use std::time::Duration;
 /// Settings of a PD client.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// PD addresses, as `host:port` or `http://host:port`.
+    /// PD addresses, as `host:port`, `http://host:port` or `https://host:port` (the
+    /// scheme dialed is `https` exactly when `tls` is set).
     pub endpoints: Vec<String>,
     /// Time allowed to open a connection to one PD address.
     pub connect_timeout: Duration,
@@ -13,6 +14,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Attempts of one request (reconnecting in between) before its error is returned.
     pub retry_limit: usize,
+    /// TLS for every PD connection (the CA and this process's client certificate); `None`
+    /// dials plaintext.
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Default for Config {
@@ -22,6 +26,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(5),
             retry_limit: 10,
+            tls: None,
         }
     }
 }

@@ -27,11 +27,13 @@ pub(crate) struct Leader {
     pub member_urls: Vec<String>,
 }
 
-/// `host:port` or `http://host:port` as the `http://` URL gRPC dials.
-pub(crate) fn normalize(endpoint: &str) -> Result<String> {
+/// `host:port`, `http://host:port` or `https://host:port` as the URL gRPC dials: `https://`
+/// when `tls` is on, `http://` otherwise, whatever the endpoint was written with.
+pub(crate) fn normalize(endpoint: &str, tls: bool) -> Result<String> {
     let trimmed = endpoint.trim();
     let rest = trimmed
-        .strip_prefix("http://")
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
         .unwrap_or(trimmed)
         .trim_end_matches('/');
     let port_ok = rest
@@ -40,7 +42,8 @@ pub(crate) fn normalize(endpoint: &str) -> Result<String> {
     if rest.contains("://") || rest.contains('/') || !port_ok {
         return Err(Error::InvalidEndpoint(endpoint.to_string()));
     }
-    Ok(format!("http://{rest}"))
+    let scheme = if tls { "https" } else { "http" };
+    Ok(format!("{scheme}://{rest}"))
 }
 
 /// Opens a channel to `url` and wraps it in the PD stub.
@@ -53,6 +56,12 @@ pub(crate) async fn connect_stub(url: &str, cfg: &Config) -> Result<PdStub> {
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(3))
         .keep_alive_while_idle(true);
+    let endpoint = match &cfg.tls {
+        Some(tls) => endpoint
+            .tls_config(tls.clone())
+            .map_err(|e| Error::Transport(format!("{url}: TLS settings: {e}")))?,
+        None => endpoint,
+    };
     // The TCP connect is bounded by `connect_timeout`; the HTTP/2 handshake after it too.
     let channel = match tokio::time::timeout(cfg.connect_timeout, endpoint.connect()).await {
         Ok(Ok(ch)) => ch,
@@ -111,12 +120,12 @@ async fn discover_via(
         .as_ref()
         .and_then(|l| l.client_urls.first())
         .ok_or_else(|| Error::NoLeader(format!("{url} knows no leader")))?;
-    let leader_url = normalize(leader_url)?;
+    let leader_url = normalize(leader_url, cfg.tls.is_some())?;
     let member_urls = resp
         .members
         .iter()
         .flat_map(|m| m.client_urls.first())
-        .filter_map(|u| normalize(u).ok())
+        .filter_map(|u| normalize(u, cfg.tls.is_some()).ok())
         .collect();
     let stub = if leader_url == url {
         stub
@@ -182,14 +191,24 @@ mod tests {
     #[test]
     fn endpoints_are_normalized_to_http_urls() {
         assert_eq!(
-            normalize("127.0.0.1:2379").unwrap(),
+            normalize("127.0.0.1:2379", false).unwrap(),
             "http://127.0.0.1:2379"
         );
         assert_eq!(
-            normalize("http://127.0.0.1:2379/").unwrap(),
+            normalize("http://127.0.0.1:2379/", false).unwrap(),
             "http://127.0.0.1:2379"
         );
-        assert_eq!(normalize(" pd-1:2379 ").unwrap(), "http://pd-1:2379");
+        assert_eq!(normalize(" pd-1:2379 ", false).unwrap(), "http://pd-1:2379");
+    }
+
+    #[test]
+    fn endpoints_take_the_scheme_tls_calls_for() {
+        assert_eq!(
+            normalize("https://127.0.0.1:2379/", true).unwrap(),
+            "https://127.0.0.1:2379"
+        );
+        assert_eq!(normalize("pd-1:2379", true).unwrap(), "https://pd-1:2379");
+        assert_eq!(normalize("https://pd-1:1", false).unwrap(), "http://pd-1:1");
     }
 
     #[test]
@@ -198,12 +217,12 @@ mod tests {
             "",
             "http://",
             "127.0.0.1",
-            "https://x:1",
+            "https://",
             "x:1/path",
             "ftp://x:1",
         ] {
             assert!(
-                matches!(normalize(bad), Err(Error::InvalidEndpoint(_))),
+                matches!(normalize(bad, false), Err(Error::InvalidEndpoint(_))),
                 "{bad:?} was accepted"
             );
         }

@@ -32,6 +32,7 @@ fn config(endpoints: Vec<String>) -> Config {
         connect_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_secs(2),
         retry_limit: 40,
+        tls: None,
     }
 }
 

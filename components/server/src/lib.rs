@@ -16,6 +16,7 @@ pub mod pd_adapter;
 pub mod service;
 mod startup;
 pub mod status;
+pub mod tls;
 pub mod transport;
 
 pub use config::{Config, ConfigError, Flags};

@@ -53,12 +53,16 @@ impl DataDirs {
 
 /// Connects to PD, retrying until it answers or `start_timeout` passes (PD may be starting
 /// at the same time as the stores).
-pub async fn connect_pd(cfg: &PdSection) -> Result<PdClient, ServerError> {
+pub async fn connect_pd(
+    cfg: &PdSection,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> Result<PdClient, ServerError> {
     let pd_cfg = pd_client::Config {
         endpoints: cfg.endpoints.clone(),
         connect_timeout: Duration::from_secs(3).min(cfg.request_timeout),
         request_timeout: cfg.request_timeout,
         retry_limit: 10,
+        tls,
     };
     let deadline = Instant::now() + cfg.start_timeout;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));

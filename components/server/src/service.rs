@@ -96,8 +96,15 @@ impl ServerHandle {
         let raft_cfg = cfg.raftstore_config()?;
         let data = startup::open_data_dir(&cfg).await?;
         let member = startup::join_cluster(&cfg, &data).await?;
-        let (store, operators) =
-            startup::start_store(&cfg, raft_cfg, data.engines, &member.pd, split_policy).await?;
+        let (store, operators) = startup::start_store(
+            &cfg,
+            raft_cfg,
+            data.engines,
+            &member.pd,
+            split_policy,
+            member.tls.as_ref(),
+        )
+        .await?;
         let gc_worker = gc_worker::spawn(
             store.clone(),
             member.pd.clone(),
@@ -105,18 +112,25 @@ impl ServerHandle {
                 poll_interval: cfg.gc.poll_interval,
                 batch_keys: cfg.gc.batch_keys,
                 request_timeout: cfg.pd.request_timeout,
+                api: cfg.storage.api()?,
             },
         );
-        let grpc = startup::serve_grpc(&cfg, store.clone(), &member.pd, member.grpc_listener);
+        let grpc = startup::serve_grpc(
+            &cfg,
+            store.clone(),
+            &member.pd,
+            member.grpc_listener,
+            member.tls.as_ref(),
+        );
         let status = startup::serve_status(
             StatusSource {
                 store: store.clone(),
                 cluster_id: member.pd.cluster_id(),
-                api: cfg.storage.api()?,
                 address: member.advertise_addr.clone(),
                 started,
             },
             member.status_listener,
+            member.tls.as_ref(),
         );
         info!(
             store_id = member.store_id,

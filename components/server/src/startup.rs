@@ -34,6 +34,7 @@ use crate::node::{self, DataDirs};
 use crate::operator;
 use crate::pd_adapter::PdAdapter;
 use crate::status::{self, StatusSource};
+use crate::tls::StoreTls;
 use crate::transport::{PdStoreResolver, RaftTransport, TransportConfig};
 
 /// Longest wait for PD's split ids.
@@ -60,6 +61,8 @@ pub(crate) struct ClusterMember {
     pub advertise_addr: String,
     pub status_listener: TcpListener,
     pub status_addr: SocketAddr,
+    /// `[security]` loaded: TLS on every port and link, or `None` for plaintext.
+    pub tls: Option<StoreTls>,
 }
 
 /// Step 1: the data directory, created, locked and opened. Errors: the directory cannot be
@@ -90,7 +93,8 @@ pub(crate) async fn join_cluster(
     data: &OpenDataDir,
 ) -> Result<ClusterMember, ServerError> {
     let (kv, raft_engine) = &data.engines;
-    let pd = node::connect_pd(&cfg.pd).await?;
+    let tls = StoreTls::load(cfg)?;
+    let pd = node::connect_pd(&cfg.pd, tls.as_ref().map(|t| t.client.clone())).await?;
     let store_id = bootstrap::ensure_store_id(kv, &pd, &data.dirs.root).await?;
 
     let grpc_listener = bind("gRPC address", &cfg.server.addr).await?;
@@ -117,13 +121,13 @@ pub(crate) async fn join_cluster(
     match pd.put_store(store_meta, api.version_number()).await {
         Ok(()) => {}
         Err(pd_client::Error::Pd {
-            kind: proto::pdpb::ErrorType::StoreTombstone,
-            message,
-        }) => return Err(ServerError::StoreTombstone { store_id, message }),
-        Err(pd_client::Error::Pd {
             kind: proto::pdpb::ErrorType::IncompatibleVersion,
             message,
         }) => return Err(ServerError::ApiVersionMismatch { message }),
+        Err(pd_client::Error::Pd {
+            kind: proto::pdpb::ErrorType::StoreTombstone,
+            message,
+        }) => return Err(ServerError::StoreTombstone { store_id, message }),
         Err(e) => return Err(e.into()),
     }
     Ok(ClusterMember {
@@ -134,6 +138,7 @@ pub(crate) async fn join_cluster(
         advertise_addr,
         status_listener,
         status_addr,
+        tls,
     })
 }
 
@@ -145,11 +150,13 @@ pub(crate) async fn start_store(
     (kv, raft_engine): (KvEngine, RaftLogEngine),
     pd: &PdClient,
     split_policy: Option<Arc<dyn SplitPolicy>>,
+    tls: Option<&StoreTls>,
 ) -> Result<(Arc<Store>, JoinHandle<()>), ServerError> {
     let runtime = tokio::runtime::Handle::current();
     let transport = Arc::new(RaftTransport::new(
         TransportConfig {
             max_message_size: cfg.server.max_grpc_message_size,
+            tls: tls.map(|t| t.client.clone()),
             ..TransportConfig::default()
         },
         raftstore::snap::snap_dir(&kv),
@@ -183,6 +190,7 @@ pub(crate) fn serve_grpc(
     store: Arc<Store>,
     pd: &PdClient,
     listener: TcpListener,
+    tls: Option<&StoreTls>,
 ) -> Running<Result<(), tonic::transport::Error>> {
     let snap_dir = raftstore::snap::snap_dir(store.kv());
     let detector_pd = pd.clone();
@@ -190,16 +198,19 @@ pub(crate) fn serve_grpc(
     let kv_cfg = KvConfig {
         lock_wait_timeout: cfg.pessimistic_txn.wait_for_lock_timeout,
         max_ts_drift_allowance: cfg.storage.max_ts_drift_allowance,
+        // `Config::validate` refused an unknown version before the store started.
+        api: cfg.storage.api().unwrap_or_default(),
         ..KvConfig::default()
     };
     let kv_service = KvService::new(store, snap_dir, kv_cfg)
-        .with_deadlock_detector(Arc::new(move || detector_pd.leader_url()))
+        .with_deadlock_detector(
+            Arc::new(move || detector_pd.leader_url()),
+            tls.map(|t| t.client.clone()),
+        )
         .with_timestamp_source(Arc::new(move || {
             let pd = tso_pd.clone();
             Box::pin(async move {
                 let ts = pd.get_timestamp().await.map_err(|e| e.to_string())?;
-        // `Config::validate` refused an unknown version before the store started.
-        api: cfg.storage.api().unwrap_or_default(),
                 let physical = u64::try_from(ts.physical).map_err(|e| e.to_string())?;
                 let logical = u64::try_from(ts.logical).map_err(|e| e.to_string())?;
                 Ok(txn::compose_ts(physical, logical))
@@ -207,29 +218,49 @@ pub(crate) fn serve_grpc(
         }));
     let max_msg = cfg.server.max_grpc_message_size;
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(3)))
         .add_service(
             TikvServer::new(kv_service)
                 .max_decoding_message_size(max_msg)
                 .max_encoding_message_size(max_msg),
-        )
-        .serve_with_incoming_shutdown(nodelay_incoming(listener), async {
-            let _ = stopped.await;
-        });
-    (stop, tokio::spawn(server))
+        );
+    let stopped = async {
+        let _ = stopped.await;
+    };
+    let task = match tls {
+        Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(
+            security::server::incoming(listener, tls.server.clone()),
+            stopped,
+        )),
+        None => {
+            tokio::spawn(router.serve_with_incoming_shutdown(nodelay_incoming(listener), stopped))
+        }
+    };
+    (stop, task)
 }
 
 /// Step 4b: `/metrics` and `/status` on the status listener.
 pub(crate) fn serve_status(
     source: StatusSource,
     listener: TcpListener,
+    tls: Option<&StoreTls>,
 ) -> Running<std::io::Result<()>> {
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(status::serve(listener, Arc::new(source), async {
+    let stopped = async {
         let _ = stopped.await;
-    }));
+    };
+    let source = Arc::new(source);
+    let task = match tls {
+        Some(tls) => tokio::spawn(status::serve_tls(
+            listener,
+            source,
+            tls.server.clone(),
+            stopped,
+        )),
+        None => tokio::spawn(status::serve(listener, source, stopped)),
+    };
     (stop, task)
 }
 

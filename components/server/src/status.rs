@@ -66,6 +66,23 @@ pub async fn serve(
         .await
 }
 
+/// Serves over TLS (client certificates required, see `security::server`) until `shutdown`
+/// resolves. tonic's server carries the router: it speaks HTTP/1.1 and HTTP/2 over the TLS
+/// connections as the plaintext server does over TCP.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    source: Arc<StatusSource>,
+    tls: Arc<security::rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(tonic::service::Routes::from(router(source)))
+        .serve_with_incoming_shutdown(security::server::incoming(listener, tls), shutdown)
+        .await
+        .map_err(std::io::Error::other)
+}
+
 /// Adds the process's CPU seconds, resident and virtual memory, open files and threads
 /// (`process_*`) to the default registry, once per process (several stores in one test
 /// process share it).

@@ -38,6 +38,15 @@ struct Args {
     /// TOML config file (kebab-case keys; see pd::Config).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// CA certificate PEM file (security.ca-path), as PD's `--cacert`.
+    #[arg(long = "cacert")]
+    ca_path: Option<PathBuf>,
+    /// This PD's certificate PEM file (security.cert-path).
+    #[arg(long = "cert")]
+    cert_path: Option<PathBuf>,
+    /// This PD's private key PEM file (security.key-path).
+    #[arg(long = "key")]
+    key_path: Option<PathBuf>,
     /// Log line format: `text`, or `json` (one object per line, for log aggregation).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -87,6 +96,15 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
     }
     if let Some(v) = &args.http_addr {
         cfg.http_addr = v.clone();
+    }
+    if let Some(v) = &args.ca_path {
+        cfg.security.ca_path = v.clone();
+    }
+    if let Some(v) = &args.cert_path {
+        cfg.security.cert_path = v.clone();
+    }
+    if let Some(v) = &args.key_path {
+        cfg.security.key_path = v.clone();
     }
     cfg.validate().context("invalid configuration")?;
     Ok(cfg)

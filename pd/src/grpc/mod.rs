@@ -29,13 +29,15 @@ use crate::deadlock::Detector;
 use crate::state::PdState;
 use crate::ShutdownSignal;
 
-/// Serves gRPC, and `http` (the JSON API's router), on `listener` until `shutdown` fires.
+/// Serves gRPC, and `http` (the JSON API's router), on `listener` until `shutdown` fires;
+/// over TLS with client certificates required when `tls` is given.
 pub fn serve(
     state: Arc<PdState>,
     listener: TcpListener,
     max_message_size: usize,
     http: axum::Router,
     shutdown: ShutdownSignal,
+    tls: Option<Arc<security::rustls::ServerConfig>>,
 ) -> JoinHandle<()> {
     let pd = PdGrpcServer::new(PdService::new(state.clone(), shutdown.clone()))
         .max_decoding_message_size(max_message_size)
@@ -52,24 +54,35 @@ pub fn serve(
     let keyspace = KeyspaceServer::new(KeyspaceService::new(state))
         .max_decoding_message_size(max_message_size)
         .max_encoding_message_size(max_message_size);
-    // Small request/response exchanges (TSO, heartbeats) must not wait for Nagle.
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(conn)
-    });
     let routes = Routes::new(pd)
         .add_service(keyspace)
         .add_service(deadlock)
         .into_axum_router()
         .merge(http)
         .fallback(crate::http::unknown_path);
+    let server = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(Routes::from(routes));
     tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
-            .accept_http1(true)
-            .add_routes(Routes::from(routes))
-            .serve_with_incoming_shutdown(incoming, shutdown.wait())
-            .await;
+        let result = match tls {
+            Some(tls) => {
+                let incoming = security::server::incoming(listener, tls);
+                server
+                    .serve_with_incoming_shutdown(incoming, shutdown.wait())
+                    .await
+            }
+            None => {
+                // Small request/response exchanges (TSO, heartbeats) must not wait for Nagle.
+                let incoming = TcpListenerStream::new(listener).map(|conn| {
+                    let conn = conn?;
+                    conn.set_nodelay(true)?;
+                    Ok::<_, std::io::Error>(conn)
+                });
+                server
+                    .serve_with_incoming_shutdown(incoming, shutdown.wait())
+                    .await
+            }
+        };
         match result {
             Ok(()) => info!("gRPC server stopped"),
             Err(e) => error!(%e, "gRPC server failed"),

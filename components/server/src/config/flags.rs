@@ -31,6 +31,15 @@ pub struct Flags {
     /// Log line format (log.format).
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// CA certificate PEM file (security.ca-path).
+    #[arg(long)]
+    pub ca_path: Option<PathBuf>,
+    /// This store's certificate PEM file (security.cert-path).
+    #[arg(long)]
+    pub cert_path: Option<PathBuf>,
+    /// This store's private key PEM file (security.key-path).
+    #[arg(long)]
+    pub key_path: Option<PathBuf>,
 }
 
 impl Flags {
@@ -53,6 +62,15 @@ impl Flags {
         }
         if let Some(f) = self.log_format {
             cfg.log.format = f;
+        }
+        if let Some(p) = &self.ca_path {
+            cfg.security.ca_path = p.clone();
+        }
+        if let Some(p) = &self.cert_path {
+            cfg.security.cert_path = p.clone();
+        }
+        if let Some(p) = &self.key_path {
+            cfg.security.key_path = p.clone();
         }
     }
 }

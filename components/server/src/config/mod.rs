@@ -25,6 +25,9 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("invalid config: {0}")]
     Invalid(String),
+    /// A `[security]` setting or certificate file that cannot be used (names the file).
+    #[error("[security] {0}")]
+    Security(#[from] security::SecurityError),
     #[error("cannot write the effective config to {path}: {source}")]
     Write {
         path: PathBuf,
@@ -45,6 +48,8 @@ pub struct Config {
     pub gc: GcSection,
     pub pessimistic_txn: PessimisticTxnSection,
     pub log: LogSection,
+    /// `[security]`: TLS and mutual TLS for every endpoint (`security::SecurityConfig`).
+    pub security: security::SecurityConfig,
 }
 
 /// `[server]`: where the store listens and what it tells others.
@@ -88,11 +93,6 @@ pub struct StorageSection {
     /// twelfth of this.
     #[serde(with = "humantime_serde")]
     pub max_ts_drift_allowance: Duration,
-}
-
-impl Default for StorageSection {
-    fn default() -> Self {
-        StorageSection {
     /// The cluster's API version, 1 or 2 (TiKV's `storage.api-version`): V2 (the default)
     /// serves keyspace-prefixed keys, V1 keys as given. PD records the version of the store
     /// that bootstraps the cluster and refuses stores configured otherwise.
@@ -100,19 +100,19 @@ impl Default for StorageSection {
     /// API V1 only: allow raw TTLs (V1TTL, TiKV's `storage.enable-ttl`). V2 always allows
     /// them.
     pub enable_ttl: bool,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
             data_dir: PathBuf::from("./shoal-data"),
             max_ts_drift_allowance: Duration::from_secs(60),
+            api_version: 2,
+            enable_ttl: false,
         }
     }
 }
 
-/// `[pd]`: how to reach the placement driver.
-            api_version: 2,
-            enable_ttl: false,
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct PdSection {
-    /// PD addresses (`host:port` or `http://host:port`).
 impl StorageSection {
     /// The storage API these settings select; errors on an unknown version number.
     pub fn api(&self) -> Result<StorageApi, ConfigError> {
@@ -120,6 +120,12 @@ impl StorageSection {
     }
 }
 
+/// `[pd]`: how to reach the placement driver.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PdSection {
+    /// PD addresses (`host:port`, `http://host:port` or `https://host:port`; `https` is
+    /// dialed exactly when `[security]` turns TLS on).
     pub endpoints: Vec<String>,
     /// How long start-up keeps trying to reach PD before giving up.
     #[serde(with = "humantime_serde")]
@@ -261,13 +267,13 @@ impl Config {
                 self.server.status_addr
             ));
         }
+        self.storage.api()?;
         let wait = self.pessimistic_txn.wait_for_lock_timeout;
         if wait < Duration::from_millis(1) || wait > Duration::from_secs(3600) {
             return bad(format!(
                 "pessimistic-txn.wait-for-lock-timeout {wait:?} must be between 1ms and 1h"
             ));
         }
-        self.storage.api()?;
         let drift = self.storage.max_ts_drift_allowance;
         if drift < Duration::from_secs(1) || drift > Duration::from_secs(3600) {
             return bad(format!(
@@ -295,7 +301,7 @@ impl Config {
         }
         if let Some(e) = self.pd.endpoints.iter().find(|e| !is_endpoint(e)) {
             return bad(format!(
-                "pd.endpoints: {e:?} is not host:port or http://host:port"
+                "pd.endpoints: {e:?} is not host:port, http://host:port or https://host:port"
             ));
         }
         if self.gc.poll_interval.is_zero() || self.gc.batch_keys == 0 {
@@ -310,7 +316,15 @@ impl Config {
         self.raftstore
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("[raftstore] {e}")))?;
+        // The files are read and checked here too, so a bad certificate stops the store
+        // before it touches its data directory.
+        self.tls()?;
         Ok(())
+    }
+
+    /// The `[security]` files, read and checked; `None` when TLS is off.
+    pub fn tls(&self) -> Result<Option<std::sync::Arc<security::TlsMaterial>>, ConfigError> {
+        Ok(security::TlsMaterial::load(&self.security)?.map(std::sync::Arc::new))
     }
 
     /// The raftstore settings, checked by raftstore's own rules.
@@ -339,5 +353,5 @@ fn is_host_port(s: &str) -> bool {
 }
 
 fn is_endpoint(s: &str) -> bool {
-    is_host_port(s.strip_prefix("http://").unwrap_or(s).trim_end_matches('/'))
+    is_host_port(security::client::host_port(s))
 }

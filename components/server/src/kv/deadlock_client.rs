@@ -18,7 +18,7 @@ use proto::deadlock::deadlock_client::DeadlockClient as DetectorGrpc;
 use proto::deadlock::{DeadlockRequest, DeadlockRequestType, DeadlockResponse, WaitForEntry};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
+use tonic::transport::ClientTlsConfig;
 use tracing::{debug, info, warn};
 
 use super::metrics::{DEADLOCK_DETECTOR_CONNECTED, DEADLOCK_REQUESTS_DROPPED};
@@ -63,9 +63,14 @@ impl DetectorClient {
     /// Starts the stream task on the current tokio runtime. Deadlock answers wake waiters of
     /// `queues`; the task ends once the client and all its clones are dropped, or `queues`
     /// is.
-    pub fn start(url: DetectorUrl, queues: Weak<dyn DeadlockSink>) -> DetectorClient {
+    /// `tls` (PD's CA and this store's client certificate) is used when PD speaks TLS.
+    pub fn start(
+        url: DetectorUrl,
+        tls: Option<ClientTlsConfig>,
+        queues: Weak<dyn DeadlockSink>,
+    ) -> DetectorClient {
         let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
-        tokio::spawn(run(url, rx, queues));
+        tokio::spawn(run(url, tls, rx, queues));
         DetectorClient { requests: tx }
     }
 
@@ -102,6 +107,7 @@ impl DetectorClient {
 /// Keeps one detect stream open, reconnecting with backoff, until the store lets go.
 async fn run(
     url: DetectorUrl,
+    tls: Option<ClientTlsConfig>,
     mut requests: mpsc::Receiver<DeadlockRequest>,
     queues: Weak<dyn DeadlockSink>,
 ) {
@@ -111,7 +117,14 @@ async fn run(
     let mut connected = true;
     loop {
         let target = url();
-        match stream_until_broken(&target, &mut requests, &queues, &mut connected).await {
+        let stream = stream_until_broken(
+            &target,
+            tls.as_ref(),
+            &mut requests,
+            &queues,
+            &mut connected,
+        );
+        match stream.await {
             Ok(()) => return,
             Err(e) => {
                 DEADLOCK_DETECTOR_CONNECTED.set(0);
@@ -145,11 +158,12 @@ async fn run(
 /// out and answers in until the stream breaks (an error) or the store lets go (`Ok`).
 async fn stream_until_broken(
     url: &str,
+    tls: Option<&ClientTlsConfig>,
     requests: &mut mpsc::Receiver<DeadlockRequest>,
     queues: &Weak<dyn DeadlockSink>,
     connected: &mut bool,
 ) -> Result<(), StreamError> {
-    let endpoint = Endpoint::from_shared(url.to_string())
+    let endpoint = crate::tls::endpoint(url, tls)
         .map_err(|_| StreamError::InvalidUrl(url.to_string()))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
@@ -304,6 +318,7 @@ mod tests {
         let current = url.clone();
         let detector = DetectorClient::start(
             Arc::new(move || current.lock().clone()),
+            None,
             Arc::downgrade(&(queues.clone() as Arc<dyn DeadlockSink>)),
         );
         assert!(queues.set_detector(detector));

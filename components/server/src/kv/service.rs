@@ -56,10 +56,15 @@ impl KvService {
     /// leader), over one stream kept open in the background; without this, waits that form
     /// a cycle end only by their timeout. Must be called inside the tokio runtime that will
     /// serve.
-    pub fn with_deadlock_detector(self, url: DetectorUrl) -> KvService {
+    /// `tls` is PD's CA and this store's client certificate, when PD speaks TLS.
+    pub fn with_deadlock_detector(
+        self,
+        url: DetectorUrl,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> KvService {
         let queues = &self.txn.lock_waits;
         let sink: Arc<dyn DeadlockSink> = queues.clone();
-        queues.set_detector(DetectorClient::start(url, Arc::downgrade(&sink)));
+        queues.set_detector(DetectorClient::start(url, tls, Arc::downgrade(&sink)));
         self
     }
 }

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use proto::tikvpb::tikv_client::TikvClient;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig};
 
 use super::resolve::StoreResolver;
 
@@ -32,6 +32,9 @@ pub struct TransportConfig {
     pub snapshot_concurrency: usize,
     /// Longest time one snapshot send may take.
     pub snapshot_timeout: Duration,
+    /// TLS to other stores (`https`, the CA and this store's client certificate); `None`
+    /// dials plaintext.
+    pub tls: Option<ClientTlsConfig>,
 }
 
 impl Default for TransportConfig {
@@ -45,6 +48,7 @@ impl Default for TransportConfig {
             max_message_size: 64 * 1024 * 1024,
             snapshot_concurrency: 4,
             snapshot_timeout: Duration::from_secs(600),
+            tls: None,
         }
     }
 }
@@ -107,8 +111,7 @@ impl Shared {
 }
 
 async fn connect(addr: &str, cfg: &TransportConfig) -> Result<TikvClient<Channel>, String> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| format!("bad address {addr:?}: {e}"))?
+    let endpoint = crate::tls::endpoint(addr, cfg.tls.as_ref())?
         .connect_timeout(cfg.connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
