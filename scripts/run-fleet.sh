@@ -16,6 +16,28 @@ for b in shoal-pd shoal-server shoal-ctl; do
 done
 mkdir -p "$LOGS" "$PIDS"
 
+# make run TLS=1: TLS with client certificates on every link. A throwaway CA and its server
+# (PD, stores) and client certificates are made once under $DATA/certs and kept with the data.
+TLS="${TLS:-0}"
+case "$TLS" in
+    0 | 1) ;;
+    *) echo "error: TLS must be 0 or 1, not $TLS" >&2; exit 1 ;;
+esac
+CERTS="$DATA/certs"
+PD_TLS=()
+STORE_TLS=()
+CTL_TLS=()
+SCHEME=http
+if [ "$TLS" = 1 ]; then
+    if [ ! -f "$CERTS/ca.pem" ]; then
+        "$BIN/shoal-ctl" cert generate --dir "$CERTS"
+    fi
+    PD_TLS=(--cacert "$CERTS/ca.pem" --cert "$CERTS/server.pem" --key "$CERTS/server-key.pem")
+    STORE_TLS=(--ca-path "$CERTS/ca.pem" --cert-path "$CERTS/server.pem" --key-path "$CERTS/server-key.pem")
+    CTL_TLS=(--ca-path "$CERTS/ca.pem" --cert-path "$CERTS/client.pem" --key-path "$CERTS/client-key.pem")
+    SCHEME=https
+fi
+
 # Starts "$name" unless it already runs; $1 name, $2 READY word, rest the command.
 start() {
     local name="$1" word="$2" pid
@@ -52,15 +74,15 @@ STARTED=0
 mkdir -p "$DATA/pd"
 start pd PD_READY "$BIN/shoal-pd" --name pd1 --data-dir "$DATA/pd" \
     --client-urls "http://$PD_GRPC" --advertise-client-urls "http://$PD_GRPC" \
-    --http-addr "$PD_HTTP"
+    --http-addr "$PD_HTTP" "${PD_TLS[@]}"
 for i in $(seq 1 "$STORES"); do
     mkdir -p "$DATA/store$i"
     start "store$i" STORE_READY "$BIN/shoal-server" --pd "$PD_GRPC" \
         --addr "$(store_addr "$i")" --status-addr "$(store_status_addr "$i")" \
-        --data-dir "$DATA/store$i" --config "$ROOT/scripts/fleet-store.toml"
+        --data-dir "$DATA/store$i" --config "$ROOT/scripts/fleet-store.toml" "${STORE_TLS[@]}"
 done
 
-CTL=("$BIN/shoal-ctl" --pd "$PD_GRPC" --pd-http "$PD_HTTP")
+CTL=("$BIN/shoal-ctl" --pd "$PD_GRPC" --pd-http "$PD_HTTP" "${CTL_TLS[@]}")
 if [ "$STARTED" -eq 0 ]; then
     echo "the fleet is already running"
 else
@@ -91,9 +113,9 @@ fi
 cat <<INFO
 
   PD gRPC   $PD_GRPC   (clients: tikv-client with the default keyspace)
-  PD HTTP   http://$PD_HTTP/pd/api/v1
+  PD HTTP   $SCHEME://$PD_HTTP/pd/api/v1
   stores    $(for i in $(seq 1 "$STORES"); do printf '%s ' "$(store_addr "$i")"; done)
-  status    $(for i in $(seq 1 "$STORES"); do printf 'http://%s ' "$(store_status_addr "$i")"; done)
+  status    $(for i in $(seq 1 "$STORES"); do printf '%s://%s ' "$SCHEME" "$(store_status_addr "$i")"; done)
   data      $DATA   (logs in $LOGS)
 
   try:      $BIN/shoal-ctl --pd $PD_GRPC put hello world
@@ -101,3 +123,11 @@ cat <<INFO
             $BIN/shoal-ctl --pd-http $PD_HTTP cluster
   stop:     make stop
 INFO
+if [ "$TLS" = 1 ]; then
+    cat <<TLSINFO
+  TLS:      every endpoint needs a client certificate signed by $CERTS/ca.pem
+  client    certificate $CERTS/client.pem, key $CERTS/client-key.pem
+            shoal-ctl: add ${CTL_TLS[*]}
+            tikv-client: Config::default().with_security("$CERTS/ca.pem", "$CERTS/client.pem", "$CERTS/client-key.pem")
+TLSINFO
+fi

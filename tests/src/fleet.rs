@@ -38,6 +38,20 @@ pub struct FleetOptions {
     pub store_config: String,
     /// The store program (same flags as `shoal-server`); `None` runs `shoal-server`.
     pub store_binary: Option<PathBuf>,
+    /// TLS on every link: certificates are generated (rcgen) into `<fleet dir>/certs` and a
+    /// `[security]` table is appended to both configs (see [`FleetTls`]).
+    pub tls: Option<FleetTls>,
+}
+
+/// How a TLS fleet is secured: PD and stores present `server.pem` (CN `shoal-server`); the
+/// fleet's own clients present `client.pem` (CN `shoal-client`).
+#[derive(Clone, Debug, Default)]
+pub struct FleetTls {
+    /// `cert-allowed-cn` of PD and the stores (empty: any certificate from the CA).
+    pub cert_allowed_cn: Vec<String>,
+    /// More client certificates signed by the fleet's CA, one per Common Name
+    /// (`crate::tls::extra_client_cert` finds them).
+    pub extra_client_cns: Vec<String>,
 }
 
 impl Default for FleetOptions {
@@ -47,6 +61,7 @@ impl Default for FleetOptions {
             pd_config: configs::pd_config(""),
             store_config: configs::store_config(""),
             store_binary: None,
+            tls: None,
         }
     }
 }
@@ -73,6 +88,8 @@ pub struct Fleet {
     /// Namespaces of the stores, when started with [`Fleet::start_isolated`]. Dropped after
     /// the processes are dead.
     network: Option<StoreNetwork>,
+    /// The generated certificates of a TLS fleet.
+    certs: Option<security::generate::FleetCerts>,
     // Declared last: dropped after the processes are dead.
     dir: tempfile::TempDir,
 }
@@ -118,8 +135,16 @@ impl Fleet {
             .prefix("shoal-fleet-")
             .tempdir()
             .context("cannot create the fleet directory")?;
-        std::fs::write(dir.path().join("pd.toml"), &options.pd_config)?;
-        std::fs::write(dir.path().join("store.toml"), &options.store_config)?;
+        let certs = crate::tls::generate(dir.path(), options.tls.as_ref())?;
+        let security = crate::tls::security_table(certs.as_ref(), options.tls.as_ref());
+        std::fs::write(
+            dir.path().join("pd.toml"),
+            format!("{}{security}", options.pd_config),
+        )?;
+        std::fs::write(
+            dir.path().join("store.toml"),
+            format!("{}{security}", options.store_config),
+        )?;
         // With namespaces, PD listens on the bridge, which every store can reach, on an
         // address of its own so that a store can be cut off from PD alone.
         let pd_grpc = match &network {
@@ -129,7 +154,8 @@ impl Fleet {
         let pd_http = free_addr()?;
         let pd = ManagedProcess::start(pd_spec(dir.path(), &pd_grpc, &pd_http)?)?;
         let mut fleet = Fleet {
-            api: PdApi::new(&pd_http),
+            api: crate::tls::pd_api(&pd_http, certs.as_ref())?,
+            certs,
             pd_grpc,
             pd_http,
             pd,
@@ -330,7 +356,8 @@ impl Fleet {
 
     /// A raw client of the default keyspace with a few seconds of timeout per request.
     pub async fn raw_client(&self) -> Result<RawClient> {
-        let config = Config::default()
+        let config = self
+            .client_config()
             .with_default_keyspace()
             .with_timeout(Duration::from_secs(5));
         RawClient::new_with_config(vec![self.pd_grpc.clone()], config)
@@ -341,12 +368,26 @@ impl Fleet {
     /// A transactional client of the default keyspace with a few seconds of timeout per
     /// request.
     pub async fn txn_client(&self) -> Result<TransactionClient> {
-        let config = Config::default()
+        let config = self
+            .client_config()
             .with_default_keyspace()
             .with_timeout(Duration::from_secs(5));
         TransactionClient::new_with_config(vec![self.pd_grpc.clone()], config)
             .await
             .with_context(|| format!("transaction client to PD {}", self.pd_grpc))
+    }
+
+    /// The official client's config: with the fleet's client certificate on a TLS fleet.
+    pub fn client_config(&self) -> Config {
+        match &self.certs {
+            Some(c) => Config::default().with_security(&c.ca, &c.client_cert, &c.client_key),
+            None => Config::default(),
+        }
+    }
+
+    /// The certificates of a TLS fleet (`None` for plaintext).
+    pub fn certs(&self) -> Option<&security::generate::FleetCerts> {
+        self.certs.as_ref()
     }
 
     /// The value of counter or gauge `name` on store `i`'s `/metrics` (0 when absent).

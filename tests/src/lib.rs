@@ -19,6 +19,7 @@ pub mod ports;
 pub mod process;
 pub mod route;
 pub mod spawn;
+pub mod tls;
 pub mod txn_by_hand;
 pub mod txn_split;
 pub mod wait;

@@ -1,6 +1,9 @@
 //! Blocking JSON calls to PD's HTTP API (`/pd/api/v1`).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use security::rustls;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
@@ -23,10 +26,15 @@ impl PdApi {
     pub fn new(http_addr: &str) -> PdApi {
         PdApi {
             base: format!("http://{http_addr}/pd/api/v1"),
-            agent: ureq::AgentBuilder::new()
-                .timeout_connect(Duration::from_secs(2))
-                .timeout(Duration::from_secs(10))
-                .build(),
+            agent: agent(None),
+        }
+    }
+
+    /// PD's API over `https`, presenting the client certificate of `tls`.
+    pub fn with_tls(http_addr: &str, tls: Arc<rustls::ClientConfig>) -> PdApi {
+        PdApi {
+            base: format!("https://{http_addr}/pd/api/v1"),
+            agent: agent(Some(tls)),
         }
     }
 
@@ -161,6 +169,17 @@ pub mod region_json {
     /// Store id of the leader, if PD knows one.
     pub fn leader_store(region: &Value) -> Option<u64> {
         region["leader"]["store_id"].as_u64().filter(|s| *s != 0)
+    }
+}
+
+/// A blocking HTTP agent with short timeouts; over TLS with `tls`.
+pub fn agent(tls: Option<Arc<rustls::ClientConfig>>) -> ureq::Agent {
+    let builder = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10));
+    match tls {
+        Some(tls) => builder.tls_config(tls).build(),
+        None => builder.build(),
     }
 }
 

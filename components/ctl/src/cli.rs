@@ -1,5 +1,7 @@
 //! Command-line shape of `shoal-ctl`.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
 
 /// Inspect and operate a Shoal cluster.
@@ -15,6 +17,16 @@ pub struct Cli {
     /// Timeout of one key-value or store request, in seconds.
     #[arg(long, global = true, default_value_t = 5)]
     pub timeout: u64,
+    /// CA certificate (PEM) of a TLS cluster; with --cert-path and --key-path, every
+    /// connection uses TLS with this client certificate (`https://` for PD's HTTP API).
+    #[arg(long, global = true)]
+    pub ca_path: Option<PathBuf>,
+    /// Client certificate (PEM) presented to a TLS cluster.
+    #[arg(long, global = true)]
+    pub cert_path: Option<PathBuf>,
+    /// Private key (PEM) of --cert-path.
+    #[arg(long, global = true)]
+    pub key_path: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -55,6 +67,31 @@ pub enum Command {
     /// List or decommission stores.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Certificates for a TLS fleet.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+/// `cert ...`.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Create a throwaway CA and, signed by it, a server certificate (PD and stores) and a
+    /// client certificate (clients and tools), valid for 127.0.0.1 and localhost.
+    Generate {
+        /// Directory to write ca.pem, server.pem, server-key.pem, client.pem and
+        /// client-key.pem into (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Common Name of the client certificate.
+        #[arg(long, default_value = "shoal-client")]
+        cn: String,
+        /// Common Name of the server certificate.
+        #[arg(long, default_value = "shoal-server")]
+        server_cn: String,
+        /// Days the certificates stay valid.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod model;
 mod pd_http;
 mod route;
 mod table;
+mod tls;
 mod views;
 
 use std::io::Write;
@@ -17,8 +18,8 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Parser;
 
-use cli::{Cli, Command, StoreCommand, TxnCommand};
-use commands::{inspect, kv, mvcc, operator, store, txn};
+use cli::{CertCommand, Cli, Command, StoreCommand, TxnCommand};
+use commands::{cert, inspect, kv, mvcc, operator, store, txn};
 use pd_http::PdHttp;
 
 #[global_allocator]
@@ -41,7 +42,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<String> {
-    let pd = PdHttp::new(&cli.pd_http);
+    if let Command::Cert(CertCommand::Generate {
+        dir,
+        cn,
+        server_cn,
+        days,
+    }) = &cli.command
+    {
+        return cert::generate(dir, cn, server_cn, *days);
+    }
+    tls::init(cli)?;
+    let pd = PdHttp::new(&cli.pd_http, tls::material())?;
     match &cli.command {
         Command::Cluster => inspect::cluster(&pd),
         Command::Region(args) => inspect::region(&pd, args.id, args.key.as_deref()),
@@ -53,6 +64,7 @@ fn run(cli: &Cli) -> Result<String> {
         }
         Command::Txn(_) | Command::Locks(_) => run_txn(cli),
         Command::Mvcc(args) => mvcc::run(&pd, &runtime()?, &args.key, timeout(cli)),
+        Command::Cert(_) => unreachable!("run answers cert commands before connecting"),
     }
 }
 

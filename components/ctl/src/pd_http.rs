@@ -12,19 +12,21 @@ pub struct PdHttp {
 }
 
 impl PdHttp {
-    /// `addr` is `host:port`, with or without an `http://` in front.
-    pub fn new(addr: &str) -> PdHttp {
-        let host = addr
-            .trim_start_matches("http://")
-            .trim_start_matches("https://")
-            .trim_end_matches('/');
-        PdHttp {
-            base: format!("http://{host}/pd/api/v1"),
-            agent: ureq::AgentBuilder::new()
-                .timeout_connect(Duration::from_secs(3))
-                .timeout(Duration::from_secs(10))
-                .build(),
+    /// `addr` is `host:port`, with or without `http://` or `https://` in front; with `tls`
+    /// the API is reached over `https` with the CA and the client certificate.
+    pub fn new(addr: &str, tls: Option<&security::TlsMaterial>) -> Result<PdHttp> {
+        let host = security::client::host_port(addr);
+        let scheme = security::client::scheme(tls.is_some());
+        let mut agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10));
+        if let Some(m) = tls {
+            agent = agent.tls_config(security::client::rustls_client_config(m)?);
         }
+        Ok(PdHttp {
+            base: format!("{scheme}://{host}/pd/api/v1"),
+            agent: agent.build(),
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -91,11 +93,13 @@ mod tests {
     #[test]
     fn urls_accept_bare_and_schemed_addresses() {
         assert_eq!(
-            PdHttp::new("127.0.0.1:2380").url("stores"),
+            PdHttp::new("127.0.0.1:2380", None).unwrap().url("stores"),
             "http://127.0.0.1:2380/pd/api/v1/stores"
         );
         assert_eq!(
-            PdHttp::new("http://127.0.0.1:2380/").url("/region/id/4"),
+            PdHttp::new("http://127.0.0.1:2380/", None)
+                .unwrap()
+                .url("/region/id/4"),
             "http://127.0.0.1:2380/pd/api/v1/region/id/4"
         );
     }

@@ -4,14 +4,14 @@ use std::ops::Bound;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use tikv_client::{BoundRange, Config, Key, RawClient};
+use tikv_client::{BoundRange, Key, RawClient};
 
 use crate::cli::ScanArgs;
 use crate::keyfmt::{escape, key_value_line, unescape};
 
 /// Connects a raw client to the PD at `pd` (gRPC `host:port`).
 pub async fn connect(pd: &str, timeout: Duration) -> Result<RawClient> {
-    let config = Config::default()
+    let config = crate::tls::tikv_config()
         .with_default_keyspace()
         .with_timeout(timeout);
     RawClient::new_with_config(vec![pd.to_string()], config)

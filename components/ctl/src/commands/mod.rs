@@ -1,5 +1,6 @@
 //! One module per group of subcommands.
 
+pub mod cert;
 pub mod inspect;
 pub mod kv;
 pub mod mvcc;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use tikv_client::{
-    BoundRange, CheckLevel, Config, Key, ProtoLockInfo, Transaction, TransactionClient,
+    BoundRange, CheckLevel, Key, ProtoLockInfo, Transaction, TransactionClient,
     TransactionOptions,
 };
 
@@ -16,7 +16,7 @@ use crate::keyfmt::{escape, escape_with, key_value_line, unescape};
 
 /// Connects a transaction client to the PD at `pd` (gRPC `host:port`).
 pub async fn connect(pd: &str, timeout: Duration) -> Result<TransactionClient> {
-    let config = Config::default()
+    let config = crate::tls::tikv_config()
         .with_default_keyspace()
         .with_timeout(timeout);
     TransactionClient::new_with_config(vec![pd.to_string()], config)
