@@ -72,6 +72,8 @@ clean:
 
 # A local fleet in the background: PD on 127.0.0.1:2379 (HTTP 2380) and three stores on
 # 127.0.0.1:20160-20162, data under ${SHOAL_DATA:-./data}. Again while running: says so.
+# TLS=1: TLS with client certificates on every link; a throwaway CA and certificates are made
+# in ${SHOAL_DATA:-./data}/certs (shoal-ctl cert generate) and their paths printed.
 run: deps
 	$(CARGO) build --release -p pd -p server -p shoal-ctl
 	bash scripts/run-fleet.sh
