@@ -424,12 +424,8 @@ mod tests {
         // During it region 1's range is the union of what it reported.
         assert_eq!(m.values[1], vec![0, 30, 30 + 10, 0]);
         assert_eq!(m.values[2], vec![0, 8, 6, 0]);
-        for c in 0..3 {
-            assert_eq!(
-                column_sum(&m, c),
-                [100, 70, 14][c],
-                "column {c} keeps every byte"
-            );
+        for (c, total) in [100, 70, 14].into_iter().enumerate() {
+            assert_eq!(column_sum(&m, c), total, "column {c} keeps every byte");
         }
     }
 

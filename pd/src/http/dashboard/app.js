@@ -207,12 +207,19 @@ function colour(t) {
   return "rgb(255,250,190)";
 }
 
+// Widest a column is drawn, in pixels: a short history sits at the right edge (the newest
+// minute) instead of stretching over the whole width.
+const MAX_COLUMN_WIDTH = 24;
+
 function heatmapGeometry(canvas, map) {
   const width = canvas.width - MARGIN.left - MARGIN.right;
   const height = canvas.height - MARGIN.top - MARGIN.bottom;
   const cols = map.times.length;
   const rows = map.keys.length;
-  return { width, height, cols, rows, cw: width / Math.max(cols, 1), rh: height / Math.max(rows, 1) };
+  const cw = Math.min(width / Math.max(cols, 1), MAX_COLUMN_WIDTH);
+  // Left edge of the first column.
+  const x0 = MARGIN.left + width - cols * cw;
+  return { width, height, cols, rows, cw, x0, rh: height / Math.max(rows, 1) };
 }
 
 function drawHeatmap(map) {
@@ -240,7 +247,7 @@ function drawHeatmap(map) {
         ctx.fillStyle = colour(logMax > 0 ? Math.log1p(v) / logMax : 0);
         // Row 0 (the start of the key space) at the top.
         ctx.fillRect(
-          MARGIN.left + c * g.cw,
+          g.x0 + c * g.cw,
           MARGIN.top + r * g.rh,
           Math.max(g.cw - 0.5, 1),
           Math.max(g.rh - 0.5, 1),
@@ -273,7 +280,7 @@ function drawAxes(ctx, canvas, map, g) {
   ctx.textBaseline = "top";
   const timeStep = Math.max(1, Math.ceil(60 / g.cw));
   for (let c = 0; c < g.cols; c += timeStep) {
-    ctx.fillText(clock(map.times[c]), MARGIN.left + c * g.cw, canvas.height - MARGIN.bottom + 8);
+    ctx.fillText(clock(map.times[c]), g.x0 + c * g.cw, canvas.height - MARGIN.bottom + 8);
   }
 }
 
@@ -286,9 +293,9 @@ function heatmapTip(event) {
     return;
   }
   const box = canvas.getBoundingClientRect();
-  const x = ((event.clientX - box.left) * canvas.width) / box.width - MARGIN.left;
-  const y = ((event.clientY - box.top) * canvas.height) / box.height - MARGIN.top;
   const g = heatmapGeometry(canvas, map);
+  const x = ((event.clientX - box.left) * canvas.width) / box.width - g.x0;
+  const y = ((event.clientY - box.top) * canvas.height) / box.height - MARGIN.top;
   const c = Math.floor(x / g.cw);
   const r = Math.floor(y / g.rh);
   if (x < 0 || y < 0 || c >= g.cols || r >= g.rows) {
