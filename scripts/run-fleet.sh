@@ -6,6 +6,13 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/fleet-env.sh"
 
 READY_TIMEOUT=60   # seconds for each process to print its READY line
+# The cluster's storage API version (make run API=1): fixed when the cluster is first
+# bootstrapped; a restart on existing data must use the same one.
+API="${API:-2}"
+case "$API" in
+    1 | 2) ;;
+    *) echo "error: API must be 1 or 2, not $API" >&2; exit 1 ;;
+esac
 SERVE_TIMEOUT=120  # seconds for the cluster to answer a write and a read
 
 for b in shoal-pd shoal-server shoal-ctl; do
@@ -75,23 +82,35 @@ mkdir -p "$DATA/pd"
 start pd PD_READY "$BIN/shoal-pd" --name pd1 --data-dir "$DATA/pd" \
     --client-urls "http://$PD_GRPC" --advertise-client-urls "http://$PD_GRPC" \
     --http-addr "$PD_HTTP" "${PD_TLS[@]}"
+# The stores' config: the shared settings plus the API version.
+STORE_TOML="$DATA/store.toml"
+{ printf '[storage]\napi-version = %s\n\n' "$API"; cat "$ROOT/scripts/fleet-store.toml"; } >"$STORE_TOML"
 for i in $(seq 1 "$STORES"); do
     mkdir -p "$DATA/store$i"
     start "store$i" STORE_READY "$BIN/shoal-server" --pd "$PD_GRPC" \
         --addr "$(store_addr "$i")" --status-addr "$(store_status_addr "$i")" \
-        --data-dir "$DATA/store$i" --config "$ROOT/scripts/fleet-store.toml" "${STORE_TLS[@]}"
+        --data-dir "$DATA/store$i" --config "$STORE_TOML" "${STORE_TLS[@]}"
 done
 
-CTL=("$BIN/shoal-ctl" --pd "$PD_GRPC" --pd-http "$PD_HTTP" "${CTL_TLS[@]}")
+CTL=("$BIN/shoal-ctl" --pd "$PD_GRPC" --pd-http "$PD_HTTP" --api-version "$API" "${CTL_TLS[@]}")
+if [ "$API" = 1 ]; then
+    # PD keeps one boundary near the top of an API V1 key space (see pd/README.md).
+    FIXED_SPLIT='range:    [-inf, \xff\xff\xff\xff\xff\xff\xff\xff)'
+    CLIENTS="tikv-client without keyspace (API V1)"
+else
+    FIXED_SPLIT='range:    [r\x00\x00\x00, '
+    CLIENTS="tikv-client with the default keyspace"
+fi
 if [ "$STARTED" -eq 0 ]; then
     echo "the fleet is already running"
 else
     deadline=$((SECONDS + SERVE_TIMEOUT))
-    # Raw scans are only right once PD has split the default keyspace off into its own
-    # regions (until then a scan can wrap around and repeat keys), so wait for that first.
-    until "${CTL[@]}" region --key '' 2>/dev/null | grep -qF 'range:    [r\x00\x00\x00, '; do
+    # Raw scans are only right once PD has split the key space at its fixed boundaries (the
+    # default keyspace in V2, the tail in V1; until then a scan can wrap around and repeat
+    # keys), so wait for that first.
+    until "${CTL[@]}" region --key '' 2>/dev/null | grep -qF "$FIXED_SPLIT"; do
         if [ "$SECONDS" -ge "$deadline" ]; then
-            echo "error: PD did not split off the default keyspace within ${SERVE_TIMEOUT}s; logs in $LOGS" >&2
+            echo "error: PD did not split the key space at its fixed boundaries within ${SERVE_TIMEOUT}s; logs in $LOGS" >&2
             exit 1
         fi
         sleep 1
@@ -112,14 +131,14 @@ fi
 
 cat <<INFO
 
-  PD gRPC   $PD_GRPC   (clients: tikv-client with the default keyspace)
+  PD gRPC   $PD_GRPC   (API V$API; clients: $CLIENTS)
   PD HTTP   $SCHEME://$PD_HTTP/pd/api/v1
   stores    $(for i in $(seq 1 "$STORES"); do printf '%s ' "$(store_addr "$i")"; done)
   status    $(for i in $(seq 1 "$STORES"); do printf '%s://%s ' "$SCHEME" "$(store_status_addr "$i")"; done)
   data      $DATA   (logs in $LOGS)
 
-  try:      $BIN/shoal-ctl --pd $PD_GRPC put hello world
-            $BIN/shoal-ctl --pd $PD_GRPC get hello
+  try:      $BIN/shoal-ctl --pd $PD_GRPC --api-version $API put hello world
+            $BIN/shoal-ctl --pd $PD_GRPC --api-version $API get hello
             $BIN/shoal-ctl --pd-http $PD_HTTP cluster
   stop:     make stop
 INFO

@@ -38,6 +38,11 @@ pub struct FleetOptions {
     pub store_config: String,
     /// The store program (same flags as `shoal-server`); `None` runs `shoal-server`.
     pub store_binary: Option<PathBuf>,
+    /// The stores' `storage.api-version` (1 or 2), written as a `[storage]` table ahead of
+    /// `store_config`; the first store fixes it for the cluster.
+    pub api_version: u8,
+    /// The stores' `storage.enable-ttl` (API V1 only: raw TTLs allowed).
+    pub enable_ttl: bool,
     /// TLS on every link: certificates are generated (rcgen) into `<fleet dir>/certs` and a
     /// `[security]` table is appended to both configs (see [`FleetTls`]).
     pub tls: Option<FleetTls>,
@@ -61,7 +66,19 @@ impl Default for FleetOptions {
             pd_config: configs::pd_config(""),
             store_config: configs::store_config(""),
             store_binary: None,
+            api_version: 2,
+            enable_ttl: false,
             tls: None,
+        }
+    }
+}
+
+impl FleetOptions {
+    /// The default options for a cluster serving API V1 (raw keys as given, no keyspace).
+    pub fn api_v1() -> FleetOptions {
+        FleetOptions {
+            api_version: 1,
+            ..FleetOptions::default()
         }
     }
 }
@@ -141,10 +158,11 @@ impl Fleet {
             dir.path().join("pd.toml"),
             format!("{}{security}", options.pd_config),
         )?;
-        std::fs::write(
-            dir.path().join("store.toml"),
-            format!("{}{security}", options.store_config),
-        )?;
+        let store_toml = format!(
+            "[storage]\napi-version = {}\nenable-ttl = {}\n\n{}{security}",
+            options.api_version, options.enable_ttl, options.store_config
+        );
+        std::fs::write(dir.path().join("store.toml"), store_toml)?;
         // With namespaces, PD listens on the bridge, which every store can reach, on an
         // address of its own so that a store can be cut off from PD alone.
         let pd_grpc = match &network {
@@ -328,16 +346,24 @@ impl Fleet {
             return Some("PD knows no region".into());
         }
         // Raw scans of API V2 clients are only right once the keyspace has regions of its
-        // own (a scan must never reach the region with an empty end key).
-        let (ks_start, ks_end) = pd_keyspace_range();
-        if !regions
-            .iter()
-            .any(|r| region_json::start_key(r) == ks_start)
-        {
-            return Some("no region starts at the default keyspace".into());
-        }
-        if !regions.iter().any(|r| region_json::end_key(r) == ks_end) {
-            return Some("no region ends at the default keyspace's end".into());
+        // own (a scan must never reach the region with an empty end key); in API V1, once
+        // PD has split off the key space's tail.
+        if self.options.api_version == 1 {
+            let tail = keys::encode_bytes(&[0xff; 8]);
+            if !regions.iter().any(|r| region_json::end_key(r) == tail) {
+                return Some("no region ends at the API V1 tail boundary".into());
+            }
+        } else {
+            let (ks_start, ks_end) = pd_keyspace_range();
+            if !regions
+                .iter()
+                .any(|r| region_json::start_key(r) == ks_start)
+            {
+                return Some("no region starts at the default keyspace".into());
+            }
+            if !regions.iter().any(|r| region_json::end_key(r) == ks_end) {
+                return Some("no region ends at the default keyspace's end".into());
+            }
         }
         for r in &regions {
             if region_json::leader_store(r).is_none() {
@@ -354,24 +380,29 @@ impl Fleet {
         None
     }
 
-    /// A raw client of the default keyspace with a few seconds of timeout per request.
+    /// A raw client with a few seconds of timeout per request: of the default keyspace on
+    /// an API V2 fleet, without keyspace (API V1) on a V1 one.
     pub async fn raw_client(&self) -> Result<RawClient> {
-        let config = self
-            .client_config()
-            .with_default_keyspace()
-            .with_timeout(Duration::from_secs(5));
+        let config = self.client_config().with_timeout(Duration::from_secs(5));
+        let config = if self.options.api_version == 1 {
+            config
+        } else {
+            config.with_default_keyspace()
+        };
         RawClient::new_with_config(vec![self.pd_grpc.clone()], config)
             .await
             .with_context(|| format!("raw client to PD {}", self.pd_grpc))
     }
 
-    /// A transactional client of the default keyspace with a few seconds of timeout per
-    /// request.
+    /// A transactional client with a few seconds of timeout per request: of the default
+    /// keyspace on an API V2 fleet, without keyspace (API V1) on a V1 one.
     pub async fn txn_client(&self) -> Result<TransactionClient> {
-        let config = self
-            .client_config()
-            .with_default_keyspace()
-            .with_timeout(Duration::from_secs(5));
+        let config = self.client_config().with_timeout(Duration::from_secs(5));
+        let config = if self.options.api_version == 1 {
+            config
+        } else {
+            config.with_default_keyspace()
+        };
         TransactionClient::new_with_config(vec![self.pd_grpc.clone()], config)
             .await
             .with_context(|| format!("transaction client to PD {}", self.pd_grpc))

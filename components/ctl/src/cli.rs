@@ -17,6 +17,12 @@ pub struct Cli {
     /// Timeout of one key-value or store request, in seconds.
     #[arg(long, global = true, default_value_t = 5)]
     pub timeout: u64,
+    /// The cluster's storage API version (`storage.api-version`): 2 addresses the default
+    /// keyspace, 1 takes keys as given. The key-value and txn commands use it; the commands
+    /// that locate keys through PD's HTTP API (region --key, mvcc, operator) speak API V2.
+    #[arg(long = "api-version", global = true, default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub api_version: u8,
     /// CA certificate (PEM) of a TLS cluster; with --cert-path and --key-path, every
     /// connection uses TLS with this client certificate (`https://` for PD's HTTP API).
     #[arg(long, global = true)]

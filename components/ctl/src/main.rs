@@ -86,7 +86,7 @@ fn timeout(cli: &Cli) -> Duration {
 fn run_kv(cli: &Cli) -> Result<String> {
     let timeout = timeout(cli);
     runtime()?.block_on(async {
-        let client = kv::connect(&cli.pd, timeout).await?;
+        let client = kv::connect(&cli.pd, timeout, cli.api_version).await?;
         match &cli.command {
             Command::Get { key } => kv::get(&client, key).await,
             Command::Put { key, value, ttl } => kv::put(&client, key, value, *ttl).await,
@@ -101,7 +101,7 @@ fn run_kv(cli: &Cli) -> Result<String> {
 fn run_txn(cli: &Cli) -> Result<String> {
     let timeout = timeout(cli);
     runtime()?.block_on(async {
-        let client = txn::connect(&cli.pd, timeout).await?;
+        let client = txn::connect(&cli.pd, timeout, cli.api_version).await?;
         match &cli.command {
             Command::Txn(TxnCommand::Get { key }) => txn::get(&client, key).await,
             Command::Txn(TxnCommand::Put { key, value }) => txn::put(&client, key, value).await,

@@ -105,12 +105,12 @@ fn requests_carry_the_cluster_id_and_header_errors_are_typed() {
             ..Default::default()
         };
         client
-            .bootstrap(store.clone(), metapb::Region::default())
+            .bootstrap(store.clone(), metapb::Region::default(), 2)
             .await
             .unwrap();
         assert!(client.is_bootstrapped().await.unwrap());
         let again = client
-            .bootstrap(store.clone(), metapb::Region::default())
+            .bootstrap(store.clone(), metapb::Region::default(), 2)
             .await;
         assert!(
             matches!(again, Err(Error::AlreadyBootstrapped)),
@@ -127,18 +127,24 @@ fn requests_carry_the_cluster_id_and_header_errors_are_typed() {
         }
 
         client
-            .put_store(metapb::Store {
-                id: 3,
-                state: metapb::StoreState::Tombstone as i32,
-                ..Default::default()
-            })
+            .put_store(
+                metapb::Store {
+                    id: 3,
+                    state: metapb::StoreState::Tombstone as i32,
+                    ..Default::default()
+                },
+                2,
+            )
             .await
             .unwrap();
         let refused = client
-            .put_store(metapb::Store {
-                id: 3,
-                ..Default::default()
-            })
+            .put_store(
+                metapb::Store {
+                    id: 3,
+                    ..Default::default()
+                },
+                2,
+            )
             .await;
         assert!(
             matches!(

@@ -10,10 +10,14 @@ use crate::cli::ScanArgs;
 use crate::keyfmt::{escape, key_value_line, unescape};
 
 /// Connects a raw client to the PD at `pd` (gRPC `host:port`).
-pub async fn connect(pd: &str, timeout: Duration) -> Result<RawClient> {
-    let config = crate::tls::tikv_config()
-        .with_default_keyspace()
-        .with_timeout(timeout);
+/// With `api_version` 2 the client addresses the default keyspace; with 1, keys as given.
+pub async fn connect(pd: &str, timeout: Duration, api_version: u8) -> Result<RawClient> {
+    let config = crate::tls::tikv_config().with_timeout(timeout);
+    let config = if api_version == 1 {
+        config
+    } else {
+        config.with_default_keyspace()
+    };
     RawClient::new_with_config(vec![pd.to_string()], config)
         .await
         .map_err(|e| anyhow!("cannot connect to PD at {pd}: {e}"))

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use tikv_client::{
-    BoundRange, CheckLevel, Key, ProtoLockInfo, Transaction, TransactionClient,
-    TransactionOptions,
+    BoundRange, CheckLevel, Key, ProtoLockInfo, Transaction, TransactionClient, TransactionOptions,
 };
 
 use crate::cli::{LocksArgs, ScanArgs};
@@ -15,10 +14,14 @@ use crate::commands::kv::scan_range;
 use crate::keyfmt::{escape, escape_with, key_value_line, unescape};
 
 /// Connects a transaction client to the PD at `pd` (gRPC `host:port`).
-pub async fn connect(pd: &str, timeout: Duration) -> Result<TransactionClient> {
-    let config = crate::tls::tikv_config()
-        .with_default_keyspace()
-        .with_timeout(timeout);
+/// With `api_version` 2 the client addresses the default keyspace; with 1, keys as given.
+pub async fn connect(pd: &str, timeout: Duration, api_version: u8) -> Result<TransactionClient> {
+    let config = crate::tls::tikv_config().with_timeout(timeout);
+    let config = if api_version == 1 {
+        config
+    } else {
+        config.with_default_keyspace()
+    };
     TransactionClient::new_with_config(vec![pd.to_string()], config)
         .await
         .map_err(|e| anyhow!("cannot connect to PD at {pd}: {e}"))
