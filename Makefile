@@ -82,6 +82,8 @@ run: deps
 stop:
 	bash scripts/stop-fleet.sh
 
+# API=1: a cluster serving API V1 (keys as given, no keyspace) instead of V2; the version is
+# fixed when the cluster is first bootstrapped.
 # The decoder property tests (the `fuzz_*` tests in the `fuzz_decode.rs` test files of proto,
 # keys, engine, server and pd): random bytes and damaged valid messages fed to every decoder
 # of network and disk data, a million cases per property instead of the 2,000 `make test`
