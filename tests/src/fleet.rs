@@ -16,6 +16,7 @@ use crate::netns::StoreNetwork;
 use crate::pd_api::{region_json, store_json, PdApi};
 use crate::ports::{free_addr, free_port};
 use crate::process::{ManagedProcess, ProcessSpec};
+pub use crate::tls::FleetTls;
 use crate::wait::POLL_INTERVAL;
 
 /// How long a process may take to print its READY line (debug builds on a busy machine).
@@ -46,17 +47,6 @@ pub struct FleetOptions {
     /// TLS on every link: certificates are generated (rcgen) into `<fleet dir>/certs` and a
     /// `[security]` table is appended to both configs (see [`FleetTls`]).
     pub tls: Option<FleetTls>,
-}
-
-/// How a TLS fleet is secured: PD and stores present `server.pem` (CN `shoal-server`); the
-/// fleet's own clients present `client.pem` (CN `shoal-client`).
-#[derive(Clone, Debug, Default)]
-pub struct FleetTls {
-    /// `cert-allowed-cn` of PD and the stores (empty: any certificate from the CA).
-    pub cert_allowed_cn: Vec<String>,
-    /// More client certificates signed by the fleet's CA, one per Common Name
-    /// (`crate::tls::extra_client_cert` finds them).
-    pub extra_client_cns: Vec<String>,
 }
 
 impl Default for FleetOptions {

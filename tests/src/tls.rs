@@ -9,8 +9,18 @@ use security::generate::{CertAuthority, FleetCerts};
 use security::rustls;
 use security::{SecurityConfig, TlsMaterial};
 
-use crate::fleet::FleetTls;
 use crate::pd_api::PdApi;
+
+/// How a TLS fleet is secured: PD and stores present `server.pem` (CN `shoal-server`); the
+/// fleet's own clients present `client.pem` (CN `shoal-client`).
+#[derive(Clone, Debug, Default)]
+pub struct FleetTls {
+    /// `cert-allowed-cn` of PD and the stores (empty: any certificate from the CA).
+    pub cert_allowed_cn: Vec<String>,
+    /// More client certificates signed by the fleet's CA, one per Common Name
+    /// ([`extra_client_cert`] finds them).
+    pub extra_client_cns: Vec<String>,
+}
 
 /// Common Name of the certificate PD and the stores present.
 pub const SERVER_CN: &str = "shoal-server";
