@@ -52,6 +52,14 @@ bench-bank: deps
 	$(CARGO) build --release --workspace --bins
 	bash scripts/bench-bank.sh
 
+# The Grafana dashboard's panels drawn from real data: a temporary fleet and a Prometheus
+# scraping it every 5 s, a YCSB load and 3 minutes of workload A with leader transfers, then
+# dashboard.png (every panel) and one PNG per panel in target/dashboard/ (DASHBOARD_OUT).
+.PHONY: render-dashboard
+render-dashboard: deps
+	$(CARGO) build --release --workspace --bins
+	bash scripts/render-dashboard.sh
+
 # The same workloads against a 3-member etcd cluster on loopback (Debian's etcd-server).
 bench-etcd: deps
 	$(CARGO) build --release -p shoal-benches --bin shoal-bench
