@@ -198,28 +198,22 @@ fn region_reports_replace_older_ones_and_survive_a_reload() {
     assert_eq!(cluster.get_store(1).unwrap().address, store(1).address);
 }
 
+/// Bootstraps with store 1 and one region, the cluster serving `api_version`.
+fn bootstrap_serving(cluster: &Cluster, api_version: u32) -> Result<()> {
+    let first_region = region(2, b"", b"", 1, &[(3, 1)]);
+    cluster.bootstrap(Some(store(1)), Some(first_region), api_version, 0)
+}
+
 #[test]
 fn the_api_version_is_fixed_at_bootstrap_and_survives_a_reload() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (_, cluster) = open(dir.path());
         assert!(matches!(
-            cluster.bootstrap(
-                Some(store(1)),
-                Some(region(2, b"", b"", 1, &[(3, 1)])),
-                3,
-                0
-            ),
+            bootstrap_serving(&cluster, 3),
             Err(Error::InvalidArgument(_))
         ));
-        cluster
-            .bootstrap(
-                Some(store(1)),
-                Some(region(2, b"", b"", 1, &[(3, 1)])),
-                1,
-                0,
-            )
-            .unwrap();
+        bootstrap_serving(&cluster, 1).unwrap();
         assert_eq!(cluster.api_version(), 1);
     }
     let (_, cluster) = open(dir.path());
@@ -253,14 +247,7 @@ fn the_api_version_is_fixed_at_bootstrap_and_survives_a_reload() {
 fn a_cluster_bootstrapped_without_a_version_serves_api_v2() {
     let dir = tempfile::tempdir().unwrap();
     let (_, cluster) = open(dir.path());
-    cluster
-        .bootstrap(
-            Some(store(1)),
-            Some(region(2, b"", b"", 1, &[(3, 1)])),
-            0,
-            0,
-        )
-        .unwrap();
+    bootstrap_serving(&cluster, 0).unwrap();
     assert_eq!(cluster.api_version(), DEFAULT_API_VERSION);
     assert!(cluster.put_store(Some(store(4)), 1, 0).is_err());
 }

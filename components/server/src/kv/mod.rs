@@ -62,6 +62,20 @@ pub struct KvConfig {
     pub api: StorageApi,
 }
 
+impl KvConfig {
+    /// Both bounds of a raw range: empty (unbounded) or a raw key of the cluster's API.
+    pub(crate) fn check_raw_range(&self, start: &[u8], end: &[u8]) -> Result<(), KvError> {
+        self.api.check_raw_bound(start, self.max_key_size)?;
+        self.api.check_raw_bound(end, self.max_key_size)
+    }
+
+    /// Both bounds of a transactional range: empty (unbounded) or a transactional key.
+    pub(crate) fn check_txn_range(&self, start: &[u8], end: &[u8]) -> Result<(), KvError> {
+        self.api.check_txn_bound(start, self.max_key_size)?;
+        self.api.check_txn_bound(end, self.max_key_size)
+    }
+}
+
 impl Default for KvConfig {
     fn default() -> Self {
         KvConfig {

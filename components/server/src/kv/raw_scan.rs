@@ -36,12 +36,7 @@ impl RawKv {
         let ctx = self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
         let limit = self.check_limit(req.limit)?;
-        self.cfg
-            .api
-            .check_raw_bound(&req.start_key, self.cfg.max_key_size)?;
-        self.cfg
-            .api
-            .check_raw_bound(&req.end_key, self.cfg.max_key_size)?;
+        self.cfg.check_raw_range(&req.start_key, &req.end_key)?;
         let snap = self.snapshot(ctx).await?;
         let (lower, upper) = scan_bounds(&req.start_key, &req.end_key, req.reverse);
         let job = ScanJob {
@@ -66,12 +61,7 @@ impl RawKv {
         let cf = parse_cf(&req.cf)?;
         let limit = self.check_limit(req.each_limit)?;
         for r in &req.ranges {
-            self.cfg
-                .api
-                .check_raw_bound(&r.start_key, self.cfg.max_key_size)?;
-            self.cfg
-                .api
-                .check_raw_bound(&r.end_key, self.cfg.max_key_size)?;
+            self.cfg.check_raw_range(&r.start_key, &r.end_key)?;
         }
         let snap = self.snapshot(ctx).await?;
         let jobs = req

@@ -116,12 +116,7 @@ impl RawKv {
     ) -> Result<RawDeleteRangeResponse, KvError> {
         let ctx = self.cfg.api.check_context(req.context.as_ref())?;
         let cf = parse_cf(&req.cf)?;
-        self.cfg
-            .api
-            .check_raw_bound(&req.start_key, self.cfg.max_key_size)?;
-        self.cfg
-            .api
-            .check_raw_bound(&req.end_key, self.cfg.max_key_size)?;
+        self.cfg.check_raw_range(&req.start_key, &req.end_key)?;
         // Raftstore checks the request's epoch against the region when it proposes, so the
         // local view used for clipping cannot widen a stale request.
         let region = self.store.meta().lock().region(ctx.region_id).cloned();

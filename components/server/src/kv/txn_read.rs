@@ -74,12 +74,7 @@ impl TxnKv {
 
     pub async fn scan(&self, req: ScanRequest) -> Result<ScanResponse, KvError> {
         let ctx = self.check(req.context.as_ref(), [])?;
-        self.cfg
-            .api
-            .check_txn_bound(&req.start_key, self.cfg.max_key_size)?;
-        self.cfg
-            .api
-            .check_txn_bound(&req.end_key, self.cfg.max_key_size)?;
+        self.cfg.check_txn_range(&req.start_key, &req.end_key)?;
         check_ts("version", req.version)?;
         if req.limit > self.cfg.max_scan_limit {
             return Err(KvError::InvalidArgument(format!(
@@ -125,12 +120,7 @@ impl TxnKv {
 
     pub async fn scan_lock(&self, req: ScanLockRequest) -> Result<ScanLockResponse, KvError> {
         let ctx = self.check(req.context.as_ref(), [])?;
-        self.cfg
-            .api
-            .check_txn_bound(&req.start_key, self.cfg.max_key_size)?;
-        self.cfg
-            .api
-            .check_txn_bound(&req.end_key, self.cfg.max_key_size)?;
+        self.cfg.check_txn_range(&req.start_key, &req.end_key)?;
         check_ts("max_version", req.max_version)?;
         // Lock scans resolve what they find (GC, `cleanup_locks`): like a read, they must
         // see an async-commit prewrite either in the memory table or above max_version.

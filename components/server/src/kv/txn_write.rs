@@ -354,12 +354,7 @@ impl TxnKv {
         &self,
         req: UnsafeDestroyRangeRequest,
     ) -> Result<UnsafeDestroyRangeResponse, KvError> {
-        self.cfg
-            .api
-            .check_txn_bound(&req.start_key, self.cfg.max_key_size)?;
-        self.cfg
-            .api
-            .check_txn_bound(&req.end_key, self.cfg.max_key_size)?;
+        self.cfg.check_txn_range(&req.start_key, &req.end_key)?;
         if req.start_key.is_empty() || req.end_key.is_empty() || req.start_key >= req.end_key {
             return Err(KvError::InvalidArgument(
                 "unsafe_destroy_range needs start_key < end_key, both set".into(),
