@@ -82,6 +82,8 @@ clean:
 # 127.0.0.1:20160-20162, data under ${SHOAL_DATA:-./data}. Again while running: says so.
 # TLS=1: TLS with client certificates on every link; a throwaway CA and certificates are made
 # in ${SHOAL_DATA:-./data}/certs (shoal-ctl cert generate) and their paths printed.
+# API=1: a cluster serving API V1 (keys as given, no keyspace) instead of V2; the version is
+# fixed when the cluster is first bootstrapped.
 run: deps
 	$(CARGO) build --release -p pd -p server -p shoal-ctl
 	bash scripts/run-fleet.sh
@@ -90,8 +92,6 @@ run: deps
 stop:
 	bash scripts/stop-fleet.sh
 
-# API=1: a cluster serving API V1 (keys as given, no keyspace) instead of V2; the version is
-# fixed when the cluster is first bootstrapped.
 # The decoder property tests (the `fuzz_*` tests in the `fuzz_decode.rs` test files of proto,
 # keys, engine, server and pd): random bytes and damaged valid messages fed to every decoder
 # of network and disk data, a million cases per property instead of the 2,000 `make test`
