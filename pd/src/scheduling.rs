@@ -27,7 +27,20 @@ impl PdState {
                 .inc();
         })?;
         let region_id = info.id();
-        if let RegionUpdate::Stale(reason) = self.cluster.update_region(info)? {
+        let update = self.cluster.update_region(info)?;
+        // The flow of a stale report was still served: a leader that steps down reports what
+        // it served last, and the next leader's first report may reach PD before it.
+        if let Some(meta) = &req.region {
+            self.flow_history.lock().record(
+                unix_millis(),
+                region_id,
+                &meta.start_key,
+                &meta.end_key,
+                req.bytes_written,
+                req.bytes_read,
+            );
+        }
+        if let RegionUpdate::Stale(reason) = update {
             debug!(region_id, %reason, "stale region heartbeat ignored");
             self.metrics
                 .region_heartbeats
@@ -39,16 +52,6 @@ impl PdState {
             .region_heartbeats
             .with_label_values(&["accepted"])
             .inc();
-        if let Some(meta) = &req.region {
-            self.flow_history.lock().record(
-                unix_millis(),
-                region_id,
-                &meta.start_key,
-                &meta.end_key,
-                req.bytes_written,
-                req.bytes_read,
-            );
-        }
         let cfg = self.schedule_config();
         let now = Now::current();
         let state = self.cluster.read();

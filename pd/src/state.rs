@@ -282,6 +282,69 @@ mod tests {
     }
 
     #[test]
+    fn a_former_leaders_late_report_adds_its_flow_only() {
+        use proto::metapb::{Peer, Region, RegionEpoch, Store};
+        use proto::pdpb::RegionHeartbeatRequest;
+
+        use crate::heatmap::FlowKind;
+
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let pd = PdState::open(&cfg, "http://127.0.0.1:1".into()).unwrap();
+        let peer = |id| Peer {
+            id,
+            store_id: 1,
+            ..Default::default()
+        };
+        let region = Region {
+            id: 2,
+            region_epoch: Some(RegionEpoch {
+                conf_ver: 1,
+                version: 1,
+            }),
+            peers: vec![peer(3), peer(4)],
+            ..Default::default()
+        };
+        let store = Store {
+            id: 1,
+            address: "127.0.0.1:2".into(),
+            ..Default::default()
+        };
+        pd.cluster
+            .bootstrap(Some(store), Some(region.clone()), 0, unix_millis())
+            .unwrap();
+        let report = |leader, term, bytes_written| RegionHeartbeatRequest {
+            region: Some(region.clone()),
+            leader: Some(peer(leader)),
+            term,
+            bytes_written,
+            ..Default::default()
+        };
+        // The next leader reports first; the former leader's last report comes after it.
+        pd.handle_region_heartbeat(&report(4, 7, 0)).unwrap();
+        pd.handle_region_heartbeat(&report(3, 6, 1000)).unwrap();
+        let state = pd.cluster.read();
+        let known = state.regions.get(2).unwrap();
+        assert_eq!(
+            known.leader.map(|l| l.id),
+            Some(4),
+            "the stale leader is ignored"
+        );
+        assert_eq!(known.term, 7);
+        drop(state);
+        let map = pd
+            .flow_history
+            .lock()
+            .matrix(unix_millis(), FlowKind::Write, 10, 10);
+        let total: u64 =
+            map.values.iter().flatten().sum::<u64>() + map.unplaced.iter().sum::<u64>();
+        assert_eq!(total, 1000, "its flow was still served");
+    }
+
+    #[test]
     fn opening_twice_keeps_the_identity() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = Config {

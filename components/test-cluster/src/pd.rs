@@ -12,7 +12,7 @@ use raftstore::{PdClient, SplitIds};
 
 use crate::wait::wait_for;
 
-/// The newest report of one region and the flow summed over all its reports.
+/// The newest report of one region and the flow summed over all its reports (stale ones too).
 #[derive(Clone, Debug, Default)]
 pub struct RegionReports {
     pub latest: RegionHeartbeatRequest,
@@ -129,14 +129,16 @@ impl PdClient for LocalPd {
         };
         let mut regions = self.regions.lock();
         let entry = regions.entry(region_id).or_default();
-        if entry.count > 0 && !supersedes(&req, &entry.latest) {
-            return;
-        }
-        entry.count += 1;
+        // Like PD, the flow of a stale report still counts: a leader that steps down reports
+        // what it served last, possibly after the next leader's first report.
         entry.bytes_written += req.bytes_written;
         entry.keys_written += req.keys_written;
         entry.bytes_read += req.bytes_read;
         entry.keys_read += req.keys_read;
+        if entry.count > 0 && !supersedes(&req, &entry.latest) {
+            return;
+        }
+        entry.count += 1;
         entry.received = Some(Instant::now());
         entry.latest = req;
     }

@@ -1,6 +1,7 @@
 //! Region heartbeats: a leader reports its region to PD on a slow tick that keeps running
 //! while the region hibernates (without waking it), and at once when leadership, ranges or
-//! membership change.
+//! membership change. A leader that steps down reports the flow it served since its last
+//! report, which no later leader would count.
 
 use std::time::Instant;
 
@@ -147,22 +148,61 @@ impl Peer {
             &self.pd_stats.catching_up,
             progress,
         );
+        self.pd_stats.reported_down = down;
+        self.pd_stats.reported_pending = pending;
         let read = self.read_delegate.take_read_flow();
+        let term = self.term();
+        let req = self.region_report(region, read, term);
+        debug!(
+            region_id = self.region_id(),
+            down = req.down_peers.len(),
+            pending = req.pending_peers.len(),
+            "region heartbeat"
+        );
+        REGION_HEARTBEATS.inc();
+        ctx.pd.region_heartbeat(req);
+    }
+
+    /// This peer stopped leading in `led_term`. What it served since its last report is
+    /// reported now: the next leader counts only what it serves itself, so the flow would
+    /// otherwise be lost. Leaders often move right after a split (PD balances the new regions'
+    /// leaders away from the store that led the parent), within a region's first report
+    /// interval.
+    pub fn report_flow_on_step_down(&mut self, ctx: &mut PollContext, led_term: u64) {
+        if self.stopped {
+            return;
+        }
+        let read = self.read_delegate.take_read_flow();
+        if read == Flow::default() && self.pd_stats.written == Flow::default() {
+            return;
+        }
+        let region = self.region().clone();
+        // Sent with the term it led in: PD takes the flow even when the next leader reported
+        // first, and never takes this peer for the leader of a later term.
+        let req = self.region_report(region, read, led_term);
+        debug!(
+            region_id = self.region_id(),
+            led_term,
+            bytes_written = req.bytes_written,
+            bytes_read = req.bytes_read,
+            "final region heartbeat of a former leader"
+        );
+        REGION_HEARTBEATS.inc();
+        ctx.pd.region_heartbeat(req);
+    }
+
+    /// A report of `region` as led by this peer in `term`, with the flow since the last
+    /// report (which this starts a new interval after).
+    fn region_report(&mut self, region: Region, read: Flow, term: u64) -> RegionHeartbeatRequest {
         let written = std::mem::take(&mut self.pd_stats.written);
         let end = unix_secs();
         let start = std::mem::replace(&mut self.pd_stats.last_report, end);
-        debug!(
-            region_id = region.id,
-            down = down.len(),
-            pending = pending.len(),
-            "region heartbeat"
-        );
-        let req = RegionHeartbeatRequest {
+        RegionHeartbeatRequest {
             header: None,
             region: Some(region),
             leader: Some(self.meta),
-            down_peers: down,
-            pending_peers: pending,
+            down_peers: self.pd_stats.reported_down.clone(),
+            pending_peers: self.pd_stats.reported_pending.clone(),
             bytes_written: written.bytes,
             keys_written: written.keys,
             bytes_read: read.bytes,
@@ -173,10 +213,8 @@ impl Peer {
                 start_timestamp: start.min(end),
                 end_timestamp: end,
             }),
-            term: self.term(),
-        };
-        REGION_HEARTBEATS.inc();
-        ctx.pd.region_heartbeat(req);
+            term,
+        }
     }
 
     /// Counts a read this peer served itself (lease or ReadIndex).

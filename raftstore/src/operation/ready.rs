@@ -191,7 +191,8 @@ impl Peer {
             );
             self.read_delegate.set_term(term);
         } else {
-            if self.read_delegate.term() != 0 {
+            let led_term = self.read_delegate.term();
+            if led_term != 0 {
                 crate::metrics::STEPPED_DOWN.inc();
                 info!(
                     region_id = self.region_id(),
@@ -200,6 +201,7 @@ impl Peer {
                     leader,
                     "stepped down"
                 );
+                self.report_flow_on_step_down(ctx, led_term);
             }
             self.read_delegate.set_term(0);
             self.lease.expire(&self.read_delegate.lease);

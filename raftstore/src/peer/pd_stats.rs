@@ -26,6 +26,10 @@ pub struct PdStats {
     pub written: Flow,
     /// Unix seconds of the last report.
     pub last_report: u64,
+    /// Down and pending peers as last reported. A leader that steps down repeats them in its
+    /// final report: its raft progress of the followers is gone by then.
+    pub reported_down: Vec<PeerStats>,
+    pub reported_pending: Vec<metapb::Peer>,
     /// A PD heartbeat tick is registered with the ticker.
     pub tick_scheduled: bool,
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use proto::pdpb::RegionHeartbeatRequest;
 use raftstore::Config;
+use test_cluster::pd::RegionReports;
 use test_cluster::*;
 
 /// Test timings with PD reports every 100 ms and peers down after one silent second.
@@ -223,4 +224,129 @@ fn stores_report_regions_disk_and_leaders() {
             .sum::<usize>()
             == 3
     }));
+}
+
+/// Waits until the flow summed over `region_id`'s accepted reports reaches the given keys.
+fn wait_flow(cluster: &Cluster, region_id: u64, written: u64, read: u64) -> RegionReports {
+    wait_for(DEFAULT_TIMEOUT, || {
+        cluster
+            .pd
+            .region_reports(region_id)
+            .filter(|r| r.keys_written >= written && r.keys_read >= read)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "region {region_id} reports {written} keys written and {read} read, got {:?}",
+            cluster.pd.region_reports(region_id)
+        )
+    })
+}
+
+#[test]
+fn regions_from_a_split_and_a_transfer_report_their_flow() {
+    let cluster = started(3, pd_config(), &[]);
+    cluster.wait_leader(1);
+    const N: u64 = 20;
+    let value = vec![b'v'; 100];
+    let key = |side: &str, i: u64| format!("{side}{i:03}").into_bytes();
+    for i in 0..N {
+        cluster.must_put(&key("a", i), &value);
+        cluster.must_put(&key("z", i), &value);
+    }
+    let regions = cluster.must_split(&[b"m"]);
+    let left = regions.iter().find(|r| r.end_key == b"m").unwrap().clone();
+    let right = regions
+        .iter()
+        .find(|r| r.start_key == b"m")
+        .unwrap()
+        .clone();
+    assert_ne!(left.id, 1, "the left half is a new region");
+
+    // Both halves are written and read again after the split: the new region's leader and the
+    // shrunk region's leader report what they served.
+    for (r, side) in [(&left, "a"), (&right, "z")] {
+        cluster.wait_leader(r.id);
+        let before = cluster.pd.region_reports(r.id).unwrap_or_default();
+        for i in 0..N {
+            cluster.must_put(&key(side, i), &value);
+            assert_eq!(cluster.must_get(&key(side, i)), Some(value.clone()));
+        }
+        let after = wait_flow(
+            &cluster,
+            r.id,
+            before.keys_written + N,
+            before.keys_read + N,
+        );
+        assert!(after.bytes_written - before.bytes_written >= N * value.len() as u64);
+        assert!(after.bytes_read - before.bytes_read >= N * value.len() as u64);
+    }
+
+    // A new leader of the new region reports the flow it serves.
+    let current = cluster.wait_leader(left.id);
+    let target = *left.peers.iter().find(|p| p.id != current.id).unwrap();
+    cluster.must_transfer_leader(left.id, target);
+    cluster
+        .pd
+        .wait_region_heartbeat(left.id, DEFAULT_TIMEOUT, |hb| {
+            hb.leader.map(|l| l.id) == Some(target.id)
+        })
+        .expect("the new leader reports");
+    let before = cluster.pd.region_reports(left.id).unwrap_or_default();
+    for i in 0..N {
+        cluster.must_put(&key("a", i), &value);
+        assert_eq!(cluster.must_get(&key("a", i)), Some(value.clone()));
+    }
+    let after = wait_flow(
+        &cluster,
+        left.id,
+        before.keys_written + N,
+        before.keys_read + N,
+    );
+    assert_eq!(after.latest.leader.map(|l| l.id), Some(target.id));
+}
+
+/// `pd_config` without the periodic report: a leader reports only when something happens
+/// (leadership, ranges, the first size measurement), so a test sees exactly those reports.
+fn event_reports_config() -> Config {
+    Config {
+        pd_heartbeat_tick_interval: Duration::from_secs(3600),
+        ..pd_config()
+    }
+}
+
+#[test]
+fn flow_served_before_a_leader_moves_is_reported() {
+    let cluster = started(3, event_reports_config(), &[]);
+    cluster.wait_leader(1);
+    const N: u64 = 20;
+    let value = vec![b'v'; 100];
+    let key = |i: u64| format!("a{i:03}").into_bytes();
+    for i in 0..N {
+        cluster.must_put(&key(i), &value);
+    }
+    let regions = cluster.must_split(&[b"m"]);
+    let left = regions.iter().find(|r| r.end_key == b"m").unwrap().clone();
+    // The new region's first measurement is the last report its leader sends by itself.
+    cluster
+        .pd
+        .wait_region_heartbeat(left.id, DEFAULT_TIMEOUT, |hb| hb.approximate_keys == N)
+        .expect("the new region is measured");
+    let before = cluster.pd.region_reports(left.id).unwrap_or_default();
+    for i in 0..N {
+        cluster.must_put(&key(i), &value);
+        assert_eq!(cluster.must_get(&key(i)), Some(value.clone()));
+    }
+    // PD moves the leader away (as its leader balancing does right after splits) before the
+    // next periodic report: what the old leader served still reaches PD.
+    let current = cluster.wait_leader(left.id);
+    let target = *left.peers.iter().find(|p| p.id != current.id).unwrap();
+    cluster.must_transfer_leader(left.id, target);
+    let after = wait_flow(
+        &cluster,
+        left.id,
+        before.keys_written + N,
+        before.keys_read + N,
+    );
+    assert!(after.bytes_written - before.bytes_written >= N * value.len() as u64);
+    assert!(after.bytes_read - before.bytes_read >= N * value.len() as u64);
 }
