@@ -17,6 +17,8 @@ use proto::raft_cmdpb::{RaftCmdRequest, RaftCmdResponse};
 use proto::raft_serverpb::RaftMessage;
 
 use crate::msg::apply::ApplyRes;
+use crate::operation::read::delegate::ReadDelegate;
+use crate::stats::{Flow, StoreFlow};
 
 /// A consistent view of one region's data, taken when a read was served.
 #[derive(Clone)]
@@ -28,6 +30,34 @@ pub struct RegionSnapshot {
     /// (`StaleCommand`) once its term is more than one past it: by then another leader may
     /// have committed writes the snapshot does not show (TiKV's `check_term`).
     pub term: u64,
+    /// Where a reader of the snapshot counts what it read; `None` for snapshots taken for a
+    /// write's read-modify-write check that nobody reports.
+    pub(crate) read_recorder: Option<ReadRecorder>,
+}
+
+impl RegionSnapshot {
+    /// Counts `bytes` (keys + values) and `keys` a caller read from the snapshot, so the
+    /// region's leader reports them to PD as read flow (region heartbeats' `bytes_read` and
+    /// `keys_read`, which PD's hot-region views and key-space heatmap show).
+    pub fn record_read(&self, bytes: u64, keys: u64) {
+        if let Some(recorder) = &self.read_recorder {
+            recorder.record(Flow { bytes, keys });
+        }
+    }
+}
+
+/// The read-flow counters of the region a snapshot was taken of and of its store.
+#[derive(Clone)]
+pub(crate) struct ReadRecorder {
+    pub region: Arc<ReadDelegate>,
+    pub store: Arc<StoreFlow>,
+}
+
+impl ReadRecorder {
+    pub fn record(&self, flow: Flow) {
+        self.region.record_read(flow);
+        self.store.read.add(flow.bytes, flow.keys);
+    }
 }
 
 /// What a command's caller receives.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use engine::{KvRead, KvSnapshot};
-use proto::kvrpcpb::Context;
+use proto::kvrpcpb::{Context, KvPair};
 use proto::metapb::Region;
 use proto::raft_cmdpb::Request;
 use raftstore::RegionSnapshot;
@@ -67,6 +67,20 @@ impl RawKv {
                 region_cmd::write_until_answered(&store, &ctx, 0, requests).await
             })
             .await
+    }
+}
+
+/// Counts the pairs a read returns (key + value bytes) as the region's read flow, which its
+/// leader reports to PD.
+pub fn record_pairs_read(snap: &RegionSnapshot, pairs: &[KvPair]) {
+    let bytes: usize = pairs.iter().map(|p| p.key.len() + p.value.len()).sum();
+    snap.record_read(bytes as u64, pairs.len() as u64);
+}
+
+/// Counts one key read (with its value, when found) as the region's read flow.
+pub fn record_key_read(snap: &RegionSnapshot, key: &[u8], value: Option<&[u8]>) {
+    if let Some(value) = value {
+        snap.record_read((key.len() + value.len()) as u64, 1);
     }
 }
 

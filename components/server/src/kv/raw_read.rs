@@ -6,7 +6,7 @@ use proto::kvrpcpb::{
 };
 
 use super::errors::KvError;
-use super::raw::{ensure_in_region, read_live, RawKv};
+use super::raw::{ensure_in_region, read_live, record_key_read, record_pairs_read, RawKv};
 use super::request::parse_cf;
 use super::value::now_unix_secs;
 
@@ -20,18 +20,18 @@ impl RawKv {
         let key = self.cfg.api.raw_region_key(&req.key);
         let snap = self.snapshot(ctx).await?;
         ensure_in_region(&key, &snap.region)?;
-        Ok(
-            match read_live(&snap.snapshot, cf, &req.key, &key, now_unix_secs())? {
-                Some(live) => RawGetResponse {
-                    value: live.value,
-                    ..Default::default()
-                },
-                None => RawGetResponse {
-                    not_found: true,
-                    ..Default::default()
-                },
+        let live = read_live(&snap.snapshot, cf, &req.key, &key, now_unix_secs())?;
+        record_key_read(&snap, &req.key, live.as_ref().map(|l| l.value.as_slice()));
+        Ok(match live {
+            Some(live) => RawGetResponse {
+                value: live.value,
+                ..Default::default()
             },
-        )
+            None => RawGetResponse {
+                not_found: true,
+                ..Default::default()
+            },
+        })
     }
 
     /// Answers only the keys that exist: clients count every returned pair as found.
@@ -61,6 +61,7 @@ impl RawKv {
                 });
             }
         }
+        record_pairs_read(&snap, &pairs);
         Ok(RawBatchGetResponse {
             region_error: None,
             pairs,
@@ -81,7 +82,9 @@ impl RawKv {
         let snap = self.snapshot(ctx).await?;
         ensure_in_region(&key, &snap.region)?;
         let now = now_unix_secs();
-        Ok(match read_live(&snap.snapshot, cf, &req.key, &key, now)? {
+        let live = read_live(&snap.snapshot, cf, &req.key, &key, now)?;
+        record_key_read(&snap, &req.key, live.as_ref().map(|l| l.value.as_slice()));
+        Ok(match live {
             Some(live) => RawGetKeyTtlResponse {
                 ttl: live.expire_at.map_or(0, |at| at.saturating_sub(now)),
                 ..Default::default()

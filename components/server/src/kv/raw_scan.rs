@@ -9,7 +9,7 @@ use proto::kvrpcpb::{
 use super::api::StorageApi;
 use super::errors::KvError;
 use super::range::{clip_to_region, scan_bounds, EncodedRange};
-use super::raw::RawKv;
+use super::raw::{record_pairs_read, RawKv};
 use super::request::{parse_cf, show_key};
 use super::value::{self, now_unix_secs};
 
@@ -45,7 +45,8 @@ impl RawKv {
             limit,
             key_only: req.key_only,
         };
-        let kvs = run_scans(self.cfg.api, snap.snapshot, cf, vec![job]).await?;
+        let kvs = run_scans(self.cfg.api, snap.snapshot.clone(), cf, vec![job]).await?;
+        record_pairs_read(&snap, &kvs);
         Ok(RawScanResponse {
             region_error: None,
             kvs,
@@ -77,7 +78,8 @@ impl RawKv {
                 }
             })
             .collect();
-        let kvs = run_scans(self.cfg.api, snap.snapshot, cf, jobs).await?;
+        let kvs = run_scans(self.cfg.api, snap.snapshot.clone(), cf, jobs).await?;
+        record_pairs_read(&snap, &kvs);
         Ok(RawBatchScanResponse {
             region_error: None,
             kvs,

@@ -11,6 +11,7 @@ use txn::mvcc::{Key, MvccReader};
 
 use super::api::{intersect, KeySpace};
 use super::errors::KvError;
+use super::raw::{record_key_read, record_pairs_read};
 use super::txn::{check_ts, TxnKv};
 
 /// The encoded range `[lower, upper)` of raw user-key bounds (empty: unbounded), clipped to
@@ -44,6 +45,7 @@ impl TxnKv {
         super::raw::ensure_in_region(&Key::from_raw(&req.key).into_encoded(), &snap.region)?;
         let reader = MvccReader::new(&snap.snapshot);
         let value = read::point_get(&reader, &req.key, req.version)?;
+        record_key_read(&snap, &req.key, value.as_deref());
         Ok(GetResponse {
             not_found: value.is_none(),
             value: value.unwrap_or_default(),
@@ -65,9 +67,13 @@ impl TxnKv {
             super::raw::ensure_in_region(&Key::from_raw(key).into_encoded(), &snap.region)?;
         }
         let reader = MvccReader::new(&snap.snapshot);
-        let pairs = read::batch_get(&reader, &req.keys, req.version)?;
+        let pairs: Vec<KvPair> = read::batch_get(&reader, &req.keys, req.version)?
+            .into_iter()
+            .map(KvPair::from)
+            .collect();
+        record_pairs_read(&snap, &pairs);
         Ok(BatchGetResponse {
-            pairs: pairs.into_iter().map(KvPair::from).collect(),
+            pairs,
             ..Default::default()
         })
     }
@@ -112,8 +118,10 @@ impl TxnKv {
             &region_start,
             &region_end,
         )?;
+        let pairs: Vec<KvPair> = pairs.into_iter().map(KvPair::from).collect();
+        record_pairs_read(&snap, &pairs);
         Ok(ScanResponse {
-            pairs: pairs.into_iter().map(KvPair::from).collect(),
+            pairs,
             ..Default::default()
         })
     }

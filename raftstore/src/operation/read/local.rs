@@ -45,6 +45,7 @@ impl Peer {
             let snap = ctx.kv.snapshot();
             let resp = super::execute_read(&snap, &region, &req, self.term());
             self.record_read(ctx, super::read_flow(&req, &resp));
+            let resp = super::with_read_recorder(resp, &self.read_delegate, &ctx.flow);
             cb.invoke(resp);
             return;
         }
@@ -111,6 +112,6 @@ impl LocalReader {
         let flow = super::read_flow(req, &resp);
         delegate.record_read(flow);
         self.flow.read.add(flow.bytes, flow.keys);
-        Some(resp)
+        Some(super::with_read_recorder(resp, &delegate, &self.flow))
     }
 }

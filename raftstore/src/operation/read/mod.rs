@@ -27,8 +27,9 @@ use proto::raft_cmdpb::{
 };
 
 use crate::errors::{err_resp, Result};
-use crate::msg::{CmdResponse, RegionSnapshot};
-use crate::stats::Flow;
+use crate::msg::{CmdResponse, ReadRecorder, RegionSnapshot};
+use crate::operation::read::delegate::ReadDelegate;
+use crate::stats::{Flow, StoreFlow};
 use crate::util;
 
 /// Executes a read-only command against a snapshot of the region's data.
@@ -45,7 +46,8 @@ pub fn execute_read(
 }
 
 /// Bytes (key + value) and keys a read returned, for flow statistics. Snapshots handed to the
-/// caller are not counted: what is read from them is unknown here.
+/// caller are not counted here: what is read from them is unknown, so the caller counts it
+/// through the recorder [`with_read_recorder`] attaches.
 pub fn read_flow(req: &RaftCmdRequest, resp: &CmdResponse) -> Flow {
     let mut flow = Flow::default();
     for (r, out) in req.requests.iter().zip(&resp.response.responses) {
@@ -55,6 +57,22 @@ pub fn read_flow(req: &RaftCmdRequest, resp: &CmdResponse) -> Flow {
         }
     }
     flow
+}
+
+/// Lets the caller of a snapshot read count what it reads toward `delegate`'s region and
+/// `store`'s read flow.
+pub fn with_read_recorder(
+    mut resp: CmdResponse,
+    delegate: &Arc<ReadDelegate>,
+    store: &Arc<StoreFlow>,
+) -> CmdResponse {
+    if let Some(snap) = resp.snapshot.as_mut() {
+        snap.read_recorder = Some(ReadRecorder {
+            region: delegate.clone(),
+            store: store.clone(),
+        });
+    }
+    resp
 }
 
 fn try_execute_read(
@@ -105,6 +123,7 @@ fn try_execute_read(
             snapshot: snapshot.clone(),
             region: region.clone(),
             term,
+            read_recorder: None,
         }),
     })
 }

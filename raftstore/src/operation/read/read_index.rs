@@ -77,7 +77,11 @@ impl Peer {
                 let flow = super::read_flow(&cmd, &resp);
                 self.read_delegate.record_read(flow);
                 ctx.flow.read.add(flow.bytes, flow.keys);
-                cb.invoke(resp);
+                cb.invoke(super::with_read_recorder(
+                    resp,
+                    &self.read_delegate,
+                    &ctx.flow,
+                ));
             }
         }
     }
