@@ -147,6 +147,14 @@ async fn the_api_is_also_served_on_the_grpc_client_address() {
     let (_, config) = http_json(addr, "GET", "/pd/api/v1/config", None).await;
     assert_eq!(config["schedule"]["max-replicas"], 3);
     assert_eq!(config["storage"]["api-version"], 2);
+    // Errors axum answers itself are JSON too: a method a path does not take, a key that is
+    // not UTF-8.
+    let (status, refused) = http_json(addr, "POST", "/pd/api/v1/config", Some("{}")).await;
+    assert_eq!(status, 405);
+    assert!(refused["error"].is_string(), "{refused}");
+    let (status, refused) = http_json(addr, "GET", "/pd/api/v1/region/key/%ff%00", None).await;
+    assert_eq!(status, 400);
+    assert!(refused["error"].is_string(), "{refused}");
     let (_, schedulers) = http_json(addr, "GET", "/pd/api/v1/schedulers", None).await;
     assert!(schedulers
         .as_array()

@@ -100,7 +100,47 @@ pub fn router(state: Arc<PdState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .merge(dashboard::routes())
+        .layer(axum::middleware::map_response(json_client_errors))
         .with_state(state)
+}
+
+/// Largest plain-text error body turned into a JSON error message, in bytes.
+const MAX_ERROR_TEXT: usize = 64 * 1024;
+
+/// Client errors that axum answers by itself (405 for a method a path does not take, 413 for
+/// a body over the limit, 400 for a path parameter that is not UTF-8) carry plain text or
+/// nothing; every error of this API is `{"error": "..."}`, so those are rewritten, keeping
+/// their status and headers such as `Allow`.
+async fn json_client_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_ERROR_TEXT)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("bad request")
+            .to_string()
+    } else {
+        text
+    };
+    let mut answer = ApiError(status, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// The answer to a path no route serves: a gRPC call (content type `application/grpc...`)
