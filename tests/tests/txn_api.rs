@@ -277,6 +277,17 @@ async fn scan_locks_gc_and_unsafe_destroy_range_clean_up() {
     let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
     let client = fleet.txn_client().await.unwrap();
     commit_puts(&client, &[("g1", "v1"), ("g2", "v2"), ("h1", "x")]).await;
+    // Client 0.4 commits secondaries in the background after the primary: wait until their
+    // locks are gone, so the only locks below are the dead client's.
+    wait_until_async(
+        Duration::from_secs(30),
+        "the committed transaction's secondary locks to be resolved",
+        || async {
+            let now = client.current_timestamp().await.unwrap();
+            client.scan_locks(&now, .., 100).await.unwrap().is_empty()
+        },
+    )
+    .await;
 
     // A dead client's lock shows up in a lock scan, and gc resolves it.
     let start = client.current_timestamp().await.unwrap().version();
