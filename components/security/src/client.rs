@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::error::SecurityError;
@@ -22,16 +22,7 @@ pub fn tonic_client_tls(m: &TlsMaterial) -> ClientTlsConfig {
 /// A rustls client config with the CA as the only root and this process's certificate as the
 /// client certificate, for HTTP clients (ureq).
 pub fn rustls_client_config(m: &TlsMaterial) -> Result<Arc<ClientConfig>, SecurityError> {
-    let mut roots = RootCertStore::empty();
-    for ca in &m.ca_certs {
-        roots
-            .add(ca.clone())
-            .map_err(|e| SecurityError::BadCertificate {
-                what: "CA certificate",
-                path: m.ca_path.clone(),
-                detail: e.to_string(),
-            })?;
-    }
+    let roots = m.root_store()?;
     let config = ClientConfig::builder_with_provider(crate::crypto_provider())
         .with_safe_default_protocol_versions()
         .and_then(|b| {

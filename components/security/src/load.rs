@@ -29,6 +29,23 @@ pub struct TlsMaterial {
     pub allowed_cn: Vec<String>,
 }
 
+impl TlsMaterial {
+    /// The CA certificates as a rustls trust store; an unusable one is named by its file.
+    pub(crate) fn root_store(&self) -> Result<rustls::RootCertStore, SecurityError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in &self.ca_certs {
+            roots
+                .add(ca.clone())
+                .map_err(|e| SecurityError::BadCertificate {
+                    what: "CA certificate",
+                    path: self.ca_path.clone(),
+                    detail: e.to_string(),
+                })?;
+        }
+        Ok(roots)
+    }
+}
+
 impl Clone for TlsMaterial {
     fn clone(&self) -> Self {
         TlsMaterial {

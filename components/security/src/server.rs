@@ -17,8 +17,7 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
-    SignatureScheme,
+    CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -44,16 +43,7 @@ pub fn server_config(m: &TlsMaterial) -> Result<Arc<ServerConfig>, SecurityError
         detail,
     };
     let provider = crate::crypto_provider();
-    let mut roots = RootCertStore::empty();
-    for ca in &m.ca_certs {
-        roots
-            .add(ca.clone())
-            .map_err(|e| SecurityError::BadCertificate {
-                what: "CA certificate",
-                path: m.ca_path.clone(),
-                detail: e.to_string(),
-            })?;
-    }
+    let roots = m.root_store()?;
     let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| err(e.to_string()))?;
