@@ -9,6 +9,7 @@ use rocksdb::{
 };
 
 use crate::error::{Error, Result};
+use crate::range_stats::{self, RangeStats};
 use crate::read::{KvRead, ScanVisitor};
 use crate::rocks::{bounded, rocks_error, scan_raw};
 use crate::snapshot::KvSnapshot;
@@ -37,7 +38,7 @@ fn db_options() -> Options {
     // safe because unapplied entries are replayed from it, and a torn tail after a crash must
     // not keep a store down.
     opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
-    opts.set_skip_checking_sst_file_sizes_on_db_open(false);
+    // Table files are checked against the manifest on open by `check_live_files`.
     opts.set_max_background_jobs(2);
     opts.increase_parallelism(2);
     opts.set_compression_type(DBCompressionType::Lz4);
@@ -90,6 +91,10 @@ impl KvEngine {
         Ok(())
     }
 
+    pub(crate) fn from_parts(db: Arc<DB>, path: Arc<PathBuf>) -> KvEngine {
+        KvEngine { db, path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -140,6 +145,34 @@ impl KvEngine {
     /// Makes every write so far durable.
     pub fn sync_wal(&self) -> Result<()> {
         self.db.flush_wal(true).map_err(|e| self.err(e))
+    }
+
+    /// Estimated logical size (key + value bytes, keys) of `[start, end)` over `cfs`, where
+    /// each entry says whether that column family's entries count as keys; read from table
+    /// file indexes and properties plus the memtables, never from the range's data on disk
+    /// (see [`crate::range_stats`]). An empty `end` means no end.
+    pub fn approximate_stats(
+        &self,
+        cfs: &[(&str, bool)],
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<RangeStats> {
+        range_stats::stats_by_name(&self.db, &self.path, cfs, start, end)
+    }
+
+    /// Existing keys of `cfs` cutting `[start, end)` into pieces of about `piece` logical
+    /// bytes, at most `limit`, sorted and strictly inside the range; found from the same
+    /// estimates as [`KvEngine::approximate_stats`]. Empty if the range is under two pieces
+    /// or no cut can be placed.
+    pub fn approximate_split_keys(
+        &self,
+        cfs: &[&str],
+        start: &[u8],
+        end: &[u8],
+        piece: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        range_stats::split_keys_by_name(&self.db, &self.path, cfs, start, end, piece, limit)
     }
 
     pub fn flush(&self) -> Result<()> {

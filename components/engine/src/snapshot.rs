@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rocksdb::{SnapshotWithThreadMode, DB};
 
 use crate::error::{Error, Result};
+use crate::kv::KvEngine;
 use crate::read::{KvRead, ScanVisitor};
 use crate::rocks::{bounded, rocks_error, scan_raw};
 
@@ -32,6 +33,12 @@ impl KvSnapshot {
         KvSnapshot {
             inner: Arc::new(Inner { snap, db, path }),
         }
+    }
+
+    /// The live engine this snapshot was taken from (for estimates such as
+    /// [`KvEngine::approximate_stats`], which describe the engine now, not the snapshot).
+    pub fn engine(&self) -> KvEngine {
+        KvEngine::from_parts(self.inner.db.clone(), self.inner.path.clone())
     }
 
     fn cf(&self, cf: &str) -> Result<&rocksdb::ColumnFamily> {
