@@ -74,6 +74,9 @@ pub struct Config {
     pub split_check_tick_interval: Duration,
     /// The built-in split policy (a custom one can be given to the store instead).
     pub split_policy: SplitPolicyConfig,
+    /// Bytes written to a region after which the size policy checks it again (TiKV's
+    /// `region-split-check-diff`); unset: 1/16 of the policy's `split-size`.
+    pub region_split_check_diff: Option<u64>,
     /// How often a region leader reports its region to PD (it also reports at once on
     /// leadership, split and membership changes).
     #[serde(with = "humantime_serde")]
@@ -185,6 +188,7 @@ impl Default for Config {
             raft_engine_purge_interval: Duration::from_secs(10),
             split_check_tick_interval: Duration::from_secs(10),
             split_policy: SplitPolicyConfig::default(),
+            region_split_check_diff: None,
             pd_heartbeat_tick_interval: Duration::from_secs(60),
             pd_store_heartbeat_tick_interval: Duration::from_secs(10),
             max_peer_down_duration: Duration::from_secs(600),

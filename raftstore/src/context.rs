@@ -20,6 +20,7 @@ use crate::transport::Transport;
 use crate::worker::disk_monitor::DiskUsage;
 use crate::worker::pd_stats::PdTask;
 use crate::worker::raftlog_gc::GcTask;
+use crate::split_policy::SplitCheckTrigger;
 use crate::worker::split_check::SplitCheckTask;
 
 /// Handles shared by all peers a poller drives; one per poller thread.
@@ -35,6 +36,8 @@ pub struct PollContext {
     pub writer: Sender<WriteMsg>,
     pub gc: Sender<GcTask>,
     pub split_checker: Sender<SplitCheckTask>,
+    /// When a region is due for its next split check (from the split policy).
+    pub split_check_trigger: SplitCheckTrigger,
     pub pd: Arc<dyn PdClient>,
     /// Store heartbeats to PD are assembled off the raft threads.
     pub pd_worker: Sender<PdTask>,

@@ -91,7 +91,7 @@ pub use errors::{Error, Result};
 pub use msg::router::RaftRouter;
 pub use msg::{Callback, CmdResponse, PeerMsg, RaftCommand, RegionSnapshot, StoreMsg};
 pub use pd_client::{PdClient, SplitIds};
-pub use split_policy::{SplitCheckInput, SplitPolicy};
+pub use split_policy::{SplitCheckInput, SplitCheckTrigger, SplitPolicy};
 pub use store::{Store, StoreDeps};
 pub use store_meta::StoreMeta;
 pub use transport::Transport;

@@ -78,6 +78,24 @@ pub struct SplitCheckInput<'a> {
 }
 
 impl SplitCheckInput<'_> {
+    /// Keys cutting the region into pieces of about `piece` bytes (key + value over the CFs
+    /// holding values), at most `limit`, found from the engine's size estimates without
+    /// reading the region's data (see `engine::range_stats`). Keys are whole user keys (a
+    /// version's timestamp dropped), sorted, unique and strictly inside the region; empty if
+    /// the estimates place no cut.
+    pub fn approximate_split_keys(&self, piece: u64, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let start = keys::enc_start_key(&self.region.start_key);
+        let end = keys::enc_end_key(&self.region.end_key);
+        let cuts = self.snapshot.engine().approximate_split_keys(
+            &[engine::CF_DEFAULT, engine::CF_WRITE],
+            &start,
+            &end,
+            piece,
+            limit,
+        )?;
+        Ok(user_keys_inside(self.region, cuts, limit))
+    }
+
     /// Visits the region's data (user keys, with the size of key + value) in key order
     /// within each data column family, until `f` returns false. A key that carries an MVCC
     /// timestamp after its encoded user key (transactional data in CFs write and default) is
@@ -102,17 +120,47 @@ impl SplitCheckInput<'_> {
     }
 }
 
+/// How much must be written to a region since its last split check before the next one runs
+/// (either limit suffices): a region that takes no writes is not checked again, and a busy
+/// one about once per `bytes` written (TiKV's `region-split-check-diff`). A region is also
+/// checked after it is created or split, when PD asks, and while it serves load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitCheckTrigger {
+    /// Key + value bytes written.
+    pub bytes: u64,
+    /// Keys written.
+    pub keys: u64,
+}
+
+impl SplitCheckTrigger {
+    /// Check after any write.
+    pub const ANY_WRITE: SplitCheckTrigger = SplitCheckTrigger { bytes: 1, keys: 1 };
+
+    /// Whether `written_bytes` and `written_keys` since the last check reach the trigger.
+    pub fn is_due(&self, written_bytes: u64, written_keys: u64) -> bool {
+        (written_bytes > 0 || written_keys > 0)
+            && (written_bytes >= self.bytes || written_keys >= self.keys)
+    }
+}
+
 /// Decides split keys for a region. Returned keys must be inside the region, sorted and
 /// unique; the store validates them again before proposing.
 pub trait SplitPolicy: Send + Sync {
     fn name(&self) -> &str;
     fn split_keys(&self, input: &SplitCheckInput<'_>) -> Result<Vec<Vec<u8>>>;
+    /// When a region is due for its next check; by default after any write.
+    fn check_trigger(&self) -> SplitCheckTrigger {
+        SplitCheckTrigger::ANY_WRITE
+    }
 }
 
 /// Splits a region larger than `max_size` into pieces of about `split_size` bytes.
 pub struct SizePolicy {
     pub max_size: u64,
     pub split_size: u64,
+    /// Bytes written between checks (`raftstore.region-split-check-diff`, by default 1/16 of
+    /// `split_size`, as in TiKV).
+    pub check_diff: u64,
     /// At most this many keys per check.
     pub batch_limit: usize,
 }
@@ -122,17 +170,30 @@ impl SplitPolicy for SizePolicy {
         "size"
     }
 
+    fn check_trigger(&self) -> SplitCheckTrigger {
+        SplitCheckTrigger {
+            bytes: self.check_diff.max(1),
+            keys: u64::MAX,
+        }
+    }
+
     fn split_keys(&self, input: &SplitCheckInput<'_>) -> Result<Vec<Vec<u8>>> {
-        // The measured size covers every data CF, so it bounds what the scan below counts.
         if input.region_size <= self.max_size {
             return Ok(Vec::new());
         }
-        every_nth(
+        estimated_or_scanned(
             input,
-            self.max_size,
             self.split_size,
             self.batch_limit,
-            |size| size,
+            || {
+                every_nth(
+                    input,
+                    self.max_size,
+                    self.split_size,
+                    self.batch_limit,
+                    |size| size,
+                )
+            },
         )
     }
 }
@@ -149,18 +210,62 @@ impl SplitPolicy for KeysPolicy {
         "keys"
     }
 
+    fn check_trigger(&self) -> SplitCheckTrigger {
+        SplitCheckTrigger {
+            bytes: u64::MAX,
+            keys: (self.split_keys / 16).max(1),
+        }
+    }
+
     fn split_keys(&self, input: &SplitCheckInput<'_>) -> Result<Vec<Vec<u8>>> {
         if input.region_keys <= self.max_keys {
             return Ok(Vec::new());
         }
-        every_nth(
-            input,
-            self.max_keys,
-            self.split_keys,
-            self.batch_limit,
-            |_| 1,
-        )
+        // Pieces of `split_keys` keys, in bytes at the region's average entry size.
+        let bytes_per_key = input.region_size as f64 / input.region_keys.max(1) as f64;
+        let piece_bytes = (self.split_keys as f64 * bytes_per_key).max(1.0) as u64;
+        estimated_or_scanned(input, piece_bytes, self.batch_limit, || {
+            every_nth(
+                input,
+                self.max_keys,
+                self.split_keys,
+                self.batch_limit,
+                |_| 1,
+            )
+        })
     }
+}
+
+/// Turns data keys into whole user keys strictly inside `region`, sorted and unique.
+fn user_keys_inside(region: &Region, data_keys: Vec<Vec<u8>>, limit: usize) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = data_keys
+        .iter()
+        .map(|k| keys::encoded_key_prefix(keys::origin_key(k)).to_vec())
+        .filter(|k| {
+            k.as_slice() > region.start_key.as_slice()
+                && (region.end_key.is_empty() || k.as_slice() < region.end_key.as_slice())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out.truncate(limit);
+    out
+}
+
+/// Cuts from the size estimates, or, when they place none (all of a large region's data
+/// under one key prefix the estimates cannot resolve), from a scan of the region. Runs on
+/// the split-check worker, never on a raft thread.
+fn estimated_or_scanned(
+    input: &SplitCheckInput<'_>,
+    piece_bytes: u64,
+    batch_limit: usize,
+    scan: impl FnOnce() -> Result<Vec<Vec<u8>>>,
+) -> Result<Vec<Vec<u8>>> {
+    let keys = input.approximate_split_keys(piece_bytes, batch_limit)?;
+    if !keys.is_empty() {
+        return Ok(keys);
+    }
+    scan()
 }
 
 /// Accumulates `weight` over the region's keys; when the total passes `max`, cuts every
@@ -297,6 +402,7 @@ pub(crate) fn builtin_policy(cfg: &Config) -> Arc<dyn SplitPolicy> {
         } => Arc::new(SizePolicy {
             max_size: *max_size,
             split_size: *split_size,
+            check_diff: cfg.region_split_check_diff.unwrap_or(*split_size / 16),
             batch_limit: BATCH_SPLIT_LIMIT,
         }),
         SplitPolicyConfig::Keys {
@@ -365,44 +471,68 @@ mod tests {
 
     /// Transactional data lives in CF write as versions (encoded user key + 8-byte
     /// timestamp): the size policy cuts only at whole user keys, so every version of a key
-    /// stays on one side.
+    /// stays on one side, whether the data sits in the memtable or in table files.
     #[test]
     fn size_splits_of_versioned_keys_fall_between_user_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let kv = engine::KvEngine::open(dir.path()).unwrap();
-        let mut wb = kv.write_batch();
-        for i in 0..200u32 {
-            let user_key = keys::encode_bytes(format!("x\0\0\0key{i:04}").as_bytes());
-            for ts in [5u64, 9, 12] {
-                let mut versioned = user_key.clone();
-                versioned.extend_from_slice(&(u64::MAX - ts).to_be_bytes());
-                wb.put_cf(engine::CF_WRITE, &keys::data_key(&versioned), &[7; 100])
-                    .unwrap();
+        for flushed in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let kv = engine::KvEngine::open(dir.path()).unwrap();
+            let mut wb = kv.write_batch();
+            for i in 0..200u32 {
+                let user_key = keys::encode_bytes(format!("x\0\0\0key{i:04}").as_bytes());
+                for ts in [5u64, 9, 12] {
+                    let mut versioned = user_key.clone();
+                    versioned.extend_from_slice(&(u64::MAX - ts).to_be_bytes());
+                    wb.put_cf(engine::CF_WRITE, &keys::data_key(&versioned), &[7; 100])
+                        .unwrap();
+                }
             }
+            kv.write(&wb, false).unwrap();
+            if flushed {
+                kv.flush().unwrap();
+            }
+            let snapshot = kv.snapshot();
+            let r = region(b"", b"");
+            let measured = crate::worker::split_check::measure_region(&snapshot, &r).unwrap();
+            let input = SplitCheckInput {
+                region: &r,
+                snapshot: &snapshot,
+                qps: 0.0,
+                load_keys: &[],
+                region_size: measured.size,
+                region_keys: measured.keys,
+            };
+            let policy = SizePolicy {
+                max_size: 10_000,
+                split_size: 5_000,
+                check_diff: 1,
+                batch_limit: 100,
+            };
+            let split_keys = policy.split_keys(&input).unwrap();
+            assert!(
+                split_keys.len() > 5,
+                "{} split keys (flushed: {flushed}, measured {measured:?})",
+                split_keys.len()
+            );
+            for key in &split_keys {
+                let (user_key, used) = keys::decode_bytes(key).unwrap();
+                assert_eq!(used, key.len(), "a split key carries a timestamp: {key:?}");
+                assert!(user_key.starts_with(b"x\0\0\0key"));
+            }
+            validate_split_keys(&r, &split_keys).unwrap();
         }
-        kv.write(&wb, false).unwrap();
-        let snapshot = kv.snapshot();
-        let r = region(b"", b"");
-        let input = SplitCheckInput {
-            region: &r,
-            snapshot: &snapshot,
-            qps: 0.0,
-            load_keys: &[],
-            region_size: 100_000,
-            region_keys: 600,
+    }
+
+    #[test]
+    fn split_check_trigger_needs_enough_writes() {
+        let t = SplitCheckTrigger {
+            bytes: 100,
+            keys: u64::MAX,
         };
-        let policy = SizePolicy {
-            max_size: 10_000,
-            split_size: 5_000,
-            batch_limit: 100,
-        };
-        let split_keys = policy.split_keys(&input).unwrap();
-        assert!(split_keys.len() > 5, "{} split keys", split_keys.len());
-        for key in &split_keys {
-            let (user_key, used) = keys::decode_bytes(key).unwrap();
-            assert_eq!(used, key.len(), "a split key carries a timestamp: {key:?}");
-            assert!(user_key.starts_with(b"x\0\0\0key"));
-        }
-        validate_split_keys(&r, &split_keys).unwrap();
+        assert!(!t.is_due(0, 0));
+        assert!(!t.is_due(99, 50));
+        assert!(t.is_due(100, 1));
+        assert!(SplitCheckTrigger::ANY_WRITE.is_due(1, 0));
+        assert!(!SplitCheckTrigger::ANY_WRITE.is_due(0, 0));
     }
 }

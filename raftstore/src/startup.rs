@@ -40,7 +40,7 @@ use crate::msg::{PeerMsg, StoreMsg, StoreTick};
 use crate::pd_client::PdClient;
 use crate::poller::RaftPollerBuilder;
 use crate::split_policy::builtin_policy;
-use crate::split_policy::SplitPolicy;
+use crate::split_policy::{SplitCheckTrigger, SplitPolicy};
 use crate::stats::{unix_secs, StoreLiveness};
 use crate::store_meta::StoreMeta;
 use crate::ticker::Ticker;
@@ -82,6 +82,8 @@ pub(crate) struct Workers {
     pub ticker: Ticker,
     pub writer: Sender<WriteMsg>,
     pub split_checker: Sender<SplitCheckTask>,
+    /// When a region is due for its next split check (from the split policy).
+    pub split_check_trigger: SplitCheckTrigger,
     pub pd_worker: Sender<PdTask>,
     pub gc: Sender<GcTask>,
     pub stop_disk_monitor: Sender<()>,
@@ -207,6 +209,7 @@ impl Startup {
             .split_policy
             .clone()
             .unwrap_or_else(|| builtin_policy(cfg));
+        let split_check_trigger = policy.check_trigger();
         threads.push(
             split_check::spawn(
                 split_rx,
@@ -262,12 +265,13 @@ impl Startup {
                 self.kv.clone(),
                 self.raft_engine.clone(),
                 gc_rx,
-                format!("raftlog-gc-{store_id}"),
+                format!("split-check-{store_id}"),
             )
             .map_err(engine::Error::Io)?,
         );
 
         Ok(Workers {
+            split_check_trigger,
             threads,
             ticker,
             writer,
@@ -304,6 +308,7 @@ impl Startup {
             writer: workers.writer.clone(),
             gc: workers.gc.clone(),
             split_checker: workers.split_checker.clone(),
+            split_check_trigger: workers.split_check_trigger,
             pd: self.deps.pd.clone(),
             pd_worker: workers.pd_worker.clone(),
             store_liveness: workers.store_liveness.clone(),

@@ -99,9 +99,8 @@ impl Peer {
             self.storage().applied_index(),
             self.last_sent_to_apply
         );
-        if applied > self.storage().applied_index() {
-            self.split_check_pending = true;
-        }
+        self.written_since_split_check.bytes += res.written.bytes;
+        self.written_since_split_check.keys += res.written.keys;
         let leading = self.is_leader();
         self.pd_stats.on_written(res.written, leading);
         let limit = ctx.cfg.raft_entry_cache_limit;

@@ -90,7 +90,7 @@ impl Peer {
             if self.maybe_compact_log(ctx) {
                 return;
             }
-            if self.split_check_pending {
+            if self.split_check_due(ctx) {
                 self.schedule_split_check(ctx);
             }
             self.set_group_state(GroupState::Idle);

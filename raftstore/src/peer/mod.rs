@@ -105,8 +105,12 @@ pub struct Peer {
     /// Invariants: at most one at a time; while set, a ready carrying the same snapshot is
     /// not applied again; cleared when `persisted_number` reaches its ready number.
     pub(crate) pending_snapshot: Option<(u64, u64)>,
-    /// Data changed since the split policy last looked at the region.
+    /// The region must be checked on the next split-check tick whatever was written (it was
+    /// just created or split, or PD asked).
     pub(crate) split_check_pending: bool,
+    /// Key + value bytes and keys applied since the split policy last looked at the region;
+    /// the next check runs once they reach the policy's `SplitCheckTrigger`.
+    pub(crate) written_since_split_check: crate::stats::Flow,
     /// Log GC and split check ticks are not registered while the region hibernates.
     pub(crate) aux_ticks_paused: bool,
     /// Regions split off this one by the last split, reported with EpochNotMatch.
@@ -174,6 +178,7 @@ impl Peer {
             last_committed_split_idx: 0,
             split_siblings: Vec::new(),
             split_check_pending: true,
+            written_since_split_check: Default::default(),
             peer_cache: std::collections::HashMap::new(),
             pending_snapshot: None,
             snapshot_wait_ticks: std::collections::HashMap::new(),

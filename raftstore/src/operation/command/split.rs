@@ -54,9 +54,15 @@ impl Peer {
         }
         ctx.schedule_tick(self.region_id(), PeerTick::SplitCheck);
         let (qps, _) = self.read_delegate.load_snapshot();
-        if self.split_check_pending || qps > 0.0 {
+        if self.split_check_due(ctx) || qps > 0.0 {
             self.schedule_split_check(ctx);
         }
+    }
+
+    /// Whether the region changed enough since its last check for another one.
+    pub(crate) fn split_check_due(&self, ctx: &PollContext) -> bool {
+        let written = self.written_since_split_check;
+        self.split_check_pending || ctx.split_check_trigger.is_due(written.bytes, written.keys)
     }
 
     /// Hands the region to the split checker if this peer leads it.
@@ -65,6 +71,7 @@ impl Peer {
             return;
         }
         self.split_check_pending = false;
+        self.written_since_split_check = Default::default();
         let (qps, load_keys) = self.read_delegate.load_snapshot();
         let _ = ctx.split_checker.send(SplitCheckTask::Check {
             region: self.region().clone(),
