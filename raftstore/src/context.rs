@@ -13,6 +13,7 @@ use crate::msg::apply_router::ApplyRouter;
 use crate::msg::router::RaftRouter;
 use crate::msg::PeerTick;
 use crate::pd_client::PdClient;
+use crate::split_policy::SplitCheckTrigger;
 use crate::stats::{StoreFlow, StoreLiveness};
 use crate::store_meta::StoreMeta;
 use crate::ticker::{TickRegistration, Ticker};
@@ -20,7 +21,6 @@ use crate::transport::Transport;
 use crate::worker::disk_monitor::DiskUsage;
 use crate::worker::pd_stats::PdTask;
 use crate::worker::raftlog_gc::GcTask;
-use crate::split_policy::SplitCheckTrigger;
 use crate::worker::split_check::SplitCheckTask;
 
 /// Handles shared by all peers a poller drives; one per poller thread.

@@ -181,20 +181,15 @@ impl SplitPolicy for SizePolicy {
         if input.region_size <= self.max_size {
             return Ok(Vec::new());
         }
-        estimated_or_scanned(
-            input,
-            self.split_size,
-            self.batch_limit,
-            || {
-                every_nth(
-                    input,
-                    self.max_size,
-                    self.split_size,
-                    self.batch_limit,
-                    |size| size,
-                )
-            },
-        )
+        estimated_or_scanned(input, self.split_size, self.batch_limit, || {
+            every_nth(
+                input,
+                self.max_size,
+                self.split_size,
+                self.batch_limit,
+                |size| size,
+            )
+        })
     }
 }
 

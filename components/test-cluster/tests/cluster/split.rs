@@ -345,3 +345,85 @@ impl Filter for DelayRegionFilter {
         }
     }
 }
+
+/// Counts the checks of each region (by start key) and never splits; a check is due after
+/// `TRIGGER_BYTES` written.
+#[derive(Default)]
+struct CountingPolicy {
+    checks: parking_lot::Mutex<std::collections::HashMap<Vec<u8>, usize>>,
+}
+
+const TRIGGER_BYTES: u64 = 4096;
+
+impl CountingPolicy {
+    fn checks_of(&self, start_key: &[u8]) -> usize {
+        self.checks.lock().get(start_key).copied().unwrap_or(0)
+    }
+}
+
+impl SplitPolicy for CountingPolicy {
+    fn name(&self) -> &str {
+        "counting"
+    }
+
+    fn split_keys(&self, input: &SplitCheckInput<'_>) -> raftstore::Result<Vec<Vec<u8>>> {
+        *self
+            .checks
+            .lock()
+            .entry(input.region.start_key.clone())
+            .or_default() += 1;
+        Ok(Vec::new())
+    }
+
+    fn check_trigger(&self) -> raftstore::SplitCheckTrigger {
+        raftstore::SplitCheckTrigger {
+            bytes: TRIGGER_BYTES,
+            keys: u64::MAX,
+        }
+    }
+}
+
+/// A region is checked again only once it has taken the policy's trigger of writes: small
+/// writes to one region leave it alone while a busy neighbour is checked round after round,
+/// and enough writes bring its check back.
+#[test]
+fn split_checks_wait_for_enough_written_bytes() {
+    let policy = Arc::new(CountingPolicy::default());
+    let mut cluster = Cluster::new(3);
+    cluster.split_policy = Some(policy.clone());
+    cluster.bootstrap(&[]);
+    cluster.start();
+    cluster.wait_leader(1);
+    cluster.must_split(&[b"m"]);
+    // Both halves are checked once after the split.
+    assert!(wait_until(DEFAULT_TIMEOUT, || policy.checks_of(b"") >= 1
+        && policy.checks_of(b"m") >= 1));
+    let quiet_before = policy.checks_of(b"");
+    // Well under the trigger: 10 x ~110 bytes.
+    for i in 0..10 {
+        cluster.must_put(format!("a{i:02}").as_bytes(), &[1; 100]);
+    }
+    let value = vec![2u8; 1024];
+    for round in 0..5 {
+        let busy_before = policy.checks_of(b"m");
+        for i in 0..8 {
+            cluster.must_put(format!("m{round}-{i}").as_bytes(), &value);
+        }
+        assert!(
+            wait_until(DEFAULT_TIMEOUT, || policy.checks_of(b"m") > busy_before),
+            "the busy region is checked after {TRIGGER_BYTES} bytes (round {round})"
+        );
+    }
+    assert_eq!(
+        policy.checks_of(b""),
+        quiet_before,
+        "a region with fewer than {TRIGGER_BYTES} bytes written was checked again"
+    );
+    for i in 0..8 {
+        cluster.must_put(format!("b{i}").as_bytes(), &value);
+    }
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || policy.checks_of(b"") > quiet_before),
+        "the quiet region is checked once it has taken {TRIGGER_BYTES} bytes"
+    );
+}
