@@ -21,6 +21,7 @@ use crate::transport::Transport;
 use crate::worker::disk_monitor::DiskUsage;
 use crate::worker::pd_stats::PdTask;
 use crate::worker::raftlog_gc::GcTask;
+use crate::worker::region::SnapshotGenerator;
 use crate::worker::split_check::SplitCheckTask;
 
 /// Handles shared by all peers a poller drives; one per poller thread.
@@ -36,6 +37,8 @@ pub struct PollContext {
     pub writer: Sender<WriteMsg>,
     pub gc: Sender<GcTask>,
     pub split_checker: Sender<SplitCheckTask>,
+    /// Builds region snapshots off the raft threads.
+    pub snap_generator: SnapshotGenerator,
     /// When a region is due for its next split check (from the split policy).
     pub split_check_trigger: SplitCheckTrigger,
     pub pd: Arc<dyn PdClient>,

@@ -37,6 +37,13 @@ lazy_static! {
         exponential_buckets(0.0001, 2.0, 20).expect("valid buckets")
     )
     .expect("metric registers once");
+    pub static ref SNAPSHOT_GENERATE_DURATION: Histogram = register_histogram!(
+        "shoal_raftstore_snapshot_generate_seconds",
+        "Time the region worker took to build one region snapshot (read the region, write \
+         its SST files)",
+        exponential_buckets(0.001, 2.0, 20).expect("valid buckets")
+    )
+    .expect("metric registers once");
     pub static ref DISK_FULL: IntGauge = register_int_gauge!(
         "shoal_store_disk_full",
         "1 while the store refuses writes because its disk is almost full"
@@ -123,6 +130,7 @@ pub fn register_all() {
     lazy_static::initialize(&STEPPED_DOWN);
     lazy_static::initialize(&PROPOSE_TO_COMMIT);
     lazy_static::initialize(&COMMIT_TO_APPLY);
+    lazy_static::initialize(&SNAPSHOT_GENERATE_DURATION);
     lazy_static::initialize(&DISK_FULL);
     lazy_static::initialize(&DISK_AVAILABLE_BYTES);
     lazy_static::initialize(&PROPOSALS);

@@ -48,6 +48,7 @@ use crate::transport::Transport;
 use crate::worker::disk_monitor::{self, DiskMonitor, DiskUsage, SpacePolicy};
 use crate::worker::pd_stats::{PdStatsWorker, PdTask};
 use crate::worker::raftlog_gc::{self, GcTask};
+use crate::worker::region::{self as region_worker, SnapshotGenerator, SnapshotRequests};
 use crate::worker::split_check::{self, SplitCheckTask};
 
 /// Services a store relies on but does not own.
@@ -71,6 +72,10 @@ pub(crate) struct Startup {
     pub router: RaftRouter,
     pub apply_router: ApplyRouter,
     pub meta: Arc<Mutex<StoreMeta>>,
+    /// Peers hand snapshot generation to the region worker through this.
+    pub snap_generator: SnapshotGenerator,
+    /// The region worker's end, until `spawn_workers` starts it.
+    snap_requests: Option<SnapshotRequests>,
     pub raft_system: BatchSystem<PeerFsm, StoreFsm>,
     pub apply_system: BatchSystem<ApplyFsm, ApplyControlFsm>,
     logger: slog::Logger,
@@ -121,7 +126,10 @@ impl Startup {
                 receiver: apply_ctl_rx,
             }),
         );
+        let (snap_generator, snap_requests) = SnapshotGenerator::new();
         Ok(Startup {
+            snap_generator,
+            snap_requests: Some(snap_requests),
             cfg: Arc::new(cfg),
             store_id: ident.store_id,
             kv,
@@ -161,6 +169,7 @@ impl Startup {
                 &self.kv,
                 &self.raft_engine,
                 region.clone(),
+                &self.snap_generator,
                 &self.logger,
             )?;
             match built {
@@ -181,7 +190,7 @@ impl Startup {
     }
 
     /// Step 3: the worker threads, before any poller can send them work.
-    pub fn spawn_workers(&self) -> Result<Workers> {
+    pub fn spawn_workers(&mut self) -> Result<Workers> {
         let store_id = self.store_id;
         let cfg = &self.cfg;
         let mut threads = Vec::new();
@@ -202,6 +211,18 @@ impl Startup {
                 .spawn(writer_rx, format!("log-writer-{store_id}"))
                 .map_err(engine::Error::Io)?,
         );
+
+        if let Some(requests) = self.snap_requests.take() {
+            threads.push(
+                region_worker::spawn(
+                    requests,
+                    self.kv.clone(),
+                    self.router.clone(),
+                    format!("region-{store_id}"),
+                )
+                .map_err(engine::Error::Io)?,
+            );
+        }
 
         let (split_checker, split_rx) = crossbeam_channel::unbounded();
         let policy = self
@@ -308,6 +329,7 @@ impl Startup {
             writer: workers.writer.clone(),
             gc: workers.gc.clone(),
             split_checker: workers.split_checker.clone(),
+            snap_generator: self.snap_generator.clone(),
             split_check_trigger: workers.split_check_trigger,
             pd: self.deps.pd.clone(),
             pd_worker: workers.pd_worker.clone(),

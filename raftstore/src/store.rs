@@ -29,6 +29,7 @@ use crate::ticker::Ticker;
 use crate::transport::Transport;
 use crate::worker::pd_stats::PdTask;
 use crate::worker::raftlog_gc::GcTask;
+use crate::worker::region::SnapshotGenerator;
 use crate::worker::split_check::{self, SplitCheckTask};
 
 /// One store process's raft machinery.
@@ -54,6 +55,7 @@ struct Running {
     stop_store_ticks: Sender<()>,
     stop_disk_monitor: Sender<()>,
     gc: Sender<GcTask>,
+    snap_generator: SnapshotGenerator,
     split_checker: Sender<SplitCheckTask>,
     pd_worker: Sender<PdTask>,
 }
@@ -93,6 +95,7 @@ impl Store {
             deps,
             raft_system,
             apply_system,
+            snap_generator,
             ..
         } = startup;
         Ok(Store {
@@ -114,6 +117,7 @@ impl Store {
                 gc: workers.gc,
                 split_checker: workers.split_checker,
                 pd_worker: workers.pd_worker,
+                snap_generator: snap_generator.clone(),
             })),
         })
     }
@@ -203,6 +207,7 @@ impl Store {
         drop(running.gc);
         drop(running.split_checker);
         drop(running.pd_worker);
+        running.snap_generator.stop_worker();
         for h in running.threads.drain(..) {
             let _ = h.join();
         }

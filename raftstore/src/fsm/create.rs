@@ -1,5 +1,6 @@
 //! Building a region's peer and apply FSMs, at recovery and when a split creates regions.
 
+use crate::worker::region::SnapshotGenerator;
 use std::sync::Arc;
 
 use batch_system::{BasicMailbox, MailboxSender};
@@ -55,13 +56,14 @@ impl CreatedPeer {
 /// snapshot from the leader.
 pub fn build_uninitialized_peer(
     cfg: &Config,
-    kv: &KvEngine,
     raft_engine: &RaftLogEngine,
     region_id: u64,
     me: proto::metapb::Peer,
+    snap_generator: &SnapshotGenerator,
     logger: &slog::Logger,
 ) -> Result<CreatedPeer> {
-    let storage = PeerStorage::uninitialized(kv, raft_engine.clone(), region_id);
+    let storage =
+        PeerStorage::uninitialized(raft_engine.clone(), region_id, snap_generator.clone());
     let apply_state = *storage.apply_state();
     let region = storage.region().clone();
     let peer = Peer::new(cfg, me, storage, logger)?;
@@ -83,6 +85,7 @@ pub fn build_peer(
     kv: &KvEngine,
     raft_engine: &RaftLogEngine,
     region: Region,
+    snap_generator: &SnapshotGenerator,
     logger: &slog::Logger,
 ) -> Result<Option<CreatedPeer>> {
     let Some(me) = region
@@ -93,7 +96,12 @@ pub fn build_peer(
     else {
         return Ok(None);
     };
-    let storage = PeerStorage::load(kv, raft_engine.clone(), region.clone())?;
+    let storage = PeerStorage::load(
+        kv,
+        raft_engine.clone(),
+        region.clone(),
+        snap_generator.clone(),
+    )?;
     let apply_state = *storage.apply_state();
     let peer = Peer::new(cfg, me, storage, logger)?;
     let read_delegate = peer.read_delegate.clone();

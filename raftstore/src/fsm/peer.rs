@@ -90,6 +90,7 @@ impl PeerFsm {
             PeerMsg::Significant(SignificantMsg::StoreUnreachable { store_id }) => {
                 peer.on_store_unreachable(ctx, store_id)
             }
+            PeerMsg::SnapshotGenerated => peer.on_snapshot_generated(),
             PeerMsg::Start => {
                 peer.wake_up(ctx);
                 ctx.schedule_tick(peer.region_id(), PeerTick::RaftLogGc);

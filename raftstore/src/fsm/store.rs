@@ -99,10 +99,10 @@ impl StoreFsm {
         };
         let created = build_uninitialized_peer(
             &ctx.cfg,
-            &ctx.kv,
             &ctx.raft_engine,
             region_id,
             me,
+            &ctx.snap_generator,
             &ctx.logger,
         );
         match created {

@@ -178,6 +178,8 @@ pub enum PeerMsg {
     Significant(SignificantMsg),
     /// Sent once after the peer's mailbox is registered.
     Start,
+    /// The region worker finished a snapshot this peer asked for.
+    SnapshotGenerated,
     /// Split the region at these keys with these new ids (from the split checker or an
     /// operator), if its epoch is still `region_epoch`.
     SplitRegion {
@@ -207,6 +209,7 @@ impl fmt::Debug for PeerMsg {
             PeerMsg::ApplyDestroyed { peer_id } => write!(f, "ApplyDestroyed(peer {peer_id})"),
             PeerMsg::Significant(m) => write!(f, "Significant({m:?})"),
             PeerMsg::Start => write!(f, "Start"),
+            PeerMsg::SnapshotGenerated => write!(f, "SnapshotGenerated"),
             PeerMsg::SplitRegion { split_keys, .. } => {
                 write!(f, "SplitRegion({} keys)", split_keys.len())
             }

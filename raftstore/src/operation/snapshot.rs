@@ -9,6 +9,15 @@ use crate::peer::Peer;
 use crate::region_snapshot as snap;
 
 impl Peer {
+    /// The region worker built the snapshot raft-rs asked for: heartbeats now make the
+    /// followers answer, and raft-rs, seeing them behind, asks the storage for the snapshot
+    /// again and sends it.
+    pub fn on_snapshot_generated(&mut self) {
+        if self.is_leader() {
+            self.raft_group.ping();
+        }
+    }
+
     /// Replaces this peer's data and state with a snapshot raft accepted in a ready.
     pub fn apply_snapshot(
         &mut self,

@@ -1,17 +1,20 @@
 //! A peer's view of its raft log and state for raft-rs: durable entries live in the raft log
 //! engine, entries not yet persisted (and recent ones) in an in-memory cache.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use engine::KvRead;
 use engine::{KvEngine, RaftLogEngine, CF_RAFT};
 use proto::eraftpb::{Entry, HardState, Snapshot};
-use proto::metapb::Region;
+use proto::metapb::{Region, RegionEpoch};
 use proto::raft_serverpb::{RaftApplyState, RaftLocalState, RaftTruncatedState};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
 use crate::errors::{Error, Result};
 use crate::operation::command::conf_change::conf_state_from_region;
+use crate::worker::region::{GenSlot, SnapshotGenerator};
 
 /// Index and term that every bootstrapped region's log starts from, so a peer created later
 /// (empty log) can never be mistaken for an up-to-date one.
@@ -102,7 +105,6 @@ pub struct PeerStorage {
     /// The region as this peer last applied it (bootstrap, split, membership change or
     /// snapshot); empty peers until the peer is initialized.
     region: Region,
-    kv: KvEngine,
     raft_engine: RaftLogEngine,
     /// Hard state and last index as raft-rs sees them, ahead of the disk: `last_index` counts
     /// entries appended to the cache but not yet durable.
@@ -136,11 +138,32 @@ pub struct PeerStorage {
     /// entry above `min(persisted_index, applied index)` is kept (only the cache holds entries
     /// that are not durable yet); beyond that at most `raft_entry_cache_limit` entries.
     cache: EntryCache,
+    /// Builds this region's snapshots on the region worker.
+    snap_generator: SnapshotGenerator,
+    /// The snapshot being built or last built for followers (raft-rs asks through `&self`).
+    snap_gen: RefCell<SnapshotGen>,
+}
+
+/// Where a snapshot this peer asked the region worker for stands.
+enum SnapshotGen {
+    Idle,
+    Generating(Arc<GenSlot>),
+    /// The last snapshot built and the region epoch it was built at; handed to raft-rs for
+    /// every follower that needs one while it is still valid: at or past the requested
+    /// index and the log's truncated index, and of the current epoch (a snapshot from before
+    /// a membership change would not list a peer added since, as in TiKV's stale-snapshot
+    /// check).
+    Ready(Snapshot, RegionEpoch),
 }
 
 impl PeerStorage {
     /// Loads a peer's state after bootstrap or restart.
-    pub fn load(kv: &KvEngine, raft_engine: RaftLogEngine, region: Region) -> Result<PeerStorage> {
+    pub fn load(
+        kv: &KvEngine,
+        raft_engine: RaftLogEngine,
+        region: Region,
+        snap_generator: SnapshotGenerator,
+    ) -> Result<PeerStorage> {
         let region_id = region.id;
         let apply_state: RaftApplyState = kv
             .get_msg_cf(CF_RAFT, &keys::apply_state_key(region_id))?
@@ -187,7 +210,6 @@ impl PeerStorage {
         }
         let mut storage = PeerStorage {
             region,
-            kv: kv.clone(),
             raft_engine,
             persisted_index: raft_state.last_index,
             raft_state,
@@ -195,6 +217,8 @@ impl PeerStorage {
             last_term: 0,
             log_size_hint: 0,
             cache: EntryCache::default(),
+            snap_generator,
+            snap_gen: RefCell::new(SnapshotGen::Idle),
         };
         storage.last_term = if storage.raft_state.last_index == truncated.index {
             truncated.term
@@ -215,13 +239,16 @@ impl PeerStorage {
 
     /// Storage of a peer created for a region this store does not know yet: empty log, no
     /// data, no range. It becomes initialized by a snapshot.
-    pub fn uninitialized(kv: &KvEngine, raft_engine: RaftLogEngine, region_id: u64) -> PeerStorage {
+    pub fn uninitialized(
+        raft_engine: RaftLogEngine,
+        region_id: u64,
+        snap_generator: SnapshotGenerator,
+    ) -> PeerStorage {
         PeerStorage {
             region: Region {
                 id: region_id,
                 ..Default::default()
             },
-            kv: kv.clone(),
             raft_engine,
             raft_state: RaftLocalState::default(),
             apply_state: RaftApplyState {
@@ -232,6 +259,8 @@ impl PeerStorage {
             persisted_index: 0,
             log_size_hint: 0,
             cache: EntryCache::default(),
+            snap_generator,
+            snap_gen: RefCell::new(SnapshotGen::Idle),
         }
     }
 
@@ -482,25 +511,45 @@ impl raft::Storage for PeerStorage {
         Ok(self.last_index())
     }
 
+    /// Never builds a snapshot here (this runs on a raft poller): the region worker does,
+    /// and until it is done raft-rs hears `SnapshotTemporarilyUnavailable` and asks again on
+    /// a later append.
     fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let unavailable = || raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable);
+        let mut gen = self.snap_gen.borrow_mut();
+        if let SnapshotGen::Generating(slot) = &*gen {
+            match slot.take() {
+                None => return Err(unavailable()),
+                Some(Ok(s)) => {
+                    let epoch = crate::region_snapshot::decode(&s)
+                        .ok()
+                        .and_then(|d| d.region)
+                        .and_then(|r| r.region_epoch)
+                        .unwrap_or_default();
+                    *gen = SnapshotGen::Ready(s, epoch);
+                }
+                // The worker logged why; a new one is asked for below.
+                Some(Err(_)) => *gen = SnapshotGen::Idle,
+            }
+        }
+        if let SnapshotGen::Ready(s, epoch) = &*gen {
+            let index = s.get_metadata().index;
+            let current = self.region.region_epoch.unwrap_or_default();
+            if index >= request_index && index >= self.truncated_index() && *epoch == current {
+                return Ok(s.clone());
+            }
+        }
         tracing::debug!(
             region_id = self.region.id,
             request_index,
             to,
-            "generating snapshot"
+            "asking the region worker for a snapshot"
         );
-        match crate::region_snapshot::generate(&self.kv, self.region.id) {
-            Ok(s) if s.get_metadata().index >= request_index => Ok(s),
-            Ok(_) => Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable,
-            )),
-            Err(e) => {
-                tracing::warn!(region_id = self.region.id, "generate snapshot: {e}");
-                Err(raft::Error::Store(
-                    StorageError::SnapshotTemporarilyUnavailable,
-                ))
-            }
-        }
+        *gen = match self.snap_generator.request(self.region.id) {
+            Some(slot) => SnapshotGen::Generating(slot),
+            None => SnapshotGen::Idle,
+        };
+        Err(unavailable())
     }
 }
 

@@ -4,4 +4,5 @@ pub mod disk;
 pub mod disk_monitor;
 pub mod pd_stats;
 pub mod raftlog_gc;
+pub mod region;
 pub mod split_check;

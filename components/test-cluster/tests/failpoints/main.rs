@@ -7,3 +7,4 @@
 mod apply_order;
 mod crash_points;
 mod load;
+mod snapshot_worker;

@@ -163,6 +163,7 @@ impl Peer {
                 &ctx.kv,
                 &ctx.raft_engine,
                 region,
+                &ctx.snap_generator,
                 &ctx.logger,
             );
             let mut created = match created {

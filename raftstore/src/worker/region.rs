@@ -1,0 +1,116 @@
+//! The region worker: builds region snapshots off the raft threads.
+//!
+//! raft-rs asks a leader's storage for a snapshot (`Storage::snapshot`) from inside a raft
+//! poller. Building one reads the whole region and writes SST files, so the storage only
+//! hands the work to this thread and answers `SnapshotTemporarilyUnavailable`; raft-rs asks
+//! again on a later append to that follower (as in TiKV's region worker). When a snapshot
+//! is ready the worker tells the peer, which pings its followers so the next append, and the
+//! snapshot, go out at once rather than a heartbeat later.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use engine::KvEngine;
+use parking_lot::Mutex;
+use proto::eraftpb::Snapshot;
+use tracing::{info, warn};
+
+use crate::errors::Result;
+use crate::msg::router::RaftRouter;
+use crate::msg::PeerMsg;
+
+/// One requested snapshot: where the worker leaves the result for the peer's storage.
+#[derive(Default)]
+pub struct GenSlot {
+    result: Mutex<Option<Result<Snapshot>>>,
+}
+
+impl GenSlot {
+    /// The finished result, taken out; `None` while the worker is still building it.
+    pub fn take(&self) -> Option<Result<Snapshot>> {
+        self.result.lock().take()
+    }
+}
+
+enum RegionTask {
+    Generate {
+        region_id: u64,
+        slot: Arc<GenSlot>,
+    },
+    /// Ends the worker. Peers hold generators until their FSMs drop, which can be after the
+    /// store stops (the router keeps the mailboxes), so the channel closing cannot be the
+    /// signal.
+    Stop,
+}
+
+/// A handle peers use to have their region's snapshot built by the region worker.
+#[derive(Clone)]
+pub struct SnapshotGenerator {
+    sender: Sender<RegionTask>,
+}
+
+impl SnapshotGenerator {
+    /// A generator and the receiving end its worker (`spawn`) serves.
+    pub fn new() -> (SnapshotGenerator, SnapshotRequests) {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        (SnapshotGenerator { sender }, SnapshotRequests { receiver })
+    }
+
+    /// Asks for a snapshot of `region_id` at its applied index. `None` if the worker has
+    /// stopped (the store is shutting down).
+    pub fn request(&self, region_id: u64) -> Option<Arc<GenSlot>> {
+        let slot = Arc::new(GenSlot::default());
+        self.sender
+            .send(RegionTask::Generate {
+                region_id,
+                slot: slot.clone(),
+            })
+            .ok()?;
+        Some(slot)
+    }
+
+    /// Stops the worker after the requests already queued.
+    pub fn stop_worker(&self) {
+        let _ = self.sender.send(RegionTask::Stop);
+    }
+}
+
+/// The requests a region worker serves.
+pub struct SnapshotRequests {
+    receiver: Receiver<RegionTask>,
+}
+
+/// Starts the region worker thread `name`; it runs until `SnapshotGenerator::stop_worker`
+/// (or every generator is dropped).
+pub fn spawn(
+    requests: SnapshotRequests,
+    kv: KvEngine,
+    router: RaftRouter,
+    name: String,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        while let Ok(task) = requests.receiver.recv() {
+            let RegionTask::Generate { region_id, slot } = task else {
+                return;
+            };
+            let started = Instant::now();
+            let result = crate::region_snapshot::generate(&kv, region_id);
+            let elapsed = started.elapsed();
+            crate::metrics::SNAPSHOT_GENERATE_DURATION.observe(elapsed.as_secs_f64());
+            match &result {
+                Ok(s) => info!(
+                    region_id,
+                    index = s.get_metadata().index,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "snapshot generated"
+                ),
+                Err(e) => warn!(region_id, "generating snapshot failed: {e}"),
+            }
+            *slot.result.lock() = Some(result);
+            // The peer may be gone (removed, or the store stopping); then nobody waits.
+            let _ = router.force_send(region_id, PeerMsg::SnapshotGenerated);
+        }
+    })
+}
