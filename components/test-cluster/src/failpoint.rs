@@ -37,6 +37,8 @@ pub struct Gate {
     point: &'static str,
     state: Arc<(Mutex<GateState>, Condvar)>,
     held: Arc<AtomicUsize>,
+    /// Names of the threads held so far.
+    held_threads: Arc<Mutex<Vec<String>>>,
 }
 
 impl Gate {
@@ -44,7 +46,8 @@ impl Gate {
     pub fn hold(point: &'static str, store_id: u64) -> Gate {
         let state: Arc<(Mutex<GateState>, Condvar)> = Arc::default();
         let held = Arc::new(AtomicUsize::new(0));
-        let (s, h) = (state.clone(), held.clone());
+        let held_threads: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (s, h, names) = (state.clone(), held.clone(), held_threads.clone());
         fail::cfg_callback(point, move || {
             if current_store_id() != Some(store_id) {
                 return;
@@ -54,13 +57,25 @@ impl Gate {
             if st.open {
                 return;
             }
+            let name = std::thread::current().name().unwrap_or("").to_string();
+            names.lock().push(name);
             h.fetch_add(1, Ordering::SeqCst);
             while !st.open {
                 cvar.wait(&mut st);
             }
         })
         .expect("configure failpoint");
-        Gate { point, state, held }
+        Gate {
+            point,
+            state,
+            held,
+            held_threads,
+        }
+    }
+
+    /// Names of the threads held so far (`raftstore-3-0`, `region-3`...).
+    pub fn held_threads(&self) -> Vec<String> {
+        self.held_threads.lock().clone()
     }
 
     /// Waits until at least one thread is held.

@@ -54,6 +54,11 @@ fn the_leader_serves_writes_while_a_snapshot_is_being_built() {
         gate.wait_held(DEFAULT_TIMEOUT),
         "the leader never started building a snapshot"
     );
+    let builders = gate.held_threads();
+    assert!(
+        builders.iter().all(|t| t.starts_with("region-")),
+        "snapshots must be built on the region worker, not on {builders:?}"
+    );
     // Meanwhile the region takes writes (committed by the leader and the third store).
     for i in 0..50u32 {
         cluster.must_put(format!("b{i:03}").as_bytes(), b"during");
