@@ -74,6 +74,8 @@ pub struct Config {
     pub split_check_tick_interval: Duration,
     /// The built-in split policy (a custom one can be given to the store instead).
     pub split_policy: SplitPolicyConfig,
+    /// Load-based splitting beside the size or keys policy: `[raftstore.load-split]`.
+    pub load_split: LoadSplitConfig,
     /// Bytes written to a region after which the size policy checks it again (TiKV's
     /// `region-split-check-diff`); unset: 1/16 of the policy's `split-size`.
     pub region_split_check_diff: Option<u64>,
@@ -133,6 +135,46 @@ pub enum SplitPolicyConfig {
     },
 }
 
+/// Load-based splitting next to the size or keys split policy (TiKV's load-base-split):
+/// `[raftstore.load-split]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LoadSplitConfig {
+    /// On by default; off leaves splitting to size or keys alone.
+    pub enabled: bool,
+    /// Requests per second a region must serve, over `window`, to be split by load
+    /// (TiKV's `split.qps-threshold`, 3000).
+    pub qps_threshold: f64,
+    /// How far back requests are counted and sampled.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+impl Default for LoadSplitConfig {
+    fn default() -> Self {
+        LoadSplitConfig {
+            enabled: true,
+            qps_threshold: 3000.0,
+            window: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// The window over which peers sample their load, when a split policy uses it.
+    pub fn load_sampling_window(&self) -> Option<Duration> {
+        match &self.split_policy {
+            SplitPolicyConfig::Load { window, .. } => Some(*window),
+            SplitPolicyConfig::Size { .. } | SplitPolicyConfig::Keys { .. }
+                if self.load_split.enabled =>
+            {
+                Some(self.load_split.window)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Keys as hex strings in the config file, so binary keys (keyspace prefixes) can be written.
 mod hex_keys {
     use serde::de::Error as _;
@@ -189,6 +231,7 @@ impl Default for Config {
             split_check_tick_interval: Duration::from_secs(10),
             split_policy: SplitPolicyConfig::default(),
             region_split_check_diff: None,
+            load_split: LoadSplitConfig::default(),
             pd_heartbeat_tick_interval: Duration::from_secs(60),
             pd_store_heartbeat_tick_interval: Duration::from_secs(10),
             max_peer_down_duration: Duration::from_secs(600),
@@ -275,6 +318,13 @@ impl Config {
                 return bad("split policy: load window must be > 0".into())
             }
             _ => {}
+        }
+        if self.load_split.enabled
+            && (self.load_split.window.is_zero()
+                || self.load_split.qps_threshold.is_nan()
+                || self.load_split.qps_threshold <= 0.0)
+        {
+            return bad("load-split: need qps-threshold > 0 and window > 0".into());
         }
         if self.raft_entry_max_size == 0 {
             return bad("raft-entry-max-size must be > 0".into());

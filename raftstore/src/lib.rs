@@ -86,7 +86,7 @@ mod transport;
 mod util;
 mod worker;
 
-pub use config::{Config, SplitPolicyConfig};
+pub use config::{Config, LoadSplitConfig, SplitPolicyConfig};
 pub use errors::{Error, Result};
 pub use msg::router::RaftRouter;
 pub use msg::{Callback, CmdResponse, PeerMsg, RaftCommand, RegionSnapshot, StoreMsg};

@@ -13,27 +13,49 @@ use proto::metapb::Region;
 use crate::config::{Config, SplitPolicyConfig};
 use crate::errors::Result;
 
-/// Recent accesses of one region, kept for load-based splitting.
+/// Recent accesses of one region, kept for load-based splitting: every request is counted
+/// (per-second buckets over the window) and a bounded sample of their keys is kept, taking
+/// every n-th request as the rate grows so the sample spans the window.
 #[derive(Debug)]
 pub struct LoadStats {
     window: Duration,
+    /// (bucket start, requests) for the last `window`, one bucket per second.
+    counts: VecDeque<(Instant, u64)>,
     /// (time, user key) of sampled requests within the window.
     samples: VecDeque<(Instant, Vec<u8>)>,
     max_samples: usize,
+    /// Requests since the last one sampled.
+    since_sample: u64,
 }
 
 impl LoadStats {
     pub fn new(window: Duration, max_samples: usize) -> LoadStats {
         LoadStats {
             window,
+            counts: VecDeque::new(),
             samples: VecDeque::new(),
-            max_samples,
+            max_samples: max_samples.max(1),
+            since_sample: 0,
         }
     }
 
     /// Records one request touching `key`.
     pub fn record(&mut self, key: &[u8], now: Instant) {
         self.expire(now);
+        match self.counts.back_mut() {
+            Some((start, n)) if now.saturating_duration_since(*start) < Duration::from_secs(1) => {
+                *n += 1
+            }
+            _ => self.counts.push_back((now, 1)),
+        }
+        // Sample about `max_samples` requests per window at the current rate.
+        let in_window: u64 = self.counts.iter().map(|(_, n)| n).sum();
+        let stride = (in_window / self.max_samples as u64).max(1);
+        self.since_sample += 1;
+        if self.since_sample < stride {
+            return;
+        }
+        self.since_sample = 0;
         if self.samples.len() >= self.max_samples {
             self.samples.pop_front();
         }
@@ -47,12 +69,19 @@ impl LoadStats {
             }
             self.samples.pop_front();
         }
+        while let Some((t, _)) = self.counts.front() {
+            if now.saturating_duration_since(*t) <= self.window {
+                break;
+            }
+            self.counts.pop_front();
+        }
     }
 
-    /// Requests per second over the window (from the retained samples).
+    /// Requests per second over the window.
     pub fn qps(&mut self, now: Instant) -> f64 {
         self.expire(now);
-        self.samples.len() as f64 / self.window.as_secs_f64().max(0.001)
+        let total: u64 = self.counts.iter().map(|(_, n)| n).sum();
+        total as f64 / self.window.as_secs_f64().max(0.001)
     }
 
     /// The sampled keys, sorted.
@@ -124,17 +153,29 @@ impl SplitCheckInput<'_> {
 /// (either limit suffices): a region that takes no writes is not checked again, and a busy
 /// one about once per `bytes` written (TiKV's `region-split-check-diff`). A region is also
 /// checked after it is created or split, when PD asks, and while it serves load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SplitCheckTrigger {
     /// Key + value bytes written.
     pub bytes: u64,
     /// Keys written.
     pub keys: u64,
+    /// Requests per second (sampled for load-based splitting) at which a region is checked
+    /// on every tick whatever was written.
+    pub qps: f64,
 }
 
 impl SplitCheckTrigger {
-    /// Check after any write.
-    pub const ANY_WRITE: SplitCheckTrigger = SplitCheckTrigger { bytes: 1, keys: 1 };
+    /// Check after any write, and on every tick while the region serves any load.
+    pub const ANY_WRITE: SplitCheckTrigger = SplitCheckTrigger {
+        bytes: 1,
+        keys: 1,
+        qps: f64::MIN_POSITIVE,
+    };
+
+    /// Whether a region serving `qps` requests per second is due for a check.
+    pub fn is_due_for_load(&self, qps: f64) -> bool {
+        qps > 0.0 && qps >= self.qps
+    }
 
     /// Whether `written_bytes` and `written_keys` since the last check reach the trigger.
     pub fn is_due(&self, written_bytes: u64, written_keys: u64) -> bool {
@@ -174,6 +215,7 @@ impl SplitPolicy for SizePolicy {
         SplitCheckTrigger {
             bytes: self.check_diff.max(1),
             keys: u64::MAX,
+            qps: f64::INFINITY,
         }
     }
 
@@ -209,6 +251,7 @@ impl SplitPolicy for KeysPolicy {
         SplitCheckTrigger {
             bytes: u64::MAX,
             keys: (self.split_keys / 16).max(1),
+            qps: f64::INFINITY,
         }
     }
 
@@ -319,6 +362,13 @@ impl SplitPolicy for LoadPolicy {
         "load"
     }
 
+    fn check_trigger(&self) -> SplitCheckTrigger {
+        SplitCheckTrigger {
+            qps: self.qps_threshold,
+            ..SplitCheckTrigger::ANY_WRITE
+        }
+    }
+
     fn split_keys(&self, input: &SplitCheckInput<'_>) -> Result<Vec<Vec<u8>>> {
         if input.qps < self.qps_threshold || input.load_keys.len() < 2 {
             return Ok(Vec::new());
@@ -328,6 +378,36 @@ impl SplitPolicy for LoadPolicy {
             return Ok(Vec::new());
         }
         Ok(vec![middle.clone()])
+    }
+}
+
+/// A size or keys policy with load-based splitting beside it (TiKV's load-base-split, on by
+/// default): a region is cut where its data says, and, when the data says nothing, a region
+/// serving more than the load threshold is cut where its sampled load halves (a hot range
+/// such as YCSB's zipfian head spreads over several regions and stores).
+pub struct WithLoadSplit {
+    pub primary: Arc<dyn SplitPolicy>,
+    pub load: LoadPolicy,
+}
+
+impl SplitPolicy for WithLoadSplit {
+    fn name(&self) -> &str {
+        self.primary.name()
+    }
+
+    fn split_keys(&self, input: &SplitCheckInput<'_>) -> Result<Vec<Vec<u8>>> {
+        let keys = self.primary.split_keys(input)?;
+        if !keys.is_empty() {
+            return Ok(keys);
+        }
+        self.load.split_keys(input)
+    }
+
+    fn check_trigger(&self) -> SplitCheckTrigger {
+        SplitCheckTrigger {
+            qps: self.load.qps_threshold,
+            ..self.primary.check_trigger()
+        }
     }
 }
 
@@ -390,7 +470,7 @@ pub fn validate_split_keys(
 /// The built-in split policy the config names.
 pub(crate) fn builtin_policy(cfg: &Config) -> Arc<dyn SplitPolicy> {
     const BATCH_SPLIT_LIMIT: usize = 10;
-    match &cfg.split_policy {
+    let primary: Arc<dyn SplitPolicy> = match &cfg.split_policy {
         SplitPolicyConfig::Size {
             max_size,
             split_size,
@@ -408,13 +488,26 @@ pub(crate) fn builtin_policy(cfg: &Config) -> Arc<dyn SplitPolicy> {
             split_keys: *split_keys,
             batch_limit: BATCH_SPLIT_LIMIT,
         }),
-        SplitPolicyConfig::Load { qps_threshold, .. } => Arc::new(LoadPolicy {
-            qps_threshold: *qps_threshold,
-        }),
-        SplitPolicyConfig::FixedKeys { boundaries } => Arc::new(FixedKeysPolicy {
-            boundaries: boundaries.clone(),
-        }),
+        SplitPolicyConfig::Load { qps_threshold, .. } => {
+            return Arc::new(LoadPolicy {
+                qps_threshold: *qps_threshold,
+            })
+        }
+        SplitPolicyConfig::FixedKeys { boundaries } => {
+            return Arc::new(FixedKeysPolicy {
+                boundaries: boundaries.clone(),
+            })
+        }
+    };
+    if !cfg.load_split.enabled {
+        return primary;
     }
+    Arc::new(WithLoadSplit {
+        primary,
+        load: LoadPolicy {
+            qps_threshold: cfg.load_split.qps_threshold,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -450,6 +543,28 @@ mod tests {
         assert!(validate_split_keys(&r, &[b"c".to_vec(), b"c".to_vec()]).is_err());
         assert!(validate_split_keys(&r, &[]).is_err());
         assert!(validate_split_keys(&region(b"", b""), &[b"x".to_vec()]).is_ok());
+    }
+
+    /// The rate counts every request, not only the sampled ones, and the sample stays
+    /// bounded and spread over the keys.
+    #[test]
+    fn load_stats_count_every_request_at_high_rates() {
+        let mut s = LoadStats::new(Duration::from_secs(10), 100);
+        let t = Instant::now();
+        for i in 0..50_000u32 {
+            let at = t + Duration::from_micros(u64::from(i) * 100);
+            s.record(format!("k{:05}", i % 1000).as_bytes(), at);
+        }
+        let now = t + Duration::from_secs(5);
+        let qps = s.qps(now);
+        assert!((4_900.0..=5_100.0).contains(&qps), "qps {qps}");
+        let keys = s.sorted_keys();
+        assert!(
+            keys.len() <= 100 && keys.len() >= 50,
+            "{} samples",
+            keys.len()
+        );
+        assert!(keys.first() < keys.last());
     }
 
     #[test]
@@ -523,7 +638,11 @@ mod tests {
         let t = SplitCheckTrigger {
             bytes: 100,
             keys: u64::MAX,
+            qps: 50.0,
         };
+        assert!(!t.is_due_for_load(0.0));
+        assert!(!t.is_due_for_load(49.0));
+        assert!(t.is_due_for_load(50.0));
         assert!(!t.is_due(0, 0));
         assert!(!t.is_due(99, 50));
         assert!(t.is_due(100, 1));

@@ -139,12 +139,9 @@ impl Peer {
     ) -> Result<Peer> {
         let applied = storage.applied_index();
         let applied_term = storage.applied_term();
-        let load = match &cfg.split_policy {
-            crate::config::SplitPolicyConfig::Load { window, .. } => {
-                Some(crate::split_policy::LoadStats::new(*window, 1024))
-            }
-            _ => None,
-        };
+        let load = cfg
+            .load_sampling_window()
+            .map(|window| crate::split_policy::LoadStats::new(window, 1024));
         let read_delegate = Arc::new(ReadDelegate::new(storage.region().clone(), meta.id, load));
         read_delegate.set_applied_term(applied_term);
         let raft_cfg = raft::Config {

@@ -243,13 +243,29 @@ fn size_policy_splits_a_growing_region() {
 
 #[test]
 fn load_policy_splits_a_busy_region_where_the_load_halves() {
-    let cfg = raftstore::Config {
+    busy_region_splits_where_the_load_halves(raftstore::Config {
         split_policy: SplitPolicyConfig::Load {
             qps_threshold: 20.0,
             window: Duration::from_secs(5),
         },
         ..raftstore::Config::for_tests()
-    };
+    });
+}
+
+/// Load-based splitting is on beside the default size policy: a small but busy region splits.
+#[test]
+fn the_default_size_policy_also_splits_a_busy_region_by_load() {
+    busy_region_splits_where_the_load_halves(raftstore::Config {
+        load_split: raftstore::LoadSplitConfig {
+            qps_threshold: 20.0,
+            window: Duration::from_secs(5),
+            ..Default::default()
+        },
+        ..raftstore::Config::for_tests()
+    });
+}
+
+fn busy_region_splits_where_the_load_halves(cfg: raftstore::Config) {
     let mut cluster = Cluster::with_config(3, cfg);
     cluster.bootstrap(&[]);
     cluster.start();
@@ -379,6 +395,7 @@ impl SplitPolicy for CountingPolicy {
         raftstore::SplitCheckTrigger {
             bytes: TRIGGER_BYTES,
             keys: u64::MAX,
+            qps: f64::INFINITY,
         }
     }
 }

@@ -54,7 +54,7 @@ impl Peer {
         }
         ctx.schedule_tick(self.region_id(), PeerTick::SplitCheck);
         let (qps, _) = self.read_delegate.load_snapshot();
-        if self.split_check_due(ctx) || qps > 0.0 {
+        if self.split_check_due(ctx) || ctx.split_check_trigger.is_due_for_load(qps) {
             self.schedule_split_check(ctx);
         }
     }
