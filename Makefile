@@ -33,7 +33,9 @@ test-failpoints: deps
 	$(CARGO) test --workspace --features test-cluster/failpoints --test failpoints -- --test-threads=1
 
 # YCSB load + A, B, C, E on a fresh temporary fleet (100,000 records of 1 KiB, 64 clients, 30 s
-# each); results in bench-results/. BENCH_API=txn runs every operation as a transaction, in
+# each; BENCH=large: 1,000,000 records, 60 s each; BENCH_RECORDS, BENCH_VALUE_SIZE,
+# BENCH_DURATION, BENCH_CLIENTS and BENCH_WORKLOADS set each); results in bench-results/, with
+# the server CPU seconds per 1,000 operations of every phase (from /proc). BENCH_API=txn runs every operation as a transaction, in
 # BENCH_TXN_MODE: optimistic (the default), pessimistic (reads before a write take locks with
 # get_for_update), async (async commit) or 1pc (one-phase commit); the results keep their
 # shoal-txn-* names (each JSON records its mode), so set BENCH_OUT to keep several modes apart.
@@ -60,7 +62,8 @@ render-dashboard: deps
 	$(CARGO) build --release --workspace --bins
 	bash scripts/render-dashboard.sh
 
-# The same workloads against a 3-member etcd cluster on loopback (Debian's etcd-server).
+# The same workloads against a 3-member etcd cluster on loopback (Debian's etcd-server); the
+# same settings (BENCH=large...) apply.
 bench-etcd: deps
 	$(CARGO) build --release -p shoal-benches --bin shoal-bench
 	bash scripts/bench-etcd.sh

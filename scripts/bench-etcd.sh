@@ -53,6 +53,7 @@ until ETCDCTL_API=3 etcdctl --endpoints "$endpoints" endpoint health >/dev/null 
 done
 echo "etcd $(etcd --version | head -1 | awk '{print $3}'): 3 members at $endpoints"
 
+SERVER_PIDS="${pids[*]}"
 run_bench_phases etcd --target etcd --etcd "$endpoints"
 echo "results: $OUT (etcd-*.json, etcd-summary.md)"
 if [ "$bench_failed" -ne 0 ]; then

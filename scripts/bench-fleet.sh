@@ -37,6 +37,8 @@ trap 'exit 130' INT TERM
 
 bash "$ROOT/scripts/run-fleet.sh" | grep -v '^  try:\|^            \|^  stop:'
 
+# The system under test: PD and the three stores.
+SERVER_PIDS="$(cat "$PIDS"/*.pid | tr '\n' ' ')"
 run_bench_phases "$NAME" --pd "$PD_GRPC" --api "$API"
 "$BIN/shoal-bench" plot --out "$OUT/$NAME-ycsb.png" "${bench_runs[@]}"
 echo "results: $OUT ($NAME-*.json, $NAME-summary.md, $NAME-ycsb.png)"
