@@ -44,6 +44,13 @@ lazy_static! {
         exponential_buckets(0.001, 2.0, 20).expect("valid buckets")
     )
     .expect("metric registers once");
+    pub static ref SNAPSHOT_INGEST_DURATION: Histogram = register_histogram!(
+        "shoal_raftstore_snapshot_ingest_seconds",
+        "Time the region worker took to ingest one received region snapshot (verify its \
+         files, ingest them, mark the region Normal)",
+        exponential_buckets(0.001, 2.0, 20).expect("valid buckets")
+    )
+    .expect("metric registers once");
     pub static ref DISK_FULL: IntGauge = register_int_gauge!(
         "shoal_store_disk_full",
         "1 while the store refuses writes because its disk is almost full"
@@ -131,6 +138,7 @@ pub fn register_all() {
     lazy_static::initialize(&PROPOSE_TO_COMMIT);
     lazy_static::initialize(&COMMIT_TO_APPLY);
     lazy_static::initialize(&SNAPSHOT_GENERATE_DURATION);
+    lazy_static::initialize(&SNAPSHOT_INGEST_DURATION);
     lazy_static::initialize(&DISK_FULL);
     lazy_static::initialize(&DISK_AVAILABLE_BYTES);
     lazy_static::initialize(&PROPOSALS);

@@ -118,10 +118,11 @@ pub fn verify_received(
     Ok(data)
 }
 
-/// Replaces a region's data with a received snapshot: the region is marked Applying (with
-/// the snapshot's description and apply state) and its old range cleared, the files are
-/// ingested, then the region is marked Normal. A crash in between resumes at start.
-pub fn apply(
+/// Starts replacing a region's data with a received snapshot: the region is marked Applying
+/// (with the snapshot's description and apply state) and its old range cleared, in one
+/// synced batch. `ingest` (on the region worker) finishes; a crash in between resumes at
+/// start.
+pub fn begin_apply(
     kv: &KvEngine,
     old_region: Option<&Region>,
     snapshot: &Snapshot,
@@ -151,9 +152,19 @@ pub fn apply(
         clear_range(&mut wb, old)?;
     }
     kv.write(&wb, true)?;
-    crate::failpoint!(crate::failpoints::SNAPSHOT_BEFORE_INGEST);
-    finish_apply(kv, &region, &apply_state, data)?;
     Ok(apply_state)
+}
+
+/// Finishes what `begin_apply` started: ingests the snapshot's verified files and marks the
+/// region Normal.
+pub fn ingest(
+    kv: &KvEngine,
+    region: &Region,
+    apply_state: &RaftApplyState,
+    data: &RaftSnapshotData,
+) -> Result<()> {
+    crate::failpoint!(crate::failpoints::SNAPSHOT_BEFORE_INGEST);
+    finish_apply(kv, region, apply_state, data)
 }
 
 /// Completes a snapshot a crash interrupted (the region is in the Applying state).

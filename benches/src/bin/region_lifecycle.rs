@@ -78,7 +78,9 @@ fn snapshot_speed(mib: usize) {
     }
     let t = Instant::now();
     snap::verify_received(&dst, 1, &snapshot).expect("verify");
-    snap::apply(&dst, None, &snapshot, &data).expect("apply");
+    let apply_state = snap::begin_apply(&dst, None, &snapshot, &data).expect("begin apply");
+    let region = data.region.clone().expect("snapshot region");
+    snap::ingest(&dst, &region, &apply_state, &data).expect("ingest");
     let apply = t.elapsed().as_secs_f64();
     println!(
         "snapshot of a {mib} MiB region: generate {:.0} MB/s ({gen:.2}s), verify+apply {:.0} MB/s ({apply:.2}s)",

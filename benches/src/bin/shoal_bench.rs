@@ -25,7 +25,7 @@ use clap::Parser;
 use shoal_benches::ycsb::backend::{Backend, Target};
 use shoal_benches::ycsb::bank::{self, BankResult};
 use shoal_benches::ycsb::cli::{Cli, Command, Phases, Plan, RunArgs};
-use shoal_benches::ycsb::plot::draw_timelines;
+use shoal_benches::ycsb::plot::{draw_named_timelines, draw_timelines};
 use shoal_benches::ycsb::report::{markdown_table, Summary};
 use shoal_benches::ycsb::runner::{run_phase, with_distribution, Phase, PhaseSpec};
 use shoal_benches::ycsb::BenchOutput;
@@ -40,8 +40,12 @@ const BANK_CHECK_PATIENCE: Duration = Duration::from_secs(60);
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Plot { out, inputs }) => match read_saved(&inputs) {
-            Ok(runs) => match draw_timelines(&out, &runs) {
+        Some(Command::Plot {
+            out,
+            labels,
+            inputs,
+        }) => match read_saved(&inputs) {
+            Ok(runs) => match draw_named_timelines(&out, &runs, &labels) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("{e}");

@@ -29,6 +29,10 @@ pub enum Command {
     Plot {
         #[arg(long)]
         out: PathBuf,
+        /// Legend names for the inputs, in order (comma-separated; default: store, API,
+        /// workload and phase of each).
+        #[arg(long, value_delimiter = ',')]
+        labels: Vec<String>,
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },

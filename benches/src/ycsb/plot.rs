@@ -64,8 +64,20 @@ fn timeline_chart<'a, 'b>(
     Ok(chart)
 }
 
-/// Draws every summary's timeline into `path` (PNG, 1200x800).
+/// Draws every summary's timeline into `path` (PNG, 1200x800), each named by its store, API,
+/// workload and phase.
 pub fn draw_timelines(path: &Path, runs: &[Summary]) -> Result<(), PlotError> {
+    let names: Vec<String> = runs.iter().map(label).collect();
+    draw_named_timelines(path, runs, &names)
+}
+
+/// Like `draw_timelines`, with the legend's names given (`names[i]` for `runs[i]`), for runs
+/// the parameters do not tell apart (the same workload before and after a change).
+pub fn draw_named_timelines(
+    path: &Path,
+    runs: &[Summary],
+    names: &[String],
+) -> Result<(), PlotError> {
     let fail = |e: &dyn std::fmt::Display| PlotError {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -93,7 +105,7 @@ pub fn draw_timelines(path: &Path, runs: &[Summary]) -> Result<(), PlotError> {
 
     for (i, run) in runs.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let name = label(run);
+        let name = names.get(i).cloned().unwrap_or_else(|| label(run));
         ops_chart
             .draw_series(LineSeries::new(
                 run.timeline.iter().map(|p| (p.t, p.ops_per_sec)),

@@ -91,6 +91,11 @@ impl PeerFsm {
                 peer.on_store_unreachable(ctx, store_id)
             }
             PeerMsg::SnapshotGenerated => peer.on_snapshot_generated(),
+            PeerMsg::SnapshotApplied { peer_id, result } => {
+                if peer_id == peer.peer_id() {
+                    peer.on_snapshot_applied(result);
+                }
+            }
             PeerMsg::Start => {
                 peer.wake_up(ctx);
                 ctx.schedule_tick(peer.region_id(), PeerTick::RaftLogGc);

@@ -180,6 +180,12 @@ pub enum PeerMsg {
     Start,
     /// The region worker finished a snapshot this peer asked for.
     SnapshotGenerated,
+    /// The region worker ingested the snapshot peer `peer_id` began applying (or could not:
+    /// the error says why).
+    SnapshotApplied {
+        peer_id: u64,
+        result: std::result::Result<(), String>,
+    },
     /// Split the region at these keys with these new ids (from the split checker or an
     /// operator), if its epoch is still `region_epoch`.
     SplitRegion {
@@ -210,6 +216,9 @@ impl fmt::Debug for PeerMsg {
             PeerMsg::Significant(m) => write!(f, "Significant({m:?})"),
             PeerMsg::Start => write!(f, "Start"),
             PeerMsg::SnapshotGenerated => write!(f, "SnapshotGenerated"),
+            PeerMsg::SnapshotApplied { peer_id, .. } => {
+                write!(f, "SnapshotApplied for peer {peer_id}")
+            }
             PeerMsg::SplitRegion { split_keys, .. } => {
                 write!(f, "SplitRegion({} keys)", split_keys.len())
             }

@@ -58,6 +58,10 @@ impl Peer {
             PeerMsg::ApplyDestroyed { peer_id } if peer_id == self.peer_id() => {
                 self.apply_destroyed = true;
             }
+            // The ingest's data is deleted with the rest of the range.
+            PeerMsg::SnapshotApplied { peer_id, .. } if peer_id == self.peer_id() => {
+                self.ingesting_snapshot = false;
+            }
             PeerMsg::RaftCommand(c) => {
                 let region_id = self.region_id();
                 c.callback
@@ -82,7 +86,11 @@ impl Peer {
     }
 
     fn maybe_finish_destroy(&mut self, ctx: &mut PollContext) {
-        if self.pending_remove && self.apply_destroyed && self.unpersisted.is_empty() {
+        if self.pending_remove
+            && self.apply_destroyed
+            && self.unpersisted.is_empty()
+            && !self.ingesting_snapshot
+        {
             self.finish_destroy(ctx);
         }
     }

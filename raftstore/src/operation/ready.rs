@@ -18,7 +18,7 @@ impl Peer {
         if self.is_leader() && !self.pending_reads.is_empty() {
             self.send_pending_read_indexes();
         }
-        if !self.raft_group.has_ready() {
+        if !self.raft_group.has_ready() || self.ingesting_snapshot {
             return;
         }
         if self.has_unapplied_snapshot() && !self.apply_pool_idle() {
@@ -170,9 +170,14 @@ impl Peer {
         };
         self.storage_mut().on_persisted(index);
         self.raft_group.on_persist_ready(number);
-        // Only once the ready carrying the snapshot itself is durable.
+        self.maybe_advance_snapshot_apply();
+    }
+
+    /// Tells raft an applied snapshot is applied, once the ready carrying it is durable and
+    /// its files are ingested.
+    pub(crate) fn maybe_advance_snapshot_apply(&mut self) {
         if let Some((ready, index)) = self.pending_snapshot {
-            if number >= ready {
+            if self.persisted_number >= ready && !self.ingesting_snapshot {
                 self.pending_snapshot = None;
                 self.raft_group.advance_apply_to(index);
             }

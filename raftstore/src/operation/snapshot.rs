@@ -1,4 +1,5 @@
-//! Receiving and applying a region snapshot on a follower.
+//! Receiving and applying a region snapshot on a follower (the files are ingested on the
+//! region worker), and the leader's side of a snapshot built there.
 
 use proto::eraftpb::Snapshot;
 use tracing::{error, info};
@@ -9,6 +10,24 @@ use crate::peer::Peer;
 use crate::region_snapshot as snap;
 
 impl Peer {
+    /// The region worker finished ingesting the snapshot this peer began applying.
+    pub fn on_snapshot_applied(&mut self, result: std::result::Result<(), String>) {
+        let region_id = self.region_id();
+        if let Err(e) = result {
+            // Raft already moved to the snapshot; continuing without its data would serve
+            // wrong results. The region stays Applying on disk, so a restart retries.
+            error!(region_id, "ingesting an accepted snapshot failed: {e}");
+            panic!("region {region_id}: ingesting an accepted snapshot failed: {e}");
+        }
+        self.ingesting_snapshot = false;
+        info!(
+            region_id,
+            index = self.storage().applied_index(),
+            "snapshot applied"
+        );
+        self.maybe_advance_snapshot_apply();
+    }
+
     /// The region worker built the snapshot raft-rs asked for: heartbeats now make the
     /// followers answer, and raft-rs, seeing them behind, asks the storage for the snapshot
     /// again and sends it.
@@ -26,7 +45,9 @@ impl Peer {
         ready_number: u64,
     ) {
         let region_id = self.region_id();
-        let data = match snap::verify_received(&ctx.kv, region_id, snapshot) {
+        // The files were verified when the message was accepted; the region worker checks
+        // them again as it ingests, so no file is read here.
+        let data = match snap::decode(snapshot) {
             Ok(d) => d,
             Err(e) => {
                 // Raft already moved to the snapshot; continuing without its data would serve
@@ -39,18 +60,24 @@ impl Peer {
             .storage()
             .is_initialized()
             .then(|| self.region().clone());
-        let apply_state = match snap::apply(&ctx.kv, old.as_ref(), snapshot, &data) {
+        let apply_state = match snap::begin_apply(&ctx.kv, old.as_ref(), snapshot, &data) {
             Ok(s) => s,
             Err(e) => panic!("region {region_id}: applying snapshot failed: {e}"),
         };
-        let Some(region) = data.region else {
+        let Some(region) = data.region.clone() else {
             return;
         };
-        info!(
-            region_id,
-            index = snapshot.get_metadata().index,
-            "snapshot applied"
-        );
+        // The files are ingested on the region worker; until then this peer handles no
+        // further ready (nothing reaches the apply pool to land under the ingest) and cannot
+        // be destroyed.
+        self.ingesting_snapshot = true;
+        if !ctx
+            .snap_generator
+            .apply(region.clone(), apply_state, data, self.peer_id())
+        {
+            // The worker is gone only while the store shuts down.
+            self.stopped = true;
+        }
         self.storage_mut()
             .apply_snapshot(region.clone(), apply_state);
         self.read_delegate

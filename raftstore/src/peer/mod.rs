@@ -105,6 +105,9 @@ pub struct Peer {
     /// Invariants: at most one at a time; while set, a ready carrying the same snapshot is
     /// not applied again; cleared when `persisted_number` reaches its ready number.
     pub(crate) pending_snapshot: Option<(u64, u64)>,
+    /// The region worker is ingesting a snapshot this peer began applying: no ready is
+    /// handled and the peer is not destroyed until it is done (`PeerMsg::SnapshotApplied`).
+    pub(crate) ingesting_snapshot: bool,
     /// The region must be checked on the next split-check tick whatever was written (it was
     /// just created or split, or PD asked).
     pub(crate) split_check_pending: bool,
@@ -174,6 +177,7 @@ impl Peer {
             last_sent_to_apply: applied,
             last_committed_split_idx: 0,
             split_siblings: Vec::new(),
+            ingesting_snapshot: false,
             split_check_pending: true,
             written_since_split_check: Default::default(),
             peer_cache: std::collections::HashMap::new(),

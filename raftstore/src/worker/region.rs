@@ -1,4 +1,4 @@
-//! The region worker: builds region snapshots off the raft threads.
+//! The region worker: builds and ingests region snapshots off the raft threads.
 //!
 //! raft-rs asks a leader's storage for a snapshot (`Storage::snapshot`) from inside a raft
 //! poller. Building one reads the whole region and writes SST files, so the storage only
@@ -15,6 +15,8 @@ use crossbeam_channel::{Receiver, Sender};
 use engine::KvEngine;
 use parking_lot::Mutex;
 use proto::eraftpb::Snapshot;
+use proto::metapb::Region;
+use proto::raft_serverpb::{RaftApplyState, RaftSnapshotData};
 use tracing::{info, warn};
 
 use crate::errors::Result;
@@ -38,6 +40,13 @@ enum RegionTask {
     Generate {
         region_id: u64,
         slot: Arc<GenSlot>,
+    },
+    /// Ingest a snapshot whose apply has begun (`region_snapshot::begin_apply`).
+    Apply {
+        region: Region,
+        apply_state: RaftApplyState,
+        data: Box<RaftSnapshotData>,
+        peer_id: u64,
     },
     /// Ends the worker. Peers hold generators until their FSMs drop, which can be after the
     /// store stops (the router keeps the mailboxes), so the channel closing cannot be the
@@ -71,6 +80,26 @@ impl SnapshotGenerator {
         Some(slot)
     }
 
+    /// Has the worker ingest the snapshot `begin_apply` started for `region`; the peer
+    /// `peer_id` hears `PeerMsg::SnapshotApplied` when it is done. `false` if the worker has
+    /// stopped.
+    pub fn apply(
+        &self,
+        region: Region,
+        apply_state: RaftApplyState,
+        data: RaftSnapshotData,
+        peer_id: u64,
+    ) -> bool {
+        self.sender
+            .send(RegionTask::Apply {
+                region,
+                apply_state,
+                data: Box::new(data),
+                peer_id,
+            })
+            .is_ok()
+    }
+
     /// Stops the worker after the requests already queued.
     pub fn stop_worker(&self) {
         let _ = self.sender.send(RegionTask::Stop);
@@ -92,8 +121,18 @@ pub fn spawn(
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(name).spawn(move || {
         while let Ok(task) = requests.receiver.recv() {
-            let RegionTask::Generate { region_id, slot } = task else {
-                return;
+            let (region_id, slot) = match task {
+                RegionTask::Generate { region_id, slot } => (region_id, slot),
+                RegionTask::Apply {
+                    region,
+                    apply_state,
+                    data,
+                    peer_id,
+                } => {
+                    ingest(&kv, &router, &region, &apply_state, &data, peer_id);
+                    continue;
+                }
+                RegionTask::Stop => return,
             };
             let started = Instant::now();
             let result = crate::region_snapshot::generate(&kv, region_id);
@@ -113,4 +152,25 @@ pub fn spawn(
             let _ = router.force_send(region_id, PeerMsg::SnapshotGenerated);
         }
     })
+}
+
+/// Ingests one snapshot and tells its peer how it went.
+fn ingest(
+    kv: &KvEngine,
+    router: &RaftRouter,
+    region: &Region,
+    apply_state: &RaftApplyState,
+    data: &RaftSnapshotData,
+    peer_id: u64,
+) {
+    let started = Instant::now();
+    let result = crate::region_snapshot::ingest(kv, region, apply_state, data);
+    crate::metrics::SNAPSHOT_INGEST_DURATION.observe(started.elapsed().as_secs_f64());
+    let _ = router.force_send(
+        region.id,
+        PeerMsg::SnapshotApplied {
+            peer_id,
+            result: result.map_err(|e| e.to_string()),
+        },
+    );
 }

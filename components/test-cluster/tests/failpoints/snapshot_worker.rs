@@ -1,7 +1,7 @@
-//! Snapshots are built on the region worker: while one is being built, the raft threads of
-//! the leader's store go on serving the region.
+//! Snapshots are built and ingested on the region worker: while one is, the raft threads of
+//! the store go on serving its regions.
 
-use raftstore::testexport::failpoints::SNAPSHOT_GENERATE;
+use raftstore::testexport::failpoints::{SNAPSHOT_BEFORE_INGEST, SNAPSHOT_GENERATE};
 use test_cluster::failpoint::Gate;
 use test_cluster::*;
 
@@ -69,5 +69,76 @@ fn the_leader_serves_writes_while_a_snapshot_is_being_built() {
     gate.open();
     cluster.must_engine_eq(follower, b"a199", Some(&199u32.to_le_bytes()));
     cluster.must_engine_eq(follower, b"b049", Some(b"during"));
+    cluster.must_replicas_consistent();
+}
+
+/// A follower ingests a snapshot on its region worker: while the ingest is held, its raft
+/// threads go on replicating and applying another region, and the snapshot's region catches
+/// up once the ingest finishes.
+#[test]
+fn a_follower_keeps_serving_other_regions_while_it_ingests_a_snapshot() {
+    let _scenario = fail::FailScenario::setup();
+    let cfg = raftstore::Config {
+        raft_log_gc_count_limit: 40,
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(3, cfg);
+    cluster.bootstrap(&[]);
+    cluster.start();
+    let leader = cluster.wait_leader(1);
+    cluster.must_split(&[b"m"]);
+    let follower = cluster
+        .store_ids()
+        .into_iter()
+        .find(|s| *s != leader.store_id)
+        .unwrap();
+    cluster.must_put(b"a-before", b"v");
+    cluster.must_put(b"n-before", b"v");
+    cluster.must_engine_eq(follower, b"a-before", Some(b"v"));
+    cluster.must_engine_eq(follower, b"n-before", Some(b"v"));
+
+    // Cut off while the left region (keys before "m") moves on and compacts its log.
+    cluster.isolate(follower);
+    for i in 0..200u32 {
+        cluster.must_put(format!("a{i:03}").as_bytes(), &i.to_le_bytes());
+    }
+    let left = cluster.region_for_key(b"a000").expect("left region");
+    let left_leader = cluster.wait_leader(left.id).store_id;
+    let follower_last = cluster
+        .store(follower)
+        .raft_engine()
+        .last_index(left.id)
+        .unwrap_or(0);
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || {
+            cluster
+                .store(left_leader)
+                .raft_engine()
+                .first_index(left.id)
+                .unwrap_or(0)
+                > follower_last + 1
+        }),
+        "the leader never compacted past the follower's last index {follower_last}"
+    );
+
+    let gate = Gate::hold(SNAPSHOT_BEFORE_INGEST, follower);
+    cluster.clear_filters();
+    assert!(
+        gate.wait_held(DEFAULT_TIMEOUT),
+        "the follower never started ingesting a snapshot"
+    );
+    let ingesters = gate.held_threads();
+    assert!(
+        ingesters.iter().all(|t| t.starts_with("region-")),
+        "snapshots must be ingested on the region worker, not on {ingesters:?}"
+    );
+    // The other region keeps replicating to and applying on the follower meanwhile.
+    for i in 0..20u32 {
+        cluster.must_put(format!("n{i:03}").as_bytes(), b"during");
+    }
+    cluster.must_engine_eq(follower, b"n019", Some(b"during"));
+
+    gate.open();
+    cluster.must_engine_eq(follower, b"a199", Some(&199u32.to_le_bytes()));
     cluster.must_replicas_consistent();
 }
