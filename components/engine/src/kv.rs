@@ -29,8 +29,16 @@ impl std::fmt::Debug for KvEngine {
     }
 }
 
-fn db_options() -> Options {
+/// Write-ahead log bytes RocksDB keeps before it flushes the column families that hold its
+/// oldest part (TiKV's `max-total-wal-size`). Without a cap, CF raft, which takes a few bytes
+/// of apply state per write, fills its memtable so slowly that it pins every WAL file
+/// written since its last flush: under a steady write load the WAL grows by the bytes of
+/// every value until the disk is full.
+pub const MAX_TOTAL_WAL_SIZE: u64 = 512 * 1024 * 1024;
+
+fn db_options(max_total_wal_size: u64) -> Options {
     let mut opts = Options::default();
+    opts.set_max_total_wal_size(max_total_wal_size);
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.set_paranoid_checks(true);
@@ -49,8 +57,13 @@ fn db_options() -> Options {
 impl KvEngine {
     /// Opens (creating if needed) the engine in `path`. Damaged files are reported by name.
     pub fn open(path: &Path) -> Result<KvEngine> {
+        Self::open_with_wal_cap(path, MAX_TOTAL_WAL_SIZE)
+    }
+
+    /// `open` with another cap on the write-ahead log (tests use a small one).
+    fn open_with_wal_cap(path: &Path, max_total_wal_size: u64) -> Result<KvEngine> {
         std::fs::create_dir_all(path)?;
-        let opts = db_options();
+        let opts = db_options(max_total_wal_size);
         let cfs = ALL_CFS
             .iter()
             .map(|cf| ColumnFamilyDescriptor::new(*cf, db_options_for_cf()));
@@ -238,4 +251,47 @@ fn open_error(dir: &Path, e: rocksdb::Error) -> Error {
             .unwrap_or_else(|_| dir.join("CURRENT"))
     });
     Error::Corruption { path, detail: msg }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KvWriteBatch, CF_DEFAULT};
+
+    fn wal_bytes(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+            .sum()
+    }
+
+    /// Values written with a few bytes of apply state in CF raft each time (as the apply
+    /// pool does): the cap makes RocksDB flush, so the WAL stays near the cap instead of
+    /// holding every value written.
+    #[test]
+    fn the_write_ahead_log_stays_near_its_cap() {
+        const CAP: u64 = 4 * 1024 * 1024;
+        let dir = tempfile::tempdir().unwrap();
+        let kv = KvEngine::open_with_wal_cap(dir.path(), CAP).unwrap();
+        let value = vec![7u8; 64 * 1024];
+        for i in 0..640u32 {
+            let mut wb = KvWriteBatch::new();
+            wb.put_cf(CF_DEFAULT, format!("zk{i:05}").as_bytes(), &value)
+                .unwrap();
+            wb.put_cf(crate::CF_RAFT, b"apply_state", &i.to_le_bytes())
+                .unwrap();
+            kv.write(&wb, false).unwrap();
+        }
+        // 40 MiB written; without the cap every byte stays in the WAL. Flushes run in the
+        // background, so the old files may take a moment to go.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut wal = wal_bytes(dir.path());
+        while wal >= 4 * CAP && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            wal = wal_bytes(dir.path());
+        }
+        assert!(wal < 4 * CAP, "WAL holds {wal} bytes with a cap of {CAP}");
+    }
 }
