@@ -115,7 +115,7 @@ impl SplitCheckInput<'_> {
     pub fn approximate_split_keys(&self, piece: u64, limit: usize) -> Result<Vec<Vec<u8>>> {
         let start = keys::enc_start_key(&self.region.start_key);
         let end = keys::enc_end_key(&self.region.end_key);
-        let cuts = self.snapshot.engine().approximate_split_keys(
+        let cuts = self.snapshot.approximate_split_keys(
             &[engine::CF_DEFAULT, engine::CF_WRITE],
             &start,
             &end,

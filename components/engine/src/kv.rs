@@ -104,10 +104,6 @@ impl KvEngine {
         Ok(())
     }
 
-    pub(crate) fn from_parts(db: Arc<DB>, path: Arc<PathBuf>) -> KvEngine {
-        KvEngine { db, path }
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }

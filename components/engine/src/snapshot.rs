@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rocksdb::{SnapshotWithThreadMode, DB};
 
 use crate::error::{Error, Result};
-use crate::kv::KvEngine;
+use crate::range_stats::{self, RangeStats};
 use crate::read::{KvRead, ScanVisitor};
 use crate::rocks::{bounded, rocks_error, scan_raw};
 
@@ -35,10 +35,29 @@ impl KvSnapshot {
         }
     }
 
-    /// The live engine this snapshot was taken from (for estimates such as
-    /// [`KvEngine::approximate_stats`], which describe the engine now, not the snapshot).
-    pub fn engine(&self) -> KvEngine {
-        KvEngine::from_parts(self.inner.db.clone(), self.inner.path.clone())
+    /// `KvEngine::approximate_stats` on the engine this snapshot was taken from:
+    /// the estimate describes the engine now, not the snapshot's point in time.
+    pub fn approximate_stats(
+        &self,
+        cfs: &[(&str, bool)],
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<RangeStats> {
+        range_stats::stats_by_name(&self.inner.db, &self.inner.path, cfs, start, end)
+    }
+
+    /// `KvEngine::approximate_split_keys` on the engine this snapshot was taken
+    /// from (the engine now, not the snapshot's point in time).
+    pub fn approximate_split_keys(
+        &self,
+        cfs: &[&str],
+        start: &[u8],
+        end: &[u8],
+        piece: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        let (db, path) = (&self.inner.db, &self.inner.path);
+        range_stats::split_keys_by_name(db, path, cfs, start, end, piece, limit)
     }
 
     fn cf(&self, cf: &str) -> Result<&rocksdb::ColumnFamily> {

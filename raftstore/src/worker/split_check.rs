@@ -47,7 +47,7 @@ pub struct RegionSize {
 pub fn measure_region(snapshot: &KvSnapshot, region: &Region) -> Result<RegionSize> {
     let start = keys::enc_start_key(&region.start_key);
     let end = keys::enc_end_key(&region.end_key);
-    let stats = snapshot.engine().approximate_stats(
+    let stats = snapshot.approximate_stats(
         &[(CF_DEFAULT, true), (CF_LOCK, false), (CF_WRITE, true)],
         &start,
         &end,

@@ -5,9 +5,8 @@ use raftstore::testexport::failpoints::{SNAPSHOT_BEFORE_INGEST, SNAPSHOT_GENERAT
 use test_cluster::failpoint::Gate;
 use test_cluster::*;
 
-#[test]
-fn the_leader_serves_writes_while_a_snapshot_is_being_built() {
-    let _scenario = fail::FailScenario::setup();
+/// A three-store cluster whose raft logs are compacted after 40 entries.
+fn cluster_with_short_logs() -> Cluster {
     let cfg = raftstore::Config {
         raft_log_gc_count_limit: 40,
         ..raftstore::Config::for_tests()
@@ -15,6 +14,49 @@ fn the_leader_serves_writes_while_a_snapshot_is_being_built() {
     let mut cluster = Cluster::with_config(3, cfg);
     cluster.bootstrap(&[]);
     cluster.start();
+    cluster
+}
+
+/// Cuts `follower` off and writes `a000`..`a199` (values: the index, little-endian) until
+/// the leader of `region_id` has compacted its log past the follower, which will then need a
+/// snapshot. The follower stays isolated.
+fn leave_behind(cluster: &Cluster, follower: u64, region_id: u64) {
+    cluster.isolate(follower);
+    for i in 0..200u32 {
+        cluster.must_put(format!("a{i:03}").as_bytes(), &i.to_le_bytes());
+    }
+    let leader = cluster.wait_leader(region_id).store_id;
+    let follower_last = cluster
+        .store(follower)
+        .raft_engine()
+        .last_index(region_id)
+        .unwrap_or(0);
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || {
+            cluster
+                .store(leader)
+                .raft_engine()
+                .first_index(region_id)
+                .unwrap_or(0)
+                > follower_last + 1
+        }),
+        "the leader never compacted past the follower's last index {follower_last}"
+    );
+}
+
+/// Every thread `gate` held is the region worker's.
+fn assert_held_on_region_worker(gate: &Gate, what: &str) {
+    let threads = gate.held_threads();
+    assert!(
+        threads.iter().all(|t| t.starts_with("region-")),
+        "snapshots must be {what} on the region worker, not on {threads:?}"
+    );
+}
+
+#[test]
+fn the_leader_serves_writes_while_a_snapshot_is_being_built() {
+    let _scenario = fail::FailScenario::setup();
+    let cluster = cluster_with_short_logs();
     let leader = cluster.wait_leader(1);
     let follower = cluster
         .store_ids()
@@ -23,29 +65,7 @@ fn the_leader_serves_writes_while_a_snapshot_is_being_built() {
         .unwrap();
     cluster.must_put(b"before", b"v");
     cluster.must_engine_eq(follower, b"before", Some(b"v"));
-
-    // Cut off long enough that the leader compacts its log past the follower: it will need
-    // a snapshot.
-    cluster.isolate(follower);
-    for i in 0..200u32 {
-        cluster.must_put(format!("a{i:03}").as_bytes(), &i.to_le_bytes());
-    }
-    let follower_last = cluster
-        .store(follower)
-        .raft_engine()
-        .last_index(1)
-        .unwrap_or(0);
-    assert!(
-        wait_until(DEFAULT_TIMEOUT, || {
-            cluster
-                .store(leader.store_id)
-                .raft_engine()
-                .first_index(1)
-                .unwrap_or(0)
-                > follower_last + 1
-        }),
-        "the leader never compacted past the follower's last index {follower_last}"
-    );
+    leave_behind(&cluster, follower, 1);
 
     // The leader's snapshot generation is held mid-way once the follower is back.
     let gate = Gate::hold(SNAPSHOT_GENERATE, leader.store_id);
@@ -54,11 +74,7 @@ fn the_leader_serves_writes_while_a_snapshot_is_being_built() {
         gate.wait_held(DEFAULT_TIMEOUT),
         "the leader never started building a snapshot"
     );
-    let builders = gate.held_threads();
-    assert!(
-        builders.iter().all(|t| t.starts_with("region-")),
-        "snapshots must be built on the region worker, not on {builders:?}"
-    );
+    assert_held_on_region_worker(&gate, "built");
     // Meanwhile the region takes writes (committed by the leader and the third store).
     for i in 0..50u32 {
         cluster.must_put(format!("b{i:03}").as_bytes(), b"during");
@@ -78,13 +94,7 @@ fn the_leader_serves_writes_while_a_snapshot_is_being_built() {
 #[test]
 fn a_follower_keeps_serving_other_regions_while_it_ingests_a_snapshot() {
     let _scenario = fail::FailScenario::setup();
-    let cfg = raftstore::Config {
-        raft_log_gc_count_limit: 40,
-        ..raftstore::Config::for_tests()
-    };
-    let mut cluster = Cluster::with_config(3, cfg);
-    cluster.bootstrap(&[]);
-    cluster.start();
+    let cluster = cluster_with_short_logs();
     let leader = cluster.wait_leader(1);
     cluster.must_split(&[b"m"]);
     let follower = cluster
@@ -96,30 +106,9 @@ fn a_follower_keeps_serving_other_regions_while_it_ingests_a_snapshot() {
     cluster.must_put(b"n-before", b"v");
     cluster.must_engine_eq(follower, b"a-before", Some(b"v"));
     cluster.must_engine_eq(follower, b"n-before", Some(b"v"));
-
-    // Cut off while the left region (keys before "m") moves on and compacts its log.
-    cluster.isolate(follower);
-    for i in 0..200u32 {
-        cluster.must_put(format!("a{i:03}").as_bytes(), &i.to_le_bytes());
-    }
+    // The left region (keys before "m") moves on without the follower.
     let left = cluster.region_for_key(b"a000").expect("left region");
-    let left_leader = cluster.wait_leader(left.id).store_id;
-    let follower_last = cluster
-        .store(follower)
-        .raft_engine()
-        .last_index(left.id)
-        .unwrap_or(0);
-    assert!(
-        wait_until(DEFAULT_TIMEOUT, || {
-            cluster
-                .store(left_leader)
-                .raft_engine()
-                .first_index(left.id)
-                .unwrap_or(0)
-                > follower_last + 1
-        }),
-        "the leader never compacted past the follower's last index {follower_last}"
-    );
+    leave_behind(&cluster, follower, left.id);
 
     let gate = Gate::hold(SNAPSHOT_BEFORE_INGEST, follower);
     cluster.clear_filters();
@@ -127,11 +116,7 @@ fn a_follower_keeps_serving_other_regions_while_it_ingests_a_snapshot() {
         gate.wait_held(DEFAULT_TIMEOUT),
         "the follower never started ingesting a snapshot"
     );
-    let ingesters = gate.held_threads();
-    assert!(
-        ingesters.iter().all(|t| t.starts_with("region-")),
-        "snapshots must be ingested on the region worker, not on {ingesters:?}"
-    );
+    assert_held_on_region_worker(&gate, "ingested");
     // The other region keeps replicating to and applying on the follower meanwhile.
     for i in 0..20u32 {
         cluster.must_put(format!("n{i:03}").as_bytes(), b"during");
