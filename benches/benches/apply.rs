@@ -129,7 +129,7 @@ impl ApplyPool {
         );
         for id in 1..=regions {
             let (tx, rx) = mailbox_channel(cfg.notify_capacity);
-            let fsm = ApplyFsm::new(rx, region(id), RaftApplyState::default());
+            let fsm = ApplyFsm::new(rx, region(id), RaftApplyState::default(), None);
             router.register(id, BasicMailbox::new(tx, Box::new(fsm)));
         }
         let (done_tx, done) = crossbeam_channel::unbounded();

@@ -108,6 +108,23 @@ pub struct ScheduleConfig {
     pub enable_balance_region: bool,
     /// Split regions at the default keyspace's boundaries.
     pub enable_keyspace_split: bool,
+    /// Merges the merge checker may run at once; 0 turns merging off.
+    pub merge_schedule_limit: u64,
+    /// A region at most this big (approximate bytes of keys and values) may merge into a
+    /// neighbour (PD's `max-merge-region-size`; a region with no size report yet counts as
+    /// too big).
+    pub max_merge_region_size: u64,
+    /// ...and holding at most this many keys (PD's `max-merge-region-keys`).
+    pub max_merge_region_keys: u64,
+    /// A region split less than this long ago is not merged, nor merged into, so a split
+    /// (by size, by load or by hand) is not undone at once (PD's `split-merge-interval`;
+    /// at most 24 h).
+    #[serde(with = "humantime_serde")]
+    pub split_merge_interval: Duration,
+    /// Merges not done after this long are abandoned (the source rolls back on its own
+    /// once the target has moved on).
+    #[serde(with = "humantime_serde")]
+    pub merge_operator_timeout: Duration,
 }
 
 impl Default for ScheduleConfig {
@@ -132,6 +149,11 @@ impl Default for ScheduleConfig {
             enable_balance_leader: true,
             enable_balance_region: true,
             enable_keyspace_split: true,
+            merge_schedule_limit: 8,
+            max_merge_region_size: 20 * 1024 * 1024,
+            max_merge_region_keys: 200_000,
+            split_merge_interval: Duration::from_secs(60 * 60),
+            merge_operator_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -159,6 +181,9 @@ impl ScheduleConfig {
                 "schedule.leader-transfer-max-attempts must be at least 1",
             ));
         }
+        if self.split_merge_interval.as_millis() > u128::from(crate::cluster::SPLIT_MEMORY_MS) {
+            return Err(invalid("schedule.split-merge-interval must be at most 24h"));
+        }
         if !(0.0..=1.0).contains(&self.region_balance_tolerance_ratio) {
             return Err(invalid(
                 "schedule.region-balance-tolerance-ratio must be between 0 and 1",
@@ -169,6 +194,7 @@ impl ScheduleConfig {
             ("leader-operator-timeout", self.leader_operator_timeout),
             ("split-operator-timeout", self.split_operator_timeout),
             ("operator-resend-interval", self.operator_resend_interval),
+            ("merge-operator-timeout", self.merge_operator_timeout),
         ] {
             if d.is_zero() {
                 return Err(invalid(format!("schedule.{name} must be positive")));

@@ -99,7 +99,16 @@ impl PdState {
             }
             for region_id in ops.due_for_send(now.instant, cfg.operator_resend_interval) {
                 let Some(region) = state.regions.get(region_id) else {
-                    ops.cancel(region_id, "the region is no longer known");
+                    let merged = ops
+                        .get(region_id)
+                        .and_then(|o| o.merge_target())
+                        .is_some_and(|target| state.regions.get(target).is_some());
+                    if merged {
+                        // The merged target's report replaced the source.
+                        ops.complete(region_id);
+                    } else {
+                        ops.cancel(region_id, "the region is no longer known");
+                    }
                     continue;
                 };
                 let resp = ops.on_region_report(

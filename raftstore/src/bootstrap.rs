@@ -62,6 +62,7 @@ pub fn bootstrap_regions(
             &RegionLocalState {
                 state: PeerState::Normal as i32,
                 region: Some(region.clone()),
+                merge_state: None,
             },
         )?;
         wb.put_msg_cf(

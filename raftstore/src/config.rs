@@ -72,6 +72,14 @@ pub struct Config {
     /// How often a leader asks the split policy whether its region should split.
     #[serde(with = "humantime_serde")]
     pub split_check_tick_interval: Duration,
+    /// How often a merging region's peers push the merge on (send `CommitMerge` to the
+    /// target, or roll back once the target has moved on); TiKV's `merge-check-tick-interval`.
+    #[serde(with = "humantime_serde")]
+    pub merge_check_tick_interval: Duration,
+    /// PrepareMerge is refused while a peer's log lags the leader's by more than this many
+    /// entries: `CommitMerge` carries the entries the slowest peer may lack (TiKV's
+    /// `merge-max-log-gap`).
+    pub merge_max_log_gap: u64,
     /// The built-in split policy (a custom one can be given to the store instead).
     pub split_policy: SplitPolicyConfig,
     /// Load-based splitting beside the size or keys policy: `[raftstore.load-split]`.
@@ -229,6 +237,8 @@ impl Default for Config {
             raft_entry_cache_limit: 1024,
             raft_engine_purge_interval: Duration::from_secs(10),
             split_check_tick_interval: Duration::from_secs(10),
+            merge_check_tick_interval: Duration::from_secs(2),
+            merge_max_log_gap: 128,
             split_policy: SplitPolicyConfig::default(),
             region_split_check_diff: None,
             load_split: LoadSplitConfig::default(),
@@ -258,6 +268,7 @@ impl Config {
             store_unreachable_timeout: Duration::from_millis(100),
             raft_engine_purge_interval: Duration::from_secs(1),
             split_check_tick_interval: Duration::from_millis(100),
+            merge_check_tick_interval: Duration::from_millis(50),
             pd_heartbeat_tick_interval: Duration::from_secs(1),
             pd_store_heartbeat_tick_interval: Duration::from_secs(1),
             max_peer_down_duration: Duration::from_secs(2),

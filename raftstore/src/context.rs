@@ -64,6 +64,7 @@ impl PollContext {
             PeerTick::RaftLogGc => self.cfg.raft_log_gc_tick_interval,
             PeerTick::SplitCheck => self.cfg.split_check_tick_interval,
             PeerTick::PdHeartbeat => self.cfg.pd_heartbeat_tick_interval,
+            PeerTick::CheckMerge => self.cfg.merge_check_tick_interval,
         };
         self.pending_ticks.push(TickRegistration {
             deadline: Instant::now() + interval,

@@ -27,6 +27,11 @@ pub enum Error {
     },
     #[error("stale command")]
     StaleCommand,
+    /// The region is merging into a neighbour (PrepareMerge proposed or applied): it takes
+    /// no reads or writes until the merge commits (then the neighbour serves the range) or
+    /// rolls back. Clients retry.
+    #[error("region {0} is merging and takes no proposals")]
+    ProposalInMergingMode(u64),
     #[error("raft entry of region {region_id} is too large: {entry_size} bytes")]
     RaftEntryTooLarge { region_id: u64, entry_size: u64 },
     #[error("server is busy: {0}")]
@@ -123,6 +128,9 @@ impl From<Error> for errorpb::Error {
                 });
             }
             Error::StaleCommand => err.stale_command = Some(errorpb::StaleCommand {}),
+            Error::ProposalInMergingMode(region_id) => {
+                err.proposal_in_merging_mode = Some(errorpb::ProposalInMergingMode { region_id });
+            }
             Error::RaftEntryTooLarge {
                 region_id,
                 entry_size,

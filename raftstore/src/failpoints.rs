@@ -37,8 +37,10 @@ pub const APPLY_AFTER_WRITE: &str = "apply_after_write";
 pub const SNAPSHOT_GENERATE: &str = "snapshot_generate";
 /// Leader: a message carrying a snapshot is about to go to the transport.
 pub const SNAPSHOT_SEND: &str = "snapshot_send";
-/// Follower: a snapshot message arrived and is about to be verified and stepped into raft.
+/// Follower: a snapshot message whose files were checked is about to be stepped into raft.
 pub const SNAPSHOT_RECEIVE: &str = "snapshot_receive";
+/// Region worker: a received snapshot's files are about to be checked (sizes and CRC32).
+pub const SNAPSHOT_VERIFY: &str = "snapshot_verify";
 /// Follower: the region is marked Applying and its old range cleared in the same batch; the
 /// snapshot's files are about to be ingested.
 pub const SNAPSHOT_BEFORE_INGEST: &str = "snapshot_before_ingest";
@@ -62,6 +64,7 @@ pub const ALL: &[&str] = &[
     SNAPSHOT_GENERATE,
     SNAPSHOT_SEND,
     SNAPSHOT_RECEIVE,
+    SNAPSHOT_VERIFY,
     SNAPSHOT_BEFORE_INGEST,
     SNAPSHOT_APPLY_DEFERRED,
     SPLIT_APPLY,

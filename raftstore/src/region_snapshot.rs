@@ -187,6 +187,7 @@ fn state(region: &Region, s: PeerState) -> RegionLocalState {
     RegionLocalState {
         state: s as i32,
         region: Some(region.clone()),
+        merge_state: None,
     }
 }
 

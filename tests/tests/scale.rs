@@ -236,3 +236,71 @@ async fn leaders_spread_evenly_once_the_load_settles() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_regions_merge_back_into_one_and_keep_every_key() {
+    // Splits are protected from merging for one second only, so PD's merge checker takes
+    // the small regions below back into one region of the keyspace.
+    let fleet = Fleet::start(FleetOptions {
+        pd_config: configs::pd_config("split-merge-interval = \"1s\""),
+        ..FleetOptions::default()
+    })
+    .await
+    .unwrap();
+    let client = fleet.raw_client().await.unwrap();
+    data::load(&client, "key", 0..2_000, 200, VALUE_LEN)
+        .await
+        .unwrap();
+    let before = keyspace_region_count(&fleet.regions().unwrap());
+
+    let split_keys: Vec<Vec<u8>> = [400, 800, 1200, 1600]
+        .iter()
+        .map(|i| shoal_fleet_tests::keyspace::pd_key(&data::key("key", *i)))
+        .collect();
+    let region = fleet
+        .pd_get(&format!("region/key/{}", hex::encode(&split_keys[0])))
+        .unwrap();
+    fleet
+        .pd_post(
+            "operators",
+            &serde_json::json!({"name": "split-region", "region_id": region_json::id(&region),
+                "keys": split_keys.iter().map(hex::encode).collect::<Vec<_>>()}),
+        )
+        .unwrap();
+    wait_ok(Duration::from_secs(60), "the split to reach PD", || {
+        let regions = fleet.regions().map_err(|e| e.to_string())?;
+        let n = keyspace_region_count(&regions);
+        if n >= before + split_keys.len() {
+            Ok(())
+        } else {
+            Err(format!("{n} regions in the keyspace"))
+        }
+    })
+    .await;
+
+    wait_ok(
+        Duration::from_secs(120),
+        "the split regions to merge back",
+        || {
+            let regions = fleet.regions().map_err(|e| e.to_string())?;
+            let n = keyspace_region_count(&regions);
+            if n > before {
+                return Err(format!(
+                    "{n} regions in the keyspace, {before} before the split"
+                ));
+            }
+            coverage_gap(&regions).map_or(Ok(()), Err)
+        },
+    )
+    .await;
+    data::verify(&client, "key", 0..2_000, VALUE_LEN)
+        .await
+        .unwrap();
+    // The merged region takes writes across the old boundaries.
+    data::load(&client, "more", 0..500, 100, VALUE_LEN)
+        .await
+        .unwrap();
+    data::verify(&client, "more", 0..500, VALUE_LEN)
+        .await
+        .unwrap();
+}

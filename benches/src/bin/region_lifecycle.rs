@@ -58,6 +58,7 @@ fn snapshot_speed(mib: usize) {
     let state = RegionLocalState {
         state: PeerState::Normal as i32,
         region: Some(region.clone()),
+        merge_state: None,
     };
     wb.put_msg_cf(CF_RAFT, &keys::region_state_key(1), &state)
         .expect("put");

@@ -27,6 +27,7 @@ fn is_empty_step(step: &RegionHeartbeatResponse) -> bool {
         && step.change_peer_v2.is_none()
         && step.transfer_leader.is_none()
         && step.split_region.is_none()
+        && step.merge.is_none()
 }
 
 #[cfg(test)]
@@ -42,5 +43,11 @@ mod tests {
         assert!(is_empty_step(&r));
         r.split_region = Some(Default::default());
         assert!(!is_empty_step(&r));
+        let merge = RegionHeartbeatResponse {
+            region_id: 1,
+            merge: Some(Default::default()),
+            ..Default::default()
+        };
+        assert!(!is_empty_step(&merge));
     }
 }

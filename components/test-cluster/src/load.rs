@@ -55,6 +55,11 @@ impl Writers {
         wait_until(DEFAULT_TIMEOUT, || self.acked.lock().len() > n)
     }
 
+    /// How many writes were acknowledged so far.
+    pub fn acked_count(&self) -> usize {
+        self.acked.lock().len()
+    }
+
     /// Stops the writers and returns every acknowledged key.
     pub fn finish(self) -> Vec<Vec<u8>> {
         self.stop.store(true, Ordering::Relaxed);

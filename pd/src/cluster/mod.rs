@@ -20,6 +20,9 @@ pub use stores::{StoreInfo, StoreStatus};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 
+/// How long split times are remembered (the longest `split-merge-interval` allowed).
+pub const SPLIT_MEMORY_MS: u64 = 24 * 60 * 60 * 1000;
+
 /// Everything PD knows about the cluster's layout.
 #[derive(Default, Debug)]
 pub struct ClusterState {
@@ -28,6 +31,10 @@ pub struct ClusterState {
     pub api_version: u32,
     pub stores: BTreeMap<u64, StoreInfo>,
     pub regions: RegionTree,
+    /// When (unix ms) each region was last reported split, for `split-merge-interval`: a
+    /// region split recently is not merged back. Entries older than `SPLIT_MEMORY_MS` are
+    /// dropped on the next split report.
+    pub split_at: HashMap<u64, u64>,
 }
 
 /// Regions and leaders each store holds, as the region tree says.
@@ -377,6 +384,14 @@ impl Cluster {
                 .map(|m| heartbeat::guess_leader(&state.regions, &RegionInfo::new(m.clone(), None)))
                 .collect()
         };
+        {
+            let now = crate::tso::unix_millis();
+            let mut state = self.state.write();
+            state
+                .split_at
+                .retain(|_, at| now.saturating_sub(*at) < SPLIT_MEMORY_MS);
+            state.split_at.extend(regions.iter().map(|r| (r.id, now)));
+        }
         for (meta, leader) in regions.into_iter().zip(leaders) {
             let id = meta.id;
             if let RegionUpdate::Stale(reason) =

@@ -182,6 +182,27 @@ impl RegionTree {
         region.contains_key(key).then_some(region)
     }
 
+    /// The regions right before and right after `region` in key order, if they touch it
+    /// (the one ending where it starts, the one starting where it ends).
+    pub fn neighbours(&self, region: &RegionInfo) -> (Option<&RegionInfo>, Option<&RegionInfo>) {
+        let start = region.start_key();
+        let prev = (!start.is_empty())
+            .then(|| {
+                self.by_start
+                    .range::<[u8], _>((Bound::Unbounded, Bound::Excluded(start)))
+                    .next_back()
+            })
+            .flatten()
+            .and_then(|(_, id)| self.regions.get(id))
+            .filter(|r| r.end_key() == start);
+        let end = region.end_key();
+        let next = (!end.is_empty())
+            .then(|| self.by_start.get(end))
+            .flatten()
+            .and_then(|id| self.regions.get(id));
+        (prev, next)
+    }
+
     /// Ids of regions intersecting `[start, end)`, in key order.
     pub fn overlapping(&self, start: &[u8], end: &[u8]) -> Vec<u64> {
         let mut out = Vec::new();

@@ -100,6 +100,22 @@ impl OperatorController {
         Ok(())
     }
 
+    /// Ends the region's operator as finished: its region is gone because the operator did
+    /// what it set out to (a merge whose source the merged target replaced).
+    pub fn complete(&mut self, region_id: u64) -> Option<Operator> {
+        let mut op = self.running.remove(&region_id)?;
+        op.status = OpStatus::Finished;
+        self.finish(op.clone());
+        Some(op)
+    }
+
+    /// Ids of every region a running operator works on: its own, and a merge's target.
+    pub fn busy_regions(&self) -> impl Iterator<Item = u64> + '_ {
+        self.running
+            .values()
+            .flat_map(|o| std::iter::once(o.region_id).chain(o.merge_target()))
+    }
+
     /// Stops the region's operator; returns it.
     pub fn cancel(&mut self, region_id: u64, reason: &str) -> Option<Operator> {
         let mut op = self.running.remove(&region_id)?;

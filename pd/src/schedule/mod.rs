@@ -7,6 +7,7 @@ pub mod balance_leader;
 pub mod balance_region;
 pub mod controller;
 pub mod keyspace_split;
+pub mod merge_checker;
 pub mod operator;
 pub mod replica_checker;
 pub mod view;
@@ -20,8 +21,8 @@ use crate::error::Result;
 /// Where schedulers get fresh peer ids.
 pub type IdSource<'a> = dyn FnMut() -> Result<u64> + 'a;
 
-/// One scheduling round: replica repairs first (they restore safety), then leader and region
-/// balance. `rotation` changes where each round starts looking so no region is starved.
+/// One scheduling round: replica repairs first (they restore safety), then merges of small
+/// regions, then leader and region balance. `rotation` changes where each round starts looking so no region is starved.
 pub fn plan(
     view: &mut ScheduleView,
     ops: &OperatorController,
@@ -53,6 +54,13 @@ pub fn plan(
                 budget -= 1;
             }
         }
+    }
+    if cfg.merge_schedule_limit > 0 {
+        out.extend(merge_checker::schedule(
+            view,
+            ops.count(OpKind::Merge),
+            rotation,
+        ));
     }
     if cfg.enable_balance_leader {
         out.extend(balance_leader::schedule(view, ops.count(OpKind::Leader)));
@@ -247,6 +255,9 @@ mod tests {
     #[test]
     fn running_operators_count_against_the_limits() {
         let mut f = Fixture::new(&[1, 2, 3]);
+        // The regions below are adjacent and report no size: the merge checker would merge
+        // them; this test is about the leader balancer's limit.
+        f.cfg.merge_schedule_limit = 0;
         for i in 0..9u64 {
             let id = i + 1;
             let end = if i == 8 { vec![] } else { vec![i as u8 + 1] };

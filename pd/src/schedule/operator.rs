@@ -1,13 +1,13 @@
 //! An operator: the steps PD wants one region to take (add a learner, promote it, transfer the
-//! leader, remove a peer, split), checked against each report of the region and sent to its
-//! leader one step at a time.
+//! leader, remove a peer, split, merge into a neighbour), checked against each report of the
+//! region and sent to its leader one step at a time.
 
 use std::time::{Duration, Instant};
 
-use proto::metapb::{Peer, PeerRole, RegionEpoch};
+use proto::metapb::{self, Peer, PeerRole, RegionEpoch};
 use proto::pdpb::{
-    ChangePeer, ChangePeerV2, CheckPolicy, ConfChangeType, RegionHeartbeatResponse, ResponseHeader,
-    SplitRegion, TransferLeader,
+    ChangePeer, ChangePeerV2, CheckPolicy, ConfChangeType, Merge, RegionHeartbeatResponse,
+    ResponseHeader, SplitRegion, TransferLeader,
 };
 
 use crate::cluster::{role, RegionInfo};
@@ -26,6 +26,8 @@ pub enum OpKind {
     Region,
     /// Splits a region.
     Split,
+    /// Merges a small region into a neighbour.
+    Merge,
 }
 
 impl OpKind {
@@ -36,17 +38,37 @@ impl OpKind {
             OpKind::Leader => "leader",
             OpKind::Region => "region",
             OpKind::Split => "split",
+            OpKind::Merge => "merge",
         }
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum OpStep {
-    AddLearner { store_id: u64, peer_id: u64 },
-    PromoteLearner { store_id: u64, peer_id: u64 },
-    RemovePeer { store_id: u64, peer_id: u64 },
-    TransferLeader { from_store: u64, to_store: u64 },
-    Split { keys: Vec<Vec<u8>> },
+    AddLearner {
+        store_id: u64,
+        peer_id: u64,
+    },
+    PromoteLearner {
+        store_id: u64,
+        peer_id: u64,
+    },
+    RemovePeer {
+        store_id: u64,
+        peer_id: u64,
+    },
+    TransferLeader {
+        from_store: u64,
+        to_store: u64,
+    },
+    Split {
+        keys: Vec<Vec<u8>>,
+    },
+    /// Merge the region into `target` (as PD saw it when it decided). Done when PD no longer
+    /// knows the region: the merged target's report replaced it.
+    MergeRegion {
+        target: metapb::Region,
+    },
 }
 
 impl OpStep {
@@ -62,6 +84,7 @@ impl OpStep {
             OpStep::RemovePeer { peer_id, .. } => region.peer(*peer_id).is_none(),
             OpStep::TransferLeader { to_store, .. } => region.leader_store_id() == Some(*to_store),
             OpStep::Split { .. } => region.epoch().version > start.version,
+            OpStep::MergeRegion { .. } => false,
         }
     }
 
@@ -73,7 +96,9 @@ impl OpStep {
                 .peer(*peer_id)
                 .is_some_and(|p| role(p) == PeerRole::Voter),
             OpStep::RemovePeer { peer_id, .. } => region.peer(*peer_id).is_none(),
-            OpStep::TransferLeader { .. } | OpStep::Split { .. } => false,
+            OpStep::TransferLeader { .. } | OpStep::Split { .. } | OpStep::MergeRegion { .. } => {
+                false
+            }
         };
         u64::from(applied)
     }
@@ -94,7 +119,7 @@ impl OpStep {
                 .filter(|p| role(p) == PeerRole::Voter)
                 .is_none()
                 .then(|| format!("store {to_store} holds no voter of the region")),
-            OpStep::RemovePeer { .. } | OpStep::Split { .. } => None,
+            OpStep::RemovePeer { .. } | OpStep::Split { .. } | OpStep::MergeRegion { .. } => None,
         }
     }
 
@@ -124,6 +149,7 @@ impl OpStep {
                 let hex: Vec<String> = keys.iter().map(|k| crate::hex::encode(k)).collect();
                 format!("split at {}", hex.join(", "))
             }
+            OpStep::MergeRegion { target } => format!("merge into region {}", target.id),
         }
     }
 }
@@ -204,6 +230,11 @@ impl Operator {
             cfg.peer_operator_timeout
         } else if steps.iter().any(|s| matches!(s, OpStep::Split { .. })) {
             cfg.split_operator_timeout
+        } else if steps
+            .iter()
+            .any(|s| matches!(s, OpStep::MergeRegion { .. }))
+        {
+            cfg.merge_operator_timeout
         } else {
             cfg.leader_operator_timeout
         };
@@ -235,6 +266,14 @@ impl Operator {
         self.steps.iter().any(|s| matches!(s, OpStep::Split { .. }))
     }
 
+    /// The region a merge operator merges into, if this is one.
+    pub fn merge_target(&self) -> Option<u64> {
+        self.steps.iter().find_map(|s| match s {
+            OpStep::MergeRegion { target } => Some(target.id),
+            _ => None,
+        })
+    }
+
     pub fn is_timed_out(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.created_at) >= self.timeout
     }
@@ -263,6 +302,19 @@ impl Operator {
             return OpStatus::Finished;
         };
         let epoch = region.epoch();
+        if self.merge_target().is_some() {
+            // PrepareMerge moves version and conf_ver on by one; a rollback moves version on
+            // once more.
+            if epoch.version > self.start_epoch.version + 1
+                || epoch.conf_ver > self.start_epoch.conf_ver + 1
+            {
+                return OpStatus::Cancelled("the merge was rolled back".into());
+            }
+            if self.is_timed_out(now) {
+                return OpStatus::TimedOut;
+            }
+            return OpStatus::Running;
+        }
         if !self.is_split() && epoch.version != self.start_epoch.version {
             return OpStatus::Cancelled("the region split or merged meanwhile".into());
         }
@@ -335,6 +387,16 @@ impl Operator {
                     });
                 }
                 OpStep::PromoteLearner { .. } | OpStep::Split { .. } => {}
+                // The source's peers go; the target's stay where they are.
+                OpStep::MergeRegion { target } => {
+                    for p in &target.peers {
+                        out.push(Influence {
+                            store_id: p.store_id,
+                            regions: -1,
+                            leaders: 0,
+                        });
+                    }
+                }
             }
         }
         out
@@ -395,6 +457,11 @@ impl Operator {
                 resp.split_region = Some(SplitRegion {
                     policy: CheckPolicy::Usekey as i32,
                     keys: keys.clone(),
+                });
+            }
+            OpStep::MergeRegion { target } => {
+                resp.merge = Some(Merge {
+                    target: Some(target.clone()),
                 });
             }
         }

@@ -1,7 +1,7 @@
 //! The picture schedulers decide on: each store's health and load (counting what running
 //! operators will still change), the region tree, and which regions already have an operator.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proto::metapb::Peer;
 
@@ -24,6 +24,10 @@ pub struct StoreView {
 pub struct ScheduleView<'a> {
     pub cfg: &'a ScheduleConfig,
     pub regions: &'a RegionTree,
+    /// When (unix ms) regions were last reported split.
+    pub split_at: &'a HashMap<u64, u64>,
+    /// The storage API version the cluster serves (its fixed region boundaries depend on it).
+    pub api_version: u32,
     pub stores: BTreeMap<u64, StoreView>,
     /// Regions that already have an operator.
     pub busy: HashSet<u64>,
@@ -56,8 +60,10 @@ impl<'a> ScheduleView<'a> {
         let mut view = ScheduleView {
             cfg,
             regions: &state.regions,
+            split_at: &state.split_at,
+            api_version: state.api_version,
             stores,
-            busy: ops.running().map(|o| o.region_id).collect(),
+            busy: ops.busy_regions().collect(),
             now,
         };
         for influence in ops.influences() {
@@ -76,6 +82,7 @@ impl<'a> ScheduleView<'a> {
     /// Counts a newly made operator: its region is taken and its moves change the loads.
     pub fn record(&mut self, op: &Operator) {
         self.busy.insert(op.region_id);
+        self.busy.extend(op.merge_target());
         for i in op.influence() {
             self.add_influence(i.store_id, i.regions, i.leaders);
         }

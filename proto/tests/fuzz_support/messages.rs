@@ -317,8 +317,13 @@ pub fn snapshot_chunk() -> impl Strategy<Value = raft_serverpb::SnapshotChunk> +
 
 /// A region's local state, as stored in CF `raft`.
 pub fn region_local_state() -> impl Strategy<Value = raft_serverpb::RegionLocalState> + Clone {
-    (enum_value(3), prop::option::of(region()))
-        .prop_map(|(state, region)| raft_serverpb::RegionLocalState { state, region })
+    (enum_value(3), prop::option::of(region())).prop_map(|(state, region)| {
+        raft_serverpb::RegionLocalState {
+            state,
+            region,
+            merge_state: None,
+        }
+    })
 }
 
 /// A region's apply state, as stored in CF `raft`.

@@ -1,6 +1,7 @@
 //! The apply FSM (one per region) and the poller that batches their writes; the apply logic
 //! itself lives in `crate::apply`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,9 +10,9 @@ use crossbeam_channel::Receiver;
 use engine::{KvEngine, KvWriteBatch, CF_RAFT};
 use proto::metapb::Region;
 use proto::raft_cmdpb::RaftCmdResponse;
-use proto::raft_serverpb::RaftApplyState;
+use proto::raft_serverpb::{MergeState, RaftApplyState};
 
-use crate::apply::exec;
+use crate::apply::exec::{self, Applied, ApplyTarget};
 use crate::metrics::{APPLY_BATCH_WRITES, APPLY_ENTRIES};
 use crate::msg::apply::{Apply, ApplyMsg, ApplyRes, ExecResult};
 use crate::msg::router::RaftRouter;
@@ -39,15 +40,32 @@ pub struct ApplyFsm {
     /// A membership change applied here removed this store's peer: later entries belong to
     /// a region this store is leaving and are not applied (the range is deleted next).
     removed: bool,
+    /// Set while this region is a merge source (PrepareMerge applied, not rolled back).
+    merge_state: Option<MergeState>,
+    /// A `CommitMerge` waits for the local peer of its source to catch up: the batches
+    /// from that entry on, applied once `MergeSourceReady` arrives (TiKV's
+    /// `WaitMergeSource`).
+    merge_wait: Option<MergeWait>,
+    /// The source that confirmed it is caught up; its `CommitMerge` may apply.
+    ready_merge_source: Option<u64>,
     /// Set by `Destroy`; the batch system drops the FSM once it is set.
     stopped: bool,
 }
 
+/// Batches held back behind a `CommitMerge` that waits for its source.
+struct MergeWait {
+    source_id: u64,
+    /// The first batch starts with the `CommitMerge` entry.
+    batches: VecDeque<Apply>,
+}
+
 impl ApplyFsm {
+    /// `merge_state`: the region's recorded merge, if it is a merge source.
     pub fn new(
         receiver: Receiver<ApplyMsg>,
         region: Region,
         apply_state: RaftApplyState,
+        merge_state: Option<MergeState>,
     ) -> ApplyFsm {
         let applied_term = apply_state.applied_term;
         ApplyFsm {
@@ -56,19 +74,35 @@ impl ApplyFsm {
             apply_state,
             applied_term,
             removed: false,
+            merge_state,
+            merge_wait: None,
+            ready_merge_source: None,
             stopped: false,
         }
     }
 
+    /// Applies a batch, or holds it back while a `CommitMerge` waits for its source.
     fn handle_apply(
         &mut self,
         ctx: &mut ApplyContext,
         apply: Apply,
         written: &mut Flow,
     ) -> Vec<ExecResult> {
+        if let Some(wait) = &mut self.merge_wait {
+            wait.batches.push_back(apply);
+            return Vec::new();
+        }
         let mut results = Vec::new();
-        let mut cmds = apply.cmds.into_iter().peekable();
-        for entry in &apply.entries {
+        let Apply {
+            peer_id,
+            term,
+            entries,
+            cmds,
+            committed_at,
+        } = apply;
+        let mut cmds = cmds.into_iter().peekable();
+        let mut entries = entries.into_iter();
+        while let Some(entry) = entries.next() {
             if self.removed {
                 break;
             }
@@ -79,19 +113,33 @@ impl ApplyFsm {
             crate::enforce!(
                 entry.index == self.apply_state.applied_index + 1,
                 self.region.id,
-                apply.peer_id,
+                peer_id,
                 "apply gap: applied index {}, next entry {}",
                 self.apply_state.applied_index,
                 entry.index
             );
-            let (resp, res) = exec::apply_entry(
-                &mut ctx.wb,
-                &self.region,
-                &mut self.apply_state,
-                entry,
-                apply.term,
-                written,
-            );
+            let mut target = ApplyTarget {
+                region: &self.region,
+                apply_state: &mut self.apply_state,
+                merge_state: self.merge_state.as_ref(),
+                ready_merge_source: self.ready_merge_source,
+            };
+            let (resp, res) =
+                match exec::apply_entry(&mut ctx.wb, &mut target, &entry, term, written) {
+                    Applied::Done(resp, res) => (resp, res),
+                    Applied::WaitMergeSource(request) => {
+                        let source_id = request.source.as_ref().map_or(0, |s| s.id);
+                        let rest = Apply {
+                            peer_id,
+                            term,
+                            entries: std::iter::once(entry).chain(entries).collect(),
+                            cmds: cmds.collect(),
+                            committed_at,
+                        };
+                        self.wait_for_merge_source(ctx, source_id, request, rest, peer_id);
+                        return results;
+                    }
+                };
             self.apply_state.applied_index = entry.index;
             self.apply_state.applied_term = entry.term;
             self.applied_term = entry.term;
@@ -104,12 +152,72 @@ impl ApplyFsm {
             match &res {
                 Some(ExecResult::SplitRegion { derived, .. }) => self.region = derived.clone(),
                 Some(ExecResult::ChangePeer { region, .. }) => {
-                    self.removed = !region.peers.iter().any(|p| p.id == apply.peer_id);
+                    self.removed = !region.peers.iter().any(|p| p.id == peer_id);
                     self.region = region.clone();
+                }
+                Some(ExecResult::PrepareMerge { region, state }) => {
+                    self.region = region.clone();
+                    self.merge_state = Some(state.clone());
+                }
+                Some(ExecResult::CommitMerge { region, .. }) => {
+                    self.region = region.clone();
+                    self.ready_merge_source = None;
+                }
+                Some(ExecResult::RollbackMerge { region }) => {
+                    self.region = region.clone();
+                    self.merge_state = None;
                 }
                 _ => {}
             }
             results.extend(res);
+        }
+        results
+    }
+
+    /// Parks `rest` (starting at a `CommitMerge`) and asks the local peer of the source to
+    /// catch up to its PrepareMerge. The source shares this store's engine, so once it has
+    /// applied everything up to there its keys are already in place for the target.
+    fn wait_for_merge_source(
+        &mut self,
+        ctx: &mut ApplyContext,
+        source_id: u64,
+        request: Box<proto::raft_cmdpb::CommitMergeRequest>,
+        rest: Apply,
+        peer_id: u64,
+    ) {
+        let msg = PeerMsg::CatchUpLogs {
+            target_region_id: self.region.id,
+            request,
+        };
+        // A merge is prepared only while source and target have peers on the same stores,
+        // and the source cannot change membership while merging: its peer must be here.
+        crate::enforce!(
+            ctx.raft_router.force_send(source_id, msg).is_ok(),
+            self.region.id,
+            peer_id,
+            "merge source region {source_id} has no peer on this store"
+        );
+        self.merge_wait = Some(MergeWait {
+            source_id,
+            batches: VecDeque::from([rest]),
+        });
+    }
+
+    /// The source confirmed it is caught up: applies the held-back batches.
+    fn on_merge_source_ready(
+        &mut self,
+        ctx: &mut ApplyContext,
+        source_id: u64,
+        written: &mut Flow,
+    ) -> Vec<ExecResult> {
+        let Some(wait) = self.merge_wait.take_if(|w| w.source_id == source_id) else {
+            return Vec::new();
+        };
+        self.ready_merge_source = Some(source_id);
+        let mut results = Vec::new();
+        for apply in wait.batches {
+            // A later CommitMerge may park the rest again; `handle_apply` queues behind it.
+            results.extend(self.handle_apply(ctx, apply, written));
         }
         results
     }
@@ -232,6 +340,10 @@ impl PollHandler<ApplyFsm, ApplyControlFsm> for ApplyContext {
                     fsm.stopped = true;
                     self.destroyed.push((fsm.region.id, peer_id));
                     break;
+                }
+                ApplyMsg::MergeSourceReady { source_id } => {
+                    applied_any = true;
+                    exec_results.extend(fsm.on_merge_source_ready(self, source_id, &mut written));
                 }
             }
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use batch_system::{BasicMailbox, MailboxSender};
 use engine::{KvEngine, RaftLogEngine};
 use proto::metapb::Region;
+use proto::raft_serverpb::PeerState;
 
 use crate::config::Config;
 use crate::errors::Result;
@@ -71,7 +72,7 @@ pub fn build_uninitialized_peer(
     let (tx, rx) = batch_system::mailbox_channel(cfg.notify_capacity);
     let (atx, arx) = batch_system::mailbox_channel(usize::MAX);
     Ok(CreatedPeer {
-        apply: (atx, ApplyFsm::new(arx, region.clone(), apply_state)),
+        apply: (atx, ApplyFsm::new(arx, region.clone(), apply_state, None)),
         peer: (tx, PeerFsm::new(peer, rx)),
         region,
         read_delegate,
@@ -103,12 +104,20 @@ pub fn build_peer(
         snap_generator.clone(),
     )?;
     let apply_state = *storage.apply_state();
-    let peer = Peer::new(cfg, me, storage, logger)?;
+    // A merge source stays merging across restarts until the merge commits or rolls back.
+    let merge_state = crate::peer::storage::load_region_state(kv, region.id)?
+        .filter(|s| s.state() == PeerState::Merging)
+        .and_then(|s| s.merge_state);
+    let mut peer = Peer::new(cfg, me, storage, logger)?;
+    peer.pending_merge_state = merge_state.clone();
     let read_delegate = peer.read_delegate.clone();
     let (tx, rx) = batch_system::mailbox_channel(cfg.notify_capacity);
     let (atx, arx) = batch_system::mailbox_channel(usize::MAX);
     Ok(Some(CreatedPeer {
-        apply: (atx, ApplyFsm::new(arx, region.clone(), apply_state)),
+        apply: (
+            atx,
+            ApplyFsm::new(arx, region.clone(), apply_state, merge_state),
+        ),
         peer: (tx, PeerFsm::new(peer, rx)),
         region,
         read_delegate,

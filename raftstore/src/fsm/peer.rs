@@ -59,12 +59,21 @@ impl PeerFsm {
         let peer = &mut self.peer;
         match msg {
             PeerMsg::RaftMessage(m) => peer.on_raft_message(ctx, *m),
+            PeerMsg::VerifiedSnapshot(m) => peer.on_verified_snapshot(ctx, *m),
             PeerMsg::RaftCommand(c) => peer.propose_command(ctx, *c),
             PeerMsg::Tick(PeerTick::Raft) => peer.on_raft_tick(ctx),
             PeerMsg::Tick(PeerTick::RaftLogGc) => peer.on_raft_log_gc_tick(ctx),
             PeerMsg::Tick(PeerTick::SplitCheck) => peer.on_split_check_tick(ctx),
             PeerMsg::Tick(PeerTick::PdHeartbeat) => peer.on_pd_heartbeat_tick(ctx),
             PeerMsg::PdOperator(op) => peer.on_pd_operator(ctx, *op),
+            PeerMsg::Tick(PeerTick::CheckMerge) => peer.on_check_merge_tick(ctx),
+            PeerMsg::CatchUpLogs {
+                target_region_id,
+                request,
+            } => peer.on_catch_up_logs(ctx, target_region_id, *request),
+            PeerMsg::MergeResult { target_region_id } => {
+                peer.on_merge_result(ctx, target_region_id)
+            }
             PeerMsg::RegionSize {
                 region_epoch,
                 size,
@@ -100,6 +109,10 @@ impl PeerFsm {
                 peer.wake_up(ctx);
                 ctx.schedule_tick(peer.region_id(), PeerTick::RaftLogGc);
                 ctx.schedule_tick(peer.region_id(), PeerTick::SplitCheck);
+                if peer.pending_merge_state.is_some() {
+                    // Restarted while merging: push the merge on.
+                    ctx.schedule_tick(peer.region_id(), PeerTick::CheckMerge);
+                }
             }
         }
     }

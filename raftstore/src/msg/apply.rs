@@ -40,6 +40,11 @@ pub enum ApplyMsg {
     Destroy {
         peer_id: u64,
     },
+    /// The local peer of merge source `source_id` has applied everything up to its
+    /// PrepareMerge: the `CommitMerge` this FSM is waiting on can apply now.
+    MergeSourceReady {
+        source_id: u64,
+    },
 }
 
 /// Side effects of admin commands that the peer must act on.
@@ -56,6 +61,20 @@ pub enum ExecResult {
     /// Membership changed; raft-rs must apply `cc` too.
     ChangePeer {
         cc: proto::eraftpb::ConfChangeV2,
+        region: Region,
+    },
+    /// This region (the merge source) now takes no writes; `state` says where it goes.
+    PrepareMerge {
+        region: Region,
+        state: proto::raft_serverpb::MergeState,
+    },
+    /// This region (the merge target) took in `source`'s range and is now `region`.
+    CommitMerge {
+        region: Region,
+        source: Region,
+    },
+    /// The merge this region prepared is called off; it takes writes again as `region`.
+    RollbackMerge {
         region: Region,
     },
 }

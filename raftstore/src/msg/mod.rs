@@ -139,6 +139,8 @@ pub enum PeerTick {
     SplitCheck,
     /// A leader reports its region to PD; keeps running while the region hibernates.
     PdHeartbeat,
+    /// A merging region pushes its merge on (`operation::command::merge`).
+    CheckMerge,
 }
 
 /// Periodic work of a store.
@@ -178,6 +180,8 @@ pub enum PeerMsg {
     Significant(SignificantMsg),
     /// Sent once after the peer's mailbox is registered.
     Start,
+    /// A received snapshot whose files the region worker checked: step it.
+    VerifiedSnapshot(Box<RaftMessage>),
     /// The region worker finished a snapshot this peer asked for.
     SnapshotGenerated,
     /// The region worker ingested the snapshot peer `peer_id` began applying (or could not:
@@ -193,6 +197,17 @@ pub enum PeerMsg {
         split_keys: Vec<Vec<u8>>,
         ids: Vec<crate::pd_client::SplitIds>,
         callback: Callback,
+    },
+    /// The target's apply FSM waits for this merge source to apply everything up to its
+    /// PrepareMerge (`request.commit`); the request carries the source's log entries this
+    /// peer may lack.
+    CatchUpLogs {
+        target_region_id: u64,
+        request: Box<proto::raft_cmdpb::CommitMergeRequest>,
+    },
+    /// The target region took in this region's range: the peer goes, its data stays.
+    MergeResult {
+        target_region_id: u64,
     },
     /// One operator step PD sent for this region.
     PdOperator(Box<proto::pdpb::RegionHeartbeatResponse>),
@@ -216,6 +231,7 @@ impl fmt::Debug for PeerMsg {
             PeerMsg::Significant(m) => write!(f, "Significant({m:?})"),
             PeerMsg::Start => write!(f, "Start"),
             PeerMsg::SnapshotGenerated => write!(f, "SnapshotGenerated"),
+            PeerMsg::VerifiedSnapshot(m) => write!(f, "VerifiedSnapshot(region {})", m.region_id),
             PeerMsg::SnapshotApplied { peer_id, .. } => {
                 write!(f, "SnapshotApplied for peer {peer_id}")
             }
@@ -223,6 +239,17 @@ impl fmt::Debug for PeerMsg {
                 write!(f, "SplitRegion({} keys)", split_keys.len())
             }
             PeerMsg::PdOperator(op) => write!(f, "PdOperator(region {})", op.region_id),
+            PeerMsg::CatchUpLogs {
+                target_region_id,
+                request,
+            } => write!(
+                f,
+                "CatchUpLogs(target {target_region_id}, commit {})",
+                request.commit
+            ),
+            PeerMsg::MergeResult { target_region_id } => {
+                write!(f, "MergeResult(target {target_region_id})")
+            }
             PeerMsg::RegionSize { size, keys, .. } => {
                 write!(f, "RegionSize({size} bytes, {keys} keys)")
             }

@@ -20,15 +20,21 @@ struct AdminProbe {
     admin_request: Option<AdminRequest>,
 }
 
-/// Whether a committed entry is a `BatchSplit` (an undecodable entry is not: apply refuses it).
-fn is_batch_split(entry: &Entry) -> bool {
+/// The admin command type of a normal entry, if it carries one (an undecodable entry has
+/// none: apply refuses it).
+pub(crate) fn admin_type(entry: &Entry) -> Option<AdminCmdType> {
     if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
-        return false;
+        return None;
     }
     AdminProbe::decode(&entry.data[..])
         .ok()
         .and_then(|p| p.admin_request)
-        .is_some_and(|a| a.cmd_type() == AdminCmdType::BatchSplit)
+        .map(|a| a.cmd_type())
+}
+
+/// Whether a committed entry is a `BatchSplit`.
+fn is_batch_split(entry: &Entry) -> bool {
+    admin_type(entry) == Some(AdminCmdType::BatchSplit)
 }
 
 impl Peer {
@@ -121,8 +127,22 @@ impl Peer {
                         return;
                     }
                 }
+                ExecResult::PrepareMerge { region, state } => {
+                    self.on_ready_prepare_merge(ctx, region, state);
+                }
+                ExecResult::CommitMerge { region, source } => {
+                    self.on_ready_commit_merge(ctx, region, source);
+                }
+                ExecResult::RollbackMerge { region } => {
+                    self.on_ready_rollback_merge(ctx, region);
+                }
             }
         }
+        if self.prepare_merge_fence != 0 && applied >= self.prepare_merge_fence {
+            // The PrepareMerge applied without taking effect (it failed a check there).
+            self.prepare_merge_fence = 0;
+        }
+        self.maybe_report_merge_source_ready(ctx);
         self.serve_ready_reads(ctx);
     }
 }

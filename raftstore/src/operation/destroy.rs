@@ -99,8 +99,9 @@ impl Peer {
     fn finish_destroy(&mut self, ctx: &mut PollContext) {
         crate::failpoint!(crate::failpoints::REGION_DESTROY);
         let region = self.region().clone();
-        // An uninitialized peer owns no range: there is nothing of its own to delete.
-        let owns_data = self.storage().is_initialized();
+        // An uninitialized peer owns no range: there is nothing of its own to delete. A
+        // merged source's range belongs to its target now.
+        let owns_data = self.storage().is_initialized() && !self.keep_data_on_destroy;
         if let Err(e) = clear_removed_region(&ctx.kv, &ctx.raft_engine, &region, owns_data) {
             // Without the tombstone the peer would come back at restart as a member.
             crate::invariant::violated(
@@ -132,6 +133,7 @@ pub fn clear_removed_region(
     let tombstone = RegionLocalState {
         state: PeerState::Tombstone as i32,
         region: Some(region.clone()),
+        merge_state: None,
     };
     let mut wb = kv.write_batch();
     wb.put_msg_cf(CF_RAFT, &keys::region_state_key(region.id), &tombstone)?;

@@ -3,10 +3,11 @@
 use proto::eraftpb::{self, MessageType};
 use proto::raft_serverpb::RaftMessage;
 use protobuf::Message as _;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::context::PollContext;
 use crate::metrics::RAFT_DROPPED_MESSAGES;
+use crate::msg::PeerMsg;
 use crate::peer::Peer;
 use crate::util;
 
@@ -67,6 +68,16 @@ impl Peer {
 
     /// Steps a message from another peer into raft, dropping what cannot be trusted.
     pub fn on_raft_message(&mut self, ctx: &mut PollContext, msg: RaftMessage) {
+        self.step_raft_message(ctx, msg, false);
+    }
+
+    /// A snapshot message whose files the region worker found intact.
+    pub fn on_verified_snapshot(&mut self, ctx: &mut PollContext, msg: RaftMessage) {
+        self.step_raft_message(ctx, msg, true);
+    }
+
+    /// `files_verified`: for a snapshot, whether the region worker checked its files.
+    fn step_raft_message(&mut self, ctx: &mut PollContext, msg: RaftMessage, files_verified: bool) {
         if let Some(from) = &msg.from_peer {
             self.note_heard_from(from.id);
         }
@@ -94,9 +105,29 @@ impl Peer {
                 return;
             }
         };
-        if m.get_msg_type() == MessageType::MsgSnapshot && !self.accept_snapshot(ctx, &m) {
+        if m.get_msg_type() == MessageType::MsgTimeoutNow && self.is_applying_snapshot() {
+            // The leader tries again; see `is_applying_snapshot`.
+            debug!(
+                region_id = msg.region_id,
+                "leader transfer refused while applying a snapshot"
+            );
             RAFT_DROPPED_MESSAGES.inc();
             return;
+        }
+        if m.get_msg_type() == MessageType::MsgSnapshot {
+            if !files_verified {
+                // Reading every file for its checksum takes long for a big snapshot: the
+                // region worker does it and sends the message back.
+                let snapshot = m.get_snapshot().clone();
+                if !ctx.snap_generator.verify(msg, snapshot) {
+                    RAFT_DROPPED_MESSAGES.inc();
+                }
+                return;
+            }
+            if !self.accept_snapshot(ctx, &m) {
+                RAFT_DROPPED_MESSAGES.inc();
+                return;
+            }
         }
         if let Some(from) = msg.from_peer {
             if self
@@ -117,38 +148,64 @@ impl Peer {
         }
     }
 
-    /// A snapshot is stepped into raft only if its files are intact and its range collides
-    /// with no other local region (applying it clears that range).
+    /// A snapshot (its files already checked by the region worker) is stepped into raft only
+    /// if its range collides with no other local region (applying it clears that range).
     fn accept_snapshot(&self, ctx: &mut PollContext, m: &eraftpb::Message) -> bool {
         let region_id = self.region_id();
         crate::failpoint!(crate::failpoints::SNAPSHOT_RECEIVE);
-        let data =
-            match crate::region_snapshot::verify_received(&ctx.kv, region_id, m.get_snapshot()) {
-                Ok(d) => d,
-                Err(e) => {
-                    warn!(region_id, "snapshot rejected: {e}");
-                    return false;
-                }
-            };
+        let data = match crate::region_snapshot::decode(m.get_snapshot()) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(region_id, "snapshot rejected: {e}");
+                return false;
+            }
+        };
         let Some(region) = data.region else {
             return false;
         };
-        let overlaps: Vec<u64> = ctx
-            .store_meta
-            .lock()
-            .overlapping_regions(&region.start_key, &region.end_key)
-            .into_iter()
-            .filter(|id| *id != region_id)
-            .collect();
-        if !overlaps.is_empty() {
-            warn!(
-                region_id,
-                ?overlaps,
-                "snapshot overlaps local regions; rejected"
-            );
-            return false;
+        let snap_version = region.region_epoch.map_or(0, |e| e.version);
+        let overlaps: Vec<(u64, u64)> = {
+            let meta = ctx.store_meta.lock();
+            meta.overlapping_regions(&region.start_key, &region.end_key)
+                .into_iter()
+                .filter(|id| *id != region_id)
+                .map(|id| {
+                    let version = meta
+                        .region(id)
+                        .and_then(|r| r.region_epoch)
+                        .map_or(0, |e| e.version);
+                    (id, version)
+                })
+                .collect()
+        };
+        if overlaps.is_empty() {
+            return true;
         }
-        true
+        // A local region older than the snapshot's whose range the snapshot covers was
+        // merged into this region while this store lagged (its merge never reached it here):
+        // it goes, keeping its keys for the snapshot to replace. Raft sends the snapshot
+        // again once it is gone.
+        for &(id, version) in overlaps.iter().filter(|(_, v)| *v < snap_version) {
+            info!(
+                region_id,
+                stale_region = id,
+                stale_version = version,
+                snap_version,
+                "snapshot covers a stale local region; removing it first"
+            );
+            let _ = ctx.router.force_send(
+                id,
+                PeerMsg::MergeResult {
+                    target_region_id: region_id,
+                },
+            );
+        }
+        warn!(
+            region_id,
+            ?overlaps,
+            "snapshot overlaps local regions; rejected"
+        );
+        false
     }
 
     /// Whether a message means the group is busy again. A follower needs its clock only to

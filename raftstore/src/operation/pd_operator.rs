@@ -77,6 +77,9 @@ impl Peer {
         if let Some(split) = &op.split_region {
             self.on_split_step(ctx, split);
         }
+        if let Some(target) = op.merge.as_ref().and_then(|m| m.target.clone()) {
+            self.on_merge_step(ctx, target);
+        }
     }
 
     fn on_split_step(&mut self, ctx: &mut PollContext, split: &pdpb::SplitRegion) {

@@ -52,6 +52,15 @@ impl Peer {
                 .check_split(&request)
                 .and_then(|_| self.propose_normal(ctx, &request)),
             Some(AdminCmdType::CompactLog) | None => self.propose_normal(ctx, &request),
+            Some(AdminCmdType::PrepareMerge) => self.propose_normal(ctx, &request).inspect(|i| {
+                if let Some(index) = i {
+                    self.on_prepare_merge_proposed(*index);
+                }
+            }),
+            Some(AdminCmdType::CommitMerge) => self
+                .check_commit_merge(&request)
+                .and_then(|_| self.propose_normal(ctx, &request)),
+            Some(AdminCmdType::RollbackMerge) => self.propose_normal(ctx, &request),
             Some(other) => Err(Error::InvalidRequest(format!(
                 "admin command {other:?} is not supported"
             ))),
@@ -106,6 +115,7 @@ impl Peer {
                 leader: self.leader(),
             });
         }
+        self.check_merging(req)?;
         util::check_region_epoch(req, self.region()).map_err(|e| match e {
             // Tell the client about the regions split off too, so it can refresh at once.
             Error::EpochNotMatch {
@@ -142,6 +152,25 @@ impl Peer {
             )));
         }
         Ok(())
+    }
+
+    /// A merging region takes only what moves the merge on: `RollbackMerge` once PrepareMerge
+    /// applied, and reads (by ReadIndex, refused later if the merge applies first) while it
+    /// is only proposed.
+    fn check_merging(&self, req: &RaftCmdRequest) -> Result<()> {
+        let admin = req.admin_request.as_ref().map(|a| a.cmd_type());
+        let allowed = if self.pending_merge_state.is_some() {
+            admin == Some(AdminCmdType::RollbackMerge)
+        } else if self.prepare_merge_fence != 0 {
+            util::is_read_only(req)
+        } else {
+            return Ok(());
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(Error::ProposalInMergingMode(self.region_id()))
+        }
     }
 
     /// Appends a command to the log; returns the index it will commit at.

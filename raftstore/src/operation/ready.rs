@@ -211,6 +211,9 @@ impl Peer {
             self.read_delegate.set_term(0);
             self.lease.expire(&self.read_delegate.lease);
             self.fail_pending_reads();
+            // A PrepareMerge this peer proposed applies (or not) like any entry; no longer
+            // leading, it has no proposals left to hold back.
+            self.prepare_merge_fence = 0;
         }
         self.hibernation.idle_ticks = 0;
         self.hibernation.acks.clear();

@@ -9,7 +9,11 @@ impl Peer {
         if self.stopped || self.hibernation.state == GroupState::Idle {
             return;
         }
-        self.raft_group.tick();
+        if !self.is_applying_snapshot() {
+            // Only an election timeout could come of a follower's tick (see
+            // `is_applying_snapshot`).
+            self.raft_group.tick();
+        }
         self.on_transfer_tick();
         self.retry_stalled_snapshots(ctx);
         self.report_caught_up_peers(ctx);

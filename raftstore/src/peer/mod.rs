@@ -127,6 +127,20 @@ pub struct Peer {
     ///
     /// Invariant: once set it is never cleared; commands get `RegionNotFound` from then on.
     pub(crate) pending_remove: bool,
+    /// Set from the moment PrepareMerge applies until the merge commits (the peer goes) or
+    /// rolls back: the region takes no reads or writes, and its peers push the merge on
+    /// every `CheckMerge` tick (`operation::command::merge`).
+    pub(crate) pending_merge_state: Option<proto::raft_serverpb::MergeState>,
+    /// Log index of a PrepareMerge this leader proposed and has not yet applied (0: none).
+    /// Invariant: while set, no other write or admin command is proposed and no lease read
+    /// is served; cleared when leadership changes or the entry applies.
+    pub(crate) prepare_merge_fence: u64,
+    /// A target's apply FSM waits for this merge source to apply up to the index here:
+    /// (target region id, PrepareMerge index).
+    pub(crate) catch_up_logs: Option<(u64, u64)>,
+    /// Destroying this peer keeps its key range: the range now belongs to another region
+    /// (a merge target, or a newer region whose snapshot replaces it).
+    pub(crate) keep_data_on_destroy: bool,
     /// The apply FSM stopped after writing everything queued before its `Destroy`.
     pub(crate) apply_destroyed: bool,
     pub(crate) stopped: bool,
@@ -187,6 +201,10 @@ impl Peer {
             pd_stats: PdStats::default(),
             pending_batch: Default::default(),
             pending_remove: false,
+            pending_merge_state: None,
+            prepare_merge_fence: 0,
+            catch_up_logs: None,
+            keep_data_on_destroy: false,
             apply_destroyed: false,
             stopped: false,
         })
@@ -236,6 +254,18 @@ impl Peer {
     /// The leader as a `metapb::Peer`, for NotLeader hints.
     pub fn leader(&self) -> Option<metapb::Peer> {
         self.region_peer(self.leader_id()).cloned()
+    }
+
+    /// raft-rs took a snapshot (from the moment it is stepped, through its apply and ingest,
+    /// until raft-rs is told it is applied): raft-rs's applied index lies below the log's
+    /// first index, and raft-rs fails reading the entries it takes for unapplied if the peer
+    /// becomes leader meanwhile. So the peer starts no election (no raft ticks, no
+    /// `MsgTimeoutNow`) until then.
+    pub fn is_applying_snapshot(&self) -> bool {
+        let log = &self.raft_group.raft.raft_log;
+        self.pending_snapshot.is_some()
+            || self.ingesting_snapshot
+            || log.applied + 1 < log.first_index()
     }
 
     pub fn is_hibernating(&self) -> bool {

@@ -557,8 +557,7 @@ fn entry_size(e: &Entry) -> u64 {
     (e.data.len() + e.context.len() + 16) as u64
 }
 
-/// Reads a region's local state record (tests check what a crash left on disk).
-#[cfg(feature = "testexport")]
+/// Reads a region's local state record (its peer state, region and any merge state).
 pub fn load_region_state(
     kv: &KvEngine,
     region_id: u64,

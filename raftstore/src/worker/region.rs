@@ -6,6 +6,9 @@
 //! again on a later append to that follower (as in TiKV's region worker). When a snapshot
 //! is ready the worker tells the peer, which pings its followers so the next append, and the
 //! snapshot, go out at once rather than a heartbeat later.
+//!
+//! A received snapshot's files are checked here too (every file's size and CRC32, reading
+//! the whole snapshot) before its message goes back to the peer to be stepped.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -47,6 +50,12 @@ enum RegionTask {
         apply_state: RaftApplyState,
         data: Box<RaftSnapshotData>,
         peer_id: u64,
+    },
+    /// Check a received snapshot's files, then hand its message back to the peer as
+    /// `PeerMsg::VerifiedSnapshot`; a damaged snapshot is dropped (the leader sends it again).
+    Verify {
+        message: Box<proto::raft_serverpb::RaftMessage>,
+        snapshot: Box<Snapshot>,
     },
     /// Ends the worker. Peers hold generators until their FSMs drop, which can be after the
     /// store stops (the router keeps the mailboxes), so the channel closing cannot be the
@@ -100,6 +109,18 @@ impl SnapshotGenerator {
             .is_ok()
     }
 
+    /// Has the worker check the files of the snapshot `message` carries (`snapshot`, already
+    /// decoded); the peer gets the message back as `PeerMsg::VerifiedSnapshot` if they are
+    /// intact. `false` if the worker has stopped.
+    pub fn verify(&self, message: proto::raft_serverpb::RaftMessage, snapshot: Snapshot) -> bool {
+        self.sender
+            .send(RegionTask::Verify {
+                message: Box::new(message),
+                snapshot: Box::new(snapshot),
+            })
+            .is_ok()
+    }
+
     /// Stops the worker after the requests already queued.
     pub fn stop_worker(&self) {
         let _ = self.sender.send(RegionTask::Stop);
@@ -132,6 +153,10 @@ pub fn spawn(
                     ingest(&kv, &router, &region, &apply_state, &data, peer_id);
                     continue;
                 }
+                RegionTask::Verify { message, snapshot } => {
+                    verify(&kv, &router, message, &snapshot);
+                    continue;
+                }
                 RegionTask::Stop => return,
             };
             let started = Instant::now();
@@ -152,6 +177,26 @@ pub fn spawn(
             let _ = router.force_send(region_id, PeerMsg::SnapshotGenerated);
         }
     })
+}
+
+/// Checks a received snapshot's files and, if intact, hands its message back to the peer.
+fn verify(
+    kv: &KvEngine,
+    router: &RaftRouter,
+    message: Box<proto::raft_serverpb::RaftMessage>,
+    snapshot: &Snapshot,
+) {
+    let region_id = message.region_id;
+    crate::failpoint!(crate::failpoints::SNAPSHOT_VERIFY);
+    match crate::region_snapshot::verify_received(kv, region_id, snapshot) {
+        Ok(_) => {
+            let _ = router.force_send(region_id, PeerMsg::VerifiedSnapshot(message));
+        }
+        Err(e) => {
+            warn!(region_id, "snapshot rejected: {e}");
+            crate::metrics::RAFT_DROPPED_MESSAGES.inc();
+        }
+    }
 }
 
 /// Ingests one snapshot and tells its peer how it went.

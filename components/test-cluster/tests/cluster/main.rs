@@ -8,6 +8,7 @@ mod election;
 mod errors;
 mod hibernate;
 mod lease;
+mod merge;
 mod multi_region;
 mod pd_heartbeat;
 mod pd_operator;

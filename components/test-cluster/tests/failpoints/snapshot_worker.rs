@@ -1,7 +1,9 @@
 //! Snapshots are built and ingested on the region worker: while one is, the raft threads of
 //! the store go on serving its regions.
 
-use raftstore::testexport::failpoints::{SNAPSHOT_BEFORE_INGEST, SNAPSHOT_GENERATE};
+use raftstore::testexport::failpoints::{
+    SNAPSHOT_BEFORE_INGEST, SNAPSHOT_GENERATE, SNAPSHOT_VERIFY,
+};
 use test_cluster::failpoint::Gate;
 use test_cluster::*;
 
@@ -88,11 +90,11 @@ fn the_leader_serves_writes_while_a_snapshot_is_being_built() {
     cluster.must_replicas_consistent();
 }
 
-/// A follower ingests a snapshot on its region worker: while the ingest is held, its raft
-/// threads go on replicating and applying another region, and the snapshot's region catches
-/// up once the ingest finishes.
-#[test]
-fn a_follower_keeps_serving_other_regions_while_it_ingests_a_snapshot() {
+/// Holds `follower`'s snapshot work for the left region at `point` and checks the work is
+/// done on the region worker (`what` it does there): meanwhile the follower's raft threads go
+/// on replicating and applying the right region, and once released the left region catches
+/// up.
+fn other_regions_go_on_while_a_snapshot_is_held(point: &'static str, what: &str) {
     let _scenario = fail::FailScenario::setup();
     let cluster = cluster_with_short_logs();
     let leader = cluster.wait_leader(1);
@@ -110,13 +112,13 @@ fn a_follower_keeps_serving_other_regions_while_it_ingests_a_snapshot() {
     let left = cluster.region_for_key(b"a000").expect("left region");
     leave_behind(&cluster, follower, left.id);
 
-    let gate = Gate::hold(SNAPSHOT_BEFORE_INGEST, follower);
+    let gate = Gate::hold(point, follower);
     cluster.clear_filters();
     assert!(
         gate.wait_held(DEFAULT_TIMEOUT),
-        "the follower never started ingesting a snapshot"
+        "the follower never reached {point}"
     );
-    assert_held_on_region_worker(&gate, "ingested");
+    assert_held_on_region_worker(&gate, what);
     // The other region keeps replicating to and applying on the follower meanwhile.
     for i in 0..20u32 {
         cluster.must_put(format!("n{i:03}").as_bytes(), b"during");
@@ -126,4 +128,17 @@ fn a_follower_keeps_serving_other_regions_while_it_ingests_a_snapshot() {
     gate.open();
     cluster.must_engine_eq(follower, b"a199", Some(&199u32.to_le_bytes()));
     cluster.must_replicas_consistent();
+}
+
+/// A follower ingests a snapshot on its region worker, not on a raft thread.
+#[test]
+fn a_follower_keeps_serving_other_regions_while_it_ingests_a_snapshot() {
+    other_regions_go_on_while_a_snapshot_is_held(SNAPSHOT_BEFORE_INGEST, "ingested");
+}
+
+/// A follower checks a received snapshot's files (reading all of them for their CRC32) on
+/// its region worker, and steps the snapshot once the check passes.
+#[test]
+fn a_follower_checks_a_received_snapshot_off_its_raft_threads() {
+    other_regions_go_on_while_a_snapshot_is_held(SNAPSHOT_VERIFY, "checked");
 }

@@ -344,6 +344,7 @@ pub fn exec_conf_change(
         &RegionLocalState {
             state: PeerState::Normal as i32,
             region: Some(new_region.clone()),
+            merge_state: None,
         },
     )?;
     let resp = RaftCmdResponse {

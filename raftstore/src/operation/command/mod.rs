@@ -7,6 +7,7 @@
 
 pub mod compact_log;
 pub mod conf_change;
+pub mod merge;
 pub mod split;
 pub mod transfer_leader;
 pub mod write;

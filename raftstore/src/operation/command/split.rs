@@ -262,6 +262,7 @@ pub fn exec_batch_split(
     let state = |r: &Region| RegionLocalState {
         state: PeerState::Normal as i32,
         region: Some(r.clone()),
+        merge_state: None,
     };
     wb.put_msg_cf(
         CF_RAFT,

@@ -20,6 +20,7 @@ impl Peer {
         self.is_leader()
             && self.storage().applied_term() == self.term()
             && !self.is_splitting()
+            && !self.is_merging()
             && self.lease.is_valid(self.term(), now)
     }
 
@@ -32,7 +33,7 @@ impl Peer {
     /// mirror local readers use stays expired while a split is pending.
     pub(crate) fn renew_lease(&mut self, sent: Instant, term: u64) {
         self.lease.renew(sent, term, &self.read_delegate.lease);
-        if self.is_splitting() {
+        if self.is_splitting() || self.is_merging() {
             self.read_delegate.lease.expire();
         }
     }
