@@ -14,6 +14,13 @@ case "$API" in
     *) echo "error: API must be 1 or 2, not $API" >&2; exit 1 ;;
 esac
 SERVE_TIMEOUT=120  # seconds for the cluster to answer a write and a read
+# STORE_CONFIG=<file>: more store settings (TOML sections such as [rocksdb]) appended to the
+# fleet's store config, e.g. to compare engine tunings under `make bench`.
+STORE_CONFIG="${STORE_CONFIG:-}"
+if [ -n "$STORE_CONFIG" ] && [ ! -r "$STORE_CONFIG" ]; then
+    echo "error: STORE_CONFIG $STORE_CONFIG is not a readable file" >&2
+    exit 1
+fi
 
 for b in shoal-pd shoal-server shoal-ctl; do
     if [ ! -x "$BIN/$b" ]; then
@@ -84,7 +91,11 @@ start pd PD_READY "$BIN/shoal-pd" --name pd1 --data-dir "$DATA/pd" \
     --http-addr "$PD_HTTP" "${PD_TLS[@]}"
 # The stores' config: the shared settings plus the API version.
 STORE_TOML="$DATA/store.toml"
-{ printf '[storage]\napi-version = %s\n\n' "$API"; cat "$ROOT/scripts/fleet-store.toml"; } >"$STORE_TOML"
+{
+    printf '[storage]\napi-version = %s\n\n' "$API"
+    cat "$ROOT/scripts/fleet-store.toml"
+    if [ -n "$STORE_CONFIG" ]; then printf '\n'; cat "$STORE_CONFIG"; fi
+} >"$STORE_TOML"
 for i in $(seq 1 "$STORES"); do
     mkdir -p "$DATA/store$i"
     start "store$i" STORE_READY "$BIN/shoal-server" --pd "$PD_GRPC" \

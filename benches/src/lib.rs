@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+pub mod writers;
 pub mod ycsb;
 
 /// Raftstore settings for in-process benchmark clusters: production-like clocks (a 900 ms lease,

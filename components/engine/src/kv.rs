@@ -3,12 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Options, WriteOptions,
-    DB,
-};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DBRecoveryMode, WriteOptions, DB};
 
 use crate::error::{Error, Result};
+use crate::kv_options::KvEngineOptions;
 use crate::range_stats::{self, RangeStats};
 use crate::read::{KvRead, ScanVisitor};
 use crate::rocks::{bounded, rocks_error, scan_raw};
@@ -29,44 +27,33 @@ impl std::fmt::Debug for KvEngine {
     }
 }
 
-/// Write-ahead log bytes RocksDB keeps before it flushes the column families that hold its
-/// oldest part (TiKV's `max-total-wal-size`). Without a cap, CF raft, which takes a few bytes
-/// of apply state per write, fills its memtable so slowly that it pins every WAL file
-/// written since its last flush: under a steady write load the WAL grows by the bytes of
-/// every value until the disk is full.
-pub const MAX_TOTAL_WAL_SIZE: u64 = 512 * 1024 * 1024;
-
-fn db_options(max_total_wal_size: u64) -> Options {
-    let mut opts = Options::default();
-    opts.set_max_total_wal_size(max_total_wal_size);
-    opts.create_if_missing(true);
-    opts.create_missing_column_families(true);
-    opts.set_paranoid_checks(true);
-    // The raft log is the source of truth: recovering to the last consistent WAL point is
-    // safe because unapplied entries are replayed from it, and a torn tail after a crash must
-    // not keep a store down.
-    opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
-    // Table files are checked against the manifest on open by `check_live_files`.
-    opts.set_max_background_jobs(2);
-    opts.increase_parallelism(2);
-    opts.set_compression_type(DBCompressionType::Lz4);
-    opts.set_write_buffer_size(64 * 1024 * 1024);
-    opts
-}
-
 impl KvEngine {
-    /// Opens (creating if needed) the engine in `path`. Damaged files are reported by name.
+    /// Opens (creating if needed) the engine in `path` with the default
+    /// [`KvEngineOptions`]. Damaged files are reported by name.
     pub fn open(path: &Path) -> Result<KvEngine> {
-        Self::open_with_wal_cap(path, MAX_TOTAL_WAL_SIZE)
+        Self::open_with(path, &KvEngineOptions::default())
     }
 
-    /// `open` with another cap on the write-ahead log (tests use a small one).
-    fn open_with_wal_cap(path: &Path, max_total_wal_size: u64) -> Result<KvEngine> {
+    /// Opens (creating if needed) the engine in `path` tuned by `options`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] for options RocksDB cannot use; [`Error::Corruption`] naming
+    /// a damaged file; [`Error::RocksDb`] for anything else RocksDB refuses.
+    pub fn open_with(path: &Path, options: &KvEngineOptions) -> Result<KvEngine> {
+        options.validate()?;
         std::fs::create_dir_all(path)?;
-        let opts = db_options(max_total_wal_size);
+        let mut opts = options.db_options();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_paranoid_checks(true);
+        // The raft log is the source of truth: recovering to the last consistent WAL point is
+        // safe because unapplied entries are replayed from it, and a torn tail after a crash
+        // must not keep a store down. Table files are checked against the manifest on open
+        // by `check_live_files`.
+        opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
         let cfs = ALL_CFS
             .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(*cf, db_options_for_cf()));
+            .map(|cf| ColumnFamilyDescriptor::new(*cf, options.cf_options()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| open_error(path, e))?;
         let engine = KvEngine {
             db: Arc::new(db),
@@ -213,12 +200,6 @@ impl KvRead for KvEngine {
     }
 }
 
-fn db_options_for_cf() -> Options {
-    let mut opts = Options::default();
-    opts.set_compression_type(DBCompressionType::Lz4);
-    opts
-}
-
 /// An open failure, with the damaged file named: RocksDB's message usually carries the path;
 /// when it does not, the manifest that CURRENT points at is the file that failed to load.
 fn open_error(dir: &Path, e: rocksdb::Error) -> Error {
@@ -270,7 +251,11 @@ mod tests {
     fn the_write_ahead_log_stays_near_its_cap() {
         const CAP: u64 = 4 * 1024 * 1024;
         let dir = tempfile::tempdir().unwrap();
-        let kv = KvEngine::open_with_wal_cap(dir.path(), CAP).unwrap();
+        let options = KvEngineOptions {
+            max_total_wal_size: CAP,
+            ..Default::default()
+        };
+        let kv = KvEngine::open_with(dir.path(), &options).unwrap();
         let value = vec![7u8; 64 * 1024];
         for i in 0..640u32 {
             let mut wb = KvWriteBatch::new();

@@ -4,6 +4,7 @@
 
 mod error;
 mod kv;
+mod kv_options;
 mod raft_log;
 mod raft_log_file;
 pub mod range_stats;
@@ -15,6 +16,7 @@ mod write_batch;
 
 pub use error::{Error, Result};
 pub use kv::KvEngine;
+pub use kv_options::{KvEngineOptions, MAX_TOTAL_WAL_SIZE};
 pub use raft_log::{RaftLogBatch, RaftLogEngine};
 pub use range_stats::RangeStats;
 pub use read::{KvRead, ScanVisitor};

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use engine::{KvEngine, RaftLogEngine};
+use engine::{KvEngine, KvEngineOptions, RaftLogEngine};
 use pd_client::{Backoff, PdClient};
 use tracing::{info, warn};
 
@@ -43,9 +43,13 @@ impl DataDirs {
         Ok(())
     }
 
-    /// Opens both engines; a damaged file fails here with its name.
-    pub fn open_engines(&self) -> Result<(KvEngine, RaftLogEngine), ServerError> {
-        let kv = KvEngine::open(&self.db)?;
+    /// Opens both engines, RocksDB tuned by `kv_options`; a damaged file fails here with its
+    /// name.
+    pub fn open_engines(
+        &self,
+        kv_options: &KvEngineOptions,
+    ) -> Result<(KvEngine, RaftLogEngine), ServerError> {
+        let kv = KvEngine::open_with(&self.db, kv_options)?;
         let raft = RaftLogEngine::open(&self.raft)?;
         Ok((kv, raft))
     }

@@ -1,0 +1,178 @@
+//! How the state-machine RocksDB is tuned: memtables, background work and how it is paced.
+//!
+//! The defaults keep flushes and compactions from taking the foreground's CPU and disk in
+//! bursts. On a small machine a 64 MiB memtable flush followed by a level-0 compaction, on
+//! every store at about the same moment, stalls client requests for the time it takes; so
+//! background threads run at a lower CPU priority, their writes are paced by a rate limiter
+//! and synced a little at a time, and the first two levels (rewritten most often) are not
+//! compressed, as TiKV's default `compression-per-level` does.
+
+use rocksdb::{DBCompressionType, Env, Options};
+
+use crate::error::{Error, Result};
+
+/// Write-ahead log bytes RocksDB keeps before it flushes the column families that hold its
+/// oldest part (TiKV's `max-total-wal-size`). Without a cap, CF raft, which takes a few bytes
+/// of apply state per write, fills its memtable so slowly that it pins every WAL file
+/// written since its last flush: under a steady write load the WAL grows by the bytes of
+/// every value until the disk is full.
+pub const MAX_TOTAL_WAL_SIZE: u64 = 512 * 1024 * 1024;
+
+/// Levels of the LSM tree RocksDB keeps (its default, `num_levels`).
+const NUM_LEVELS: usize = 7;
+
+/// The tuning of one store's state-machine RocksDB. Every size is in bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvEngineOptions {
+    /// Memtable size per column family before it is flushed to a level-0 table file.
+    pub write_buffer_size: u64,
+    /// Flush and compaction threads together (RocksDB's `max_background_jobs`), at least 2.
+    pub max_background_jobs: u32,
+    /// Bytes written to a table file between incremental syncs (`bytes_per_sync`): a flush
+    /// then never leaves a whole memtable's worth of dirty pages for one sync to push out
+    /// while the raft log waits for its own fsync. 0 syncs only at the file's end.
+    pub bytes_per_sync: u64,
+    /// The same for the write-ahead log (`wal_bytes_per_sync`).
+    pub wal_bytes_per_sync: u64,
+    /// Rate limit of flush and compaction writes in bytes per second; 0 is unlimited.
+    pub rate_bytes_per_sec: u64,
+    /// Let RocksDB tune the rate between a twentieth of `rate_bytes_per_sec` and all of it
+    /// by how much background work is waiting (RocksDB's auto-tuned rate limiter).
+    pub rate_limiter_auto_tuned: bool,
+    /// Run flush and compaction threads at the lowest CPU priority, so that request
+    /// handling preempts them.
+    pub low_priority_background: bool,
+    /// Levels, from level 0, whose table files are not compressed (the rest use LZ4); at
+    /// most 7.
+    pub uncompressed_levels: u32,
+    /// Write-ahead log cap (see [`MAX_TOTAL_WAL_SIZE`]).
+    pub max_total_wal_size: u64,
+}
+
+impl Default for KvEngineOptions {
+    fn default() -> Self {
+        KvEngineOptions {
+            write_buffer_size: 64 * 1024 * 1024,
+            max_background_jobs: 2,
+            bytes_per_sync: 1024 * 1024,
+            wal_bytes_per_sync: 512 * 1024,
+            rate_bytes_per_sec: 0,
+            rate_limiter_auto_tuned: false,
+            low_priority_background: false,
+            uncompressed_levels: 2,
+            max_total_wal_size: MAX_TOTAL_WAL_SIZE,
+        }
+    }
+}
+
+impl KvEngineOptions {
+    /// Checks the values RocksDB would reject or misbehave with.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] naming the setting.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |why: &str| Err(Error::InvalidOptions(why.to_string()));
+        if self.write_buffer_size < 1024 * 1024 {
+            return invalid("write-buffer-size must be at least 1 MiB");
+        }
+        if self.max_background_jobs < 2 {
+            return invalid("max-background-jobs must be at least 2 (one flush, one compaction)");
+        }
+        if self.uncompressed_levels as usize > NUM_LEVELS {
+            return invalid("uncompressed-levels must be at most 7");
+        }
+        if self.rate_limiter_auto_tuned && self.rate_bytes_per_sec == 0 {
+            return invalid("rate-limiter-auto-tuned needs a rate-bytes-per-sec above 0");
+        }
+        Ok(())
+    }
+
+    /// The database-wide RocksDB options (those of the default column family included).
+    pub(crate) fn db_options(&self) -> Options {
+        let mut opts = self.cf_options();
+        opts.set_max_total_wal_size(self.max_total_wal_size);
+        opts.set_max_background_jobs(self.max_background_jobs as i32);
+        opts.set_bytes_per_sync(self.bytes_per_sync);
+        opts.set_wal_bytes_per_sync(self.wal_bytes_per_sync);
+        if self.rate_bytes_per_sec > 0 {
+            // 100 ms refills; fairness 10 is RocksDB's default share for low-priority I/O.
+            if self.rate_limiter_auto_tuned {
+                opts.set_auto_tuned_ratelimiter(self.rate_bytes_per_sec as i64, 100_000, 10);
+            } else {
+                opts.set_ratelimiter(self.rate_bytes_per_sec as i64, 100_000, 10);
+            }
+        }
+        if self.low_priority_background {
+            // `Env::new` hands out RocksDB's process-wide default Env, so every engine in the
+            // process shares its thread pools; lowering their priority is idempotent.
+            if let Ok(mut env) = Env::new() {
+                env.lower_thread_pool_cpu_priority();
+                env.lower_high_priority_thread_pool_cpu_priority();
+                opts.set_env(&env);
+            }
+        }
+        opts
+    }
+
+    /// The options every column family is opened with.
+    pub(crate) fn cf_options(&self) -> Options {
+        let mut opts = Options::default();
+        opts.set_write_buffer_size(self.write_buffer_size as usize);
+        let levels: Vec<DBCompressionType> = (0..NUM_LEVELS)
+            .map(|level| {
+                if level < self.uncompressed_levels as usize {
+                    DBCompressionType::None
+                } else {
+                    DBCompressionType::Lz4
+                }
+            })
+            .collect();
+        opts.set_compression_per_level(&levels);
+        opts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        KvEngineOptions::default().validate().unwrap();
+        let cases = [
+            (
+                KvEngineOptions {
+                    write_buffer_size: 4096,
+                    ..Default::default()
+                },
+                "write-buffer-size",
+            ),
+            (
+                KvEngineOptions {
+                    max_background_jobs: 1,
+                    ..Default::default()
+                },
+                "max-background-jobs",
+            ),
+            (
+                KvEngineOptions {
+                    uncompressed_levels: 8,
+                    ..Default::default()
+                },
+                "uncompressed-levels",
+            ),
+            (
+                KvEngineOptions {
+                    rate_limiter_auto_tuned: true,
+                    rate_bytes_per_sec: 0,
+                    ..Default::default()
+                },
+                "rate-limiter-auto-tuned",
+            ),
+        ];
+        for (opts, name) in cases {
+            let err = opts.validate().unwrap_err().to_string();
+            assert!(err.contains(name), "{err} should name {name}");
+        }
+    }
+}
