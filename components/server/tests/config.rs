@@ -97,12 +97,30 @@ fn unknown_keys_are_refused_with_their_name() {
         "[server]\nadress = \"127.0.0.1:1\"",
         "[raftstore]\nraft-base-tick = \"1s\"",
         "[nonsense]\nx = 1",
+        "[rocksdb]\nwrite-buffer = 1",
         "[raftstore.split-policy]\nkind = \"size\"\nmax-size = 2\nsplit-size = 1\nextra = 3",
     ] {
         let err = parse(text).unwrap_err();
         assert!(matches!(err, ConfigError::Parse { .. }), "{text}: {err}");
         assert!(err.to_string().contains("unknown"), "{text}: {err}");
     }
+}
+
+#[test]
+fn rocksdb_settings_reach_the_engine_options() {
+    let defaults = parse("").unwrap().rocksdb.engine_options();
+    assert_eq!(defaults, engine::KvEngineOptions::default());
+    let cfg = parse(
+        "[rocksdb]\nwrite-buffer-size = 16777216\nrate-bytes-per-sec = 67108864\n\
+         low-priority-background = true\nuncompressed-levels = 0",
+    )
+    .unwrap();
+    let opts = cfg.rocksdb.engine_options();
+    assert_eq!(opts.write_buffer_size, 16 * 1024 * 1024);
+    assert_eq!(opts.rate_bytes_per_sec, 64 * 1024 * 1024);
+    assert!(opts.low_priority_background);
+    assert_eq!(opts.uncompressed_levels, 0);
+    assert_eq!(opts.bytes_per_sync, defaults.bytes_per_sync);
 }
 
 #[test]
@@ -142,6 +160,12 @@ fn invalid_values_are_refused_with_a_clear_message() {
         (
             "[storage]\nmax-ts-drift-allowance = \"100ms\"",
             "max-ts-drift-allowance",
+        ),
+        ("[rocksdb]\nwrite-buffer-size = 1024", "write-buffer-size"),
+        ("[rocksdb]\nuncompressed-levels = 9", "uncompressed-levels"),
+        (
+            "[rocksdb]\nrate-limiter-auto-tuned = true",
+            "rate-limiter-auto-tuned",
         ),
     ];
     for (text, needle) in cases {
