@@ -164,7 +164,7 @@ fn invalid_values_are_refused_with_a_clear_message() {
         ("[rocksdb]\nwrite-buffer-size = 1024", "write-buffer-size"),
         ("[rocksdb]\nuncompressed-levels = 9", "uncompressed-levels"),
         (
-            "[rocksdb]\nrate-limiter-auto-tuned = true",
+            "[rocksdb]\nrate-bytes-per-sec = 0\nrate-limiter-auto-tuned = true",
             "rate-limiter-auto-tuned",
         ),
     ];
