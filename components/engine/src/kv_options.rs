@@ -10,6 +10,7 @@
 //! RocksDB stalls writes altogether.
 
 use rocksdb::{DBCompressionType, Env, Options};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -29,8 +30,10 @@ pub const DEFAULT_RATE_BYTES_PER_SEC: u64 = 640 * 1024 * 1024;
 /// Levels of the LSM tree RocksDB keeps (its default, `num_levels`).
 const NUM_LEVELS: usize = 7;
 
-/// The tuning of one store's state-machine RocksDB. Every size is in bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The tuning of one store's state-machine RocksDB; the store config's `[rocksdb]` section,
+/// whose keys are these fields in kebab-case. Every size is in bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct KvEngineOptions {
     /// Memtable size per column family before it is flushed to a level-0 table file.
     pub write_buffer_size: u64,

@@ -74,7 +74,7 @@ pub(crate) async fn open_data_dir(cfg: &Config) -> Result<OpenDataDir, ServerErr
     cfg.write_effective(&dirs.root)?;
     let engines = {
         let dirs = dirs.clone();
-        let kv_options = cfg.rocksdb.engine_options();
+        let kv_options = cfg.rocksdb.clone();
         tokio::task::spawn_blocking(move || dirs.open_engines(&kv_options))
             .await
             .map_err(|e| ServerError::Engine(engine::Error::Io(std::io::Error::other(e))))??

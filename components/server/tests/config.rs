@@ -108,14 +108,14 @@ fn unknown_keys_are_refused_with_their_name() {
 
 #[test]
 fn rocksdb_settings_reach_the_engine_options() {
-    let defaults = parse("").unwrap().rocksdb.engine_options();
+    let defaults = parse("").unwrap().rocksdb;
     assert_eq!(defaults, engine::KvEngineOptions::default());
     let cfg = parse(
         "[rocksdb]\nwrite-buffer-size = 16777216\nrate-bytes-per-sec = 67108864\n\
          low-priority-background = true\nuncompressed-levels = 0",
     )
     .unwrap();
-    let opts = cfg.rocksdb.engine_options();
+    let opts = cfg.rocksdb;
     assert_eq!(opts.write_buffer_size, 16 * 1024 * 1024);
     assert_eq!(opts.rate_bytes_per_sec, 64 * 1024 * 1024);
     assert!(opts.low_priority_background);

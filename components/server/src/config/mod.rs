@@ -41,7 +41,9 @@ pub enum ConfigError {
 pub struct Config {
     pub server: ServerSection,
     pub storage: StorageSection,
-    pub rocksdb: RocksDbSection,
+    /// `[rocksdb]`: the state-machine RocksDB's tuning, `engine::KvEngineOptions` itself
+    /// (its docs give every key and the reasons for the defaults).
+    pub rocksdb: engine::KvEngineOptions,
     pub pd: PdSection,
     /// `[raftstore]`: the store's raft machinery, `raftstore::Config` itself (its docs give
     /// every key; `[raftstore.split-policy]` is `raftstore::SplitPolicyConfig`).
@@ -118,70 +120,6 @@ impl StorageSection {
     /// The storage API these settings select; errors on an unknown version number.
     pub fn api(&self) -> Result<StorageApi, ConfigError> {
         StorageApi::from_config(self.api_version, self.enable_ttl).map_err(ConfigError::Invalid)
-    }
-}
-
-/// `[rocksdb]`: how the state-machine RocksDB is tuned (`engine::KvEngineOptions`, whose
-/// docs give the reasons for the defaults). Sizes and rates are in bytes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RocksDbSection {
-    /// Memtable size per column family (at least 1 MiB).
-    pub write_buffer_size: u64,
-    /// Flush and compaction threads together (at least 2).
-    pub max_background_jobs: u32,
-    /// Table-file bytes written between incremental syncs; 0 syncs only at a file's end.
-    pub bytes_per_sync: u64,
-    /// Write-ahead-log bytes written between incremental syncs.
-    pub wal_bytes_per_sync: u64,
-    /// Flush and compaction write rate limit, bytes per second; 0 is unlimited.
-    pub rate_bytes_per_sec: u64,
-    /// Let RocksDB lower the rate limit while little background work waits.
-    pub rate_limiter_auto_tuned: bool,
-    /// Run flush and compaction threads at the lowest CPU priority.
-    pub low_priority_background: bool,
-    /// Levels, from level 0, stored uncompressed (0 to 7); deeper levels use LZ4.
-    pub uncompressed_levels: u32,
-    /// Write-ahead-log bytes kept before the oldest memtables are flushed.
-    pub max_total_wal_size: u64,
-}
-
-impl Default for RocksDbSection {
-    fn default() -> Self {
-        Self::from(&engine::KvEngineOptions::default())
-    }
-}
-
-impl From<&engine::KvEngineOptions> for RocksDbSection {
-    fn from(o: &engine::KvEngineOptions) -> Self {
-        RocksDbSection {
-            write_buffer_size: o.write_buffer_size,
-            max_background_jobs: o.max_background_jobs,
-            bytes_per_sync: o.bytes_per_sync,
-            wal_bytes_per_sync: o.wal_bytes_per_sync,
-            rate_bytes_per_sec: o.rate_bytes_per_sec,
-            rate_limiter_auto_tuned: o.rate_limiter_auto_tuned,
-            low_priority_background: o.low_priority_background,
-            uncompressed_levels: o.uncompressed_levels,
-            max_total_wal_size: o.max_total_wal_size,
-        }
-    }
-}
-
-impl RocksDbSection {
-    /// The engine options these settings give.
-    pub fn engine_options(&self) -> engine::KvEngineOptions {
-        engine::KvEngineOptions {
-            write_buffer_size: self.write_buffer_size,
-            max_background_jobs: self.max_background_jobs,
-            bytes_per_sync: self.bytes_per_sync,
-            wal_bytes_per_sync: self.wal_bytes_per_sync,
-            rate_bytes_per_sec: self.rate_bytes_per_sec,
-            rate_limiter_auto_tuned: self.rate_limiter_auto_tuned,
-            low_priority_background: self.low_priority_background,
-            uncompressed_levels: self.uncompressed_levels,
-            max_total_wal_size: self.max_total_wal_size,
-        }
     }
 }
 
@@ -334,7 +272,6 @@ impl Config {
         }
         self.storage.api()?;
         self.rocksdb
-            .engine_options()
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("rocksdb: {e}")))?;
         let wait = self.pessimistic_txn.wait_for_lock_timeout;
