@@ -54,6 +54,16 @@ bench-bank: deps
 	$(CARGO) build --release --workspace --bins
 	bash scripts/bench-bank.sh
 
+# Regions by the hundred thousand on a fresh temporary fleet (REGIONS, default 100000):
+# pre-split through PD with shoal-ctl presplit, then idle CPU and memory per peer of every
+# process, region heartbeats reaching PD, how fast shoal-ctl and PD's HTTP API answer, and a
+# store restart after SIGKILL; results in bench-results/regions-$REGIONS.md.
+REGIONS ?= 100000
+.PHONY: bench-regions
+bench-regions: deps
+	$(CARGO) build --release --workspace --bins
+	REGIONS=$(REGIONS) bash scripts/bench-regions.sh
+
 # The Grafana dashboard's panels drawn from real data: a temporary fleet and a Prometheus
 # scraping it every 5 s, a YCSB load and 3 minutes of workload A with leader transfers, then
 # dashboard.png (every panel) and one PNG per panel in target/dashboard/ (DASHBOARD_OUT).

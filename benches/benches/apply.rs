@@ -197,13 +197,13 @@ impl ApplyPool {
                 callback,
             });
         }
-        ApplyMsg::Apply(Apply {
+        ApplyMsg::Apply(Box::new(Apply {
             peer_id: region_id,
             term: 1,
             entries,
             cmds,
             committed_at: Instant::now(),
-        })
+        }))
     }
 
     /// Every command succeeded and the newest key is stored.

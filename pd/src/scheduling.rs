@@ -92,6 +92,20 @@ impl PdState {
             let state = self.cluster.read();
             let mut ops = self.operators.lock();
             ops.expire(now.instant);
+            // Leaders report on change only, so a region that held a fixed boundary while an
+            // operator ran on it may never report again: look for such regions here too.
+            if cfg.enable_keyspace_split {
+                for region in keyspace_split::regions_to_split(&state.regions, state.api_version) {
+                    if ops.has(region.id()) {
+                        continue;
+                    }
+                    if let Some(op) =
+                        keyspace_split::split_operator(region, state.api_version, &cfg, now)
+                    {
+                        ops.add(op);
+                    }
+                }
+            }
             let mut view = ScheduleView::new(&state, &ops, &cfg, now);
             let new_ops = schedule::plan(&mut view, &ops, rotation, &mut || self.alloc_id())?;
             for op in new_ops {

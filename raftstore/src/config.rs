@@ -91,6 +91,15 @@ pub struct Config {
     /// leadership, split and membership changes).
     #[serde(with = "humantime_serde")]
     pub pd_heartbeat_tick_interval: Duration,
+    /// A tick whose report would say nothing new (same epoch, peers, leader, term, down and
+    /// pending peers and size estimates, no flow) is skipped until this long after the last
+    /// report; then one is sent anyway. 0: report on every tick.
+    #[serde(with = "humantime_serde")]
+    pub pd_heartbeat_max_quiet_interval: Duration,
+    /// Bytes per second the region worker reads a region's data at while building a snapshot
+    /// (TiKV's `snap-io-max-bytes-per-sec`), so a large snapshot leaves the disk to the write
+    /// path; 0: no limit.
+    pub snap_io_max_bytes_per_sec: u64,
     /// How often the store reports its statistics to PD.
     #[serde(with = "humantime_serde")]
     pub pd_store_heartbeat_tick_interval: Duration,
@@ -243,6 +252,8 @@ impl Default for Config {
             region_split_check_diff: None,
             load_split: LoadSplitConfig::default(),
             pd_heartbeat_tick_interval: Duration::from_secs(60),
+            pd_heartbeat_max_quiet_interval: Duration::from_secs(600),
+            snap_io_max_bytes_per_sec: 100 * 1024 * 1024,
             pd_store_heartbeat_tick_interval: Duration::from_secs(10),
             max_peer_down_duration: Duration::from_secs(600),
             leader_transfer_max_log_lag: 128,

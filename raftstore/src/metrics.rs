@@ -108,6 +108,11 @@ lazy_static! {
         "Region heartbeats sent to PD by leaders"
     )
     .expect("metric registers once");
+    pub static ref REGION_HEARTBEATS_SKIPPED: IntCounter = register_int_counter!(
+        "shoal_raftstore_region_heartbeats_skipped_total",
+        "Region heartbeat ticks that sent nothing: the report would have repeated the last one"
+    )
+    .expect("metric registers once");
     pub static ref PD_OPERATOR_STEPS: IntCounterVec = register_int_counter_vec!(
         "shoal_raftstore_pd_operator_steps_total",
         "Operator steps from PD, by outcome (executed or ignored)",
@@ -150,6 +155,7 @@ pub fn register_all() {
     lazy_static::initialize(&APPLY_ENTRIES);
     lazy_static::initialize(&APPLY_BATCH_WRITES);
     lazy_static::initialize(&REGION_HEARTBEATS);
+    lazy_static::initialize(&REGION_HEARTBEATS_SKIPPED);
     lazy_static::initialize(&PD_OPERATOR_STEPS);
     lazy_static::initialize(&LEADER_TRANSFERS);
     lazy_static::initialize(&PROPOSALS_REFUSED_IN_TRANSFER);

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use engine::{verify_file, write_sst, KvEngine, KvRead, KvWriteBatch, CF_RAFT, DATA_CFS};
+use engine::{verify_file, write_sst, IoPacer, KvEngine, KvRead, KvWriteBatch, CF_RAFT, DATA_CFS};
 use prost::Message as _;
 use proto::eraftpb::{Snapshot, SnapshotMetadata};
 use proto::metapb::Region;
@@ -29,8 +29,9 @@ pub fn file_name(prefix: &str, region_id: u64, term: u64, index: u64, cf: &str) 
     format!("{prefix}_{region_id}_{term}_{index}_{cf}.sst")
 }
 
-/// Builds a snapshot of `region_id` at its applied index.
-pub fn generate(kv: &KvEngine, region_id: u64) -> Result<Snapshot> {
+/// Builds a snapshot of `region_id` at its applied index, reading the region's data no faster
+/// than `io_bytes_per_sec` (0: no limit).
+pub fn generate(kv: &KvEngine, region_id: u64, io_bytes_per_sec: u64) -> Result<Snapshot> {
     crate::failpoint!(crate::failpoints::SNAPSHOT_GENERATE);
     let snap = kv.snapshot();
     let state: RegionLocalState = snap
@@ -47,9 +48,10 @@ pub fn generate(kv: &KvEngine, region_id: u64) -> Result<Snapshot> {
     let end = keys::enc_end_key(&region.end_key);
     let mut files = Vec::new();
     let mut total = 0;
+    let mut pacer = IoPacer::new(io_bytes_per_sec);
     for cf in DATA_CFS {
         let path = dir.join(file_name("gen", region_id, term, index, cf));
-        if let Some(f) = write_sst(&snap, cf, &start, &end, &path)? {
+        if let Some(f) = write_sst(&snap, cf, &start, &end, &path, &mut pacer)? {
             total += f.size;
             files.push(SnapshotCfFile {
                 cf: cf.to_string(),

@@ -218,6 +218,7 @@ impl Startup {
                     requests,
                     self.kv.clone(),
                     self.router.clone(),
+                    self.cfg.snap_io_max_bytes_per_sec,
                     format!("region-{store_id}"),
                 )
                 .map_err(engine::Error::Io)?,

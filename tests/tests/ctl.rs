@@ -1,6 +1,6 @@
-//! `shoal-ctl`'s transactional commands against a 3-store fleet, through the real binary:
-//! `txn put/get/delete/scan`, `mvcc --key` (every version, from the leader's MvccGetByKey)
-//! and `locks`.
+//! `shoal-ctl` against a 3-store fleet, through the real binary: the transactional commands
+//! (`txn put/get/delete/scan`, `mvcc --key` with every version from the leader's
+//! MvccGetByKey, `locks`), and `presplit` with `cluster` paging through the regions it made.
 
 use std::process::Output;
 
@@ -171,4 +171,77 @@ async fn a_pending_prewrite_shows_in_locks_and_mvcc() {
         "{report}"
     );
     assert!(report.contains("writes: none\n"), "{report}");
+}
+
+/// The number in `(N of M regions shown ...)` or `regions: M (...` after `marker`.
+fn number_after(text: &str, marker: &str) -> u64 {
+    let at = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {text}"));
+    text[at + marker.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {marker:?} in {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presplit_makes_the_regions_asked_for_and_cluster_pages_through_them() {
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    // Data written before the split is still there after it.
+    for i in (0..1000).step_by(37) {
+        ctl_ok(&fleet, &["put", &format!("num{i:04}"), &format!("v{i}")]).await;
+    }
+    let split = [
+        "presplit",
+        "--prefix",
+        "num",
+        "--digits",
+        "4",
+        "--max",
+        "1000",
+        "--regions",
+        "40",
+        "--batch",
+        "16",
+    ];
+    let out = ctl_ok(&fleet, &split).await;
+    // 39 keys in batches of at most 16: three operators.
+    assert!(
+        out.starts_with("split at 39 new keys (0 already boundaries) with 3 operators"),
+        "{out}"
+    );
+    // The same split again finds every key a boundary already.
+    let again = ctl_ok(&fleet, &split).await;
+    assert!(
+        again.starts_with("split at 0 new keys (39 already boundaries)"),
+        "{again}"
+    );
+    let region = ctl_ok(&fleet, &["region", "--key", "num0030"]).await;
+    assert!(
+        region.contains("num0025, r\\x00\\x00\\x00num0050)"),
+        "{region}"
+    );
+
+    // One page of five regions from num0100, with the next page's first key, and totals over
+    // all regions.
+    let page = ctl_ok(&fleet, &["cluster", "--limit", "5", "--from", "num0100"]).await;
+    let total = number_after(&page, "regions: ");
+    assert!(total >= 40, "{page}");
+    assert_eq!(number_after(&page, "(5 of "), total, "{page}");
+    assert!(page.contains("the next page: --from 'num0225'"), "{page}");
+    let listed: Vec<&str> = page
+        .lines()
+        .filter(|l| l.contains("r\\x00\\x00\\x00num0"))
+        .collect();
+    assert_eq!(listed.len(), 5, "{page}");
+    assert!(listed[0].contains("num0100"), "{page}");
+    let next = ctl_ok(&fleet, &["cluster", "--limit", "5", "--from", "num0225"]).await;
+    assert!(next.contains("the next page: --from 'num0350'"), "{next}");
+
+    for i in (0..1000).step_by(37) {
+        let got = ctl_ok(&fleet, &["get", &format!("num{i:04}")]).await;
+        assert_eq!(got, format!("num{i:04}=v{i}\n"));
+    }
 }

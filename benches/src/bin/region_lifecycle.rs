@@ -68,7 +68,7 @@ fn snapshot_speed(mib: usize) {
     let bytes = (mib * 1024 * (1024 + 10)) as f64 / (1024.0 * 1024.0);
 
     let t = Instant::now();
-    let snapshot = snap::generate(&src, 1).expect("generate");
+    let snapshot = snap::generate(&src, 1, 0).expect("generate");
     let gen = t.elapsed().as_secs_f64();
     let data = snap::decode(&snapshot).expect("decode");
     let sent = snap::files(&snap::snap_dir(&src), "gen", 1, &snapshot, &data);

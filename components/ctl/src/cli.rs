@@ -39,8 +39,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Stores and regions as PD sees them, with totals.
-    Cluster,
+    /// Stores, totals over all regions, and one page of regions in key order.
+    Cluster(ClusterArgs),
+    /// Split the default keyspace at many keys at once (before a bulk load): keys from a file,
+    /// or evenly spread numbered keys (`--prefix user --digits 20 --regions 1000`).
+    Presplit(PresplitArgs),
     /// Details of one region, by id or by the user key it holds.
     Region(RegionArgs),
     /// Read one key of the default keyspace.
@@ -166,6 +169,44 @@ pub struct MvccArgs {
     pub key: String,
 }
 
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Regions to list, from --from on (the totals always cover every region).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub limit: u32,
+    /// List regions from the one holding this user key of the default keyspace.
+    #[arg(long)]
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PresplitArgs {
+    /// A file of user keys to split at, one per line (`\xNN` escapes accepted).
+    #[arg(long, conflicts_with_all = ["prefix", "regions"])]
+    pub keys_file: Option<PathBuf>,
+    /// Numbered keys: this prefix followed by a zero-padded decimal number.
+    #[arg(long, requires = "regions")]
+    pub prefix: Option<String>,
+    /// How many regions the numbered keys cut their range into (one key fewer than this).
+    #[arg(long, requires = "prefix")]
+    pub regions: Option<u64>,
+    /// Digits of the numbered keys (20 holds any u64).
+    #[arg(long, default_value_t = 20)]
+    pub digits: u32,
+    /// The numbers spread over [0, max); default 10^digits.
+    #[arg(long)]
+    pub max: Option<u64>,
+    /// Most keys split in one region at once (one raft BatchSplit), 1 to 1024.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Seconds to wait for PD to see each batch's split.
+    #[arg(long, default_value_t = 60)]
+    pub wait_secs: u64,
+    /// Print a line per batch to standard error.
+    #[arg(long)]
+    pub progress: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
     /// Operators PD is running now.
@@ -205,6 +246,13 @@ mod tests {
     #[test]
     fn global_endpoints_have_defaults_and_go_anywhere() {
         let cli = parse(&["cluster"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Cluster(ClusterArgs {
+                limit: 100,
+                from: None
+            })
+        ));
         assert_eq!(cli.pd, "127.0.0.1:2379");
         assert_eq!(cli.pd_http, "127.0.0.1:2380");
         let cli = parse(&["get", "k", "--pd", "h:1", "--pd-http", "h:2"]).unwrap();

@@ -81,6 +81,19 @@ pub fn pd_hex_for_user_key(key: &[u8]) -> String {
     hex::encode(pd_key_for_user_key(key))
 }
 
+/// The user key of the default raw keyspace that PD key `hex_key` (hex of an encoded key)
+/// stands for; `None` for a key outside that keyspace or one that does not decode.
+pub fn user_key_for_pd_hex(hex_key: &str) -> Option<Vec<u8>> {
+    let encoded = hex::decode(hex_key).ok()?;
+    let (raw, used) = keys::decode_bytes(&encoded).ok()?;
+    (used == encoded.len())
+        .then(|| {
+            raw.strip_prefix(DEFAULT_RAW_KEYSPACE_PREFIX)
+                .map(<[u8]>::to_vec)
+        })
+        .flatten()
+}
+
 /// The key a store's transactional RPCs take for user key `key` of the default keyspace.
 pub fn txn_store_key(key: &[u8]) -> Vec<u8> {
     [DEFAULT_TXN_KEYSPACE_PREFIX, key].concat()
@@ -130,6 +143,18 @@ pub fn display_region_boundary(hex_key: &str, side: Boundary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pd_keys_of_the_default_keyspace_give_back_the_user_key() {
+        assert_eq!(
+            user_key_for_pd_hex(&pd_hex_for_user_key(b"user42")),
+            Some(b"user42".to_vec())
+        );
+        assert_eq!(user_key_for_pd_hex(""), None);
+        assert_eq!(user_key_for_pd_hex("zz"), None);
+        let other_keyspace = hex::encode(keys::encode_bytes(b"r\x00\x00\x01"));
+        assert_eq!(user_key_for_pd_hex(&other_keyspace), None);
+    }
 
     #[test]
     fn printable_ascii_stays_and_the_rest_is_hex_escaped() {

@@ -19,7 +19,7 @@ use anyhow::Result;
 use clap::Parser;
 
 use cli::{CertCommand, Cli, Command, StoreCommand, TxnCommand};
-use commands::{cert, inspect, kv, mvcc, operator, store, txn};
+use commands::{cert, inspect, kv, mvcc, operator, presplit, store, txn};
 use pd_http::PdHttp;
 
 #[global_allocator]
@@ -54,7 +54,8 @@ fn run(cli: &Cli) -> Result<String> {
     tls::init(cli)?;
     let pd = PdHttp::new(&cli.pd_http, tls::material())?;
     match &cli.command {
-        Command::Cluster => inspect::cluster(&pd),
+        Command::Cluster(args) => inspect::cluster(&pd, args),
+        Command::Presplit(args) => presplit::run(&pd, args),
         Command::Region(args) => inspect::region(&pd, args.id, args.key.as_deref()),
         Command::Operator(command) => operator::run(&pd, command),
         Command::Store(StoreCommand::List) => store::list(&pd),

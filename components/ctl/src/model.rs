@@ -62,6 +62,18 @@ pub struct RegionsPage {
     pub regions: Vec<RegionInfo>,
 }
 
+/// `GET /regions/summary`: totals over every region.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RegionsSummary {
+    pub count: u64,
+    pub peers: u64,
+    pub leaderless: u64,
+    /// Bytes.
+    pub approximate_size: u64,
+    pub approximate_keys: u64,
+}
+
 /// One region as PD last heard of it. Keys are hex of memcomparable-encoded keys.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::human;
 use crate::keyfmt::{display_region_boundary, Boundary};
-use crate::model::{OperatorInfo, PeerInfo, RegionInfo, StoreInfo};
+use crate::model::{OperatorInfo, PeerInfo, RegionInfo, RegionsSummary, StoreInfo};
 use crate::table::{Align, Table};
 
 /// The stores table: identity, state, load and heartbeat age.
@@ -100,16 +100,12 @@ pub fn regions_table(regions: &[RegionInfo]) -> String {
 }
 
 /// One-paragraph totals: stores by state, regions, leaderless regions, data size and keys.
-pub fn totals(stores: &[StoreInfo], regions: &[RegionInfo]) -> String {
+pub fn totals(stores: &[StoreInfo], regions: &RegionsSummary) -> String {
     let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
     for s in stores {
         *by_state.entry(s.store.state_name.as_str()).or_default() += 1;
     }
     let states: Vec<String> = by_state.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    let leaderless = regions.iter().filter(|r| r.leader.is_none()).count();
-    let size: u64 = regions.iter().map(|r| r.approximate_size).sum();
-    let keys: u64 = regions.iter().map(|r| r.approximate_keys).sum();
-    let peers: usize = regions.iter().map(|r| r.peers.len()).sum();
     format!(
         "stores: {} ({})\nregions: {} ({} peers, {} without leader)\ndata: {} in about {} keys\n",
         stores.len(),
@@ -118,11 +114,11 @@ pub fn totals(stores: &[StoreInfo], regions: &[RegionInfo]) -> String {
         } else {
             states.join(", ")
         },
-        regions.len(),
-        peers,
-        leaderless,
-        human::bytes(size),
-        keys
+        regions.count,
+        regions.peers,
+        regions.leaderless,
+        human::bytes(regions.approximate_size),
+        regions.approximate_keys
     )
 }
 
@@ -306,10 +302,13 @@ mod tests {
                 store(2, "Up", 1),
                 store(3, "Tombstone", 0),
             ],
-            &[
-                region(3, b"a", Some(b"m"), Some(1)),
-                region(7, b"m", None, None),
-            ],
+            &RegionsSummary {
+                count: 2,
+                peers: 6,
+                leaderless: 1,
+                approximate_size: 6 << 20,
+                approximate_keys: 2000,
+            },
         );
         assert!(out.contains("stores: 3 (1 Tombstone, 2 Up)"));
         assert!(out.contains("regions: 2 (6 peers, 1 without leader)"));

@@ -3,6 +3,7 @@
 //! every region's raft log and raft state).
 
 mod error;
+mod io_pacer;
 mod kv;
 mod kv_options;
 mod raft_log;
@@ -15,6 +16,7 @@ mod sst;
 mod write_batch;
 
 pub use error::{Error, Result};
+pub use io_pacer::IoPacer;
 pub use kv::KvEngine;
 pub use kv_options::{KvEngineOptions, MAX_TOTAL_WAL_SIZE};
 pub use raft_log::{RaftLogBatch, RaftLogEngine};

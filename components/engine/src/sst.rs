@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use rocksdb::{IngestExternalFileOptions, Options, SstFileWriter};
 
 use crate::error::{Error, Result};
+use crate::io_pacer::IoPacer;
 use crate::kv::KvEngine;
 use crate::read::KvRead;
 use crate::rocks::rocks_error;
@@ -22,16 +23,24 @@ pub struct SstFile {
     pub keys: u64,
 }
 
-/// Writes `cf`'s pairs in `[start, end)` from `snapshot` into an SST file at `path`.
-/// Returns `None` when the range is empty (an SST file cannot be empty).
+/// Bytes an SST file writer writes between incremental syncs, so a large file reaches the
+/// disk as it is written instead of all at once when it is finished (which would hold up
+/// every fsync on the same disk behind it).
+const SST_BYTES_PER_SYNC: u64 = 1024 * 1024;
+
+/// Writes `cf`'s pairs in `[start, end)` from `snapshot` into an SST file at `path`, reading
+/// no faster than `pacer` allows (key + value bytes). Returns `None` when the range is empty
+/// (an SST file cannot be empty).
 pub fn write_sst(
     snapshot: &KvSnapshot,
     cf: &str,
     start: &[u8],
     end: &[u8],
     path: &Path,
+    pacer: &mut IoPacer,
 ) -> Result<Option<SstFile>> {
-    let opts = Options::default();
+    let mut opts = Options::default();
+    opts.set_bytes_per_sync(SST_BYTES_PER_SYNC);
     let mut writer = SstFileWriter::create(&opts);
     let mut keys = 0u64;
     let mut opened = false;
@@ -49,6 +58,7 @@ pub fn write_sst(
             return Ok(false);
         }
         keys += 1;
+        pacer.consume((k.len() + v.len()) as u64);
         Ok(true)
     })?;
     if let Some(e) = write_err {
@@ -139,16 +149,28 @@ mod tests {
         src.write(&wb, false).unwrap();
 
         let path = files_dir.path().join("default.sst");
-        let sst = write_sst(&snap, CF_DEFAULT, b"k020", b"k080", &path)
-            .unwrap()
-            .expect("range has data");
+        let sst = write_sst(
+            &snap,
+            CF_DEFAULT,
+            b"k020",
+            b"k080",
+            &path,
+            &mut IoPacer::unlimited(),
+        )
+        .unwrap()
+        .expect("range has data");
         assert_eq!(sst.keys, 60);
         verify_file(&sst.path, sst.size, sst.checksum).unwrap();
-        assert!(
-            write_sst(&snap, CF_WRITE, b"", b"", &files_dir.path().join("w.sst"))
-                .unwrap()
-                .is_none()
-        );
+        assert!(write_sst(
+            &snap,
+            CF_WRITE,
+            b"",
+            b"",
+            &files_dir.path().join("w.sst"),
+            &mut IoPacer::unlimited(),
+        )
+        .unwrap()
+        .is_none());
 
         let dst = KvEngine::open(dst_dir.path()).unwrap();
         dst.ingest_sst_cf(CF_DEFAULT, std::slice::from_ref(&sst.path))
@@ -172,9 +194,16 @@ mod tests {
         }
         kv.write(&wb, false).unwrap();
         let path = dir.path().join("x.sst");
-        let sst = write_sst(&kv.snapshot(), CF_DEFAULT, b"", b"", &path)
-            .unwrap()
-            .unwrap();
+        let sst = write_sst(
+            &kv.snapshot(),
+            CF_DEFAULT,
+            b"",
+            b"",
+            &path,
+            &mut IoPacer::unlimited(),
+        )
+        .unwrap()
+        .unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[10] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();

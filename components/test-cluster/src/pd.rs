@@ -32,6 +32,8 @@ pub struct LocalPd {
     pub reported: Mutex<Vec<Region>>,
     regions: Mutex<HashMap<u64, RegionReports>>,
     stores: Mutex<HashMap<u64, StoreStats>>,
+    /// How many statistics reports each store sent.
+    store_reports: Mutex<HashMap<u64, u64>>,
 }
 
 impl LocalPd {
@@ -42,6 +44,7 @@ impl LocalPd {
             reported: Mutex::new(Vec::new()),
             regions: Mutex::new(HashMap::new()),
             stores: Mutex::new(HashMap::new()),
+            store_reports: Mutex::new(HashMap::new()),
         }
     }
 
@@ -65,6 +68,16 @@ impl LocalPd {
     /// The newest statistics a store reported.
     pub fn store_stats(&self, store_id: u64) -> Option<StoreStats> {
         self.stores.lock().get(&store_id).cloned()
+    }
+
+    /// How many statistics reports `store_id` has sent (a clock ticking at the store
+    /// heartbeat interval).
+    pub fn store_report_count(&self, store_id: u64) -> u64 {
+        self.store_reports
+            .lock()
+            .get(&store_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Waits until the newest heartbeat of `region_id` satisfies `pred`.
@@ -144,6 +157,7 @@ impl PdClient for LocalPd {
     }
 
     fn store_heartbeat(&self, stats: StoreStats) {
+        *self.store_reports.lock().entry(stats.store_id).or_default() += 1;
         self.stores.lock().insert(stats.store_id, stats);
     }
 }

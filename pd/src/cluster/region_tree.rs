@@ -205,26 +205,29 @@ impl RegionTree {
 
     /// Ids of regions intersecting `[start, end)`, in key order.
     pub fn overlapping(&self, start: &[u8], end: &[u8]) -> Vec<u64> {
-        let mut out = Vec::new();
-        if let Some((_, id)) = self
+        self.overlapping_ids(start, end).collect()
+    }
+
+    /// [`overlapping`](Self::overlapping) lazily: O(log n) to the first, then one step per
+    /// region, so a page of a large tree costs the page.
+    fn overlapping_ids<'a>(
+        &'a self,
+        start: &'a [u8],
+        end: &'a [u8],
+    ) -> impl Iterator<Item = u64> + 'a {
+        let containing = self
             .by_start
             .range::<[u8], _>((Bound::Unbounded, Bound::Included(start)))
             .next_back()
-        {
-            if let Some(r) = self.regions.get(id) {
-                if r.end_key().is_empty() || r.end_key() > start {
-                    out.push(*id);
-                }
-            }
-        }
-        let after = (Bound::Excluded(start), Bound::Unbounded);
-        for (k, id) in self.by_start.range::<[u8], _>(after) {
-            if !end.is_empty() && k.as_slice() >= end {
-                break;
-            }
-            out.push(*id);
-        }
-        out
+            .and_then(|(_, id)| self.regions.get(id))
+            .filter(|r| r.end_key().is_empty() || r.end_key() > start)
+            .map(|r| r.id());
+        let after = self
+            .by_start
+            .range::<[u8], _>((Bound::Excluded(start), Bound::Unbounded))
+            .take_while(move |(k, _)| end.is_empty() || k.as_slice() < end)
+            .map(|(_, id)| *id);
+        containing.into_iter().chain(after)
     }
 
     /// Why `meta` is older than what the tree holds, if it is: the same region with an older
@@ -286,11 +289,10 @@ impl RegionTree {
 
     /// Regions intersecting `[start, end)` in key order, at most `limit` (0 = all).
     pub fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Vec<&RegionInfo> {
-        let ids = self.overlapping(start, end);
-        let take = if limit == 0 { ids.len() } else { limit };
-        ids.iter()
+        let take = if limit == 0 { usize::MAX } else { limit };
+        self.overlapping_ids(start, end)
             .take(take)
-            .filter_map(|id| self.regions.get(id))
+            .filter_map(|id| self.regions.get(&id))
             .collect()
     }
 }
@@ -394,5 +396,26 @@ mod tests {
         assert!(r.in_joint_state());
         let back = RegionInfo::from_pb(r.to_pb()).unwrap();
         assert_eq!(back.meta, r.meta);
+    }
+
+    #[test]
+    fn a_scan_pages_through_the_tree_in_key_order() {
+        let mut t = RegionTree::new();
+        let key = |i: u32| format!("k{i:05}").into_bytes();
+        let n = 1_000u32;
+        for i in 0..n {
+            let start = if i == 0 { Vec::new() } else { key(i) };
+            let end = if i + 1 == n { Vec::new() } else { key(i + 1) };
+            t.insert(region(u64::from(i) + 1, &start, &end, 1, 1));
+        }
+        // From a key inside a region: that region first, then its successors.
+        let page = t.scan(b"k00500x", b"", 3);
+        let ids: Vec<u64> = page.iter().map(|r| r.id()).collect();
+        assert_eq!(ids, vec![501, 502, 503]);
+        // A page ending at the tail, a bounded range, and everything.
+        assert_eq!(t.scan(&key(998), b"", 10).len(), 2);
+        assert_eq!(t.scan(&key(10), &key(20), 0).len(), 10);
+        assert_eq!(t.scan(b"", b"", 0).len(), n as usize);
+        assert_eq!(t.overlapping(b"", &key(3)), vec![1, 2, 3]);
     }
 }

@@ -81,6 +81,7 @@ pub fn router(state: Arc<PdState>) -> Router {
         .route("/store/:id", get(store).delete(delete_store))
         .route("/regions", get(regions))
         .route("/regions/key", get(regions_from_key))
+        .route("/regions/summary", get(regions_summary))
         .route("/config", get(config))
         .route("/schedulers", get(schedulers))
         .route("/hotspot/regions/write", get(hot_write_regions))
@@ -250,6 +251,14 @@ async fn delete_store(State(s): Shared, Path(id): Path<String>) -> ApiResult {
 async fn regions(State(s): Shared) -> Json<Value> {
     let state = s.cluster.read();
     Json(views::regions(state.regions.iter()))
+}
+
+/// Totals over every region, without listing them: `{"count", "peers", "leaderless",
+/// "approximate_size" (bytes), "approximate_keys"}`. One pass over PD's region map; a client
+/// that pages through regions with `/regions/key` gets its totals here.
+async fn regions_summary(State(s): Shared) -> Json<Value> {
+    let state = s.cluster.read();
+    Json(views::regions_summary(state.regions.iter()))
 }
 
 /// Query of `/regions/key`: hex keys of PD's (encoded) key space, as everywhere in this API.

@@ -48,6 +48,25 @@ pub fn regions<'a>(list: impl Iterator<Item = &'a RegionInfo>) -> Value {
     json!({"count": regions.len(), "regions": regions})
 }
 
+/// Totals over `list` (the shape of `/regions/summary`).
+pub fn regions_summary<'a>(list: impl Iterator<Item = &'a RegionInfo>) -> Value {
+    let (mut count, mut peers, mut leaderless, mut size, mut keys) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for r in list {
+        count += 1;
+        peers += r.meta.peers.len() as u64;
+        leaderless += u64::from(r.leader.is_none());
+        size = size.saturating_add(r.approximate_size);
+        keys = keys.saturating_add(r.approximate_keys);
+    }
+    json!({
+        "count": count,
+        "peers": peers,
+        "leaderless": leaderless,
+        "approximate_size": size,
+        "approximate_keys": keys,
+    })
+}
+
 /// Which flow a hot-region view ranks by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {

@@ -77,6 +77,23 @@ pub fn split_operator(
     ))
 }
 
+/// The regions that hold a fixed boundary strictly inside, found by key (O(log n) each), so
+/// the scheduler tick can split them even when their leaders have nothing new to report.
+pub fn regions_to_split(
+    regions: &crate::cluster::RegionTree,
+    api_version: u32,
+) -> Vec<&RegionInfo> {
+    let mut out: Vec<&RegionInfo> = Vec::new();
+    for key in fixed_boundaries(api_version) {
+        if let Some(region) = regions.find(&key).filter(|r| r.strictly_contains(&key)) {
+            if !out.iter().any(|r| r.id() == region.id()) {
+                out.push(region);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use proto::metapb;
@@ -136,5 +153,36 @@ mod tests {
             Now::current(),
         );
         assert_eq!(op.unwrap().steps, vec![OpStep::Split { keys: vec![tail] }]);
+    }
+
+    #[test]
+    fn the_tick_finds_the_regions_that_still_hold_a_boundary() {
+        use crate::cluster::RegionTree;
+        let with_id = |id: u64, start: &[u8], end: &[u8]| {
+            let mut r = region(start, end);
+            r.meta.id = id;
+            r
+        };
+        let b = keyspace_boundaries(DEFAULT_KEYSPACE_ID);
+        let mut tree = RegionTree::new();
+        tree.insert(with_id(1, b"", b""));
+        let found = regions_to_split(&tree, 2);
+        assert_eq!(found.iter().map(|r| r.id()).collect::<Vec<_>>(), vec![1]);
+        // Split at the raw keyspace's edges only: the transactional ones remain in region 3.
+        let mut tree = RegionTree::new();
+        tree.insert(with_id(1, b"", &b[0]));
+        tree.insert(with_id(2, &b[0], &b[1]));
+        tree.insert(with_id(3, &b[1], b""));
+        let found = regions_to_split(&tree, 2);
+        assert_eq!(found.iter().map(|r| r.id()).collect::<Vec<_>>(), vec![3]);
+        // Every boundary kept: nothing to do.
+        let mut tree = RegionTree::new();
+        let mut start = Vec::new();
+        for (i, key) in b.iter().enumerate() {
+            tree.insert(with_id(i as u64 + 1, &start, key));
+            start = key.clone();
+        }
+        tree.insert(with_id(9, &start, b""));
+        assert!(regions_to_split(&tree, 2).is_empty());
     }
 }

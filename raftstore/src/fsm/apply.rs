@@ -14,7 +14,7 @@ use proto::raft_serverpb::{MergeState, RaftApplyState};
 
 use crate::apply::exec::{self, Applied, ApplyTarget};
 use crate::metrics::{APPLY_BATCH_WRITES, APPLY_ENTRIES};
-use crate::msg::apply::{Apply, ApplyMsg, ApplyRes, ExecResult};
+use crate::msg::apply::{AppliedSnapshot, Apply, ApplyMsg, ApplyRes, ExecResult};
 use crate::msg::router::RaftRouter;
 use crate::msg::{Callback, PeerMsg};
 use crate::stats::{Flow, StoreFlow};
@@ -315,13 +315,14 @@ impl PollHandler<ApplyFsm, ApplyControlFsm> for ApplyContext {
                 ApplyMsg::Apply(apply) => {
                     applied_any = true;
                     self.committed_at.push(apply.committed_at);
-                    exec_results.extend(fsm.handle_apply(self, apply, &mut written));
+                    exec_results.extend(fsm.handle_apply(self, *apply, &mut written));
                 }
-                ApplyMsg::Snapshot {
-                    region,
-                    apply_state,
-                    peer_id,
-                } => {
+                ApplyMsg::Snapshot(snapshot) => {
+                    let AppliedSnapshot {
+                        region,
+                        apply_state,
+                        peer_id,
+                    } = *snapshot;
                     // The peer applies a snapshot only when nothing of the region is in flight
                     // here, so it can only move the applied index forward.
                     crate::enforce!(

@@ -4,7 +4,7 @@ use batch_system::Fsm;
 use crossbeam_channel::Receiver;
 
 use crate::context::PollContext;
-use crate::msg::{PeerMsg, PeerTick, SignificantMsg};
+use crate::msg::{PeerMsg, PeerTick, SignificantMsg, SplitRegion};
 use crate::operation::command::write::is_batchable;
 use crate::peer::Peer;
 
@@ -79,12 +79,15 @@ impl PeerFsm {
                 size,
                 keys,
             } => peer.on_region_size(ctx, region_epoch, size, keys),
-            PeerMsg::SplitRegion {
-                region_epoch,
-                split_keys,
-                ids,
-                callback,
-            } => peer.on_split_region(ctx, region_epoch, split_keys, ids, callback),
+            PeerMsg::SplitRegion(split) => {
+                let SplitRegion {
+                    region_epoch,
+                    split_keys,
+                    ids,
+                    callback,
+                } = *split;
+                peer.on_split_region(ctx, region_epoch, split_keys, ids, callback)
+            }
             PeerMsg::Persisted {
                 peer_id,
                 ready_number,

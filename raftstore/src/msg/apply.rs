@@ -27,14 +27,19 @@ pub struct Apply {
     pub committed_at: std::time::Instant,
 }
 
+/// A snapshot replaced the region's data and state.
+pub struct AppliedSnapshot {
+    pub region: Region,
+    pub apply_state: RaftApplyState,
+    pub peer_id: u64,
+}
+
+/// What an apply FSM's mailbox carries. Large payloads are boxed: every region's mailbox
+/// keeps a block of 31 message slots allocated, so the size of this type is paid per region
+/// even when idle.
 pub enum ApplyMsg {
-    Apply(Apply),
-    /// A snapshot replaced the region's data and state.
-    Snapshot {
-        region: Region,
-        apply_state: RaftApplyState,
-        peer_id: u64,
-    },
+    Apply(Box<Apply>),
+    Snapshot(Box<AppliedSnapshot>),
     /// The region's peer is being removed: stop, and once this round's writes are durable,
     /// answer `PeerMsg::ApplyDestroyed`. Entries queued before it are applied first (FIFO).
     Destroy {

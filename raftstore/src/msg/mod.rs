@@ -161,7 +161,18 @@ pub enum SignificantMsg {
     StoreUnreachable { store_id: u64 },
 }
 
-/// Everything a peer's mailbox carries, handled in FIFO order.
+/// A split the split checker or an operator asks of a peer: at `split_keys`, with the new
+/// regions' `ids`, if the region's epoch is still `region_epoch`.
+pub struct SplitRegion {
+    pub region_epoch: proto::metapb::RegionEpoch,
+    pub split_keys: Vec<Vec<u8>>,
+    pub ids: Vec<crate::pd_client::SplitIds>,
+    pub callback: Callback,
+}
+
+/// Everything a peer's mailbox carries, handled in FIFO order. Large payloads are boxed:
+/// every peer's mailbox keeps a block of 31 message slots allocated, so the size of this type
+/// is paid per peer even when idle.
 pub enum PeerMsg {
     RaftMessage(Box<RaftMessage>),
     RaftCommand(Box<RaftCommand>),
@@ -192,12 +203,7 @@ pub enum PeerMsg {
     },
     /// Split the region at these keys with these new ids (from the split checker or an
     /// operator), if its epoch is still `region_epoch`.
-    SplitRegion {
-        region_epoch: proto::metapb::RegionEpoch,
-        split_keys: Vec<Vec<u8>>,
-        ids: Vec<crate::pd_client::SplitIds>,
-        callback: Callback,
-    },
+    SplitRegion(Box<SplitRegion>),
     /// The target's apply FSM waits for this merge source to apply everything up to its
     /// PrepareMerge (`request.commit`); the request carries the source's log entries this
     /// peer may lack.
@@ -235,7 +241,8 @@ impl fmt::Debug for PeerMsg {
             PeerMsg::SnapshotApplied { peer_id, .. } => {
                 write!(f, "SnapshotApplied for peer {peer_id}")
             }
-            PeerMsg::SplitRegion { split_keys, .. } => {
+            PeerMsg::SplitRegion(split) => {
+                let split_keys = &split.split_keys;
                 write!(f, "SplitRegion({} keys)", split_keys.len())
             }
             PeerMsg::PdOperator(op) => write!(f, "PdOperator(region {})", op.region_id),
@@ -268,4 +275,18 @@ pub enum StoreMsg {
         from_store: u64,
     },
     Start,
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every peer's and every apply FSM's mailbox keeps one block of 31 message slots
+    /// allocated for as long as the region lives, so the message types' sizes are paid per
+    /// region: these bounds keep large payloads boxed.
+    #[test]
+    fn mailbox_messages_stay_small() {
+        let peer = std::mem::size_of::<super::PeerMsg>();
+        let apply = std::mem::size_of::<super::apply::ApplyMsg>();
+        assert!(peer <= 48, "PeerMsg is {peer} bytes");
+        assert!(apply <= 16, "ApplyMsg is {apply} bytes");
+    }
 }

@@ -78,13 +78,13 @@ impl Peer {
             self.renew_lease(sent, term);
         }
         self.last_sent_to_apply = last_index;
-        let msg = ApplyMsg::Apply(Apply {
+        let msg = ApplyMsg::Apply(Box::new(Apply {
             peer_id: self.peer_id(),
             term,
             entries,
             cmds,
             committed_at: Instant::now(),
-        });
+        }));
         if ctx.apply_router.send(self.region_id(), msg).is_err() {
             self.stopped = true;
         }

@@ -67,9 +67,11 @@ impl Peer {
                 c.callback
                     .invoke_with(err_resp(Error::RegionNotFound(region_id), self.term()));
             }
-            PeerMsg::SplitRegion { callback, .. } => {
+            PeerMsg::SplitRegion(split) => {
                 let region_id = self.region_id();
-                callback.invoke_with(err_resp(Error::RegionNotFound(region_id), self.term()));
+                split
+                    .callback
+                    .invoke_with(err_resp(Error::RegionNotFound(region_id), self.term()));
             }
             _ => {}
         }

@@ -36,6 +36,25 @@ impl Peer {
         self.hibernation.state = state;
         self.read_delegate
             .set_hibernating(state == GroupState::Idle);
+        if state == GroupState::Idle {
+            self.release_idle_memory();
+        }
+    }
+
+    /// Gives back what a sleeping region does not need, so a store of idle regions stays
+    /// small: raft's per-follower inflight windows (`max-inflight-msgs` slots each, allocated
+    /// again on the next send), and the spare capacity of queues that are empty by now.
+    pub fn release_idle_memory(&mut self) {
+        let raft = &mut self.raft_group.raft;
+        raft.maybe_free_inflight_buffers();
+        if raft.raft_log.unstable.entries.is_empty() {
+            raft.raft_log.unstable.entries = Vec::new();
+        }
+        raft.msgs.shrink_to_fit();
+        self.hibernation.acks = HashSet::new();
+        self.proposals.shrink_to_fit();
+        self.pending_reads.shrink_to_fit();
+        self.unpersisted.shrink_to_fit();
     }
 
     pub fn schedule_raft_tick(&mut self, ctx: &mut PollContext) {

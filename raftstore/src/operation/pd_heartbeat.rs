@@ -1,6 +1,7 @@
 //! Region heartbeats: a leader reports its region to PD on a slow tick that keeps running
 //! while the region hibernates (without waking it), and at once when leadership, ranges or
-//! membership change. A leader that steps down reports the flow it served since its last
+//! membership change. A tick whose report would repeat the last one (no flow, nothing else
+//! new) sends nothing, up to `pd-heartbeat-max-quiet-interval`. A leader that steps down reports the flow it served since its last
 //! report, which no later leader would count.
 
 use std::time::Instant;
@@ -11,9 +12,11 @@ use raft::ProgressState;
 use tracing::debug;
 
 use crate::context::PollContext;
-use crate::metrics::REGION_HEARTBEATS;
+use crate::metrics::{REGION_HEARTBEATS, REGION_HEARTBEATS_SKIPPED};
 use crate::msg::PeerTick;
-use crate::peer::pd_stats::{down_peers, pending_peers, PeerProgress};
+use crate::peer::pd_stats::{
+    down_peers, may_skip_report, pending_peers, report_digest, PeerProgress, SentReport,
+};
 use crate::peer::Peer;
 use crate::stats::{unix_secs, Flow};
 
@@ -24,7 +27,7 @@ impl Peer {
             // The tick stops with leadership and is registered again by the next win.
             return;
         }
-        self.heartbeat_pd(ctx);
+        self.send_region_report(ctx, true);
         self.schedule_pd_heartbeat_tick(ctx);
     }
 
@@ -109,6 +112,14 @@ impl Peer {
 
     /// Sends PD the region's current report (leaders only).
     pub fn heartbeat_pd(&mut self, ctx: &mut PollContext) {
+        self.send_region_report(ctx, false);
+    }
+
+    /// Reports the region to PD. On the slow tick (`on_tick`) a report that would repeat the
+    /// last one without any flow is skipped until `pd-heartbeat-max-quiet-interval` has passed
+    /// since it, so a store of idle regions sends PD almost nothing; every change is still
+    /// reported at the next tick or at once.
+    fn send_region_report(&mut self, ctx: &mut PollContext, on_tick: bool) {
         if !self.is_leader() || self.stopped {
             return;
         }
@@ -152,6 +163,33 @@ impl Peer {
         self.pd_stats.reported_pending = pending;
         let read = self.read_delegate.take_read_flow();
         let term = self.term();
+        let digest = report_digest(
+            &region,
+            &self.meta,
+            term,
+            &self.pd_stats.reported_down,
+            &self.pd_stats.reported_pending,
+            self.pd_stats.approximate_size.unwrap_or(0),
+            self.pd_stats.approximate_keys.unwrap_or(0),
+        );
+        let has_flow = read != Flow::default() || self.pd_stats.written != Flow::default();
+        if on_tick
+            && may_skip_report(
+                self.pd_stats.last_sent.as_ref(),
+                digest,
+                has_flow,
+                now,
+                ctx.cfg.pd_heartbeat_max_quiet_interval,
+            )
+        {
+            REGION_HEARTBEATS_SKIPPED.inc();
+            return;
+        }
+        self.pd_stats.last_sent = Some(SentReport {
+            digest,
+            had_flow: has_flow,
+            at: now,
+        });
         let req = self.region_report(region, read, term);
         debug!(
             region_id = self.region_id(),

@@ -5,7 +5,7 @@ use proto::eraftpb::Snapshot;
 use tracing::{error, info};
 
 use crate::context::PollContext;
-use crate::msg::apply::ApplyMsg;
+use crate::msg::apply::{AppliedSnapshot, ApplyMsg};
 use crate::peer::Peer;
 use crate::region_snapshot as snap;
 
@@ -87,11 +87,11 @@ impl Peer {
         ctx.store_meta.lock().set_region(region.clone());
         let _ = ctx.apply_router.send(
             region_id,
-            ApplyMsg::Snapshot {
+            ApplyMsg::Snapshot(Box::new(AppliedSnapshot {
                 region,
                 apply_state,
                 peer_id: self.peer_id(),
-            },
+            })),
         );
     }
 }

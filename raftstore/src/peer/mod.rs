@@ -172,7 +172,10 @@ impl Peer {
             pre_vote: true,
             ..Default::default()
         };
-        let raft_group = RawNode::new(&raft_cfg, storage, logger)?;
+        let mut raft_group = RawNode::new(&raft_cfg, storage, logger)?;
+        // raft-rs gives every progress a `max-inflight-msgs` window up front; only a leader
+        // sending entries fills one, and `add` allocates it again then.
+        raft_group.raft.maybe_free_inflight_buffers();
         Ok(Peer {
             meta,
             raft_group,

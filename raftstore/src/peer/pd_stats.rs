@@ -32,6 +32,76 @@ pub struct PdStats {
     pub reported_pending: Vec<metapb::Peer>,
     /// A PD heartbeat tick is registered with the ticker.
     pub tick_scheduled: bool,
+    /// What the last report said, for skipping ticks that would repeat it (none: nothing sent
+    /// since this peer last became leader).
+    pub last_sent: Option<SentReport>,
+}
+
+/// The gist of a region report: everything PD acts on except the flow, as a hash, and when it
+/// was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SentReport {
+    /// [`report_digest`] of the report.
+    pub digest: u64,
+    /// The report carried written or read bytes or keys.
+    pub had_flow: bool,
+    pub at: Instant,
+}
+
+/// A hash of what PD learns from a report besides its flow: the region's epoch and peers, the
+/// leader and its term, which peers are down or pending (not for how long: that grows on every
+/// tick) and the size estimates. The epoch stands for the range, which only changes with it.
+pub fn report_digest(
+    region: &metapb::Region,
+    leader: &metapb::Peer,
+    term: u64,
+    down: &[PeerStats],
+    pending: &[metapb::Peer],
+    size: u64,
+    keys: u64,
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    region.id.hash(&mut h);
+    let epoch = region.region_epoch.unwrap_or_default();
+    (epoch.conf_ver, epoch.version).hash(&mut h);
+    for p in &region.peers {
+        (p.id, p.store_id, p.role).hash(&mut h);
+    }
+    (leader.id, term).hash(&mut h);
+    down.iter()
+        .map(|d| d.peer.map_or(0, |p| p.id))
+        .collect::<Vec<_>>()
+        .hash(&mut h);
+    pending
+        .iter()
+        .map(|p| p.id)
+        .collect::<Vec<_>>()
+        .hash(&mut h);
+    (size, keys).hash(&mut h);
+    h.finish()
+}
+
+/// Whether a tick may skip its report: PD was already told exactly this (same digest), neither
+/// that report nor this one carries flow (so PD's hot-region rates already read zero), and the
+/// last report is younger than `max_quiet`, after which one is sent anyway so PD's picture is
+/// refreshed now and then (after a PD restart, say).
+pub fn may_skip_report(
+    last: Option<&SentReport>,
+    digest: u64,
+    has_flow: bool,
+    now: Instant,
+    max_quiet: Duration,
+) -> bool {
+    match last {
+        Some(last) => {
+            last.digest == digest
+                && !last.had_flow
+                && !has_flow
+                && now.saturating_duration_since(last.at) < max_quiet
+        }
+        None => false,
+    }
 }
 
 impl PdStats {
@@ -43,6 +113,7 @@ impl PdStats {
         }
         self.catching_up.clear();
         self.written = Flow::default();
+        self.last_sent = None;
     }
 
     pub fn heard_from(&mut self, peer_id: u64, now: Instant) {
@@ -175,6 +246,101 @@ mod tests {
         let mut heard = HashMap::new();
         assert!(down_peers(&peers, 1, &mut heard, now, Duration::from_secs(1)).is_empty());
         assert_eq!(heard.get(&2), Some(&now));
+    }
+
+    fn region(version: u64, peers: &[u64]) -> metapb::Region {
+        metapb::Region {
+            id: 7,
+            region_epoch: Some(metapb::RegionEpoch {
+                conf_ver: 1,
+                version,
+            }),
+            peers: peers.iter().map(|id| peer(*id)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_digest_changes_with_what_pd_acts_on_but_not_with_down_time() {
+        let r = region(1, &[1, 2, 3]);
+        let base = report_digest(&r, &peer(1), 5, &[], &[], 100, 10);
+        assert_eq!(base, report_digest(&r, &peer(1), 5, &[], &[], 100, 10));
+        assert_ne!(
+            base,
+            report_digest(&region(2, &[1, 2, 3]), &peer(1), 5, &[], &[], 100, 10)
+        );
+        assert_ne!(
+            base,
+            report_digest(&region(1, &[1, 2, 4]), &peer(1), 5, &[], &[], 100, 10)
+        );
+        assert_ne!(base, report_digest(&r, &peer(2), 5, &[], &[], 100, 10));
+        assert_ne!(base, report_digest(&r, &peer(1), 6, &[], &[], 100, 10));
+        assert_ne!(
+            base,
+            report_digest(&r, &peer(1), 5, &[], &[peer(3)], 100, 10)
+        );
+        assert_ne!(base, report_digest(&r, &peer(1), 5, &[], &[], 101, 10));
+        assert_ne!(base, report_digest(&r, &peer(1), 5, &[], &[], 100, 11));
+        let down = |secs| PeerStats {
+            peer: Some(peer(2)),
+            down_seconds: secs,
+        };
+        let with_down = report_digest(&r, &peer(1), 5, &[down(30)], &[], 100, 10);
+        assert_ne!(base, with_down);
+        assert_eq!(
+            with_down,
+            report_digest(&r, &peer(1), 5, &[down(90)], &[], 100, 10)
+        );
+    }
+
+    #[test]
+    fn only_a_repeated_flowless_report_within_the_quiet_limit_is_skipped() {
+        let now = Instant::now();
+        let quiet = Duration::from_secs(600);
+        let sent = |had_flow, ago| SentReport {
+            digest: 42,
+            had_flow,
+            at: now - Duration::from_secs(ago),
+        };
+        assert!(may_skip_report(
+            Some(&sent(false, 10)),
+            42,
+            false,
+            now,
+            quiet
+        ));
+        // Nothing sent yet (a new leader), or something changed.
+        assert!(!may_skip_report(None, 42, false, now, quiet));
+        assert!(!may_skip_report(
+            Some(&sent(false, 10)),
+            43,
+            false,
+            now,
+            quiet
+        ));
+        // Flow now, or flow last time (PD must see the rate drop to zero).
+        assert!(!may_skip_report(
+            Some(&sent(false, 10)),
+            42,
+            true,
+            now,
+            quiet
+        ));
+        assert!(!may_skip_report(
+            Some(&sent(true, 10)),
+            42,
+            false,
+            now,
+            quiet
+        ));
+        // Quiet for too long.
+        assert!(!may_skip_report(
+            Some(&sent(false, 600)),
+            42,
+            false,
+            now,
+            quiet
+        ));
     }
 
     #[test]

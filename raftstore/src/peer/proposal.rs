@@ -31,6 +31,11 @@ pub struct ProposalQueue {
 }
 
 impl ProposalQueue {
+    /// Drops the spare capacity (a sleeping region keeps none).
+    pub fn shrink_to_fit(&mut self) {
+        self.queue.shrink_to_fit();
+    }
+
     pub fn push(&mut self, p: Proposal) {
         if let Some(last) = self.queue.back() {
             debug_assert!(

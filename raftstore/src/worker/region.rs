@@ -138,6 +138,7 @@ pub fn spawn(
     requests: SnapshotRequests,
     kv: KvEngine,
     router: RaftRouter,
+    snap_io_bytes_per_sec: u64,
     name: String,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(name).spawn(move || {
@@ -160,7 +161,7 @@ pub fn spawn(
                 RegionTask::Stop => return,
             };
             let started = Instant::now();
-            let result = crate::region_snapshot::generate(&kv, region_id);
+            let result = crate::region_snapshot::generate(&kv, region_id, snap_io_bytes_per_sec);
             let elapsed = started.elapsed();
             crate::metrics::SNAPSHOT_GENERATE_DURATION.observe(elapsed.as_secs_f64());
             match &result {

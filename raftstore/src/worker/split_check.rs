@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use crate::errors::Result;
 use crate::msg::router::RaftRouter;
-use crate::msg::{Callback, PeerMsg};
+use crate::msg::{Callback, PeerMsg, SplitRegion};
 use crate::pd_client::PdClient;
 use crate::split_policy::{validate_split_keys, SplitCheckInput, SplitPolicy};
 
@@ -183,11 +183,11 @@ pub fn propose_split(
     };
     let _ = router.force_send(
         region.id,
-        PeerMsg::SplitRegion {
+        PeerMsg::SplitRegion(Box::new(SplitRegion {
             region_epoch: region.region_epoch.unwrap_or_default(),
             split_keys,
             ids,
             callback,
-        },
+        })),
     );
 }

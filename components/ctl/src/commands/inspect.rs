@@ -2,21 +2,48 @@
 
 use anyhow::{Context, Result};
 
+use crate::cli::ClusterArgs;
 use crate::human::now_unix_secs;
-use crate::keyfmt::{pd_hex_for_user_key, unescape};
-use crate::model::{RegionInfo, RegionsPage, StoresPage};
+use crate::keyfmt::{escape, pd_hex_for_user_key, unescape, user_key_for_pd_hex};
+use crate::model::{RegionInfo, RegionsPage, RegionsSummary, StoresPage};
 use crate::pd_http::PdHttp;
 use crate::views;
 
-/// Stores, regions and totals.
-pub fn cluster(pd: &PdHttp) -> Result<String> {
+/// Stores, one page of regions (at most `--limit`, from the region holding `--from`) and
+/// totals over every region. PD answers each part without listing all regions, so this stays
+/// fast with hundreds of thousands of them.
+pub fn cluster(pd: &PdHttp, args: &ClusterArgs) -> Result<String> {
     let stores: StoresPage = pd.get("stores").context("listing stores")?;
-    let regions: RegionsPage = pd.get("regions").context("listing regions")?;
+    let summary: RegionsSummary = pd.get("regions/summary").context("summing up regions")?;
+    let from = match &args.from {
+        Some(key) => pd_hex_for_user_key(&unescape(key)?),
+        None => String::new(),
+    };
+    let page: RegionsPage = pd
+        .get(&format!("regions/key?key={from}&limit={}", args.limit))
+        .context("listing regions")?;
+    let shown = page.regions.len() as u64;
+    let next = page
+        .regions
+        .last()
+        .and_then(|r| user_key_for_pd_hex(&r.end_key));
+    let more = if shown < summary.count {
+        match next {
+            Some(key) => format!(
+                "({shown} of {} regions shown; the next page: --from '{}')\n",
+                summary.count,
+                escape(&key)
+            ),
+            None => format!("({shown} of {} regions shown)\n", summary.count),
+        }
+    } else {
+        String::new()
+    };
     Ok(format!(
-        "STORES\n{}\nREGIONS\n{}\n{}",
+        "STORES\n{}\nREGIONS\n{}{more}\n{}",
         views::stores_table(&stores.stores, now_unix_secs()),
-        views::regions_table(&regions.regions),
-        views::totals(&stores.stores, &regions.regions)
+        views::regions_table(&page.regions),
+        views::totals(&stores.stores, &summary)
     ))
 }
 

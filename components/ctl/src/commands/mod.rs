@@ -5,5 +5,6 @@ pub mod inspect;
 pub mod kv;
 pub mod mvcc;
 pub mod operator;
+pub mod presplit;
 pub mod store;
 pub mod txn;

@@ -179,8 +179,14 @@ pub struct SnapshotFileWriter {
     files: Vec<(PathBuf, PathBuf, u64)>,
     current: usize,
     written_in_current: u64,
+    /// Bytes written to the open file since it was last synced.
+    unsynced: u64,
     open: Option<tokio::fs::File>,
 }
+
+/// A received file is synced after every this-many bytes, so a large snapshot reaches the
+/// disk as it arrives rather than in one burst that would hold up the write path's fsyncs.
+const RECEIVE_SYNC_BYTES: u64 = 4 * 1024 * 1024;
 
 impl SnapshotFileWriter {
     pub fn new(files: Vec<(PathBuf, u64)>) -> SnapshotFileWriter {
@@ -203,6 +209,7 @@ impl SnapshotFileWriter {
             files,
             current: 0,
             written_in_current: 0,
+            unsynced: 0,
             open: None,
         }
     }
@@ -226,6 +233,11 @@ impl SnapshotFileWriter {
             let (now, rest) = data.split_at(room.min(data.len()));
             if let Some(f) = self.open.as_mut() {
                 f.write_all(now).await.map_err(|e| io_status(&tmp, e))?;
+                self.unsynced += now.len() as u64;
+                if self.unsynced >= RECEIVE_SYNC_BYTES {
+                    f.sync_data().await.map_err(|e| io_status(&tmp, e))?;
+                    self.unsynced = 0;
+                }
             }
             self.written_in_current += now.len() as u64;
             data = rest;
@@ -248,6 +260,7 @@ impl SnapshotFileWriter {
             f.sync_all().await.map_err(|e| io_status(&tmp, e))?;
             self.current += 1;
             self.written_in_current = 0;
+            self.unsynced = 0;
         }
         Ok(())
     }

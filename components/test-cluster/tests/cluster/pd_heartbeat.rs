@@ -117,6 +117,8 @@ fn hibernated_regions_keep_reporting_without_waking_or_false_downs() {
     let cfg = Config {
         // A generous liveness timeout, so a slow machine never wakes regions spuriously.
         store_unreachable_timeout: Duration::from_secs(1),
+        // Unchanged reports are skipped; this keeps one coming every few ticks.
+        pd_heartbeat_max_quiet_interval: Duration::from_millis(300),
         ..pd_config()
     };
     let max_down = cfg.max_peer_down_duration;
@@ -143,6 +145,46 @@ fn hibernated_regions_keep_reporting_without_waking_or_false_downs() {
     for s in cluster.store_ids() {
         assert!(cluster.is_hibernating(s, 1), "store {s} still sleeps");
     }
+}
+
+#[test]
+fn an_idle_leader_skips_reports_that_would_say_nothing_new() {
+    // Ticks every 100 ms, and nothing forces a report for ten minutes.
+    let cluster = started(3, pd_config(), &[]);
+    cluster.wait_leader(1);
+    cluster.must_put(b"k", b"v");
+    assert!(cluster.wait_region_hibernated(1));
+    // The first report after the write carries its flow; the one after that, without flow,
+    // is the last until something changes.
+    let settled = wait_for(DEFAULT_TIMEOUT, || {
+        cluster
+            .pd
+            .region_reports(1)
+            .filter(|r| r.latest.bytes_written == 0 && r.latest.approximate_size > 0)
+    })
+    .expect("a report without flow once the region is idle");
+    let clock = cluster.pd.store_report_count(1);
+    // Twenty store reports later (as many region ticks), PD has heard at most one more report
+    // (a size estimate landing late); every tick used to send one.
+    wait_for(DEFAULT_TIMEOUT, || {
+        (cluster.pd.store_report_count(1) >= clock + 20).then_some(())
+    })
+    .expect("store reports keep coming");
+    let quiet = cluster.pd.region_reports(1).unwrap().count;
+    assert!(
+        quiet <= settled.count + 1,
+        "{} reports during 20 idle ticks",
+        quiet - settled.count
+    );
+    // New flow is reported at the next tick.
+    cluster.must_put(b"k2", b"v2");
+    let after = wait_for(DEFAULT_TIMEOUT, || {
+        cluster
+            .pd
+            .region_reports(1)
+            .filter(|r| r.count > quiet && r.bytes_written > settled.bytes_written)
+    });
+    assert!(after.is_some(), "the write was reported");
 }
 
 #[test]

@@ -28,6 +28,11 @@ pub struct ReadIndexQueue {
 }
 
 impl ReadIndexQueue {
+    /// Drops the spare capacity (a sleeping region keeps none).
+    pub fn shrink_to_fit(&mut self) {
+        self.reqs.shrink_to_fit();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.reqs.is_empty()
     }
