@@ -14,7 +14,7 @@ use proto::pdpb::StoreStats;
 use tracing::{info, warn};
 
 pub use heartbeat::{region_from_heartbeat, RegionUpdate};
-pub use region_tree::{epoch_is_older, role, RegionInfo, RegionTree};
+pub use region_tree::{epoch_is_older, role, RegionInfo, RegionTree, StoreLoad};
 pub use stores::{StoreInfo, StoreStatus};
 
 use crate::error::{Error, Result};
@@ -37,30 +37,15 @@ pub struct ClusterState {
     pub split_at: HashMap<u64, u64>,
 }
 
-/// Regions and leaders each store holds, as the region tree says.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StoreLoad {
-    pub regions: u64,
-    pub leaders: u64,
-}
-
 impl ClusterState {
     pub fn store(&self, id: u64) -> Option<&StoreInfo> {
         self.stores.get(&id)
     }
 
     /// Peer and leader counts per store.
+    /// Regions and leaders per store, kept up to date by the region tree (O(stores)).
     pub fn store_loads(&self) -> HashMap<u64, StoreLoad> {
-        let mut loads: HashMap<u64, StoreLoad> = HashMap::new();
-        for r in self.regions.iter() {
-            for p in &r.meta.peers {
-                loads.entry(p.store_id).or_default().regions += 1;
-            }
-            if let Some(l) = &r.leader {
-                loads.entry(l.store_id).or_default().leaders += 1;
-            }
-        }
-        loads
+        self.regions.store_loads().clone()
     }
 
     fn require_bootstrapped(&self) -> Result<()> {

@@ -139,11 +139,20 @@ pub fn epoch_is_older(a: &RegionEpoch, b: &RegionEpoch) -> bool {
     a.version < b.version || (a.version == b.version && a.conf_ver < b.conf_ver)
 }
 
-/// Regions by start key and by id.
+/// Regions and leaders each store holds, as the region tree says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreLoad {
+    pub regions: u64,
+    pub leaders: u64,
+}
+
+/// Regions by start key and by id, with each store's region and leader counts kept as
+/// regions come and go (so schedulers and the HTTP API need not count them every time).
 #[derive(Default, Debug)]
 pub struct RegionTree {
     by_start: BTreeMap<Vec<u8>, u64>,
     regions: HashMap<u64, RegionInfo>,
+    loads: HashMap<u64, StoreLoad>,
 }
 
 impl RegionTree {
@@ -163,12 +172,37 @@ impl RegionTree {
         self.regions.get(&id)
     }
 
+    /// For tests that adjust a region's reported state; it must not change peers or the
+    /// leader, which the store loads count.
+    #[cfg(test)]
     pub fn get_mut(&mut self, id: u64) -> Option<&mut RegionInfo> {
         self.regions.get_mut(&id)
     }
 
+    /// Regions and leaders per store id.
+    pub fn store_loads(&self) -> &HashMap<u64, StoreLoad> {
+        &self.loads
+    }
+
+    /// Adds (`added`) or takes away a region's peers and leader from the store loads.
+    fn account(&mut self, r: &RegionInfo, added: bool) {
+        let step = |n: &mut u64| {
+            if added {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+            }
+        };
+        for p in &r.meta.peers {
+            step(&mut self.loads.entry(p.store_id).or_default().regions);
+        }
+        if let Some(l) = &r.leader {
+            step(&mut self.loads.entry(l.store_id).or_default().leaders);
+        }
+    }
+
     /// Every region in key order.
-    pub fn iter(&self) -> impl Iterator<Item = &RegionInfo> {
+    pub fn iter(&self) -> impl Iterator<Item = &RegionInfo> + Clone {
         self.by_start.values().filter_map(|id| self.regions.get(id))
     }
 
@@ -272,6 +306,7 @@ impl RegionTree {
             if self.by_start.get(old.start_key()) == Some(&id) {
                 self.by_start.remove(old.start_key());
             }
+            self.account(&old, false);
         }
         let mut removed = Vec::new();
         for other in self.overlapping(info.start_key(), info.end_key()) {
@@ -279,10 +314,12 @@ impl RegionTree {
                 if self.by_start.get(r.start_key()) == Some(&other) {
                     self.by_start.remove(r.start_key());
                 }
+                self.account(&r, false);
                 removed.push(r);
             }
         }
         self.by_start.insert(info.start_key().to_vec(), id);
+        self.account(&info, true);
         self.regions.insert(id, info);
         removed
     }
@@ -417,5 +454,62 @@ mod tests {
         assert_eq!(t.scan(&key(10), &key(20), 0).len(), 10);
         assert_eq!(t.scan(b"", b"", 0).len(), n as usize);
         assert_eq!(t.overlapping(b"", &key(3)), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn store_loads_follow_inserts_and_overlaps() {
+        let with =
+            |id: u64, start: &[u8], end: &[u8], version: u64, stores: &[u64], leader: u64| {
+                let mut r = region(id, start, end, version, 1);
+                r.meta.peers = stores
+                    .iter()
+                    .map(|s| Peer {
+                        id: id * 10 + s,
+                        store_id: *s,
+                        ..Default::default()
+                    })
+                    .collect();
+                r.leader = r.meta.peers.iter().find(|p| p.store_id == leader).copied();
+                r
+            };
+        let recount = |t: &RegionTree| {
+            let mut loads: HashMap<u64, StoreLoad> = HashMap::new();
+            for r in t.iter() {
+                for p in &r.meta.peers {
+                    loads.entry(p.store_id).or_default().regions += 1;
+                }
+                if let Some(l) = &r.leader {
+                    loads.entry(l.store_id).or_default().leaders += 1;
+                }
+            }
+            loads.retain(|_, l| *l != StoreLoad::default());
+            loads
+        };
+        let kept = |t: &RegionTree| {
+            let mut loads = t.store_loads().clone();
+            loads.retain(|_, l| *l != StoreLoad::default());
+            loads
+        };
+        let mut t = RegionTree::new();
+        t.insert(with(1, b"", b"", 1, &[1, 2, 3], 1));
+        assert_eq!(kept(&t), recount(&t));
+        // A split: the parent shrinks, a child arrives with another leader.
+        t.insert(with(1, b"", b"m", 2, &[1, 2, 3], 1));
+        t.insert(with(2, b"m", b"", 2, &[1, 2, 3], 2));
+        assert_eq!(kept(&t), recount(&t));
+        // A membership change and a leader move.
+        t.insert(with(2, b"m", b"", 2, &[1, 2, 4], 4));
+        assert_eq!(kept(&t), recount(&t));
+        // A merge: region 1 takes everything, region 2 is overlapped away.
+        t.insert(with(1, b"", b"", 3, &[1, 2, 3], 3));
+        assert_eq!(kept(&t), recount(&t));
+        assert_eq!(t.store_loads()[&4], StoreLoad::default());
+        assert_eq!(
+            t.store_loads()[&3],
+            StoreLoad {
+                regions: 1,
+                leaders: 1
+            }
+        );
     }
 }

@@ -19,14 +19,18 @@ fn can_transfer(view: &ScheduleView, region: &RegionInfo, to_store: u64) -> bool
     })
 }
 
-/// New leader transfers, within `leader-schedule-limit` together with the `running` ones.
-pub fn schedule(view: &mut ScheduleView, running: usize) -> Vec<Operator> {
+/// New leader transfers, within `leader-schedule-limit` together with the `running` ones,
+/// chosen among the regions of round `rotation`'s patrol window.
+pub fn schedule(view: &mut ScheduleView, running: usize, rotation: usize) -> Vec<Operator> {
     let limit = view.cfg.leader_schedule_limit as usize;
     let tolerance = view.cfg.leader_balance_tolerance as i64;
+    if running >= limit || !imbalanced(view, tolerance) {
+        return Vec::new();
+    }
     let mut led: HashMap<u64, Vec<u64>> = HashMap::new();
-    for r in view.regions.iter() {
-        if let Some(store) = r.leader_store_id() {
-            led.entry(store).or_default().push(r.id());
+    for id in view.patrol(rotation) {
+        if let Some(store) = view.regions.get(id).and_then(|r| r.leader_store_id()) {
+            led.entry(store).or_default().push(id);
         }
     }
     let mut out = Vec::new();
@@ -73,6 +77,15 @@ pub fn schedule(view: &mut ScheduleView, running: usize) -> Vec<Operator> {
     out
 }
 
+/// Some Up store leads more than `tolerance` regions beyond another.
+fn imbalanced(view: &ScheduleView, tolerance: i64) -> bool {
+    let leaders: Vec<i64> = view.up_stores().iter().map(|s| s.leaders).collect();
+    match (leaders.iter().max(), leaders.iter().min()) {
+        (Some(max), Some(min)) => max - min > tolerance,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proto::metapb::PeerRole::{Learner, Voter};
@@ -104,7 +117,7 @@ mod tests {
         f.cfg.leader_schedule_limit = 100;
         three_replicas(&mut f, 9, |_| 1);
         let mut view = f.view();
-        let ops = schedule(&mut view, 0);
+        let ops = schedule(&mut view, 0, 0);
         assert_eq!(ops.len(), 6);
         let mut leaders: Vec<i64> = view.up_stores().iter().map(|s| s.leaders).collect();
         leaders.sort();
@@ -122,12 +135,12 @@ mod tests {
         let mut f = Fixture::new(&[1, 2, 3]);
         three_replicas(&mut f, 9, |_| 1);
         let mut view = f.view();
-        assert_eq!(schedule(&mut view, 3).len(), 1);
+        assert_eq!(schedule(&mut view, 3, 0).len(), 1);
 
         let mut f = Fixture::new(&[1, 2, 3]);
         three_replicas(&mut f, 8, |i| i % 3 + 1);
         let mut view = f.view();
-        assert!(schedule(&mut view, 0).is_empty(), "3/3/2 is balanced");
+        assert!(schedule(&mut view, 0, 0).is_empty(), "3/3/2 is balanced");
     }
 
     #[test]
@@ -144,6 +157,6 @@ mod tests {
             );
         }
         let mut view = f.view();
-        assert!(schedule(&mut view, 0).is_empty());
+        assert!(schedule(&mut view, 0, 0).is_empty());
     }
 }

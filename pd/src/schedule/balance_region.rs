@@ -44,10 +44,17 @@ pub fn schedule(
     ids: &mut IdSource<'_>,
 ) -> Result<Vec<Operator>> {
     let limit = view.cfg.region_schedule_limit as usize;
+    if running >= limit {
+        return Ok(Vec::new());
+    }
+    // Candidates come from this round's patrol window; a store short of regions is fed a
+    // window at a time.
     let mut on_store: HashMap<u64, Vec<u64>> = HashMap::new();
-    for r in view.regions.iter() {
-        for p in &r.meta.peers {
-            on_store.entry(p.store_id).or_default().push(r.id());
+    for id in view.patrol(rotation) {
+        if let Some(r) = view.regions.get(id) {
+            for p in &r.meta.peers {
+                on_store.entry(p.store_id).or_default().push(id);
+            }
         }
     }
     let mut out = Vec::new();

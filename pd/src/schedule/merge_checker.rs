@@ -17,13 +17,11 @@ pub fn schedule(view: &mut ScheduleView<'_>, running: usize, rotation: usize) ->
     let cfg = view.cfg;
     let mut budget = (cfg.merge_schedule_limit as usize).saturating_sub(running);
     let mut out = Vec::new();
-    let ids: Vec<u64> = view.regions.iter().map(|r| r.id()).collect();
-    let n = ids.len();
-    for i in 0..n {
+    for id in view.patrol(rotation) {
         if budget == 0 {
             break;
         }
-        let Some(source) = view.regions.get(ids[(i + rotation) % n]) else {
+        let Some(source) = view.regions.get(id) else {
             continue;
         };
         if !is_small(view, source) || !can_take_part(view, source) {

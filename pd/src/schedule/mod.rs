@@ -35,13 +35,10 @@ pub fn plan(
         let mut budget =
             (cfg.replica_schedule_limit as usize).saturating_sub(ops.count(OpKind::Replica));
         let regions = view.regions;
-        let ids_in_order: Vec<u64> = regions.iter().map(|r| r.id()).collect();
-        let n = ids_in_order.len();
-        for i in 0..n {
+        for id in view.patrol(rotation) {
             if budget == 0 {
                 break;
             }
-            let id = ids_in_order[(i + rotation) % n];
             let Some(region) = regions.get(id) else {
                 continue;
             };
@@ -63,7 +60,11 @@ pub fn plan(
         ));
     }
     if cfg.enable_balance_leader {
-        out.extend(balance_leader::schedule(view, ops.count(OpKind::Leader)));
+        out.extend(balance_leader::schedule(
+            view,
+            ops.count(OpKind::Leader),
+            rotation,
+        ));
     }
     if cfg.enable_balance_region {
         out.extend(balance_region::schedule(

@@ -10,6 +10,12 @@ use super::operator::{Now, Operator};
 use crate::cluster::{ClusterState, RegionInfo, RegionTree, StoreStatus};
 use crate::config::ScheduleConfig;
 
+/// Most regions one scheduling round looks at. A round over every region costs O(regions),
+/// which at hundreds of thousands of regions would keep PD busy even when nothing needs
+/// doing; instead each round patrols the next window, so a 300,000-region cluster is looked
+/// over once every ~75 rounds (75 s at the default `schedule-interval`).
+pub const PATROL_REGIONS_PER_ROUND: usize = 4096;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreView {
     pub id: u64,
@@ -88,6 +94,31 @@ impl<'a> ScheduleView<'a> {
         }
     }
 
+    /// The ids of the regions round `rotation` looks at: every region when there are at most
+    /// [`PATROL_REGIONS_PER_ROUND`], starting at a different one each round; otherwise the
+    /// round's window of that many, windows following each other round by round.
+    pub fn patrol(&self, rotation: usize) -> Vec<u64> {
+        let n = self.regions.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let (start, len) = if n <= PATROL_REGIONS_PER_ROUND {
+            (rotation % n, n)
+        } else {
+            (
+                rotation.wrapping_mul(PATROL_REGIONS_PER_ROUND) % n,
+                PATROL_REGIONS_PER_ROUND,
+            )
+        };
+        self.regions
+            .iter()
+            .map(|r| r.id())
+            .cycle()
+            .skip(start)
+            .take(len)
+            .collect()
+    }
+
     /// A store PD never heard of counts as unreachable: nothing goes there, and nothing on it
     /// is removed on a guess.
     pub fn status(&self, store_id: u64) -> StoreStatus {
@@ -140,5 +171,49 @@ impl<'a> ScheduleView<'a> {
             .min_by_key(|s| (s.leaders, s.id))
             .map(|s| s.id)
             .or(fallback)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use proto::metapb::PeerRole::Voter;
+
+    use super::*;
+    use crate::schedule::testkit::Fixture;
+
+    fn fixture_with(regions: u64) -> Fixture {
+        let mut f = Fixture::new(&[1, 2, 3]);
+        for id in 1..=regions {
+            let start = format!("k{id:08}").into_bytes();
+            let end = format!("k{:08}", id + 1).into_bytes();
+            f.add_region(id, &start, &end, &[(id * 10, 1, Voter)], id * 10);
+        }
+        f
+    }
+
+    #[test]
+    fn a_small_cluster_is_patrolled_whole_every_round() {
+        let f = fixture_with(10);
+        let view = f.view();
+        let round: HashSet<u64> = view.patrol(3).into_iter().collect();
+        assert_eq!(round.len(), 10);
+        // Each round starts somewhere else.
+        assert_ne!(view.patrol(0)[0], view.patrol(1)[0]);
+    }
+
+    #[test]
+    fn a_large_cluster_is_patrolled_a_window_per_round_and_whole_over_rounds() {
+        let n = 3 * PATROL_REGIONS_PER_ROUND as u64 + 17;
+        let f = fixture_with(n);
+        let view = f.view();
+        let mut seen = HashSet::new();
+        for round in 0..4 {
+            let window = view.patrol(round);
+            assert_eq!(window.len(), PATROL_REGIONS_PER_ROUND);
+            seen.extend(window);
+        }
+        assert_eq!(seen.len() as u64, n, "four rounds cover every region");
     }
 }

@@ -95,7 +95,7 @@ pub fn run(pd: &PdHttp, args: &PresplitArgs) -> Result<String> {
             "region_id": region.id,
             "keys": batch.iter().map(hex::encode).collect::<Vec<_>>(),
         });
-        pd.post("operators", &body)
+        post_when_free(pd, &body, wait)
             .with_context(|| format!("asking PD to split region {}", region.id))?;
         let last = batch[batch.len() - 1];
         wait_for_boundary(pd, last, wait).with_context(|| {
@@ -124,6 +124,25 @@ pub fn run(pd: &PdHttp, args: &PresplitArgs) -> Result<String> {
         keys.len() - split,
         split as f64 / secs.max(1e-9)
     ))
+}
+
+/// Creates the operator `body` describes. The region's previous split can still be running
+/// in PD a moment after its result is visible (PD ends it on the region's next report), so
+/// "already has an operator" is retried until `wait` has passed.
+fn post_when_free(pd: &PdHttp, body: &serde_json::Value, wait: Duration) -> Result<()> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match pd.post("operators", body) {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.to_string().contains("already has an operator")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(POLL);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn region_at(pd: &PdHttp, key: &[u8]) -> Result<RegionInfo> {
