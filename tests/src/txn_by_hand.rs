@@ -31,15 +31,36 @@ pub async fn wait_until_physical_past(client: &TransactionClient, ts: u64, ms: i
 }
 
 /// A gRPC client to the store leading the region of transactional key `key`, with its route.
+/// Like a client, it routes again while the leader PD names answers that it is not the
+/// leader (a fresh fleet's leaders move while PD balances them), probing with a read
+/// (MvccGetByKey) that changes nothing; bounded at 60 s.
 pub async fn leader_of(fleet: &Fleet, key: &[u8]) -> (Route, TikvClient<Channel>) {
-    let route = Route::of_txn_key(fleet.pd_api(), key).unwrap();
-    let index = fleet
-        .store_index(route.leader.store_id)
-        .expect("leader on a store of this fleet");
-    let client = TikvClient::connect(format!("http://{}", fleet.store(index).addr))
-        .await
-        .unwrap();
-    (route, client)
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let route = Route::of_txn_key(fleet.pd_api(), key).unwrap();
+        let index = fleet
+            .store_index(route.leader.store_id)
+            .expect("leader on a store of this fleet");
+        let mut client = TikvClient::connect(format!("http://{}", fleet.store(index).addr))
+            .await
+            .unwrap();
+        let probe = client
+            .mvcc_get_by_key(MvccGetByKeyRequest {
+                context: Some(route.context()),
+                key: txn_store_key(key),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        match probe.region_error {
+            None => return (route, client),
+            Some(e) if std::time::Instant::now() < deadline => {
+                eprintln!("route of {key:?} not settled yet: {e:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Some(e) => panic!("the route of {key:?} never settled: {e:?}"),
+        }
+    }
 }
 
 /// Like [`wait_until_physical_past`] for TTLs longer than its bound (a pessimistic lock's

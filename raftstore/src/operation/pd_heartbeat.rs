@@ -185,9 +185,14 @@ impl Peer {
             REGION_HEARTBEATS_SKIPPED.inc();
             return;
         }
+        let repeated = self
+            .pd_stats
+            .last_sent
+            .is_some_and(|last| last.digest == digest && !last.had_flow && !has_flow);
         self.pd_stats.last_sent = Some(SentReport {
             digest,
             had_flow: has_flow,
+            repeated,
             at: now,
         });
         let req = self.region_report(region, read, term);

@@ -45,6 +45,10 @@ pub struct SentReport {
     pub digest: u64,
     /// The report carried written or read bytes or keys.
     pub had_flow: bool,
+    /// The same report (digest, no flow) had already been sent before this one: it was
+    /// repeated once, so one lost or refused report (a stream that broke, a PD not yet
+    /// ready) cannot leave PD with an old picture until the quiet limit.
+    pub repeated: bool,
     pub at: Instant,
 }
 
@@ -82,10 +86,10 @@ pub fn report_digest(
     h.finish()
 }
 
-/// Whether a tick may skip its report: PD was already told exactly this (same digest), neither
-/// that report nor this one carries flow (so PD's hot-region rates already read zero), and the
-/// last report is younger than `max_quiet`, after which one is sent anyway so PD's picture is
-/// refreshed now and then (after a PD restart, say).
+/// Whether a tick may skip its report: PD was already told exactly this twice (same digest,
+/// repeated once), neither that report nor this one carries flow (so PD's hot-region rates
+/// already read zero), and the last report is younger than `max_quiet`, after which one is
+/// sent anyway so PD's picture is refreshed now and then (after a PD restart, say).
 pub fn may_skip_report(
     last: Option<&SentReport>,
     digest: u64,
@@ -96,6 +100,7 @@ pub fn may_skip_report(
     match last {
         Some(last) => {
             last.digest == digest
+                && last.repeated
                 && !last.had_flow
                 && !has_flow
                 && now.saturating_duration_since(last.at) < max_quiet
@@ -300,8 +305,15 @@ mod tests {
         let sent = |had_flow, ago| SentReport {
             digest: 42,
             had_flow,
+            repeated: true,
             at: now - Duration::from_secs(ago),
         };
+        // A report is repeated once before ticks go quiet.
+        let once = SentReport {
+            repeated: false,
+            ..sent(false, 10)
+        };
+        assert!(!may_skip_report(Some(&once), 42, false, now, quiet));
         assert!(may_skip_report(
             Some(&sent(false, 10)),
             42,
