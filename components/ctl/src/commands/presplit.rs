@@ -77,7 +77,7 @@ pub fn run(pd: &PdHttp, args: &PresplitArgs) -> Result<String> {
     let wait = Duration::from_secs(args.wait_secs);
     let (mut next, mut split, mut operators) = (0, 0usize, 0usize);
     while next < keys.len() {
-        let region = region_at(pd, &keys[next])?;
+        let region = region_at_within(pd, &keys[next], wait)?;
         let start = decode_hex(&region.start_key)?;
         let end = decode_hex(&region.end_key)?;
         if start == keys[next] {
@@ -155,11 +155,25 @@ fn region_at(pd: &PdHttp, key: &[u8]) -> Result<RegionInfo> {
     Ok(region)
 }
 
+/// The region holding `key`, asked again until `wait` has passed while PD has none: right
+/// after a split PD can hold the new regions before the parent's shrunk range, a moment with
+/// a gap in its map.
+fn region_at_within(pd: &PdHttp, key: &[u8], wait: Duration) -> Result<RegionInfo> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match region_at(pd, key) {
+            Ok(region) => return Ok(region),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(POLL),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Waits until PD knows a region starting exactly at `key`.
 fn wait_for_boundary(pd: &PdHttp, key: &[u8], wait: Duration) -> Result<()> {
     let deadline = Instant::now() + wait;
     loop {
-        let region = region_at(pd, key)?;
+        let region = region_at_within(pd, key, deadline.saturating_duration_since(Instant::now()))?;
         if decode_hex(&region.start_key)? == key {
             return Ok(());
         }
