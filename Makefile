@@ -6,8 +6,9 @@ CARGO ?= cargo
 
 # Everything the build needs from the system: libclang for RocksDB's bindings; fontconfig,
 # freetype and a font for the charts shoal-bench draws; libfaketime for the chaos tests' skewed
-# clocks; chromium to render PD's dashboard in its fleet test.
-SYSTEM_PACKAGES := libclang-dev clang pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core faketime prometheus chromium
+# clocks; chromium to render PD's dashboard in its fleet test; curl and jq for the benchmark
+# scripts that read PD's HTTP API.
+SYSTEM_PACKAGES := libclang-dev clang pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core faketime prometheus chromium curl jq
 
 deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
