@@ -5,10 +5,9 @@
 use std::process::Output;
 
 use proto::kvrpcpb::{Mutation, Op, PrewriteRequest};
-use proto::tikvpb::tikv_client::TikvClient;
 use shoal_fleet_tests::binaries::ctl_binary;
 use shoal_fleet_tests::keyspace::txn_store_key;
-use shoal_fleet_tests::route::Route;
+use shoal_fleet_tests::txn_by_hand::leader_of;
 use shoal_fleet_tests::{Fleet, FleetOptions};
 use tikv_client::TimestampExt;
 
@@ -124,44 +123,31 @@ async fn a_pending_prewrite_shows_in_locks_and_mvcc() {
     let client = fleet.txn_client().await.unwrap();
     let start_ts = client.current_timestamp().await.unwrap().version();
 
-    // Prewrite p as a client would, then walk away (a long TTL keeps the lock alive). Like a
-    // client, route again and retry when the region's leader is moving (PD balances leaders
-    // of a fresh fleet).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let route = Route::of_txn_key(fleet.pd_api(), b"p").unwrap();
-        let index = fleet.store_index(route.leader.store_id).unwrap();
-        let mut store = TikvClient::connect(format!("http://{}", fleet.store(index).addr))
-            .await
-            .unwrap();
-        let resp = store
-            .kv_prewrite(PrewriteRequest {
-                context: Some(route.context()),
-                mutations: vec![Mutation {
-                    op: Op::Put as i32,
-                    key: txn_store_key(b"p"),
-                    value: b"pending".to_vec(),
-                    ..Default::default()
-                }],
-                primary_lock: txn_store_key(b"p"),
-                start_version: start_ts,
-                lock_ttl: 600_000,
-                txn_size: 1,
+    // Prewrite p as a client would, then walk away (a long TTL keeps the lock alive); the
+    // shared helper routes again while a fresh fleet's leaders move.
+    let (route, mut store) = leader_of(&fleet, b"p").await;
+    let resp = store
+        .kv_prewrite(PrewriteRequest {
+            context: Some(route.context()),
+            mutations: vec![Mutation {
+                op: Op::Put as i32,
+                key: txn_store_key(b"p"),
+                value: b"pending".to_vec(),
                 ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if resp.region_error.is_some() && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            continue;
-        }
-        assert!(
-            resp.region_error.is_none() && resp.errors.is_empty(),
-            "{resp:?}"
-        );
-        break;
-    }
+            }],
+            primary_lock: txn_store_key(b"p"),
+            start_version: start_ts,
+            lock_ttl: 600_000,
+            txn_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        resp.region_error.is_none() && resp.errors.is_empty(),
+        "{resp:?}"
+    );
 
     let line = format!("key=p primary=p start_ts={start_ts} ttl=600000 type=Put\n");
     assert_eq!(ctl_ok(&fleet, &["locks"]).await, line);
