@@ -11,7 +11,7 @@ use proto::kvrpcpb::{CheckSecondaryLocksRequest, CheckTxnStatusRequest, ResolveL
 
 use crate::fleet::Fleet;
 use crate::keyspace::{txn_store_key, TXN_PREFIX};
-use crate::txn_by_hand::leader_of;
+use crate::txn_by_hand::send_to_leader;
 
 /// How a transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,19 +46,24 @@ pub async fn resolve_txn_of_lock(
     start_ts: u64,
     now: u64,
 ) -> Result<Option<TxnFate>> {
-    let (route, mut store) = leader_of(fleet, primary).await;
-    let status = store
-        .kv_check_txn_status(CheckTxnStatusRequest {
-            context: Some(route.context()),
+    let status = send_to_leader(fleet, primary, |context, mut store| {
+        let request = CheckTxnStatusRequest {
+            context: Some(context),
             primary_key: txn_store_key(primary),
             lock_ts: start_ts,
             caller_start_ts: 0,
             current_ts: now,
             rollback_if_not_exist: true,
             ..Default::default()
-        })
-        .await?
-        .into_inner();
+        };
+        async move {
+            store
+                .kv_check_txn_status(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await?;
     if status.region_error.is_some() || status.error.is_some() {
         bail!("CheckTxnStatus: {status:?}");
     }
@@ -104,15 +109,20 @@ pub async fn resolve_txn_of_lock(
 /// CheckSecondaryLocks of one key. A rolled-back key answers no lock, or a lock that is not
 /// async-commit.
 async fn check_secondary(fleet: &Fleet, key: &[u8], start_ts: u64) -> Result<Secondary> {
-    let (route, mut store) = leader_of(fleet, key).await;
-    let resp = store
-        .kv_check_secondary_locks(CheckSecondaryLocksRequest {
-            context: Some(route.context()),
+    let resp = send_to_leader(fleet, key, |context, mut store| {
+        let request = CheckSecondaryLocksRequest {
+            context: Some(context),
             keys: vec![txn_store_key(key)],
             start_version: start_ts,
-        })
-        .await?
-        .into_inner();
+        };
+        async move {
+            store
+                .kv_check_secondary_locks(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await?;
     if resp.region_error.is_some() || resp.error.is_some() {
         bail!("CheckSecondaryLocks: {resp:?}");
     }
@@ -134,17 +144,22 @@ async fn resolve_keys(fleet: &Fleet, keys: &[Vec<u8>], start_ts: u64, fate: TxnF
         TxnFate::RolledBack => 0,
     };
     for key in keys {
-        let (route, mut store) = leader_of(fleet, key).await;
-        let resp = store
-            .kv_resolve_lock(ResolveLockRequest {
-                context: Some(route.context()),
+        let resp = send_to_leader(fleet, key, |context, mut store| {
+            let request = ResolveLockRequest {
+                context: Some(context),
                 start_version: start_ts,
                 commit_version,
                 keys: vec![txn_store_key(key)],
                 ..Default::default()
-            })
-            .await?
-            .into_inner();
+            };
+            async move {
+                store
+                    .kv_resolve_lock(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+        })
+        .await?;
         if resp.region_error.is_some() || resp.error.is_some() {
             bail!("ResolveLock: {resp:?}");
         }

@@ -1,12 +1,15 @@
 //! Transactional requests sent by hand to a store, for tests that play a client which walks
 //! away mid-transaction, and the clock waits such tests need.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
+use proto::errorpb;
 use proto::kvrpcpb::{
-    BatchRollbackRequest, BatchRollbackResponse, CheckTxnStatusRequest, CheckTxnStatusResponse,
-    CommitRequest, CommitResponse, Mutation, MvccGetByKeyRequest, MvccInfo, Op,
-    PessimisticLockRequest, PessimisticLockResponse, PrewriteRequest, PrewriteResponse,
+    BatchRollbackRequest, BatchRollbackResponse, CheckSecondaryLocksResponse,
+    CheckTxnStatusRequest, CheckTxnStatusResponse, CommitRequest, CommitResponse, Context,
+    Mutation, MvccGetByKeyRequest, MvccGetByKeyResponse, MvccInfo, Op, PessimisticLockRequest,
+    PessimisticLockResponse, PrewriteRequest, PrewriteResponse, ResolveLockResponse,
     TxnHeartBeatRequest, TxnHeartBeatResponse,
 };
 use proto::tikvpb::tikv_client::TikvClient;
@@ -30,35 +33,75 @@ pub async fn wait_until_physical_past(client: &TransactionClient, ts: u64, ms: i
     .await;
 }
 
-/// A gRPC client to the store leading the region of transactional key `key`, with its route.
-/// Like a client, it routes again while the leader PD names answers that it is not the
-/// leader (a fresh fleet's leaders move while PD balances them), probing with a read
-/// (MvccGetByKey) that changes nothing; bounded at 60 s.
-pub async fn leader_of(fleet: &Fleet, key: &[u8]) -> (Route, TikvClient<Channel>) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+/// How long a request sent by hand keeps routing again while stores answer region errors.
+const ROUTE_SETTLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// A response that may carry a region error: the store did not serve the request (its peer
+/// is not the leader, the epoch moved, the region is elsewhere), so nothing was written and a
+/// client routes again and retries, as client-rust does.
+pub trait RegionErrorOf {
+    /// The region error the store answered, if any.
+    fn region_error_of(&self) -> Option<&errorpb::Error>;
+}
+
+macro_rules! region_error_of {
+    ($($response:ty),* $(,)?) => {
+        $(impl RegionErrorOf for $response {
+            fn region_error_of(&self) -> Option<&errorpb::Error> {
+                self.region_error.as_ref()
+            }
+        })*
+    };
+}
+
+region_error_of!(
+    PrewriteResponse,
+    CommitResponse,
+    BatchRollbackResponse,
+    CheckTxnStatusResponse,
+    CheckSecondaryLocksResponse,
+    ResolveLockResponse,
+    PessimisticLockResponse,
+    TxnHeartBeatResponse,
+    MvccGetByKeyResponse,
+);
+
+/// A transport error is not a region error: it goes back to the caller as it is.
+impl<T: RegionErrorOf> RegionErrorOf for Result<T, tonic::Status> {
+    fn region_error_of(&self) -> Option<&errorpb::Error> {
+        self.as_ref().ok().and_then(RegionErrorOf::region_error_of)
+    }
+}
+
+/// Sends a request about transactional user key `key` to the store PD names as its region's
+/// leader, as a client does: `send` gets the route's context and a gRPC client to that
+/// store. While the answer carries a region error (a fresh fleet's leaders still move while
+/// PD balances them, and a peer that just handed its leadership over knows no leader for a
+/// moment), it asks PD again and resends; bounded at 60 s, after which the last answer is
+/// returned as it is. Every request sent this way must be one a client may resend
+/// (Percolator's prewrite, commit, rollback, heartbeat and status checks are idempotent).
+pub async fn send_to_leader<R, F, Fut>(fleet: &Fleet, key: &[u8], mut send: F) -> R
+where
+    R: RegionErrorOf + std::fmt::Debug,
+    F: FnMut(Context, TikvClient<Channel>) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let deadline = Instant::now() + ROUTE_SETTLE_LIMIT;
     loop {
         let route = Route::of_txn_key(fleet.pd_api(), key).unwrap();
         let index = fleet
             .store_index(route.leader.store_id)
             .expect("leader on a store of this fleet");
-        let mut client = TikvClient::connect(format!("http://{}", fleet.store(index).addr))
+        let client = TikvClient::connect(format!("http://{}", fleet.store(index).addr))
             .await
             .unwrap();
-        let probe = client
-            .mvcc_get_by_key(MvccGetByKeyRequest {
-                context: Some(route.context()),
-                key: txn_store_key(key),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        match probe.region_error {
-            None => return (route, client),
-            Some(e) if std::time::Instant::now() < deadline => {
+        let response = send(route.context(), client).await;
+        match response.region_error_of() {
+            Some(e) if Instant::now() < deadline => {
                 eprintln!("route of {key:?} not settled yet: {e:?}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Some(e) => panic!("the route of {key:?} never settled: {e:?}"),
+            _ => return response,
         }
     }
 }
@@ -87,10 +130,9 @@ pub async fn prewrite_puts(
     start_ts: u64,
     ttl: u64,
 ) -> PrewriteResponse {
-    let (route, mut store) = leader_of(fleet, keys[0]).await;
-    store
-        .kv_prewrite(PrewriteRequest {
-            context: Some(route.context()),
+    send_to_leader(fleet, keys[0], |context, mut store| {
+        let request = PrewriteRequest {
+            context: Some(context),
             mutations: keys
                 .iter()
                 .map(|k| Mutation {
@@ -105,10 +147,16 @@ pub async fn prewrite_puts(
             lock_ttl: ttl,
             txn_size: keys.len() as u64,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
+        };
+        async move {
+            store
+                .kv_prewrite(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await
+    .unwrap()
 }
 
 /// KvTxnHeartBeat naming transactional user key `key` as the transaction's primary.
@@ -118,17 +166,22 @@ pub async fn txn_heart_beat(
     start_ts: u64,
     advise_ttl: u64,
 ) -> TxnHeartBeatResponse {
-    let (route, mut store) = leader_of(fleet, key).await;
-    store
-        .kv_txn_heart_beat(TxnHeartBeatRequest {
-            context: Some(route.context()),
+    send_to_leader(fleet, key, |context, mut store| {
+        let request = TxnHeartBeatRequest {
+            context: Some(context),
             primary_lock: txn_store_key(key),
             start_version: start_ts,
             advise_lock_ttl: advise_ttl,
-        })
-        .await
-        .unwrap()
-        .into_inner()
+        };
+        async move {
+            store
+                .kv_txn_heart_beat(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await
+    .unwrap()
 }
 
 /// KvCheckTxnStatus on primary `primary` (a transactional user key) as client 0.4's read path
@@ -139,20 +192,25 @@ pub async fn check_txn_status(
     lock_ts: u64,
     now: u64,
 ) -> CheckTxnStatusResponse {
-    let (route, mut store) = leader_of(fleet, primary).await;
-    store
-        .kv_check_txn_status(CheckTxnStatusRequest {
-            context: Some(route.context()),
+    send_to_leader(fleet, primary, |context, mut store| {
+        let request = CheckTxnStatusRequest {
+            context: Some(context),
             primary_key: txn_store_key(primary),
             lock_ts,
             caller_start_ts: now,
             current_ts: now,
             verify_is_primary: true,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
+        };
+        async move {
+            store
+                .kv_check_txn_status(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await
+    .unwrap()
 }
 
 /// KvCommit of transactional user keys `keys` (all in one region).
@@ -162,31 +220,41 @@ pub async fn commit_keys(
     start_ts: u64,
     commit_ts: u64,
 ) -> CommitResponse {
-    let (route, mut store) = leader_of(fleet, keys[0]).await;
-    store
-        .kv_commit(CommitRequest {
-            context: Some(route.context()),
+    send_to_leader(fleet, keys[0], |context, mut store| {
+        let request = CommitRequest {
+            context: Some(context),
             start_version: start_ts,
             keys: keys.iter().map(|k| txn_store_key(k)).collect(),
             commit_version: commit_ts,
-        })
-        .await
-        .unwrap()
-        .into_inner()
+        };
+        async move {
+            store
+                .kv_commit(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await
+    .unwrap()
 }
 
 /// KvBatchRollback of transactional user keys `keys` (all in one region).
 pub async fn rollback_keys(fleet: &Fleet, keys: &[&[u8]], start_ts: u64) -> BatchRollbackResponse {
-    let (route, mut store) = leader_of(fleet, keys[0]).await;
-    store
-        .kv_batch_rollback(BatchRollbackRequest {
-            context: Some(route.context()),
+    send_to_leader(fleet, keys[0], |context, mut store| {
+        let request = BatchRollbackRequest {
+            context: Some(context),
             start_version: start_ts,
             keys: keys.iter().map(|k| txn_store_key(k)).collect(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
+        };
+        async move {
+            store
+                .kv_batch_rollback(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await
+    .unwrap()
 }
 
 /// KvPessimisticLock of transactional user keys `keys` (the first is the primary; all in one
@@ -198,10 +266,9 @@ pub async fn pessimistic_lock_keys(
     for_update_ts: u64,
     ttl: u64,
 ) -> PessimisticLockResponse {
-    let (route, mut store) = leader_of(fleet, keys[0]).await;
-    store
-        .kv_pessimistic_lock(PessimisticLockRequest {
-            context: Some(route.context()),
+    send_to_leader(fleet, keys[0], |context, mut store| {
+        let request = PessimisticLockRequest {
+            context: Some(context),
             mutations: keys
                 .iter()
                 .map(|k| Mutation {
@@ -215,24 +282,35 @@ pub async fn pessimistic_lock_keys(
             for_update_ts,
             lock_ttl: ttl,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
+        };
+        async move {
+            store
+                .kv_pessimistic_lock(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await
+    .unwrap()
 }
 
 /// Every MVCC record of transactional user key `key` (MvccGetByKey): its lock and its write
 /// records, newest first.
 pub async fn mvcc_of(fleet: &Fleet, key: &[u8]) -> MvccInfo {
-    let (route, mut store) = leader_of(fleet, key).await;
-    let resp = store
-        .mvcc_get_by_key(MvccGetByKeyRequest {
-            context: Some(route.context()),
+    let resp = send_to_leader(fleet, key, |context, mut store| {
+        let request = MvccGetByKeyRequest {
+            context: Some(context),
             key: txn_store_key(key),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        };
+        async move {
+            store
+                .mvcc_get_by_key(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await
+    .unwrap();
     assert!(
         resp.region_error.is_none() && resp.error.is_empty(),
         "{resp:?}"

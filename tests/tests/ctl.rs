@@ -4,10 +4,8 @@
 
 use std::process::Output;
 
-use proto::kvrpcpb::{Mutation, Op, PrewriteRequest};
 use shoal_fleet_tests::binaries::ctl_binary;
-use shoal_fleet_tests::keyspace::txn_store_key;
-use shoal_fleet_tests::txn_by_hand::leader_of;
+use shoal_fleet_tests::txn_by_hand::prewrite_puts;
 use shoal_fleet_tests::{Fleet, FleetOptions};
 use tikv_client::TimestampExt;
 
@@ -125,25 +123,7 @@ async fn a_pending_prewrite_shows_in_locks_and_mvcc() {
 
     // Prewrite p as a client would, then walk away (a long TTL keeps the lock alive); the
     // shared helper routes again while a fresh fleet's leaders move.
-    let (route, mut store) = leader_of(&fleet, b"p").await;
-    let resp = store
-        .kv_prewrite(PrewriteRequest {
-            context: Some(route.context()),
-            mutations: vec![Mutation {
-                op: Op::Put as i32,
-                key: txn_store_key(b"p"),
-                value: b"pending".to_vec(),
-                ..Default::default()
-            }],
-            primary_lock: txn_store_key(b"p"),
-            start_version: start_ts,
-            lock_ttl: 600_000,
-            txn_size: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let resp = prewrite_puts(&fleet, &[b"p"], b"pending", start_ts, 600_000).await;
     assert!(
         resp.region_error.is_none() && resp.errors.is_empty(),
         "{resp:?}"

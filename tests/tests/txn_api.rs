@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use proto::kvrpcpb::{CommitRequest, Mutation as PbMutation, Op, PrewriteRequest};
-use shoal_fleet_tests::keyspace::txn_store_key;
-use shoal_fleet_tests::txn_by_hand::{leader_of, wait_until_physical_past};
+use shoal_fleet_tests::txn_by_hand::{commit_keys, prewrite_puts, wait_until_physical_past};
 use shoal_fleet_tests::txn_split::{regions_holding, split_at_each};
 use shoal_fleet_tests::{wait_until_async, Fleet, FleetOptions};
 use tikv_client::transaction::Mutation;
@@ -181,28 +179,7 @@ async fn inserts_conflicts_and_lock_keys_follow_snapshot_isolation() {
 
 /// Prewrites `keys` (the first is the primary) as a client would, then walks away.
 async fn prewrite_by_hand(fleet: &Fleet, keys: &[&[u8]], value: &[u8], start_ts: u64, ttl: u64) {
-    let (route, mut store) = leader_of(fleet, keys[0]).await;
-    let resp = store
-        .kv_prewrite(PrewriteRequest {
-            context: Some(route.context()),
-            mutations: keys
-                .iter()
-                .map(|k| PbMutation {
-                    op: Op::Put as i32,
-                    key: txn_store_key(k),
-                    value: value.to_vec(),
-                    ..Default::default()
-                })
-                .collect(),
-            primary_lock: txn_store_key(keys[0]),
-            start_version: start_ts,
-            lock_ttl: ttl,
-            txn_size: keys.len() as u64,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let resp = prewrite_puts(fleet, keys, value, start_ts, ttl).await;
     assert!(
         resp.region_error.is_none() && resp.errors.is_empty(),
         "{resp:?}"
@@ -227,18 +204,8 @@ async fn readers_resolve_the_locks_of_a_client_that_died_before_committing() {
     assert_eq!(read(&client, "s1").await, Some(b"old".to_vec()));
     assert_eq!(read(&client, "p1").await, Some(b"old".to_vec()));
     // The rolled-back transaction cannot commit afterwards.
-    let (route, mut store) = leader_of(&fleet, b"p1").await;
     let commit_ts = client.current_timestamp().await.unwrap().version();
-    let late = store
-        .kv_commit(CommitRequest {
-            context: Some(route.context()),
-            start_version: start,
-            keys: vec![txn_store_key(b"p1")],
-            commit_version: commit_ts,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let late = commit_keys(&fleet, &[b"p1"], start, commit_ts).await;
     assert!(
         late.error.is_some(),
         "a rolled-back transaction committed: {late:?}"
@@ -248,18 +215,8 @@ async fn readers_resolve_the_locks_of_a_client_that_died_before_committing() {
     // commit from the primary and commits the secondary at the same timestamp.
     let start = client.current_timestamp().await.unwrap().version();
     prewrite_by_hand(&fleet, &[b"p2", b"s2"], b"new", start, 60_000).await;
-    let (route, mut store) = leader_of(&fleet, b"p2").await;
     let commit_ts = client.current_timestamp().await.unwrap().version();
-    let committed = store
-        .kv_commit(CommitRequest {
-            context: Some(route.context()),
-            start_version: start,
-            keys: vec![txn_store_key(b"p2")],
-            commit_version: commit_ts,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let committed = commit_keys(&fleet, &[b"p2"], start, commit_ts).await;
     assert!(
         committed.error.is_none() && committed.region_error.is_none(),
         "{committed:?}"

@@ -10,7 +10,7 @@ use proto::kvrpcpb::{Mutation, Op, PrewriteRequest, PrewriteResponse};
 use serde_json::json;
 use shoal_fleet_tests::keyspace::{txn_pd_key, txn_store_key};
 use shoal_fleet_tests::route::Route;
-use shoal_fleet_tests::txn_by_hand::{leader_of, mvcc_of};
+use shoal_fleet_tests::txn_by_hand::{mvcc_of, send_to_leader};
 use shoal_fleet_tests::txn_split::split_at_each;
 use shoal_fleet_tests::{region_json, wait_until_async, Fleet, FleetOptions};
 use tikv_client::transaction::ResolveLocksOptions;
@@ -80,10 +80,9 @@ async fn prewrite_by_hand(
     start_ts: u64,
     one_pc: bool,
 ) -> PrewriteResponse {
-    let (route, mut store) = leader_of(fleet, keys[0].as_bytes()).await;
-    store
-        .kv_prewrite(PrewriteRequest {
-            context: Some(route.context()),
+    send_to_leader(fleet, keys[0].as_bytes(), |context, mut store| {
+        let request = PrewriteRequest {
+            context: Some(context),
             mutations: keys
                 .iter()
                 .map(|k| Mutation {
@@ -104,10 +103,16 @@ async fn prewrite_by_hand(
                 .map(|k| txn_store_key(k.as_bytes()))
                 .collect(),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
+        };
+        async move {
+            store
+                .kv_prewrite(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,10 +307,9 @@ async fn prewrites_that_could_lose_keys_are_refused_and_write_nothing() {
     let unlisted = prewrite_by_hand(&fleet, "e2", &["e2", "e3"], &[], start, false).await;
     // Secondaries and primaries must be transactional keys: a raw key (`r` prefix) listed as
     // a secondary could never be resolved, and every lock scan would fail on it after.
-    let (route, mut store) = leader_of(&fleet, b"e4").await;
-    let raw_secondary = store
-        .kv_prewrite(PrewriteRequest {
-            context: Some(route.context()),
+    let raw_secondary = send_to_leader(&fleet, b"e4", |context, mut store| {
+        let request = PrewriteRequest {
+            context: Some(context),
             mutations: vec![Mutation {
                 op: Op::Put as i32,
                 key: txn_store_key(b"e4"),
@@ -318,10 +322,16 @@ async fn prewrites_that_could_lose_keys_are_refused_and_write_nothing() {
             use_async_commit: true,
             secondaries: vec![b"r\0\0\0raw".to_vec()],
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        };
+        async move {
+            store
+                .kv_prewrite(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await
+    .unwrap();
     for resp in [spanning, unlisted, raw_secondary] {
         assert_eq!(resp.errors.len(), 1, "{resp:?}");
         assert!(!resp.errors[0].abort.is_empty(), "{resp:?}");

@@ -3,9 +3,7 @@
 //! the latest committed value, inserts assert absence when they lock, and rollback releases
 //! every lock.
 
-use proto::kvrpcpb::{Mutation, Op, PessimisticLockRequest};
-use shoal_fleet_tests::keyspace::txn_store_key;
-use shoal_fleet_tests::txn_by_hand::{leader_of, wait_until_physical_past};
+use shoal_fleet_tests::txn_by_hand::{pessimistic_lock_keys, wait_until_physical_past};
 use shoal_fleet_tests::{Fleet, FleetOptions};
 use tikv_client::{CheckLevel, TimestampExt, Transaction, TransactionClient, TransactionOptions};
 
@@ -91,27 +89,7 @@ async fn pessimistic_transactions_lock_read_for_update_and_commit() {
 /// Takes pessimistic locks on `keys` (the first is the primary) as a client would, then walks
 /// away.
 async fn pessimistic_lock_by_hand(fleet: &Fleet, keys: &[&[u8]], start_ts: u64, ttl: u64) {
-    let (route, mut store) = leader_of(fleet, keys[0]).await;
-    let resp = store
-        .kv_pessimistic_lock(PessimisticLockRequest {
-            context: Some(route.context()),
-            mutations: keys
-                .iter()
-                .map(|k| Mutation {
-                    op: Op::PessimisticLock as i32,
-                    key: txn_store_key(k),
-                    ..Default::default()
-                })
-                .collect(),
-            primary_lock: txn_store_key(keys[0]),
-            start_version: start_ts,
-            for_update_ts: start_ts,
-            lock_ttl: ttl,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let resp = pessimistic_lock_keys(fleet, keys, start_ts, start_ts, ttl).await;
     assert!(
         resp.region_error.is_none() && resp.errors.is_empty(),
         "{resp:?}"
