@@ -252,9 +252,7 @@ impl Default for Config {
             region_split_check_diff: None,
             load_split: LoadSplitConfig::default(),
             pd_heartbeat_tick_interval: Duration::from_secs(60),
-            // Off by default until every fleet test is known stable with it; the local fleet
-            // (scripts/fleet-store.toml) turns it on.
-            pd_heartbeat_max_quiet_interval: Duration::ZERO,
+            pd_heartbeat_max_quiet_interval: Duration::from_secs(600),
             snap_io_max_bytes_per_sec: 100 * 1024 * 1024,
             pd_store_heartbeat_tick_interval: Duration::from_secs(10),
             max_peer_down_duration: Duration::from_secs(600),

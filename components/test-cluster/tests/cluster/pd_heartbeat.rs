@@ -150,11 +150,7 @@ fn hibernated_regions_keep_reporting_without_waking_or_false_downs() {
 #[test]
 fn an_idle_leader_skips_reports_that_would_say_nothing_new() {
     // Ticks every 100 ms, and nothing forces a report for ten minutes.
-    let cfg = Config {
-        pd_heartbeat_max_quiet_interval: Duration::from_secs(600),
-        ..pd_config()
-    };
-    let cluster = started(3, cfg, &[]);
+    let cluster = started(3, pd_config(), &[]);
     cluster.wait_leader(1);
     cluster.must_put(b"k", b"v");
     assert!(cluster.wait_region_hibernated(1));
