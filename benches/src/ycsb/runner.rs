@@ -107,6 +107,29 @@ struct Budget {
 }
 
 impl Budget {
+    /// The requests a phase may issue, starting at `now`: the load inserts every one of
+    /// `records` however long that takes (as YCSB's load does; `duration` bounds only the
+    /// run, or the run phase's reads would miss records never loaded); the run stops at
+    /// `operations` or after `duration`, whichever comes first.
+    fn for_phase(
+        phase: Phase,
+        records: u64,
+        operations: Option<u64>,
+        duration: Option<Duration>,
+        now: Instant,
+    ) -> Budget {
+        let (limit, deadline) = match phase {
+            Phase::Load => (Some(records), None),
+            Phase::Run => (operations, duration.map(|d| now + d)),
+        };
+        Budget {
+            issued: AtomicU64::new(0),
+            limit,
+            deadline,
+            stopped: AtomicBool::new(false),
+        }
+    }
+
     fn take(&self) -> bool {
         if self.stopped.load(Ordering::Relaxed) {
             return false;
@@ -131,19 +154,20 @@ struct Shared {
 
 /// Runs one phase to completion and summarises it.
 pub async fn run_phase(backend: &Backend, spec: PhaseSpec) -> Summary {
-    let (limit, existing) = match spec.phase {
-        Phase::Load => (Some(spec.records), 0),
-        Phase::Run => (spec.operations, spec.records),
+    let existing = match spec.phase {
+        Phase::Load => 0,
+        Phase::Run => spec.records,
     };
     let shared = Arc::new(Shared {
         recorder: Recorder::new(),
         inserted: InsertedRecords::new(existing),
-        budget: Budget {
-            issued: AtomicU64::new(0),
-            limit,
-            deadline: spec.duration.map(|d| Instant::now() + d),
-            stopped: AtomicBool::new(false),
-        },
+        budget: Budget::for_phase(
+            spec.phase,
+            spec.records,
+            spec.operations,
+            spec.duration,
+            Instant::now(),
+        ),
         spec,
     });
     let progress = Progress::start(shared.clone());
@@ -479,6 +503,17 @@ mod tests {
             failure(BackendError::Request("timeout".into())),
             Failure::Error(_)
         ));
+    }
+
+    #[test]
+    fn the_load_inserts_every_record_whatever_the_duration() {
+        let long_ago = Instant::now() - Duration::from_secs(3600);
+        let load = Budget::for_phase(Phase::Load, 5, None, Some(Duration::ZERO), long_ago);
+        assert_eq!((0..10).filter(|_| load.take()).count(), 5);
+        let run = Budget::for_phase(Phase::Run, 5, None, Some(Duration::ZERO), long_ago);
+        assert!(!run.take(), "the run phase stops at its deadline");
+        let run = Budget::for_phase(Phase::Run, 5, Some(3), None, long_ago);
+        assert_eq!((0..10).filter(|_| run.take()).count(), 3);
     }
 
     #[test]

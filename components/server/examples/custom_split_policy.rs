@@ -14,6 +14,7 @@ use std::sync::Arc;
 use raftstore::SplitCheckInput;
 use raftstore::SplitPolicy;
 
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
