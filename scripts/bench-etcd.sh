@@ -43,7 +43,15 @@ for i in 1 2 3; do
 done
 endpoints="$(client_url 1),$(client_url 2),$(client_url 3)"
 deadline=$((SECONDS + READY_TIMEOUT))
-until ETCDCTL_API=3 etcdctl --endpoints "$endpoints" endpoint health >/dev/null 2>&1; do
+# Every member's /health answers {"health":"true"} once the cluster has a leader (curl: the
+# etcd-server package ships no etcdctl).
+all_healthy() {
+    local i
+    for i in 1 2 3; do
+        curl -sf --max-time 2 "$(client_url "$i")/health" | grep -q '"health":"true"' || return 1
+    done
+}
+until all_healthy; do
     if [ "$SECONDS" -ge "$deadline" ]; then
         echo "error: etcd was not healthy within ${READY_TIMEOUT}s; last lines of its log:" >&2
         tail -n 20 "$DATA/m1.log" >&2

@@ -40,6 +40,10 @@ bash "$ROOT/scripts/run-fleet.sh" | grep -v '^  try:\|^            \|^  stop:'
 # The system under test: PD and the three stores.
 SERVER_PIDS="$(cat "$PIDS"/*.pid | tr '\n' ' ')"
 run_bench_phases "$NAME" --pd "$PD_GRPC" --api "$API"
+# How PD's map looked at the end: the data's spread over regions, in the summary too.
+if regions="$(curl -sf --max-time 10 "http://$PD_HTTP/pd/api/v1/regions/summary")"; then
+    printf '\nRegions at the end (PD /regions/summary): %s\n' "$regions" | tee -a "$OUT/$NAME-summary.md"
+fi
 "$BIN/shoal-bench" plot --out "$OUT/$NAME-ycsb.png" "${bench_runs[@]}"
 echo "results: $OUT ($NAME-*.json, $NAME-summary.md, $NAME-ycsb.png)"
 if [ "$bench_failed" -ne 0 ]; then
