@@ -121,32 +121,17 @@ pub async fn wait_until_physical_past_within(
     .await;
 }
 
-/// Prewrites puts of transactional user keys `keys` (the first is the primary; all in one
-/// region) as a client would, and answers the store's response.
-pub async fn prewrite_puts(
+/// Sends `request` (its context set to each attempt's route) to the leader of transactional
+/// user key `route_key`'s region, routing again on region errors as [`send_to_leader`] does.
+pub async fn prewrite(
     fleet: &Fleet,
-    keys: &[&[u8]],
-    value: &[u8],
-    start_ts: u64,
-    ttl: u64,
+    route_key: &[u8],
+    request: PrewriteRequest,
 ) -> PrewriteResponse {
-    send_to_leader(fleet, keys[0], |context, mut store| {
+    send_to_leader(fleet, route_key, |context, mut store| {
         let request = PrewriteRequest {
             context: Some(context),
-            mutations: keys
-                .iter()
-                .map(|k| Mutation {
-                    op: Op::Put as i32,
-                    key: txn_store_key(k),
-                    value: value.to_vec(),
-                    ..Default::default()
-                })
-                .collect(),
-            primary_lock: txn_store_key(keys[0]),
-            start_version: start_ts,
-            lock_ttl: ttl,
-            txn_size: keys.len() as u64,
-            ..Default::default()
+            ..request.clone()
         };
         async move {
             store
@@ -157,6 +142,34 @@ pub async fn prewrite_puts(
     })
     .await
     .unwrap()
+}
+
+/// Prewrites puts of transactional user keys `keys` (the first is the primary; all in one
+/// region) as a client would, and answers the store's response.
+pub async fn prewrite_puts(
+    fleet: &Fleet,
+    keys: &[&[u8]],
+    value: &[u8],
+    start_ts: u64,
+    ttl: u64,
+) -> PrewriteResponse {
+    let request = PrewriteRequest {
+        mutations: keys
+            .iter()
+            .map(|k| Mutation {
+                op: Op::Put as i32,
+                key: txn_store_key(k),
+                value: value.to_vec(),
+                ..Default::default()
+            })
+            .collect(),
+        primary_lock: txn_store_key(keys[0]),
+        start_version: start_ts,
+        lock_ttl: ttl,
+        txn_size: keys.len() as u64,
+        ..Default::default()
+    };
+    prewrite(fleet, keys[0], request).await
 }
 
 /// KvTxnHeartBeat naming transactional user key `key` as the transaction's primary.

@@ -10,7 +10,7 @@ use proto::kvrpcpb::{Mutation, Op, PrewriteRequest, PrewriteResponse};
 use serde_json::json;
 use shoal_fleet_tests::keyspace::{txn_pd_key, txn_store_key};
 use shoal_fleet_tests::route::Route;
-use shoal_fleet_tests::txn_by_hand::{mvcc_of, send_to_leader};
+use shoal_fleet_tests::txn_by_hand::{mvcc_of, prewrite};
 use shoal_fleet_tests::txn_split::split_at_each;
 use shoal_fleet_tests::{region_json, wait_until_async, Fleet, FleetOptions};
 use tikv_client::transaction::ResolveLocksOptions;
@@ -80,39 +80,29 @@ async fn prewrite_by_hand(
     start_ts: u64,
     one_pc: bool,
 ) -> PrewriteResponse {
-    send_to_leader(fleet, keys[0].as_bytes(), |context, mut store| {
-        let request = PrewriteRequest {
-            context: Some(context),
-            mutations: keys
-                .iter()
-                .map(|k| Mutation {
-                    op: Op::Put as i32,
-                    key: txn_store_key(k.as_bytes()),
-                    value: format!("{k}-by-hand").into_bytes(),
-                    ..Default::default()
-                })
-                .collect(),
-            primary_lock: txn_store_key(primary.as_bytes()),
-            start_version: start_ts,
-            lock_ttl: 60_000,
-            txn_size: (secondaries.len() + 1) as u64,
-            use_async_commit: !one_pc,
-            try_one_pc: one_pc,
-            secondaries: secondaries
-                .iter()
-                .map(|k| txn_store_key(k.as_bytes()))
-                .collect(),
-            ..Default::default()
-        };
-        async move {
-            store
-                .kv_prewrite(request)
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    })
-    .await
-    .unwrap()
+    let request = PrewriteRequest {
+        mutations: keys
+            .iter()
+            .map(|k| Mutation {
+                op: Op::Put as i32,
+                key: txn_store_key(k.as_bytes()),
+                value: format!("{k}-by-hand").into_bytes(),
+                ..Default::default()
+            })
+            .collect(),
+        primary_lock: txn_store_key(primary.as_bytes()),
+        start_version: start_ts,
+        lock_ttl: 60_000,
+        txn_size: (secondaries.len() + 1) as u64,
+        use_async_commit: !one_pc,
+        try_one_pc: one_pc,
+        secondaries: secondaries
+            .iter()
+            .map(|k| txn_store_key(k.as_bytes()))
+            .collect(),
+        ..Default::default()
+    };
+    prewrite(fleet, keys[0].as_bytes(), request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,31 +297,21 @@ async fn prewrites_that_could_lose_keys_are_refused_and_write_nothing() {
     let unlisted = prewrite_by_hand(&fleet, "e2", &["e2", "e3"], &[], start, false).await;
     // Secondaries and primaries must be transactional keys: a raw key (`r` prefix) listed as
     // a secondary could never be resolved, and every lock scan would fail on it after.
-    let raw_secondary = send_to_leader(&fleet, b"e4", |context, mut store| {
-        let request = PrewriteRequest {
-            context: Some(context),
-            mutations: vec![Mutation {
-                op: Op::Put as i32,
-                key: txn_store_key(b"e4"),
-                value: b"v".to_vec(),
-                ..Default::default()
-            }],
-            primary_lock: txn_store_key(b"e4"),
-            start_version: start,
-            lock_ttl: 60_000,
-            use_async_commit: true,
-            secondaries: vec![b"r\0\0\0raw".to_vec()],
+    let request = PrewriteRequest {
+        mutations: vec![Mutation {
+            op: Op::Put as i32,
+            key: txn_store_key(b"e4"),
+            value: b"v".to_vec(),
             ..Default::default()
-        };
-        async move {
-            store
-                .kv_prewrite(request)
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    })
-    .await
-    .unwrap();
+        }],
+        primary_lock: txn_store_key(b"e4"),
+        start_version: start,
+        lock_ttl: 60_000,
+        use_async_commit: true,
+        secondaries: vec![b"r\0\0\0raw".to_vec()],
+        ..Default::default()
+    };
+    let raw_secondary = prewrite(&fleet, b"e4", request).await;
     for resp in [spanning, unlisted, raw_secondary] {
         assert_eq!(resp.errors.len(), 1, "{resp:?}");
         assert!(!resp.errors[0].abort.is_empty(), "{resp:?}");

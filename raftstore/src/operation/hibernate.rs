@@ -43,7 +43,8 @@ impl Peer {
 
     /// Gives back what a sleeping region does not need, so a store of idle regions stays
     /// small: raft's per-follower inflight windows (`max-inflight-msgs` slots each, allocated
-    /// again on the next send), and the spare capacity of queues that are empty by now.
+    /// again on the next send), the spare capacity of queues that are empty by now, and the
+    /// entry cache's durable, applied entries (raft-engine still has them).
     pub fn release_idle_memory(&mut self) {
         let raft = &mut self.raft_group.raft;
         raft.maybe_free_inflight_buffers();
@@ -55,6 +56,7 @@ impl Peer {
         self.proposals.shrink_to_fit();
         self.pending_reads.shrink_to_fit();
         self.unpersisted.shrink_to_fit();
+        self.raft_group.mut_store().release_idle_cache();
     }
 
     pub fn schedule_raft_tick(&mut self, ctx: &mut PollContext) {

@@ -98,6 +98,13 @@ impl EntryCache {
     fn len(&self) -> usize {
         self.entries.len()
     }
+
+    /// Drops the entries with index < `idx` and gives the ring buffer's spare room back (all
+    /// of it when nothing is left), so an idle peer's cache holds no memory.
+    fn release_below(&mut self, idx: u64) {
+        self.compact_to(idx);
+        self.entries.shrink_to_fit();
+    }
 }
 
 /// Storage of one peer, read by raft-rs and updated by the ready and apply handlers.
@@ -393,6 +400,15 @@ impl PeerStorage {
         self.cache.compact_to(target);
     }
 
+    /// For a hibernating peer: drops every cached entry that is both durable and applied,
+    /// with the cache's buffer. Entries that are not durable yet stay (only the cache holds
+    /// them); the others are read from raft-engine if they are ever needed again (a
+    /// follower that fell behind).
+    pub fn release_idle_cache(&mut self) {
+        let safe = self.persisted_index.min(self.apply_state.applied_index) + 1;
+        self.cache.release_below(safe);
+    }
+
     /// After log compaction: entries below `idx` are gone from raft's view.
     pub fn compact_cache_to(&mut self, idx: u64) {
         self.cache.compact_to(idx.min(self.persisted_index + 1));
@@ -588,6 +604,22 @@ mod tests {
         assert!(c.get(8).is_none());
         c.compact_to(7);
         assert_eq!(c.first_index(), Some(7));
+    }
+
+    #[test]
+    fn released_cache_keeps_only_entries_at_or_above_the_bound_and_frees_its_buffer() {
+        let mut c = EntryCache::default();
+        c.append(&[entry(6, 5), entry(7, 5), entry(8, 5)]);
+        c.release_below(8);
+        assert_eq!(c.first_index(), Some(8));
+        assert_eq!(c.len(), 1);
+        assert!(c.get(7).is_none() && c.get(8).is_some());
+        c.release_below(9);
+        assert_eq!(c.len(), 0);
+        assert_eq!(c.entries.capacity(), 0, "an empty cache keeps no buffer");
+        // It fills again as before.
+        c.append(&[entry(9, 5)]);
+        assert_eq!(c.first_index(), Some(9));
     }
 
     #[test]
