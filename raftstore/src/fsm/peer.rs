@@ -4,7 +4,7 @@ use batch_system::Fsm;
 use crossbeam_channel::Receiver;
 
 use crate::context::PollContext;
-use crate::msg::{PeerMsg, PeerTick, SignificantMsg, SplitRegion};
+use crate::msg::{MeasuredRegion, PeerMsg, PeerTick, SignificantMsg, SplitRegion};
 use crate::operation::command::write::is_batchable;
 use crate::peer::Peer;
 
@@ -74,11 +74,14 @@ impl PeerFsm {
             PeerMsg::MergeResult { target_region_id } => {
                 peer.on_merge_result(ctx, target_region_id)
             }
-            PeerMsg::RegionSize {
-                region_epoch,
-                size,
-                keys,
-            } => peer.on_region_size(ctx, region_epoch, size, keys),
+            PeerMsg::RegionSize(measured) => {
+                let MeasuredRegion {
+                    region_epoch,
+                    size,
+                    keys,
+                } = *measured;
+                peer.on_region_size(ctx, region_epoch, size, keys)
+            }
             PeerMsg::SplitRegion(split) => {
                 let SplitRegion {
                     region_epoch,
@@ -105,7 +108,7 @@ impl PeerFsm {
             PeerMsg::SnapshotGenerated => peer.on_snapshot_generated(),
             PeerMsg::SnapshotApplied { peer_id, result } => {
                 if peer_id == peer.peer_id() {
-                    peer.on_snapshot_applied(result);
+                    peer.on_snapshot_applied(result.map_err(|e| *e));
                 }
             }
             PeerMsg::Start => {

@@ -216,7 +216,7 @@ fn ingest(
         region.id,
         PeerMsg::SnapshotApplied {
             peer_id,
-            result: result.map_err(|e| e.to_string()),
+            result: result.map_err(|e| Box::new(e.to_string())),
         },
     );
 }

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use crate::errors::Result;
 use crate::msg::router::RaftRouter;
-use crate::msg::{Callback, PeerMsg, SplitRegion};
+use crate::msg::{Callback, MeasuredRegion, PeerMsg, SplitRegion};
 use crate::pd_client::PdClient;
 use crate::split_policy::{validate_split_keys, SplitCheckInput, SplitPolicy};
 
@@ -115,11 +115,11 @@ fn check(
     };
     let _ = router.force_send(
         region.id,
-        PeerMsg::RegionSize {
+        PeerMsg::RegionSize(Box::new(MeasuredRegion {
             region_epoch: region.region_epoch.unwrap_or_default(),
             size: measured.size,
             keys: measured.keys,
-        },
+        })),
     );
     let input = SplitCheckInput {
         region,
