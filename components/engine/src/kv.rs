@@ -266,10 +266,19 @@ mod tests {
             kv.write(&wb, false).unwrap();
         }
         // 40 MiB written; without the cap every byte stays in the WAL. Flushes run in the
-        // background, so the old files may take a moment to go.
+        // background, so the old files may take a moment to go. RocksDB checks the cap when a
+        // write comes in: when its flushes fell behind the burst (a busy disk), only later
+        // writes make it flush the rest. The apply pool keeps writing its few bytes of apply
+        // state, and so does this wait; those writes alone never fill a memtable.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let mut wal = wal_bytes(dir.path());
+        let mut i = 640u32;
         while wal >= 4 * CAP && std::time::Instant::now() < deadline {
+            let mut wb = KvWriteBatch::new();
+            wb.put_cf(crate::CF_RAFT, b"apply_state", &i.to_le_bytes())
+                .unwrap();
+            kv.write(&wb, false).unwrap();
+            i += 1;
             std::thread::sleep(std::time::Duration::from_millis(50));
             wal = wal_bytes(dir.path());
         }
