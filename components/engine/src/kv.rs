@@ -42,7 +42,8 @@ impl KvEngine {
     pub fn open_with(path: &Path, options: &KvEngineOptions) -> Result<KvEngine> {
         options.validate()?;
         std::fs::create_dir_all(path)?;
-        let mut opts = options.db_options();
+        let cache = options.block_cache();
+        let mut opts = options.db_options(&cache);
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_paranoid_checks(true);
@@ -53,7 +54,7 @@ impl KvEngine {
         opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
         let cfs = ALL_CFS
             .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(*cf, options.cf_options()));
+            .map(|cf| ColumnFamilyDescriptor::new(*cf, options.cf_options(cf, &cache)));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| open_error(path, e))?;
         let engine = KvEngine {
             db: Arc::new(db),
@@ -242,6 +243,65 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
             .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
             .sum()
+    }
+
+    /// The configured block cache is the one the engine reads through, and the point-read
+    /// column families' table files carry bloom filters while CF write's do not.
+    #[test]
+    fn tables_use_the_configured_block_cache_and_bloom_filters() {
+        const CACHE: u64 = 48 * 1024 * 1024;
+        let dir = tempfile::tempdir().unwrap();
+        let options = KvEngineOptions {
+            block_cache_size: CACHE,
+            ..Default::default()
+        };
+        let kv = KvEngine::open_with(dir.path(), &options).unwrap();
+        let mut wb = KvWriteBatch::new();
+        for i in 0..1000u32 {
+            let key = format!("zk{i:05}");
+            wb.put_cf(CF_DEFAULT, key.as_bytes(), b"value").unwrap();
+            wb.put_cf(crate::CF_WRITE, key.as_bytes(), b"value")
+                .unwrap();
+        }
+        kv.write(&wb, false).unwrap();
+        kv.flush().unwrap();
+        for cf in [CF_DEFAULT, crate::CF_WRITE] {
+            let handle = kv.cf(cf).unwrap();
+            let capacity = kv
+                .db
+                .property_int_value_cf(handle, "rocksdb.block-cache-capacity")
+                .unwrap();
+            assert_eq!(capacity, Some(CACHE), "CF {cf}'s block cache");
+        }
+        // Bytes of bloom filter in a column family's table files, from their properties.
+        let filter_bytes = |cf: &str| -> u64 {
+            let handle = kv.cf(cf).unwrap();
+            let props = kv
+                .db
+                .property_value_cf(handle, "rocksdb.aggregated-table-properties")
+                .unwrap()
+                .unwrap_or_default();
+            let size = props
+                .split("; ")
+                .find_map(|p| p.strip_prefix("filter block size="))
+                .unwrap_or_else(|| panic!("CF {cf}: no filter size in {props}"));
+            size.parse().unwrap()
+        };
+        assert!(
+            filter_bytes(CF_DEFAULT) > 0,
+            "CF default has no bloom filter"
+        );
+        assert_eq!(
+            filter_bytes(crate::CF_WRITE),
+            0,
+            "CF write has a bloom filter"
+        );
+        // Reads go through the filter and still find what is there.
+        assert_eq!(
+            kv.get_value_cf(CF_DEFAULT, b"zk00042").unwrap().as_deref(),
+            Some(&b"value"[..])
+        );
+        assert_eq!(kv.get_value_cf(CF_DEFAULT, b"zk99999").unwrap(), None);
     }
 
     /// Values written with a few bytes of apply state in CF raft each time (as the apply
