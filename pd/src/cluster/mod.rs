@@ -4,6 +4,7 @@
 mod heartbeat;
 mod region_tree;
 mod stores;
+mod superseded;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -35,6 +36,9 @@ pub struct ClusterState {
     /// region split recently is not merged back. Entries older than `SPLIT_MEMORY_MS` are
     /// dropped on the next split report.
     pub split_at: HashMap<u64, u64>,
+    /// Regions replaced while part of their range has no region yet (mid-split): they answer
+    /// lookups of those keys until it has (see `superseded`).
+    pub superseded: superseded::SupersededRegions,
 }
 
 impl ClusterState {
@@ -336,6 +340,10 @@ impl Cluster {
             info.leader = heartbeat::guess_leader(&state.regions, &info);
         }
         let meta_changed = old.is_none_or(|o| o.meta != info.meta || o.leader != info.leader);
+        // The region's previous extent, when this report moves or shrinks it (a split).
+        let moved_from = old
+            .filter(|o| o.start_key() != info.start_key() || o.end_key() != info.end_key())
+            .cloned();
         let overlapped: Vec<u64> = state
             .regions
             .overlapping(info.start_key(), info.end_key())
@@ -349,6 +357,13 @@ impl Cluster {
         if !removed.is_empty() {
             let ids: Vec<u64> = removed.iter().map(|r| r.id()).collect();
             tracing::debug!(?ids, "regions replaced by a newer region");
+        }
+        if moved_from.is_some() || !removed.is_empty() {
+            let now = crate::tso::unix_millis();
+            let state = &mut *state;
+            for replaced in moved_from.into_iter().chain(removed) {
+                state.superseded.remember(replaced, &state.regions, now);
+            }
         }
         Ok(RegionUpdate::Accepted { meta_changed })
     }
@@ -399,13 +414,16 @@ impl Cluster {
             .ok_or_else(|| Error::RegionNotFound(format!("no region with id {id}")))
     }
 
-    /// The region containing an (encoded) key.
+    /// The region containing an (encoded) key. Mid-split, a key no reported region covers yet
+    /// gets the region it belonged to before (with its old epoch), so the client retries
+    /// through the store's `EpochNotMatch` instead of failing.
     pub fn region_by_key(&self, key: &[u8]) -> Result<RegionInfo> {
         let state = self.state.read();
         state.require_bootstrapped()?;
         state
             .regions
             .find(key)
+            .or_else(|| state.superseded.find(key, crate::tso::unix_millis()))
             .cloned()
             .ok_or_else(|| Error::RegionNotFound(format!("no region contains key {key:?}")))
     }
