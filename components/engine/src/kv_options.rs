@@ -37,10 +37,6 @@ const BLOCK_CACHE_MEMORY_FRACTION: u64 = 4;
 /// The smallest block cache [`KvEngineOptions::validate`] accepts, and the default's floor.
 const MIN_BLOCK_CACHE_SIZE: u64 = 16 * 1024 * 1024;
 
-/// Data block size of table files (RocksDB's `block_size`): 16 KiB, between RocksDB's 4 KiB
-/// and TiKV's 64 KiB for values of a few KiB; a point read fetches one block.
-const BLOCK_SIZE: usize = 16 * 1024;
-
 /// Levels of the LSM tree RocksDB keeps (its default, `num_levels`).
 const NUM_LEVELS: usize = 7;
 
@@ -186,7 +182,6 @@ impl KvEngineOptions {
         opts.set_write_buffer_size(self.write_buffer_size as usize);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(cache);
-        table.set_block_size(BLOCK_SIZE);
         if self.bloom_bits_per_key > 0 && [CF_DEFAULT, CF_LOCK, CF_RAFT].contains(&cf) {
             table.set_bloom_filter(f64::from(self.bloom_bits_per_key), false);
             table.set_whole_key_filtering(true);
