@@ -115,6 +115,19 @@ impl StoreNetwork {
         };
         let bridge = net.bridge();
         ip(&["link", "add", &bridge, "type", "bridge"])?;
+        // A bridge without an address of its own takes the lowest MAC among its ports, so
+        // adding a store's link could change it under the stores already running. Their
+        // neighbour entries for PD's address then name a MAC the bridge no longer answers
+        // to, and TCP's confirmations keep those entries from ever being looked up again:
+        // the first store's requests to PD vanish. A set address never changes.
+        ip(&[
+            "link",
+            "set",
+            "dev",
+            &bridge,
+            "address",
+            &format!("02:00:0a:{:02x}:00:01", net.subnet),
+        ])?;
         ip(&[
             "addr",
             "add",
@@ -300,6 +313,34 @@ impl Drop for StoreNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stores already talking to PD keep reaching it when more stores join: the bridge that
+    /// holds PD's address keeps its MAC address.
+    #[test]
+    fn the_bridge_keeps_its_address_as_stores_join() {
+        if !StoreNetwork::available() {
+            eprintln!("skipped: creating network namespaces needs root and `ip`");
+            return;
+        }
+        let mut net = StoreNetwork::create().unwrap();
+        let mac = |net: &StoreNetwork| {
+            let line = ip(&["-br", "link", "show", "dev", &net.bridge()]).unwrap();
+            line.split_whitespace()
+                .nth(2)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let before = mac(&net);
+        assert!(!before.is_empty());
+        for i in 0..4 {
+            net.add_store(i).unwrap();
+            assert_eq!(
+                mac(&net),
+                before,
+                "the bridge's address changed as store {i} joined"
+            );
+        }
+    }
 
     #[test]
     fn names_carry_their_owner() {
