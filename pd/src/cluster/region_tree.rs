@@ -148,6 +148,15 @@ pub struct StoreLoad {
 
 /// Regions by start key and by id, with each store's region and leader counts kept as
 /// regions come and go (so schedulers and the HTTP API need not count them every time).
+/// How far regions cover a range from its start ([`RegionTree::covered_from`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    /// The whole range is covered.
+    Whole,
+    /// Covered from the start up to this key (exclusive), where the first hole begins.
+    Until(Vec<u8>),
+}
+
 #[derive(Default, Debug)]
 pub struct RegionTree {
     by_start: BTreeMap<Vec<u8>, u64>,
@@ -240,6 +249,31 @@ impl RegionTree {
     /// Ids of regions intersecting `[start, end)`, in key order.
     pub fn overlapping(&self, start: &[u8], end: &[u8]) -> Vec<u64> {
         self.overlapping_ids(start, end).collect()
+    }
+
+    /// How far the tree's regions cover `[start, end)` without a hole, walking lazily from
+    /// `start` and stopping at the first hole: O(log n) plus one step per region covered. An
+    /// empty `end` is the end of the key space.
+    pub fn covered_from(&self, start: &[u8], end: &[u8]) -> Coverage {
+        let mut covered_to = start.to_vec();
+        for id in self.overlapping_ids(start, end) {
+            let Some(region) = self.regions.get(&id) else {
+                break;
+            };
+            if region.start_key() > covered_to.as_slice() {
+                break;
+            }
+            if region.end_key().is_empty() {
+                return Coverage::Whole;
+            }
+            if region.end_key() > covered_to.as_slice() {
+                covered_to = region.end_key().to_vec();
+            }
+            if !end.is_empty() && covered_to.as_slice() >= end {
+                return Coverage::Whole;
+            }
+        }
+        Coverage::Until(covered_to)
     }
 
     /// [`overlapping`](Self::overlapping) lazily: O(log n) to the first, then one step per
@@ -374,6 +408,27 @@ mod tests {
         assert_eq!(t.scan(b"a", b"c", 0).len(), 2);
         assert_eq!(t.scan(b"", b"", 2).len(), 2);
         assert_eq!(t.scan(b"d", b"", 0)[0].id(), 3);
+    }
+
+    #[test]
+    fn coverage_stops_at_the_first_hole() {
+        let mut t = RegionTree::new();
+        t.insert(region(1, b"", b"b", 1, 1));
+        t.insert(region(2, b"b", b"d", 1, 1));
+        t.insert(region(4, b"f", b"h", 1, 1));
+        t.insert(region(5, b"h", b"", 1, 1));
+        let until = |k: &[u8]| Coverage::Until(k.to_vec());
+        assert_eq!(t.covered_from(b"", b""), until(b"d"));
+        assert_eq!(t.covered_from(b"a", b"c"), Coverage::Whole);
+        assert_eq!(t.covered_from(b"a", b"d"), Coverage::Whole);
+        assert_eq!(t.covered_from(b"a", b"e"), until(b"d"));
+        // A start inside the hole is not covered at all.
+        assert_eq!(t.covered_from(b"e", b"g"), until(b"e"));
+        // From the hole's far side to the end of the key space.
+        assert_eq!(t.covered_from(b"f", b""), Coverage::Whole);
+        t.insert(region(3, b"d", b"f", 1, 1));
+        assert_eq!(t.covered_from(b"", b""), Coverage::Whole);
+        assert_eq!(RegionTree::new().covered_from(b"a", b""), until(b"a"));
     }
 
     #[test]

@@ -10,29 +10,47 @@
 //! then asks answers `EpochNotMatch`, which the client handles by asking PD again; by then the
 //! hole is usually filled. A stale answer costs a retry; a missing answer fails the request.
 
-use super::region_tree::RegionTree;
+use super::region_tree::{Coverage, RegionTree};
 use crate::cluster::RegionInfo;
 
 /// How long (ms) a superseded region answers for its uncovered keys at most: long enough for
 /// the reports of a split to arrive, short enough that nothing older is handed out.
 pub const SUPERSEDED_MEMORY_MS: u64 = 5 * 60 * 1000;
 
-/// Superseded regions, oldest first, each with the unix ms it was superseded at.
+/// Superseded regions, oldest first.
+///
+/// Cost: each entry keeps how far from its old start the tree already covers its range, and
+/// only walks on from there, stopping at the first hole. A region in an entry's range is thus
+/// stepped over once in the entry's life, so a bulk split of a range holding 100,000 regions
+/// does not rescan them on every report.
 #[derive(Default, Debug)]
 pub struct SupersededRegions {
-    entries: Vec<(u64, RegionInfo)>,
+    entries: Vec<Superseded>,
+}
+
+#[derive(Debug)]
+struct Superseded {
+    /// Unix ms it was superseded at.
+    at: u64,
+    region: RegionInfo,
+    /// The tree covers `[region.start_key, covered_to)` without a hole.
+    covered_to: Vec<u8>,
 }
 
 impl SupersededRegions {
     /// Remembers `old`, replaced at `now` (unix ms), if the tree leaves part of its range
     /// uncovered; forgets entries that expired or whose range the tree now covers.
     pub fn remember(&mut self, old: RegionInfo, tree: &RegionTree, now: u64) {
-        self.entries.retain(|(at, info)| {
-            now.saturating_sub(*at) < SUPERSEDED_MEMORY_MS
-                && !covers(tree, info.start_key(), info.end_key())
+        self.entries.retain_mut(|entry| {
+            now.saturating_sub(entry.at) < SUPERSEDED_MEMORY_MS && !entry.advance(tree)
         });
-        if !covers(tree, old.start_key(), old.end_key()) {
-            self.entries.push((now, old));
+        let mut entry = Superseded {
+            at: now,
+            covered_to: old.start_key().to_vec(),
+            region: old,
+        };
+        if !entry.advance(tree) {
+            self.entries.push(entry);
         }
     }
 
@@ -42,8 +60,8 @@ impl SupersededRegions {
         self.entries
             .iter()
             .rev()
-            .filter(|(at, _)| now.saturating_sub(*at) < SUPERSEDED_MEMORY_MS)
-            .map(|(_, info)| info)
+            .filter(|entry| now.saturating_sub(entry.at) < SUPERSEDED_MEMORY_MS)
+            .map(|entry| &entry.region)
             .find(|info| contains(info, key))
     }
 
@@ -57,27 +75,21 @@ impl SupersededRegions {
     }
 }
 
-fn contains(info: &RegionInfo, key: &[u8]) -> bool {
-    key >= info.start_key() && (info.end_key().is_empty() || key < info.end_key())
-}
-
-/// Whether the tree's regions cover `[start, end)` without a hole (an empty `end` is the end
-/// of the key space).
-fn covers(tree: &RegionTree, start: &[u8], end: &[u8]) -> bool {
-    let mut covered_to = start.to_vec();
-    for region in tree.scan(start, end, 0) {
-        if region.start_key() > covered_to.as_slice() {
-            return false;
-        }
-        if region.end_key().is_empty() {
-            return true;
-        }
-        if region.end_key() > covered_to.as_slice() {
-            covered_to = region.end_key().to_vec();
-        }
-        if !end.is_empty() && covered_to.as_slice() >= end {
-            return true;
+impl Superseded {
+    /// Moves `covered_to` past the regions the tree now holds from there on; true once the
+    /// whole old range is covered.
+    fn advance(&mut self, tree: &RegionTree) -> bool {
+        let end = self.region.end_key();
+        match tree.covered_from(&self.covered_to, end) {
+            Coverage::Whole => true,
+            Coverage::Until(to) => {
+                self.covered_to = to;
+                false
+            }
         }
     }
-    false
+}
+
+fn contains(info: &RegionInfo, key: &[u8]) -> bool {
+    key >= info.start_key() && (info.end_key().is_empty() || key < info.end_key())
 }
