@@ -20,6 +20,9 @@ pub struct StoreMeta {
     pub readers: HashMap<u64, Arc<ReadDelegate>>,
     /// Regions whose local peer is the leader.
     leaders: HashSet<u64>,
+    /// Store id -> how many of `regions` have a peer on it (this store included), so the
+    /// stores to ping each store heartbeat cost the stores, not the regions.
+    peer_stores: HashMap<u64, usize>,
     /// Messages for regions a split will create here but has not yet.
     pub pending_split: crate::pending_split::PendingSplitMessages,
 }
@@ -72,6 +75,11 @@ impl StoreMeta {
         self.leaders.iter().copied()
     }
 
+    /// The stores holding a peer of any local region, this one included.
+    pub fn peer_store_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.peer_stores.keys().copied()
+    }
+
     /// Records a region and its range, replacing an older version of it.
     pub fn set_region(&mut self, region: Region) {
         if let Some(old) = self.regions.get(&region.id) {
@@ -79,6 +87,10 @@ impl StoreMeta {
             if self.region_ranges.get(&old_end) == Some(&region.id) {
                 self.region_ranges.remove(&old_end);
             }
+            uncount_peer_stores(&mut self.peer_stores, old);
+        }
+        for peer in &region.peers {
+            *self.peer_stores.entry(peer.store_id).or_insert(0) += 1;
         }
         self.region_ranges
             .insert(keys::enc_end_key(&region.end_key), region.id);
@@ -94,6 +106,7 @@ impl StoreMeta {
         let region = self.regions.remove(&region_id);
         self.publish_counts();
         let region = region?;
+        uncount_peer_stores(&mut self.peer_stores, &region);
         let end = keys::enc_end_key(&region.end_key);
         if self.region_ranges.get(&end) == Some(&region_id) {
             self.region_ranges.remove(&end);
@@ -128,6 +141,18 @@ impl StoreMeta {
             ids.push(*id);
         }
         ids
+    }
+}
+
+/// Takes `region`'s peers out of the per-store counts, dropping stores no region uses.
+fn uncount_peer_stores(counts: &mut HashMap<u64, usize>, region: &Region) {
+    for peer in &region.peers {
+        if let Some(n) = counts.get_mut(&peer.store_id) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&peer.store_id);
+            }
+        }
     }
 }
 
@@ -184,5 +209,37 @@ mod tests {
         assert_eq!(meta.leader_region_ids().collect::<Vec<_>>(), vec![1]);
         meta.remove_region(1);
         assert_eq!(meta.leader_count(), 0);
+    }
+
+    #[test]
+    fn peer_stores_follow_membership_changes_and_removals() {
+        let with_stores = |id: u64, stores: &[u64]| Region {
+            id,
+            peers: stores
+                .iter()
+                .map(|&store_id| proto::metapb::Peer {
+                    id: id * 10 + store_id,
+                    store_id,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let stores = |meta: &StoreMeta| {
+            let mut ids: Vec<u64> = meta.peer_store_ids().collect();
+            ids.sort();
+            ids
+        };
+        let mut meta = StoreMeta::new(1);
+        meta.set_region(with_stores(1, &[1, 2, 3]));
+        meta.set_region(with_stores(2, &[1, 2, 4]));
+        assert_eq!(stores(&meta), vec![1, 2, 3, 4]);
+        // Region 1 moves its peer from store 3 to store 5: store 3 has no region left.
+        meta.set_region(with_stores(1, &[1, 2, 5]));
+        assert_eq!(stores(&meta), vec![1, 2, 4, 5]);
+        meta.remove_region(2);
+        assert_eq!(stores(&meta), vec![1, 2, 5]);
+        meta.remove_region(1);
+        assert!(stores(&meta).is_empty());
     }
 }

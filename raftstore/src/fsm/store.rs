@@ -190,13 +190,12 @@ impl StoreFsm {
     /// Pings every store we share a region with and reports the silent ones.
     fn on_heartbeat_tick(&mut self, ctx: &mut PollContext) {
         let now = Instant::now();
-        let stores: BTreeSet<u64> = {
-            let meta = ctx.store_meta.lock();
-            meta.regions()
-                .flat_map(|r| r.peers.iter().map(|p| p.store_id))
-                .filter(|s| *s != ctx.store_id)
-                .collect()
-        };
+        let stores: BTreeSet<u64> = ctx
+            .store_meta
+            .lock()
+            .peer_store_ids()
+            .filter(|s| *s != ctx.store_id)
+            .collect();
         for &store_id in &stores {
             ctx.transport.send(RaftMessage {
                 region_id: 0,
