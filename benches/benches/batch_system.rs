@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use batch_system::{
     create_system, mailbox_channel, BasicMailbox, BatchSystem, Config, Fsm, HandleResult,
-    HandlerBuilder, PollHandler, Router,
+    HandlerBuilder, MailboxReceiver, PollHandler, Router,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use crossbeam_channel::{Receiver, Sender};
@@ -28,7 +28,7 @@ enum Msg {
 }
 
 struct Counter {
-    receiver: Receiver<Msg>,
+    receiver: MailboxReceiver<Msg>,
     reply: Sender<()>,
 }
 

@@ -1,7 +1,7 @@
 //! What a raft poller thread shares with the peers it drives.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use engine::{KvEngine, RaftLogEngine};
@@ -55,22 +55,44 @@ pub struct PollContext {
     pub logger: slog::Logger,
     /// Ticks registered this round, flushed to the ticker once.
     pub pending_ticks: Vec<TickRegistration>,
+    /// Write commands of the peer being handled, waiting to share one entry.
+    ///
+    /// Invariant: empty whenever no peer's messages are being handled; only that peer adds
+    /// to it, and `PeerFsm::handle_messages` flushes it before returning.
+    pub(crate) pending_batch: crate::peer::proposal::ProposalBatch,
 }
 
 impl PollContext {
     pub fn schedule_tick(&mut self, region_id: u64, tick: PeerTick) {
-        let interval = match tick {
+        let interval = self.tick_interval(tick);
+        self.schedule_tick_after(region_id, tick, interval);
+    }
+
+    /// The configured interval of `tick`.
+    pub fn tick_interval(&self, tick: PeerTick) -> Duration {
+        match tick {
             PeerTick::Raft => self.cfg.raft_base_tick_interval,
             PeerTick::RaftLogGc => self.cfg.raft_log_gc_tick_interval,
             PeerTick::SplitCheck => self.cfg.split_check_tick_interval,
             PeerTick::PdHeartbeat => self.cfg.pd_heartbeat_tick_interval,
             PeerTick::CheckMerge => self.cfg.merge_check_tick_interval,
-        };
+        }
+    }
+
+    /// Registers `tick` for region `region_id`, due `interval` from now; returns the deadline.
+    pub fn schedule_tick_after(
+        &mut self,
+        region_id: u64,
+        tick: PeerTick,
+        interval: Duration,
+    ) -> Instant {
+        let deadline = Instant::now() + interval;
         self.pending_ticks.push(TickRegistration {
-            deadline: Instant::now() + interval,
+            deadline,
             region_id,
             tick,
         });
+        deadline
     }
 
     pub fn flush_ticks(&mut self) {

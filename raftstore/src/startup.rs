@@ -341,6 +341,7 @@ impl Startup {
             ticker: workers.ticker.clone(),
             logger: self.logger.clone(),
             pending_ticks: Vec::new(),
+            pending_batch: Default::default(),
         };
         self.raft_system.spawn(
             format!("raftstore-{store_id}"),

@@ -13,5 +13,5 @@ mod scheduler;
 pub use batch::{create_system, BatchSystem, HandleResult, HandlerBuilder, PollHandler};
 pub use config::{Config, ConfigError};
 pub use fsm::{Fsm, FsmState};
-pub use mailbox::{mailbox_channel, BasicMailbox, MailboxSender, TrySendError};
+pub use mailbox::{mailbox_channel, BasicMailbox, MailboxReceiver, MailboxSender, TrySendError};
 pub use router::Router;

@@ -3,7 +3,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use parking_lot::RwLock;
 use thiserror::Error;
 
 use crate::fsm::{Fsm, FsmState};
@@ -27,46 +28,104 @@ impl<T> TrySendError<T> {
     }
 }
 
-/// The sending end of a mailbox with a soft capacity.
-pub struct MailboxSender<M> {
-    sender: Sender<M>,
+/// What a mailbox's senders and its receiver share.
+struct Shared<M> {
+    /// The channel's sending end. Senders hold the read lock while they send, so
+    /// [`MailboxReceiver::release_memory`], which takes the write lock, sees every message
+    /// sent before it and none is sent to the channel it replaces.
+    sender: RwLock<Sender<M>>,
     capacity: usize,
     /// Checking the length costs a little; do it on every 8th send only.
-    sends: Arc<AtomicUsize>,
+    sends: AtomicUsize,
+}
+
+/// The sending end of a mailbox with a soft capacity.
+pub struct MailboxSender<M> {
+    shared: Arc<Shared<M>>,
 }
 
 impl<M> Clone for MailboxSender<M> {
     fn clone(&self) -> Self {
         MailboxSender {
-            sender: self.sender.clone(),
-            capacity: self.capacity,
-            sends: self.sends.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
 
 impl<M> MailboxSender<M> {
-    /// Wraps an existing channel sender.
+    /// Wraps an existing channel sender (its receiver cannot release memory).
     pub fn from_sender(sender: Sender<M>, capacity: usize) -> MailboxSender<M> {
         MailboxSender {
-            sender,
-            capacity,
-            sends: Arc::new(AtomicUsize::new(0)),
+            shared: Arc::new(Shared {
+                sender: RwLock::new(sender),
+                capacity,
+                sends: AtomicUsize::new(0),
+            }),
         }
+    }
+
+    fn send(&self, msg: M) -> Result<(), M> {
+        self.shared
+            .sender
+            .read()
+            .send(msg)
+            .map_err(|e| e.into_inner())
+    }
+
+    fn len(&self) -> usize {
+        self.shared.sender.read().len()
+    }
+}
+
+/// The receiving end of a mailbox, owned by its FSM.
+pub struct MailboxReceiver<M> {
+    receiver: Receiver<M>,
+    shared: Arc<Shared<M>>,
+}
+
+impl<M> MailboxReceiver<M> {
+    /// The next message, if one is queued.
+    pub fn try_recv(&self) -> Result<M, TryRecvError> {
+        self.receiver.try_recv()
+    }
+
+    /// Messages queued.
+    pub fn len(&self) -> usize {
+        self.receiver.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.receiver.is_empty()
+    }
+
+    /// Frees the channel's buffer if no message is queued; true if it did.
+    ///
+    /// crossbeam's unbounded channel keeps a block of 31 message slots from its first message
+    /// on, even while empty: about 1 KiB a mailbox. An FSM that goes idle for long (a
+    /// hibernating region) calls this to swap its channel for a fresh one, which allocates a
+    /// block only when a message arrives. Senders are held off meanwhile (the write lock), so
+    /// a message is never left in the channel given up.
+    pub fn release_memory(&mut self) -> bool {
+        let mut sender = self.shared.sender.write();
+        if !self.receiver.is_empty() {
+            return false;
+        }
+        let (fresh_sender, fresh_receiver) = crossbeam_channel::unbounded();
+        *sender = fresh_sender;
+        self.receiver = fresh_receiver;
+        true
     }
 }
 
 /// A channel for a mailbox holding at most about `capacity` messages for `try_send`.
-pub fn mailbox_channel<M>(capacity: usize) -> (MailboxSender<M>, Receiver<M>) {
+pub fn mailbox_channel<M>(capacity: usize) -> (MailboxSender<M>, MailboxReceiver<M>) {
     let (sender, receiver) = crossbeam_channel::unbounded();
-    (
-        MailboxSender {
-            sender,
-            capacity,
-            sends: Arc::new(AtomicUsize::new(0)),
-        },
+    let sender = MailboxSender::from_sender(sender, capacity);
+    let receiver = MailboxReceiver {
         receiver,
-    )
+        shared: sender.shared.clone(),
+    };
+    (sender, receiver)
 }
 
 /// Schedules a woken FSM onto the pollers.
@@ -99,11 +158,11 @@ impl<N: Fsm> BasicMailbox<N> {
     }
 
     pub fn len(&self) -> usize {
-        self.sender.sender.len()
+        self.sender.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sender.sender.is_empty()
+        self.len() == 0
     }
 
     /// Sends unless the mailbox is over its soft capacity.
@@ -112,8 +171,8 @@ impl<N: Fsm> BasicMailbox<N> {
         msg: N::Message,
         scheduler: &S,
     ) -> Result<(), TrySendError<N::Message>> {
-        let n = self.sender.sends.fetch_add(1, Ordering::Relaxed);
-        if n.is_multiple_of(8) && self.len() >= self.sender.capacity {
+        let n = self.sender.shared.sends.fetch_add(1, Ordering::Relaxed);
+        if n.is_multiple_of(8) && self.len() >= self.sender.shared.capacity {
             return Err(TrySendError::Full(msg));
         }
         self.force_send(msg, scheduler)
@@ -128,10 +187,7 @@ impl<N: Fsm> BasicMailbox<N> {
         if self.state.is_dropped() {
             return Err(TrySendError::Disconnected(msg));
         }
-        self.sender
-            .sender
-            .send(msg)
-            .map_err(|e| TrySendError::Disconnected(e.into_inner()))?;
+        self.sender.send(msg).map_err(TrySendError::Disconnected)?;
         self.notify(scheduler);
         Ok(())
     }
@@ -158,5 +214,69 @@ impl<N: Fsm> BasicMailbox<N> {
 
     pub fn is_closed(&self) -> bool {
         self.state.is_dropped()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releasing_memory_waits_for_queued_messages() {
+        let (sender, mut receiver) = mailbox_channel::<u32>(usize::MAX);
+        sender.send(1).unwrap();
+        assert!(
+            !receiver.release_memory(),
+            "a queued message keeps the channel"
+        );
+        assert_eq!(receiver.try_recv(), Ok(1));
+        assert!(receiver.release_memory());
+        // The swapped-in channel serves every clone of the sender.
+        sender.clone().send(2).unwrap();
+        assert_eq!(sender.len(), 1);
+        assert_eq!(receiver.try_recv(), Ok(2));
+        assert!(receiver.is_empty());
+    }
+
+    #[test]
+    fn no_message_is_lost_or_reordered_across_releases() {
+        const SENDERS: u64 = 4;
+        const PER_SENDER: u64 = 20_000;
+        let (sender, mut receiver) = mailbox_channel::<(u64, u64)>(usize::MAX);
+        let threads: Vec<_> = (0..SENDERS)
+            .map(|s| {
+                let sender = sender.clone();
+                std::thread::spawn(move || {
+                    for i in 0..PER_SENDER {
+                        sender.send((s, i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut next = [0u64; SENDERS as usize];
+        let mut received = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while received < SENDERS * PER_SENDER {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "messages went missing"
+            );
+            match receiver.try_recv() {
+                Ok((s, i)) => {
+                    assert_eq!(i, next[s as usize], "sender {s} out of order");
+                    next[s as usize] += 1;
+                    received += 1;
+                }
+                Err(_) => {
+                    // Swaps the channel whenever the senders leave it empty for a moment.
+                    receiver.release_memory();
+                    std::thread::yield_now();
+                }
+            }
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(receiver.is_empty());
     }
 }

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
+use batch_system::MailboxReceiver;
 use batch_system::{Fsm, HandleResult, HandlerBuilder, PollHandler};
 use crossbeam_channel::Receiver;
 use engine::{KvEngine, KvWriteBatch, CF_RAFT};
@@ -23,7 +24,7 @@ use crate::stats::{Flow, StoreFlow};
 pub struct ApplyFsm {
     /// The region's apply mailbox, fed only by its peer: entries arrive in log order (FIFO),
     /// and a `Snapshot` or `Destroy` is handled only after everything queued before it.
-    receiver: Receiver<ApplyMsg>,
+    receiver: MailboxReceiver<ApplyMsg>,
     /// The region as of the last applied entry: splits and membership changes applied here
     /// update it before the next entry is checked against it.
     region: Region,
@@ -41,16 +42,19 @@ pub struct ApplyFsm {
     /// a region this store is leaving and are not applied (the range is deleted next).
     removed: bool,
     /// Set while this region is a merge source (PrepareMerge applied, not rolled back).
-    merge_state: Option<MergeState>,
+    merge_state: Option<Box<MergeState>>,
     /// A `CommitMerge` waits for the local peer of its source to catch up: the batches
     /// from that entry on, applied once `MergeSourceReady` arrives (TiKV's
     /// `WaitMergeSource`).
-    merge_wait: Option<MergeWait>,
+    merge_wait: Option<Box<MergeWait>>,
     /// The source that confirmed it is caught up; its `CommitMerge` may apply.
     ready_merge_source: Option<u64>,
     /// Set by `Destroy`; the batch system drops the FSM once it is set.
     stopped: bool,
 }
+
+/// One `Box<ApplyFsm>` per region; jemalloc's size classes around it are 256 and 320 bytes.
+const _: () = assert!(std::mem::size_of::<ApplyFsm>() <= 256);
 
 /// Batches held back behind a `CommitMerge` that waits for its source.
 struct MergeWait {
@@ -62,7 +66,7 @@ struct MergeWait {
 impl ApplyFsm {
     /// `merge_state`: the region's recorded merge, if it is a merge source.
     pub fn new(
-        receiver: Receiver<ApplyMsg>,
+        receiver: MailboxReceiver<ApplyMsg>,
         region: Region,
         apply_state: RaftApplyState,
         merge_state: Option<MergeState>,
@@ -74,7 +78,7 @@ impl ApplyFsm {
             apply_state,
             applied_term,
             removed: false,
-            merge_state,
+            merge_state: merge_state.map(Box::new),
             merge_wait: None,
             ready_merge_source: None,
             stopped: false,
@@ -121,7 +125,7 @@ impl ApplyFsm {
             let mut target = ApplyTarget {
                 region: &self.region,
                 apply_state: &mut self.apply_state,
-                merge_state: self.merge_state.as_ref(),
+                merge_state: self.merge_state.as_deref(),
                 ready_merge_source: self.ready_merge_source,
             };
             let (resp, res) =
@@ -157,7 +161,7 @@ impl ApplyFsm {
                 }
                 Some(ExecResult::PrepareMerge { region, state }) => {
                     self.region = region.clone();
-                    self.merge_state = Some(state.clone());
+                    self.merge_state = Some(Box::new(state.clone()));
                 }
                 Some(ExecResult::CommitMerge { region, .. }) => {
                     self.region = region.clone();
@@ -197,10 +201,10 @@ impl ApplyFsm {
             peer_id,
             "merge source region {source_id} has no peer on this store"
         );
-        self.merge_wait = Some(MergeWait {
+        self.merge_wait = Some(Box::new(MergeWait {
             source_id,
             batches: VecDeque::from([rest]),
-        });
+        }));
     }
 
     /// The source confirmed it is caught up: applies the held-back batches.
@@ -307,6 +311,7 @@ impl PollHandler<ApplyFsm, ApplyControlFsm> for ApplyContext {
         let mut applied_any = false;
         let mut exec_results = Vec::new();
         let mut written = Flow::default();
+        let mut release_memory = false;
         for _ in 0..self.messages_per_tick {
             let Ok(msg) = fsm.receiver.try_recv() else {
                 break;
@@ -346,7 +351,11 @@ impl PollHandler<ApplyFsm, ApplyControlFsm> for ApplyContext {
                     applied_any = true;
                     exec_results.extend(fsm.on_merge_source_ready(self, source_id, &mut written));
                 }
+                ApplyMsg::ReleaseMemory => release_memory = true,
             }
+        }
+        if release_memory && !fsm.stopped {
+            fsm.receiver.release_memory();
         }
         if applied_any && !fsm.stopped {
             let key = keys::apply_state_key(fsm.region.id);

@@ -109,7 +109,7 @@ pub fn build_peer(
         .filter(|s| s.state() == PeerState::Merging)
         .and_then(|s| s.merge_state);
     let mut peer = Peer::new(cfg, me, storage, logger)?;
-    peer.pending_merge_state = merge_state.clone();
+    peer.pending_merge_state = merge_state.clone().map(Box::new);
     let read_delegate = peer.read_delegate.clone();
     let (tx, rx) = batch_system::mailbox_channel(cfg.notify_capacity);
     let (atx, arx) = batch_system::mailbox_channel(usize::MAX);

@@ -50,6 +50,9 @@ pub enum ApplyMsg {
     MergeSourceReady {
         source_id: u64,
     },
+    /// The region went idle (hibernated): once nothing is queued, give back the mailbox's
+    /// message buffer (`MailboxReceiver::release_memory`).
+    ReleaseMemory,
 }
 
 /// Side effects of admin commands that the peer must act on.

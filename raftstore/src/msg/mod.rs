@@ -221,9 +221,9 @@ pub enum PeerMsg {
     RegionSize(Box<MeasuredRegion>),
 }
 
-/// Every peer's mailbox keeps a block of 31 `PeerMsg` slots allocated while idle (about
-/// 1 KiB at 24 bytes, 1.5 KiB at 40), so the message stays at three words: anything larger
-/// goes in a box.
+/// A busy peer's mailbox keeps a block of 31 `PeerMsg` slots (about 1 KiB at 24 bytes,
+/// 1.5 KiB at 40; a hibernating peer gives it back), so the message stays at three words:
+/// anything larger goes in a box.
 const _: () = assert!(std::mem::size_of::<PeerMsg>() <= 24);
 
 /// What the split checker measured of a region's data, as it was at `region_epoch`.

@@ -22,6 +22,10 @@ impl Peer {
             );
             self.refresh_liveness_after_sleep(ctx);
             self.set_group_state(GroupState::Active);
+            if self.is_leader() {
+                // The tick registered while asleep is due far off.
+                self.schedule_pd_heartbeat_tick(ctx);
+            }
         }
         self.hibernation.idle_ticks = 0;
         self.schedule_raft_tick(ctx);
@@ -44,7 +48,8 @@ impl Peer {
     /// Gives back what a sleeping region does not need, so a store of idle regions stays
     /// small: raft's per-follower inflight windows (`max-inflight-msgs` slots each, allocated
     /// again on the next send), the spare capacity of queues that are empty by now, and the
-    /// entry cache's durable, applied entries (raft-engine still has them).
+    /// entry cache's durable, applied entries (raft-engine still has them), and the buffers
+    /// of the peer's and the apply FSM's mailboxes.
     pub fn release_idle_memory(&mut self) {
         let raft = &mut self.raft_group.raft;
         raft.maybe_free_inflight_buffers();
@@ -52,11 +57,12 @@ impl Peer {
             raft.raft_log.unstable.entries = Vec::new();
         }
         raft.msgs.shrink_to_fit();
-        self.hibernation.acks = HashSet::new();
+        self.hibernation.acks = Vec::new();
         self.proposals.shrink_to_fit();
         self.pending_reads.shrink_to_fit();
         self.unpersisted.shrink_to_fit();
         self.raft_group.mut_store().release_idle_cache();
+        self.release_mailboxes = true;
     }
 
     pub fn schedule_raft_tick(&mut self, ctx: &mut PollContext) {
@@ -175,8 +181,8 @@ impl Peer {
                 let current = raft.state == StateRole::Leader
                     && raft.term == extra.term
                     && raft.raft_log.last_index() == extra.index;
-                if current {
-                    self.hibernation.acks.insert(from.id);
+                if current && !self.hibernation.acks.contains(&from.id) {
+                    self.hibernation.acks.push(from.id);
                 }
             }
             ExtraMessageType::MsgStoreHeartbeat => {}

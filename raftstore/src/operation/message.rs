@@ -137,7 +137,10 @@ impl Peer {
                 .iter()
                 .all(|p| p.id != from.id)
             {
-                self.peer_cache.insert(from.id, from);
+                match self.peer_cache.iter_mut().find(|p| p.id == from.id) {
+                    Some(known) => *known = from,
+                    None => self.peer_cache.push(from),
+                }
             }
         }
         if self.message_wakes(&m) {

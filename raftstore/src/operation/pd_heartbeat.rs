@@ -1,10 +1,14 @@
-//! Region heartbeats: a leader reports its region to PD on a slow tick that keeps running
-//! while the region hibernates (without waking it), and at once when leadership, ranges or
-//! membership change. A tick whose report would repeat the last one (no flow, nothing else
-//! new) sends nothing, up to `pd-heartbeat-max-quiet-interval`. A leader that steps down reports the flow it served since its last
-//! report, which no later leader would count.
+//! Region heartbeats: a leader reports its region to PD on a slow tick, and at once when
+//! leadership, ranges or membership change. A tick whose report would repeat the last one (no
+//! flow, nothing else new) sends nothing, up to `pd-heartbeat-max-quiet-interval`. While the
+//! region hibernates, once a tick had nothing new to send, the tick runs (without waking it)
+//! only once per `pd-heartbeat-max-quiet-interval`: nothing it would report changes while
+//! every peer sleeps (a store going silent wakes its regions first; a new size estimate is
+//! sent at once), and 100,000 sleeping leaders would otherwise cost the store a poller
+//! wake-up every few milliseconds. A leader that steps down
+//! reports the flow it served since its last report, which no later leader would count.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proto::metapb::{Region, RegionEpoch};
 use proto::pdpb::{RegionHeartbeatRequest, TimeInterval};
@@ -22,20 +26,41 @@ use crate::stats::{unix_secs, Flow};
 
 impl Peer {
     pub fn on_pd_heartbeat_tick(&mut self, ctx: &mut PollContext) {
-        self.pd_stats.tick_scheduled = false;
+        if !self.pd_stats.tick_fired(Instant::now()) {
+            // Replaced by a sooner tick, which is still registered.
+            return;
+        }
         if self.stopped || !self.is_leader() {
             // The tick stops with leadership and is registered again by the next win.
             return;
         }
-        self.send_region_report(ctx, true);
-        self.schedule_pd_heartbeat_tick(ctx);
+        let sent = self.send_region_report(ctx, true);
+        // A sleeping region whose report had nothing new for PD has nothing new until it
+        // wakes (which registers a tick at the usual interval again).
+        let interval = if !sent && self.is_hibernating() {
+            ctx.cfg.pd_heartbeat_max_quiet_interval
+        } else {
+            ctx.cfg.pd_heartbeat_tick_interval
+        };
+        self.schedule_pd_heartbeat_tick_after(ctx, interval);
     }
 
-    fn schedule_pd_heartbeat_tick(&mut self, ctx: &mut PollContext) {
-        if !self.pd_stats.tick_scheduled && !self.stopped {
-            self.pd_stats.tick_scheduled = true;
-            ctx.schedule_tick(self.region_id(), PeerTick::PdHeartbeat);
+    /// Registers the next PD heartbeat tick at `pd-heartbeat-tick-interval` from now, unless
+    /// one is due by then; a later one (registered while asleep) is replaced.
+    pub(crate) fn schedule_pd_heartbeat_tick(&mut self, ctx: &mut PollContext) {
+        let interval = ctx.cfg.pd_heartbeat_tick_interval;
+        self.schedule_pd_heartbeat_tick_after(ctx, interval);
+    }
+
+    fn schedule_pd_heartbeat_tick_after(&mut self, ctx: &mut PollContext, interval: Duration) {
+        if self.stopped {
+            return;
         }
+        if !self.pd_stats.tick_needed(Instant::now(), interval) {
+            return;
+        }
+        let due = ctx.schedule_tick_after(self.region_id(), PeerTick::PdHeartbeat, interval);
+        self.pd_stats.tick_registered(due);
     }
 
     /// This peer just became leader: it reports at once and from then on every tick.
@@ -85,10 +110,13 @@ impl Peer {
             return;
         }
         let first = self.pd_stats.approximate_size.is_none();
+        let changed = self.pd_stats.approximate_size != Some(size)
+            || self.pd_stats.approximate_keys != Some(keys);
         self.pd_stats.approximate_size = Some(size);
         self.pd_stats.approximate_keys = Some(keys);
-        if first && self.is_leader() {
-            // PD learns the size of a new region without waiting a whole tick.
+        // PD learns the size of a new region without waiting a whole tick, and a sleeping
+        // region's new estimate without waiting for its far-off tick.
+        if self.is_leader() && (first || (changed && self.is_hibernating())) {
             self.heartbeat_pd(ctx);
         }
     }
@@ -118,10 +146,10 @@ impl Peer {
     /// Reports the region to PD. On the slow tick (`on_tick`) a report that would repeat the
     /// last one without any flow is skipped until `pd-heartbeat-max-quiet-interval` has passed
     /// since it, so a store of idle regions sends PD almost nothing; every change is still
-    /// reported at the next tick or at once.
-    fn send_region_report(&mut self, ctx: &mut PollContext, on_tick: bool) {
+    /// reported at the next tick or at once. True if a report was sent.
+    fn send_region_report(&mut self, ctx: &mut PollContext, on_tick: bool) -> bool {
         if !self.is_leader() || self.stopped {
-            return;
+            return false;
         }
         let now = Instant::now();
         let me = self.peer_id();
@@ -183,7 +211,7 @@ impl Peer {
             )
         {
             REGION_HEARTBEATS_SKIPPED.inc();
-            return;
+            return false;
         }
         let repeated = self
             .pd_stats
@@ -204,6 +232,7 @@ impl Peer {
         );
         REGION_HEARTBEATS.inc();
         ctx.pd.region_heartbeat(req);
+        true
     }
 
     /// This peer stopped leading in `led_term`. What it served since its last report is

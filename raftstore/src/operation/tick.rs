@@ -42,9 +42,16 @@ impl Peer {
             .map(|(id, _)| *id)
             .collect();
         self.snapshot_wait_ticks
-            .retain(|id, _| waiting.contains(id));
+            .retain(|(id, _)| waiting.contains(id));
         for id in waiting {
-            let ticks = self.snapshot_wait_ticks.entry(id).or_insert(0);
+            let at = match self.snapshot_wait_ticks.iter().position(|(p, _)| *p == id) {
+                Some(at) => at,
+                None => {
+                    self.snapshot_wait_ticks.push((id, 0));
+                    self.snapshot_wait_ticks.len() - 1
+                }
+            };
+            let ticks = &mut self.snapshot_wait_ticks[at].1;
             *ticks += 1;
             if *ticks > limit {
                 *ticks = 0;

@@ -2,10 +2,11 @@
 //! hibernation state. Behaviour lives in `operation/`; this module holds state and accessors.
 
 pub mod pd_stats;
+pub mod peer_map;
 pub mod proposal;
 pub mod storage;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use proto::metapb::{self, Region};
@@ -43,8 +44,8 @@ pub struct Hibernation {
     pub state: GroupState,
     /// Consecutive leader ticks with nothing to do.
     pub idle_ticks: usize,
-    /// Followers that agreed to hibernate at the current log position.
-    pub acks: HashSet<u64>,
+    /// Followers that agreed to hibernate at the current log position, each once.
+    pub acks: Vec<u64>,
 }
 
 /// A region's replica.
@@ -95,10 +96,11 @@ pub struct Peer {
     /// covers until it applies the split; a lease read of that range would miss them (TiKV's
     /// `last_committed_split_idx`). ReadIndex reads are safe: they wait for the split to apply.
     pub(crate) last_committed_split_idx: u64,
-    /// Peers learned from messages, for addressing replies before the region is known.
-    pub(crate) peer_cache: std::collections::HashMap<u64, metapb::Peer>,
-    /// Ticks each follower has been waiting for a snapshot the leader sent.
-    pub(crate) snapshot_wait_ticks: std::collections::HashMap<u64, usize>,
+    /// Peers learned from messages, for addressing replies before the region is known; one
+    /// per peer id. A few at most, so a vector (no hash table kept by every idle peer).
+    pub(crate) peer_cache: Vec<metapb::Peer>,
+    /// Ticks each follower has been waiting for a snapshot the leader sent: (peer id, ticks).
+    pub(crate) snapshot_wait_ticks: Vec<(u64, usize)>,
     /// A snapshot applied in a ready; raft learns it is applied once that ready is durable.
     /// (ready number, snapshot index) of that ready.
     ///
@@ -120,8 +122,6 @@ pub struct Peer {
     pub(crate) split_siblings: Vec<Region>,
     /// What the leader reports to PD.
     pub(crate) pd_stats: PdStats,
-    /// Write commands of this poller round waiting to share one entry.
-    pub(crate) pending_batch: proposal::ProposalBatch,
     /// Being removed: waiting for the apply pool and the log writer to drain before the
     /// range is deleted (see `operation::destroy`). No raft activity meanwhile.
     ///
@@ -130,7 +130,7 @@ pub struct Peer {
     /// Set from the moment PrepareMerge applies until the merge commits (the peer goes) or
     /// rolls back: the region takes no reads or writes, and its peers push the merge on
     /// every `CheckMerge` tick (`operation::command::merge`).
-    pub(crate) pending_merge_state: Option<proto::raft_serverpb::MergeState>,
+    pub(crate) pending_merge_state: Option<Box<proto::raft_serverpb::MergeState>>,
     /// Log index of a PrepareMerge this leader proposed and has not yet applied (0: none).
     /// Invariant: while set, no other write or admin command is proposed and no lease read
     /// is served; cleared when leadership changes or the entry applies.
@@ -144,6 +144,10 @@ pub struct Peer {
     /// The apply FSM stopped after writing everything queued before its `Destroy`.
     pub(crate) apply_destroyed: bool,
     pub(crate) stopped: bool,
+    /// The region just went idle: the peer FSM gives back its and its apply FSM's mailbox
+    /// buffers once this round's messages are handled (`PeerFsm::handle_messages`, which
+    /// also gives back its own after every round of a sleeping peer).
+    pub(crate) release_mailboxes: bool,
 }
 
 impl Peer {
@@ -188,7 +192,7 @@ impl Peer {
             hibernation: Hibernation {
                 state: GroupState::Active,
                 idle_ticks: 0,
-                acks: HashSet::new(),
+                acks: Vec::new(),
             },
             raft_tick_scheduled: false,
             last_sent_to_apply: applied,
@@ -197,12 +201,11 @@ impl Peer {
             ingesting_snapshot: false,
             split_check_pending: true,
             written_since_split_check: Default::default(),
-            peer_cache: std::collections::HashMap::new(),
+            peer_cache: Vec::new(),
             pending_snapshot: None,
-            snapshot_wait_ticks: std::collections::HashMap::new(),
+            snapshot_wait_ticks: Vec::new(),
             aux_ticks_paused: false,
             pd_stats: PdStats::default(),
-            pending_batch: Default::default(),
             pending_remove: false,
             pending_merge_state: None,
             prepare_merge_fence: 0,
@@ -210,6 +213,7 @@ impl Peer {
             keep_data_on_destroy: false,
             apply_destroyed: false,
             stopped: false,
+            release_mailboxes: false,
         })
     }
 
@@ -251,7 +255,7 @@ impl Peer {
             .peers
             .iter()
             .find(|p| p.id == peer_id)
-            .or_else(|| self.peer_cache.get(&peer_id))
+            .or_else(|| self.peer_cache.iter().find(|p| p.id == peer_id))
     }
 
     /// The leader as a `metapb::Peer`, for NotLeader hints.

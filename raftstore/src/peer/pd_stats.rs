@@ -2,7 +2,7 @@
 //! pending, how big the region is and how much was written. State and pure rules here; the
 //! reporting itself is `operation::pd_heartbeat`.
 
-use std::collections::HashMap;
+use super::peer_map::PeerMap;
 use std::time::{Duration, Instant};
 
 use proto::metapb;
@@ -14,10 +14,10 @@ use crate::stats::{Flow, StoreLiveness};
 #[derive(Debug, Default)]
 pub struct PdStats {
     /// When each other peer was last heard from (kept while leading).
-    pub peer_heard: HashMap<u64, Instant>,
+    pub peer_heard: PeerMap<Instant>,
     /// Peers added while this peer led, with the log index they must reach to count as
     /// caught up.
-    pub catching_up: HashMap<u64, u64>,
+    pub catching_up: PeerMap<u64>,
     /// Key + value bytes of the region's data (all data column families), if measured.
     pub approximate_size: Option<u64>,
     /// Keys of the region's data, if measured.
@@ -30,8 +30,9 @@ pub struct PdStats {
     /// final report: its raft progress of the followers is gone by then.
     pub reported_down: Vec<PeerStats>,
     pub reported_pending: Vec<metapb::Peer>,
-    /// A PD heartbeat tick is registered with the ticker.
-    pub tick_scheduled: bool,
+    /// When the live PD heartbeat tick is due (none registered: `None`). A tick that fires
+    /// before this was replaced by a sooner one (the region woke up) and is ignored.
+    pub tick_due: Option<Instant>,
     /// What the last report said, for skipping ticks that would repeat it (none: nothing sent
     /// since this peer last became leader).
     pub last_sent: Option<SentReport>,
@@ -121,6 +122,29 @@ impl PdStats {
         self.last_sent = None;
     }
 
+    /// A PD heartbeat tick fired at `now`: true if it is the live one (it is then no longer
+    /// registered), false if a sooner tick replaced it.
+    pub fn tick_fired(&mut self, now: Instant) -> bool {
+        match self.tick_due {
+            Some(due) if now >= due => {
+                self.tick_due = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a tick due `interval` after `now` must be registered: none is, or the one
+    /// registered is due later than that.
+    pub fn tick_needed(&self, now: Instant, interval: Duration) -> bool {
+        self.tick_due.is_none_or(|due| due > now + interval)
+    }
+
+    /// A tick due at `due` was registered; it replaces any other.
+    pub fn tick_registered(&mut self, due: Instant) {
+        self.tick_due = Some(due);
+    }
+
     pub fn heard_from(&mut self, peer_id: u64, now: Instant) {
         self.peer_heard.insert(peer_id, now);
     }
@@ -135,7 +159,7 @@ impl PdStats {
     ) {
         for p in peers.iter().filter(|p| p.id != self_id) {
             if let Some(at) = liveness.last_heard(p.store_id) {
-                let e = self.peer_heard.entry(p.id).or_insert(at);
+                let e = self.peer_heard.get_or_insert(p.id, at);
                 *e = (*e).max(at);
             }
         }
@@ -161,13 +185,13 @@ impl PdStats {
 pub fn down_peers(
     peers: &[metapb::Peer],
     self_id: u64,
-    heard: &mut HashMap<u64, Instant>,
+    heard: &mut PeerMap<Instant>,
     now: Instant,
     max_down: Duration,
 ) -> Vec<PeerStats> {
     let mut down = Vec::new();
     for p in peers.iter().filter(|p| p.id != self_id) {
-        let last = *heard.entry(p.id).or_insert(now);
+        let last = *heard.get_or_insert(p.id, now);
         let silent = now.saturating_duration_since(last);
         if silent > max_down {
             down.push(PeerStats {
@@ -196,7 +220,7 @@ pub fn pending_peers(
     peers: &[metapb::Peer],
     self_id: u64,
     first_index: u64,
-    catching_up: &HashMap<u64, u64>,
+    catching_up: &PeerMap<u64>,
     progress: impl Fn(u64) -> Option<PeerProgress>,
 ) -> Vec<metapb::Peer> {
     peers
@@ -232,7 +256,7 @@ mod tests {
     fn silent_peers_are_down_after_the_limit() {
         let peers = vec![peer(1), peer(2), peer(3)];
         let now = Instant::now();
-        let mut heard = HashMap::new();
+        let mut heard = PeerMap::default();
         heard.insert(2, now - Duration::from_secs(30));
         heard.insert(3, now - Duration::from_secs(1));
         let down = down_peers(&peers, 1, &mut heard, now, Duration::from_secs(10));
@@ -248,7 +272,7 @@ mod tests {
     fn a_peer_without_record_starts_its_clock() {
         let peers = vec![peer(1), peer(2)];
         let now = Instant::now();
-        let mut heard = HashMap::new();
+        let mut heard = PeerMap::default();
         assert!(down_peers(&peers, 1, &mut heard, now, Duration::from_secs(1)).is_empty());
         assert_eq!(heard.get(&2), Some(&now));
     }
@@ -365,13 +389,13 @@ mod tests {
         liveness.heard(2, now);
         stats.refresh_from_stores(&peers, 1, &liveness);
         assert_eq!(stats.peer_heard.get(&2), Some(&now));
-        assert!(!stats.peer_heard.contains_key(&1));
+        assert!(stats.peer_heard.get(&1).is_none());
     }
 
     #[test]
     fn pending_means_behind_the_log_or_still_catching_up() {
         let peers = vec![peer(1), peer(2), peer(3), peer(4), peer(5)];
-        let mut catching_up = HashMap::new();
+        let mut catching_up = PeerMap::default();
         catching_up.insert(5, 50);
         let progress = |id| {
             Some(match id {
@@ -412,7 +436,7 @@ mod tests {
             })
         };
         assert_eq!(
-            pending_peers(&peers[..2], 1, 10, &HashMap::new(), snapshot).len(),
+            pending_peers(&peers[..2], 1, 10, &PeerMap::default(), snapshot).len(),
             1
         );
     }
@@ -429,5 +453,35 @@ mod tests {
         assert_eq!(stats.approximate_size, Some(110));
         assert_eq!(stats.approximate_keys, Some(5));
         assert_eq!(stats.written, Flow { bytes: 10, keys: 1 });
+    }
+
+    #[test]
+    fn a_tick_replaced_by_a_sooner_one_is_ignored() {
+        let mut stats = PdStats::default();
+        let t0 = Instant::now();
+        let slow = Duration::from_secs(600);
+        let fast = Duration::from_secs(60);
+        // Asleep: the tick is registered far off.
+        assert!(stats.tick_needed(t0, slow));
+        stats.tick_registered(t0 + slow);
+        assert!(!stats.tick_needed(t0, slow), "one tick at a time");
+        // Woken 10 s later: a sooner tick replaces it.
+        let woke = t0 + Duration::from_secs(10);
+        assert!(stats.tick_needed(woke, fast));
+        stats.tick_registered(woke + fast);
+        assert!(!stats.tick_needed(woke, fast));
+        // The sooner tick is live when it fires; the next is registered.
+        assert!(stats.tick_fired(woke + fast));
+        assert!(stats.tick_needed(woke + fast, fast));
+        // Nine ticks later the live one is due at t0 + 610 s.
+        let live = woke + fast * 10;
+        stats.tick_registered(live);
+        // The replaced tick fires at t0 + 600 s and is ignored; the chain goes on.
+        assert!(!stats.tick_fired(t0 + slow));
+        assert_eq!(stats.tick_due, Some(live));
+        assert!(stats.tick_fired(live));
+        // With no tick registered (leadership lost), a stray tick does nothing.
+        stats.tick_due = None;
+        assert!(!stats.tick_fired(t0 + slow));
     }
 }

@@ -80,7 +80,11 @@ impl ProposalQueue {
     }
 }
 
-/// Write commands waiting to be proposed together.
+/// Write commands of one peer waiting to be proposed together.
+///
+/// A poller keeps one (`PollContext::pending_batch`) rather than every peer its own: a batch
+/// only lives while its peer's messages are handled (`PeerFsm::handle_messages` flushes it
+/// before it returns), and an idle peer should not carry its space.
 #[derive(Default)]
 pub struct ProposalBatch {
     pub(crate) header: Option<RaftRequestHeader>,
@@ -97,6 +101,14 @@ impl ProposalBatch {
 
     pub(crate) fn take(&mut self) -> ProposalBatch {
         std::mem::take(self)
+    }
+}
+
+/// A new poller's context starts with an empty batch: a clone of the context template never
+/// copies commands (the template's batch is empty anyway).
+impl Clone for ProposalBatch {
+    fn clone(&self) -> Self {
+        ProposalBatch::default()
     }
 }
 

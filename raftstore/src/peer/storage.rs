@@ -160,7 +160,8 @@ enum SnapshotGen {
     /// index and the log's truncated index, and of the current epoch (a snapshot from before
     /// a membership change would not list a peer added since, as in TiKV's stale-snapshot
     /// check).
-    Ready(Snapshot, RegionEpoch),
+    /// Boxed: every peer holds a `SnapshotGen`, few hold a snapshot.
+    Ready(Box<(Snapshot, RegionEpoch)>),
 }
 
 impl PeerStorage {
@@ -542,13 +543,14 @@ impl raft::Storage for PeerStorage {
                         .and_then(|d| d.region)
                         .and_then(|r| r.region_epoch)
                         .unwrap_or_default();
-                    *gen = SnapshotGen::Ready(s, epoch);
+                    *gen = SnapshotGen::Ready(Box::new((s, epoch)));
                 }
                 // The worker logged why; a new one is asked for below.
                 Some(Err(_)) => *gen = SnapshotGen::Idle,
             }
         }
-        if let SnapshotGen::Ready(s, epoch) = &*gen {
+        if let SnapshotGen::Ready(ready) = &*gen {
+            let (s, epoch) = &**ready;
             let index = s.get_metadata().index;
             let current = self.region.region_epoch.unwrap_or_default();
             if index >= request_index && index >= self.truncated_index() && *epoch == current {

@@ -23,7 +23,7 @@ pub enum Msg {
 
 pub struct Counter {
     pub id: u64,
-    pub receiver: Receiver<Msg>,
+    pub receiver: MailboxReceiver<Msg>,
     pub seen: Arc<Mutex<Vec<(u64, u64)>>>,
     pub handled: Arc<AtomicUsize>,
     pub drops: Arc<AtomicUsize>,

@@ -492,7 +492,7 @@ impl Peer {
             "PrepareMerge applied"
         );
         self.prepare_merge_fence = 0;
-        self.pending_merge_state = Some(state);
+        self.pending_merge_state = Some(Box::new(state));
         self.lease.expire(&self.read_delegate.lease);
         self.storage_mut().set_region(region.clone());
         ctx.store_meta.lock().set_region(region);

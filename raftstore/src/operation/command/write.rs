@@ -67,11 +67,11 @@ impl Peer {
             return;
         }
         let joins =
-            self.pending_batch.header == request.header && self.pending_batch.size + size <= limit;
-        if !self.pending_batch.is_empty() && !joins {
+            ctx.pending_batch.header == request.header && ctx.pending_batch.size + size <= limit;
+        if !ctx.pending_batch.is_empty() && !joins {
             self.flush_batch(ctx);
         }
-        let batch = &mut self.pending_batch;
+        let batch = &mut ctx.pending_batch;
         if batch.is_empty() {
             batch.header = request.header;
         }
@@ -82,7 +82,7 @@ impl Peer {
 
     /// Proposes the pending batch as one command whose answer is split among its callers.
     pub fn flush_batch(&mut self, ctx: &mut PollContext) {
-        if self.pending_batch.is_empty() {
+        if ctx.pending_batch.is_empty() {
             return;
         }
         let ProposalBatch {
@@ -90,7 +90,7 @@ impl Peer {
             requests,
             mut callers,
             ..
-        } = self.pending_batch.take();
+        } = ctx.pending_batch.take();
         let request = RaftCmdRequest {
             header,
             requests,
