@@ -173,8 +173,9 @@ impl Startup {
                 &self.logger,
             )?;
             match built {
-                Some(created) => {
+                Some(mut created) => {
                     region_ids.push(created.region.id);
+                    created.peer_mut().campaign_if_it_led();
                     created.register(&mut self.meta.lock(), &self.router, &self.apply_router);
                 }
                 None => removed.push(region),

@@ -3,6 +3,7 @@
 use proto::eraftpb::{self, MessageType};
 use proto::raft_serverpb::RaftMessage;
 use protobuf::Message as _;
+use raft::StateRole;
 use tracing::{debug, info, warn};
 
 use crate::context::PollContext;
@@ -146,6 +147,7 @@ impl Peer {
         if self.message_wakes(&m) {
             self.wake_up(ctx);
         }
+        self.forget_leader_that_campaigns(&m);
         if let Err(e) = self.raft_group.step(m) {
             debug!(region_id = msg.region_id, "step raft message: {e}");
         }
@@ -214,6 +216,35 @@ impl Peer {
     /// Whether a message means the group is busy again. A follower needs its clock only to
     /// detect a missing leader, so routine traffic from its leader does not wake it; a leader
     /// wakes for anything but heartbeat answers.
+    /// A vote request from the very peer this follower takes for its leader, for a later
+    /// term: that leader has lost its leadership (it restarted, typically), so raft-rs's
+    /// leader lease, which keeps a live leader from being disrupted by other candidates,
+    /// guards nothing. Without forgetting the leader, a follower that hibernated (its clock
+    /// stopped, so the lease never runs out) would ignore the vote until its store noticed
+    /// the leader's store was gone, and the region would stay leaderless that long. Votes are
+    /// still granted only to an up-to-date log, once per term; and the old leader serves no
+    /// lease read once it campaigns (it is no longer leader).
+    fn forget_leader_that_campaigns(&mut self, m: &eraftpb::Message) {
+        let region_id = self.region_id();
+        let raft = &mut self.raft_group.raft;
+        let vote = matches!(
+            m.get_msg_type(),
+            MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
+        );
+        if vote
+            && raft.state == StateRole::Follower
+            && m.from == raft.leader_id
+            && m.term > raft.term
+        {
+            debug!(
+                region_id,
+                leader = m.from,
+                "the leader campaigns: forgetting it"
+            );
+            raft.leader_id = raft::INVALID_ID;
+        }
+    }
+
     fn message_wakes(&self, m: &eraftpb::Message) -> bool {
         let ty = m.get_msg_type();
         if self.is_leader() {

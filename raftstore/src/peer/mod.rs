@@ -278,4 +278,16 @@ impl Peer {
     pub fn is_hibernating(&self) -> bool {
         self.hibernation.state == GroupState::Idle
     }
+
+    /// On restart, a peer that voted for itself in its last term (it led the region, or ran
+    /// for it) campaigns at once. Its region's other peers may be asleep with this peer as
+    /// their leader; they weigh the vote at once (`forget_leader_that_campaigns`) instead of
+    /// waiting for this store to be noticed gone and an election timeout to pass. Pre-vote
+    /// keeps a peer that fell behind from disturbing a newer leader.
+    pub fn campaign_if_it_led(&mut self) {
+        let raft = &self.raft_group.raft;
+        if raft.term > 0 && raft.vote == self.meta.id {
+            let _ = self.raft_group.campaign();
+        }
+    }
 }

@@ -54,3 +54,44 @@ fn idle_regions_hibernate_and_wake_on_demand() {
     cluster.start_store(leader5.store_id);
     cluster.must_engine_eq(leader5.store_id, b"k4-after", Some(b"z"));
 }
+
+#[test]
+fn a_restarted_leader_wins_its_sleeping_region_back_at_once() {
+    // Nobody notices a store is gone within the test, and every store started after the
+    // first election has an election timeout of 100 s: the region only gets a leader in time
+    // if the restarted leader campaigns at once and its sleeping followers, which still take
+    // it for their leader, weigh its vote instead of waiting out their lease.
+    let mut cluster = Cluster::with_config(
+        3,
+        raftstore::Config {
+            store_unreachable_timeout: std::time::Duration::from_secs(600),
+            ..raftstore::Config::for_tests()
+        },
+    );
+    cluster.bootstrap(&[]);
+    cluster.start();
+    let leader = cluster.wait_leader(1);
+    cluster.must_put(b"k1", b"v1");
+    cluster.cfg.raft_election_timeout_ticks = 10_000;
+    for s in cluster.store_ids() {
+        if s != leader.store_id {
+            cluster.stop_store(s);
+            cluster.start_store(s);
+        }
+    }
+    // The followers learn their leader again from its appends, then the region sleeps.
+    cluster.must_put(b"k2", b"v2");
+    assert_eq!(cluster.leader_of(1), Some(leader));
+    assert!(cluster.wait_region_hibernated(1));
+
+    cluster.stop_store(leader.store_id);
+    cluster.start_store(leader.store_id);
+    let back = cluster.wait_leader(1);
+    assert_eq!(
+        back, leader,
+        "the restarted leader won the election it started"
+    );
+    cluster.must_put(b"k3", b"v3");
+    assert_eq!(cluster.must_get(b"k1"), Some(b"v1".to_vec()));
+    assert_eq!(cluster.must_get(b"k3"), Some(b"v3".to_vec()));
+}
