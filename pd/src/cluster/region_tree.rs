@@ -413,10 +413,10 @@ mod tests {
     #[test]
     fn coverage_stops_at_the_first_hole() {
         let mut t = RegionTree::new();
-        t.insert(region(1, b"", b"b", 1, 1));
-        t.insert(region(2, b"b", b"d", 1, 1));
-        t.insert(region(4, b"f", b"h", 1, 1));
-        t.insert(region(5, b"h", b"", 1, 1));
+        // A hole between "d" and "f".
+        for (id, start, end) in [(1, "", "b"), (2, "b", "d"), (4, "f", "h"), (5, "h", "")] {
+            t.insert(region(id, start.as_bytes(), end.as_bytes(), 1, 1));
+        }
         let until = |k: &[u8]| Coverage::Until(k.to_vec());
         assert_eq!(t.covered_from(b"", b""), until(b"d"));
         assert_eq!(t.covered_from(b"a", b"c"), Coverage::Whole);
