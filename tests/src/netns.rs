@@ -314,15 +314,22 @@ impl Drop for StoreNetwork {
 mod tests {
     use super::*;
 
+    /// A fresh network, or `None` (and a note) where namespaces cannot be made here.
+    fn network_or_skip() -> Option<StoreNetwork> {
+        if !StoreNetwork::available() {
+            eprintln!("skipped: creating network namespaces needs root and `ip`");
+            return None;
+        }
+        Some(StoreNetwork::create().unwrap())
+    }
+
     /// Stores already talking to PD keep reaching it when more stores join: the bridge that
     /// holds PD's address keeps its MAC address.
     #[test]
     fn the_bridge_keeps_its_address_as_stores_join() {
-        if !StoreNetwork::available() {
-            eprintln!("skipped: creating network namespaces needs root and `ip`");
+        let Some(mut net) = network_or_skip() else {
             return;
-        }
-        let mut net = StoreNetwork::create().unwrap();
+        };
         let mac = |net: &StoreNetwork| {
             let line = ip(&["-br", "link", "show", "dev", &net.bridge()]).unwrap();
             line.split_whitespace()
@@ -353,11 +360,9 @@ mod tests {
 
     #[test]
     fn stores_reach_each_other_until_cut() {
-        if !StoreNetwork::available() {
-            eprintln!("skipped: network namespaces are not available");
+        let Some(mut net) = network_or_skip() else {
             return;
-        }
-        let mut net = StoreNetwork::create().unwrap();
+        };
         let ns0 = net.add_store(0).unwrap();
         let ns1 = net.add_store(1).unwrap();
         let routes = |ns: &str| ip(&["-n", ns, "route", "show"]).unwrap();
