@@ -59,6 +59,11 @@ pub struct Config {
     /// A store unheard of for this long is reported unreachable to its regions' peers.
     #[serde(with = "humantime_serde")]
     pub store_unreachable_timeout: Duration,
+    /// A follower restarted asleep (it asks for its leader instead of ticking) that has heard
+    /// of no leader after this long, plus a random part up to as long again, wakes up and
+    /// ticks towards an election.
+    #[serde(with = "humantime_serde")]
+    pub sleeping_follower_leader_wait: Duration,
     /// Stop collecting write tasks into one log batch beyond this many bytes.
     pub raft_write_size_limit: usize,
     /// A small log batch waits this long for more peers' entries before its fsync.
@@ -241,6 +246,7 @@ impl Default for Config {
             hibernate_idle_ticks: 4,
             store_heartbeat_interval: Duration::from_secs(2),
             store_unreachable_timeout: Duration::from_secs(10),
+            sleeping_follower_leader_wait: Duration::from_secs(60),
             raft_write_size_limit: 1024 * 1024,
             raft_write_wait_duration: Duration::from_micros(20),
             raft_entry_cache_limit: 1024,
@@ -277,6 +283,7 @@ impl Config {
             apply_pool_size: 1,
             store_heartbeat_interval: Duration::from_millis(20),
             store_unreachable_timeout: Duration::from_millis(100),
+            sleeping_follower_leader_wait: Duration::from_secs(1),
             raft_engine_purge_interval: Duration::from_secs(1),
             split_check_tick_interval: Duration::from_millis(100),
             merge_check_tick_interval: Duration::from_millis(50),

@@ -76,6 +76,7 @@ impl PollContext {
             PeerTick::SplitCheck => self.cfg.split_check_tick_interval,
             PeerTick::PdHeartbeat => self.cfg.pd_heartbeat_tick_interval,
             PeerTick::CheckMerge => self.cfg.merge_check_tick_interval,
+            PeerTick::AwaitLeader => self.cfg.sleeping_follower_leader_wait,
         }
     }
 

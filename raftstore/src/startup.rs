@@ -303,7 +303,7 @@ impl Startup {
             gc,
             stop_disk_monitor,
             disk,
-            store_liveness: Arc::new(StoreLiveness::default()),
+            store_liveness: self.router.liveness().clone(),
         })
     }
 

@@ -1,7 +1,7 @@
 //! Store-wide counters the PD reports are built from: read/write flow, mailbox pressure and
 //! when other stores were last heard from. All are cheap to update from any thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -59,14 +59,32 @@ impl StoreFlow {
     }
 }
 
-/// When each other store last pinged this one. Hibernated regions exchange no messages, so a
-/// leader judges its sleeping followers by their store's pings.
+/// When each other store last pinged this one, and which stores the store heartbeat tick
+/// declared unreachable (silent for `store-unreachable-timeout`). Hibernated regions exchange
+/// no messages, so a leader judges its sleeping followers by their store's pings, and whether
+/// it still reaches a quorum by the unreachable set.
 #[derive(Debug, Default)]
 pub struct StoreLiveness {
     last_heard: Mutex<HashMap<u64, Instant>>,
+    unreachable: Mutex<HashSet<u64>>,
 }
 
 impl StoreLiveness {
+    /// Records the store heartbeat tick's verdict on `store_id`.
+    pub fn set_unreachable(&self, store_id: u64, unreachable: bool) {
+        let mut set = self.unreachable.lock();
+        if unreachable {
+            set.insert(store_id);
+        } else {
+            set.remove(&store_id);
+        }
+    }
+
+    /// Whether `store_id` is currently declared unreachable.
+    pub fn is_unreachable(&self, store_id: u64) -> bool {
+        self.unreachable.lock().contains(&store_id)
+    }
+
     pub fn heard(&self, store_id: u64, at: Instant) {
         let mut map = self.last_heard.lock();
         let e = map.entry(store_id).or_insert(at);

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use batch_system::BatchSystem;
 use crossbeam_channel::Sender;
@@ -188,6 +189,14 @@ impl Store {
     /// Delivers a raft message from another store.
     pub fn on_raft_message(&self, msg: RaftMessage) -> Result<()> {
         self.router.send_raft_message(msg)
+    }
+
+    /// Notes that a batch of messages from store `store_id` arrived. Any traffic shows the
+    /// store alive, not only its pings: a store busy with a burst of raft messages (a restart
+    /// with 100,000s of regions) may deliver its pings late, and must not be declared
+    /// unreachable for it, which would wake every region it leads.
+    pub fn heard_from_store(&self, store_id: u64) {
+        self.router.liveness().heard(store_id, Instant::now());
     }
 
     /// Stops every thread; the engines stay on disk for a restart. Calling it again does

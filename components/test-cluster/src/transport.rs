@@ -277,6 +277,10 @@ impl SimTransport {
     fn deliver(&self, to_store: u64, msg: RaftMessage) {
         let router = self.routers.read().get(&to_store).cloned();
         if let Some(r) = router {
+            // As the server's receiving end does: any traffic shows the sender alive.
+            if let Some(from) = msg.from_peer.as_ref() {
+                r.liveness().heard(from.store_id, Instant::now());
+            }
             // A region the target store lacks is handled (and dropped) by its store FSM.
             let _ = r.send_raft_message(msg);
         }

@@ -85,6 +85,7 @@ impl PeerFsm {
             PeerMsg::Tick(PeerTick::PdHeartbeat) => peer.on_pd_heartbeat_tick(ctx),
             PeerMsg::PdOperator(op) => peer.on_pd_operator(ctx, *op),
             PeerMsg::Tick(PeerTick::CheckMerge) => peer.on_check_merge_tick(ctx),
+            PeerMsg::Tick(PeerTick::AwaitLeader) => peer.on_await_leader_tick(ctx),
             PeerMsg::CatchUpLogs {
                 target_region_id,
                 request,
@@ -129,6 +130,7 @@ impl PeerFsm {
                     peer.on_snapshot_applied(result.map_err(|e| *e));
                 }
             }
+            PeerMsg::Start if peer.may_start_asleep(ctx) => peer.start_asleep(ctx),
             PeerMsg::Start => {
                 peer.wake_up(ctx);
                 ctx.schedule_tick(peer.region_id(), PeerTick::RaftLogGc);

@@ -50,6 +50,7 @@ impl StoreFsm {
                     self.last_heard.insert(from_store, now);
                     ctx.store_liveness.heard(from_store, now);
                     if self.unreachable.remove(&from_store) {
+                        ctx.store_liveness.set_unreachable(from_store, false);
                         info!(store_id = from_store, "store reachable again");
                     }
                 }
@@ -213,13 +214,21 @@ impl StoreFsm {
                 }),
                 ..Default::default()
             });
-            let last = *self.last_heard.entry(store_id).or_insert(now);
-            let silent = now.saturating_duration_since(last) > ctx.cfg.store_unreachable_timeout;
+            // Pings and any other traffic from the store (noted as it arrives) count.
+            let last = self.last_heard.entry(store_id).or_insert(now);
+            if let Some(heard) = ctx.store_liveness.last_heard(store_id) {
+                *last = (*last).max(heard);
+            }
+            let silent = now.saturating_duration_since(*last) > ctx.cfg.store_unreachable_timeout;
             if silent && self.unreachable.insert(store_id) {
-                info!(store_id, "store unreachable; waking its regions' peers");
+                ctx.store_liveness.set_unreachable(store_id, true);
+                info!(store_id, "store unreachable; telling its regions' peers");
                 ctx.router.broadcast(|| {
                     PeerMsg::Significant(SignificantMsg::StoreUnreachable { store_id })
                 });
+            } else if !silent && self.unreachable.remove(&store_id) {
+                ctx.store_liveness.set_unreachable(store_id, false);
+                info!(store_id, "store reachable again");
             }
         }
         ctx.transport.flush();

@@ -141,6 +141,9 @@ pub enum PeerTick {
     PdHeartbeat,
     /// A merging region pushes its merge on (`operation::command::merge`).
     CheckMerge,
+    /// A follower that restarted asleep and still knows no leader wakes up
+    /// (`Peer::start_asleep`); fires once.
+    AwaitLeader,
 }
 
 /// Periodic work of a store.

@@ -9,7 +9,7 @@ use crate::errors::{err_resp, Error, Result};
 use crate::fsm::peer::PeerFsm;
 use crate::fsm::store::StoreFsm;
 use crate::msg::{PeerMsg, RaftCommand, StoreMsg};
-use crate::stats::StoreFlow;
+use crate::stats::{StoreFlow, StoreLiveness};
 
 /// The batch-system router of the raft pollers: region id -> peer mailbox, plus the store's.
 #[derive(Clone)]
@@ -17,6 +17,9 @@ pub struct RaftRouter {
     pub inner: batch_system::Router<PeerFsm, StoreFsm>,
     /// The store's flow counters; the router notes when a mailbox is full.
     flow: Arc<StoreFlow>,
+    /// When each other store was last heard from; the receiving side of the store-to-store
+    /// streams notes every batch (`Store::heard_from_store`).
+    liveness: Arc<StoreLiveness>,
 }
 
 impl RaftRouter {
@@ -24,12 +27,18 @@ impl RaftRouter {
         RaftRouter {
             inner,
             flow: Arc::new(StoreFlow::default()),
+            liveness: Arc::new(StoreLiveness::default()),
         }
     }
 
     /// The store-wide flow and pressure counters.
     pub fn flow(&self) -> &Arc<StoreFlow> {
         &self.flow
+    }
+
+    /// When each other store was last heard from, and which are declared unreachable.
+    pub fn liveness(&self) -> &Arc<StoreLiveness> {
+        &self.liveness
     }
 
     /// Sends a message that may be dropped when the mailbox is full or gone.

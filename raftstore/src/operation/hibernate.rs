@@ -10,6 +10,7 @@ use tracing::debug;
 use crate::context::PollContext;
 use crate::msg::PeerTick;
 use crate::peer::{GroupState, Peer};
+use crate::stats::StoreLiveness;
 
 impl Peer {
     /// Starts the raft clock again if it was stopped.
@@ -185,12 +186,29 @@ impl Peer {
                     self.hibernation.acks.push(from.id);
                 }
             }
+            ExtraMessageType::MsgLeaderQuery => {
+                if !self.is_leader() {
+                    return;
+                }
+                if self.region().peers.iter().all(|p| p.id != from.id) {
+                    // Removed while its store was down: tell it, so it cleans up.
+                    self.maybe_tell_stale_peer(ctx, msg);
+                    return;
+                }
+                // A heartbeat to every follower: the asker learns its leader and commit
+                // index (or, if it is behind, answers and gets appends); the others take it
+                // as routine. No peer's clock starts.
+                self.raft_group.ping();
+            }
             ExtraMessageType::MsgStoreHeartbeat => {}
         }
     }
 
-    /// The store hosting `store_id` went silent: if our leader lives there, start the clock so
-    /// an election can happen; as leader, stop sending to it eagerly.
+    /// The store hosting `store_id` went silent. A follower whose leader lives there (or
+    /// that knows no leader) starts its clock so an election can happen. A leader marks the
+    /// peers there unreachable (raft stops streaming appends to them) and wakes only if the
+    /// stores it still reaches hold no quorum of voters, so check-quorum can step it down:
+    /// one dead store among three must not wake every region it has a peer of.
     pub fn on_store_unreachable(&mut self, ctx: &mut PollContext, store_id: u64) {
         if self.is_leader() {
             let ids: Vec<u64> = self
@@ -206,8 +224,12 @@ impl Peer {
             for id in ids {
                 self.raft_group.report_unreachable(id);
             }
-            // Tick again so check-quorum can step down a leader that lost its majority.
-            self.wake_up(ctx);
+            if self.reaches_quorum(&ctx.store_liveness) {
+                // Asleep, but reporting to PD at the usual interval (see `pd_heartbeat`).
+                self.schedule_pd_heartbeat_tick(ctx);
+            } else {
+                self.wake_up(ctx);
+            }
             return;
         }
         let leader_store = self.leader().map(|p| p.store_id);
@@ -215,4 +237,79 @@ impl Peer {
             self.wake_up(ctx);
         }
     }
+
+    /// Whether the peers on stores not declared unreachable form a quorum of the current
+    /// (possibly joint) voter configuration.
+    fn reaches_quorum(&self, liveness: &StoreLiveness) -> bool {
+        let reachable: ReachableSet = self
+            .region()
+            .peers
+            .iter()
+            .filter(|p| p.id == self.peer_id() || !liveness.is_unreachable(p.store_id))
+            .map(|p| p.id)
+            .collect();
+        self.raft_group.raft.prs().has_quorum(&reachable)
+    }
+
+    /// A follower restarted with a vote for another peer (so some peer of its region
+    /// campaigned, and most likely leads) starts asleep instead of ticking towards an
+    /// election, and asks the region's peers who leads (`MsgLeaderQuery`); the leader answers
+    /// with a heartbeat, which this peer takes without waking (`message_wakes`). A store
+    /// restarting with 100,000s of peers thus wakes no sleeping region and starts no
+    /// election. A region with no live leader is still found: its campaigning candidates'
+    /// votes wake this peer, and a leader on an unreachable store wakes it through
+    /// `on_store_unreachable`; as a last resort `PeerTick::AwaitLeader` wakes a peer that
+    /// heard of no leader at all (e.g. one removed from its region while its store was down).
+    pub fn may_start_asleep(&self, ctx: &PollContext) -> bool {
+        let raft = &self.raft_group.raft;
+        ctx.cfg.hibernate_regions
+            && raft.state == StateRole::Follower
+            && raft.leader_id == raft::INVALID_ID
+            && raft.vote != raft::INVALID_ID
+            && raft.vote != self.peer_id()
+            && self.storage().is_initialized()
+            && !self.is_applying_snapshot()
+            && self.pending_merge_state.is_none()
+    }
+
+    /// See `may_start_asleep`.
+    pub fn start_asleep(&mut self, ctx: &mut PollContext) {
+        debug!(
+            region_id = self.region_id(),
+            peer_id = self.peer_id(),
+            "restarted follower starts asleep"
+        );
+        self.set_group_state(GroupState::Idle);
+        // Log GC and split checks resume when the region wakes.
+        self.aux_ticks_paused = true;
+        let query = self.hibernate_extra(ExtraMessageType::MsgLeaderQuery);
+        let others: Vec<u64> = self
+            .region()
+            .peers
+            .iter()
+            .map(|p| p.id)
+            .filter(|id| *id != self.peer_id())
+            .collect();
+        for id in others {
+            self.send_extra(ctx, id, query);
+        }
+        // Spread over [wait, 2 * wait) so a restarted store's fallbacks do not all fire at once.
+        let wait = ctx.cfg.sleeping_follower_leader_wait;
+        let jitter = wait.mul_f64(rand::random::<f64>());
+        ctx.schedule_tick_after(self.region_id(), PeerTick::AwaitLeader, wait + jitter);
+    }
+
+    /// The last resort of `start_asleep`: still asleep and still without a leader.
+    pub fn on_await_leader_tick(&mut self, ctx: &mut PollContext) {
+        if self.is_hibernating() && !self.is_leader() && self.leader_id() == raft::INVALID_ID {
+            debug!(
+                region_id = self.region_id(),
+                "no leader heard of since the restart; waking up"
+            );
+            self.wake_up(ctx);
+        }
+    }
 }
+
+/// The id set raft-rs's quorum check takes.
+type ReachableSet = std::collections::HashSet<u64, std::hash::BuildHasherDefault<fxhash::FxHasher>>;

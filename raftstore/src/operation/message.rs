@@ -251,15 +251,19 @@ impl Peer {
             // Late heartbeat answers arrive after the group went idle; they need no clock.
             return ty != MessageType::MsgHeartbeatResponse;
         }
+        // A follower that restarted asleep knows no leader yet (`start_asleep`); the first
+        // heartbeat or append of its current term comes from the term's only leader, and
+        // raft-rs adopts it.
+        let from_leader = m.from == self.leader_id() || self.leader_id() == raft::INVALID_ID;
         let routine = matches!(ty, MessageType::MsgHeartbeat | MessageType::MsgAppend)
-            && m.from == self.leader_id()
+            && from_leader
             && m.term == self.term();
         !routine
     }
 
     /// A peer that is no longer a member (it missed its removal, e.g. while partitioned)
     /// learns it from the answer, so it can clean up.
-    fn maybe_tell_stale_peer(&self, ctx: &mut PollContext, msg: &RaftMessage) {
+    pub(crate) fn maybe_tell_stale_peer(&self, ctx: &mut PollContext, msg: &RaftMessage) {
         let (Some(from), Some(to)) = (msg.from_peer, msg.to_peer) else {
             return;
         };

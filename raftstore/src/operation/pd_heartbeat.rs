@@ -3,9 +3,11 @@
 //! flow, nothing else new) sends nothing, up to `pd-heartbeat-max-quiet-interval`. While the
 //! region hibernates, once a tick had nothing new to send, the tick runs (without waking it)
 //! only once per `pd-heartbeat-max-quiet-interval`: nothing it would report changes while
-//! every peer sleeps (a store going silent wakes its regions first; a new size estimate is
-//! sent at once), and 100,000 sleeping leaders would otherwise cost the store a poller
-//! wake-up every few milliseconds. A leader that steps down
+//! every peer sleeps (a new size estimate is sent at once), and 100,000 sleeping leaders would
+//! otherwise cost the store a poller wake-up every few milliseconds. The exception is a peer
+//! on a store declared unreachable: the leader sleeps on if it keeps a quorum, but ticks at
+//! the usual interval so PD hears of the peer as down once `max-peer-down-duration` passed
+//! (PD replaces down peers). A leader that steps down
 //! reports the flow it served since its last report, which no later leader would count.
 
 use std::time::{Duration, Instant};
@@ -37,12 +39,21 @@ impl Peer {
         let sent = self.send_region_report(ctx, true);
         // A sleeping region whose report had nothing new for PD has nothing new until it
         // wakes (which registers a tick at the usual interval again).
-        let interval = if !sent && self.is_hibernating() {
+        let interval = if !sent && self.is_hibernating() && !self.has_unreachable_peer(ctx) {
             ctx.cfg.pd_heartbeat_max_quiet_interval
         } else {
             ctx.cfg.pd_heartbeat_tick_interval
         };
         self.schedule_pd_heartbeat_tick_after(ctx, interval);
+    }
+
+    /// Whether a peer of the region lives on a store the store heartbeat declared
+    /// unreachable.
+    pub(crate) fn has_unreachable_peer(&self, ctx: &PollContext) -> bool {
+        self.region()
+            .peers
+            .iter()
+            .any(|p| ctx.store_liveness.is_unreachable(p.store_id))
     }
 
     /// Registers the next PD heartbeat tick at `pd-heartbeat-tick-interval` from now, unless

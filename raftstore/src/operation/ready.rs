@@ -217,7 +217,12 @@ impl Peer {
         }
         self.hibernation.idle_ticks = 0;
         self.hibernation.acks.clear();
-        self.wake_up(ctx);
+        // A follower still asleep here took its leader from a routine heartbeat or append of
+        // its own term (`message_wakes`): it restarted asleep and asked who leads. Knowing
+        // the leader is all it was missing; everything else wakes the peer first.
+        if role == StateRole::Leader || !self.is_hibernating() {
+            self.wake_up(ctx);
+        }
         let leading = role == StateRole::Leader;
         ctx.store_meta.lock().set_leader(self.region_id(), leading);
         if leading {

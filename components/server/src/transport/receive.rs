@@ -33,6 +33,14 @@ pub async fn handle_batch_raft(
 ) -> Result<Done, Status> {
     while let Some(batch) = stream.message().await? {
         RAFT_MESSAGES_RECEIVED.inc_by(batch.msgs.len() as u64);
+        // One stream carries one store's messages.
+        if let Some(from_store) = batch
+            .msgs
+            .first()
+            .and_then(|m| m.from_peer.map(|p| p.store_id))
+        {
+            store.heard_from_store(from_store);
+        }
         for msg in batch.msgs {
             let region_id = msg.region_id;
             if let Err(e) = store.on_raft_message(msg) {

@@ -284,3 +284,36 @@ fn a_partitioned_peer_misses_a_split_and_its_removal_then_is_cleaned_up() {
         .region(left)
         .is_some()));
 }
+
+#[test]
+fn a_peer_removed_while_its_store_was_down_cleans_up_after_restart() {
+    let mut cluster = Cluster::run(3);
+    let leader = cluster.wait_leader(1);
+    cluster.must_put(b"k", b"v");
+    let away_store = cluster
+        .store_ids()
+        .into_iter()
+        .find(|s| *s != leader.store_id)
+        .unwrap();
+    let away = peer_on(&cluster, 1, away_store);
+    cluster.must_engine_eq(away_store, b"k", Some(b"v"));
+    cluster.stop_store(away_store);
+    cluster.must_change_peers(1, vec![(RemoveNode, away)]);
+    cluster.must_put(b"k2", b"v2");
+    // Restarted, it still believes it is a member, and starts asleep asking for its leader;
+    // the leader answers that it was removed.
+    cluster.start_store(away_store);
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || cluster
+            .store(away_store)
+            .meta()
+            .lock()
+            .region(1)
+            .is_none()),
+        "the stale peer destroyed itself"
+    );
+    assert!(wait_until(DEFAULT_TIMEOUT, || cluster
+        .engine_get(away_store, b"k")
+        .is_none()));
+    assert_eq!(cluster.must_get(b"k2"), Some(b"v2".to_vec()));
+}

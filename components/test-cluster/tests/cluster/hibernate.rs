@@ -1,12 +1,21 @@
 //! Idle regions stop ticking once every peer agrees, and wake on demand.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use proto::eraftpb::{self, MessageType};
+use proto::metapb::Region;
+use proto::raft_serverpb::{ExtraMessageType, RaftMessage};
+use protobuf::Message as _;
 use test_cluster::*;
 
 #[test]
 fn idle_regions_hibernate_and_wake_on_demand() {
     // A generous liveness timeout, so a slow machine never wakes regions spuriously.
     let cfg = raftstore::Config {
-        store_unreachable_timeout: std::time::Duration::from_secs(1),
+        store_unreachable_timeout: Duration::from_secs(1),
         ..raftstore::Config::for_tests()
     };
     let mut cluster = Cluster::with_config(3, cfg);
@@ -64,7 +73,7 @@ fn a_restarted_leader_wins_its_sleeping_region_back_at_once() {
     let mut cluster = Cluster::with_config(
         3,
         raftstore::Config {
-            store_unreachable_timeout: std::time::Duration::from_secs(600),
+            store_unreachable_timeout: Duration::from_secs(600),
             ..raftstore::Config::for_tests()
         },
     );
@@ -94,4 +103,226 @@ fn a_restarted_leader_wins_its_sleeping_region_back_at_once() {
     cluster.must_put(b"k3", b"v3");
     assert_eq!(cluster.must_get(b"k1"), Some(b"v1".to_vec()));
     assert_eq!(cluster.must_get(b"k3"), Some(b"v3".to_vec()));
+}
+
+/// Counts, per region, the messages that show a sleeping region woke up or held an election:
+/// a leader's hibernation requests (sent only by an awake leader) and (pre)vote requests.
+#[derive(Default)]
+struct WakeSigns {
+    hibernate_requests: Mutex<HashMap<u64, usize>>,
+    vote_requests: Mutex<HashMap<u64, usize>>,
+    /// Heartbeat answers per (region, store they came from).
+    heartbeat_answers: Mutex<HashSet<(u64, u64)>>,
+}
+
+impl WakeSigns {
+    fn count(map: &Mutex<HashMap<u64, usize>>, region_id: u64) -> usize {
+        map.lock().get(&region_id).copied().unwrap_or(0)
+    }
+}
+
+impl Filter for WakeSigns {
+    fn check(&self, from: u64, _: u64, msg: &RaftMessage) -> FilterAction {
+        if let Some(extra) = &msg.extra {
+            if extra.r#type() == ExtraMessageType::MsgHibernateRequest {
+                *self
+                    .hibernate_requests
+                    .lock()
+                    .entry(msg.region_id)
+                    .or_default() += 1;
+            }
+            return FilterAction::Pass;
+        }
+        match eraftpb::Message::parse_from_bytes(&msg.message).map(|m| m.get_msg_type()) {
+            Ok(MessageType::MsgRequestVote | MessageType::MsgRequestPreVote) => {
+                *self.vote_requests.lock().entry(msg.region_id).or_default() += 1;
+            }
+            Ok(MessageType::MsgHeartbeatResponse) => {
+                self.heartbeat_answers.lock().insert((msg.region_id, from));
+            }
+            _ => {}
+        }
+        FilterAction::Pass
+    }
+}
+
+/// Bootstraps `n` regions on 3 stores, moves every leader to store 1, writes to each and
+/// waits until all of them sleep.
+fn sleeping_regions_led_by_store_1(cfg: raftstore::Config, n: u8) -> (Cluster, Vec<Region>) {
+    let mut cluster = Cluster::with_config(3, cfg);
+    let split: Vec<Vec<u8>> = (1..n).map(|i| vec![b'k', b'0' + i]).collect();
+    let regions = cluster.bootstrap(&split);
+    cluster.start();
+    for (i, r) in regions.iter().enumerate() {
+        cluster.wait_leader(r.id);
+        let on_1 = *r.peers.iter().find(|p| p.store_id == 1).unwrap();
+        cluster.must_transfer_leader(r.id, on_1);
+        cluster.must_put(&[b'k', b'0' + i as u8, b'x'], b"v");
+    }
+    for r in &regions {
+        assert!(
+            cluster.wait_region_hibernated(r.id),
+            "region {} hibernates",
+            r.id
+        );
+    }
+    (cluster, regions)
+}
+
+#[test]
+fn a_restarted_follower_store_wakes_no_sleeping_region() {
+    // Before, each restarted follower ticked until its election timeout and pre-voted, which
+    // woke its region's leader: a store restarting with 300,000 peers woke 200,000 regions.
+    let (mut cluster, regions) = sleeping_regions_led_by_store_1(
+        raftstore::Config {
+            store_unreachable_timeout: Duration::from_secs(1),
+            ..raftstore::Config::for_tests()
+        },
+        5,
+    );
+    let terms: Vec<u64> = regions.iter().map(|r| cluster.newest_term(r.id)).collect();
+    cluster.stop_store(3);
+    let signs = Arc::new(WakeSigns::default());
+    cluster.transport.add_filter(signs.clone());
+    cluster.start_store(3);
+    // Store 3's peers ask who leads; the sleeping leader answers with a heartbeat.
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || regions
+            .iter()
+            .all(|r| signs.heartbeat_answers.lock().contains(&(r.id, 3)))),
+        "every restarted peer heard from its leader"
+    );
+    for (r, term) in regions.iter().zip(&terms) {
+        assert_eq!(
+            WakeSigns::count(&signs.vote_requests, r.id),
+            0,
+            "region {}: no election",
+            r.id
+        );
+        assert_eq!(
+            WakeSigns::count(&signs.hibernate_requests, r.id),
+            0,
+            "region {}: its leader never woke",
+            r.id
+        );
+        assert_eq!(cluster.newest_term(r.id), *term);
+        for s in cluster.store_ids() {
+            assert!(
+                cluster.is_hibernating(s, r.id),
+                "region {} asleep on store {s}",
+                r.id
+            );
+        }
+    }
+    // The restarted peers still take part: the leader's store dies, and stores 2 and 3
+    // elect new leaders that hold every write.
+    cluster.stop_store(1);
+    for (i, r) in regions.iter().enumerate() {
+        let new = cluster.wait_leader_elsewhere(r.id, 1);
+        assert_ne!(new.store_id, 1);
+        assert_eq!(
+            cluster.must_get(&[b'k', b'0' + i as u8, b'x']),
+            Some(b"v".to_vec())
+        );
+    }
+    cluster.must_put(b"k1-after", b"w");
+    assert_eq!(cluster.must_get(b"k1-after"), Some(b"w".to_vec()));
+}
+
+#[test]
+fn a_sleeping_leader_stays_asleep_while_it_keeps_a_quorum() {
+    // Region 1 is led from store 3; the others from store 1.
+    let (cluster, regions) = sleeping_regions_led_by_store_1(raftstore::Config::for_tests(), 4);
+    let first = &regions[0];
+    let on_3 = *first.peers.iter().find(|p| p.store_id == 3).unwrap();
+    cluster.must_transfer_leader(first.id, on_3);
+    assert!(cluster.wait_region_hibernated(first.id));
+    let signs = Arc::new(WakeSigns::default());
+    cluster.transport.add_filter(signs.clone());
+    let mut cluster = cluster;
+    cluster.stop_store(3);
+    // Region 1 gets a new leader only once both other stores declared store 3 unreachable:
+    // until then a sleeping follower still in its leader's lease ignores votes.
+    let new = cluster.wait_leader_elsewhere(first.id, 3);
+    assert_ne!(new.store_id, 3);
+    // The regions led from store 1 keep two of three voters: nothing woke them.
+    for r in &regions[1..] {
+        assert_eq!(
+            WakeSigns::count(&signs.hibernate_requests, r.id),
+            0,
+            "region {}: its leader never woke",
+            r.id
+        );
+        assert!(cluster.is_hibernating(1, r.id), "region {} asleep", r.id);
+        assert!(cluster.is_hibernating(2, r.id), "region {} asleep", r.id);
+    }
+    // They serve as before, and store 3 catches up when it is back.
+    cluster.must_put(b"k2-down", b"x");
+    cluster.start_store(3);
+    cluster.must_engine_eq(3, b"k2-down", Some(b"x"));
+    // Losing the quorum still wakes a leader, which steps down (check-quorum).
+    cluster.stop_store(2);
+    cluster.stop_store(3);
+    for r in &regions[1..] {
+        assert!(
+            wait_until(DEFAULT_TIMEOUT, || cluster.leader_of(r.id).is_none()),
+            "region {}: a leader without a quorum stepped down",
+            r.id
+        );
+    }
+}
+
+/// Drops the store liveness pings one store sends; its raft messages pass.
+struct DropPingsFrom(u64);
+
+impl Filter for DropPingsFrom {
+    fn check(&self, from: u64, _: u64, msg: &RaftMessage) -> FilterAction {
+        let ping = msg
+            .extra
+            .as_ref()
+            .is_some_and(|e| e.r#type() == ExtraMessageType::MsgStoreHeartbeat);
+        if from == self.0 && ping {
+            FilterAction::Drop
+        } else {
+            FilterAction::Pass
+        }
+    }
+}
+
+#[test]
+fn a_store_whose_raft_traffic_flows_is_not_declared_unreachable() {
+    // A store busy with a burst of raft messages may send its pings late. Before, only pings
+    // counted: its peers' stores declared it unreachable and woke every region it led.
+    let cfg = raftstore::Config {
+        pd_store_heartbeat_tick_interval: Duration::from_millis(100),
+        ..raftstore::Config::for_tests()
+    };
+    let (cluster, regions) = sleeping_regions_led_by_store_1(cfg, 3);
+    let (busy, asleep) = (&regions[0], &regions[1]);
+    for r in [busy, asleep] {
+        let on_3 = *r.peers.iter().find(|p| p.store_id == 3).unwrap();
+        cluster.must_transfer_leader(r.id, on_3);
+    }
+    assert!(cluster.wait_region_hibernated(asleep.id));
+    let term = cluster.newest_term(asleep.id);
+    let signs = Arc::new(WakeSigns::default());
+    cluster.transport.add_filter(signs.clone());
+    cluster.add_filter(DropPingsFrom(3));
+    // Writes to the region store 3 leads keep its appends flowing for ten PD store reports
+    // of store 1 (100 ms apart; store-unreachable-timeout is 100 ms).
+    let clock = cluster.pd.store_report_count(1);
+    for i in 0..100_000u32 {
+        if cluster.pd.store_report_count(1) >= clock + 10 {
+            break;
+        }
+        cluster.must_put(format!("k0-{i}").as_bytes(), b"v");
+    }
+    assert!(cluster.pd.store_report_count(1) >= clock + 10);
+    assert_eq!(
+        WakeSigns::count(&signs.vote_requests, asleep.id),
+        0,
+        "no election in the sleeping region store 3 leads"
+    );
+    assert_eq!(cluster.newest_term(asleep.id), term);
+    assert_eq!(cluster.leader_of(asleep.id).map(|p| p.store_id), Some(3));
 }
