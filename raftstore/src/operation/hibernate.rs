@@ -103,13 +103,7 @@ impl Peer {
         if self.hibernation.idle_ticks < ctx.cfg.hibernate_idle_ticks {
             return;
         }
-        let followers: HashSet<u64> = self
-            .region()
-            .peers
-            .iter()
-            .map(|p| p.id)
-            .filter(|id| *id != self.peer_id())
-            .collect();
+        let followers: HashSet<u64> = self.other_peer_ids().collect();
         if followers
             .iter()
             .all(|id| self.hibernation.acks.contains(id))
@@ -130,6 +124,16 @@ impl Peer {
                 self.send_extra(ctx, id, extra);
             }
         }
+    }
+
+    /// The ids of the region's other peers.
+    fn other_peer_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        let me = self.peer_id();
+        self.region()
+            .peers
+            .iter()
+            .map(|p| p.id)
+            .filter(move |id| *id != me)
     }
 
     fn hibernate_extra(&self, ty: ExtraMessageType) -> ExtraMessage {
@@ -283,14 +287,7 @@ impl Peer {
         // Log GC and split checks resume when the region wakes.
         self.aux_ticks_paused = true;
         let query = self.hibernate_extra(ExtraMessageType::MsgLeaderQuery);
-        let others: Vec<u64> = self
-            .region()
-            .peers
-            .iter()
-            .map(|p| p.id)
-            .filter(|id| *id != self.peer_id())
-            .collect();
-        for id in others {
+        for id in self.other_peer_ids() {
             self.send_extra(ctx, id, query);
         }
         // Spread over [wait, 2 * wait) so a restarted store's fallbacks do not all fire at once.
