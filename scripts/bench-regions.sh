@@ -74,11 +74,14 @@ declare -A store_id
 for i in 1 2 3; do store_id[store$i]="$(store_id_at "$(store_addr "$i")")"; done
 declare -A base_rss
 for n in "${names[@]}"; do base_rss[$n]="$(rss_kib "$(pid_of "$n")")"; done
-# Split only a fully replicated key space, so every new region starts with three peers.
+# Every region led, with three voters (a learner still to be promoted does not count). The
+# split waits for it, so every new region starts with three voters.
 fully_replicated() {
     local summary
     summary="$(api regions/summary)" || return 1
-    [ "$(jq -r '.peers == 3 * .count and .leaderless == 0' <<<"$summary")" = true ]
+    [ "$(jq -r --argjson want "${1:-0}" \
+        '.peers == 3 * .count and .learners == 0 and .leaderless == 0 and .count >= $want' \
+        <<<"$summary")" = true ]
 }
 wait_until 300 "three peers in every region before the split" fully_replicated
 first="$(api regions/summary | jq -r .count)"
@@ -102,6 +105,9 @@ every_store_has_all() {
 wait_until 1800 "peer of every region on every store" every_store_has_all
 t2="$(now_ms)"
 row "until every store reported a peer of all $total regions" "$(( (t2 - t0) / 1000 )) s"
+wait_until 1800 "three voters in each of $total regions" fully_replicated "$total"
+t2="$(now_ms)"
+row "until PD saw three voters (no learner) in each of them" "$(( (t2 - t0) / 1000 )) s"
 
 # Split regions stay led where their parent was. PD spreads the leaders, a few transfers per
 # scheduling round by default; for a bulk pre-split its limits are raised for the duration,

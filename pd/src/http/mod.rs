@@ -253,7 +253,8 @@ async fn regions(State(s): Shared) -> Json<Value> {
     Json(views::regions(state.regions.iter()))
 }
 
-/// Totals over every region, without listing them: `{"count", "peers", "leaderless",
+/// Totals over every region, without listing them: `{"count", "peers" (learners included),
+/// "learners", "leaderless",
 /// "approximate_size" (bytes), "approximate_keys"}`. One pass over PD's region map; a client
 /// that pages through regions with `/regions/key` gets its totals here.
 async fn regions_summary(State(s): Shared) -> Json<Value> {

@@ -50,10 +50,12 @@ pub fn regions<'a>(list: impl Iterator<Item = &'a RegionInfo>) -> Value {
 
 /// Totals over `list` (the shape of `/regions/summary`).
 pub fn regions_summary<'a>(list: impl Iterator<Item = &'a RegionInfo>) -> Value {
-    let (mut count, mut peers, mut leaderless, mut size, mut keys) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut count, mut peers, mut learners) = (0u64, 0u64, 0u64);
+    let (mut leaderless, mut size, mut keys) = (0u64, 0u64, 0u64);
     for r in list {
         count += 1;
         peers += r.meta.peers.len() as u64;
+        learners += r.learners().count() as u64;
         leaderless += u64::from(r.leader.is_none());
         size = size.saturating_add(r.approximate_size);
         keys = keys.saturating_add(r.approximate_keys);
@@ -61,6 +63,7 @@ pub fn regions_summary<'a>(list: impl Iterator<Item = &'a RegionInfo>) -> Value 
     json!({
         "count": count,
         "peers": peers,
+        "learners": learners,
         "leaderless": leaderless,
         "approximate_size": size,
         "approximate_keys": keys,
@@ -201,6 +204,17 @@ mod tests {
         assert_eq!(v["peers"][0]["role_name"], "Learner");
         assert!(v["leader"].is_null());
         assert_eq!(regions(std::iter::once(&r))["count"], 1);
+        let led = led_by(9, 2, 0, 0);
+        let summary = regions_summary([&r, &led].into_iter());
+        assert_eq!(
+            (
+                &summary["count"],
+                &summary["peers"],
+                &summary["learners"],
+                &summary["leaderless"]
+            ),
+            (&json!(2), &json!(2), &json!(1), &json!(1))
+        );
     }
 
     fn led_by(id: u64, store_id: u64, written: u64, read: u64) -> RegionInfo {

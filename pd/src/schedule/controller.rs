@@ -85,12 +85,20 @@ impl OperatorController {
     }
 
     /// Starts an operator asked for by an administrator: it replaces a scheduler's operator,
-    /// but not another administrator's.
+    /// but not another administrator's, nor one that has begun changing the region's
+    /// membership (see `Operator::is_changing_membership`). A refusal says "already has an
+    /// operator", which callers such as `shoal-ctl presplit` retry on.
     pub fn add_admin(&mut self, op: Operator) -> Result<(), String> {
         if let Some(existing) = self.running.get(&op.region_id) {
             if existing.kind == OpKind::Admin {
                 return Err(format!(
                     "region {} already has an operator: {}",
+                    op.region_id, existing.desc
+                ));
+            }
+            if existing.is_changing_membership() {
+                return Err(format!(
+                    "region {} already has an operator changing its membership: {}",
                     op.region_id, existing.desc
                 ));
             }
@@ -380,6 +388,55 @@ mod tests {
         at += POLICY.resend;
         assert!(ops.on_region_report(&still_old, at, POLICY, 7).is_none());
         assert!(!ops.has(1));
+    }
+
+    fn admin_split(now: Instant) -> Operator {
+        Operator::new(
+            &region(1),
+            OpKind::Admin,
+            "split",
+            vec![OpStep::Split {
+                keys: vec![b"m".to_vec()],
+            }],
+            &ScheduleConfig::default(),
+            Now {
+                instant: now,
+                unix_ms: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn an_administrator_waits_for_a_membership_change_under_way() {
+        // The bug this guards against: a split replaced "add a replica" after its learner
+        // was added, and 100,000 regions split from it each carried an unpromoted learner.
+        let t0 = Instant::now();
+        let add = vec![
+            OpStep::AddLearner {
+                store_id: 4,
+                peer_id: 14,
+            },
+            OpStep::PromoteLearner {
+                store_id: 4,
+                peer_id: 14,
+            },
+        ];
+        // Not yet sent: the split may replace it.
+        let mut ops = controller_with(add.clone(), OpKind::Replica, t0);
+        assert!(ops.add_admin(admin_split(t0)).is_ok());
+        assert_eq!(ops.running().next().map(|o| o.kind), Some(OpKind::Admin));
+
+        // Its first step sent: the split must wait, with the message presplit retries on.
+        let mut ops = controller_with(add, OpKind::Replica, t0);
+        assert!(ops.step_to_send(&region(1), t0, 7).is_some());
+        let refused = ops.add_admin(admin_split(t0)).unwrap_err();
+        assert!(refused.contains("already has an operator"), "{refused}");
+        assert_eq!(ops.running().next().map(|o| o.kind), Some(OpKind::Replica));
+
+        // A scheduler's leader transfer under way is still replaced.
+        let mut ops = controller_with(transfer_to(2), OpKind::Leader, t0);
+        assert!(ops.step_to_send(&region(1), t0, 7).is_some());
+        assert!(ops.add_admin(admin_split(t0)).is_ok());
     }
 
     #[test]

@@ -266,6 +266,16 @@ impl Operator {
         self.steps.iter().any(|s| matches!(s, OpStep::Split { .. }))
     }
 
+    /// Whether the operator has begun changing the region's membership: a membership step is
+    /// done or has been sent. Stopping it now can leave the region halfway, for example with
+    /// a learner that was never promoted, which every region split from it would inherit.
+    pub fn is_changing_membership(&self) -> bool {
+        self.steps.iter().enumerate().any(|(i, step)| {
+            step.is_conf_change()
+                && (i < self.current || (i == self.current && self.last_sent.is_some()))
+        })
+    }
+
     /// The region a merge operator merges into, if this is one.
     pub fn merge_target(&self) -> Option<u64> {
         self.steps.iter().find_map(|s| match s {
