@@ -11,10 +11,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use pd_client::Backoff;
 use prost::Message as _;
-use proto::eraftpb::{self, MessageType};
+use proto::eraftpb::MessageType;
 use proto::raft_serverpb::{RaftMessage, RaftMessageBatch};
 use proto::tikvpb::tikv_client::TikvClient;
-use protobuf::Message as _;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver, UnboundedSender};
 use tokio_stream::wrappers::ReceiverStream;
@@ -66,13 +65,23 @@ impl RaftTransport {
     }
 }
 
-/// Whether a raft message carries a snapshot (sent on its own stream with its files).
+/// The type field (eraftpb `Message.msg_type`, tag 1) of an encoded raft-rs message; prost
+/// skips every other field without copying it, so probing an append full of entries costs
+/// no allocation (a full rust-protobuf parse would copy every entry).
+#[derive(Clone, PartialEq, prost::Message)]
+struct MsgTypeProbe {
+    #[prost(int32, tag = "1")]
+    msg_type: i32,
+}
+
+/// Whether a raft message carries a snapshot (sent on its own stream with its files). Bytes
+/// that do not decode are no snapshot.
 pub fn is_snapshot(msg: &RaftMessage) -> bool {
     if msg.message.is_empty() {
         return false;
     }
-    eraftpb::Message::parse_from_bytes(&msg.message)
-        .is_ok_and(|m| m.get_msg_type() == MessageType::MsgSnapshot)
+    MsgTypeProbe::decode(&msg.message[..])
+        .is_ok_and(|m| m.msg_type == MessageType::MsgSnapshot as i32)
 }
 
 impl raftstore::Transport for RaftTransport {
@@ -209,5 +218,61 @@ async fn drop_while_waiting(queue: &mut UnboundedReceiver<RaftMessage>, delay: D
                 None => return false,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::eraftpb::{self, Entry, MessageType};
+    use protobuf::Message as _;
+
+    use super::*;
+
+    fn encoded(msg_type: MessageType, entries: usize) -> RaftMessage {
+        let mut m = eraftpb::Message::default();
+        m.set_msg_type(msg_type);
+        m.set_term(7);
+        m.set_index(100);
+        let mut es = Vec::new();
+        for i in 0..entries {
+            let mut e = Entry::default();
+            e.set_index(101 + i as u64);
+            e.set_data(vec![0xAB; 1024].into());
+            es.push(e);
+        }
+        m.set_entries(es.into());
+        if msg_type == MessageType::MsgSnapshot {
+            m.mut_snapshot().mut_metadata().set_index(100);
+            m.mut_snapshot().set_data(vec![1, 2, 3].into());
+        }
+        RaftMessage {
+            region_id: 1,
+            message: m.write_to_bytes().expect("encodes"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_snapshot_messages_are_snapshots() {
+        assert!(is_snapshot(&encoded(MessageType::MsgSnapshot, 0)));
+        for t in [
+            MessageType::MsgAppend,
+            MessageType::MsgAppendResponse,
+            MessageType::MsgHeartbeat,
+            MessageType::MsgRequestPreVote,
+            MessageType::MsgHup,
+        ] {
+            assert!(!is_snapshot(&encoded(t, 3)), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn bytes_that_do_not_decode_are_no_snapshot() {
+        let mut msg = encoded(MessageType::MsgSnapshot, 0);
+        // A length-delimited field whose length runs past the end.
+        msg.message = vec![0x08, 7, 0x22, 0xFF, 0x01];
+        assert!(!is_snapshot(&msg));
+        msg.message.clear();
+        assert!(!is_snapshot(&msg));
     }
 }
