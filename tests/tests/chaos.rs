@@ -118,9 +118,10 @@ async fn crashes_pauses_and_pd_restarts_keep_every_key_linearizable() {
     let retried = phase(&mut fleet, dir.path(), NemesisKind::Crash, true).await;
     println!(
         "with retries on: {} compare-and-swaps saw their own value, {} values reappeared, \
-         {} of {} keys linearizable",
+         {} compare-and-swaps answered \"not swapped\" after swapping, {} of {} keys linearizable",
         retried.duplicates.cas_saw_own_value,
         retried.duplicates.values_reappeared,
+        retried.duplicates.failed_cas_took_effect,
         retried
             .verdicts
             .iter()

@@ -186,8 +186,10 @@ async fn run(args: Args) -> Result<bool> {
         if r.retries {
             summary.push_str(&format!(
                 "  with retries on: {} compare-and-swaps saw their own value, {} values \
-                 reappeared\n",
-                r.duplicates.cas_saw_own_value, r.duplicates.values_reappeared
+                 reappeared, {} compare-and-swaps answered \"not swapped\" after swapping\n",
+                r.duplicates.cas_saw_own_value,
+                r.duplicates.values_reappeared,
+                r.duplicates.failed_cas_took_effect
             ));
         }
     }

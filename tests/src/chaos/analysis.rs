@@ -1,7 +1,7 @@
 //! What a recorded history says: linearizability per key, operation counts, duplicate
 //! applications (with a retrying client) and how fast writes came back after each fault.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use linearizability::{
@@ -149,12 +149,17 @@ pub struct Duplicates {
     /// replaced by another value present strictly later, then present again strictly later
     /// still: written twice.
     pub values_reappeared: usize,
+    /// Compare-and-swaps that answered "not swapped" (with another operation's value as the
+    /// previous one) although their own (unique) new value was present for another
+    /// operation: an earlier attempt had swapped, another client then wrote, and the retry
+    /// found that client's value.
+    pub failed_cas_took_effect: usize,
 }
 
 impl Duplicates {
     /// Both counts together.
     pub fn total(&self) -> usize {
-        self.cas_saw_own_value + self.values_reappeared
+        self.cas_saw_own_value + self.values_reappeared + self.failed_cas_took_effect
     }
 }
 
@@ -166,6 +171,9 @@ pub fn count_duplicates(ops: &[Op]) -> Duplicates {
     // writes. Each happened at some instant between invoke and complete.
     type Observation<'a> = (u64, u64, Option<&'a [u8]>);
     let mut observed: HashMap<&str, Vec<Observation<'_>>> = HashMap::new();
+    // Per key: the new values of compare-and-swaps that answered "not swapped" with a value
+    // other than their own.
+    let mut refused: HashMap<&str, Vec<&[u8]>> = HashMap::new();
     for o in ops {
         let mut seen = Vec::with_capacity(2);
         match (&o.op.command, &o.op.outcome) {
@@ -178,8 +186,12 @@ pub fn count_duplicates(ops: &[Op]) -> Duplicates {
                     succeeded,
                 }),
             ) => {
-                if !succeeded && previous.as_deref() == Some(new.as_slice()) {
-                    d.cas_saw_own_value += 1;
+                if !succeeded {
+                    if previous.as_deref() == Some(new.as_slice()) {
+                        d.cas_saw_own_value += 1;
+                    } else {
+                        refused.entry(o.key.as_str()).or_default().push(new);
+                    }
                 }
                 seen.push(previous.as_deref());
                 if *succeeded {
@@ -192,6 +204,13 @@ pub fn count_duplicates(ops: &[Op]) -> Duplicates {
         for v in seen {
             list.push((o.op.invoke, o.op.complete, v));
         }
+    }
+    for (key, news) in &refused {
+        let Some(obs) = observed.get(key) else {
+            continue;
+        };
+        let present: HashSet<&[u8]> = obs.iter().filter_map(|o| o.2).collect();
+        d.failed_cas_took_effect += news.iter().filter(|n| present.contains(*n)).count();
     }
     for obs in observed.values_mut() {
         d.values_reappeared += reappeared(obs);
@@ -382,6 +401,30 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_swap_whose_value_was_read_is_counted() {
+        // The chaos run's pattern: process 2's swap to c applied on its first attempt,
+        // process 4 then wrote d, and the retry answered "not swapped, previous d". Process 3
+        // read c in between, a value no acknowledged operation wrote.
+        let h = vec![
+            op("k", Operation::write(1, 0, 10, v("a"))),
+            op(
+                "k",
+                Operation::cas(2, 15, 100, Some(v("a")), v("c"), Some(v("d")), false),
+            ),
+            op("k", Operation::read(3, 20, 30, Some(v("c")))),
+            op("k", Operation::write(4, 40, 50, v("d"))),
+            op(
+                "k",
+                Operation::cas(5, 60, 70, Some(v("x")), v("e"), Some(v("d")), false),
+            ),
+        ];
+        let d = count_duplicates(&h);
+        assert_eq!(d.failed_cas_took_effect, 1);
+        assert_eq!((d.cas_saw_own_value, d.values_reappeared), (0, 0));
+        assert!(check(&h, &CheckOptions::default())[0].is_violation());
+    }
+
+    #[test]
     fn duplicates_and_violations_are_found() {
         // The write of b was applied twice (before and after the swap to c), and the CAS to
         // d found its own value after a retry.
@@ -401,6 +444,7 @@ mod tests {
         ];
         let d = count_duplicates(&h);
         assert_eq!((d.cas_saw_own_value, d.values_reappeared), (1, 1));
+        assert_eq!(d.failed_cas_took_effect, 0);
         let verdicts = check(&h, &CheckOptions::default());
         assert!(verdicts[0].is_violation(), "{verdicts:?}");
         assert!(verdicts[0].detail.is_some());

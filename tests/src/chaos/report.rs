@@ -175,8 +175,11 @@ impl fmt::Display for PhaseReport {
         )?;
         writeln!(
             f,
-            "duplicate applications: {} cas saw their own value, {} values reappeared",
-            self.duplicates.cas_saw_own_value, self.duplicates.values_reappeared
+            "duplicate applications: {} cas saw their own value, {} values reappeared, \
+             {} refused cas had swapped",
+            self.duplicates.cas_saw_own_value,
+            self.duplicates.values_reappeared,
+            self.duplicates.failed_cas_took_effect
         )?;
         for v in &self.verdicts {
             writeln!(
