@@ -98,7 +98,9 @@ pub struct Config {
     pub pd_heartbeat_tick_interval: Duration,
     /// A tick whose report would say nothing new (same epoch, peers, leader, term, down and
     /// pending peers and size estimates, no flow) is skipped until this long after the last
-    /// report; then one is sent anyway. 0: report on every tick.
+    /// report; then one is sent anyway. 0: report on every tick. A sleeping leader ticks
+    /// after this interval plus up to half of it again, at random, so regions that woke
+    /// together do not report together.
     #[serde(with = "humantime_serde")]
     pub pd_heartbeat_max_quiet_interval: Duration,
     /// Bytes per second the region worker reads a region's data at while building a snapshot

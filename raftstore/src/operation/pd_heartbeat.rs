@@ -26,6 +26,14 @@ use crate::peer::pd_stats::{
 use crate::peer::Peer;
 use crate::stats::{unix_secs, Flow};
 
+/// When a sleeping leader's next PD heartbeat tick comes: `max_quiet` plus up to half of it
+/// again, by `unit` (uniform in [0, 1)). Regions that wake together (a leader rebalancing, a
+/// store restart) would otherwise send their quiet-interval reports together, every
+/// `max_quiet`, in one wave of region heartbeats.
+fn quiet_tick_interval(max_quiet: Duration, unit: f64) -> Duration {
+    max_quiet + max_quiet.mul_f64(unit.clamp(0.0, 1.0) / 2.0)
+}
+
 impl Peer {
     pub fn on_pd_heartbeat_tick(&mut self, ctx: &mut PollContext) {
         if !self.pd_stats.tick_fired(Instant::now()) {
@@ -40,7 +48,7 @@ impl Peer {
         // A sleeping region whose report had nothing new for PD has nothing new until it
         // wakes (which registers a tick at the usual interval again).
         let interval = if !sent && self.is_hibernating() && !self.has_unreachable_peer(ctx) {
-            ctx.cfg.pd_heartbeat_max_quiet_interval
+            quiet_tick_interval(ctx.cfg.pd_heartbeat_max_quiet_interval, rand::random())
         } else {
             ctx.cfg.pd_heartbeat_tick_interval
         };
@@ -304,5 +312,22 @@ impl Peer {
     pub fn record_read(&self, ctx: &PollContext, flow: Flow) {
         self.read_delegate.record_read(flow);
         ctx.flow.read.add(flow.bytes, flow.keys);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_ticks_come_after_the_quiet_interval_spread_over_half_of_it_again() {
+        let quiet = Duration::from_secs(600);
+        assert_eq!(quiet_tick_interval(quiet, 0.0), quiet);
+        assert_eq!(quiet_tick_interval(quiet, 0.5), Duration::from_secs(750));
+        assert!(quiet_tick_interval(quiet, 0.999_999) < Duration::from_secs(900));
+        // Never before the interval: a tick that came early would find the report still
+        // skippable and wait a whole interval more.
+        assert_eq!(quiet_tick_interval(quiet, -1.0), quiet);
+        assert_eq!(quiet_tick_interval(quiet, 7.0), Duration::from_secs(900));
     }
 }
