@@ -411,16 +411,7 @@ mod tests {
         // The bug this guards against: a split replaced "add a replica" after its learner
         // was added, and 100,000 regions split from it each carried an unpromoted learner.
         let t0 = Instant::now();
-        let add = vec![
-            OpStep::AddLearner {
-                store_id: 4,
-                peer_id: 14,
-            },
-            OpStep::PromoteLearner {
-                store_id: 4,
-                peer_id: 14,
-            },
-        ];
+        let add = crate::schedule::replica_checker::add_steps(4, 14);
         // Not yet sent: the split may replace it.
         let mut ops = controller_with(add.clone(), OpKind::Replica, t0);
         assert!(ops.add_admin(admin_split(t0)).is_ok());

@@ -31,7 +31,8 @@ pub fn removal_steps(
     Some(steps)
 }
 
-fn add_steps(store_id: u64, peer_id: u64) -> Vec<OpStep> {
+/// Adds a voter on `store_id`: as a learner first, promoted once it has caught up.
+pub(crate) fn add_steps(store_id: u64, peer_id: u64) -> Vec<OpStep> {
     vec![
         OpStep::AddLearner { store_id, peer_id },
         OpStep::PromoteLearner { store_id, peer_id },
