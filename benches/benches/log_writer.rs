@@ -38,6 +38,7 @@ fn raft_state(index: u64) -> RaftLocalState {
         vote: 1,
         commit: index.saturating_sub(1),
         last_index: index,
+        led_term: 1,
     }
 }
 

@@ -59,9 +59,9 @@ pub struct Config {
     /// A store unheard of for this long is reported unreachable to its regions' peers.
     #[serde(with = "humantime_serde")]
     pub store_unreachable_timeout: Duration,
-    /// A follower restarted asleep (it asks for its leader instead of ticking) that has heard
-    /// of no leader after this long, plus a random part up to as long again, wakes up and
-    /// ticks towards an election.
+    /// A follower restarted asleep (it asks for its leader instead of ticking, again every
+    /// election timeout plus up to as long again) that has heard of no leader after between
+    /// this long and twice as long wakes up and ticks towards an election.
     #[serde(with = "humantime_serde")]
     pub sleeping_follower_leader_wait: Duration,
     /// Stop collecting write tasks into one log batch beyond this many bytes.

@@ -551,6 +551,7 @@ mod tests {
                     vote: 2,
                     commit: 8,
                     last_index: 10,
+                    led_term: 0,
                 },
             )
             .unwrap();

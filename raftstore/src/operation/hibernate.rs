@@ -2,6 +2,7 @@
 //! so thousands of idle regions cost no CPU. Any message or proposal wakes it.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use proto::raft_serverpb::{ExtraMessage, ExtraMessageType, RaftMessage};
 use raft::StateRole;
@@ -192,6 +193,7 @@ impl Peer {
             }
             ExtraMessageType::MsgLeaderQuery => {
                 if !self.is_leader() {
+                    self.forget_leader_that_asks(ctx, from.id, extra.term);
                     return;
                 }
                 if self.region().peers.iter().all(|p| p.id != from.id) {
@@ -255,9 +257,9 @@ impl Peer {
         self.raft_group.raft.prs().has_quorum(&reachable)
     }
 
-    /// A follower restarted with a vote for another peer (so some peer of its region
-    /// campaigned, and most likely leads) starts asleep instead of ticking towards an
-    /// election, and asks the region's peers who leads (`MsgLeaderQuery`); the leader answers
+    /// A follower restarted with a vote in its last term that it did not lead (it voted for
+    /// another peer, or ran and lost: some peer of its region campaigned, and most likely
+    /// leads) starts asleep instead of ticking towards an election, and asks the region's peers who leads (`MsgLeaderQuery`); the leader answers
     /// with a heartbeat, which this peer takes without waking (`message_wakes`). A store
     /// restarting with 100,000s of peers thus wakes no sleeping region and starts no
     /// election. A region with no live leader is still found: its campaigning candidates'
@@ -270,10 +272,30 @@ impl Peer {
             && raft.state == StateRole::Follower
             && raft.leader_id == raft::INVALID_ID
             && raft.vote != raft::INVALID_ID
-            && raft.vote != self.peer_id()
+            && !self.led_current_term()
             && self.storage().is_initialized()
             && !self.is_applying_snapshot()
             && self.pending_merge_state.is_none()
+    }
+
+    /// The peer this follower takes for its leader asks who leads: it restarted without
+    /// knowing it led (its persisted state predates `led_term`, or lost it), so the region
+    /// has no leader. Sleeping, this follower would keep its lease on that peer and ignore
+    /// every vote but its own leader's; it forgets the leader and starts its clock, so the
+    /// region elects one within an election timeout. A query from an earlier term (sent
+    /// before the asker won a later election) says nothing about the current leader.
+    fn forget_leader_that_asks(&mut self, ctx: &mut PollContext, asker: u64, asker_term: u64) {
+        let raft = &self.raft_group.raft;
+        if raft.leader_id != asker || raft.state != StateRole::Follower || raft.term != asker_term {
+            return;
+        }
+        debug!(
+            region_id = self.region_id(),
+            leader = asker,
+            "the leader restarted and asks who leads: forgetting it"
+        );
+        self.raft_group.raft.leader_id = raft::INVALID_ID;
+        self.wake_up(ctx);
     }
 
     /// See `may_start_asleep`.
@@ -286,27 +308,89 @@ impl Peer {
         self.set_group_state(GroupState::Idle);
         // Log GC and split checks resume when the region wakes.
         self.aux_ticks_paused = true;
+        self.hibernation.leader_queries = 0;
+        self.ask_who_leads(ctx);
+    }
+
+    /// Sends `MsgLeaderQuery` to the region's other peers and registers the next
+    /// `PeerTick::AwaitLeader`. The answer (a heartbeat) can be lost: the leader's store may
+    /// not reach this store yet (its connection still backing off after the restart), and a
+    /// sleeping leader sends nothing else. So the query is repeated once per election
+    /// timeout, plus a random part up to as long again so a restarted store's queries spread
+    /// out, until `sleeping-follower-leader-wait` worth of rounds has passed.
+    fn ask_who_leads(&mut self, ctx: &mut PollContext) {
         let query = self.hibernate_extra(ExtraMessageType::MsgLeaderQuery);
         for id in self.other_peer_ids() {
             self.send_extra(ctx, id, query);
         }
-        // Spread over [wait, 2 * wait) so a restarted store's fallbacks do not all fire at once.
-        let wait = ctx.cfg.sleeping_follower_leader_wait;
-        let jitter = wait.mul_f64(rand::random::<f64>());
-        ctx.schedule_tick_after(self.region_id(), PeerTick::AwaitLeader, wait + jitter);
+        self.hibernation.leader_queries = self.hibernation.leader_queries.saturating_add(1);
+        let interval = ctx.cfg.election_timeout();
+        let jitter = interval.mul_f64(rand::random::<f64>());
+        ctx.schedule_tick_after(self.region_id(), PeerTick::AwaitLeader, interval + jitter);
     }
 
-    /// The last resort of `start_asleep`: still asleep and still without a leader.
+    /// A round of `ask_who_leads` ended. Still asleep and still without a leader, the peer
+    /// asks again; after `leader_query_rounds` rounds it wakes up and ticks towards an
+    /// election, the last resort (e.g. it was removed from its region while its store was
+    /// down, and nobody answers).
     pub fn on_await_leader_tick(&mut self, ctx: &mut PollContext) {
-        if self.is_hibernating() && !self.is_leader() && self.leader_id() == raft::INVALID_ID {
-            debug!(
-                region_id = self.region_id(),
-                "no leader heard of since the restart; waking up"
-            );
-            self.wake_up(ctx);
+        let waiting =
+            self.is_hibernating() && !self.is_leader() && self.leader_id() == raft::INVALID_ID;
+        if !waiting {
+            self.hibernation.leader_queries = 0;
+            return;
         }
+        let rounds = leader_query_rounds(
+            ctx.cfg.sleeping_follower_leader_wait,
+            ctx.cfg.election_timeout(),
+        );
+        if self.hibernation.leader_queries < rounds {
+            self.ask_who_leads(ctx);
+            return;
+        }
+        debug!(
+            region_id = self.region_id(),
+            queries = self.hibernation.leader_queries,
+            "no leader heard of since the restart; waking up"
+        );
+        self.hibernation.leader_queries = 0;
+        self.wake_up(ctx);
     }
+}
+
+/// How many `MsgLeaderQuery` rounds, one per `interval` (the election timeout) plus jitter,
+/// a follower restarted asleep sends before it wakes: enough to cover `wait`
+/// (`sleeping-follower-leader-wait`), at least one.
+pub fn leader_query_rounds(wait: Duration, interval: Duration) -> u16 {
+    if interval.is_zero() {
+        return 1;
+    }
+    let rounds = wait.as_nanos().div_ceil(interval.as_nanos()).max(1);
+    u16::try_from(rounds).unwrap_or(u16::MAX)
 }
 
 /// The id set raft-rs's quorum check takes.
 type ReachableSet = std::collections::HashSet<u64, std::hash::BuildHasherDefault<fxhash::FxHasher>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_queries_cover_the_wait_in_election_timeouts() {
+        let s = Duration::from_secs;
+        // The defaults: 60 s of waiting in 10 s election timeouts.
+        assert_eq!(leader_query_rounds(s(60), s(10)), 6);
+        // A part of a round counts as a round.
+        assert_eq!(leader_query_rounds(s(61), s(10)), 7);
+        // At least one query, however short the wait or long the timeout.
+        assert_eq!(leader_query_rounds(s(0), s(10)), 1);
+        assert_eq!(leader_query_rounds(s(5), s(10)), 1);
+        assert_eq!(leader_query_rounds(s(5), Duration::ZERO), 1);
+        // Counted in a u16: a wait of many thousands of timeouts saturates.
+        assert_eq!(
+            leader_query_rounds(s(10_000_000), Duration::from_millis(10)),
+            u16::MAX
+        );
+    }
+}

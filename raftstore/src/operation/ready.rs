@@ -195,6 +195,9 @@ impl Peer {
                 "became leader"
             );
             self.read_delegate.set_term(term);
+            // Persisted with this ready (it carries the term's first entry), so a restart
+            // tells a leader of this term from a candidate that lost it.
+            self.storage_mut().set_led_term(term);
         } else {
             let led_term = self.read_delegate.term();
             if led_term != 0 {

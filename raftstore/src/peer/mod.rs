@@ -46,6 +46,9 @@ pub struct Hibernation {
     pub idle_ticks: usize,
     /// Followers that agreed to hibernate at the current log position, each once.
     pub acks: Vec<u64>,
+    /// `MsgLeaderQuery` rounds a follower restarted asleep has sent without hearing of a
+    /// leader (`start_asleep`); 0 once it knows one.
+    pub leader_queries: u16,
 }
 
 /// A region's replica.
@@ -136,8 +139,8 @@ pub struct Peer {
     /// is served; cleared when leadership changes or the entry applies.
     pub(crate) prepare_merge_fence: u64,
     /// A target's apply FSM waits for this merge source to apply up to the index here:
-    /// (target region id, PrepareMerge index).
-    pub(crate) catch_up_logs: Option<(u64, u64)>,
+    /// (target region id, PrepareMerge index). Boxed: only a merging source holds one.
+    pub(crate) catch_up_logs: Option<Box<(u64, u64)>>,
     /// Destroying this peer keeps its key range: the range now belongs to another region
     /// (a merge target, or a newer region whose snapshot replaces it).
     pub(crate) keep_data_on_destroy: bool,
@@ -193,6 +196,7 @@ impl Peer {
                 state: GroupState::Active,
                 idle_ticks: 0,
                 acks: Vec::new(),
+                leader_queries: 0,
             },
             raft_tick_scheduled: false,
             last_sent_to_apply: applied,
@@ -279,14 +283,24 @@ impl Peer {
         self.hibernation.state == GroupState::Idle
     }
 
-    /// On restart, a peer that voted for itself in its last term (it led the region, or ran
-    /// for it) campaigns at once. Its region's other peers may be asleep with this peer as
-    /// their leader; they weigh the vote at once (`forget_leader_that_campaigns`) instead of
-    /// waiting for this store to be noticed gone and an election timeout to pass. Pre-vote
-    /// keeps a peer that fell behind from disturbing a newer leader.
-    pub fn campaign_if_it_led(&mut self) {
+    /// Whether this peer led its region in its current term, by its persisted raft state: it
+    /// voted for itself and the ready that made it leader of the term was written. A
+    /// candidate that lost the term also voted for itself, but follows another peer.
+    pub fn led_current_term(&self) -> bool {
         let raft = &self.raft_group.raft;
-        if raft.term > 0 && raft.vote == self.meta.id {
+        raft.term > 0
+            && raft.vote == self.meta.id
+            && self.storage().raft_state().led_term == raft.term
+    }
+
+    /// On restart, a peer that led its region in its last term campaigns at once. Its
+    /// region's other peers may be asleep with this peer as their leader; they weigh the vote
+    /// at once (`forget_leader_that_campaigns`) instead of waiting for this store to be
+    /// noticed gone and an election timeout to pass. Pre-vote keeps a peer that fell behind
+    /// from disturbing a newer leader. A peer that ran for the term and lost starts asleep
+    /// like any follower (`may_start_asleep`): campaigning would wake the region it follows.
+    pub fn campaign_if_it_led(&mut self) {
+        if self.led_current_term() {
             let _ = self.raft_group.campaign();
         }
     }

@@ -28,6 +28,7 @@ pub fn initial_raft_state() -> RaftLocalState {
         vote: 0,
         commit: RAFT_INIT_LOG_INDEX,
         last_index: RAFT_INIT_LOG_INDEX,
+        led_term: 0,
     }
 }
 
@@ -118,7 +119,8 @@ pub struct PeerStorage {
     ///
     /// Invariants: `truncated index <= applied index <= commit <= last_index` (the commit may
     /// be raised to the applied index on load, since anything applied was committed); `term`
-    /// and `vote` only change through `set_hard_state`, from a ready.
+    /// and `vote` only change through `set_hard_state`, from a ready; `led_term` through
+    /// `set_led_term`, from the ready in which this peer became leader.
     raft_state: RaftLocalState,
     /// The apply pool's progress, as its last result reported it (the same record the apply
     /// pool wrote to CF raft in that round's batch).
@@ -362,6 +364,12 @@ impl PeerStorage {
     /// Approximate bytes of log kept since the last compaction (drives size-based GC).
     pub fn log_size_hint(&self) -> u64 {
         self.log_size_hint
+    }
+
+    /// This peer became leader in `term`; written with the ready that carries the new
+    /// leader's first entry.
+    pub fn set_led_term(&mut self, term: u64) {
+        self.raft_state.led_term = term;
     }
 
     pub fn set_hard_state(&mut self, hs: &HardState) {

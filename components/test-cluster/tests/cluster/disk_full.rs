@@ -2,6 +2,7 @@
 //! tells PD, and takes writes again by itself once space returns. Every store's data
 //! directory is a small tmpfs the test mounts (root only) and unmounts on exit.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -93,6 +94,30 @@ fn available(dir: &Path) -> u64 {
     disk_space(dir).unwrap().available
 }
 
+/// Writes `ballast` in `dir` until `free` bytes are left. The store keeps using its disk
+/// meanwhile (RocksDB preallocates a new write-ahead log in one go), so one write sized from
+/// an earlier reading could overshoot into "no space left"; this one re-reads as it goes and
+/// gives back what the store took beyond `free`.
+fn fill_until_free(dir: &Path, ballast: &Path, free: u64) {
+    let mut file = std::fs::File::create(ballast).unwrap();
+    let chunk = vec![7u8; MIB as usize];
+    for _ in 0..100_000 {
+        let left = available(dir);
+        if left <= free {
+            break;
+        }
+        let n = (left - free).min(MIB) as usize;
+        match file.write_all(&chunk[..n]) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+            Err(e) => panic!("write ballast {ballast:?}: {e}"),
+        }
+    }
+    let short = free.saturating_sub(available(dir));
+    let len = file.metadata().unwrap().len();
+    file.set_len(len.saturating_sub(short)).unwrap();
+}
+
 #[test]
 fn stores_short_of_space_refuse_writes_keep_reading_and_recover() {
     if !can_mount() {
@@ -119,8 +144,7 @@ fn stores_short_of_space_refuse_writes_keep_reading_and_recover() {
         .map(|s| {
             let dir = cluster.store_dir(*s);
             let ballast = dir.join("ballast");
-            let fill = available(&dir) - (LOW_SPACE - 8 * MIB);
-            std::fs::write(&ballast, vec![7u8; fill as usize]).unwrap();
+            fill_until_free(&dir, &ballast, LOW_SPACE - 8 * MIB);
             ballast
         })
         .collect();

@@ -1,6 +1,7 @@
 //! Idle regions stop ticking once every peer agrees, and wake on demand.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,27 +170,27 @@ fn sleeping_regions_led_by_store_1(cfg: raftstore::Config, n: u8) -> (Cluster, V
     (cluster, regions)
 }
 
-#[test]
-fn a_restarted_follower_store_wakes_no_sleeping_region() {
-    // Before, each restarted follower ticked until its election timeout and pre-voted, which
-    // woke its region's leader: a store restarting with 300,000 peers woke 200,000 regions.
-    let (mut cluster, regions) = sleeping_regions_led_by_store_1(
-        raftstore::Config {
-            store_unreachable_timeout: Duration::from_secs(1),
-            ..raftstore::Config::for_tests()
-        },
-        5,
-    );
+/// Restarts `store_id`, which leads none of `regions` (all asleep), running `while_down`
+/// while it is stopped, and checks that its peers learned their leaders without waking any
+/// region or starting an election.
+fn restart_wakes_no_region(
+    cluster: &mut Cluster,
+    store_id: u64,
+    regions: &[Region],
+    while_down: impl FnOnce(&Cluster),
+) {
     let terms: Vec<u64> = regions.iter().map(|r| cluster.newest_term(r.id)).collect();
-    cluster.stop_store(3);
+    cluster.stop_store(store_id);
+    while_down(cluster);
     let signs = Arc::new(WakeSigns::default());
     cluster.transport.add_filter(signs.clone());
-    cluster.start_store(3);
-    // Store 3's peers ask who leads; the sleeping leader answers with a heartbeat.
+    cluster.start_store(store_id);
+    // The restarted peers ask who leads; each sleeping leader answers with a heartbeat.
     assert!(
-        wait_until(DEFAULT_TIMEOUT, || regions
-            .iter()
-            .all(|r| signs.heartbeat_answers.lock().contains(&(r.id, 3)))),
+        wait_until(DEFAULT_TIMEOUT, || regions.iter().all(|r| signs
+            .heartbeat_answers
+            .lock()
+            .contains(&(r.id, store_id)))),
         "every restarted peer heard from its leader"
     );
     for (r, term) in regions.iter().zip(&terms) {
@@ -214,6 +215,25 @@ fn a_restarted_follower_store_wakes_no_sleeping_region() {
             );
         }
     }
+}
+
+/// The configuration of the restart tests: a generous liveness timeout, and a restarted
+/// follower's last-resort wake-up (`sleeping-follower-leader-wait`) far beyond the test, so
+/// only the leader's answer can settle a restarted peer.
+fn restart_test_config() -> raftstore::Config {
+    raftstore::Config {
+        store_unreachable_timeout: Duration::from_secs(1),
+        sleeping_follower_leader_wait: Duration::from_secs(600),
+        ..raftstore::Config::for_tests()
+    }
+}
+
+#[test]
+fn a_restarted_follower_store_wakes_no_sleeping_region() {
+    // Before, each restarted follower ticked until its election timeout and pre-voted, which
+    // woke its region's leader: a store restarting with 300,000 peers woke 200,000 regions.
+    let (mut cluster, regions) = sleeping_regions_led_by_store_1(restart_test_config(), 5);
+    restart_wakes_no_region(&mut cluster, 3, &regions, |_| {});
     // The restarted peers still take part: the leader's store dies, and stores 2 and 3
     // elect new leaders that hold every write.
     cluster.stop_store(1);
@@ -227,6 +247,167 @@ fn a_restarted_follower_store_wakes_no_sleeping_region() {
     }
     cluster.must_put(b"k1-after", b"w");
     assert_eq!(cluster.must_get(b"k1-after"), Some(b"w".to_vec()));
+}
+
+/// Makes one store's peer of a region run for a term and lose it: once the peer got
+/// `MsgTimeoutNow` (it campaigns at once, voting for itself), everything it sends is dropped,
+/// so its vote requests never arrive and the old leader never hears of the new term.
+struct MuteAfterTimeoutNow {
+    region_id: u64,
+    store_id: u64,
+    muted: AtomicBool,
+    /// The term of the (dropped) vote requests the muted peer sent.
+    campaign_term: AtomicU64,
+}
+
+impl Filter for MuteAfterTimeoutNow {
+    fn check(&self, from: u64, to: u64, msg: &RaftMessage) -> FilterAction {
+        if msg.region_id != self.region_id || msg.extra.is_some() {
+            return FilterAction::Pass;
+        }
+        let Ok(m) = eraftpb::Message::parse_from_bytes(&msg.message) else {
+            return FilterAction::Pass;
+        };
+        if to == self.store_id && m.get_msg_type() == MessageType::MsgTimeoutNow {
+            self.muted.store(true, Ordering::SeqCst);
+            return FilterAction::Pass;
+        }
+        if from != self.store_id || !self.muted.load(Ordering::SeqCst) {
+            return FilterAction::Pass;
+        }
+        if m.get_msg_type() == MessageType::MsgRequestVote {
+            self.campaign_term.store(m.term, Ordering::SeqCst);
+        }
+        FilterAction::Drop
+    }
+}
+
+#[test]
+fn a_restarted_follower_that_lost_an_election_wakes_no_sleeping_region() {
+    // A peer that ran for its region's current term and lost voted for itself in that term,
+    // as the term's leader did. Before, such a peer campaigned on restart as if it had led,
+    // and its pre-votes woke the region (seen where two peers raced in a region's first
+    // election).
+    let (mut cluster, regions) = sleeping_regions_led_by_store_1(restart_test_config(), 2);
+    let region = &regions[0];
+    let peer_on = |s: u64| *region.peers.iter().find(|p| p.store_id == s).unwrap();
+    let mute = Arc::new(MuteAfterTimeoutNow {
+        region_id: region.id,
+        store_id: 3,
+        muted: AtomicBool::new(false),
+        campaign_term: AtomicU64::new(0),
+    });
+    cluster.transport.add_filter(mute.clone());
+    // Store 3's peer campaigns for the next term and is cut off; store 2's peer then wins
+    // that same term with store 1's vote.
+    let _ = cluster.transfer_leader(region.id, peer_on(3));
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || mute
+            .campaign_term
+            .load(Ordering::SeqCst)
+            != 0),
+        "store 3's peer campaigned"
+    );
+    cluster.must_transfer_leader(region.id, peer_on(2));
+    let lost_term = mute.campaign_term.load(Ordering::SeqCst);
+    assert_eq!(cluster.newest_term(region.id), lost_term);
+    cluster.transport.clear_filters();
+    cluster.must_put(b"k0-lost", b"v");
+    cluster.must_engine_eq(3, b"k0-lost", Some(b"v"));
+    assert!(cluster.wait_region_hibernated(region.id));
+
+    restart_wakes_no_region(&mut cluster, 3, &regions, |cluster| {
+        // On disk, store 3's peer voted for itself in the term store 2's peer leads.
+        let state = engine::RaftLogEngine::open(&cluster.raft_dir(3))
+            .unwrap()
+            .raft_state(region.id)
+            .unwrap()
+            .expect("store 3 keeps the region's raft state");
+        assert_eq!((state.term, state.vote), (lost_term, peer_on(3).id));
+        assert_ne!(state.led_term, lost_term);
+    });
+    assert_eq!(cluster.leader_of(region.id), Some(peer_on(2)));
+    cluster.must_put(b"k0-after", b"w");
+    cluster.must_engine_eq(3, b"k0-after", Some(b"w"));
+}
+
+/// Drops the first raft heartbeat of each region sent to one store.
+struct DropFirstHeartbeatTo {
+    store_id: u64,
+    dropped: Mutex<HashSet<u64>>,
+}
+
+impl Filter for DropFirstHeartbeatTo {
+    fn check(&self, _: u64, to: u64, msg: &RaftMessage) -> FilterAction {
+        if to != self.store_id || msg.extra.is_some() {
+            return FilterAction::Pass;
+        }
+        let heartbeat = eraftpb::Message::parse_from_bytes(&msg.message)
+            .is_ok_and(|m| m.get_msg_type() == MessageType::MsgHeartbeat);
+        if heartbeat && self.dropped.lock().insert(msg.region_id) {
+            FilterAction::Drop
+        } else {
+            FilterAction::Pass
+        }
+    }
+}
+
+#[test]
+fn a_restarted_follower_whose_answer_was_lost_asks_again() {
+    // A sleeping leader sends nothing but its answer to a restarted follower's query; if
+    // that heartbeat is lost (the leader's store cannot reach the restarted one yet), the
+    // follower asks again an election timeout later instead of waiting for its last-resort
+    // wake-up (600 s here).
+    let (mut cluster, regions) = sleeping_regions_led_by_store_1(restart_test_config(), 3);
+    restart_wakes_no_region(&mut cluster, 3, &regions, |cluster| {
+        cluster.add_filter(DropFirstHeartbeatTo {
+            store_id: 3,
+            dropped: Mutex::new(HashSet::new()),
+        });
+    });
+    cluster.must_put(b"k1-after", b"w");
+    cluster.must_engine_eq(3, b"k1-after", Some(b"w"));
+}
+
+#[test]
+fn a_restarted_leader_whose_state_does_not_say_it_led_is_replaced_at_once() {
+    // Raft state written before `led_term` existed does not say the peer led: restarted, it
+    // asks who leads like a follower. Its followers, asleep and still in its lease, forget it
+    // when it asks, so the region elects a leader within an election timeout. Neither
+    // fallback (a store declared unreachable, a follower's last-resort wake-up) comes within
+    // the test.
+    let mut cluster = Cluster::with_config(
+        3,
+        raftstore::Config {
+            store_unreachable_timeout: Duration::from_secs(600),
+            sleeping_follower_leader_wait: Duration::from_secs(600),
+            ..raftstore::Config::for_tests()
+        },
+    );
+    cluster.bootstrap(&[]);
+    cluster.start();
+    let leader = cluster.wait_leader(1);
+    cluster.must_put(b"k1", b"v1");
+    assert!(cluster.wait_region_hibernated(1));
+    cluster.stop_store(leader.store_id);
+    {
+        let log = engine::RaftLogEngine::open(&cluster.raft_dir(leader.store_id)).unwrap();
+        let mut state = log.raft_state(1).unwrap().expect("the leader's raft state");
+        assert_eq!(
+            (state.vote, state.led_term),
+            (leader.id, state.term),
+            "the leader's state says it led"
+        );
+        state.led_term = 0;
+        let mut batch = engine::RaftLogBatch::new();
+        batch.put_raft_state(1, &state).unwrap();
+        log.write(&mut batch, true).unwrap();
+    }
+    cluster.start_store(leader.store_id);
+    cluster.wait_leader(1);
+    cluster.must_put(b"k2", b"v2");
+    assert_eq!(cluster.must_get(b"k1"), Some(b"v1".to_vec()));
+    assert_eq!(cluster.must_get(b"k2"), Some(b"v2".to_vec()));
 }
 
 #[test]

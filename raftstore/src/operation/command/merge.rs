@@ -356,7 +356,7 @@ impl Peer {
         request: CommitMergeRequest,
     ) {
         let commit = request.commit;
-        self.catch_up_logs = Some((target_region_id, commit));
+        self.catch_up_logs = Some(Box::new((target_region_id, commit)));
         if self.storage().applied_index() >= commit {
             self.maybe_report_merge_source_ready(ctx);
             return;
@@ -417,7 +417,7 @@ impl Peer {
     /// Tells the waiting target's apply FSM once this peer has applied up to the
     /// PrepareMerge it waits for.
     pub(crate) fn maybe_report_merge_source_ready(&mut self, ctx: &mut PollContext) {
-        let Some((target, commit)) = self.catch_up_logs else {
+        let Some(&(target, commit)) = self.catch_up_logs.as_deref() else {
             return;
         };
         if self.storage().applied_index() < commit {
