@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use proto::eraftpb::{self, MessageType};
-use proto::metapb::Region;
+use proto::metapb::{Peer, Region};
 use proto::raft_serverpb::{ExtraMessageType, RaftMessage};
 use protobuf::Message as _;
 use test_cluster::*;
@@ -65,23 +65,31 @@ fn idle_regions_hibernate_and_wake_on_demand() {
     cluster.must_engine_eq(leader5.store_id, b"k4-after", Some(b"z"));
 }
 
-#[test]
-fn a_restarted_leader_wins_its_sleeping_region_back_at_once() {
-    // Nobody notices a store is gone within the test, and every store started after the
-    // first election has an election timeout of 100 s: the region only gets a leader in time
-    // if the restarted leader campaigns at once and its sleeping followers, which still take
-    // it for their leader, weigh its vote instead of waiting out their lease.
+/// One region on 3 stores, with `cfg` except that no store is declared unreachable within a
+/// test; returns the cluster and the region's leader after a first write (`k1` = `v1`).
+fn one_region_no_store_is_declared_gone(cfg: raftstore::Config) -> (Cluster, Peer) {
     let mut cluster = Cluster::with_config(
         3,
         raftstore::Config {
             store_unreachable_timeout: Duration::from_secs(600),
-            ..raftstore::Config::for_tests()
+            ..cfg
         },
     );
     cluster.bootstrap(&[]);
     cluster.start();
     let leader = cluster.wait_leader(1);
     cluster.must_put(b"k1", b"v1");
+    (cluster, leader)
+}
+
+#[test]
+fn a_restarted_leader_wins_its_sleeping_region_back_at_once() {
+    // Nobody notices a store is gone within the test, and every store started after the
+    // first election has an election timeout of 100 s: the region only gets a leader in time
+    // if the restarted leader campaigns at once and its sleeping followers, which still take
+    // it for their leader, weigh its vote instead of waiting out their lease.
+    let (mut cluster, leader) =
+        one_region_no_store_is_declared_gone(raftstore::Config::for_tests());
     cluster.cfg.raft_election_timeout_ticks = 10_000;
     for s in cluster.store_ids() {
         if s != leader.store_id {
@@ -376,18 +384,10 @@ fn a_restarted_leader_whose_state_does_not_say_it_led_is_replaced_at_once() {
     // when it asks, so the region elects a leader within an election timeout. Neither
     // fallback (a store declared unreachable, a follower's last-resort wake-up) comes within
     // the test.
-    let mut cluster = Cluster::with_config(
-        3,
-        raftstore::Config {
-            store_unreachable_timeout: Duration::from_secs(600),
-            sleeping_follower_leader_wait: Duration::from_secs(600),
-            ..raftstore::Config::for_tests()
-        },
-    );
-    cluster.bootstrap(&[]);
-    cluster.start();
-    let leader = cluster.wait_leader(1);
-    cluster.must_put(b"k1", b"v1");
+    let (mut cluster, leader) = one_region_no_store_is_declared_gone(raftstore::Config {
+        sleeping_follower_leader_wait: Duration::from_secs(600),
+        ..raftstore::Config::for_tests()
+    });
     assert!(cluster.wait_region_hibernated(1));
     cluster.stop_store(leader.store_id);
     {
