@@ -351,22 +351,15 @@ pub fn apply_state() -> impl Strategy<Value = raft_serverpb::RaftApplyState> + C
 
 /// A region's raft state, as stored in the raft log engine.
 pub fn raft_local_state() -> impl Strategy<Value = raft_serverpb::RaftLocalState> + Clone {
-    (
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-    )
-        .prop_map(
-            |(term, vote, commit, last_index, led_term)| raft_serverpb::RaftLocalState {
-                term,
-                vote,
-                commit,
-                last_index,
-                led_term,
-            },
-        )
+    any::<[u64; 5]>().prop_map(|[term, vote, commit, last_index, led_term]| {
+        raft_serverpb::RaftLocalState {
+            term,
+            vote,
+            commit,
+            last_index,
+            led_term,
+        }
+    })
 }
 
 /// A store's identity, as stored in CF `raft`.

@@ -259,7 +259,8 @@ impl Peer {
 
     /// A follower restarted with a vote in its last term that it did not lead (it voted for
     /// another peer, or ran and lost: some peer of its region campaigned, and most likely
-    /// leads) starts asleep instead of ticking towards an election, and asks the region's peers who leads (`MsgLeaderQuery`); the leader answers
+    /// leads) starts asleep instead of ticking towards an election, and asks the region's
+    /// peers who leads (`MsgLeaderQuery`, repeated by `ask_who_leads`); the leader answers
     /// with a heartbeat, which this peer takes without waking (`message_wakes`). A store
     /// restarting with 100,000s of peers thus wakes no sleeping region and starts no
     /// election. A region with no live leader is still found: its campaigning candidates'
