@@ -155,13 +155,17 @@ async fn scan_all(client: &RawClient) -> Vec<(Vec<u8>, Vec<u8>)> {
     panic!("scan did not finish in 100 pages");
 }
 
+/// Also runs the stores as `make run` does, with one gRPC thread: the current-thread runtime
+/// then serves clients, raft traffic and PD calls from split checks (see `grpc_runtime`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_thousand_keys_split_into_many_regions_and_all_read_back() {
     const TASKS: usize = 4;
     const PER_TASK: usize = 25_000;
-    let fleet = Fleet::start(fleet_options(256 * 1024, 192 * 1024))
-        .await
-        .unwrap();
+    let mut options = fleet_options(256 * 1024, 192 * 1024);
+    options
+        .store_config
+        .push_str("\n[server]\ngrpc-concurrency = 1\n");
+    let fleet = Fleet::start(options).await.unwrap();
     let client = fleet.raw_client().await.unwrap();
 
     let checked = load_while_reading(&client, TASKS, PER_TASK).await;

@@ -41,12 +41,7 @@ pub fn run_store_process(customize: impl FnOnce(ServerBuilder) -> ServerBuilder)
 }
 
 fn run(cfg: Config, customize: impl FnOnce(ServerBuilder) -> ServerBuilder) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cfg.server.grpc_concurrency)
-        .thread_name("grpc")
-        .enable_all()
-        .build()
-        .context("cannot start the gRPC runtime")?;
+    let runtime = grpc_runtime(cfg.server.grpc_concurrency)?;
     let result = runtime.block_on(async {
         let handle = customize(ServerHandle::builder(cfg))
             .start()
@@ -64,6 +59,30 @@ fn run(cfg: Config, customize: impl FnOnce(ServerBuilder) -> ServerBuilder) -> a
     // Connection tasks of other stores' streams may linger; the store is already stopped.
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+/// The runtime that serves gRPC: with one worker, a current-thread runtime on the calling
+/// thread, otherwise `threads` workers named `grpc`.
+///
+/// Why one worker is not a one-thread multi-thread runtime: that scheduler runs a task woken
+/// by the running task next (its LIFO slot), so each finished request's handler wakes the
+/// connection task, which writes and flushes that one response before the next handler runs:
+/// one `writev` per response frame batch. The current-thread scheduler runs woken tasks in
+/// FIFO order, so the connection writes the responses of every handler that finished in one
+/// round with one `writev`.
+fn grpc_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder
+        .thread_name("grpc")
+        .enable_all()
+        .build()
+        .context("cannot start the gRPC runtime")
 }
 
 async fn wait_for_signal() -> anyhow::Result<&'static str> {

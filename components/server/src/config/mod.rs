@@ -66,7 +66,9 @@ pub struct ServerSection {
     pub advertise_addr: String,
     /// Address of the status HTTP server (`/metrics`, `/status`).
     pub status_addr: String,
-    /// Threads of the gRPC runtime.
+    /// Threads of the gRPC runtime (at least 1). With 1, the runtime runs on the process's
+    /// main thread with tokio's current-thread scheduler, which writes the responses of
+    /// requests that finish together in one system call (see `shoal-server`'s `grpc_runtime`).
     pub grpc_concurrency: usize,
     /// Largest gRPC message sent or received, in bytes.
     pub max_grpc_message_size: usize,
