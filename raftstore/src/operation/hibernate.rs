@@ -10,6 +10,7 @@ use tracing::debug;
 
 use crate::context::PollContext;
 use crate::msg::PeerTick;
+use crate::peer::storage::RAFT_INIT_LOG_TERM;
 use crate::peer::{GroupState, Peer};
 use crate::stats::StoreLiveness;
 
@@ -257,10 +258,13 @@ impl Peer {
         self.raft_group.raft.prs().has_quorum(&reachable)
     }
 
-    /// A follower restarted with a vote in its last term that it did not lead (it voted for
-    /// another peer, or ran and lost: some peer of its region campaigned, and most likely
-    /// leads) starts asleep instead of ticking towards an election, and asks the region's
-    /// peers who leads (`MsgLeaderQuery`, repeated by `ask_who_leads`); the leader answers
+    /// A follower restarted in a term some peer of its region campaigned for (its term is
+    /// past the bootstrap term, or it holds a vote) and that it did not lead (it voted for
+    /// another peer, ran and lost, or never voted: it learned the term from the leader's
+    /// appends or from a candidate it refused, e.g. the election ended while its store was
+    /// down) most likely has a leader. It starts asleep instead of ticking towards an
+    /// election, and asks the region's peers who leads (`MsgLeaderQuery`, repeated by
+    /// `ask_who_leads`); the leader answers
     /// with a heartbeat, which this peer takes without waking (`message_wakes`). A store
     /// restarting with 100,000s of peers thus wakes no sleeping region and starts no
     /// election. A region with no live leader is still found: its campaigning candidates'
@@ -272,7 +276,7 @@ impl Peer {
         ctx.cfg.hibernate_regions
             && raft.state == StateRole::Follower
             && raft.leader_id == raft::INVALID_ID
-            && raft.vote != raft::INVALID_ID
+            && (raft.vote != raft::INVALID_ID || raft.term > RAFT_INIT_LOG_TERM)
             && !self.led_current_term()
             && self.storage().is_initialized()
             && !self.is_applying_snapshot()

@@ -339,6 +339,45 @@ fn a_restarted_follower_that_lost_an_election_wakes_no_sleeping_region() {
     cluster.must_engine_eq(3, b"k0-after", Some(b"w"));
 }
 
+#[test]
+fn a_restarted_follower_that_never_voted_in_its_term_wakes_no_sleeping_region() {
+    // A peer whose store was down while its region elected a leader learns the new term from
+    // the leader's appends and holds no vote in it. Before, such a peer restarted awake and
+    // its pre-votes woke the region (seen where a loaded machine started store 3 after its
+    // regions' first election).
+    let mut cluster = Cluster::with_config(3, restart_test_config());
+    let region = cluster.bootstrap(&[]).remove(0);
+    let peer_on = |s: u64| *region.peers.iter().find(|p| p.store_id == s).unwrap();
+    cluster.start();
+    cluster.wait_leader(region.id);
+    cluster.must_transfer_leader(region.id, peer_on(1));
+    cluster.must_put(b"k1", b"v1");
+    cluster.must_engine_eq(3, b"k1", Some(b"v1"));
+    cluster.stop_store(3);
+    cluster.must_transfer_leader(region.id, peer_on(2));
+    let term = cluster.newest_term(region.id);
+    cluster.start_store(3);
+    cluster.must_put(b"k2", b"v2");
+    cluster.must_engine_eq(3, b"k2", Some(b"v2"));
+    assert!(cluster.wait_region_hibernated(region.id));
+
+    restart_wakes_no_region(&mut cluster, 3, std::slice::from_ref(&region), |cluster| {
+        let state = engine::RaftLogEngine::open(&cluster.raft_dir(3))
+            .unwrap()
+            .raft_state(region.id)
+            .unwrap()
+            .expect("store 3 keeps the region's raft state");
+        assert_eq!(
+            (state.term, state.vote),
+            (term, 0),
+            "store 3 never voted in the term"
+        );
+    });
+    assert_eq!(cluster.leader_of(region.id), Some(peer_on(2)));
+    cluster.must_put(b"k3", b"v3");
+    cluster.must_engine_eq(3, b"k3", Some(b"v3"));
+}
+
 /// Drops the first raft heartbeat of each region sent to one store.
 struct DropFirstHeartbeatTo {
     store_id: u64,
