@@ -75,6 +75,10 @@ pub enum TransferRefusal {
         last: u64,
         max_lag: u64,
     },
+    /// The target has not answered this leader since it was elected, so where its log ends
+    /// is not known yet (raft-rs starts every follower's progress at 0); retry shortly.
+    #[error("peer has not answered this leader yet")]
+    Unanswered,
     /// The target must install a snapshot first: one is on its way, or the entries it lacks
     /// are already compacted.
     #[error("peer is waiting for a snapshot")]

@@ -168,7 +168,16 @@ impl Cluster {
             pd: self.pd.clone(),
             split_policy: self.split_policy.clone(),
         };
-        let store = Store::start(self.cfg.clone(), kv, raft, self.transport.clone(), deps)?;
+        // What the store's peers are sent while they start (answers to a restarted leader's
+        // campaign) waits for it, as a server's bound listener keeps it.
+        self.transport.expect(store_id);
+        let store = match Store::start(self.cfg.clone(), kv, raft, self.transport.clone(), deps) {
+            Ok(store) => store,
+            Err(e) => {
+                self.transport.cancel_expect(store_id);
+                return Err(e);
+            }
+        };
         self.transport.register(
             store_id,
             store.router().clone(),

@@ -136,9 +136,17 @@ impl Filter for DropOutgoingFilter {
     }
 }
 
+/// Messages kept for one starting store at most; beyond, they are dropped as a full listen
+/// backlog would refuse connections.
+const BACKLOG_LIMIT: usize = 100_000;
+
 /// Routes messages to the target store's router after running the filters.
 pub struct SimTransport {
     routers: RwLock<HashMap<u64, RaftRouter>>,
+    /// Messages to stores that are starting (`expect`) and not registered yet, in arrival
+    /// order: a server binds its listener before its peers start, so what they are sent in
+    /// the meantime waits in the socket's backlog instead of being lost.
+    backlogs: Mutex<HashMap<u64, Vec<RaftMessage>>>,
     /// Each store's snapshot directory, for copying snapshot files between stores.
     snap_dirs: RwLock<HashMap<u64, PathBuf>>,
     /// Damage the next this-many snapshot files on their way.
@@ -154,6 +162,7 @@ impl Default for SimTransport {
     fn default() -> Self {
         SimTransport {
             routers: RwLock::new(HashMap::new()),
+            backlogs: Mutex::new(HashMap::new()),
             snap_dirs: RwLock::new(HashMap::new()),
             corrupt_snapshots: std::sync::atomic::AtomicUsize::new(0),
             snapshots_sent: std::sync::atomic::AtomicUsize::new(0),
@@ -207,9 +216,28 @@ impl SimTransport {
         t
     }
 
+    /// `store_id` is about to start: messages to it wait (up to `BACKLOG_LIMIT`) until
+    /// `register`, or are dropped by `cancel_expect` if the start fails.
+    pub fn expect(&self, store_id: u64) {
+        self.backlogs.lock().entry(store_id).or_default();
+    }
+
+    /// The store did not start after all; what waited for it is dropped.
+    pub fn cancel_expect(&self, store_id: u64) {
+        self.backlogs.lock().remove(&store_id);
+    }
+
+    /// Routes messages to `store_id` from now on, first what waited for it since `expect`.
     pub fn register(&self, store_id: u64, router: RaftRouter, snap_dir: PathBuf) {
-        self.routers.write().insert(store_id, router);
         self.snap_dirs.write().insert(store_id, snap_dir);
+        let waiting = {
+            let mut backlogs = self.backlogs.lock();
+            self.routers.write().insert(store_id, router);
+            backlogs.remove(&store_id).unwrap_or_default()
+        };
+        for msg in waiting {
+            self.deliver(store_id, msg);
+        }
     }
 
     /// Copies a snapshot's files from the sender's to the receiver's snapshot directory in
@@ -275,7 +303,21 @@ impl SimTransport {
     }
 
     fn deliver(&self, to_store: u64, msg: RaftMessage) {
-        let router = self.routers.read().get(&to_store).cloned();
+        let mut router = self.routers.read().get(&to_store).cloned();
+        if router.is_none() {
+            // Checked again under the backlog lock, which `register` holds while it adds the
+            // router, so a message is either kept here or routed, never lost in between.
+            let mut backlogs = self.backlogs.lock();
+            router = self.routers.read().get(&to_store).cloned();
+            if router.is_none() {
+                if let Some(backlog) = backlogs.get_mut(&to_store) {
+                    if backlog.len() < BACKLOG_LIMIT {
+                        backlog.push(msg);
+                    }
+                }
+                return;
+            }
+        }
         if let Some(r) = router {
             // As the server's receiving end does: any traffic shows the sender alive.
             if let Some(from) = msg.from_peer.as_ref() {

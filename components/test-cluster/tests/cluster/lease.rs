@@ -154,6 +154,8 @@ fn a_late_timeout_now_cannot_leave_the_old_leader_a_lease() {
         .iter()
         .find(|p| p.id != old.id)
         .expect("a follower");
+    // The target has answered the leader, so the leader knows where its log ends.
+    cluster.must_engine_eq(target.store_id, b"k", Some(b"v1"));
     let hold = Arc::new(HoldTimeoutNow {
         to_store: target.store_id,
         holding: AtomicBool::new(true),

@@ -194,6 +194,10 @@ fn a_follower_that_missed_the_merge_catches_up_by_snapshot() {
     }
     cluster.must_put(b"a-early", b"1");
     cluster.must_put(b"x-early", b"1");
+    // Store 3 answered the new leaders before it is cut off: a leader that never heard
+    // from a peer cannot tell which entries the merge must carry to it, and refuses.
+    cluster.must_engine_eq(3, b"a-early", Some(b"1"));
+    cluster.must_engine_eq(3, b"x-early", Some(b"1"));
     cluster.isolate(3);
     // A few writes store 3 misses: fewer than the merge's log gap allows.
     for i in 0..5u32 {

@@ -362,18 +362,26 @@ impl Filter for DelayRegionFilter {
     }
 }
 
-/// Counts the checks of each region (by start key) and never splits; a check is due after
-/// `TRIGGER_BYTES` written.
+/// Counts the checks of each key range (start key, end key) and never splits; a check is
+/// due after `TRIGGER_BYTES` written. By range, so that a check of a region from before a
+/// split, finished late, does not count as one of the half sharing its start key.
 #[derive(Default)]
 struct CountingPolicy {
-    checks: parking_lot::Mutex<std::collections::HashMap<Vec<u8>, usize>>,
+    checks: parking_lot::Mutex<std::collections::HashMap<KeyRange, usize>>,
 }
+
+/// A region's (start key, end key).
+type KeyRange = (Vec<u8>, Vec<u8>);
 
 const TRIGGER_BYTES: u64 = 4096;
 
 impl CountingPolicy {
-    fn checks_of(&self, start_key: &[u8]) -> usize {
-        self.checks.lock().get(start_key).copied().unwrap_or(0)
+    fn checks_of(&self, start_key: &[u8], end_key: &[u8]) -> usize {
+        self.checks
+            .lock()
+            .get(&(start_key.to_vec(), end_key.to_vec()))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -386,7 +394,7 @@ impl SplitPolicy for CountingPolicy {
         *self
             .checks
             .lock()
-            .entry(input.region.start_key.clone())
+            .entry((input.region.start_key.clone(), input.region.end_key.clone()))
             .or_default() += 1;
         Ok(Vec::new())
     }
@@ -413,26 +421,28 @@ fn split_checks_wait_for_enough_written_bytes() {
     cluster.wait_leader(1);
     cluster.must_split(&[b"m"]);
     // Both halves are checked once after the split.
-    assert!(wait_until(DEFAULT_TIMEOUT, || policy.checks_of(b"") >= 1
-        && policy.checks_of(b"m") >= 1));
-    let quiet_before = policy.checks_of(b"");
+    let quiet = |p: &CountingPolicy| p.checks_of(b"", b"m");
+    let busy = |p: &CountingPolicy| p.checks_of(b"m", b"");
+    assert!(wait_until(DEFAULT_TIMEOUT, || quiet(&policy) >= 1
+        && busy(&policy) >= 1));
+    let quiet_before = quiet(&policy);
     // Well under the trigger: 10 x ~110 bytes.
     for i in 0..10 {
         cluster.must_put(format!("a{i:02}").as_bytes(), &[1; 100]);
     }
     let value = vec![2u8; 1024];
     for round in 0..5 {
-        let busy_before = policy.checks_of(b"m");
+        let busy_before = busy(&policy);
         for i in 0..8 {
             cluster.must_put(format!("m{round}-{i}").as_bytes(), &value);
         }
         assert!(
-            wait_until(DEFAULT_TIMEOUT, || policy.checks_of(b"m") > busy_before),
+            wait_until(DEFAULT_TIMEOUT, || busy(&policy) > busy_before),
             "the busy region is checked after {TRIGGER_BYTES} bytes (round {round})"
         );
     }
     assert_eq!(
-        policy.checks_of(b""),
+        quiet(&policy),
         quiet_before,
         "a region with fewer than {TRIGGER_BYTES} bytes written was checked again"
     );
@@ -440,7 +450,7 @@ fn split_checks_wait_for_enough_written_bytes() {
         cluster.must_put(format!("b{i}").as_bytes(), &value);
     }
     assert!(
-        wait_until(DEFAULT_TIMEOUT, || policy.checks_of(b"") > quiet_before),
+        wait_until(DEFAULT_TIMEOUT, || quiet(&policy) > quiet_before),
         "the quiet region is checked once it has taken {TRIGGER_BYTES} bytes"
     );
 }

@@ -104,6 +104,10 @@ impl Peer {
             .map(|(_, p)| p.matched)
             .min()
             .unwrap_or(0);
+        if min_matched == 0 {
+            // raft-rs knows a follower's position only once it answered this leader.
+            return busy("a peer has not answered since this leader was elected");
+        }
         if last.saturating_sub(min_matched) > ctx.cfg.merge_max_log_gap {
             return busy("a peer lags too far behind the leader's log");
         }

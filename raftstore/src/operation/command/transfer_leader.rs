@@ -41,6 +41,9 @@ pub fn check_transfer_target(
     if snapshot_pending {
         return Err(TransferRefusal::NeedsSnapshot);
     }
+    if matched == 0 {
+        return Err(TransferRefusal::Unanswered);
+    }
     if last.saturating_sub(matched) > max_lag {
         return Err(TransferRefusal::LogLag {
             matched,
@@ -155,7 +158,7 @@ mod tests {
     #[test]
     fn a_far_behind_or_snapshot_target_is_refused() {
         assert!(matches!(
-            check_transfer_target(0, 1000, 10, false, 128),
+            check_transfer_target(1, 1000, 10, false, 128),
             Err(TransferRefusal::LogLag { .. })
         ));
         assert_eq!(
@@ -166,6 +169,19 @@ mod tests {
         assert_eq!(
             check_transfer_target(95, 100, 98, false, 128),
             Err(TransferRefusal::NeedsSnapshot)
+        );
+    }
+
+    #[test]
+    fn a_target_that_never_answered_this_leader_is_not_called_behind() {
+        // Its progress is still raft-rs's initial 0: neither a lag nor a missing snapshot.
+        assert_eq!(
+            check_transfer_target(0, 8, 5, false, 128),
+            Err(TransferRefusal::Unanswered)
+        );
+        assert_eq!(
+            check_transfer_target(0, 1000, 5, false, 128),
+            Err(TransferRefusal::Unanswered)
         );
     }
 
