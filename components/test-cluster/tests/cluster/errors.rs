@@ -15,7 +15,16 @@ fn error_of(resp: Result<raftstore::CmdResponse, RequestError>) -> proto::errorp
 
 #[test]
 fn region_errors_are_typed() {
-    let mut cluster = Cluster::new(3);
+    // Every check below asks the leader found first: an election timeout of 1 s keeps it
+    // in place on a loaded machine (with the tests' usual 100 ms, a stalled leader's
+    // followers may elect another one midway).
+    let mut cluster = Cluster::with_config(
+        3,
+        raftstore::Config {
+            raft_election_timeout_ticks: 100,
+            ..raftstore::Config::for_tests()
+        },
+    );
     cluster.bootstrap(&[b"m".to_vec()]);
     cluster.start();
     let leader = cluster.wait_leader(1);
