@@ -75,8 +75,12 @@ render-dashboard: deps
 
 # The same workloads against a 3-member etcd cluster on loopback (Debian's etcd-server); the
 # same settings (BENCH=large...) apply.
+#
+# Every release build here selects the whole workspace (--workspace --bins), never single
+# packages: with -p, cargo resolves the dependencies' features for those packages alone and
+# builds a second RocksDB (about 20 minutes on two cores) beside the one `make bench` built.
 bench-etcd: deps
-	$(CARGO) build --release -p shoal-benches --bin shoal-bench
+	$(CARGO) build --release --workspace --bins
 	bash scripts/bench-etcd.sh
 
 # Criterion micro-benchmarks (batch system, log writer, apply, codec, read path).
@@ -99,7 +103,7 @@ clean:
 # API=1: a cluster serving API V1 (keys as given, no keyspace) instead of V2; the version is
 # fixed when the cluster is first bootstrapped.
 run: deps
-	$(CARGO) build --release -p pd -p server -p shoal-ctl
+	$(CARGO) build --release --workspace --bins
 	bash scripts/run-fleet.sh
 
 # Stops the local fleet (SIGTERM, bounded wait, then SIGKILL); its data stays.

@@ -24,7 +24,7 @@ fi
 
 for b in shoal-pd shoal-server shoal-ctl; do
     if [ ! -x "$BIN/$b" ]; then
-        echo "error: $BIN/$b is missing; build with: cargo build --release -p pd -p server -p shoal-ctl" >&2
+        echo "error: $BIN/$b is missing; build with: cargo build --release --workspace --bins" >&2
         exit 1
     fi
 done
