@@ -125,6 +125,16 @@ pub struct ScheduleConfig {
     /// once the target has moved on).
     #[serde(with = "humantime_serde")]
     pub merge_operator_timeout: Duration,
+    /// Move the leaders of hot regions from the store whose leaders handle the most keys
+    /// per second to the one whose leaders handle the fewest (PD's
+    /// `balance-hot-region-scheduler`, leaders only). While on, balance-leader and
+    /// balance-region leave hot regions alone, as PD's do.
+    pub enable_hot_region_scheduler: bool,
+    /// Hot-region leader transfers that may run at once (PD's `hot-region-schedule-limit`).
+    pub hot_region_schedule_limit: u64,
+    /// A region is hot when its leader reads and writes at least this many keys per second,
+    /// measured over its reports (at least `RATE_WINDOW_SECS` of them).
+    pub hot_region_min_key_rate: u64,
 }
 
 impl Default for ScheduleConfig {
@@ -154,6 +164,9 @@ impl Default for ScheduleConfig {
             max_merge_region_keys: 200_000,
             split_merge_interval: Duration::from_secs(60 * 60),
             merge_operator_timeout: Duration::from_secs(60),
+            enable_hot_region_scheduler: true,
+            hot_region_schedule_limit: 4,
+            hot_region_min_key_rate: 100,
         }
     }
 }
@@ -183,6 +196,11 @@ impl ScheduleConfig {
         }
         if self.split_merge_interval.as_millis() > u128::from(crate::cluster::SPLIT_MEMORY_MS) {
             return Err(invalid("schedule.split-merge-interval must be at most 24h"));
+        }
+        if self.hot_region_min_key_rate == 0 {
+            return Err(invalid(
+                "schedule.hot-region-min-key-rate must be at least 1 key per second",
+            ));
         }
         if !(0.0..=1.0).contains(&self.region_balance_tolerance_ratio) {
             return Err(invalid(

@@ -3,6 +3,7 @@
 use proto::metapb::{self, Peer};
 use proto::pdpb::RegionHeartbeatRequest;
 
+use super::flow_rate::RegionFlow;
 use super::region_tree::{RegionInfo, RegionTree};
 use crate::error::{Error, Result};
 
@@ -65,6 +66,7 @@ pub fn region_from_heartbeat(req: &RegionHeartbeatRequest) -> Result<RegionInfo>
         keys_written: req.keys_written,
         bytes_read: req.bytes_read,
         keys_read: req.keys_read,
+        flow: RegionFlow::reported(req),
     })
 }
 

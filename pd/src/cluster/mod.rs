@@ -1,6 +1,7 @@
 //! The cluster PD manages: bootstrap state, stores and the region tree, kept in memory behind
 //! one lock and written through to storage on every change that matters after a restart.
 
+mod flow_rate;
 mod heartbeat;
 mod region_tree;
 mod stores;
@@ -14,6 +15,7 @@ use proto::metapb::{self, StoreState};
 use proto::pdpb::StoreStats;
 use tracing::{info, warn};
 
+pub use flow_rate::{FlowTotals, RegionFlow, RATE_WINDOW_SECS};
 pub use heartbeat::{region_from_heartbeat, RegionUpdate};
 pub use region_tree::{epoch_is_older, role, RegionInfo, RegionTree, StoreLoad};
 pub use stores::{StoreInfo, StoreStatus};
@@ -334,6 +336,13 @@ impl Cluster {
             if info.leader.is_none() {
                 // A split report carries no leader; keep the one we know if it is still a peer.
                 info.leader = old.leader.filter(|l| info.peer(l.id).is_some());
+            }
+            // The rate goes on being measured while the range stays; a split or merge makes
+            // the old range's rate meaningless for the new one.
+            if old.start_key() == info.start_key() && old.end_key() == info.end_key() {
+                info.flow = old.flow.followed_by(&info.flow);
+            } else {
+                info.flow = RegionFlow::default().followed_by(&info.flow);
             }
         }
         if info.leader.is_none() {

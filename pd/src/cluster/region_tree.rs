@@ -2,11 +2,13 @@
 //! means +infinity. A newer region replaces every older region it overlaps, so the tree never
 //! holds two regions claiming the same key.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 
 use proto::metapb::{self, Peer, PeerRole, RegionEpoch};
 use proto::pdpb::{self, PeerStats};
+
+use super::flow_rate::RegionFlow;
 
 /// A peer's role, reading unknown values as Voter.
 pub fn role(p: &Peer) -> PeerRole {
@@ -27,6 +29,9 @@ pub struct RegionInfo {
     pub keys_written: u64,
     pub bytes_read: u64,
     pub keys_read: u64,
+    /// The flow rate measured over this range's reports (kept across reports while the range
+    /// stays the same; see `flow_rate`).
+    pub flow: RegionFlow,
 }
 
 impl RegionInfo {
@@ -162,6 +167,9 @@ pub struct RegionTree {
     by_start: BTreeMap<Vec<u8>, u64>,
     regions: HashMap<u64, RegionInfo>,
     loads: HashMap<u64, StoreLoad>,
+    /// Regions whose measured leader key rate is above zero: the hot-region scheduler looks
+    /// at these only, not at every region.
+    flowing: HashSet<u64>,
 }
 
 impl RegionTree {
@@ -181,8 +189,8 @@ impl RegionTree {
         self.regions.get(&id)
     }
 
-    /// For tests that adjust a region's reported state; it must not change peers or the
-    /// leader, which the store loads count.
+    /// For tests that adjust a region's reported state; it must not change peers, the
+    /// leader or the flow, which the store loads and the flowing set count.
     #[cfg(test)]
     pub fn get_mut(&mut self, id: u64) -> Option<&mut RegionInfo> {
         self.regions.get_mut(&id)
@@ -208,6 +216,11 @@ impl RegionTree {
         if let Some(l) = &r.leader {
             step(&mut self.loads.entry(l.store_id).or_default().leaders);
         }
+    }
+
+    /// Regions whose measured leader key rate is above zero, in no particular order.
+    pub fn with_flow(&self) -> impl Iterator<Item = &RegionInfo> {
+        self.flowing.iter().filter_map(|id| self.regions.get(id))
     }
 
     /// Every region in key order.
@@ -341,6 +354,7 @@ impl RegionTree {
                 self.by_start.remove(old.start_key());
             }
             self.account(&old, false);
+            self.flowing.remove(&id);
         }
         let mut removed = Vec::new();
         for other in self.overlapping(info.start_key(), info.end_key()) {
@@ -349,11 +363,15 @@ impl RegionTree {
                     self.by_start.remove(r.start_key());
                 }
                 self.account(&r, false);
+                self.flowing.remove(&other);
                 removed.push(r);
             }
         }
         self.by_start.insert(info.start_key().to_vec(), id);
         self.account(&info, true);
+        if info.flow.leader_key_rate() > 0 {
+            self.flowing.insert(id);
+        }
         self.regions.insert(id, info);
         removed
     }

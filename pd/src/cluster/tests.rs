@@ -338,3 +338,64 @@ fn a_superseded_region_answers_only_for_a_while() {
         .find(b"x", superseded_at + superseded::SUPERSEDED_MEMORY_MS + 1)
         .is_none());
 }
+
+/// A heartbeat of `meta` led by its first peer, with `keys_read` over `[start, end]` (unix s).
+fn flow_report(meta: metapb::Region, start: u64, end: u64, keys_read: u64) -> RegionInfo {
+    let leader = meta.peers.first().copied();
+    region_from_heartbeat(&proto::pdpb::RegionHeartbeatRequest {
+        region: Some(meta),
+        leader,
+        keys_read,
+        interval: Some(proto::pdpb::TimeInterval {
+            start_timestamp: start,
+            end_timestamp: end,
+        }),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_regions_flow_rate_is_measured_across_reports_and_starts_over_when_its_range_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cluster) = bootstrapped(dir.path());
+    let whole = || region(2, b"", b"", 1, &[(3, 1)]);
+    let rate = |id| cluster.region_by_id(id).unwrap().flow.leader_key_rate();
+    let flowing = |c: &Cluster| {
+        let mut ids: Vec<u64> = c.read().regions.with_flow().map(|r| r.id()).collect();
+        ids.sort();
+        ids
+    };
+    // Two 3-second reports: 6 s of 600 keys read each.
+    cluster
+        .update_region(flow_report(whole(), 100, 103, 600))
+        .unwrap();
+    assert_eq!(rate(2), 0, "3 s is too short to measure");
+    assert!(flowing(&cluster).is_empty());
+    cluster
+        .update_region(flow_report(whole(), 103, 106, 600))
+        .unwrap();
+    assert_eq!(rate(2), 200);
+    assert_eq!(flowing(&cluster), vec![2]);
+    // A stale report (an older leader term) adds nothing.
+    let mut late = flow_report(whole(), 106, 160, 1_000_000);
+    late.term = 1;
+    let mut newer = flow_report(whole(), 106, 106, 0);
+    newer.term = 2;
+    cluster.update_region(newer).unwrap();
+    assert!(matches!(
+        cluster.update_region(late).unwrap(),
+        RegionUpdate::Stale(_)
+    ));
+    assert_eq!(rate(2), 200);
+    // A split: the shrunk region's old rate no longer says anything about it.
+    cluster
+        .report_split(vec![
+            region(2, b"", b"m", 2, &[(3, 1)]),
+            region(5, b"m", b"", 2, &[(6, 1)]),
+        ])
+        .unwrap();
+    assert_eq!(rate(2), 0);
+    assert!(cluster.region_by_id(2).unwrap().flow.rate.is_none());
+    assert!(flowing(&cluster).is_empty());
+}

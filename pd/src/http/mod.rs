@@ -318,6 +318,10 @@ async fn schedulers(State(s): Shared) -> Json<Value> {
     let names: Vec<&str> = [
         (cfg.enable_balance_leader, "balance-leader-scheduler"),
         (cfg.enable_balance_region, "balance-region-scheduler"),
+        (
+            cfg.enable_hot_region_scheduler,
+            "balance-hot-region-scheduler",
+        ),
         (cfg.enable_replica_checker, "replica-checker"),
         (cfg.enable_keyspace_split, "keyspace-split-checker"),
     ]

@@ -40,6 +40,13 @@ pub fn region(r: &RegionInfo) -> Value {
         "written_keys": r.keys_written,
         "read_bytes": r.bytes_read,
         "read_keys": r.keys_read,
+        // Per second over the region's last measured window (absent until one filled).
+        "flow_rate": r.flow.rate.map(|f| json!({
+            "written_bytes": f.written_bytes,
+            "written_keys": f.written_keys,
+            "read_bytes": f.read_bytes,
+            "read_keys": f.read_keys,
+        })),
     })
 }
 

@@ -1,16 +1,18 @@
 //! Evens out leaders: while two Up stores' leader counts differ by more than the tolerance,
-//! transfer a leader from the busier one to a follower on the idler one.
+//! transfer a leader from the busier one to a follower on the idler one. Hot regions are left
+//! to the hot-region scheduler while it is on.
 
 use std::collections::HashMap;
 
 use proto::metapb::PeerRole;
 
+use super::hot_region::placed_by_hot_scheduler;
 use super::operator::{OpKind, OpStep, Operator};
 use super::view::ScheduleView;
 use crate::cluster::{role, RegionInfo};
 
 /// Whether `region` can hand its leadership to its voter on `to_store`.
-fn can_transfer(view: &ScheduleView, region: &RegionInfo, to_store: u64) -> bool {
+pub(crate) fn can_transfer(view: &ScheduleView, region: &RegionInfo, to_store: u64) -> bool {
     if view.busy.contains(&region.id()) || region.in_joint_state() {
         return false;
     }
@@ -50,6 +52,7 @@ pub fn schedule(view: &mut ScheduleView, running: usize, rotation: usize) -> Vec
                 let region = candidates
                     .iter()
                     .filter_map(|id| view.regions.get(*id))
+                    .filter(|r| !placed_by_hot_scheduler(view.cfg, r))
                     .find(|r| can_transfer(view, r, dst.id));
                 if let Some(region) = region {
                     found = Some((region, src.id, dst.id));

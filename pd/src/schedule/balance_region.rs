@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::hot_region::placed_by_hot_scheduler;
 use super::operator::{OpKind, OpStep, Operator};
 use super::replica_checker::removal_steps;
 use super::view::{ScheduleView, StoreView};
@@ -11,9 +12,11 @@ use super::IdSource;
 use crate::cluster::{RegionInfo, StoreStatus};
 use crate::error::Result;
 
-/// A region that can move now: settled, fully replicated, nothing down or catching up.
+/// A region that can move now: settled, fully replicated, nothing down or catching up, and
+/// not one the hot-region scheduler places.
 fn movable(view: &ScheduleView, region: &RegionInfo, to_store: u64) -> bool {
     !view.busy.contains(&region.id())
+        && !placed_by_hot_scheduler(view.cfg, region)
         && region.leader.is_some()
         && !region.in_joint_state()
         && region.down_peers.is_empty()

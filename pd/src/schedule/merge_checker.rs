@@ -6,6 +6,7 @@
 //! merged away. The store refuses what changed since (a split or membership change in flight)
 //! and rolls back a merge whose target moved on.
 
+use super::hot_region::is_hot;
 use super::operator::{OpKind, OpStep, Operator};
 use super::view::ScheduleView;
 use crate::cluster::{role, RegionInfo};
@@ -55,13 +56,15 @@ fn is_small(view: &ScheduleView<'_>, region: &RegionInfo) -> bool {
         && region.approximate_keys <= cfg.max_merge_region_keys
 }
 
-/// Whether a region may be a merge's source or target now.
+/// Whether a region may be a merge's source or target now. A hot region is neither: merging
+/// it would only make a bigger hot spot (PD's merge checker skips hot regions too).
 fn can_take_part(view: &ScheduleView<'_>, region: &RegionInfo) -> bool {
     let recently_split = view.split_at.get(&region.id()).is_some_and(|at| {
         view.now.unix_ms.saturating_sub(*at) < view.cfg.split_merge_interval.as_millis() as u64
     });
     !view.busy.contains(&region.id())
         && !recently_split
+        && !is_hot(view.cfg, region)
         && region.leader.is_some()
         && region.down_peers.is_empty()
         && region.pending_peers.is_empty()
@@ -212,6 +215,33 @@ mod tests {
         assert!(merges(&f).is_empty());
         f.cfg.enable_keyspace_split = false;
         assert_eq!(merges(&f).len(), 1);
+    }
+
+    #[test]
+    fn hot_regions_are_not_merged_nor_merged_into() {
+        let mut f = three_regions([30 * MIB, MIB, MIB]);
+        let hot = |f: &mut Fixture, id: u64| {
+            let mut r = f.state.regions.get(id).unwrap().clone();
+            r.flow = crate::cluster::RegionFlow::default().followed_by(
+                &crate::cluster::RegionFlow::reported(&proto::pdpb::RegionHeartbeatRequest {
+                    keys_written: 600_000,
+                    interval: Some(proto::pdpb::TimeInterval {
+                        start_timestamp: 0,
+                        end_timestamp: 60,
+                    }),
+                    ..Default::default()
+                }),
+            );
+            f.state.regions.insert(r);
+        };
+        assert_eq!(merges(&f), vec![(2, 3)]);
+        hot(&mut f, 3);
+        // Region 3 is hot: region 2 merges into its other neighbour instead, and region 3
+        // stays a region of its own although small.
+        assert_eq!(merges(&f), vec![(2, 1)]);
+        let mut f = three_regions([30 * MIB, MIB, MIB]);
+        hot(&mut f, 2);
+        assert!(merges(&f).is_empty(), "region 2 is hot");
     }
 
     #[test]

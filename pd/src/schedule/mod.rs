@@ -6,6 +6,7 @@ pub mod admin;
 pub mod balance_leader;
 pub mod balance_region;
 pub mod controller;
+pub mod hot_region;
 pub mod keyspace_split;
 pub mod merge_checker;
 pub mod operator;
@@ -22,7 +23,8 @@ use crate::error::Result;
 pub type IdSource<'a> = dyn FnMut() -> Result<u64> + 'a;
 
 /// One scheduling round: replica repairs first (they restore safety), then merges of small
-/// regions, then leader and region balance. `rotation` changes where each round starts looking so no region is starved.
+/// regions, then hot regions' leaders, then leader and region balance (which count the hot
+/// moves just made). `rotation` changes where each round starts looking so no region is starved.
 pub fn plan(
     view: &mut ScheduleView,
     ops: &OperatorController,
@@ -58,6 +60,9 @@ pub fn plan(
             ops.count(OpKind::Merge),
             rotation,
         ));
+    }
+    if cfg.enable_hot_region_scheduler {
+        out.extend(hot_region::schedule(view, ops.count(OpKind::HotRegion)));
     }
     if cfg.enable_balance_leader {
         out.extend(balance_leader::schedule(

@@ -28,6 +28,8 @@ pub enum OpKind {
     Split,
     /// Merges a small region into a neighbour.
     Merge,
+    /// Moves a hot region's leader to a cooler store.
+    HotRegion,
 }
 
 impl OpKind {
@@ -39,6 +41,7 @@ impl OpKind {
             OpKind::Region => "region",
             OpKind::Split => "split",
             OpKind::Merge => "merge",
+            OpKind::HotRegion => "hot-region",
         }
     }
 }
@@ -274,6 +277,18 @@ impl Operator {
             step.is_conf_change()
                 && (i < self.current || (i == self.current && self.last_sent.is_some()))
         })
+    }
+
+    /// The store the last leader transfer among the steps still to do moves the leader to.
+    pub fn pending_leader_store(&self) -> Option<u64> {
+        self.steps
+            .get(self.current..)?
+            .iter()
+            .rev()
+            .find_map(|s| match s {
+                OpStep::TransferLeader { to_store, .. } => Some(*to_store),
+                _ => None,
+            })
     }
 
     /// The region a merge operator merges into, if this is one.

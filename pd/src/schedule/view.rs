@@ -37,6 +37,8 @@ pub struct ScheduleView<'a> {
     pub stores: BTreeMap<u64, StoreView>,
     /// Regions that already have an operator.
     pub busy: HashSet<u64>,
+    /// Regions whose operator will still move their leader, to the store it moves it to.
+    pub leader_moves: HashMap<u64, u64>,
     pub now: Now,
 }
 
@@ -70,12 +72,30 @@ impl<'a> ScheduleView<'a> {
             api_version: state.api_version,
             stores,
             busy: ops.busy_regions().collect(),
+            leader_moves: HashMap::new(),
             now,
         };
         for influence in ops.influences() {
             view.add_influence(influence.store_id, influence.regions, influence.leaders);
         }
+        for op in ops.running() {
+            view.note_leader_move(op);
+        }
         view
+    }
+
+    fn note_leader_move(&mut self, op: &Operator) {
+        if let Some(to_store) = op.pending_leader_store() {
+            self.leader_moves.insert(op.region_id, to_store);
+        }
+    }
+
+    /// The store the region's leader is on once running operators are done with it.
+    pub fn leader_store_after_moves(&self, region: &RegionInfo) -> Option<u64> {
+        self.leader_moves
+            .get(&region.id())
+            .copied()
+            .or_else(|| region.leader_store_id())
     }
 
     fn add_influence(&mut self, store_id: u64, regions: i64, leaders: i64) {
@@ -92,6 +112,7 @@ impl<'a> ScheduleView<'a> {
         for i in op.influence() {
             self.add_influence(i.store_id, i.regions, i.leaders);
         }
+        self.note_leader_move(op);
     }
 
     /// The ids of the regions round `rotation` looks at: every region when there are at most
