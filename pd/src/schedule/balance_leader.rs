@@ -4,22 +4,9 @@
 
 use std::collections::HashMap;
 
-use proto::metapb::PeerRole;
-
 use super::hot_region::placed_by_hot_scheduler;
 use super::operator::{OpKind, OpStep, Operator};
 use super::view::ScheduleView;
-use crate::cluster::{role, RegionInfo};
-
-/// Whether `region` can hand its leadership to its voter on `to_store`.
-pub(crate) fn can_transfer(view: &ScheduleView, region: &RegionInfo, to_store: u64) -> bool {
-    if view.busy.contains(&region.id()) || region.in_joint_state() {
-        return false;
-    }
-    region.peer_on_store(to_store).is_some_and(|p| {
-        role(p) == PeerRole::Voter && !region.is_pending(p.id) && !view.is_unhealthy(region, p)
-    })
-}
 
 /// New leader transfers, within `leader-schedule-limit` together with the `running` ones,
 /// chosen among the regions of round `rotation`'s patrol window.
@@ -53,7 +40,7 @@ pub fn schedule(view: &mut ScheduleView, running: usize, rotation: usize) -> Vec
                     .iter()
                     .filter_map(|id| view.regions.get(*id))
                     .filter(|r| !placed_by_hot_scheduler(view.cfg, r))
-                    .find(|r| can_transfer(view, r, dst.id));
+                    .find(|r| view.can_transfer_leader(r, dst.id));
                 if let Some(region) = region {
                     found = Some((region, src.id, dst.id));
                     break 'search;
@@ -97,21 +84,7 @@ mod tests {
     use crate::schedule::testkit::Fixture;
 
     fn three_replicas(f: &mut Fixture, n: u64, leader_store: impl Fn(u64) -> u64) {
-        for i in 0..n {
-            let id = i + 1;
-            let start = vec![i as u8];
-            let end = if i + 1 == n {
-                vec![]
-            } else {
-                vec![i as u8 + 1]
-            };
-            let peers = [
-                (id * 10 + 1, 1, Voter),
-                (id * 10 + 2, 2, Voter),
-                (id * 10 + 3, 3, Voter),
-            ];
-            f.add_region(id, &start, &end, &peers, id * 10 + leader_store(i));
-        }
+        f.add_consecutive_regions(n, leader_store);
     }
 
     #[test]

@@ -129,26 +129,11 @@ pub fn schedule(
 
 #[cfg(test)]
 mod tests {
-    use proto::metapb::PeerRole::Voter;
-
     use super::*;
     use crate::schedule::testkit::{counter, Fixture};
 
     fn regions_on_first_three(f: &mut Fixture, n: u64) {
-        for i in 0..n {
-            let id = i + 1;
-            let end = if i + 1 == n {
-                vec![]
-            } else {
-                vec![i as u8 + 1]
-            };
-            let peers = [
-                (id * 10 + 1, 1, Voter),
-                (id * 10 + 2, 2, Voter),
-                (id * 10 + 3, 3, Voter),
-            ];
-            f.add_region(id, &[i as u8], &end, &peers, id * 10 + 1 + i % 3);
-        }
+        f.add_consecutive_regions(n, |i| 1 + i % 3);
     }
 
     #[test]

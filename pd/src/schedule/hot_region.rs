@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 
-use super::balance_leader::can_transfer;
 use super::operator::{OpKind, OpStep, Operator};
 use super::view::ScheduleView;
 use crate::cluster::RegionInfo;
@@ -124,7 +123,7 @@ fn pick_move(
                     // At least a tenth closer: gap_after <= 0.9 * gap.
                     (gap_after * 10 <= gap * 9).then_some((gap_after, i))
                 })
-                .filter(|(_, i)| can_transfer(view, hot[*i].region, dst))
+                .filter(|(_, i)| view.can_transfer_leader(hot[*i].region, dst))
                 .min();
             if let Some((_, i)) = best {
                 return Some((i, src, dst));
@@ -136,7 +135,6 @@ fn pick_move(
 
 #[cfg(test)]
 mod tests {
-    use proto::metapb::PeerRole::Voter;
     use proto::pdpb::{RegionHeartbeatRequest, TimeInterval};
 
     use super::*;
@@ -144,24 +142,12 @@ mod tests {
     use crate::schedule::testkit::Fixture;
     use crate::schedule::OperatorController;
 
-    /// Regions 1..=n over consecutive ranges with voters on stores 1-3, led from
-    /// `leader_store(i)` and reading `rates[i]` keys per second.
-    fn regions(f: &mut Fixture, rates: &[u64], leader_store: impl Fn(usize) -> u64) {
-        let n = rates.len();
+    /// Regions 1..=n (n = `rates.len()`) on stores 1-3, led from `leader_store(i)` and
+    /// reading `rates[i]` keys per second.
+    fn regions(f: &mut Fixture, rates: &[u64], leader_store: impl Fn(u64) -> u64) {
+        f.add_consecutive_regions(rates.len() as u64, leader_store);
         for (i, rate) in rates.iter().enumerate() {
-            let id = i as u64 + 1;
-            let end = if i + 1 == n {
-                vec![]
-            } else {
-                vec![i as u8 + 1]
-            };
-            let peers = [
-                (id * 10 + 1, 1, Voter),
-                (id * 10 + 2, 2, Voter),
-                (id * 10 + 3, 3, Voter),
-            ];
-            f.add_region(id, &[i as u8], &end, &peers, id * 10 + leader_store(i));
-            set_read_rate(f, id, *rate);
+            set_read_rate(f, i as u64 + 1, *rate);
         }
     }
 
@@ -198,7 +184,7 @@ mod tests {
         // while the cold regions keep the leader counts even.
         let mut f = Fixture::new(&[1, 2, 3]);
         regions(&mut f, &[15_000, 14_000, 0, 0, 0, 0], |i| {
-            [1, 1, 2, 2, 3, 3][i]
+            [1, 1, 2, 2, 3, 3][i as usize]
         });
         let mut view = f.view();
         let ops = schedule(&mut view, 0);
@@ -231,7 +217,7 @@ mod tests {
     #[test]
     fn nothing_moves_when_loads_are_even_or_regions_are_not_hot() {
         let mut f = Fixture::new(&[1, 2, 3]);
-        regions(&mut f, &[5_000, 5_100, 4_900], |i| i as u64 + 1);
+        regions(&mut f, &[5_000, 5_100, 4_900], |i| i + 1);
         assert!(schedule(&mut f.view(), 0).is_empty(), "already spread");
 
         let mut f = Fixture::new(&[1, 2, 3]);

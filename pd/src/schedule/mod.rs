@@ -157,6 +157,26 @@ pub(crate) mod testkit {
             self.state.regions.insert(RegionInfo::new(meta, leader));
         }
 
+        /// Regions 1..=n over consecutive one-byte ranges (the last one open-ended), each
+        /// with voters `id * 10 + s` on stores s = 1, 2, 3, the i-th (from 0) led from store
+        /// `leader_store(i)`.
+        pub fn add_consecutive_regions(&mut self, n: u64, leader_store: impl Fn(u64) -> u64) {
+            for i in 0..n {
+                let id = i + 1;
+                let end = if i + 1 == n {
+                    vec![]
+                } else {
+                    vec![i as u8 + 1]
+                };
+                let peers = [
+                    (id * 10 + 1, 1, PeerRole::Voter),
+                    (id * 10 + 2, 2, PeerRole::Voter),
+                    (id * 10 + 3, 3, PeerRole::Voter),
+                ];
+                self.add_region(id, &[i as u8], &end, &peers, id * 10 + leader_store(i));
+            }
+        }
+
         /// Region `id` over the whole key space with voters 11, 12, 13 on stores 1, 2, 3,
         /// led by 11.
         pub fn add_healthy_region(&mut self, id: u64) {

@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use proto::metapb::Peer;
+use proto::metapb::{Peer, PeerRole};
 
 use super::controller::OperatorController;
 use super::operator::{Now, Operator};
-use crate::cluster::{ClusterState, RegionInfo, RegionTree, StoreStatus};
+use crate::cluster::{role, ClusterState, RegionInfo, RegionTree, StoreStatus};
 use crate::config::ScheduleConfig;
 
 /// Most regions one scheduling round looks at. A round over every region costs O(regions),
@@ -164,6 +164,18 @@ impl<'a> ScheduleView<'a> {
             || region
                 .down_seconds(peer.id)
                 .is_some_and(|s| s >= self.cfg.max_store_down_time.as_secs())
+    }
+
+    /// Whether `region` can hand its leadership to its voter on `to_store` now: no operator
+    /// holds the region, no membership change is half done, and that voter is caught up and
+    /// healthy.
+    pub fn can_transfer_leader(&self, region: &RegionInfo, to_store: u64) -> bool {
+        if self.busy.contains(&region.id()) || region.in_joint_state() {
+            return false;
+        }
+        region.peer_on_store(to_store).is_some_and(|p| {
+            role(p) == PeerRole::Voter && !region.is_pending(p.id) && !self.is_unhealthy(region, p)
+        })
     }
 
     /// The least loaded Up store that is not busy and holds no peer of the region.
