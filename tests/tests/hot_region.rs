@@ -27,22 +27,23 @@ fn regions_over(fleet: &Fleet, start: &[u8], end: &[u8]) -> Result<Vec<Value>, S
         .collect())
 }
 
-/// Asks PD to move `region_id`'s leader to `store_id` and waits until it reports it there.
+/// Moves the leader of the region holding `key` (PD-encoded) to `store_id` through PD and
+/// waits until PD reports it there. PD refuses while the region runs another operator (the
+/// replica checker may still be finishing one), so the request is made again on every poll.
 async fn move_leader(fleet: &Fleet, key: &[u8], store_id: u64) {
     let hex_key = hex::encode(key);
-    let region = fleet.pd_get(&format!("region/key/{hex_key}")).unwrap();
-    if region_json::leader_store(&region) == Some(store_id) {
-        return;
-    }
-    let body = json!({"name": "transfer-leader", "region_id": region_json::id(&region),
-        "to_store_id": store_id});
-    fleet.pd_post("operators", &body).unwrap();
     wait_for(
         Duration::from_secs(60),
         "the leader transfer to reach PD",
         || async {
-            let r = fleet.pd_get(&format!("region/key/{hex_key}")).ok()?;
-            (region_json::leader_store(&r) == Some(store_id)).then_some(())
+            let region = fleet.pd_get(&format!("region/key/{hex_key}")).ok()?;
+            if region_json::leader_store(&region) == Some(store_id) {
+                return Some(());
+            }
+            let body = json!({"name": "transfer-leader", "region_id": region_json::id(&region),
+                "to_store_id": store_id});
+            let _ = fleet.pd_post("operators", &body);
+            None
         },
     )
     .await;
@@ -88,17 +89,7 @@ async fn the_leaders_of_a_hot_range_led_from_one_store_spread_to_other_stores() 
 
     // Split the range between the two halves.
     let split_key = pd_key(&data::key("hot-b", 0));
-    let region = fleet
-        .pd_get(&format!("region/key/{}", hex::encode(&split_key)))
-        .unwrap();
-    fleet
-        .pd_post(
-            "operators",
-            &json!({"name": "split-region", "region_id": region_json::id(&region),
-                "keys": [hex::encode(&split_key)]}),
-        )
-        .unwrap();
-    wait_until_split(&fleet, &split_key).await;
+    split_at(&fleet, &split_key).await;
 
     // Both halves led from the store leading the first.
     let first_key = pd_key(&data::key("hot-a", 0));
@@ -174,13 +165,23 @@ async fn the_leaders_of_a_hot_range_led_from_one_store_spread_to_other_stores() 
         .unwrap();
 }
 
-/// Waits until PD shows one region ending and one starting at `key`.
-async fn wait_until_split(fleet: &Fleet, key: &[u8]) {
+/// Splits the region holding `key` (PD-encoded) at it through PD and waits until PD shows one
+/// region ending and one starting there. The request is made again on every poll until then,
+/// as PD refuses it while the region runs another operator.
+async fn split_at(fleet: &Fleet, key: &[u8]) {
+    let hex_key = hex::encode(key);
     wait_for(Duration::from_secs(60), "the split to reach PD", || async {
         let regions = fleet.regions().ok()?;
         let left = regions.iter().any(|r| region_json::end_key(r) == key);
         let right = regions.iter().any(|r| region_json::start_key(r) == key);
-        (left && right).then_some(())
+        if left && right {
+            return Some(());
+        }
+        let region = fleet.pd_get(&format!("region/key/{hex_key}")).ok()?;
+        let body = json!({"name": "split-region", "region_id": region_json::id(&region),
+            "keys": [hex_key]});
+        let _ = fleet.pd_post("operators", &body);
+        None
     })
     .await;
 }
