@@ -2,11 +2,12 @@
 //!
 //! Module map: `api` is what differs between API versions, `request` checks requests, `range` clips key ranges to regions, `value` is the
 //! stored value format (TTL), `latched` runs read-modify-writes under key latches, `region_cmd` talks
-//! to raftstore, `raw*` and `cas` implement the raw RPCs, `txn*` the transactional ones
+//! to raftstore (`answer_relay` carries its answers back to the gRPC runtime in batches), `raw*` and `cas` implement the raw RPCs, `txn*` the transactional ones
 //! (`txn_debug`: MVCC inspection for `shoal-ctl mvcc`), `lock_wait` queues pessimistic lock
 //! requests waiting for a lock and `deadlock_client` reports their waits to the deadlock
 //! detector on PD, `service` is the gRPC surface.
 
+mod answer_relay;
 mod api;
 mod cas;
 mod deadlock_client;

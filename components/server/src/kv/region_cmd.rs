@@ -12,6 +12,7 @@ use proto::raft_cmdpb::{
 use raftstore::RegionSnapshot;
 use raftstore::{Callback, CmdResponse, Store};
 
+use super::answer_relay;
 use super::errors::KvError;
 
 /// The raft header addressing the region, peer and epoch the client believes in. `term` is
@@ -35,11 +36,10 @@ async fn call(
 ) -> Result<CmdResponse, KvError> {
     let region_id = request.header.as_ref().map_or(0, |h| h.region_id);
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let route = answer_relay::for_this_runtime();
     store.propose(
         request,
-        Callback::new(move |resp| {
-            let _ = tx.send(resp);
-        }),
+        Callback::new(move |resp| answer_relay::deliver(route.as_ref(), tx, resp)),
     );
     let answered = match timeout {
         Some(limit) => tokio::time::timeout(limit, rx)
