@@ -4,44 +4,33 @@
 //! request, counted as an error, and the task goes on with the next one.
 
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
+
+use futures::FutureExt;
 
 use super::backend::BackendError;
 
 /// Runs `request`, turning a panic or a run past `limit` into a [`BackendError::Request`].
+///
+/// The request future is polled in place: boxing it would copy the whole operation's state
+/// (several KiB for the runner's per-operation future) on every request.
 pub async fn guarded<T, F>(limit: Duration, request: F) -> Result<T, BackendError>
 where
     F: Future<Output = Result<T, BackendError>>,
 {
-    match tokio::time::timeout(limit, CatchPanic(Box::pin(request))).await {
+    // The future is dropped right after a panic and never polled again, so no broken state
+    // is observed: that is what makes asserting unwind safety sound here.
+    match tokio::time::timeout(limit, AssertUnwindSafe(request).catch_unwind()).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(panic)) => Err(BackendError::Request(format!(
-            "the client panicked: {panic}"
+            "the client panicked: {}",
+            panic_message(panic.as_ref())
         ))),
         Err(_) => Err(BackendError::Request(format!(
             "no answer within {}",
             humantime::format_duration(limit)
         ))),
-    }
-}
-
-/// A future that answers `Err(message)` when polling the inner one panics. The inner future
-/// is dropped with the task after that and never polled again, so no broken state is observed.
-struct CatchPanic<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchPanic<F> {
-    type Output = Result<F::Output, String>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
-        }
     }
 }
 
