@@ -13,7 +13,7 @@ use proto::eraftpb::Entry;
 use proto::raft_serverpb::{RaftLocalState, RaftMessage};
 use raftstore::testexport::PeerFsm;
 use raftstore::testexport::StoreFsm;
-use raftstore::testexport::{LogWriter, WriteMsg, WriteTask};
+use raftstore::testexport::{LogBatchWriter, LogWriter, WriteMsg, WriteTask};
 use raftstore::RaftRouter;
 use raftstore::{Config, Transport};
 
@@ -92,9 +92,11 @@ impl WriterSetup {
             .unzip();
         let (tx, rx) = crossbeam_channel::unbounded();
         let handle = LogWriter {
-            raft_engine,
-            router: RaftRouter::new(router),
-            transport: Arc::new(AckTransport { acks: ack_txs }),
+            batch_writer: LogBatchWriter {
+                raft_engine,
+                router: RaftRouter::new(router),
+                transport: Arc::new(AckTransport { acks: ack_txs }),
+            },
             size_limit: cfg.raft_write_size_limit,
             batch_wait,
         }

@@ -42,6 +42,12 @@ pub struct Config {
     pub store_pool_size: usize,
     /// Apply poller threads.
     pub apply_pool_size: usize,
+    /// Log writer threads: 1 runs one thread that group-commits every raft poller's readies
+    /// into the raft log; 0 has each raft poller write its own round's readies (one write
+    /// and fsync per round) before it handles more messages, which saves the two thread
+    /// hand-overs per ready that a log writer costs, at the price of a poller that waits for
+    /// the disk (TiKV's `store-io-pool-size`, whose 0 means the same). At most 1.
+    pub store_io_pool_size: usize,
     /// FSMs handled per poller round.
     pub max_batch_size: usize,
     /// Messages drained from one mailbox per round.
@@ -241,6 +247,7 @@ impl Default for Config {
             raft_store_max_leader_lease: Duration::from_secs(9),
             store_pool_size: 2,
             apply_pool_size: 2,
+            store_io_pool_size: 1,
             max_batch_size: 256,
             messages_per_tick: 4096,
             notify_capacity: 40960,
@@ -328,6 +335,13 @@ impl Config {
         }
         if self.store_pool_size == 0 || self.apply_pool_size == 0 {
             return bad("pool sizes must be > 0".into());
+        }
+        if self.store_io_pool_size > 1 {
+            return bad(format!(
+                "store-io-pool-size must be 0 (raft pollers write the raft log) or 1 (one log \
+                 writer thread), not {}",
+                self.store_io_pool_size
+            ));
         }
         if self.max_batch_size == 0 || self.messages_per_tick == 0 {
             return bad("batch sizes must be > 0".into());
@@ -420,5 +434,23 @@ mod tests {
             ..Config::for_tests()
         };
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn store_io_pool_size_is_zero_or_one() {
+        for (size, valid) in [(0, true), (1, true), (2, false)] {
+            let cfg = Config {
+                store_io_pool_size: size,
+                ..Config::default()
+            };
+            match cfg.validate() {
+                Ok(()) => assert!(valid, "store-io-pool-size {size} was accepted"),
+                Err(Error::InvalidConfig(m)) => {
+                    assert!(!valid, "store-io-pool-size {size} was refused: {m}");
+                    assert!(m.contains("store-io-pool-size"), "{m}");
+                }
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@ use engine::{KvEngine, RaftLogEngine};
 use parking_lot::Mutex;
 
 use crate::config::Config;
-use crate::log_writer::WriteMsg;
+use crate::log_writer::LogSink;
 use crate::msg::apply_router::ApplyRouter;
 use crate::msg::router::RaftRouter;
 use crate::msg::PeerTick;
@@ -34,7 +34,8 @@ pub struct PollContext {
     pub router: RaftRouter,
     pub apply_router: ApplyRouter,
     pub transport: Arc<dyn Transport>,
-    pub writer: Sender<WriteMsg>,
+    /// Where this poller's readies go to be made durable.
+    pub log_sink: LogSink,
     pub gc: Sender<GcTask>,
     pub split_checker: Sender<SplitCheckTask>,
     /// Builds region snapshots off the raft threads.

@@ -1,13 +1,16 @@
-//! The log writer: one thread that group-commits every peer's ready into the raft log engine
-//! with one fsync per batch, then sends the messages that had to wait for durability and
-//! tells each peer its ready is persisted.
+//! Writing readies to the raft log: one batch of peers' readies committed to the raft log
+//! engine with one fsync, then the messages that had to wait for durability sent and each
+//! peer told its ready is persisted ([`LogBatchWriter`]). Either a dedicated log writer thread
+//! group-commits the readies every poller hands it ([`LogWriter`], `store-io-pool-size = 1`),
+//! or each raft poller writes its own round's readies before it sleeps (`store-io-pool-size
+//! = 0`, TiKV's synchronous raft writes), which saves two thread hand-overs per ready.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use engine::{RaftLogBatch, RaftLogEngine};
 use proto::eraftpb::Entry;
 use proto::raft_serverpb::{RaftLocalState, RaftMessage};
@@ -39,11 +42,70 @@ pub enum WriteMsg {
     Shutdown,
 }
 
-/// Dependencies of the writer thread.
-pub struct LogWriter {
+/// Where a raft poller hands its peers' readies to be made durable (`store-io-pool-size`).
+pub enum LogSink {
+    /// To the log writer thread, which group-commits every poller's readies.
+    Thread(Sender<WriteMsg>),
+    /// Kept by the poller and written at the end of its round ([`LogSink::flush`]), one
+    /// batch for every peer the round handled.
+    Inline {
+        writer: LogBatchWriter,
+        pending: Vec<WriteTask>,
+    },
+}
+
+impl Clone for LogSink {
+    /// The same destination; an inline sink's copy starts with nothing pending, since the
+    /// readies collected belong to the poller that took them.
+    fn clone(&self) -> Self {
+        match self {
+            LogSink::Thread(sender) => LogSink::Thread(sender.clone()),
+            LogSink::Inline { writer, .. } => LogSink::Inline {
+                writer: writer.clone(),
+                pending: Vec::new(),
+            },
+        }
+    }
+}
+
+impl LogSink {
+    /// Hands over one ready's write. False once the log writer thread is gone, which happens
+    /// only while the store shuts down.
+    pub fn submit(&mut self, task: WriteTask) -> bool {
+        match self {
+            LogSink::Thread(sender) => sender.send(WriteMsg::Task(task)).is_ok(),
+            LogSink::Inline { pending, .. } => {
+                pending.push(task);
+                true
+            }
+        }
+    }
+
+    /// Writes the readies collected inline since the last flush (one raft log write and
+    /// fsync), sends their messages and queues their persisted notices; with a log writer
+    /// thread there is nothing to do here. Called by the poller once per round, after every
+    /// peer's ready is taken.
+    pub fn flush(&mut self) {
+        if let LogSink::Inline { writer, pending } = self {
+            writer.write(pending);
+        }
+    }
+}
+
+/// Writes batches of readies: everything one log write needs.
+#[derive(Clone)]
+pub struct LogBatchWriter {
     pub raft_engine: RaftLogEngine,
+    /// Where each peer is told its ready is durable ([`PeerMsg::Persisted`]).
     pub router: RaftRouter,
+    /// Sends the messages that waited for durability.
     pub transport: Arc<dyn Transport>,
+}
+
+/// The log writer thread: group-commits the readies every raft poller sends it.
+pub struct LogWriter {
+    pub batch_writer: LogBatchWriter,
+    /// Stop collecting tasks into one batch beyond this many bytes of entries.
     pub size_limit: usize,
     /// How long a small batch waits for more tasks before it is written.
     pub batch_wait: std::time::Duration,
@@ -100,14 +162,23 @@ impl LogWriter {
                     }
                 }
             }
-            self.write(&mut tasks);
+            self.batch_writer.write(&mut tasks);
             if shutdown {
                 return;
             }
         }
     }
+}
 
-    fn write(&self, tasks: &mut Vec<WriteTask>) {
+impl LogBatchWriter {
+    /// Makes `tasks` durable with one raft log write and fsync, then sends their messages and
+    /// tells each peer its ready is persisted (through the router, so a poller writing its
+    /// own round's readies picks the notices up in its next round). Leaves `tasks` empty.
+    ///
+    /// # Panics
+    /// When the raft log cannot be encoded or written: acknowledging anything after a failed
+    /// write would lose data on a crash, so the store stops instead.
+    pub fn write(&self, tasks: &mut Vec<WriteTask>) {
         if tasks.is_empty() {
             return;
         }

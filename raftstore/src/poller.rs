@@ -36,6 +36,9 @@ impl PollHandler<PeerFsm, StoreFsm> for RaftPoller {
         for fsm in batch.iter_mut().flatten() {
             fsm.peer.handle_ready(&mut self.ctx);
         }
+        // With `store-io-pool-size = 0` the round's readies are written here; their persisted
+        // notices reach the peers in the next round.
+        self.ctx.log_sink.flush();
         self.ctx.flush_ticks();
         self.ctx.transport.flush();
     }

@@ -33,7 +33,7 @@ use crate::fsm::apply::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder};
 use crate::fsm::create::build_peer;
 use crate::fsm::peer::PeerFsm;
 use crate::fsm::store::StoreFsm;
-use crate::log_writer::{LogWriter, WriteMsg};
+use crate::log_writer::{LogBatchWriter, LogSink, LogWriter, WriteMsg};
 use crate::msg::apply_router::ApplyRouter;
 use crate::msg::router::RaftRouter;
 use crate::msg::{PeerMsg, StoreMsg, StoreTick};
@@ -85,7 +85,10 @@ pub(crate) struct Startup {
 pub(crate) struct Workers {
     pub threads: Vec<JoinHandle<()>>,
     pub ticker: Ticker,
-    pub writer: Sender<WriteMsg>,
+    /// The log writer thread's queue; `None` when the pollers write the raft log themselves.
+    pub writer: Option<Sender<WriteMsg>>,
+    /// What each poller's context starts with.
+    pub log_sink: LogSink,
     pub split_checker: Sender<SplitCheckTask>,
     /// When a region is due for its next split check (from the split policy).
     pub split_check_trigger: SplitCheckTrigger,
@@ -199,19 +202,31 @@ impl Startup {
             .map_err(engine::Error::Io)?;
         threads.push(h);
 
-        let (writer, writer_rx) = crossbeam_channel::unbounded();
-        let log_writer = LogWriter {
+        let batch_writer = LogBatchWriter {
             raft_engine: self.raft_engine.clone(),
             router: self.router.clone(),
             transport: self.transport.clone(),
-            size_limit: cfg.raft_write_size_limit,
-            batch_wait: cfg.raft_write_wait_duration,
         };
-        threads.push(
-            log_writer
-                .spawn(writer_rx, format!("log-writer-{store_id}"))
-                .map_err(engine::Error::Io)?,
-        );
+        let (writer, log_sink) = if cfg.store_io_pool_size == 0 {
+            let sink = LogSink::Inline {
+                writer: batch_writer,
+                pending: Vec::new(),
+            };
+            (None, sink)
+        } else {
+            let (writer, writer_rx) = crossbeam_channel::unbounded();
+            let log_writer = LogWriter {
+                batch_writer,
+                size_limit: cfg.raft_write_size_limit,
+                batch_wait: cfg.raft_write_wait_duration,
+            };
+            threads.push(
+                log_writer
+                    .spawn(writer_rx, format!("log-writer-{store_id}"))
+                    .map_err(engine::Error::Io)?,
+            );
+            (Some(writer.clone()), LogSink::Thread(writer))
+        };
 
         if let Some(requests) = self.snap_requests.take() {
             threads.push(
@@ -298,6 +313,7 @@ impl Startup {
             threads,
             ticker,
             writer,
+            log_sink,
             split_checker,
             pd_worker,
             gc,
@@ -328,7 +344,7 @@ impl Startup {
             router: self.router.clone(),
             apply_router: self.apply_router.clone(),
             transport: self.transport.clone(),
-            writer: workers.writer.clone(),
+            log_sink: workers.log_sink.clone(),
             gc: workers.gc.clone(),
             split_checker: workers.split_checker.clone(),
             snap_generator: self.snap_generator.clone(),

@@ -41,7 +41,8 @@ pub struct Store {
     router: RaftRouter,
     meta: Arc<Mutex<StoreMeta>>,
     reader: LocalReader,
-    writer: Sender<WriteMsg>,
+    /// The log writer thread's queue, when the store runs one.
+    writer: Option<Sender<WriteMsg>>,
     ticker: Ticker,
     pd: Arc<dyn PdClient>,
     /// What `stop` tears down; `None` once stopped, so a second `stop` does nothing.
@@ -210,7 +211,9 @@ impl Store {
         let _ = running.stop_disk_monitor.send(());
         self.ticker.stop();
         running.raft_system.shutdown();
-        let _ = self.writer.send(WriteMsg::Shutdown);
+        if let Some(writer) = &self.writer {
+            let _ = writer.send(WriteMsg::Shutdown);
+        }
         running.apply_system.shutdown();
         // Closing the worker channels ends those threads.
         drop(running.gc);

@@ -5,7 +5,7 @@
 pub use crate::fsm::apply::{ApplyControlFsm, ApplyFsm, ApplyPollerBuilder};
 pub use crate::fsm::peer::PeerFsm;
 pub use crate::fsm::store::StoreFsm;
-pub use crate::log_writer::{LogWriter, WriteMsg, WriteTask};
+pub use crate::log_writer::{LogBatchWriter, LogWriter, WriteMsg, WriteTask};
 pub use crate::msg::apply::{Apply, ApplyMsg, PendingCmd};
 pub use crate::operation::read::delegate::ReadDelegate;
 pub use crate::peer::storage::{initial_apply_state, load_region_state, RAFT_INIT_LOG_TERM};

@@ -1,12 +1,13 @@
-//! The ready loop: take raft-rs's `Ready`, hand entries and hard state to the log writer,
-//! send what may go out now, and resume when the writer reports the ready durable.
+//! The ready loop: take raft-rs's `Ready`, hand entries and hard state to the log writer (or
+//! keep them for the poller's own write at the end of its round), send what may go out now,
+//! and resume when the write is reported durable.
 
 use proto::raft_serverpb::RaftLocalState;
 use raft::StateRole;
 use tracing::info;
 
 use crate::context::PollContext;
-use crate::log_writer::{WriteMsg, WriteTask};
+use crate::log_writer::WriteTask;
 use crate::peer::{Peer, UnpersistedReady};
 
 impl Peer {
@@ -93,7 +94,7 @@ impl Peer {
                 number: ready.number(),
                 persisted_index,
             });
-            if ctx.writer.send(WriteMsg::Task(task)).is_err() {
+            if !ctx.log_sink.submit(task) {
                 // The writer is gone only while the store shuts down.
                 self.stopped = true;
             }

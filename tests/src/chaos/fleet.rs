@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::keyspace::pd_key;
 use crate::pd_api::{region_json, store_json, PdApi};
-use crate::{Fleet, FleetOptions};
+use crate::{configs, Fleet, FleetOptions};
 
 /// Stores stopped with SIGSTOP. Dropping it sends SIGCONT to each, so a failing test never
 /// leaves a stopped process behind.
@@ -59,6 +59,11 @@ fn signal(pid: u32, sig: libc::c_int) -> Result<()> {
     Ok(())
 }
 
+/// The stores' threads as in `make run`'s fleet (`scripts/fleet-store.toml`): one raft poller
+/// that writes its own readies to the raft log (no log writer thread) and one apply thread, so
+/// the faults hit the arrangement users run.
+const MAKE_RUN_THREADS: &str = "store-pool-size = 1\napply-pool-size = 1\nstore-io-pool-size = 0";
+
 /// The fleet under test and what the nemesis did to it.
 pub struct ChaosFleet {
     // Declared first so it is dropped first: paused stores get SIGCONT before the fleet's
@@ -85,6 +90,7 @@ impl ChaosFleet {
     async fn start_with(stores: usize, isolated: bool) -> Result<ChaosFleet> {
         let options = FleetOptions {
             stores,
+            store_config: configs::store_config(MAKE_RUN_THREADS),
             ..FleetOptions::default()
         };
         let fleet = if isolated {

@@ -36,7 +36,27 @@ fn restarting_every_store_recovers_acknowledged_writes() {
 
 #[test]
 fn restarts_under_load_lose_no_acknowledged_write() {
-    let cluster = Arc::new(RwLock::new(Cluster::run(3)));
+    restart_under_load(Cluster::run(3));
+}
+
+/// The same with the raft pollers writing the raft log themselves at the end of each round
+/// (`store-io-pool-size = 0`) instead of a log writer thread.
+#[test]
+fn restarts_under_load_lose_no_acknowledged_write_when_pollers_write_the_log() {
+    let cfg = raftstore::Config {
+        store_io_pool_size: 0,
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(3, cfg);
+    cluster.bootstrap(&[]);
+    cluster.start();
+    restart_under_load(cluster);
+}
+
+/// Four writers put keys while every store is restarted one by one, twice, then all at
+/// once; every acknowledged key must read back and be on every store.
+fn restart_under_load(cluster: Cluster) {
+    let cluster = Arc::new(RwLock::new(cluster));
     cluster.read().wait_leader(1);
     let acked: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));

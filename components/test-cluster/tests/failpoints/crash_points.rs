@@ -25,10 +25,27 @@ enum Victim {
     Follower,
 }
 
+/// Who writes the raft log (the store's `store-io-pool-size`).
+#[derive(Clone, Copy, Debug)]
+enum LogWrites {
+    /// The log writer thread (1).
+    WriterThread,
+    /// Each raft poller, at the end of its round (0).
+    Pollers,
+}
+
 /// `count` stores, region 1 on stores 1-3, with a small log GC limit so snapshots happen.
 fn cluster(count: usize) -> Arc<RwLock<Cluster>> {
+    cluster_writing_logs(count, LogWrites::WriterThread)
+}
+
+fn cluster_writing_logs(count: usize, log_writes: LogWrites) -> Arc<RwLock<Cluster>> {
     let cfg = raftstore::Config {
         raft_log_gc_count_limit: 40,
+        store_io_pool_size: match log_writes {
+            LogWrites::WriterThread => 1,
+            LogWrites::Pollers => 0,
+        },
         ..raftstore::Config::for_tests()
     };
     let mut cluster = Cluster::with_config(count, cfg);
@@ -53,8 +70,18 @@ fn crash_and_recover(
     victim: Victim,
     trigger: impl FnOnce(&Arc<RwLock<Cluster>>, u64),
 ) {
+    crash_and_recover_writing_logs(point, victim, trigger, LogWrites::WriterThread);
+}
+
+/// [`crash_and_recover`] on stores whose raft log is written by `log_writes`.
+fn crash_and_recover_writing_logs(
+    point: &'static str,
+    victim: Victim,
+    trigger: impl FnOnce(&Arc<RwLock<Cluster>>, u64),
+    log_writes: LogWrites,
+) {
     let _scenario = fail::FailScenario::setup();
-    let cluster = cluster(3);
+    let cluster = cluster_writing_logs(3, log_writes);
     let load = Load::start(cluster.clone(), 4);
     assert!(load.wait_progress(50), "no progress before the crash");
     let store = pick(&cluster.read(), victim);
@@ -116,6 +143,40 @@ fn crash_after_the_log_writer_fsyncs() {
 #[test]
 fn crash_before_the_log_writer_notifies_peers() {
     crash_and_recover(LOG_WRITER_BEFORE_NOTIFY, Victim::Leader, load_only);
+}
+
+// The same three points with the raft pollers writing the log themselves
+// (`store-io-pool-size = 0`): the crashing thread is then the poller, in the middle of its
+// round, with the round's other readies unwritten or unannounced.
+
+#[test]
+fn crash_before_a_poller_fsyncs_its_round() {
+    crash_and_recover_writing_logs(
+        LOG_WRITER_BEFORE_FSYNC,
+        Victim::Leader,
+        load_only,
+        LogWrites::Pollers,
+    );
+}
+
+#[test]
+fn crash_after_a_poller_fsyncs_its_round() {
+    crash_and_recover_writing_logs(
+        LOG_WRITER_AFTER_FSYNC,
+        Victim::Follower,
+        load_only,
+        LogWrites::Pollers,
+    );
+}
+
+#[test]
+fn crash_before_a_poller_notifies_its_round() {
+    crash_and_recover_writing_logs(
+        LOG_WRITER_BEFORE_NOTIFY,
+        Victim::Leader,
+        load_only,
+        LogWrites::Pollers,
+    );
 }
 
 #[test]
