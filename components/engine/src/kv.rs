@@ -304,6 +304,61 @@ mod tests {
         assert_eq!(kv.get_value_cf(CF_DEFAULT, b"zk99999").unwrap(), None);
     }
 
+    /// A point read of a key the memtable does not hold is answered by the memtable's bloom
+    /// filter, without a skip-list search, and reads still find every key the memtable
+    /// holds; with `memtable-bloom-size-ratio = 0` the memtable has no filter to consult.
+    #[test]
+    fn point_reads_consult_the_memtable_bloom_filter() {
+        use rocksdb::perf::{set_perf_stats, PerfContext, PerfMetric, PerfStatsLevel};
+        // Memtable filter checks a `get` of each key made: (hits, misses), counted by
+        // RocksDB's per-thread perf context.
+        let bloom_checks = |ratio: f64| -> (u64, u64) {
+            let dir = tempfile::tempdir().unwrap();
+            let options = KvEngineOptions {
+                memtable_bloom_size_ratio: ratio,
+                ..Default::default()
+            };
+            let kv = KvEngine::open_with(dir.path(), &options).unwrap();
+            let mut wb = KvWriteBatch::new();
+            for i in 0..100u32 {
+                wb.put_cf(CF_DEFAULT, format!("zk{i:05}").as_bytes(), b"value")
+                    .unwrap();
+            }
+            kv.write(&wb, false).unwrap();
+            set_perf_stats(PerfStatsLevel::EnableCount);
+            let mut perf = PerfContext::default();
+            perf.reset();
+            for i in 0..100u32 {
+                let present = format!("zk{i:05}");
+                assert_eq!(
+                    kv.get_value_cf(CF_DEFAULT, present.as_bytes())
+                        .unwrap()
+                        .as_deref(),
+                    Some(&b"value"[..]),
+                    "{present} is in the memtable"
+                );
+                let absent = format!("zk{:05}", 1000 + i);
+                assert_eq!(
+                    kv.get_value_cf(CF_DEFAULT, absent.as_bytes()).unwrap(),
+                    None
+                );
+            }
+            let checks = (
+                perf.metric(PerfMetric::BloomMemtableHitCount),
+                perf.metric(PerfMetric::BloomMemtableMissCount),
+            );
+            set_perf_stats(PerfStatsLevel::Disable);
+            checks
+        };
+        let (hits, misses) = bloom_checks(0.02);
+        assert!(
+            misses >= 90,
+            "most absent keys are ruled out by the filter: {misses} of 100"
+        );
+        assert!(hits >= 100, "present keys pass the filter: {hits}");
+        assert_eq!(bloom_checks(0.0), (0, 0), "no filter, no checks");
+    }
+
     /// Values written with a few bytes of apply state in CF raft each time (as the apply
     /// pool does): the cap makes RocksDB flush, so the WAL stays near the cap instead of
     /// holding every value written.

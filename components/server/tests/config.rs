@@ -112,10 +112,12 @@ fn rocksdb_settings_reach_the_engine_options() {
     assert_eq!(defaults, engine::KvEngineOptions::default());
     let cfg = parse(
         "[rocksdb]\nwrite-buffer-size = 16777216\nrate-bytes-per-sec = 67108864\n\
-         low-priority-background = true\nuncompressed-levels = 0",
+         low-priority-background = true\nuncompressed-levels = 0\n\
+         memtable-bloom-size-ratio = 0.1",
     )
     .unwrap();
     let opts = cfg.rocksdb;
+    assert_eq!(opts.memtable_bloom_size_ratio, 0.1);
     assert_eq!(opts.write_buffer_size, 16 * 1024 * 1024);
     assert_eq!(opts.rate_bytes_per_sec, 64 * 1024 * 1024);
     assert!(opts.low_priority_background);
