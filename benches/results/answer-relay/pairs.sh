@@ -9,26 +9,9 @@
 # /tmp/new-bin new1`, ... with each directory holding shoal-server, shoal-pd, shoal-ctl and
 # shoal-bench built from the commit before and the commit of the change.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 export SHOAL_BIN="$1"
 tag="$2"
-export SHOAL_PORT_OFFSET=100
-SHOAL_DATA="$(mktemp -d /tmp/shoal-pair.XXXXXX)"
-export SHOAL_DATA
-OUT="$(mktemp -d /tmp/shoal-pair-out.XXXXXX)"
-source "$ROOT/scripts/fleet-env.sh"
-trap 'bash "$ROOT/scripts/stop-fleet.sh" >/dev/null || true; rm -rf "$SHOAL_DATA" "$OUT"' EXIT
-bash "$ROOT/scripts/run-fleet.sh" >/dev/null
-
-common=(--pd "$PD_GRPC" --api raw --records 100000 --concurrency 64 --value-size 1024 --seed 42 --json)
-store_pids() { local i; for i in 1 2 3; do live_pid "$PIDS/store$i.pid"; done; }
-# The stores' CPU so far, in clock ticks (user + system).
-cpu_ticks() {
-    local pid t=0
-    for pid in $(store_pids); do t=$((t + $(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}'))); done
-    echo "$t"
-}
-hz="$(getconf CLK_TCK)"
+source "$(dirname "${BASH_SOURCE[0]}")/../pair-fleet.sh"
 
 c0="$(cpu_ticks)"
 "$BIN/shoal-bench" "${common[@]}" --phase load >"$OUT/load.json" 2>/dev/null &
