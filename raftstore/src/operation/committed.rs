@@ -9,6 +9,7 @@ use proto::raft_cmdpb::{AdminCmdType, AdminRequest};
 use crate::context::PollContext;
 use crate::errors::{err_resp, Error};
 use crate::msg::apply::{Apply, ApplyMsg, ApplyRes, ExecResult, PendingCmd};
+use crate::operation::commit_broadcast::BcastEvent;
 use crate::peer::proposal::Matched;
 use crate::peer::Peer;
 
@@ -112,6 +113,7 @@ impl Peer {
         let limit = ctx.cfg.raft_entry_cache_limit;
         self.storage_mut().on_applied(res.apply_state, limit);
         self.raft_group.advance_apply_to(applied);
+        self.on_commit_broadcast_event(BcastEvent::Applied { index: applied });
         self.read_delegate.set_applied_term(res.applied_term);
         for r in res.exec_results {
             match r {

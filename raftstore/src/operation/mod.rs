@@ -3,6 +3,7 @@
 //! file per command with every phase; reads in `read`.
 
 pub mod command;
+pub mod commit_broadcast;
 pub mod committed;
 pub mod destroy;
 pub mod hibernate;

@@ -9,6 +9,7 @@ use crate::context::PollContext;
 use crate::errors::{err_resp, Error, Result};
 use crate::metrics::PROPOSALS;
 use crate::msg::RaftCommand;
+use crate::operation::commit_broadcast::BcastEvent;
 use crate::peer::proposal::Proposal;
 use crate::peer::Peer;
 use crate::util;
@@ -68,6 +69,7 @@ impl Peer {
         match result {
             Ok(Some(index)) => {
                 PROPOSALS.inc();
+                self.on_commit_broadcast_event(BcastEvent::Proposed { index, admin });
                 self.proposals.push(Proposal {
                     index,
                     term: self.term(),

@@ -8,6 +8,7 @@ use tracing::info;
 
 use crate::context::PollContext;
 use crate::log_writer::WriteTask;
+use crate::operation::commit_broadcast::BcastEvent;
 use crate::peer::{Peer, UnpersistedReady};
 
 impl Peer {
@@ -199,6 +200,8 @@ impl Peer {
             // Persisted with this ready (it carries the term's first entry), so a restart
             // tells a leader of this term from a candidate that lost it.
             self.storage_mut().set_led_term(term);
+            let last_index = self.raft_group.raft.raft_log.last_index();
+            self.on_commit_broadcast_event(BcastEvent::BecameLeader { last_index });
         } else {
             let led_term = self.read_delegate.term();
             if led_term != 0 {

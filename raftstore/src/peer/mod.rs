@@ -138,6 +138,12 @@ pub struct Peer {
     /// Invariant: while set, no other write or admin command is proposed and no lease read
     /// is served; cleared when leadership changes or the entry applies.
     pub(crate) prepare_merge_fence: u64,
+    /// Log index up to which this leader tells followers of every commit at once (0: none;
+    /// commits then reach them with the next append or heartbeat). See
+    /// `operation::commit_broadcast`.
+    ///
+    /// Invariant: raft-rs's `skip_bcast_commit` is off exactly while this is set.
+    pub(crate) bcast_commit_until: u64,
     /// A target's apply FSM waits for this merge source to apply up to the index here:
     /// (target region id, PrepareMerge index). Boxed: only a merging source holds one.
     pub(crate) catch_up_logs: Option<Box<(u64, u64)>>,
@@ -177,6 +183,8 @@ impl Peer {
             max_inflight_msgs: cfg.raft_max_inflight_msgs,
             check_quorum: true,
             pre_vote: true,
+            // See `operation::commit_broadcast`: turned off while urgent entries commit.
+            skip_bcast_commit: true,
             ..Default::default()
         };
         let mut raft_group = RawNode::new(&raft_cfg, storage, logger)?;
@@ -213,6 +221,7 @@ impl Peer {
             pending_remove: false,
             pending_merge_state: None,
             prepare_merge_fence: 0,
+            bcast_commit_until: 0,
             catch_up_logs: None,
             keep_data_on_destroy: false,
             apply_destroyed: false,

@@ -1,6 +1,7 @@
 //! Cluster tests: several stores in one process on real engines, checked through real data.
 
 mod bad_input;
+mod commit_broadcast;
 mod compact_log;
 mod conf_change;
 mod disk_full;
