@@ -5,6 +5,9 @@ OUT="$(realpath -m "${BENCH_OUT:-$ROOT/bench-results}")"
 RECORDS="${BENCH_RECORDS:-100000}"
 DURATION="${BENCH_DURATION:-30s}"
 CLIENTS="${BENCH_CLIENTS:-64}"
+# Threads of the bench's own client runtime (shoal-bench --client-threads): one leaves the
+# most of a small machine's cores to the servers under test.
+CLIENT_THREADS="${BENCH_CLIENT_THREADS:-1}"
 VALUE_SIZE="${BENCH_VALUE_SIZE:-1024}"
 WORKLOADS="${BENCH_WORKLOADS:-A B C E}"
 # BENCH=large: 1,000,000 records of 1 KiB (about 1 GiB of values, many regions), 60 s each.
@@ -41,7 +44,7 @@ cpu_row() {
 run_bench_phases() {
     local name="$1" w
     shift
-    local common=("$@" --records "$RECORDS" --concurrency "$CLIENTS" --value-size "$VALUE_SIZE" --seed 42 --json)
+    local common=("$@" --records "$RECORDS" --concurrency "$CLIENTS" --client-threads "$CLIENT_THREADS" --value-size "$VALUE_SIZE" --seed 42 --json)
     local runs=("$OUT/$name-load.json")
     local cpu_rows=() before after
     bench_failed=0

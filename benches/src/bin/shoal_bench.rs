@@ -36,9 +36,18 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// How long the bank's final check keeps trying to read every account in one snapshot.
 const BANK_CHECK_PATIENCE: Duration = Duration::from_secs(60);
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.run.client_runtime() {
+        Ok(runtime) => runtime.block_on(dispatch(cli)),
+        Err(e) => {
+            eprintln!("cannot start the client runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Some(Command::Plot {
             out,
