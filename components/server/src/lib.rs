@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod cli;
+pub mod coalesced_io;
 pub mod config;
 pub mod dir_lock;
 pub mod errors;
