@@ -35,7 +35,7 @@ test-failpoints: deps
 
 # YCSB load + A, B, C, E on a fresh temporary fleet (100,000 records of 1 KiB, 64 clients, 30 s
 # each; BENCH=large: 1,000,000 records, 60 s each; BENCH_RECORDS, BENCH_VALUE_SIZE,
-# BENCH_DURATION, BENCH_CLIENTS and BENCH_WORKLOADS set each); results in bench-results/, with
+# BENCH_DURATION, BENCH_CLIENTS, BENCH_CLIENT_THREADS and BENCH_WORKLOADS set each); results in bench-results/, with
 # the server CPU seconds per 1,000 operations of every phase (from /proc). BENCH_API=txn runs every operation as a transaction, in
 # BENCH_TXN_MODE: optimistic (the default), pessimistic (reads before a write take locks with
 # get_for_update), async (async commit) or 1pc (one-phase commit); the results keep their
