@@ -36,6 +36,20 @@ async fn commit_puts(client: &TransactionClient, puts: &[(&str, &str)]) {
     txn.commit().await.unwrap();
 }
 
+/// Client 0.4 commits a transaction's secondaries in the background after its primary: waits
+/// until their locks are gone, so the only locks a test meets afterwards are its own.
+async fn wait_until_secondaries_committed(client: &TransactionClient) {
+    wait_until_async(
+        Duration::from_secs(30),
+        "the committed transaction's secondary locks to be resolved",
+        || async {
+            let now = client.current_timestamp().await.unwrap();
+            client.scan_locks(&now, .., 100).await.unwrap().is_empty()
+        },
+    )
+    .await;
+}
+
 async fn read(client: &TransactionClient, key: &str) -> Option<Vec<u8>> {
     let mut txn = begin(client).await;
     let value = txn.get(key.to_string()).await.unwrap();
@@ -195,6 +209,7 @@ async fn readers_resolve_the_locks_of_a_client_that_died_before_committing() {
         &[("p1", "old"), ("s1", "old"), ("p2", "old"), ("s2", "old")],
     )
     .await;
+    wait_until_secondaries_committed(&client).await;
 
     // Prewritten with a 1 ms TTL and never committed: the reader finds the lock expired,
     // rolls the transaction back through its primary, and reads the old value.
@@ -234,17 +249,7 @@ async fn scan_locks_gc_and_unsafe_destroy_range_clean_up() {
     let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
     let client = fleet.txn_client().await.unwrap();
     commit_puts(&client, &[("g1", "v1"), ("g2", "v2"), ("h1", "x")]).await;
-    // Client 0.4 commits secondaries in the background after the primary: wait until their
-    // locks are gone, so the only locks below are the dead client's.
-    wait_until_async(
-        Duration::from_secs(30),
-        "the committed transaction's secondary locks to be resolved",
-        || async {
-            let now = client.current_timestamp().await.unwrap();
-            client.scan_locks(&now, .., 100).await.unwrap().is_empty()
-        },
-    )
-    .await;
+    wait_until_secondaries_committed(&client).await;
 
     // A dead client's lock shows up in a lock scan, and gc resolves it.
     let start = client.current_timestamp().await.unwrap().version();
