@@ -14,6 +14,7 @@ mod rocks;
 mod snapshot;
 mod sst;
 mod write_batch;
+mod zero_filled_fs;
 
 pub use error::{Error, Result};
 pub use io_pacer::IoPacer;

@@ -10,6 +10,10 @@ use raft_engine::{Command, Config, Engine, LogBatch, MessageExt, ReadableSize, R
 
 use crate::error::{Error, Result};
 use crate::raft_log_file::{self, Check, Tail};
+use crate::zero_filled_fs::ZeroFilledFileSystem;
+
+/// raft-engine over [`ZeroFilledFileSystem`].
+type LogEngine = Engine<ZeroFilledFileSystem>;
 
 const RAFT_STATE_KEY: &[u8] = b"raft_state";
 
@@ -27,7 +31,7 @@ impl MessageExt for EntryExt {
 /// A shared handle to one store's raft log engine.
 #[derive(Clone)]
 pub struct RaftLogEngine {
-    engine: Arc<Engine>,
+    engine: Arc<LogEngine>,
     path: Arc<PathBuf>,
     repaired_tail: Option<Arc<PathBuf>>,
 }
@@ -65,7 +69,9 @@ impl RaftLogEngine {
             prune_damaged_copies(dir);
             repaired
         };
-        let engine = Engine::open(config(dir)).map_err(|e| open_error(dir, e))?;
+        let engine =
+            LogEngine::open_with_file_system(config(dir), Arc::new(ZeroFilledFileSystem::new()))
+                .map_err(|e| open_error(dir, e))?;
         let engine = RaftLogEngine {
             engine: Arc::new(engine),
             path: Arc::new(dir.to_path_buf()),
@@ -579,5 +585,35 @@ mod tests {
         b.clean(1);
         log.write(&mut b, true).unwrap();
         assert_eq!(log.last_index(1), None);
+    }
+
+    /// Space raft-engine reserves ahead of its writes must be real zeros: unwritten extents
+    /// would make every sync of the log commit the file system's journal.
+    #[test]
+    fn the_space_reserved_ahead_of_the_log_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = RaftLogEngine::open(dir.path()).unwrap();
+        let mut b = RaftLogBatch::new();
+        b.append(1, (1..=10).map(|i| entry(i, 1, &[7; 100])).collect())
+            .unwrap();
+        log.write(&mut b, true).unwrap();
+        let file = newest_file(dir.path(), APPEND_EXT).expect("a log file");
+        let size = std::fs::metadata(&file).unwrap().len();
+        assert!(size >= 1 << 20, "only {size} bytes reserved");
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            bytes[bytes.len() - 4096..].iter().all(|b| *b == 0),
+            "the reserved space reads as zeros"
+        );
+        match crate::zero_filled_fs::unwritten_extents(&file) {
+            Ok(unwritten) => assert_eq!(unwritten, 0, "unwritten extents in {}", file.display()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOTTY)) => {
+                eprintln!(
+                    "{} cannot map extents ({e}); checked the zeros only",
+                    file.display()
+                )
+            }
+            Err(e) => panic!("mapping the extents of {}: {e}", file.display()),
+        }
     }
 }
