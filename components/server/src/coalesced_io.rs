@@ -84,6 +84,11 @@ fn poll_write_out<T: AsyncWrite + Unpin>(
 ) -> Poll<()> {
     let mut state = shared.lock();
     if state.closed {
+        // A connection dropped without a shutdown gets one attempt, without waiting, to send
+        // what gathered; a peer that reads nothing cannot keep the task and its socket alive.
+        if !state.out.is_empty() && state.error.is_none() {
+            let _ = state.drain(cx);
+        }
         return Poll::Ready(());
     }
     match state.drain(cx) {
@@ -340,6 +345,23 @@ mod tests {
         let mut received = Vec::new();
         client.read_to_end(&mut received).await.unwrap();
         assert_eq!(received, b"last answer");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn bytes_written_before_a_drop_are_sent() {
+        let (server, mut client) = tcp_pair().await;
+        let mut io = CoalescedIo::new(server);
+        io.write_all(b"last answer").await.unwrap();
+        drop(io);
+        let mut got = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.read_to_end(&mut got),
+        )
+        .await
+        .expect("the dropped connection never closed")
+        .unwrap();
+        assert_eq!(got, b"last answer");
     }
 
     #[tokio::test(flavor = "current_thread")]
