@@ -2,8 +2,8 @@
 # Two fleets side by side: the binaries in $1 on ports 100 above `make run`'s, those in $2 on
 # ports 300 above. Each is loaded with $RECORDS records of 1 KiB (default 100,000), then every
 # workload of $3 (e.g. "C A") runs for $5 on each fleet in turn, $4 rounds, the fleet that goes
-# first alternating by round. Prints ops/s and the stores' CPU seconds per 1,000 operations of
-# every run, and each fleet's leaders per store. BENCH_BIN picks one shoal-bench for both
+# first alternating by round. Prints ops/s and the stores' and the bench's CPU seconds per
+# 1,000 operations of every run, and each fleet's leaders per store. BENCH_BIN picks one shoal-bench for both
 # fleets (default: each fleet's own).
 # Example: RECORDS=1000000 BENCH_BIN=target/release bash interleave.sh old/ new/ "C A" 4 20s
 set -uo pipefail
@@ -32,10 +32,11 @@ for r in $(seq 1 $rounds); do
   order="a b"; [ $((r % 2)) = 0 ] && order="b a"
   for n in $order; do
     c0=$(ticks $n)
-    ${BENCH_BIN:-$(bin $n)}/shoal-bench --pd $(pd $n) $common --workload $wl --phase run --duration $dur > /tmp/il-r.json 2>/dev/null
+    /usr/bin/time -f "%U %S" -o /tmp/il-time ${BENCH_BIN:-$(bin $n)}/shoal-bench --pd $(pd $n) $common --workload $wl --phase run --duration $dur > /tmp/il-r.json 2>/dev/null
     c1=$(ticks $n)
     ops=$(jq .run.total_ops /tmp/il-r.json); rate=$(jq .run.ops_per_sec /tmp/il-r.json)
-    awk -v n=$n -v r=$rate -v o=$ops -v c=$((c1-c0)) -v hz=$hz 'BEGIN{printf "%s %s %.0f ops/s stores %.4f CPU s/1k\n", n, "'$wl'", r, c/hz*1000/o}'
+    bcpu=$(awk '{print $1+$2}' /tmp/il-time)
+    awk -v n=$n -v r=$rate -v o=$ops -v c=$((c1-c0)) -v hz=$hz -v b=$bcpu 'BEGIN{printf "%s %s %.0f ops/s stores %.4f CPU s/1k bench %.4f CPU s/1k\n", n, "'$wl'", r, c/hz*1000/o, b*1000/o}'
   done
  done
 done

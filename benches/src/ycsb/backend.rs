@@ -274,7 +274,7 @@ impl Backend {
     pub async fn read(&mut self, key: Vec<u8>) -> Result<Vec<u8>, BackendError> {
         let found = match self {
             Backend::Shoal(c) => c.get(key).await.map_err(request_error)?,
-            Backend::ShoalTxn(c, _) => snapshot(c).await?.get(key).await.map_err(txn_error)?,
+            Backend::ShoalTxn(c, _) => Box::pin(txn_read(c, key)).await?,
             Backend::Etcd(c) => c
                 .range(RangeRequest {
                     key,
@@ -292,15 +292,14 @@ impl Backend {
     }
 
     /// Writes one record (insert and update are the same blind write).
+    ///
+    /// The transactional arms are boxed: a future holds its largest arm inline, and the
+    /// runner moves each request's future a few times before polling it, so an inline
+    /// transaction (several KiB) would be copied on every raw request too.
     pub async fn write(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), BackendError> {
         match self {
             Backend::Shoal(c) => c.put(key, value).await.map_err(request_error),
-            Backend::ShoalTxn(c, mode) => {
-                let mode = *mode;
-                let mut txn = begin(c, mode).await?;
-                let written = txn.put(key, value).await.map_err(txn_error);
-                finish(&mut txn, mode, 1, written).await
-            }
+            Backend::ShoalTxn(c, mode) => Box::pin(txn_write(c, *mode, key, value)).await,
             Backend::Etcd(c) => c
                 .put(PutRequest {
                     key,
@@ -321,12 +320,7 @@ impl Backend {
                 .await
                 .map(|pairs| pairs.len())
                 .map_err(request_error),
-            Backend::ShoalTxn(c, _) => snapshot(c)
-                .await?
-                .scan(Key::from(start).., limit)
-                .await
-                .map(|pairs| pairs.count())
-                .map_err(txn_error),
+            Backend::ShoalTxn(c, _) => Box::pin(txn_scan(c, start, limit)).await,
             Backend::Etcd(c) => c
                 .range(RangeRequest {
                     key: start,
@@ -491,6 +485,40 @@ impl Backend {
             start.push(0);
         }
     }
+}
+
+/// [`Backend::read`] through a snapshot at a fresh timestamp.
+async fn txn_read(
+    client: &TransactionClient,
+    key: Vec<u8>,
+) -> Result<Option<Vec<u8>>, BackendError> {
+    snapshot(client).await?.get(key).await.map_err(txn_error)
+}
+
+/// [`Backend::write`] as a transaction of `mode` writing one key.
+async fn txn_write(
+    client: &TransactionClient,
+    mode: TxnMode,
+    key: Vec<u8>,
+    value: Vec<u8>,
+) -> Result<(), BackendError> {
+    let mut txn = begin(client, mode).await?;
+    let written = txn.put(key, value).await.map_err(txn_error);
+    finish(&mut txn, mode, 1, written).await
+}
+
+/// [`Backend::scan`] through a snapshot at a fresh timestamp.
+async fn txn_scan(
+    client: &TransactionClient,
+    start: Vec<u8>,
+    limit: u32,
+) -> Result<usize, BackendError> {
+    snapshot(client)
+        .await?
+        .scan(Key::from(start).., limit)
+        .await
+        .map(|pairs| pairs.count())
+        .map_err(txn_error)
 }
 
 /// A read-only snapshot at a fresh timestamp. Reads and scans use it rather than

@@ -276,8 +276,11 @@ async fn execute(
     op: Operation,
 ) -> Result<Operation, BackendError> {
     let spec = &shared.spec;
+    // The bank's, the scan's and read-modify-write's futures are boxed: held inline they would set the
+    // size of every request's future, which is moved several times on its way to being
+    // polled (see `Backend::write`).
     if let Some(bank) = &spec.bank {
-        return execute_bank(bank, shared, backend, chooser, rng, op).await;
+        return Box::pin(execute_bank(bank, shared, backend, chooser, rng, op)).await;
     }
     let mut existing_key =
         |rng: &mut StdRng| record_key(chooser.next(rng, shared.inserted.readable()));
@@ -299,14 +302,14 @@ async fn execute(
         Operation::Scan => {
             let start = existing_key(rng);
             let len = rng.gen_range(1..=spec.workload.max_scan_length);
-            backend.scan(start, len).await.map(|_| op)
+            Box::pin(backend.scan(start, len)).await.map(|_| op)
         }
         Operation::ReadModifyWrite => {
             let key = existing_key(rng);
             let mut steps = RmwSteps::default();
-            let outcome = backend
-                .read_modify_write(key, value(rng, spec.value_size), &mut steps)
-                .await;
+            let outcome =
+                Box::pin(backend.read_modify_write(key, value(rng, spec.value_size), &mut steps))
+                    .await;
             // A read that finished is timed even when the write after it failed.
             if let Some(read) = steps.read {
                 stats.record_step(Operation::Read, read);
