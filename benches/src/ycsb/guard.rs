@@ -14,7 +14,8 @@ use super::backend::BackendError;
 /// Runs `request`, turning a panic or a run past `limit` into a [`BackendError::Request`].
 ///
 /// The request future is polled in place: boxing it would copy the whole operation's state
-/// (several KiB for the runner's per-operation future) on every request.
+/// (about 1.7 KiB for the runner's per-operation future) into a new allocation on every
+/// request.
 pub async fn guarded<T, F>(limit: Duration, request: F) -> Result<T, BackendError>
 where
     F: Future<Output = Result<T, BackendError>>,
