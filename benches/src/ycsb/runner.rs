@@ -276,9 +276,9 @@ async fn execute(
     op: Operation,
 ) -> Result<Operation, BackendError> {
     let spec = &shared.spec;
-    // The bank's, the scan's and read-modify-write's futures are boxed: held inline they would set the
-    // size of every request's future, which is moved several times on its way to being
-    // polled (see `Backend::write`).
+    // The bank's, the scan's and read-modify-write's futures are boxed: held inline they
+    // would set the size of every request's future, which is moved several times on its way
+    // to being polled (see `Backend::write`).
     if let Some(bank) = &spec.bank {
         return Box::pin(execute_bank(bank, shared, backend, chooser, rng, op)).await;
     }
