@@ -4,19 +4,20 @@
 # workload of $3 (e.g. "C A") runs for $5 on each fleet in turn, $4 rounds, the fleet that goes
 # first alternating by round. Prints ops/s and the stores' and the bench's CPU seconds per
 # 1,000 operations of every run, and each fleet's leaders per store. BENCH_BIN picks one shoal-bench for both
-# fleets (default: each fleet's own).
+# fleets (default: each fleet's own). SCRIPTS_A / SCRIPTS_B start that fleet with the
+# run-fleet.sh (and so the fleet-store.toml) of another scripts directory, to compare configs.
 # Example: RECORDS=1000000 BENCH_BIN=target/release bash interleave.sh old/ new/ "C A" 4 20s
 set -uo pipefail
 A="$1"; B="$2"; wls="$3"; rounds="$4"; dur="$5"
 ROOTD="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 declare -A DATA
-start() { # name bins offset
+start() { # name bins offset scripts
   local d; d="$(mktemp -d /tmp/shoal-il.XXXXXX)"; DATA[$1]="$d"
-  SHOAL_BIN="$2" SHOAL_PORT_OFFSET="$3" SHOAL_DATA="$d" bash $ROOTD/scripts/run-fleet.sh >/dev/null
+  SHOAL_BIN="$2" SHOAL_PORT_OFFSET="$3" SHOAL_DATA="$d" bash "$4/run-fleet.sh" >/dev/null
 }
 stop_all() { for n in a b; do SHOAL_DATA="${DATA[$n]}" SHOAL_PORT_OFFSET=0 bash $ROOTD/scripts/stop-fleet.sh >/dev/null 2>&1; rm -rf "${DATA[$n]}"; done; }
 trap stop_all EXIT
-start a "$A" 100; start b "$B" 300
+start a "$A" 100 "${SCRIPTS_A:-$ROOTD/scripts}"; start b "$B" 300 "${SCRIPTS_B:-$ROOTD/scripts}"
 hz=$(getconf CLK_TCK)
 pids() { cat "${DATA[$1]}"/pids/store*.pid; }
 ticks() { local t=0 p; for p in $(pids $1); do t=$((t + $(sed 's/.*) //' /proc/$p/stat | awk '{print $12+$13}'))); done; echo $t; }
