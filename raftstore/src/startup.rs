@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use batch_system::BatchSystem;
 use crossbeam_channel::Sender;
-use engine::{KvEngine, RaftLogEngine};
+use engine::{KvEngine, RaftLogBatch, RaftLogEngine};
 use parking_lot::Mutex;
 use proto::raft_serverpb::PeerState;
 use tracing::info;
@@ -155,8 +155,12 @@ impl Startup {
     pub fn recover_regions(&mut self) -> Result<Vec<u64>> {
         let mut region_ids = Vec::new();
         let mut removed = Vec::new();
+        let mut tombstones = Vec::new();
         for state in bootstrap::load_region_states(&self.kv)? {
             if state.state() == PeerState::Tombstone {
+                if let Some(region) = &state.region {
+                    tombstones.push(region.id);
+                }
                 continue;
             }
             let Some(region) = state.region.clone() else {
@@ -185,6 +189,7 @@ impl Startup {
             }
         }
         finish_interrupted_removals(&self.kv, &self.raft_engine, &self.meta.lock(), &removed)?;
+        clean_raft_logs_of_tombstones(&self.raft_engine, &tombstones)?;
         info!(
             store_id = self.store_id,
             regions = region_ids.len(),
@@ -425,6 +430,26 @@ pub(crate) fn spawn_store_ticks(
         })
         .map_err(engine::Error::Io)?;
     Ok((stop_tx, h))
+}
+
+/// Deletes what the raft log still holds of regions whose peer here is a tombstone. A merge
+/// writes its source's tombstone in the same batch as the merged target, and the source's
+/// peer deletes its raft log only afterwards, when it is destroyed; a crash in between left
+/// that log in the raft engine for good, since a tombstone is never recovered as a peer.
+/// Synced, like the deletion it finishes.
+fn clean_raft_logs_of_tombstones(raft_engine: &RaftLogEngine, tombstones: &[u64]) -> Result<()> {
+    let present: std::collections::HashSet<u64> = raft_engine.raft_groups().into_iter().collect();
+    let mut batch = RaftLogBatch::new();
+    let mut cleaned = 0usize;
+    for region_id in tombstones.iter().filter(|id| present.contains(id)) {
+        batch.clean(*region_id);
+        cleaned += 1;
+    }
+    if cleaned > 0 {
+        info!(regions = cleaned, "deleting the raft logs of removed peers");
+        raft_engine.write(&mut batch, true)?;
+    }
+    Ok(())
 }
 
 /// Completes removals a crash cut short: a region whose recorded membership no longer holds

@@ -290,3 +290,79 @@ fn crash_while_destroying_a_removed_peer_finishes_the_removal_at_restart() {
     assert_eq!(c.engine_get(store, b"w0-00000"), None);
     assert_eq!(c.engine_get(store, b"hot0"), None);
 }
+
+/// A store that crashes after a merge applied, before the source's peer deleted its raft
+/// log, deletes that log when it restarts: the source is a tombstone and never comes back
+/// as a peer, so nothing else would.
+#[test]
+fn crash_before_a_merged_source_deletes_its_raft_log_deletes_it_at_restart() {
+    use proto::pdpb::{Merge, RegionHeartbeatResponse};
+
+    let _scenario = fail::FailScenario::setup();
+    let mut cluster = Cluster::with_config(3, raftstore::Config::for_tests());
+    let regions = cluster.bootstrap(&[b"m".to_vec()]);
+    cluster.start();
+    let source = regions
+        .iter()
+        .find(|r| r.start_key.is_empty())
+        .unwrap()
+        .clone();
+    let target = regions
+        .iter()
+        .find(|r| r.end_key.is_empty())
+        .unwrap()
+        .clone();
+    cluster.wait_leader(source.id);
+    cluster.wait_leader(target.id);
+    cluster.must_put(b"a-before", b"1");
+    cluster.must_put(b"x-before", b"1");
+    let victim = 3;
+    assert!(cluster
+        .store(victim)
+        .raft_engine()
+        .raft_state(source.id)
+        .unwrap()
+        .is_some());
+    let fired = crash_at(REGION_DESTROY, victim);
+    // PD resends the step with every heartbeat; so does this loop, until the victim's peer
+    // of the source reaches its destroy.
+    let reached = wait_until(DEFAULT_TIMEOUT, || {
+        if fired.load(Ordering::SeqCst) {
+            return true;
+        }
+        if let (Some(current), Some(leader)) =
+            (cluster.region(source.id), cluster.leader_of(source.id))
+        {
+            cluster.pd_operator(
+                leader.store_id,
+                RegionHeartbeatResponse {
+                    region_id: current.id,
+                    region_epoch: current.region_epoch,
+                    merge: Some(Merge {
+                        target: Some(target.clone()),
+                    }),
+                    ..Default::default()
+                },
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        false
+    });
+    assert!(reached, "store {victim} never destroyed the merged source");
+    fail::remove(REGION_DESTROY);
+    cluster.stop_store(victim);
+    cluster.start_store(victim);
+
+    let raft_engine = cluster.store(victim).raft_engine().clone();
+    assert_eq!(raft_engine.raft_state(source.id).unwrap(), None);
+    assert_eq!(raft_engine.first_index(source.id), None);
+    assert!(!raft_engine.raft_groups().contains(&source.id));
+    let state = raftstore::testexport::load_region_state(cluster.store(victim).kv(), source.id)
+        .unwrap()
+        .expect("region state");
+    assert_eq!(state.state(), proto::raft_serverpb::PeerState::Tombstone);
+    // The merged region serves both sides from every store, the restarted one included.
+    cluster.must_engine_eq(victim, b"a-before", Some(b"1"));
+    cluster.must_put(b"a-after", b"2");
+    cluster.must_engine_eq(victim, b"a-after", Some(b"2"));
+}
