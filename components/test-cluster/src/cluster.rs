@@ -109,6 +109,21 @@ impl Cluster {
         self.bootstrap_on(split_keys, &stores)
     }
 
+    /// Bootstraps every store with the key space split at `split_key`, starts the cluster
+    /// and waits for both regions' leaders. Returns (left, right).
+    pub fn start_two_regions(&mut self, split_key: &[u8]) -> (Region, Region) {
+        let regions = self.bootstrap(&[split_key.to_vec()]);
+        self.start();
+        let left = regions.iter().find(|r| r.start_key.is_empty());
+        let right = regions.iter().find(|r| r.end_key.is_empty());
+        let (Some(left), Some(right)) = (left.cloned(), right.cloned()) else {
+            panic!("bootstrap at {split_key:?} did not make two regions: {regions:?}");
+        };
+        self.wait_leader(left.id);
+        self.wait_leader(right.id);
+        (left, right)
+    }
+
     /// Like `bootstrap`, with peers only on `stores`; the other stores start empty.
     pub fn bootstrap_on(&mut self, split_keys: &[Vec<u8>], stores: &[u64]) -> Vec<Region> {
         let mut bounds = vec![Vec::new()];
@@ -681,4 +696,18 @@ pub fn get_request(key: &[u8]) -> Request {
 pub fn get_value(resp: &RaftCmdResponse) -> Option<Vec<u8>> {
     let g = resp.responses.first()?.get.as_ref()?;
     (!g.not_found).then(|| g.value.clone())
+}
+
+/// The operator step PD sends the source's leader to merge `source` into `target` (a region
+/// heartbeat response carrying `Merge`); PD resends it with every heartbeat until the merge
+/// is done.
+pub fn merge_step(source: &Region, target: &Region) -> proto::pdpb::RegionHeartbeatResponse {
+    proto::pdpb::RegionHeartbeatResponse {
+        region_id: source.id,
+        region_epoch: source.region_epoch,
+        merge: Some(proto::pdpb::Merge {
+            target: Some(target.clone()),
+        }),
+        ..Default::default()
+    }
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use proto::eraftpb::{self, MessageType};
 use proto::metapb::{Peer, Region};
-use proto::pdpb::{Merge, RegionHeartbeatResponse};
 use proto::raft_cmdpb::{AdminCmdType, RaftCmdRequest};
 use proto::raft_serverpb::RaftMessage;
 use test_cluster::*;
@@ -15,20 +14,7 @@ use test_cluster::*;
 /// Three stores with the key space split at "m": returns (left, right).
 fn two_regions(cfg: raftstore::Config) -> (Cluster, Region, Region) {
     let mut cluster = Cluster::with_config(3, cfg);
-    let regions = cluster.bootstrap(&[b"m".to_vec()]);
-    cluster.start();
-    let left = regions
-        .iter()
-        .find(|r| r.start_key.is_empty())
-        .unwrap()
-        .clone();
-    let right = regions
-        .iter()
-        .find(|r| r.end_key.is_empty())
-        .unwrap()
-        .clone();
-    cluster.wait_leader(left.id);
-    cluster.wait_leader(right.id);
+    let (left, right) = cluster.start_two_regions(b"m");
     (cluster, left, right)
 }
 
@@ -61,18 +47,6 @@ fn must_prepare_merge_everywhere(cluster: &Cluster, source: &Region, target: &Re
         everywhere
     });
     assert!(prepared, "PrepareMerge did not apply on every store");
-}
-
-/// The step PD sends the source's leader to merge it into `target`.
-fn merge_step(source: &Region, target: &Region) -> RegionHeartbeatResponse {
-    RegionHeartbeatResponse {
-        region_id: source.id,
-        region_epoch: source.region_epoch,
-        merge: Some(Merge {
-            target: Some(target.clone()),
-        }),
-        ..Default::default()
-    }
 }
 
 fn peer_on(region: &Region, store_id: u64) -> Peer {

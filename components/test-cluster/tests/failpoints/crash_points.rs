@@ -296,24 +296,9 @@ fn crash_while_destroying_a_removed_peer_finishes_the_removal_at_restart() {
 /// as a peer, so nothing else would.
 #[test]
 fn crash_before_a_merged_source_deletes_its_raft_log_deletes_it_at_restart() {
-    use proto::pdpb::{Merge, RegionHeartbeatResponse};
-
     let _scenario = fail::FailScenario::setup();
     let mut cluster = Cluster::with_config(3, raftstore::Config::for_tests());
-    let regions = cluster.bootstrap(&[b"m".to_vec()]);
-    cluster.start();
-    let source = regions
-        .iter()
-        .find(|r| r.start_key.is_empty())
-        .unwrap()
-        .clone();
-    let target = regions
-        .iter()
-        .find(|r| r.end_key.is_empty())
-        .unwrap()
-        .clone();
-    cluster.wait_leader(source.id);
-    cluster.wait_leader(target.id);
+    let (source, target) = cluster.start_two_regions(b"m");
     cluster.must_put(b"a-before", b"1");
     cluster.must_put(b"x-before", b"1");
     let victim = 3;
@@ -333,17 +318,7 @@ fn crash_before_a_merged_source_deletes_its_raft_log_deletes_it_at_restart() {
         if let (Some(current), Some(leader)) =
             (cluster.region(source.id), cluster.leader_of(source.id))
         {
-            cluster.pd_operator(
-                leader.store_id,
-                RegionHeartbeatResponse {
-                    region_id: current.id,
-                    region_epoch: current.region_epoch,
-                    merge: Some(Merge {
-                        target: Some(target.clone()),
-                    }),
-                    ..Default::default()
-                },
-            );
+            cluster.pd_operator(leader.store_id, merge_step(&current, &target));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
         false
