@@ -5,18 +5,11 @@
 # kind of store thread (summed over the three stores, pool indexes dropped) the CPU time and
 # the voluntary and involuntary context switches per operation, from /proc.
 # Example: bash threads.sh target/release scripts
-set -uo pipefail
-bins="$1"; scripts="$2"
-ROOTD="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
-data="$(mktemp -d /tmp/shoal-th.XXXXXX)"
-trap 'SHOAL_DATA=$data bash "$ROOTD/scripts/stop-fleet.sh" >/dev/null 2>&1; rm -rf "$data"' EXIT
-SHOAL_BIN="$bins" SHOAL_PORT_OFFSET=500 SHOAL_DATA="$data" bash "$scripts/run-fleet.sh" >/dev/null
-common="--pd 127.0.0.1:2879 --api raw --records ${RECORDS:-100000} --concurrency 64 --value-size 1024 --seed 42 --json"
-"$bins/shoal-bench" $common --phase load > "$data/load.json" 2>/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/loaded-fleet.sh"
 # kind, CPU ticks, voluntary and involuntary switches, summed over the stores' threads
 threads() {
   local pid task
-  for pid in $(cat "$data"/pids/store*.pid); do
+  for pid in $(store_pids); do
     for task in /proc/$pid/task/*; do
       echo "$(cat $task/comm) $(sed 's/.*) //' $task/stat | awk '{print $12 + $13}') $(awk '/^voluntary/ {v = $2} /^nonvoluntary/ {n = $2} END {print v, n}' $task/status)"
     done
