@@ -203,8 +203,14 @@ impl Startup {
         let store_id = self.store_id;
         let cfg = &self.cfg;
         let mut threads = Vec::new();
-        let (ticker, h) = Ticker::start(self.router.clone(), format!("ticker-{store_id}"))
-            .map_err(engine::Error::Io)?;
+        // Background ticks fire on the raft clock's grid: late by under one base tick, and
+        // together (see `ticker`).
+        let (ticker, h) = Ticker::start(
+            self.router.clone(),
+            format!("ticker-{store_id}"),
+            cfg.raft_base_tick_interval,
+        )
+        .map_err(engine::Error::Io)?;
         threads.push(h);
 
         let batch_writer = LogBatchWriter {
