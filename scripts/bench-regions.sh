@@ -43,6 +43,15 @@ pid_of() { live_pid "$PIDS/$1.pid"; }
 # CPU ticks (user + system) of a pid.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# jemalloc's view of store $1's memory (shoal_allocator_bytes), in MiB: live allocations,
+# the pages holding them, and resident pages (those plus jemalloc's metadata and freed pages
+# not yet given back).
+allocator_mib() {
+    curl -sf --max-time 30 "http://$(store_status_addr "$1")/metrics" | awk '
+        /^shoal_allocator_bytes\{kind="(allocated|active|resident)"\}/ {
+            split($1, a, "\""); v[a[2]] = $2 / 1048576 }
+        END { printf "allocated %.0f, active %.0f, resident %.0f MiB", v["allocated"], v["active"], v["resident"] }'
+}
 now_ms() { date +%s%3N; }
 # PD's id of the store serving on address $1.
 store_id_at() { api stores | jq -r --arg a "$1" '.stores[] | select(.store.address == $a) | .store.id'; }
@@ -149,6 +158,7 @@ for n in "${names[@]}"; do
         per_peer="$(awk -v r="$rss" -v b="${base_rss[$n]}" -v p="$peers" 'BEGIN {printf "%.1f", (r - b) / p}')"
         row "$n idle CPU, RSS, RSS per peer above a fresh store" \
             "$cpu % of one core, $((rss / 1024)) MiB, $per_peer KiB ($peers peers)"
+        row "$n jemalloc" "$(allocator_mib "${n#store}")"
     fi
 done
 row "region heartbeats PD received while idle" \

@@ -2,6 +2,8 @@
 //! gRPC server (client API in `kv`, raft streams in `transport`), the status HTTP server and
 //! the PD plumbing that feeds raftstore's heartbeats and operators.
 
+#[cfg(feature = "jemalloc")]
+pub mod allocator_metrics;
 pub mod bootstrap;
 pub mod cli;
 pub mod coalesced_io;

@@ -9,5 +9,7 @@ use std::process::ExitCode;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
+    #[cfg(feature = "jemalloc")]
+    server::allocator_metrics::register();
     server::cli::run_store_process(|builder| builder)
 }
