@@ -264,13 +264,24 @@ async fn small_regions_merge_back_into_one_and_keep_every_key() {
     let region = fleet
         .pd_get(&format!("region/key/{}", hex::encode(&split_keys[0])))
         .unwrap();
-    fleet
-        .pd_post(
-            "operators",
-            &serde_json::json!({"name": "split-region", "region_id": region_json::id(&region),
-                "keys": split_keys.iter().map(hex::encode).collect::<Vec<_>>()}),
-        )
-        .unwrap();
+    // PD refuses an administrator's operator while its own is changing the region's
+    // membership (adding the third replica right after start); it is asked again, as
+    // `shoal-ctl presplit` does.
+    wait_ok(
+        Duration::from_secs(60),
+        "PD to take the split operator",
+        || {
+            fleet
+            .pd_post(
+                "operators",
+                &serde_json::json!({"name": "split-region", "region_id": region_json::id(&region),
+                    "keys": split_keys.iter().map(hex::encode).collect::<Vec<_>>()}),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        },
+    )
+    .await;
     wait_ok(Duration::from_secs(60), "the split to reach PD", || {
         let regions = fleet.regions().map_err(|e| e.to_string())?;
         let n = keyspace_region_count(&regions);
