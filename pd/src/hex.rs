@@ -4,11 +4,16 @@ const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 pub fn encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
+    encode_into(bytes, &mut out);
+    out
+}
+
+/// Appends the lower-case hex of `bytes` to `out` (two characters per byte).
+pub fn encode_into(bytes: &[u8], out: &mut String) {
     for b in bytes {
         out.push(DIGITS[(b >> 4) as usize] as char);
         out.push(DIGITS[(b & 0xf) as usize] as char);
     }
-    out
 }
 
 /// Decodes hex (either case); `None` for odd lengths or non-hex characters.

@@ -144,6 +144,25 @@ async fn the_api_is_also_served_on_the_grpc_client_address() {
         assert_eq!(status, 400, "{bad}");
         assert!(body["error"].is_string(), "{bad}: {body}");
     }
+    // The dashboard's page of matching regions: the bootstrapped region by its id, none for
+    // a filter nothing matches, and a typed error for a bad limit.
+    let region_id = listed["regions"][0]["id"].as_u64().unwrap();
+    let path = format!("/pd/api/v1/regions/search?q={region_id}&limit=10");
+    let (status, found) = http_json(addr, "GET", &path, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (found["count"].as_u64(), found["total"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(found["regions"][0]["id"], region_id);
+    let (_, none) = http_json(addr, "GET", "/pd/api/v1/regions/search?q=zzz", None).await;
+    assert_eq!(
+        (none["count"].as_u64(), none["matching"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let (status, body) = http_json(addr, "GET", "/pd/api/v1/regions/search?limit=many", None).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].is_string(), "{body}");
     let (_, config) = http_json(addr, "GET", "/pd/api/v1/config", None).await;
     assert_eq!(config["schedule"]["max-replicas"], 3);
     assert_eq!(config["storage"]["api-version"], 2);

@@ -5,6 +5,7 @@
 
 mod dashboard;
 mod heatmap;
+mod region_search;
 mod views;
 
 use std::sync::Arc;
@@ -83,6 +84,7 @@ pub fn router(state: Arc<PdState>) -> Router {
         .route("/regions", get(regions))
         .route("/regions/key", get(regions_from_key))
         .route("/regions/summary", get(regions_summary))
+        .route("/regions/search", get(regions_search))
         .route("/config", get(config))
         .route("/schedulers", get(schedulers))
         .route("/hotspot/regions/write", get(hot_write_regions))
@@ -268,6 +270,34 @@ async fn regions(State(s): Shared) -> ApiResult {
 async fn regions_summary(State(s): Shared) -> Json<Value> {
     let state = s.cluster.read();
     Json(views::regions_summary(state.regions.iter()))
+}
+
+/// Query of `/regions/search`.
+#[derive(serde::Deserialize)]
+struct SearchQuery {
+    /// The filter (see `region_search::RegionFilter`); absent or empty: every region.
+    q: Option<String>,
+    /// At most this many regions listed; 0 or absent: all.
+    limit: Option<usize>,
+}
+
+/// One page of the regions a filter matches, in key order, with how many match and how many
+/// there are: `{"count", "matching", "total", "regions": [...]}` (regions as in `/regions`).
+/// The pass over the region map runs on a blocking thread, so a search of a large map does
+/// not hold an async worker; only the listed regions are turned into JSON.
+async fn regions_search(
+    State(s): Shared,
+    query: Result<axum::extract::Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let axum::extract::Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
+    let filter = region_search::RegionFilter::new(q.q.as_deref().unwrap_or(""));
+    let limit = q.limit.unwrap_or(0);
+    tokio::task::spawn_blocking(move || {
+        region_search::search(s.cluster.read().regions.iter(), &filter, limit)
+    })
+    .await
+    .map(Json)
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// Query of `/regions/key`: hex keys of PD's (encoded) key space, as everywhere in this API.

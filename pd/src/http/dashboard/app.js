@@ -4,12 +4,15 @@
 
 const API = "/pd/api/v1";
 const REFRESH_MS = 5000;
-// Rows rendered at once; the filter narrows the rest.
+// Rows fetched and rendered at once; PD filters and pages, so a cluster with hundreds of
+// thousands of regions costs one page per refresh.
 const MAX_REGION_ROWS = 2000;
+// Quiet time after the last keystroke in the region filter before asking PD.
+const FILTER_DELAY_MS = 250;
 
 const state = {
   flow: "write",
-  regions: [],
+  regionPage: null,
   heatmap: null,
 };
 
@@ -121,21 +124,17 @@ function peersText(r) {
     .join(", ");
 }
 
-function regionMatches(r, needle) {
-  if (!needle) return true;
-  if (String(r.id) === needle || String(r.id).startsWith(needle)) return true;
-  const hexNeedle = needle.toLowerCase();
-  if (/^[0-9a-f]+$/.test(hexNeedle) && (r.start_key.includes(hexNeedle) || r.end_key.includes(hexNeedle))) {
-    return true;
-  }
-  return escapeKey(r.start_key).includes(needle) || escapeKey(r.end_key).includes(needle);
+// PD's /regions/search: a region matches when its id starts with the filter, or its start or
+// end key contains it as hex or as text (as escapeKey shows keys).
+function regionsPath() {
+  const needle = $("region-filter").value.trim();
+  return "/regions/search?limit=" + MAX_REGION_ROWS + "&q=" + encodeURIComponent(needle);
 }
 
 function renderRegions() {
-  const needle = $("region-filter").value.trim();
-  const all = state.regions;
-  const matching = all.filter((r) => regionMatches(r, needle));
-  const rows = matching.slice(0, MAX_REGION_ROWS).map((r) => {
+  const page = state.regionPage;
+  if (!page) return;
+  const rows = (page.regions || []).map((r) => {
     const tr = document.createElement("tr");
     tr.dataset.regionId = r.id;
     cell(tr, String(r.id));
@@ -150,9 +149,9 @@ function renderRegions() {
     return tr;
   });
   replaceBody("regions", rows);
-  $("region-count").textContent = "(" + all.length + ")";
+  $("region-count").textContent = "(" + page.total + ")";
   $("region-shown").textContent =
-    rows.length < all.length ? "showing " + rows.length + " of " + matching.length + " matching" : "";
+    rows.length < page.total ? "showing " + rows.length + " of " + page.matching + " matching" : "";
 }
 
 function renderOperators(data) {
@@ -314,10 +313,11 @@ function heatmapTip(event) {
 // ---- refresh loop ----
 
 async function refresh() {
+  const regionsAt = regionsPath();
   const results = await Promise.allSettled([
     getJson("/cluster"),
     getJson("/stores"),
-    getJson("/regions"),
+    getJson(regionsAt),
     getJson("/operators"),
     getJson("/heatmap?kind=" + state.flow),
   ]);
@@ -329,10 +329,9 @@ async function refresh() {
       "cluster " + c.id + (c.bootstrapped ? "" : " (not bootstrapped)") + ", max replicas " + c.max_replicas;
   }
   if (stores.status === "fulfilled") renderStores(stores.value);
-  if (regions.status === "fulfilled") {
-    state.regions = (regions.value.regions || []).slice().sort((a, b) =>
-      a.start_key < b.start_key ? -1 : a.start_key > b.start_key ? 1 : 0,
-    );
+  // A page for a filter since changed is dropped; the filter's own request draws the new one.
+  if (regions.status === "fulfilled" && regionsAt === regionsPath()) {
+    state.regionPage = regions.value;
     renderRegions();
   }
   if (operators.status === "fulfilled") renderOperators(operators.value);
@@ -360,7 +359,24 @@ async function loop() {
   setTimeout(loop, REFRESH_MS);
 }
 
-$("region-filter").addEventListener("input", renderRegions);
+// Typing asks PD for the matching page once the keystrokes pause; an answer that arrives
+// after the filter changed again is dropped.
+let filterTimer = null;
+$("region-filter").addEventListener("input", () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => {
+    const path = regionsPath();
+    getJson(path)
+      .then((page) => {
+        if (path !== regionsPath()) return;
+        state.regionPage = page;
+        renderRegions();
+      })
+      .catch((e) => {
+        $("status").textContent = "refresh failed: " + e.message;
+      });
+  }, FILTER_DELAY_MS);
+});
 for (const radio of document.querySelectorAll("input[name=flow]")) {
   radio.addEventListener("change", () => {
     state.flow = radio.value;
