@@ -242,6 +242,75 @@ async fn the_dashboard_shows_stores_regions_and_a_heatmap_in_chromium() {
         "the page reported a refresh error"
     );
 
+    // A filter in the address: PD filters (`/regions/search`) and the table shows what it
+    // answers; a filter nothing matches leaves the table empty.
+    let last_id = fleet
+        .regions()
+        .unwrap()
+        .iter()
+        .map(region_json::id)
+        .max()
+        .unwrap();
+    let filtered_url = format!("{url}#filter={last_id}");
+    wait_for(
+        Duration::from_secs(300),
+        "a filtered render matching PD",
+        || {
+            let (filtered_url, dom_file, profile) = (&filtered_url, &dom_file, &profile);
+            let fleet = &fleet;
+            async move {
+                let expected: BTreeSet<u64> = fleet
+                    .pd_get(&format!("/regions/search?q={last_id}"))
+                    .unwrap()["regions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(region_json::id)
+                    .collect();
+                let status =
+                    chromium(&["--dump-dom".into()], filtered_url, dom_file, profile).await;
+                assert!(status.success(), "chromium --dump-dom failed: {status}");
+                let dom = std::fs::read_to_string(dom_file).unwrap();
+                let shown = ids(attr_values(
+                    &dom,
+                    "<table id=\"regions\"",
+                    "</table>",
+                    "data-region-id",
+                ));
+                eprintln!("filtered render: {shown:?}, PD matches {expected:?}");
+                (shown.contains(&last_id) && shown == expected).then_some(())
+            }
+        },
+    )
+    .await;
+    let status = chromium(
+        &["--dump-dom".into()],
+        &format!("{url}#filter=no%20such%20key"),
+        &dom_file,
+        &profile,
+    )
+    .await;
+    assert!(status.success(), "chromium --dump-dom failed: {status}");
+    let dom = std::fs::read_to_string(&dom_file).unwrap();
+    assert!(
+        dom.contains("data-state=\"loaded\""),
+        "the filtered page did not load"
+    );
+    let shown = ids(attr_values(
+        &dom,
+        "<table id=\"regions\"",
+        "</table>",
+        "data-region-id",
+    ));
+    assert!(
+        shown.is_empty(),
+        "a filter nothing matches showed {shown:?}"
+    );
+    assert!(
+        dom.contains("showing 0 of 0 matching"),
+        "no match count shown"
+    );
+
     // A screenshot next to the build's outputs, for people to look at.
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()

@@ -359,10 +359,31 @@ async function loop() {
   setTimeout(loop, REFRESH_MS);
 }
 
+// The region filter lives in the address too (#filter=...): it is applied on load and kept
+// current while typing, so a filtered view can be shared as a link.
+function filterFromAddress() {
+  const m = /^#filter=(.*)$/.exec(location.hash);
+  if (!m) return "";
+  try {
+    return decodeURIComponent(m[1]);
+  } catch (_) {
+    return m[1]; // not percent-encoded: taken as typed
+  }
+}
+
+function keepFilterInAddress() {
+  const needle = $("region-filter").value.trim();
+  const hash = needle ? "#filter=" + encodeURIComponent(needle) : "";
+  history.replaceState(null, "", location.pathname + location.search + hash);
+}
+
+$("region-filter").value = filterFromAddress();
+
 // Typing asks PD for the matching page once the keystrokes pause; an answer that arrives
 // after the filter changed again is dropped.
 let filterTimer = null;
 $("region-filter").addEventListener("input", () => {
+  keepFilterInAddress();
   clearTimeout(filterTimer);
   filterTimer = setTimeout(() => {
     const path = regionsPath();
