@@ -10,8 +10,10 @@ use crate::cluster::RegionInfo;
 use crate::hex;
 
 /// A filter typed by a person: a region id (or its first digits), part of a key as hex, or
-/// part of a key as text. Surrounding whitespace is ignored; an empty filter matches every
-/// region.
+/// part of a key as text, either as stored (memcomparable-encoded, as the API and the
+/// dashboard show it) or decoded (the key a client wrote, with its keyspace prefix, which the
+/// encoding's group markers would otherwise cut every 8 bytes). Surrounding whitespace is
+/// ignored; an empty filter matches every region.
 pub struct RegionFilter {
     needle: String,
     /// The needle in lower case when it is hex digits only (of either parity: "7" matches any
@@ -29,9 +31,9 @@ impl RegionFilter {
     }
 
     /// Whether `r` matches: its id starts with the needle, its start or end key's hex
-    /// contains the hex needle, or its start or end key shown as text (see [`escape_key`])
-    /// contains the needle. `scratch` is reused between calls to spare an allocation per
-    /// region.
+    /// contains the hex needle, or its start or end key shown as text (see [`escape_key`]),
+    /// encoded or decoded, contains the needle. `scratch` is reused between calls to spare an
+    /// allocation per region.
     pub fn matches(&self, r: &RegionInfo, scratch: &mut String) -> bool {
         if self.needle.is_empty() {
             return true;
@@ -51,6 +53,14 @@ impl RegionFilter {
             }
             scratch.clear();
             escape_key(key, scratch);
+            if scratch.contains(self.needle.as_str()) {
+                return true;
+            }
+            let Ok((decoded, _)) = keys::decode_bytes(key) else {
+                return false;
+            };
+            scratch.clear();
+            escape_key(&decoded, scratch);
             scratch.contains(self.needle.as_str())
         })
     }
@@ -133,6 +143,21 @@ mod tests {
             region(14, b"r\0\0\0user1", b"r\0\0\0user5"),
             region(27, b"r\0\0\0user5", b""),
         ]
+    }
+
+    #[test]
+    fn text_matches_the_key_a_client_wrote_across_the_encodings_group_markers() {
+        let encoded = |k: &[u8]| keys::encode_bytes(k);
+        let regions = [
+            region(3, b"", &encoded(b"r\0\0\0user00017")),
+            region(5, &encoded(b"r\0\0\0user00017"), b""),
+        ];
+        let find = |q: &str| ids(&search(regions.iter(), &RegionFilter::new(q), 0));
+        // Stored, "user" and "00017" sit in different 8-byte groups.
+        assert_eq!(find("user00017"), vec![3, 5]);
+        assert_eq!(find("user00018"), Vec::<u64>::new());
+        // The stored form still matches, marker byte included.
+        assert_eq!(find("user\\xff0001"), vec![3, 5]);
     }
 
     #[test]
