@@ -56,12 +56,8 @@ impl RegionFilter {
             if scratch.contains(self.needle.as_str()) {
                 return true;
             }
-            let Ok((decoded, _)) = keys::decode_bytes(key) else {
-                return false;
-            };
             scratch.clear();
-            escape_key(&decoded, scratch);
-            scratch.contains(self.needle.as_str())
+            escape_decoded_key(key, scratch) && scratch.contains(self.needle.as_str())
         })
     }
 }
@@ -76,6 +72,28 @@ pub fn escape_key(key: &[u8], out: &mut String) {
             let _ = write!(out, "\\x{b:02x}");
         }
     }
+}
+
+/// [`escape_key`] of the key `encoded` holds (memcomparable: groups of 8 bytes, each followed
+/// by a marker of 0xff minus its padding; see `keys::encode_bytes`), written straight from the
+/// groups; false, with `out` unspecified, when `encoded` is not such a key.
+fn escape_decoded_key(encoded: &[u8], out: &mut String) -> bool {
+    const GROUP: usize = 8;
+    for group in encoded.chunks(GROUP + 1) {
+        let [bytes @ .., marker] = group else {
+            return false;
+        };
+        let pad = usize::from(0xff - marker);
+        if pad > GROUP || bytes.len() != GROUP {
+            return false;
+        }
+        escape_key(&bytes[..GROUP - pad], out);
+        if pad != 0 {
+            // The last group; anything after it (such as a timestamp) is not part of the key.
+            return true;
+        }
+    }
+    false
 }
 
 /// The first `limit` regions in key order that `filter` matches (every match when `limit` is
@@ -198,6 +216,25 @@ mod tests {
             (Some(0), Some(0))
         );
         assert_eq!(none["total"], 3);
+    }
+
+    #[test]
+    fn decoded_escapes_agree_with_the_codec() {
+        for key in [&b""[..], b"a", b"r\0\0\0user", b"r\0\0\0user00017\xff\\"] {
+            let mut direct = String::new();
+            assert!(escape_decoded_key(&keys::encode_bytes(key), &mut direct));
+            let mut via_codec = String::new();
+            escape_key(key, &mut via_codec);
+            assert_eq!(direct, via_codec, "{key:?}");
+        }
+        let mut out = String::new();
+        assert!(!escape_decoded_key(b"", &mut out), "no group");
+        assert!(!escape_decoded_key(b"abcdefgh", &mut out), "no marker");
+        assert!(!escape_decoded_key(b"abcdefgh\x00", &mut out), "bad marker");
+        assert!(
+            !escape_decoded_key(b"abcdefgh\xff", &mut out),
+            "no last group"
+        );
     }
 
     #[test]
