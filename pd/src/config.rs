@@ -118,7 +118,8 @@ pub struct ScheduleConfig {
     pub max_merge_region_keys: u64,
     /// A region split less than this long ago is not merged, nor merged into, so a split
     /// (by size, by load or by hand) is not undone at once (PD's `split-merge-interval`;
-    /// at most 24 h).
+    /// at most 24 h). Splits are remembered in memory only, so nothing merges within this
+    /// long of PD's start either.
     #[serde(with = "humantime_serde")]
     pub split_merge_interval: Duration,
     /// Merges not done after this long are abandoned (the source rolls back on its own

@@ -38,6 +38,10 @@ pub struct ClusterState {
     /// region split recently is not merged back. Entries older than `SPLIT_MEMORY_MS` are
     /// dropped on the next split report.
     pub split_at: HashMap<u64, u64>,
+    /// When (unix ms) this PD loaded the cluster, i.e. started; 0 in states built by hand.
+    /// Splits before it are not in `split_at`, so merges wait `split-merge-interval` from it
+    /// (PD's merge checker: "recently-start"), lest a restart undo every recent split.
+    pub loaded_at_ms: u64,
     /// Regions replaced while part of their range has no region yet (mid-split): they answer
     /// lookups of those keys until it has (see `superseded`).
     pub superseded: superseded::SupersededRegions,
@@ -85,6 +89,7 @@ impl Cluster {
             api_version: storage
                 .api_version()?
                 .map_or(DEFAULT_API_VERSION, |v| v as u32),
+            loaded_at_ms: now_ms,
             ..Default::default()
         };
         for store in storage.stores()? {

@@ -3,7 +3,8 @@
 //! the smaller neighbour first. Neither may have been split within `split-merge-interval`,
 //! have an operator, lack a leader, or have down, pending or joint-state peers (PD's
 //! `MergeChecker`), and a boundary the keyspace split keeps (`keyspace_split`) is never
-//! merged away. The store refuses what changed since (a split or membership change in flight)
+//! merged away. Nothing merges within `split-merge-interval` of PD's start, since splits
+//! before it are not remembered. The store refuses what changed since (a split or membership change in flight)
 //! and rolls back a merge whose target moved on.
 
 use super::hot_region::is_hot;
@@ -16,6 +17,12 @@ use proto::metapb::PeerRole;
 /// `rotation` on so every region gets its turn.
 pub fn schedule(view: &mut ScheduleView<'_>, running: usize, rotation: usize) -> Vec<Operator> {
     let cfg = view.cfg;
+    // PD remembers splits only since it started: until `split-merge-interval` has passed
+    // since then, any region may have been split moments before, so none is merged.
+    let since_start = view.now.unix_ms.saturating_sub(view.loaded_at_ms);
+    if u128::from(since_start) < cfg.split_merge_interval.as_millis() {
+        return Vec::new();
+    }
     let mut budget = (cfg.merge_schedule_limit as usize).saturating_sub(running);
     let mut out = Vec::new();
     for id in view.patrol(rotation) {
@@ -170,6 +177,16 @@ mod tests {
         let interval = f.cfg.split_merge_interval.as_millis() as u64;
         f.state.split_at.insert(2, f.now.unix_ms - interval - 1);
         assert_eq!(merges(&f).len(), 1);
+    }
+
+    #[test]
+    fn nothing_merges_until_split_merge_interval_has_passed_since_pd_started() {
+        let mut f = three_regions([30 * MIB, MIB, 30 * MIB]);
+        let interval = f.cfg.split_merge_interval.as_millis() as u64;
+        f.state.loaded_at_ms = f.now.unix_ms - interval + 1000;
+        assert!(merges(&f).is_empty(), "PD started within the interval");
+        f.state.loaded_at_ms = f.now.unix_ms - interval;
+        assert_eq!(merges(&f).len(), 1, "the interval has passed");
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct ScheduleView<'a> {
     pub regions: &'a RegionTree,
     /// When (unix ms) regions were last reported split.
     pub split_at: &'a HashMap<u64, u64>,
+    /// When (unix ms) PD loaded the cluster (see `ClusterState::loaded_at_ms`).
+    pub loaded_at_ms: u64,
     /// The storage API version the cluster serves (its fixed region boundaries depend on it).
     pub api_version: u32,
     pub stores: BTreeMap<u64, StoreView>,
@@ -69,6 +71,7 @@ impl<'a> ScheduleView<'a> {
             cfg,
             regions: &state.regions,
             split_at: &state.split_at,
+            loaded_at_ms: state.loaded_at_ms,
             api_version: state.api_version,
             stores,
             busy: ops.busy_regions().collect(),
