@@ -522,6 +522,15 @@ impl Fleet {
         self.api.regions()
     }
 
+    /// The highest region id PD lists (a fleet always has at least one region).
+    pub fn max_region_id(&self) -> Result<u64> {
+        self.regions()?
+            .iter()
+            .map(crate::region_json::id)
+            .max()
+            .ok_or_else(|| anyhow::anyhow!("PD lists no region"))
+    }
+
     pub fn stores(&self) -> Result<Vec<Value>> {
         self.api.stores()
     }

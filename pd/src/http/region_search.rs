@@ -122,28 +122,19 @@ pub fn search<'a>(
 
 #[cfg(test)]
 mod tests {
-    use proto::metapb::{self, Peer, RegionEpoch};
+    use proto::metapb::PeerRole::Voter;
 
     use super::*;
+    use crate::cluster::RegionTree;
+    use crate::schedule::testkit::Fixture;
 
-    fn region(id: u64, start: &[u8], end: &[u8]) -> RegionInfo {
-        RegionInfo::new(
-            metapb::Region {
-                id,
-                start_key: start.to_vec(),
-                end_key: end.to_vec(),
-                region_epoch: Some(RegionEpoch {
-                    conf_ver: 1,
-                    version: 1,
-                }),
-                peers: vec![Peer {
-                    id: id + 100,
-                    store_id: 1,
-                    ..Default::default()
-                }],
-            },
-            None,
-        )
+    /// A region tree holding `regions` (id, start key, end key), one voter each on store 1.
+    fn tree(regions: &[(u64, &[u8], &[u8])]) -> RegionTree {
+        let mut f = Fixture::new(&[1]);
+        for (id, start, end) in regions {
+            f.add_region(*id, start, end, &[(id + 100, 1, Voter)], id + 100);
+        }
+        f.state.regions
     }
 
     fn ids(found: &Value) -> Vec<u64> {
@@ -155,21 +146,19 @@ mod tests {
             .collect()
     }
 
-    fn three() -> Vec<RegionInfo> {
-        vec![
-            region(2, b"", b"r\0\0\0user1"),
-            region(14, b"r\0\0\0user1", b"r\0\0\0user5"),
-            region(27, b"r\0\0\0user5", b""),
-        ]
+    fn three() -> RegionTree {
+        tree(&[
+            (2, b"", b"r\0\0\0user1"),
+            (14, b"r\0\0\0user1", b"r\0\0\0user5"),
+            (27, b"r\0\0\0user5", b""),
+        ])
     }
 
     #[test]
     fn text_matches_the_key_a_client_wrote_across_the_encodings_group_markers() {
         let encoded = |k: &[u8]| keys::encode_bytes(k);
-        let regions = [
-            region(3, b"", &encoded(b"r\0\0\0user00017")),
-            region(5, &encoded(b"r\0\0\0user00017"), b""),
-        ];
+        let boundary = encoded(b"r\0\0\0user00017");
+        let regions = tree(&[(3, b"", &boundary), (5, &boundary, b"")]);
         let find = |q: &str| ids(&search(regions.iter(), &RegionFilter::new(q), 0));
         // Stored, "user" and "00017" sit in different 8-byte groups.
         assert_eq!(find("user00017"), vec![3, 5]);
