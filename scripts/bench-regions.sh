@@ -176,6 +176,12 @@ row "shoal-ctl cluster (100 regions, totals over all)" "$(timed "${CTL[@]}" clus
 row "GET /regions/summary" "$(timed api regions/summary)"
 row "GET /regions/key?limit=100 (one page)" "$(timed api 'regions/key?key=&limit=100')"
 row "GET /stores" "$(timed api stores)"
+# The dashboard's region table: one page of 2,000, unfiltered and filtered by a key's text
+# (every region's id and keys compared).
+row "GET /regions/search?limit=2000 (the dashboard's table), unfiltered" \
+    "$(timed api 'regions/search?limit=2000')"
+row "GET /regions/search?limit=2000&q=user000001 (filtered)" \
+    "$(timed api 'regions/search?limit=2000&q=user000001')"
 row "GET /regions (all of them, unpaged)" "$(timed api regions)"
 
 # 4. Restart of store 3 after SIGKILL.
