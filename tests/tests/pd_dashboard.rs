@@ -93,12 +93,17 @@ async fn chromium(args: &[String], url: &str, out: &Path, profile: &Path) -> Exi
 }
 
 /// The values of `attr="..."` inside the element that starts with `open` (up to its `close`).
-fn attr_values(dom: &str, open: &str, close: &str, attr: &str) -> Vec<String> {
+/// The part of `dom` from `open` to the next `close` (empty when `open` is missing).
+fn section<'a>(dom: &'a str, open: &str, close: &str) -> &'a str {
     let Some(start) = dom.find(open) else {
-        return Vec::new();
+        return "";
     };
     let section = &dom[start..];
-    let section = &section[..section.find(close).unwrap_or(section.len())];
+    &section[..section.find(close).unwrap_or(section.len())]
+}
+
+fn attr_values(dom: &str, open: &str, close: &str, attr: &str) -> Vec<String> {
+    let section = section(dom, open, close);
     let needle = format!("{attr}=\"");
     section
         .match_indices(&needle)
@@ -240,6 +245,29 @@ async fn the_dashboard_shows_stores_regions_and_a_heatmap_in_chromium() {
     assert!(
         dom.contains("data-state=\"loaded\""),
         "the page reported a refresh error"
+    );
+
+    // Keys are shown as the client wrote them ("dash" and 8 digits after the keyspace
+    // prefix), not in their stored memcomparable form with a marker byte every 8 bytes.
+    let table = section(&dom, "<table id=\"regions\"", "</table>");
+    let shown_keys: Vec<&str> = table
+        .match_indices(">r\\x00\\x00\\x00dash")
+        .map(|(at, _)| {
+            let key = &table[at + 1..];
+            &key[..key.find('<').unwrap_or(key.len())]
+        })
+        .collect();
+    assert!(!shown_keys.is_empty(), "no key shown as written: {table}");
+    for key in &shown_keys {
+        let digits = &key["r\\x00\\x00\\x00dash".len()..];
+        assert!(
+            digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()),
+            "key shown as {key:?}"
+        );
+    }
+    assert!(
+        !table.contains("\\xff"),
+        "a stored marker byte is shown: {table}"
     );
 
     // A filter in the address: PD filters (`/regions/search`) and the table shows what it

@@ -64,10 +64,26 @@ function hexBytes(hex) {
   return out;
 }
 
-// A key as text: printable ASCII as is, other bytes as \xNN.
+// Region boundaries are memcomparable-encoded: groups of 8 bytes, each followed by a marker,
+// 0xff minus the group's padding. The key the client wrote, or null when `bytes` is not
+// exactly one such key.
+function decodeKey(bytes) {
+  const out = [];
+  for (let at = 0; at + 9 <= bytes.length; at += 9) {
+    const pad = 0xff - bytes[at + 8];
+    if (pad > 8) return null;
+    for (let i = at; i < at + 8 - pad; i++) out.push(bytes[i]);
+    if (pad > 0) return at + 9 === bytes.length ? out : null;
+  }
+  return null;
+}
+
+// A key as text, decoded when it is memcomparable-encoded (as region boundaries are):
+// printable ASCII as is, other bytes as \xNN. The cell's tooltip keeps the stored hex.
 function escapeKey(hex) {
+  const stored = hexBytes(hex);
   let s = "";
-  for (const b of hexBytes(hex)) {
+  for (const b of decodeKey(stored) || stored) {
     if (b >= 0x20 && b < 0x7f && b !== 0x5c) s += String.fromCharCode(b);
     else s += "\\x" + b.toString(16).padStart(2, "0");
   }
@@ -125,7 +141,7 @@ function peersText(r) {
 }
 
 // PD's /regions/search: a region matches when its id starts with the filter, or its start or
-// end key contains it as hex or as text (as escapeKey shows keys).
+// end key contains it as hex or as text (stored or decoded, as escapeKey shows keys).
 function regionsPath() {
   const needle = $("region-filter").value.trim();
   return "/regions/search?limit=" + MAX_REGION_ROWS + "&q=" + encodeURIComponent(needle);
