@@ -61,6 +61,26 @@ pub fn parse_raft<M: protobuf::Message>(bytes: &[u8]) -> protobuf::ProtobufResul
     Ok(m)
 }
 
+/// The type field (eraftpb `Message.msg_type`, tag 1) of an encoded raft-rs message; prost
+/// skips every other field without copying it, so probing an append full of entries costs
+/// no allocation (a full rust-protobuf parse would copy every entry).
+#[derive(Clone, PartialEq, prost::Message)]
+struct MsgTypeProbe {
+    #[prost(int32, tag = "1")]
+    msg_type: i32,
+}
+
+/// Whether a raft message carries a snapshot (its raft-rs message is a `MsgSnapshot`).
+/// Bytes that do not decode are no snapshot.
+pub fn is_snapshot(msg: &raft_serverpb::RaftMessage) -> bool {
+    use prost::Message as _;
+    if msg.message.is_empty() {
+        return false;
+    }
+    MsgTypeProbe::decode(&msg.message[..])
+        .is_ok_and(|m| m.msg_type == eraftpb::MessageType::MsgSnapshot as i32)
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message as _;

@@ -71,6 +71,12 @@ lazy_static! {
         "Raft messages dropped as invalid or stale"
     )
     .expect("metric registers once");
+    pub static ref UNKNOWN_REGION_MESSAGES_DROPPED: IntCounter = register_int_counter!(
+        "shoal_raftstore_unknown_region_messages_dropped_total",
+        "Raft messages for regions without a local peer dropped because the store FSM's \
+         mailbox was full (raft sends them again)"
+    )
+    .expect("metric registers once");
     pub static ref LOG_WRITER_FSYNCS: IntCounter = register_int_counter!(
         "shoal_raftstore_log_writer_fsyncs_total",
         "Synced raft log batches written by the log writer"

@@ -5,6 +5,13 @@
 //! range still belongs to the parent region. Dropping the vote would leave the new region
 //! leaderless for a whole election timeout, so such messages wait here until the split
 //! creates the peer.
+//!
+//! A store that lags behind a pre-split of many regions receives such messages by the tens of
+//! thousands a second, so keeping them must cost O(1) per message: old messages are swept out
+//! at most once per [`SWEEP_SHARE`]th of their lifetime, never on every push (a sweep on every
+//! push cost one pass over up to 65,536 waiting messages each time, which kept a lagging
+//! store's only raft poller busy sweeping while the messages it never got to piled up in its
+//! mailbox by the gigabyte).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -15,16 +22,24 @@ use proto::raft_serverpb::RaftMessage;
 const MAX_PER_REGION: usize = 16;
 /// Regions with waiting messages; beyond this new ones are dropped.
 const MAX_REGIONS: usize = 4096;
+/// Waiting messages are swept out at most once per this share of their lifetime, so a message
+/// is dropped at most `max_age / SWEEP_SHARE` after it expired; `take` never hands out an
+/// expired one.
+const SWEEP_SHARE: u32 = 4;
 
 #[derive(Debug, Default)]
 pub struct PendingSplitMessages {
     waiting: HashMap<u64, Vec<(Instant, RaftMessage)>>,
+    /// When the next sweep of expired messages is due; `None` before the first push.
+    next_sweep: Option<Instant>,
+    /// Messages the sweeps have looked at, ever (what keeping messages costs).
+    swept: u64,
 }
 
 impl PendingSplitMessages {
     /// Keeps `msg` for its region; returns false when it had to be dropped.
     pub fn push(&mut self, msg: RaftMessage, now: Instant, max_age: Duration) -> bool {
-        self.expire(now, max_age);
+        self.maybe_expire(now, max_age);
         if !self.waiting.contains_key(&msg.region_id) && self.waiting.len() >= MAX_REGIONS {
             return false;
         }
@@ -55,7 +70,18 @@ impl PendingSplitMessages {
         self.waiting.is_empty()
     }
 
-    fn expire(&mut self, now: Instant, max_age: Duration) {
+    /// Messages the sweeps of expired messages have looked at since this was created.
+    pub fn swept(&self) -> u64 {
+        self.swept
+    }
+
+    /// Sweeps out expired messages if a sweep is due.
+    fn maybe_expire(&mut self, now: Instant, max_age: Duration) {
+        if self.next_sweep.is_some_and(|due| now < due) {
+            return;
+        }
+        self.next_sweep = Some(now + max_age / SWEEP_SHARE);
+        self.swept += self.waiting.values().map(|q| q.len() as u64).sum::<u64>();
         self.waiting.retain(|_, queue| {
             queue.retain(|(at, _)| now.saturating_duration_since(*at) <= max_age);
             !queue.is_empty()
@@ -110,5 +136,48 @@ mod tests {
         let kept = p.take(2, later, age);
         assert_eq!(kept.len(), MAX_PER_REGION);
         assert_eq!(kept[0].start_key, 5u64.to_be_bytes().to_vec());
+    }
+
+    #[test]
+    fn keeping_a_message_does_not_look_at_every_waiting_one() {
+        let mut p = PendingSplitMessages::default();
+        let start = Instant::now();
+        let age = Duration::from_secs(2);
+        for region in 0..MAX_REGIONS as u64 {
+            assert!(p.push(msg(region, 0), start, age));
+        }
+        // A lagging store keeps receiving messages for the regions its splits will create.
+        let later = start + Duration::from_millis(1);
+        for n in 0..1000u64 {
+            p.push(msg(n % MAX_REGIONS as u64, n), later, age);
+        }
+        assert_eq!(p.len(), MAX_REGIONS + 1000);
+        // At most one sweep ran (the first push's, over an empty map); a sweep per push
+        // would have looked at about 12 million messages.
+        assert!(
+            p.swept() <= 2 * p.len() as u64,
+            "sweeps looked at {} messages to keep {}",
+            p.swept(),
+            p.len()
+        );
+    }
+
+    #[test]
+    fn expired_regions_make_room_once_a_sweep_is_due() {
+        let mut p = PendingSplitMessages::default();
+        let start = Instant::now();
+        let age = Duration::from_secs(1);
+        for region in 0..MAX_REGIONS as u64 {
+            assert!(p.push(msg(region, 0), start, age));
+        }
+        let new_region = MAX_REGIONS as u64;
+        assert!(
+            !p.push(msg(new_region, 0), start + Duration::from_millis(10), age),
+            "every region's messages are still live: no room"
+        );
+        let expired = start + age + age / SWEEP_SHARE + Duration::from_millis(1);
+        assert!(p.push(msg(new_region, 1), expired, age));
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.take(new_region, expired, age).len(), 1);
     }
 }

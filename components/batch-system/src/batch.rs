@@ -293,7 +293,7 @@ pub fn create_system<N: Fsm, C: Fsm>(
 ) -> (Router<N, C>, BatchSystem<N, C>) {
     let (sender, receiver) = crossbeam_channel::unbounded();
     let control_mailbox = BasicMailbox::new(
-        MailboxSender::from_sender(control_sender, usize::MAX),
+        MailboxSender::from_sender(control_sender, cfg.mailbox_capacity),
         control_fsm,
     );
     let router = Router::new(

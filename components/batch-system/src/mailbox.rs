@@ -1,6 +1,6 @@
 //! Mailboxes: push a message, then wake the FSM if it was idle.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -35,9 +35,19 @@ struct Shared<M> {
     /// sent before it and none is sent to the channel it replaces.
     sender: RwLock<Sender<M>>,
     capacity: usize,
-    /// Checking the length costs a little; do it on every 8th send only.
+    /// Checking the length costs a little; while the mailbox is under capacity it is checked
+    /// on every [`CHECK_INTERVAL`]th send only.
     sends: AtomicUsize,
+    /// The last check found the mailbox at capacity: every `try_send` checks (and is refused)
+    /// until one finds it drained, so a full mailbox stays bounded instead of taking all but
+    /// every 8th message.
+    full: AtomicBool,
 }
+
+/// Sends between two length checks of a mailbox under capacity (TiKV's loose-bounded
+/// channel checks the same way): a mailbox takes about this many messages beyond its
+/// capacity.
+const CHECK_INTERVAL: usize = 8;
 
 /// The sending end of a mailbox with a soft capacity.
 pub struct MailboxSender<M> {
@@ -60,6 +70,7 @@ impl<M> MailboxSender<M> {
                 sender: RwLock::new(sender),
                 capacity,
                 sends: AtomicUsize::new(0),
+                full: AtomicBool::new(false),
             }),
         }
     }
@@ -171,9 +182,14 @@ impl<N: Fsm> BasicMailbox<N> {
         msg: N::Message,
         scheduler: &S,
     ) -> Result<(), TrySendError<N::Message>> {
-        let n = self.sender.shared.sends.fetch_add(1, Ordering::Relaxed);
-        if n.is_multiple_of(8) && self.len() >= self.sender.shared.capacity {
-            return Err(TrySendError::Full(msg));
+        let shared = &self.sender.shared;
+        let n = shared.sends.fetch_add(1, Ordering::Relaxed);
+        if shared.full.load(Ordering::Relaxed) || n.is_multiple_of(CHECK_INTERVAL) {
+            let full = self.len() >= shared.capacity;
+            shared.full.store(full, Ordering::Relaxed);
+            if full {
+                return Err(TrySendError::Full(msg));
+            }
         }
         self.force_send(msg, scheduler)
     }

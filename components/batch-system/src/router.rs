@@ -88,6 +88,16 @@ impl<N: Fsm, C: Fsm> Router<N, C> {
         self.with_mailbox(addr, msg, |mb, m| mb.force_send(m, &self.scheduler))
     }
 
+    /// Sends to the control FSM unless its mailbox is over capacity (the system's
+    /// `mailbox_capacity`); for messages that may be dropped, such as raft messages, which
+    /// raft sends again.
+    pub fn try_send_control(&self, msg: C::Message) -> Result<(), TrySendError<C::Message>> {
+        self.control
+            .try_send(msg, &ControlScheduler(self.scheduler.clone()))
+    }
+
+    /// Sends to the control FSM regardless of capacity (ticks and messages that must not be
+    /// lost).
     pub fn send_control(&self, msg: C::Message) -> Result<(), TrySendError<C::Message>> {
         self.control
             .force_send(msg, &ControlScheduler(self.scheduler.clone()))

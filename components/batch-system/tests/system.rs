@@ -116,6 +116,68 @@ fn full_mailbox_refuses_try_send_but_not_force_send() {
         .is_some_and(|m| m.is_empty())));
 }
 
+/// Try-sends to a mailbox that nothing drains: how many were accepted, out of `attempts`.
+fn accepted_try_sends(attempts: u64, send: impl Fn(u64) -> Result<(), TrySendError<()>>) -> u64 {
+    (0..attempts).filter(|v| send(*v).is_ok()).count() as u64
+}
+
+/// Accepted beyond the capacity at most: the length is checked on every 8th send until a
+/// check finds the mailbox full, then on every send.
+const CHECK_INTERVAL: u64 = 8;
+
+#[test]
+fn a_mailbox_over_capacity_refuses_every_try_send_until_it_drains() {
+    let capacity = 8;
+    let s = TestSystem::new(1, capacity);
+    s.add_fsm(1, true);
+    let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
+    s.router.force_send(1, Msg::Block(gate_rx)).unwrap();
+    let accepted = accepted_try_sends(800, |v| {
+        s.router.try_send(1, Msg::Value(v)).map_err(|e| match e {
+            TrySendError::Full(_) => TrySendError::Full(()),
+            other => panic!("unexpected {other}"),
+        })
+    });
+    assert!(
+        accepted <= capacity as u64 + CHECK_INTERVAL,
+        "{accepted} of 800 messages queued in a mailbox of capacity {capacity}"
+    );
+    drop(gate_tx);
+    assert!(wait_until(T, || s.handled.load(Ordering::SeqCst) == accepted as usize));
+    assert!(
+        s.router.try_send(1, Msg::Value(1000)).is_ok(),
+        "a drained mailbox takes messages again"
+    );
+}
+
+#[test]
+fn a_full_control_mailbox_refuses_try_send_but_not_send() {
+    let capacity = 8;
+    let s = TestSystem::new(1, capacity);
+    s.add_fsm(1, false);
+    // The only poller is held, so the control FSM is not handled either.
+    let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
+    s.router.force_send(1, Msg::Block(gate_rx)).unwrap();
+    assert!(wait_until(T, || s
+        .router
+        .mailbox(1)
+        .is_some_and(|m| m.is_empty())));
+    let accepted = accepted_try_sends(800, |v| {
+        s.router.try_send_control(v).map_err(|e| match e {
+            TrySendError::Full(_) => TrySendError::Full(()),
+            other => panic!("unexpected {other}"),
+        })
+    });
+    assert!(
+        accepted <= capacity as u64 + CHECK_INTERVAL,
+        "{accepted} of 800 control messages queued with capacity {capacity}"
+    );
+    s.router.send_control(5000).unwrap();
+    drop(gate_tx);
+    assert!(wait_until(T, || s.control_seen.lock().len() == accepted as usize + 1));
+    assert_eq!(s.control_seen.lock().last(), Some(&5000));
+}
+
 #[test]
 fn control_messages_are_handled() {
     let s = TestSystem::new(2, 1024);

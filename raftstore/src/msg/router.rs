@@ -8,6 +8,7 @@ use proto::raft_serverpb::{ExtraMessageType, RaftMessage};
 use crate::errors::{err_resp, Error, Result};
 use crate::fsm::peer::PeerFsm;
 use crate::fsm::store::StoreFsm;
+use crate::metrics::UNKNOWN_REGION_MESSAGES_DROPPED;
 use crate::msg::{PeerMsg, RaftCommand, StoreMsg};
 use crate::stats::{StoreFlow, StoreLiveness};
 
@@ -82,7 +83,30 @@ impl RaftRouter {
         }
         match self.deliver_to_peer(msg) {
             Ok(()) => Ok(()),
-            Err(msg) => self.send_control(StoreMsg::RaftMessage(msg)),
+            Err(msg) => self.send_to_store_fsm(msg),
+        }
+    }
+
+    /// Queues a message for a region without a local peer on the store FSM, which creates
+    /// peers and parks messages for regions a split has not created yet. Its mailbox is
+    /// bounded (`mailbox_capacity`, as TiKV's store mailbox is): a store that lags behind
+    /// many new regions receives their messages faster than it can look at them, and
+    /// queueing them all took gigabytes. Beyond the bound a message is dropped and counted,
+    /// and raft sends it again; a snapshot, expensive to send again, is always queued.
+    fn send_to_store_fsm(&self, msg: Box<RaftMessage>) -> Result<()> {
+        match self.inner.try_send_control(StoreMsg::RaftMessage(msg)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(StoreMsg::RaftMessage(msg))) if proto::is_snapshot(&msg) => {
+                self.send_control(StoreMsg::RaftMessage(msg))
+            }
+            Err(TrySendError::Full(_)) => {
+                self.flow.mark_busy();
+                UNKNOWN_REGION_MESSAGES_DROPPED.inc();
+                Err(Error::ServerIsBusy(
+                    "the store's mailbox is full; raft message dropped".into(),
+                ))
+            }
+            Err(_) => Err(Error::Shutdown),
         }
     }
 
@@ -129,5 +153,63 @@ impl RaftRouter {
 
     pub fn broadcast(&self, mut make: impl FnMut() -> PeerMsg) {
         self.inner.broadcast_normal(&mut make);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::eraftpb::{self, MessageType};
+    use proto::metapb;
+    use protobuf::Message as _;
+
+    use super::*;
+
+    fn raft_message(region_id: u64, msg_type: MessageType) -> RaftMessage {
+        let mut m = eraftpb::Message::default();
+        m.set_msg_type(msg_type);
+        RaftMessage {
+            region_id,
+            to_peer: Some(metapb::Peer {
+                id: region_id + 1,
+                store_id: 1,
+                ..Default::default()
+            }),
+            message: m.write_to_bytes().expect("encodes"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn messages_for_unknown_regions_are_dropped_once_the_store_mailbox_is_full() {
+        let capacity = 8;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let cfg = batch_system::Config {
+            pool_size: 1,
+            mailbox_capacity: capacity,
+            ..Default::default()
+        };
+        // No poller runs, so nothing drains the store FSM's mailbox.
+        let (inner, _system) = batch_system::create_system::<PeerFsm, StoreFsm>(
+            &cfg,
+            tx,
+            Box::new(StoreFsm::new(rx.clone())),
+        );
+        let router = RaftRouter::new(inner);
+        let refused = (0..100u64)
+            .filter(|n| {
+                let msg = raft_message(1000 + n, MessageType::MsgHeartbeat);
+                matches!(router.send_raft_message(msg), Err(Error::ServerIsBusy(_)))
+            })
+            .count();
+        let queued = rx.len();
+        assert_eq!(queued + refused, 100);
+        assert!(
+            queued <= 2 * capacity,
+            "{queued} messages queued in a store mailbox of capacity {capacity}"
+        );
+        router
+            .send_raft_message(raft_message(5000, MessageType::MsgSnapshot))
+            .expect("a snapshot is queued even when the mailbox is full");
+        assert_eq!(rx.len(), queued + 1);
     }
 }

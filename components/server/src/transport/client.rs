@@ -11,7 +11,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use pd_client::Backoff;
 use prost::Message as _;
-use proto::eraftpb::MessageType;
 use proto::raft_serverpb::{RaftMessage, RaftMessageBatch};
 use proto::tikvpb::tikv_client::TikvClient;
 use tokio::runtime::Handle;
@@ -65,24 +64,8 @@ impl RaftTransport {
     }
 }
 
-/// The type field (eraftpb `Message.msg_type`, tag 1) of an encoded raft-rs message; prost
-/// skips every other field without copying it, so probing an append full of entries costs
-/// no allocation (a full rust-protobuf parse would copy every entry).
-#[derive(Clone, PartialEq, prost::Message)]
-struct MsgTypeProbe {
-    #[prost(int32, tag = "1")]
-    msg_type: i32,
-}
-
-/// Whether a raft message carries a snapshot (sent on its own stream with its files). Bytes
-/// that do not decode are no snapshot.
-pub fn is_snapshot(msg: &RaftMessage) -> bool {
-    if msg.message.is_empty() {
-        return false;
-    }
-    MsgTypeProbe::decode(&msg.message[..])
-        .is_ok_and(|m| m.msg_type == MessageType::MsgSnapshot as i32)
-}
+/// Whether a raft message carries a snapshot (sent on its own stream with its files).
+pub use proto::is_snapshot;
 
 impl raftstore::Transport for RaftTransport {
     fn send(&self, msg: RaftMessage) {
