@@ -71,10 +71,11 @@ lazy_static! {
         "Raft messages dropped as invalid or stale"
     )
     .expect("metric registers once");
-    pub static ref UNKNOWN_REGION_MESSAGES_DROPPED: IntCounter = register_int_counter!(
-        "shoal_raftstore_unknown_region_messages_dropped_total",
-        "Raft messages for regions without a local peer dropped because the store FSM's \
-         mailbox was full (raft sends them again)"
+    pub static ref RAFT_MESSAGES_DROPPED_MAILBOX_FULL: IntCounterVec = register_int_counter_vec!(
+        "shoal_raftstore_raft_messages_dropped_mailbox_full_total",
+        "Raft messages dropped because the mailbox they were for was full (raft sends them \
+         again), by mailbox: a region's peer, or the store FSM (regions without a local peer)",
+        &["mailbox"]
     )
     .expect("metric registers once");
     pub static ref LOG_WRITER_FSYNCS: IntCounter = register_int_counter!(

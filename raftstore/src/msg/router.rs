@@ -8,7 +8,7 @@ use proto::raft_serverpb::{ExtraMessageType, RaftMessage};
 use crate::errors::{err_resp, Error, Result};
 use crate::fsm::peer::PeerFsm;
 use crate::fsm::store::StoreFsm;
-use crate::metrics::UNKNOWN_REGION_MESSAGES_DROPPED;
+use crate::metrics::RAFT_MESSAGES_DROPPED_MAILBOX_FULL;
 use crate::msg::{PeerMsg, RaftCommand, StoreMsg};
 use crate::stats::{StoreFlow, StoreLiveness};
 
@@ -101,7 +101,9 @@ impl RaftRouter {
             }
             Err(TrySendError::Full(_)) => {
                 self.flow.mark_busy();
-                UNKNOWN_REGION_MESSAGES_DROPPED.inc();
+                RAFT_MESSAGES_DROPPED_MAILBOX_FULL
+                    .with_label_values(&["store"])
+                    .inc();
                 Err(Error::ServerIsBusy(
                     "the store's mailbox is full; raft message dropped".into(),
                 ))
@@ -111,17 +113,33 @@ impl RaftRouter {
     }
 
     /// Hands a raft message to the region's local peer; gives the message back when the
-    /// region has no live mailbox on this store.
+    /// region has no live mailbox on this store. A peer's mailbox is bounded
+    /// (`notify-capacity`, as in TiKV): a message for a peer whose mailbox is full is dropped
+    /// and counted, and raft sends it again; a snapshot, expensive to send again, is always
+    /// queued.
     pub fn deliver_to_peer(&self, msg: RaftMessage) -> std::result::Result<(), Box<RaftMessage>> {
         let region_id = msg.region_id;
-        match self
+        let sent = match self
             .inner
-            .force_send(region_id, PeerMsg::RaftMessage(Box::new(msg)))
+            .try_send(region_id, PeerMsg::RaftMessage(Box::new(msg)))
         {
+            Err(TrySendError::Full(PeerMsg::RaftMessage(msg))) if proto::is_snapshot(&msg) => {
+                self.inner.force_send(region_id, PeerMsg::RaftMessage(msg))
+            }
+            Err(TrySendError::Full(_)) => {
+                self.flow.mark_busy();
+                RAFT_MESSAGES_DROPPED_MAILBOX_FULL
+                    .with_label_values(&["peer"])
+                    .inc();
+                return Ok(());
+            }
+            other => other,
+        };
+        match sent {
             Ok(()) => Ok(()),
             Err(TrySendError::NotFound(PeerMsg::RaftMessage(msg)))
             | Err(TrySendError::Disconnected(PeerMsg::RaftMessage(msg))) => Err(msg),
-            // force_send hands back the message it was given, which is a raft message.
+            // The router hands back the message it was given, which is a raft message.
             Err(_) => Ok(()),
         }
     }

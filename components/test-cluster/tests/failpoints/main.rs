@@ -7,4 +7,5 @@
 mod apply_order;
 mod crash_points;
 mod load;
+mod mailbox_bound;
 mod snapshot_worker;
