@@ -33,7 +33,7 @@ sample() {
       line="$line active=$(metric "$m" 'shoal_allocator_bytes{kind="active"}' 1048576)"
       line="$line re=$(metric "$m" 'raft_engine_memory_usage ' 1048576)"
       line="$line rx=$(metric "$m" 'shoal_server_raft_messages_received_total ')"
-      line="$line dropped=$(metric "$m" 'shoal_raftstore_unknown_region_messages_dropped_total ')"
+      line="$line dropped=$(metric "$m" 'shoal_raftstore_raft_messages_dropped_mailbox_full_total{mailbox="store"}')"
     done
     echo "$line" >> "$OUT/samples.txt"
     sleep 5
