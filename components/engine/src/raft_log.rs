@@ -10,6 +10,7 @@ use raft_engine::{Command, Config, Engine, LogBatch, MessageExt, ReadableSize, R
 
 use crate::error::{Error, Result};
 use crate::raft_log_file::{self, Check, Tail};
+use crate::raft_log_options::RaftLogOptions;
 use crate::zero_filled_fs::ZeroFilledFileSystem;
 
 /// raft-engine over [`ZeroFilledFileSystem`].
@@ -42,7 +43,13 @@ impl RaftLogEngine {
     /// all but the newest `DAMAGED_COPIES_KEPT` of them.
     pub const DAMAGED_COPIES_KEPT: usize = 3;
 
-    /// Opens (creating if needed) the raft log in `dir`.
+    /// Opens (creating if needed) the raft log in `dir` with the default
+    /// [`RaftLogOptions`]; see [`Self::open_with`].
+    pub fn open(dir: &Path) -> Result<RaftLogEngine> {
+        Self::open_with(dir, &RaftLogOptions::default())
+    }
+
+    /// Opens (creating if needed) the raft log in `dir`, writing as `options` say.
     ///
     /// The newest file of each of raft-engine's queues is where a crash leaves its mark, and
     /// is read before raft-engine opens the log:
@@ -59,7 +66,7 @@ impl RaftLogEngine {
     /// Any other damaged record (in an older file, or with complete records after it) is an
     /// error that names its file. Entry data is checksummed but only checked when read, so
     /// every live entry is read once here too.
-    pub fn open(dir: &Path) -> Result<RaftLogEngine> {
+    pub fn open_with(dir: &Path, options: &RaftLogOptions) -> Result<RaftLogEngine> {
         std::fs::create_dir_all(dir)?;
         let repaired_tail = {
             // No other process may write the log while its tails are settled; raft-engine
@@ -69,9 +76,11 @@ impl RaftLogEngine {
             prune_damaged_copies(dir);
             repaired
         };
-        let engine =
-            LogEngine::open_with_file_system(config(dir), Arc::new(ZeroFilledFileSystem::new()))
-                .map_err(|e| open_error(dir, e))?;
+        let engine = LogEngine::open_with_file_system(
+            config(dir, options),
+            Arc::new(ZeroFilledFileSystem::new()),
+        )
+        .map_err(|e| open_error(dir, e))?;
         let engine = RaftLogEngine {
             engine: Arc::new(engine),
             path: Arc::new(dir.to_path_buf()),
@@ -265,13 +274,14 @@ impl RaftLogBatch {
 /// Log files are not recycled: a recycled file keeps the records of the file it was before,
 /// which after a crash follow the last record written like a torn write would, while a new
 /// file ends in zeros.
-fn config(dir: &Path) -> Config {
+fn config(dir: &Path, options: &RaftLogOptions) -> Config {
     Config {
         dir: dir.to_string_lossy().into_owned(),
         recovery_mode: RecoveryMode::AbsoluteConsistency,
         target_file_size: ReadableSize::mb(128),
         purge_threshold: ReadableSize::gb(10),
         enable_log_recycle: false,
+        batch_compression_threshold: ReadableSize(options.batch_compression_threshold),
         ..Default::default()
     }
 }
@@ -585,6 +595,71 @@ mod tests {
         b.clean(1);
         log.write(&mut b, true).unwrap();
         assert_eq!(log.last_index(1), None);
+    }
+
+    fn compressible_entries(from: u64, count: u64) -> Vec<Entry> {
+        (from..from + count)
+            .map(|i| entry(i, 1, &[b'a'; 1024]))
+            .collect()
+    }
+
+    fn write_entries(log: &RaftLogEngine, entries: Vec<Entry>) -> usize {
+        let mut b = RaftLogBatch::new();
+        b.append(1, entries).unwrap();
+        log.write(&mut b, true).unwrap()
+    }
+
+    #[test]
+    fn batches_are_compressed_only_when_a_threshold_is_set() {
+        let plain = tempfile::tempdir().unwrap();
+        let log = RaftLogEngine::open(plain.path()).unwrap();
+        let written_plain = write_entries(&log, compressible_entries(1, 64));
+        assert!(
+            written_plain >= 64 * 1024,
+            "64 KiB of entries written as {written_plain} bytes by default"
+        );
+        let compressed = tempfile::tempdir().unwrap();
+        let options = RaftLogOptions {
+            batch_compression_threshold: 8192,
+        };
+        let log = RaftLogEngine::open_with(compressed.path(), &options).unwrap();
+        let written_compressed = write_entries(&log, compressible_entries(1, 64));
+        assert!(
+            written_compressed < written_plain / 4,
+            "64 KiB of one repeated byte written as {written_compressed} bytes with a threshold"
+        );
+    }
+
+    #[test]
+    fn a_log_reopens_with_the_compression_switched_either_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let on = RaftLogOptions {
+            batch_compression_threshold: 4096,
+        };
+        let off = RaftLogOptions::default();
+        let expected: Vec<Entry> = compressible_entries(1, 64)
+            .into_iter()
+            .chain(compressible_entries(65, 64))
+            .chain(compressible_entries(129, 64))
+            .collect();
+        {
+            let log = RaftLogEngine::open_with(dir.path(), &on).unwrap();
+            write_entries(&log, compressible_entries(1, 64));
+        }
+        {
+            let log = RaftLogEngine::open_with(dir.path(), &off).unwrap();
+            write_entries(&log, compressible_entries(65, 64));
+        }
+        {
+            let log = RaftLogEngine::open_with(dir.path(), &on).unwrap();
+            write_entries(&log, compressible_entries(129, 64));
+        }
+        for options in [&off, &on] {
+            let log = RaftLogEngine::open_with(dir.path(), options).unwrap();
+            let mut out = vec![];
+            log.fetch_entries(1, 1, 193, None, &mut out).unwrap();
+            assert_eq!(out, expected, "entries read back with {options:?}");
+        }
     }
 
     /// Space raft-engine reserves ahead of its writes must be real zeros: unwritten extents

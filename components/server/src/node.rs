@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use engine::{KvEngine, KvEngineOptions, RaftLogEngine};
+use engine::{KvEngine, KvEngineOptions, RaftLogEngine, RaftLogOptions};
 use pd_client::{Backoff, PdClient};
 use tracing::{info, warn};
 
@@ -43,14 +43,15 @@ impl DataDirs {
         Ok(())
     }
 
-    /// Opens both engines, RocksDB tuned by `kv_options`; a damaged file fails here with its
-    /// name.
+    /// Opens both engines, RocksDB tuned by `kv_options` and the raft log by
+    /// `raft_options`; a damaged file fails here with its name.
     pub fn open_engines(
         &self,
         kv_options: &KvEngineOptions,
+        raft_options: &RaftLogOptions,
     ) -> Result<(KvEngine, RaftLogEngine), ServerError> {
         let kv = KvEngine::open_with(&self.db, kv_options)?;
-        let raft = RaftLogEngine::open(&self.raft)?;
+        let raft = RaftLogEngine::open_with(&self.raft, raft_options)?;
         Ok((kv, raft))
     }
 }

@@ -76,7 +76,8 @@ pub(crate) async fn open_data_dir(cfg: &Config) -> Result<OpenDataDir, ServerErr
     let engines = {
         let dirs = dirs.clone();
         let kv_options = cfg.rocksdb.clone();
-        tokio::task::spawn_blocking(move || dirs.open_engines(&kv_options))
+        let raft_options = cfg.raft_engine.clone();
+        tokio::task::spawn_blocking(move || dirs.open_engines(&kv_options, &raft_options))
             .await
             .map_err(|e| ServerError::Engine(engine::Error::Io(std::io::Error::other(e))))??
     };

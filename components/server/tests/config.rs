@@ -98,6 +98,7 @@ fn unknown_keys_are_refused_with_their_name() {
         "[raftstore]\nraft-base-tick = \"1s\"",
         "[nonsense]\nx = 1",
         "[rocksdb]\nwrite-buffer = 1",
+        "[raft-engine]\ncompression = true",
         "[raftstore.split-policy]\nkind = \"size\"\nmax-size = 2\nsplit-size = 1\nextra = 3",
     ] {
         let err = parse(text).unwrap_err();
@@ -123,6 +124,44 @@ fn rocksdb_settings_reach_the_engine_options() {
     assert!(opts.low_priority_background);
     assert_eq!(opts.uncompressed_levels, 0);
     assert_eq!(opts.bytes_per_sync, defaults.bytes_per_sync);
+}
+
+#[test]
+fn raft_engine_settings_reach_the_raft_log_options() {
+    let defaults = parse("").unwrap().raft_engine;
+    assert_eq!(defaults, engine::RaftLogOptions::default());
+    assert_eq!(defaults.batch_compression_threshold, 0);
+    let cfg = parse("[raft-engine]\nbatch-compression-threshold = 8192").unwrap();
+    assert_eq!(cfg.raft_engine.batch_compression_threshold, 8192);
+    let err = parse("[raft-engine]\nbatch-compression-threshold = -1").unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+}
+
+/// The store's data directory opens its raft log with the `[raft-engine]` options.
+#[test]
+fn data_dirs_open_the_raft_log_with_its_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let dirs = server::node::DataDirs::new(dir.path());
+    dirs.create().unwrap();
+    let options = parse("[raft-engine]\nbatch-compression-threshold = 4096")
+        .unwrap()
+        .raft_engine;
+    let (_kv, raft) = dirs.open_engines(&Default::default(), &options).unwrap();
+    let mut batch = engine::RaftLogBatch::new();
+    let entries = (1..=32)
+        .map(|index| proto::eraftpb::Entry {
+            index,
+            term: 1,
+            data: vec![b'z'; 1024].into(),
+            ..Default::default()
+        })
+        .collect();
+    batch.append(1, entries).unwrap();
+    let written = raft.write(&mut batch, true).unwrap();
+    assert!(
+        written < 8 * 1024,
+        "32 KiB of one repeated byte written as {written} bytes: the threshold did not apply"
+    );
 }
 
 #[test]

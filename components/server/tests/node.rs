@@ -294,7 +294,9 @@ async fn crash_before_bootstrap(pd: &pd::RunningPd, dir: &Path) -> u64 {
     let client = pd_client(pd).await;
     let dirs = server::node::DataDirs::new(dir);
     dirs.create().unwrap();
-    let (kv, raft) = dirs.open_engines(&Default::default()).unwrap();
+    let (kv, raft) = dirs
+        .open_engines(&Default::default(), &Default::default())
+        .unwrap();
     let store_id = server::bootstrap::ensure_store_id(&kv, &client, dir)
         .await
         .unwrap();

@@ -44,6 +44,8 @@ pub struct Config {
     /// `[rocksdb]`: the state-machine RocksDB's tuning, `engine::KvEngineOptions` itself
     /// (its docs give every key and the reasons for the defaults).
     pub rocksdb: engine::KvEngineOptions,
+    /// `[raft-engine]`: how the raft log is written, `engine::RaftLogOptions` itself.
+    pub raft_engine: engine::RaftLogOptions,
     pub pd: PdSection,
     /// `[raftstore]`: the store's raft machinery, `raftstore::Config` itself (its docs give
     /// every key; `[raftstore.split-policy]` is `raftstore::SplitPolicyConfig`).
