@@ -22,7 +22,7 @@ pub use io_pacer::IoPacer;
 pub use kv::KvEngine;
 pub use kv_options::{KvEngineOptions, MAX_TOTAL_WAL_SIZE};
 pub use raft_log::{RaftLogBatch, RaftLogEngine};
-pub use raft_log_options::RaftLogOptions;
+pub use raft_log_options::{RaftLogOptions, DEFAULT_BATCH_COMPRESSION_THRESHOLD};
 pub use range_stats::RangeStats;
 pub use read::{KvRead, ScanVisitor};
 pub use snapshot::KvSnapshot;

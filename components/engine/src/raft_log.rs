@@ -610,33 +610,33 @@ mod tests {
     }
 
     #[test]
-    fn batches_are_compressed_only_when_a_threshold_is_set() {
+    fn batches_are_compressed_unless_the_threshold_is_zero() {
+        let compressed = tempfile::tempdir().unwrap();
+        let log = RaftLogEngine::open(compressed.path()).unwrap();
+        let written_compressed = write_entries(&log, compressible_entries(1, 64));
         let plain = tempfile::tempdir().unwrap();
-        let log = RaftLogEngine::open(plain.path()).unwrap();
+        let off = RaftLogOptions {
+            batch_compression_threshold: 0,
+        };
+        let log = RaftLogEngine::open_with(plain.path(), &off).unwrap();
         let written_plain = write_entries(&log, compressible_entries(1, 64));
         assert!(
             written_plain >= 64 * 1024,
-            "64 KiB of entries written as {written_plain} bytes by default"
+            "64 KiB of entries written as {written_plain} bytes with compression off"
         );
-        let compressed = tempfile::tempdir().unwrap();
-        let options = RaftLogOptions {
-            batch_compression_threshold: 8192,
-        };
-        let log = RaftLogEngine::open_with(compressed.path(), &options).unwrap();
-        let written_compressed = write_entries(&log, compressible_entries(1, 64));
         assert!(
             written_compressed < written_plain / 4,
-            "64 KiB of one repeated byte written as {written_compressed} bytes with a threshold"
+            "64 KiB of one repeated byte written as {written_compressed} bytes by default"
         );
     }
 
     #[test]
     fn a_log_reopens_with_the_compression_switched_either_way() {
         let dir = tempfile::tempdir().unwrap();
-        let on = RaftLogOptions {
-            batch_compression_threshold: 4096,
+        let on = RaftLogOptions::default();
+        let off = RaftLogOptions {
+            batch_compression_threshold: 0,
         };
-        let off = RaftLogOptions::default();
         let expected: Vec<Entry> = compressible_entries(1, 64)
             .into_iter()
             .chain(compressible_entries(65, 64))
