@@ -125,8 +125,9 @@ pub struct Config {
     /// proposals meanwhile. 0 accepts only a target that already has every entry.
     pub leader_transfer_max_log_lag: u64,
     /// Bytes: while fewer are available on the filesystem of the KV engine or of the raft
-    /// log, leaders refuse writes with `ServerIsBusy` ("disk full"); reads go on. 0 never
-    /// refuses. See `worker::disk_monitor`.
+    /// log, leaders refuse writes with `ServerIsBusy` ("disk full"); reads go on. What the KV
+    /// engine will write without new requests (unflushed memtables, the next write-ahead
+    /// log's preallocation) counts as used. 0 never refuses. See `worker::disk_monitor`.
     pub disk_low_space_threshold: u64,
     /// Bytes of the placeholder file the store keeps in its data directory while space is
     /// plentiful, and deletes on turning disk full so the writes already under way have room

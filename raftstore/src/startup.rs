@@ -45,7 +45,7 @@ use crate::stats::{unix_secs, StoreLiveness};
 use crate::store_meta::StoreMeta;
 use crate::ticker::Ticker;
 use crate::transport::Transport;
-use crate::worker::disk_monitor::{self, DiskMonitor, DiskUsage, SpacePolicy};
+use crate::worker::disk_monitor::{self, DiskMonitor, DiskUsage, SpacePolicy, WatchedDir};
 use crate::worker::pd_stats::{PdStatsWorker, PdTask};
 use crate::worker::raftlog_gc::{self, GcTask};
 use crate::worker::region::{self as region_worker, SnapshotGenerator, SnapshotRequests};
@@ -274,8 +274,17 @@ impl Startup {
         let (stop_disk_monitor, stop_disk_rx) = crossbeam_channel::bounded::<()>(1);
         let monitor = DiskMonitor {
             dirs: vec![
-                self.kv.path().to_path_buf(),
-                self.raft_engine.path().to_path_buf(),
+                WatchedDir {
+                    path: self.kv.path().to_path_buf(),
+                    pending_bytes: Some({
+                        let kv = self.kv.clone();
+                        Box::new(move || kv.pending_disk_bytes())
+                    }),
+                },
+                WatchedDir {
+                    path: self.raft_engine.path().to_path_buf(),
+                    pending_bytes: None,
+                },
             ],
             placeholder: placeholder_path(self.kv.path()),
             policy: SpacePolicy {

@@ -19,6 +19,9 @@ use crate::ALL_CFS;
 pub struct KvEngine {
     db: Arc<DB>,
     path: Arc<PathBuf>,
+    /// Bytes RocksDB reserves at the first write to each new write-ahead log (see
+    /// [`KvEngineOptions::wal_preallocation_bytes`]).
+    wal_preallocation: u64,
 }
 
 impl std::fmt::Debug for KvEngine {
@@ -59,6 +62,7 @@ impl KvEngine {
         let engine = KvEngine {
             db: Arc::new(db),
             path: Arc::new(path.to_path_buf()),
+            wal_preallocation: options.wal_preallocation_bytes(),
         };
         engine.check_live_files()?;
         Ok(engine)
@@ -94,6 +98,27 @@ impl KvEngine {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Bytes of disk this engine will take without another write: its unflushed memtables,
+    /// which a flush writes out as table files before the write-ahead log that also holds
+    /// them can be deleted, plus the preallocation of the next write-ahead log, which
+    /// RocksDB reserves in one go when a memtable is switched. A free-space guard counts
+    /// them as used, or the flush of writes it already accepted runs out of room (and a
+    /// failed flush stops the engine's writes until it is reopened).
+    pub fn pending_disk_bytes(&self) -> u64 {
+        let memtables: u64 = ALL_CFS
+            .iter()
+            .filter_map(|cf| self.db.cf_handle(cf))
+            .filter_map(|handle| {
+                // Active and immutable memtables not yet flushed, in bytes of arena.
+                self.db
+                    .property_int_value_cf(handle, "rocksdb.cur-size-all-mem-tables")
+                    .ok()
+                    .flatten()
+            })
+            .sum();
+        memtables.saturating_add(self.wal_preallocation)
     }
 
     pub(crate) fn db(&self) -> &DB {
@@ -243,6 +268,41 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
             .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
             .sum()
+    }
+
+    /// What a flush will write counts as pending until the flush has written it, and the
+    /// next write-ahead log's preallocation always does.
+    #[test]
+    fn unflushed_memtables_and_the_next_log_preallocation_are_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = KvEngineOptions {
+            write_buffer_size: 8 * 1024 * 1024,
+            block_cache_size: 16 * 1024 * 1024,
+            ..Default::default()
+        };
+        assert_eq!(options.wal_preallocation_bytes(), 8 * 1024 * 1024 * 11 / 10);
+        let kv = KvEngine::open_with(dir.path(), &options).unwrap();
+        let empty = kv.pending_disk_bytes();
+        assert!(empty >= options.wal_preallocation_bytes(), "{empty}");
+
+        let value = vec![0x33u8; 4096];
+        let mut wb = KvWriteBatch::new();
+        for i in 0..1000u32 {
+            wb.put_cf(CF_DEFAULT, format!("zk{i:05}").as_bytes(), &value)
+                .unwrap();
+        }
+        kv.write(&wb, false).unwrap();
+        let written = kv.pending_disk_bytes();
+        assert!(
+            written >= empty + 1000 * 4096,
+            "4 MiB in the memtable, pending {empty} -> {written}"
+        );
+        kv.flush().unwrap();
+        let flushed = kv.pending_disk_bytes();
+        assert!(
+            flushed < empty + 1024 * 1024,
+            "flushed, yet still pending {flushed} (empty {empty})"
+        );
     }
 
     /// The configured block cache is the one the engine reads through, and the point-read

@@ -162,6 +162,19 @@ impl KvEngineOptions {
         Ok(())
     }
 
+    /// Bytes RocksDB preallocates (fallocate) at the first write to each new write-ahead
+    /// log: 1.1 x `write-buffer-size`, at most `max-total-wal-size` (RocksDB's
+    /// `GetWalPreallocateBlockSize`). The space is taken at once and given back, down to what
+    /// was written, only when that log is closed.
+    pub fn wal_preallocation_bytes(&self) -> u64 {
+        let block = self.write_buffer_size + self.write_buffer_size / 10;
+        if self.max_total_wal_size > 0 {
+            block.min(self.max_total_wal_size)
+        } else {
+            block
+        }
+    }
+
     /// The block cache the column families of one engine share.
     pub(crate) fn block_cache(&self) -> Cache {
         // Sized per entry as it fills (RocksDB's auto-sized HyperClockCache), so memory is
