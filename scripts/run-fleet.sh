@@ -14,7 +14,7 @@ case "$API" in
     *) echo "error: API must be 1 or 2, not $API" >&2; exit 1 ;;
 esac
 SERVE_TIMEOUT=120  # seconds for the cluster to answer a write and a read
-# STORE_CONFIG=<file>: more store settings (TOML sections such as [rocksdb]) appended to the
+# STORE_CONFIG=<file>: more store settings (TOML sections such as [rocksdb]) layered over the
 # fleet's store config, e.g. to compare engine tunings under `make bench`.
 STORE_CONFIG="${STORE_CONFIG:-}"
 if [ -n "$STORE_CONFIG" ] && [ ! -r "$STORE_CONFIG" ]; then
@@ -89,18 +89,23 @@ mkdir -p "$DATA/pd"
 start pd PD_READY "$BIN/shoal-pd" --name pd1 --data-dir "$DATA/pd" \
     --client-urls "http://$PD_GRPC" --advertise-client-urls "http://$PD_GRPC" \
     --http-addr "$PD_HTTP" "${PD_TLS[@]}"
-# The stores' config: the shared settings plus the API version.
+# The stores' config: the shared settings plus the API version, then STORE_CONFIG's settings
+# layered over them (a second --config: its keys override the same keys, section by section).
 STORE_TOML="$DATA/store.toml"
 {
     printf '[storage]\napi-version = %s\n\n' "$API"
     cat "$ROOT/scripts/fleet-store.toml"
-    if [ -n "$STORE_CONFIG" ]; then printf '\n'; cat "$STORE_CONFIG"; fi
 } >"$STORE_TOML"
+STORE_CONFIGS=(--config "$STORE_TOML")
+if [ -n "$STORE_CONFIG" ]; then
+    cp "$STORE_CONFIG" "$DATA/store-overrides.toml"
+    STORE_CONFIGS+=(--config "$DATA/store-overrides.toml")
+fi
 for i in $(seq 1 "$STORES"); do
     mkdir -p "$DATA/store$i"
     start "store$i" STORE_READY "$BIN/shoal-server" --pd "$PD_GRPC" \
         --addr "$(store_addr "$i")" --status-addr "$(store_status_addr "$i")" \
-        --data-dir "$DATA/store$i" --config "$STORE_TOML" "${STORE_TLS[@]}"
+        --data-dir "$DATA/store$i" "${STORE_CONFIGS[@]}" "${STORE_TLS[@]}"
 done
 
 CTL=("$BIN/shoal-ctl" --pd "$PD_GRPC" --pd-http "$PD_HTTP" --api-version "$API" "${CTL_TLS[@]}")

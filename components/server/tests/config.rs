@@ -268,3 +268,59 @@ fn the_effective_config_is_written_and_reads_back_the_same() {
     );
     assert_eq!(parse(&text).unwrap(), cfg);
 }
+
+#[test]
+fn config_files_layer_in_order_table_by_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.toml");
+    let overrides = dir.path().join("overrides.toml");
+    std::fs::write(
+        &base,
+        "[raftstore]\nstore-pool-size = 1\napply-pool-size = 1\n\
+         [server]\nstatus-addr = \"127.0.0.1:2222\"\n\
+         [pd]\nendpoints = [\"127.0.0.1:1\", \"127.0.0.1:2\"]",
+    )
+    .unwrap();
+    // The same section again, which one concatenated file would refuse as a duplicate table.
+    std::fs::write(
+        &overrides,
+        "[raftstore]\napply-pool-size = 3\n[pd]\nendpoints = [\"127.0.0.1:3\"]",
+    )
+    .unwrap();
+    let flags = |files: &[&Path]| {
+        let mut args = vec!["shoal-server".to_string()];
+        for f in files {
+            args.push("--config".into());
+            args.push(f.to_str().unwrap().into());
+        }
+        Flags::try_parse_from(args).unwrap()
+    };
+    let cfg = Config::load(&flags(&[&base, &overrides])).unwrap();
+    assert_eq!(cfg.raftstore.store_pool_size, 1, "kept from the base");
+    assert_eq!(cfg.raftstore.apply_pool_size, 3, "overridden");
+    assert_eq!(cfg.server.status_addr, "127.0.0.1:2222");
+    // An array is a value like any other: replaced, not appended to.
+    assert_eq!(cfg.pd.endpoints, vec!["127.0.0.1:3".to_string()]);
+    // The other order: the base's keys win.
+    let cfg = Config::load(&flags(&[&overrides, &base])).unwrap();
+    assert_eq!(cfg.raftstore.apply_pool_size, 1);
+    assert_eq!(cfg.pd.endpoints.len(), 2);
+
+    // A bad layer is named; an unknown key in any layer is refused.
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[raftstore\n").unwrap();
+    match Config::load(&flags(&[&base, &broken])).unwrap_err() {
+        ConfigError::Parse { path, .. } => assert_eq!(path, broken),
+        e => panic!("{e}"),
+    }
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "[raftstore]\nno-such-key = 1\n").unwrap();
+    let err = Config::load(&flags(&[&base, &unknown])).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Parse { .. }) && err.to_string().contains("no-such-key"),
+        "{err}"
+    );
+    let missing = Path::new("/no/such/layer.toml");
+    let err = Config::load(&flags(&[&base, missing])).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+}

@@ -10,9 +10,11 @@ use super::{Config, LogFormat};
 #[derive(Clone, Debug, Default, Parser)]
 #[command(name = "shoal-server", version)]
 pub struct Flags {
-    /// TOML config file; flags override its keys.
+    /// TOML config file; flags override its keys. Repeat it to layer files: each one's keys
+    /// override the same keys of the files before it, table by table (a base config plus a
+    /// file of overrides).
     #[arg(long)]
-    pub config: Option<PathBuf>,
+    pub config: Vec<PathBuf>,
     /// PD endpoints, comma-separated (pd.endpoints).
     #[arg(long, value_delimiter = ',')]
     pub pd: Vec<String>,

@@ -1,5 +1,6 @@
-//! The store's configuration: one TOML file (every key optional, unknown keys refused),
-//! overridden by a few command-line flags, validated before anything starts.
+//! The store's configuration: TOML (every key optional, unknown keys refused), from one file
+//! or several layered in order, overridden by a few command-line flags, validated before
+//! anything starts.
 
 mod flags;
 
@@ -222,6 +223,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// The text of one config file.
+fn read_config(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Lays `layer` over `base`: a table present in both is merged key by key, any other value
+/// (arrays included) replaces the one below it.
+fn merge_layer(base: &mut toml::Table, layer: toml::Table) {
+    for (key, value) in layer {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(below)), toml::Value::Table(above)) => {
+                merge_layer(below, above)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 impl Config {
     /// Parses a TOML document (`origin` names it in errors).
     pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
@@ -231,17 +255,33 @@ impl Config {
         })
     }
 
-    /// The file named by `--config` (or the defaults), then the flags, validated.
+    /// The files named by `--config`, layered in order (or the defaults), then the flags,
+    /// validated.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] or [`ConfigError::Parse`] naming the file; a key no section
+    /// knows, or a value of the wrong type, is a [`ConfigError::Parse`] naming every layered
+    /// file; [`ConfigError::Invalid`] for a value out of range.
     pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
-        let mut cfg = match &flags.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                Config::from_toml(&text, path)?
+        let mut cfg = match flags.config.as_slice() {
+            [] => Config::default(),
+            [path] => Config::from_toml(&read_config(path)?, path)?,
+            paths => {
+                let mut merged = toml::Table::new();
+                for path in paths {
+                    let layer: toml::Table =
+                        toml::from_str(&read_config(path)?).map_err(|e| ConfigError::Parse {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        })?;
+                    merge_layer(&mut merged, layer);
+                }
+                let origin: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                Config::deserialize(merged).map_err(|e| ConfigError::Parse {
+                    path: PathBuf::from(origin.join(" + ")),
+                    message: e.to_string(),
+                })?
             }
-            None => Config::default(),
         };
         flags.apply(&mut cfg);
         cfg.validate()?;
