@@ -85,19 +85,25 @@ pub async fn serve_tls(
 
 /// Adds the process's CPU seconds, resident and virtual memory, open files and threads
 /// (`process_*`) to the default registry, once per process (several stores in one test
-/// process share it).
-fn register_process_metrics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
+/// process share it), and says whether they are there. On Linux the `prometheus` crate's
+/// `process` feature usually registers the same collector in the default registry first;
+/// that is not a failure.
+fn process_metrics_registered() -> bool {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *REGISTERED.get_or_init(|| {
         let collector = prometheus::process_collector::ProcessCollector::for_self();
-        if let Err(e) = prometheus::register(Box::new(collector)) {
-            tracing::warn!("process metrics unavailable: {e}");
+        match prometheus::register(Box::new(collector)) {
+            Ok(()) | Err(prometheus::Error::AlreadyReg) => true,
+            Err(e) => {
+                tracing::warn!("process metrics unavailable: {e}");
+                false
+            }
         }
-    });
+    })
 }
 
 async fn metrics() -> impl IntoResponse {
-    register_process_metrics();
+    process_metrics_registered();
     let encoder = prometheus::TextEncoder::new();
     let mut body = Vec::new();
     match encoder.encode(&prometheus::gather(), &mut body) {
@@ -116,4 +122,20 @@ async fn metrics() -> impl IntoResponse {
 
 async fn status(State(source): State<Arc<StatusSource>>) -> Json<StatusReport> {
     Json(source.report())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_metrics_are_registered_once_without_complaint() {
+        assert!(process_metrics_registered());
+        assert!(process_metrics_registered());
+        let cpu = prometheus::gather()
+            .into_iter()
+            .filter(|f| f.get_name() == "process_cpu_seconds_total")
+            .count();
+        assert_eq!(cpu, 1, "process_cpu_seconds_total gathered {cpu} times");
+    }
 }
