@@ -322,8 +322,9 @@ impl Startup {
             raftlog_gc::spawn(
                 self.kv.clone(),
                 self.raft_engine.clone(),
+                self.router.clone(),
                 gc_rx,
-                format!("split-check-{store_id}"),
+                format!("raftlog-gc-{store_id}"),
             )
             .map_err(engine::Error::Io)?,
         );

@@ -17,7 +17,8 @@ pub enum Error {
     Codec(String),
     #[error("unknown column family {0:?}")]
     UnknownCf(String),
-    /// A `KvEngineOptions` value RocksDB cannot use, naming the setting.
+    /// A `KvEngineOptions` or `RaftLogOptions` value the engine cannot use, naming the
+    /// setting.
     #[error("invalid engine options: {0}")]
     InvalidOptions(String),
     #[error("io: {0}")]

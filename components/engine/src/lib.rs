@@ -22,7 +22,10 @@ pub use io_pacer::IoPacer;
 pub use kv::KvEngine;
 pub use kv_options::{KvEngineOptions, MAX_TOTAL_WAL_SIZE};
 pub use raft_log::{RaftLogBatch, RaftLogEngine};
-pub use raft_log_options::{RaftLogOptions, DEFAULT_BATCH_COMPRESSION_THRESHOLD};
+pub use raft_log_options::{
+    RaftLogOptions, DEFAULT_BATCH_COMPRESSION_THRESHOLD, DEFAULT_PURGE_THRESHOLD,
+    DEFAULT_TARGET_FILE_SIZE,
+};
 pub use range_stats::RangeStats;
 pub use read::{KvRead, ScanVisitor};
 pub use snapshot::KvSnapshot;

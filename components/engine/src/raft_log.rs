@@ -67,6 +67,7 @@ impl RaftLogEngine {
     /// error that names its file. Entry data is checksummed but only checked when read, so
     /// every live entry is read once here too.
     pub fn open_with(dir: &Path, options: &RaftLogOptions) -> Result<RaftLogEngine> {
+        options.validate()?;
         std::fs::create_dir_all(dir)?;
         let repaired_tail = {
             // No other process may write the log while its tails are settled; raft-engine
@@ -198,7 +199,13 @@ impl RaftLogEngine {
         self.engine.compact_to(region_id, index)
     }
 
-    /// Deletes log files nothing refers to any more.
+    /// Reclaims space once the log passes `purge-threshold` (a no-op below it): copies the
+    /// few entries idle regions keep in old files forward, then deletes the files nothing
+    /// refers to any more. Returns the regions that keep too many entries in the oldest
+    /// files to copy: their leaders should compact their logs now (TiKV answers the same
+    /// list with `ForceCompactRaftLogs`). A region left alone is asked again on the next
+    /// purges and, after several, its entries are copied forward anyway. May take long
+    /// (it reads and writes log files); run it off the raft threads.
     pub fn purge_expired_files(&self) -> Result<Vec<u64>> {
         self.engine.purge_expired_files().map_err(|e| self.err(e))
     }
@@ -278,8 +285,8 @@ fn config(dir: &Path, options: &RaftLogOptions) -> Config {
     Config {
         dir: dir.to_string_lossy().into_owned(),
         recovery_mode: RecoveryMode::AbsoluteConsistency,
-        target_file_size: ReadableSize::mb(128),
-        purge_threshold: ReadableSize::gb(10),
+        target_file_size: ReadableSize(options.target_file_size),
+        purge_threshold: ReadableSize(options.purge_threshold),
         enable_log_recycle: false,
         batch_compression_threshold: ReadableSize(options.batch_compression_threshold),
         ..Default::default()
@@ -617,6 +624,7 @@ mod tests {
         let plain = tempfile::tempdir().unwrap();
         let off = RaftLogOptions {
             batch_compression_threshold: 0,
+            ..Default::default()
         };
         let log = RaftLogEngine::open_with(plain.path(), &off).unwrap();
         let written_plain = write_entries(&log, compressible_entries(1, 64));
@@ -636,6 +644,7 @@ mod tests {
         let on = RaftLogOptions::default();
         let off = RaftLogOptions {
             batch_compression_threshold: 0,
+            ..Default::default()
         };
         let expected: Vec<Entry> = compressible_entries(1, 64)
             .into_iter()

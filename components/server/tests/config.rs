@@ -135,6 +135,17 @@ fn raft_engine_settings_reach_the_raft_log_options() {
     assert_eq!(cfg.raft_engine.batch_compression_threshold, 0);
     let err = parse("[raft-engine]\nbatch-compression-threshold = -1").unwrap_err();
     assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    assert_eq!(defaults.target_file_size, 128 << 20);
+    assert_eq!(defaults.purge_threshold, 10 << 30);
+    let cfg =
+        parse("[raft-engine]\ntarget-file-size = 8388608\npurge-threshold = 1073741824").unwrap();
+    assert_eq!(cfg.raft_engine.target_file_size, 8 << 20);
+    assert_eq!(cfg.raft_engine.purge_threshold, 1 << 30);
+    let err = parse("[raft-engine]\npurge-threshold = 1048576").unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Invalid(m) if m.contains("purge-threshold")),
+        "{err}"
+    );
 }
 
 /// The store's data directory opens its raft log with the `[raft-engine]` options.

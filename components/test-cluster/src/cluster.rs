@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::{KvEngine, KvRead, RaftLogEngine, CF_DEFAULT};
+use engine::{KvEngine, KvRead, RaftLogEngine, RaftLogOptions, CF_DEFAULT};
 use proto::errorpb;
 use proto::metapb::{Peer, Region, RegionEpoch};
 use proto::raft_cmdpb::{
@@ -47,6 +47,8 @@ pub struct Cluster {
     pub pd: Arc<LocalPd>,
     /// Replaces the config's built-in split policy on stores started afterwards.
     pub split_policy: Option<Arc<dyn SplitPolicy>>,
+    /// How stores started afterwards open their raft logs (file size, purge threshold).
+    pub raft_log_options: RaftLogOptions,
 }
 
 impl Cluster {
@@ -69,6 +71,7 @@ impl Cluster {
             regions: Vec::new(),
             pd: Arc::new(LocalPd::new()),
             split_policy: None,
+            raft_log_options: RaftLogOptions::default(),
         }
     }
 
@@ -98,7 +101,7 @@ impl Cluster {
 
     fn open_engines(&self, store_id: u64) -> raftstore::Result<(KvEngine, RaftLogEngine)> {
         let kv = KvEngine::open(&self.kv_dir(store_id))?;
-        let raft = RaftLogEngine::open(&self.raft_dir(store_id))?;
+        let raft = RaftLogEngine::open_with(&self.raft_dir(store_id), &self.raft_log_options)?;
         Ok((kv, raft))
     }
 

@@ -119,6 +119,7 @@ impl PeerFsm {
                 }
             }
             PeerMsg::ApplyRes(res) => peer.on_apply_res(ctx, *res),
+            PeerMsg::ForceCompactLog => peer.on_force_compact_log(ctx),
             // Only sent after `destroy`, whose messages go to `on_message_while_removing`.
             PeerMsg::ApplyDestroyed { .. } => {}
             PeerMsg::Significant(SignificantMsg::StoreUnreachable { store_id }) => {

@@ -18,6 +18,7 @@ use crate::fsm::create::build_uninitialized_peer;
 use crate::metrics::RAFT_DROPPED_MESSAGES;
 use crate::msg::{PeerMsg, SignificantMsg, StoreMsg, StoreTick};
 use crate::worker::pd_stats::PdTask;
+use crate::worker::raftlog_gc::GcTask;
 
 pub struct StoreFsm {
     receiver: Receiver<StoreMsg>,
@@ -55,10 +56,9 @@ impl StoreFsm {
                     }
                 }
                 StoreMsg::Tick(StoreTick::StoreHeartbeat) => self.on_heartbeat_tick(ctx),
+                // Purging may read and rewrite log files for a long time: the GC worker does it.
                 StoreMsg::Tick(StoreTick::PurgeRaftLog) => {
-                    if let Err(e) = ctx.raft_engine.purge_expired_files() {
-                        warn!("purge raft log files: {e}");
-                    }
+                    let _ = ctx.gc.send(GcTask::Purge);
                 }
                 StoreMsg::Tick(StoreTick::PdStoreHeartbeat) => {
                     let region_count = ctx.store_meta.lock().region_count();

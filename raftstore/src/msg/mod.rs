@@ -222,6 +222,9 @@ pub enum PeerMsg {
     PdOperator(Box<proto::pdpb::RegionHeartbeatResponse>),
     /// The split checker measured the region's data.
     RegionSize(Box<MeasuredRegion>),
+    /// The raft log engine, past its purge threshold, finds many of this region's entries in
+    /// its oldest files: a leader compacts its log now (TiKV's `ForceCompactRaftLogs`).
+    ForceCompactLog,
 }
 
 /// A busy peer's mailbox keeps a block of 31 `PeerMsg` slots (about 1 KiB at 24 bytes,
@@ -248,6 +251,7 @@ impl fmt::Debug for PeerMsg {
             PeerMsg::ApplyDestroyed { peer_id } => write!(f, "ApplyDestroyed(peer {peer_id})"),
             PeerMsg::Significant(m) => write!(f, "Significant({m:?})"),
             PeerMsg::Start => write!(f, "Start"),
+            PeerMsg::ForceCompactLog => write!(f, "ForceCompactLog"),
             PeerMsg::SnapshotGenerated => write!(f, "SnapshotGenerated"),
             PeerMsg::VerifiedSnapshot(m) => write!(f, "VerifiedSnapshot(region {})", m.region_id),
             PeerMsg::SnapshotApplied { peer_id, .. } => {

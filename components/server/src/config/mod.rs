@@ -318,6 +318,9 @@ impl Config {
         self.rocksdb
             .validate()
             .map_err(|e| ConfigError::Invalid(format!("rocksdb: {e}")))?;
+        self.raft_engine
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("raft-engine: {e}")))?;
         let wait = self.pessimistic_txn.wait_for_lock_timeout;
         if wait < Duration::from_millis(1) || wait > Duration::from_secs(3600) {
             return bad(format!(

@@ -67,3 +67,75 @@ fn size_limit_triggers_compaction_of_few_large_entries() {
     }
     assert_eq!(cluster.must_get(b"big0"), Some(value));
 }
+
+/// A follower that is down keeps its leader from compacting the log (it still needs the
+/// entries), so without more the log would grow with every write until the count or size
+/// limit, keeping every log file. Past `purge-threshold` the log engine names the region, its
+/// leader compacts at once, and the files go; the follower then catches up from a snapshot.
+#[test]
+fn a_log_held_by_a_down_follower_is_compacted_past_the_purge_threshold() {
+    const FILE: u64 = 1 << 20;
+    const THRESHOLD: u64 = 4 << 20;
+    let mut cluster = Cluster::new(3);
+    cluster.raft_log_options = engine::RaftLogOptions {
+        target_file_size: FILE,
+        purge_threshold: THRESHOLD,
+        ..Default::default()
+    };
+    cluster.bootstrap(&[]);
+    cluster.start();
+    let leader = cluster.wait_leader(1);
+    let down = cluster
+        .store_ids()
+        .into_iter()
+        .find(|&s| s != leader.store_id)
+        .expect("a follower store");
+    cluster.must_put(b"before", b"down");
+    cluster.must_engine_eq(down, b"before", Some(b"down"));
+    cluster.stop_store(down);
+
+    // 24 MiB through the log, six times the purge threshold (values LZ4 cannot shrink, so
+    // the log's batch compression does not shrink them either).
+    let value = incompressible(128 * 1024);
+    for i in 0..192u32 {
+        cluster.must_put(format!("held{i:03}").as_bytes(), &value);
+    }
+    let up: Vec<u64> = cluster
+        .store_ids()
+        .into_iter()
+        .filter(|&s| s != down)
+        .collect();
+    let log_bytes = |s: u64| cluster.store(s).raft_engine().used_size() as u64;
+    for &s in &up {
+        assert!(
+            wait_until(DEFAULT_TIMEOUT, || log_bytes(s) <= THRESHOLD),
+            "store {s}'s raft log stayed at {} bytes, past the {THRESHOLD}-byte purge threshold",
+            log_bytes(s)
+        );
+        assert!(
+            truncated_index(&cluster, s) > 150,
+            "store {s} compacted its log (first index {})",
+            truncated_index(&cluster, s)
+        );
+    }
+
+    // The follower lacks entries no log has any more: it catches up from a snapshot.
+    cluster.start_store(down);
+    cluster.must_engine_eq(down, b"held191", Some(&value));
+    cluster.must_engine_eq(down, b"held000", Some(&value));
+    cluster.must_engine_eq(down, b"before", Some(b"down"));
+    assert_eq!(cluster.must_get(b"held100"), Some(value));
+}
+
+/// `len` bytes of xorshift64 output.
+fn incompressible(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

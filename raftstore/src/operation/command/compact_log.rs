@@ -2,7 +2,9 @@
 //!
 //! 1. **Propose** (peer, leader only): on `on_raft_log_gc_tick`, `maybe_compact_log` proposes
 //!    compacting up to the highest index every follower has (or further when the log passes
-//!    its count or size limit, leaving slow followers to catch up by snapshot).
+//!    its count or size limit, leaving slow followers to catch up by snapshot). When the raft
+//!    log engine passes its purge threshold and names the region (`ForceCompactLog`, from the
+//!    GC worker's purge), `on_force_compact_log` compacts to the applied index at once.
 //! 2. **Apply** (apply pool): `exec_compact_log` moves the truncated state in the apply state,
 //!    never past the applied index, in the same batch as the data.
 //! 3. **Apply result** (peer, every replica): `on_ready_compact_log` drops the entries from
@@ -40,9 +42,32 @@ impl Peer {
 
     /// Proposes `CompactLog` if the log is worth compacting now; returns whether it did.
     pub fn maybe_compact_log(&mut self, ctx: &mut PollContext) -> bool {
-        let Some(compact_index) = self.compact_log_index(ctx) else {
-            return false;
-        };
+        match self.compact_log_index(ctx) {
+            Some(compact_index) => self.propose_compact_log(ctx, compact_index),
+            None => false,
+        }
+    }
+
+    /// The raft log engine keeps too many of this region's entries in its oldest files (the
+    /// log is past `raft-engine.purge-threshold`), so those files cannot be deleted. A leader
+    /// compacts to its applied index now, whatever its followers have: disk space the log
+    /// holds is bounded, and a follower that lacks the entries catches up from a snapshot.
+    /// A follower does nothing here; its entries go when its leader's compaction applies, or
+    /// the log engine copies them forward itself after asking a few times.
+    pub fn on_force_compact_log(&mut self, ctx: &mut PollContext) {
+        if !self.is_leader() {
+            return;
+        }
+        let applied = self.storage().applied_index();
+        let first = self.storage().truncated_index() + 1;
+        // Keep the last applied entry so its term stays known.
+        if applied > first {
+            self.propose_compact_log(ctx, applied - 1);
+        }
+    }
+
+    /// Proposes compacting the log up to `compact_index`; false when its term is unknown.
+    fn propose_compact_log(&mut self, ctx: &mut PollContext, compact_index: u64) -> bool {
         let Ok(compact_term) = self.raft_group.raft.raft_log.term(compact_index) else {
             return false;
         };
@@ -146,7 +171,7 @@ impl Peer {
     /// and from the raft log engine on the GC worker, off the raft threads.
     pub(crate) fn on_ready_compact_log(&mut self, ctx: &mut PollContext, truncated_index: u64) {
         self.storage_mut().compact_cache_to(truncated_index + 1);
-        let _ = ctx.gc.send(GcTask {
+        let _ = ctx.gc.send(GcTask::Compact {
             region_id: self.region_id(),
             compact_to: truncated_index + 1,
         });
