@@ -147,8 +147,25 @@ async fn tls_fleet_serves_certified_clients_and_refuses_others() {
 async fn transfer_a_leader(fleet: &Fleet) {
     let key = shoal_fleet_tests::keyspace::txn_pd_key(b"tls-txn-a");
     let path = format!("region/key/{}", hex::encode(&key));
-    let region = fleet.pd_get(&path).unwrap();
-    let from = region_json::leader_store(&region).unwrap();
+    // PD learns a region made by a split from the split's report, and its leader from the
+    // leader's first heartbeat after it.
+    let with_leader = std::sync::Mutex::new(None);
+    wait_until_async(
+        Duration::from_secs(60),
+        "PD to know the leader of the region after the split",
+        || async {
+            let region = fleet
+                .pd_get(&path)
+                .ok()
+                .filter(|r| region_json::leader_store(r).is_some());
+            let known = region.is_some();
+            *with_leader.lock().unwrap() = region;
+            known
+        },
+    )
+    .await;
+    let region = with_leader.into_inner().unwrap().expect("waited for it");
+    let from = region_json::leader_store(&region).expect("waited for it");
     let to = region_json::peer_stores(&region)
         .into_iter()
         .find(|s| *s != from)

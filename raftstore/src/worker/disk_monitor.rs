@@ -96,11 +96,28 @@ pub struct WatchedDir {
 }
 
 impl WatchedDir {
-    /// Bytes available on `path`'s filesystem less what its engine will still write.
-    fn available(&self) -> io::Result<u64> {
-        let free = disk_space(&self.path)?.available;
-        let pending = self.pending_bytes.as_ref().map_or(0, |f| f());
-        Ok(free.saturating_sub(pending))
+    /// What `path`'s filesystem has left for the engine.
+    fn space(&self) -> io::Result<DirSpace> {
+        Ok(DirSpace {
+            free: disk_space(&self.path)?.available,
+            pending: self.pending_bytes.as_ref().map_or(0, |f| f()),
+        })
+    }
+}
+
+/// One watched directory's space, in bytes.
+#[derive(Clone, Copy, Debug)]
+struct DirSpace {
+    /// Available on its filesystem (`statvfs`).
+    free: u64,
+    /// What its engine will still write without new requests.
+    pending: u64,
+}
+
+impl DirSpace {
+    /// Free bytes less pending ones: what the verdict is made on.
+    fn available(&self) -> u64 {
+        self.free.saturating_sub(self.pending)
     }
 }
 
@@ -131,16 +148,21 @@ impl DiskMonitor {
     /// One check: measures, updates the verdict, and deletes or writes the placeholder on a
     /// change. Returns the new verdict.
     fn check(&self, was_full: bool) -> bool {
-        let Some(available) = self.available() else {
+        let Some((tightest, space)) = self.tightest() else {
             // Unknown space changes nothing: the last verdict stands.
             return was_full;
         };
+        let available = space.available();
         let full = self.policy.is_full(was_full, available);
         if full && !was_full {
             warn!(
+                dir = ?tightest,
                 available,
+                free = space.free,
+                pending = space.pending,
                 threshold = self.policy.low_space_threshold,
-                "disk almost full: refusing writes until space returns"
+                "disk almost full (available = free - pending engine writes): \
+                 refusing writes until space returns"
             );
             if let Err(e) = remove_placeholder(&self.placeholder) {
                 error!(path = ?self.placeholder, "deleting the reserved-space file failed: {e}");
@@ -154,7 +176,9 @@ impl DiskMonitor {
                 let _ = fs::remove_file(&self.placeholder);
             }
         }
-        let available = self.available().unwrap_or(available);
+        let available = self
+            .tightest()
+            .map_or(available, |(_, space)| space.available());
         if !full && was_full {
             info!(available, "disk space returned: accepting writes again");
         }
@@ -162,13 +186,17 @@ impl DiskMonitor {
         full
     }
 
-    /// The smallest available byte count over the data filesystems, pending engine
-    /// writes taken off.
-    fn available(&self) -> Option<u64> {
-        let mut min: Option<u64> = None;
+    /// The data directory with the fewest bytes available (pending engine writes taken
+    /// off), and its space; `None` when no filesystem could be measured.
+    fn tightest(&self) -> Option<(&Path, DirSpace)> {
+        let mut min: Option<(&Path, DirSpace)> = None;
         for dir in &self.dirs {
-            match dir.available() {
-                Ok(a) => min = Some(min.map_or(a, |m| m.min(a))),
+            match dir.space() {
+                Ok(space) => {
+                    if min.is_none_or(|(_, m)| space.available() < m.available()) {
+                        min = Some((&dir.path, space));
+                    }
+                }
                 Err(e) => warn!(dir = ?dir.path, "statvfs failed: {e}"),
             }
         }
