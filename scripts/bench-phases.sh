@@ -1,6 +1,6 @@
 # The YCSB settings and phases shared by bench-fleet.sh and bench-etcd.sh (sourced after ROOT is
 # set, not run). Every setting can be overridden from the environment.
-BIN="${SHOAL_BIN:-$ROOT/target/release}"
+BIN="${SHOAL_BIN:-$(cd "$ROOT" && realpath -m "${CARGO_TARGET_DIR:-target}/release")}"
 OUT="$(realpath -m "${BENCH_OUT:-$ROOT/bench-results}")"
 RECORDS="${BENCH_RECORDS:-100000}"
 DURATION="${BENCH_DURATION:-30s}"

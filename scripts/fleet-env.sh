@@ -1,11 +1,12 @@
 # Shared settings of the local fleet scripts (sourced, not run).
 # Data, logs and pid files live under ${SHOAL_DATA:-./data}; binaries come from
-# ${SHOAL_BIN:-target/release}. SHOAL_PORT_OFFSET shifts every port, so a second fleet (make
-# bench) can run beside the one from make run.
+# ${SHOAL_BIN:-target/release} (the release directory under $CARGO_TARGET_DIR when that is
+# set). SHOAL_PORT_OFFSET shifts every port, so a second fleet (make bench) can run beside
+# the one from make run.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="$(realpath -m "${SHOAL_DATA:-./data}")"
-BIN="${SHOAL_BIN:-$ROOT/target/release}"
+BIN="${SHOAL_BIN:-$(cd "$ROOT" && realpath -m "${CARGO_TARGET_DIR:-target}/release")}"
 LOGS="$DATA/logs"
 PIDS="$DATA/pids"
 

@@ -32,9 +32,10 @@ if ! command -v "$PROMETHEUS" >/dev/null; then
     echo "error: $PROMETHEUS is not installed (make deps installs Debian's prometheus)" >&2
     exit 1
 fi
+bins="${SHOAL_BIN:-$(cd "$ROOT" && realpath -m "${CARGO_TARGET_DIR:-target}/release")}"
 for b in shoal-pd shoal-server shoal-ctl shoal-bench render-dashboard; do
-    if [ ! -x "${SHOAL_BIN:-$ROOT/target/release}/$b" ]; then
-        echo "error: ${SHOAL_BIN:-$ROOT/target/release}/$b is missing; build with: cargo build --release --workspace --bins" >&2
+    if [ ! -x "$bins/$b" ]; then
+        echo "error: $bins/$b is missing; build with: cargo build --release --workspace --bins" >&2
         exit 1
     fi
 done
