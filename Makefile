@@ -129,4 +129,4 @@ NEMESIS ?= kill,stop,transfer,split,membership,pd-restart,partition,clock,mixed
 SECONDS ?= 300
 chaos: deps
 	$(CARGO) build --workspace --bins
-	./target/debug/shoal-chaos --nemesis $(NEMESIS) --seconds $(SECONDS)
+	"$${CARGO_TARGET_DIR:-target}/debug/shoal-chaos" --nemesis $(NEMESIS) --seconds $(SECONDS)

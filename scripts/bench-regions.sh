@@ -13,7 +13,8 @@
 # Prints a markdown table and writes it to $BENCH_OUT/regions-$REGIONS.md.
 #
 # REGIONS (100000), SETTLE (seconds for the regions to go idle, 90), MEASURE (seconds of
-# the idle measurement, 60), PROBE_RECORDS (2000), SHOAL_BIN (target/release),
+# the idle measurement, 60), PROBE_RECORDS (2000), SHOAL_BIN (target/release, or
+# $CARGO_TARGET_DIR/release),
 # BENCH_OUT (bench-results), KEEP_DATA=1 keeps the fleet's data directory.
 set -euo pipefail
 

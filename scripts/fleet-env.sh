@@ -1,7 +1,7 @@
 # Shared settings of the local fleet scripts (sourced, not run).
 # Data, logs and pid files live under ${SHOAL_DATA:-./data}; binaries come from
 # ${SHOAL_BIN:-target/release} (the release directory under $CARGO_TARGET_DIR when that is
-# set). SHOAL_PORT_OFFSET shifts every port, so a second fleet (make bench) can run beside
+# set, taken relative to the repository root as `make` runs cargo there). SHOAL_PORT_OFFSET shifts every port, so a second fleet (make bench) can run beside
 # the one from make run.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -199,9 +199,10 @@ impl RaftLogEngine {
         self.engine.compact_to(region_id, index)
     }
 
-    /// Reclaims space once the log passes `purge-threshold` (a no-op below it): copies the
-    /// few entries idle regions keep in old files forward, then deletes the files nothing
-    /// refers to any more. Returns the regions that keep too many entries in the oldest
+    /// Reclaims space once the log passes `purge-threshold` (below it, no file of the main
+    /// log is deleted; the queue of copied-forward entries is cleaned once it is a tenth of
+    /// the threshold and mostly garbage): copies the few entries idle regions keep in old
+    /// files forward, then deletes the files nothing refers to any more. Returns the regions that keep too many entries in the oldest
     /// files to copy: their leaders should compact their logs now (TiKV answers the same
     /// list with `ForceCompactRaftLogs`). A region left alone is asked again on the next
     /// purges and, after several, its entries are copied forward anyway. May take long

@@ -46,8 +46,8 @@ pub struct RaftLogOptions {
     /// copies forward the few entries idle regions still keep in the oldest files, and has
     /// the leaders of regions that keep many there compact their logs at once, even if a
     /// follower still lacks those entries (it then catches up from a snapshot). The log
-    /// directory thus stays near this size, and a restart, which reads every log file,
-    /// reads at most about this much.
+    /// directory thus stays near this size (plus the entries copied forward), and a
+    /// restart, which reads every log file, reads about this much.
     pub purge_threshold: u64,
 }
 

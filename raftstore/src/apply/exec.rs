@@ -121,7 +121,9 @@ fn exec_command(
     if let Some(admin) = &req.admin_request {
         return match admin.cmd_type() {
             AdminCmdType::BatchSplit => split::exec_batch_split(wb, region, admin),
-            AdminCmdType::CompactLog => compact_log::exec_compact_log(target.apply_state, admin),
+            AdminCmdType::CompactLog => {
+                compact_log::exec_compact_log(target.apply_state, admin, target.merge_state)
+            }
             AdminCmdType::PrepareMerge => merge::exec_prepare_merge(wb, region, admin, index),
             AdminCmdType::CommitMerge => merge::exec_commit_merge(wb, region, admin),
             AdminCmdType::RollbackMerge => {

@@ -24,13 +24,17 @@ struct AdminProbe {
 /// The admin command type of a normal entry, if it carries one (an undecodable entry has
 /// none: apply refuses it).
 pub(crate) fn admin_type(entry: &Entry) -> Option<AdminCmdType> {
+    admin_request(entry).map(|a| a.cmd_type())
+}
+
+/// The admin request of a normal entry, if it carries one (an undecodable entry has none).
+pub(crate) fn admin_request(entry: &Entry) -> Option<AdminRequest> {
     if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
         return None;
     }
     AdminProbe::decode(&entry.data[..])
         .ok()
         .and_then(|p| p.admin_request)
-        .map(|a| a.cmd_type())
 }
 
 /// Whether a committed entry is a `BatchSplit`.

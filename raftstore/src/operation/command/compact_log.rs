@@ -4,7 +4,7 @@
 //!    compacting up to the highest index every follower has (or further when the log passes
 //!    its count or size limit, leaving slow followers to catch up by snapshot). When the raft
 //!    log engine passes its purge threshold and names the region (`ForceCompactLog`, from the
-//!    GC worker's purge), `on_force_compact_log` compacts to the applied index at once.
+//!    GC worker's purge), `on_force_compact_log` compacts up to the applied index at once.
 //! 2. **Apply** (apply pool): `exec_compact_log` moves the truncated state in the apply state,
 //!    never past the applied index, in the same batch as the data.
 //! 3. **Apply result** (peer, every replica): `on_ready_compact_log` drops the entries from
@@ -15,7 +15,7 @@ use proto::raft_cmdpb::{
     AdminCmdType, AdminRequest, CompactLogRequest, CompactLogResponse, RaftCmdRequest,
     RaftCmdResponse, RaftRequestHeader,
 };
-use proto::raft_serverpb::{RaftApplyState, RaftTruncatedState};
+use proto::raft_serverpb::{MergeState, RaftApplyState, RaftTruncatedState};
 
 use crate::apply::response::{admin_resp, missing};
 use crate::context::PollContext;
@@ -50,12 +50,14 @@ impl Peer {
 
     /// The raft log engine keeps too many of this region's entries in its oldest files (the
     /// log is past `raft-engine.purge-threshold`), so those files cannot be deleted. A leader
-    /// compacts to its applied index now, whatever its followers have: disk space the log
-    /// holds is bounded, and a follower that lacks the entries catches up from a snapshot.
+    /// compacts up to its applied index now (keeping that last entry), whatever its followers
+    /// have: disk space the log holds is bounded, and a follower that lacks the entries
+    /// catches up from a snapshot.
     /// A follower does nothing here; its entries go when its leader's compaction applies, or
-    /// the log engine copies them forward itself after asking a few times.
+    /// the log engine copies them forward itself after asking a few times. Neither does a
+    /// merging region: its entries are what the merge carries.
     pub fn on_force_compact_log(&mut self, ctx: &mut PollContext) {
-        if !self.is_leader() {
+        if !self.is_leader() || self.is_merging() {
             return;
         }
         let applied = self.storage().applied_index();
@@ -128,15 +130,22 @@ impl Peer {
 
 /// Moves the truncated state up to `compact_index` (never past the applied index); the log
 /// itself is trimmed later, when the peer handles the result. Compacting to an index already
-/// compacted past is harmless and answered with success.
+/// compacted past is harmless and answered with success. While the region is a merge source
+/// (`merge_state` set) nothing is compacted: `CommitMerge` carries the source's entries from
+/// the merge's `min_index` on, and a compaction proposed before the PrepareMerge applied
+/// could reach past it (TiKV skips compaction in merging mode the same way).
 pub(crate) fn exec_compact_log(
     apply_state: &mut RaftApplyState,
     admin: &AdminRequest,
+    merge_state: Option<&MergeState>,
 ) -> Result<(RaftCmdResponse, Option<ExecResult>)> {
     let req = admin
         .compact_log
         .as_ref()
         .ok_or_else(|| missing("compact log"))?;
+    if merge_state.is_some() {
+        return Ok((admin_resp(AdminCmdType::CompactLog), None));
+    }
     let truncated = apply_state.truncated_state.unwrap_or_default();
     if req.compact_index <= truncated.index {
         // Already compacted further; harmless.
@@ -175,5 +184,62 @@ impl Peer {
             region_id: self.region_id(),
             compact_to: truncated_index + 1,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::raft_cmdpb::CompactLogRequest;
+
+    use super::*;
+
+    fn compaction_to(index: u64) -> AdminRequest {
+        AdminRequest {
+            cmd_type: AdminCmdType::CompactLog as i32,
+            compact_log: Some(CompactLogRequest {
+                compact_index: index,
+                compact_term: 5,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn applied_to(index: u64) -> RaftApplyState {
+        RaftApplyState {
+            applied_index: index,
+            truncated_state: Some(RaftTruncatedState { index: 10, term: 5 }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_compaction_moves_the_truncated_state_up_to_the_applied_index() {
+        let mut state = applied_to(100);
+        let (_, result) = exec_compact_log(&mut state, &compaction_to(90), None).unwrap();
+        assert_eq!(state.truncated_state.unwrap().index, 90);
+        assert!(matches!(
+            result,
+            Some(ExecResult::CompactLog {
+                truncated_index: 90
+            })
+        ));
+        assert!(exec_compact_log(&mut state, &compaction_to(101), None).is_err());
+    }
+
+    /// A compaction proposed before the PrepareMerge applied, applied after it, must not cut
+    /// away the entries from `min_index` on that CommitMerge carries to the target.
+    #[test]
+    fn a_merge_source_keeps_its_log() {
+        let mut state = applied_to(100);
+        let merge = MergeState {
+            min_index: 40,
+            commit: 95,
+            ..Default::default()
+        };
+        let (resp, result) =
+            exec_compact_log(&mut state, &compaction_to(90), Some(&merge)).unwrap();
+        assert!(resp.header.and_then(|h| h.error).is_none(), "answered");
+        assert!(result.is_none());
+        assert_eq!(state.truncated_state.unwrap().index, 10);
     }
 }

@@ -116,14 +116,15 @@ impl Peer {
         }
         // Anything but a log compaction between the slowest peer and the end of the log
         // (proposed, committed or not yet applied) would be applied by catching up on
-        // entries a merge carries, outside the order its own checks assume.
+        // entries a merge carries, outside the order its own checks assume; a compaction
+        // there that reaches `min_matched` would cut away entries the merge carries.
         let low = min_matched.min(self.storage().applied_index()) + 1;
         if low <= last {
             let entries = log
                 .slice(low, last + 1, None, GetEntriesContext::empty(false))
                 .map_err(Error::Raft)?;
-            if entries.iter().any(is_admin_other_than_compaction) {
-                return busy("an admin command is not yet applied");
+            if entries.iter().any(|e| blocks_merge(e, min_matched)) {
+                return busy("an admin command or a log compaction is not yet applied");
             }
             // CommitMerge carries these entries: it must fit in one raft entry, or the merge
             // could neither commit nor, with the target unchanged, roll back.
@@ -211,9 +212,17 @@ fn in_joint_state(region: &Region) -> bool {
         .any(|p| matches!(p.role(), PeerRole::IncomingVoter | PeerRole::DemotingVoter))
 }
 
-fn is_admin_other_than_compaction(entry: &Entry) -> bool {
-    match crate::operation::committed::admin_type(entry) {
-        Some(t) => t != AdminCmdType::CompactLog,
+/// Whether an entry not yet applied everywhere keeps a merge from being prepared at
+/// `min_matched`: any admin command but a log compaction, and a compaction to `min_matched`
+/// or beyond, which would cut away the entries `CommitMerge` carries (`[min_matched,
+/// commit]`). Compactions below it, which the log GC proposes for what every peer has, do
+/// not (TiKV refuses every compaction here).
+fn blocks_merge(entry: &Entry, min_matched: u64) -> bool {
+    match crate::operation::committed::admin_request(entry) {
+        Some(admin) if admin.cmd_type() == AdminCmdType::CompactLog => admin
+            .compact_log
+            .is_none_or(|c| c.compact_index >= min_matched),
+        Some(_) => true,
         // Membership changes are their own entry type.
         None => entry.get_entry_type() != proto::eraftpb::EntryType::EntryNormal,
     }
@@ -761,6 +770,56 @@ mod tests {
         let elsewhere = region(4, b"m", b"", &[1, 2, 4]);
         assert!(check_adjacent_on_same_stores(&left, &elsewhere).is_err());
         assert!(check_adjacent_on_same_stores(&left, &left).is_err());
+    }
+
+    fn command_entry(index: u64, admin: Option<AdminRequest>) -> Entry {
+        let req = RaftCmdRequest {
+            admin_request: admin,
+            ..Default::default()
+        };
+        Entry {
+            index,
+            data: prost::Message::encode_to_vec(&req).into(),
+            ..Default::default()
+        }
+    }
+
+    fn compaction_to(index: u64) -> AdminRequest {
+        AdminRequest {
+            cmd_type: AdminCmdType::CompactLog as i32,
+            compact_log: Some(proto::raft_cmdpb::CompactLogRequest {
+                compact_index: index,
+                compact_term: 1,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_compactions_below_the_slowest_peer_let_a_merge_be_prepared() {
+        let min_matched = 50;
+        assert!(!blocks_merge(&command_entry(60, None), min_matched));
+        assert!(!blocks_merge(
+            &command_entry(60, Some(compaction_to(49))),
+            min_matched
+        ));
+        // A forced compaction to the applied index would take what CommitMerge carries.
+        assert!(blocks_merge(
+            &command_entry(60, Some(compaction_to(50))),
+            min_matched
+        ));
+        assert!(blocks_merge(
+            &command_entry(60, Some(compaction_to(58))),
+            min_matched
+        ));
+        let split = AdminRequest {
+            cmd_type: AdminCmdType::BatchSplit as i32,
+            ..Default::default()
+        };
+        assert!(blocks_merge(&command_entry(60, Some(split)), min_matched));
+        let mut conf_change = Entry::default();
+        conf_change.set_entry_type(proto::eraftpb::EntryType::EntryConfChangeV2);
+        assert!(blocks_merge(&conf_change, min_matched));
     }
 
     #[test]
