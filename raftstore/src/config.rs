@@ -62,7 +62,10 @@ pub struct Config {
     /// notice a dead leader store.
     #[serde(with = "humantime_serde")]
     pub store_heartbeat_interval: Duration,
-    /// A store unheard of for this long is reported unreachable to its regions' peers.
+    /// A store unheard of for this long is reported unreachable to its regions' peers. Its
+    /// sleeping followers wake, and followers whose leader lives there campaign within two
+    /// heartbeat intervals instead of waiting out their election timeout, if this is at least
+    /// `raft-store-max-leader-lease` (so every lease the silent leader held has ended).
     #[serde(with = "humantime_serde")]
     pub store_unreachable_timeout: Duration,
     /// A follower restarted asleep (it asks for its leader instead of ticking, again every

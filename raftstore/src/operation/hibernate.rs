@@ -243,6 +243,60 @@ impl Peer {
         if leader_store.is_none() || leader_store == Some(store_id) {
             self.wake_up(ctx);
         }
+        if leader_store == Some(store_id) {
+            self.hasten_election(ctx, store_id);
+        }
+    }
+
+    /// The leader's store went silent: campaign within two heartbeat intervals (a random
+    /// 1..=2 x `raft-heartbeat-ticks` ticks, 1-4 s by default) instead of at the end of this
+    /// follower's randomized election timeout (10-20 ticks by default, counted from the last
+    /// message the leader sent; a follower that slept counts from when it woke, so without
+    /// this a dead leader's sleeping region waited the silence plus 10-20 s). Followers on
+    /// different stores campaign at different moments, so a pre-vote usually meets a peer
+    /// that has not campaigned yet and grants it.
+    ///
+    /// Raft's check-quorum rule keeps a follower from voting for `election_timeout` ticks
+    /// after it heard from its leader, so that no new leader is elected while the old one
+    /// may still read under its lease (the lease counts from when the leader sent what a
+    /// quorum acknowledged). Moving `election_elapsed` past the election timeout gives that
+    /// up early, which is safe only once every lease this follower's acknowledgements could
+    /// have backed has ended: nothing from the leader's store has arrived here for at least
+    /// `raft-store-max-leader-lease` (every message is noted as it arrives, before it is
+    /// delivered). If the store spoke since, or the silence is shorter than the lease (a
+    /// `store-unreachable-timeout` below the lease), the peer waits out its election timeout
+    /// as before. A leader that is alive but cut off only from this follower keeps its
+    /// region: the pre-vote finds no quorum among followers that still hear it.
+    fn hasten_election(&mut self, ctx: &PollContext, store_id: u64) {
+        let silent_for = ctx
+            .store_liveness
+            .last_heard(store_id)
+            .map(|heard| heard.elapsed());
+        if silent_for.is_some_and(|s| s < ctx.cfg.raft_store_max_leader_lease) {
+            return;
+        }
+        let raft = &mut self.raft_group.raft;
+        if raft.state != StateRole::Follower || !raft.promotable() {
+            return;
+        }
+        let timeout = raft.election_timeout();
+        let spread = (2 * raft.heartbeat_timeout()).clamp(1, timeout);
+        let wait = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=spread);
+        let elapsed = raft
+            .randomized_election_timeout()
+            .saturating_sub(wait)
+            .max(timeout);
+        raft.election_elapsed = raft.election_elapsed.max(elapsed);
+        let ticks_left = raft
+            .randomized_election_timeout()
+            .saturating_sub(raft.election_elapsed);
+        debug!(
+            region_id = self.region_id(),
+            peer_id = self.peer_id(),
+            leader_store = store_id,
+            ticks_left,
+            "the leader's store is silent: campaigning early"
+        );
     }
 
     /// Whether the peers on stores not declared unreachable form a quorum of the current

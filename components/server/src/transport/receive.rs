@@ -70,6 +70,12 @@ pub async fn handle_snapshot(
     let result = match result {
         Ok(msg) => {
             let region_id = msg.region_id;
+            // A snapshot from a region's leader shows its store alive as much as an append
+            // does: a follower takes the leader's store for silent (and stops guarding its
+            // lease, see `Peer::on_store_unreachable`) only if nothing at all came from it.
+            if let Some(from) = msg.from_peer.as_ref() {
+                store.heard_from_store(from.store_id);
+            }
             store.on_raft_message(msg).map_err(|e| {
                 Status::unavailable(format!(
                     "store cannot take region {region_id}'s snapshot: {e}"

@@ -1,8 +1,14 @@
 //! Leader election under partitions.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use proto::eraftpb::{self, MessageType};
+use proto::metapb::Peer;
+use proto::raft_serverpb::RaftMessage;
+use protobuf::Message as _;
 use rand::{Rng, SeedableRng};
 use test_cluster::*;
 
@@ -122,4 +128,137 @@ fn random_partitions_never_show_two_leaders_in_a_term() {
     // The healed cluster still works.
     cluster.must_put(b"after", b"partitions");
     assert_eq!(cluster.must_get(b"after"), Some(b"partitions".to_vec()));
+}
+
+/// One region on three stores whose followers, left to their own clocks, would wait 100-200 s
+/// (10,000-20,000 ticks of 10 ms) before campaigning: they run with a 10,000-tick election
+/// timeout from a restart after the first election. A store is declared unreachable after
+/// 1 s of silence (generous, so a slow machine never declares a live store gone). Returns the
+/// cluster and the leader, after `k1` = `v1` and `k2` = `v2` were written.
+fn one_region_with_patient_followers(hibernate: bool) -> (Cluster, Peer) {
+    let cfg = raftstore::Config {
+        hibernate_regions: hibernate,
+        store_unreachable_timeout: Duration::from_secs(1),
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(3, cfg);
+    cluster.bootstrap(&[]);
+    cluster.start();
+    let leader = cluster.wait_leader(1);
+    cluster.must_put(b"k1", b"v1");
+    cluster.cfg.raft_election_timeout_ticks = 10_000;
+    for s in cluster.store_ids() {
+        if s != leader.store_id {
+            cluster.stop_store(s);
+            cluster.start_store(s);
+        }
+    }
+    cluster.must_put(b"k2", b"v2");
+    assert_eq!(cluster.leader_of(1), Some(leader));
+    (cluster, leader)
+}
+
+/// Kills the leader's store and checks the followers elect a new leader that serves every
+/// write: within the test's 20 s wait only if they campaign on the store's silence instead of
+/// waiting out their 100-200 s election timeout.
+fn the_followers_of_a_dead_leader_elect_on_its_silence(mut cluster: Cluster, leader: Peer) {
+    cluster.stop_store(leader.store_id);
+    let new = cluster.wait_leader_elsewhere(1, leader.store_id);
+    assert_ne!(new.store_id, leader.store_id);
+    cluster.must_put(b"k3", b"v3");
+    for (k, v) in [(b"k1", b"v1"), (b"k2", b"v2"), (b"k3", b"v3")] {
+        assert_eq!(cluster.must_get(k), Some(v.to_vec()));
+    }
+    cluster.start_store(leader.store_id);
+    cluster.must_engine_eq(leader.store_id, b"k3", Some(b"v3"));
+}
+
+#[test]
+fn followers_of_a_dead_leader_campaign_once_its_store_is_silent() {
+    let (cluster, leader) = one_region_with_patient_followers(false);
+    the_followers_of_a_dead_leader_elect_on_its_silence(cluster, leader);
+}
+
+#[test]
+fn sleeping_followers_of_a_dead_leader_campaign_once_its_store_is_silent() {
+    let (cluster, leader) = one_region_with_patient_followers(true);
+    assert!(cluster.wait_region_hibernated(1));
+    the_followers_of_a_dead_leader_elect_on_its_silence(cluster, leader);
+}
+
+/// Cuts the link between two stores (both ways) and notes what `watched` asks for and gets:
+/// pre-vote requests it sends, pre-votes granted to it, and vote requests it sends (only a
+/// granted pre-vote leads to one).
+struct CutLinkWatchVotes {
+    link: (u64, u64),
+    watched: u64,
+    pre_vote_sent: AtomicBool,
+    pre_vote_granted: AtomicBool,
+    vote_sent: AtomicBool,
+}
+
+impl Filter for CutLinkWatchVotes {
+    fn check(&self, from: u64, to: u64, msg: &RaftMessage) -> FilterAction {
+        let (a, b) = self.link;
+        if (from, to) == (a, b) || (from, to) == (b, a) {
+            return FilterAction::Drop;
+        }
+        if msg.extra.is_some() {
+            return FilterAction::Pass;
+        }
+        let Ok(m) = eraftpb::Message::parse_from_bytes(&msg.message) else {
+            return FilterAction::Pass;
+        };
+        let seen = match m.get_msg_type() {
+            MessageType::MsgRequestPreVote if from == self.watched => &self.pre_vote_sent,
+            MessageType::MsgRequestVote if from == self.watched => &self.vote_sent,
+            MessageType::MsgRequestPreVoteResponse if to == self.watched && !m.reject => {
+                &self.pre_vote_granted
+            }
+            _ => return FilterAction::Pass,
+        };
+        seen.store(true, Ordering::SeqCst);
+        FilterAction::Pass
+    }
+}
+
+#[test]
+fn a_follower_cut_off_from_a_live_leader_cannot_unseat_it() {
+    // The leader's store falls silent for one follower only: that follower campaigns early,
+    // but the other follower still hears the leader and ignores the pre-vote (check-quorum's
+    // lease), so the leader keeps its term and serves on.
+    let (cluster, leader) = one_region_with_patient_followers(false);
+    let term = cluster.newest_term(1);
+    let cut_off = cluster
+        .store_ids()
+        .into_iter()
+        .find(|s| *s != leader.store_id)
+        .expect("three stores");
+    let watch = Arc::new(CutLinkWatchVotes {
+        link: (leader.store_id, cut_off),
+        watched: cut_off,
+        pre_vote_sent: AtomicBool::new(false),
+        pre_vote_granted: AtomicBool::new(false),
+        vote_sent: AtomicBool::new(false),
+    });
+    cluster.transport.add_filter(watch.clone());
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || watch
+            .pre_vote_sent
+            .load(Ordering::SeqCst)),
+        "the cut-off follower campaigned once the leader's store fell silent"
+    );
+    // The writes' appends reach the other follower after the pre-vote did.
+    cluster.must_put(b"k3", b"v3");
+    cluster.must_put(b"k4", b"v4");
+    assert!(!watch.pre_vote_granted.load(Ordering::SeqCst));
+    assert!(!watch.vote_sent.load(Ordering::SeqCst));
+    assert_eq!(cluster.leader_of(1), Some(leader));
+    assert_eq!(
+        cluster.newest_term(1),
+        term,
+        "a refused pre-vote raises no term"
+    );
+    cluster.clear_filters();
+    cluster.must_engine_eq(cut_off, b"k4", Some(b"v4"));
 }
