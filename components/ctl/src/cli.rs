@@ -209,7 +209,8 @@ pub struct PresplitArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
-    /// Operators PD is running now.
+    /// Operators PD is running now, then the ones that ended lately (finished, timed out or
+    /// cancelled; newest first), each with its STATUS.
     Show,
     /// Move a region's leadership to the peer on a store.
     TransferLeader { region: u64, store: u64 },

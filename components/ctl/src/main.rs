@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod error_text;
 mod human;
 mod keyfmt;
 mod model;
@@ -35,7 +36,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: {}",
+                error_text::without_source_tags(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }
