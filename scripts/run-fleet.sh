@@ -52,25 +52,50 @@ if [ "$TLS" = 1 ]; then
     SCHEME=https
 fi
 
+# The processes this run started, in order. If the run fails, it stops them again, so a
+# failed start leaves nothing running behind it (a process that was already running stays).
+STARTED_NAMES=()
+stop_started() {
+    local i name pid pids=()
+    for ((i = ${#STARTED_NAMES[@]} - 1; i >= 0; i--)); do
+        name="${STARTED_NAMES[$i]}"
+        if pid="$(live_pid "$PIDS/$name.pid")"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+        fi
+        rm -f "$PIDS/$name.pid"
+    done
+    [ "${#pids[@]}" -eq 0 ] && return 0
+    local deadline=$((SECONDS + 30))
+    for pid in "${pids[@]}"; do
+        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    echo "stopped what this run had started (${STARTED_NAMES[*]})" >&2
+}
+trap 'status=$?; [ "$status" -ne 0 ] && stop_started; exit "$status"' EXIT
+
 # Starts "$name" unless it already runs; $1 name, $2 READY word, rest the command.
 start() {
-    local name="$1" word="$2" pid
+    local name="$1" word="$2" pid log_bytes
     shift 2
     if pid="$(live_pid "$PIDS/$name.pid")"; then
         echo "$name already running (pid $pid)"
         return 0
     fi
     : >"$LOGS/$name.stdout.log"
+    # The log keeps earlier runs' lines; a failure shows only this start's.
+    log_bytes="$(stat -c %s "$LOGS/$name.log" 2>/dev/null || echo 0)"
     # setsid: the process keeps running after this shell and its terminal go away.
     setsid "$@" >>"$LOGS/$name.stdout.log" 2>>"$LOGS/$name.log" </dev/null &
     pid=$!
     echo "$pid" >"$PIDS/$name.pid"
+    STARTED_NAMES+=("$name")
     local waited=0
     until grep -q "^$word" "$LOGS/$name.stdout.log"; do
         if ! kill -0 "$pid" 2>/dev/null; then
             echo "error: $name exited during start-up; last lines of $LOGS/$name.log:" >&2
-            tail -n 20 "$LOGS/$name.log" >&2
-            rm -f "$PIDS/$name.pid"
+            tail -c "+$((log_bytes + 1))" "$LOGS/$name.log" | tail -n 20 >&2
             exit 1
         fi
         if [ "$waited" -ge $((READY_TIMEOUT * 10)) ]; then
