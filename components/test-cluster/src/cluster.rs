@@ -213,6 +213,26 @@ impl Cluster {
         }
     }
 
+    /// Restarts (stops, then starts with `self.cfg`) every store except `store_id`, one at a
+    /// time, e.g. to give a region's followers other settings than its leader's.
+    pub fn restart_stores_except(&mut self, store_id: u64) {
+        for s in self.store_ids() {
+            if s != store_id {
+                self.stop_store(s);
+                self.start_store(s);
+            }
+        }
+    }
+
+    /// The lowest-numbered store other than `store_id`, e.g. one holding a follower of a
+    /// region led from `store_id`.
+    pub fn store_other_than(&self, store_id: u64) -> u64 {
+        self.store_ids()
+            .into_iter()
+            .find(|s| *s != store_id)
+            .expect("the cluster has another store")
+    }
+
     pub fn is_running(&self, store_id: u64) -> bool {
         self.stores.contains_key(&store_id)
     }

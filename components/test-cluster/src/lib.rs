@@ -16,6 +16,20 @@ pub use pd::LocalPd;
 pub use transport::*;
 pub use wait::{wait_for, wait_until};
 
+/// `len` bytes that no compressor shrinks (xorshift64 output), as YCSB's random values are:
+/// RocksDB and raft-engine then store as many bytes as a test writes.
+pub fn incompressible(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// Logs to the test output when `RUST_LOG` asks for it.
 pub fn init_logging() {
     static ONCE: std::sync::Once = std::sync::Once::new();

@@ -85,11 +85,7 @@ fn a_log_held_by_a_down_follower_is_compacted_past_the_purge_threshold() {
     cluster.bootstrap(&[]);
     cluster.start();
     let leader = cluster.wait_leader(1);
-    let down = cluster
-        .store_ids()
-        .into_iter()
-        .find(|&s| s != leader.store_id)
-        .expect("a follower store");
+    let down = cluster.store_other_than(leader.store_id);
     cluster.must_put(b"before", b"down");
     cluster.must_engine_eq(down, b"before", Some(b"down"));
     cluster.stop_store(down);
@@ -125,17 +121,4 @@ fn a_log_held_by_a_down_follower_is_compacted_past_the_purge_threshold() {
     cluster.must_engine_eq(down, b"held000", Some(&value));
     cluster.must_engine_eq(down, b"before", Some(b"down"));
     assert_eq!(cluster.must_get(b"held100"), Some(value));
-}
-
-/// `len` bytes of xorshift64 output.
-fn incompressible(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }

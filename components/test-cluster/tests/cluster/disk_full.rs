@@ -219,19 +219,6 @@ fn stores_short_of_space_refuse_writes_keep_reading_and_recover() {
     drop(mounts);
 }
 
-/// `len` bytes that no compressor shrinks (xorshift64), as YCSB's random values are.
-fn incompressible(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn writes_filling_the_disk_are_refused_before_it_is_full_and_lose_nothing() {
     // One byte repeated: the raft log's compressed batches take almost nothing, so the table

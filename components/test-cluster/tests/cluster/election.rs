@@ -147,12 +147,7 @@ fn one_region_with_patient_followers(hibernate: bool) -> (Cluster, Peer) {
     let leader = cluster.wait_leader(1);
     cluster.must_put(b"k1", b"v1");
     cluster.cfg.raft_election_timeout_ticks = 10_000;
-    for s in cluster.store_ids() {
-        if s != leader.store_id {
-            cluster.stop_store(s);
-            cluster.start_store(s);
-        }
-    }
+    cluster.restart_stores_except(leader.store_id);
     cluster.must_put(b"k2", b"v2");
     assert_eq!(cluster.leader_of(1), Some(leader));
     (cluster, leader)
@@ -229,11 +224,7 @@ fn a_follower_cut_off_from_a_live_leader_cannot_unseat_it() {
     // lease), so the leader keeps its term and serves on.
     let (cluster, leader) = one_region_with_patient_followers(false);
     let term = cluster.newest_term(1);
-    let cut_off = cluster
-        .store_ids()
-        .into_iter()
-        .find(|s| *s != leader.store_id)
-        .expect("three stores");
+    let cut_off = cluster.store_other_than(leader.store_id);
     let watch = Arc::new(CutLinkWatchVotes {
         link: (leader.store_id, cut_off),
         watched: cut_off,

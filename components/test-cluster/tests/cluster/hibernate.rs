@@ -91,12 +91,7 @@ fn a_restarted_leader_wins_its_sleeping_region_back_at_once() {
     let (mut cluster, leader) =
         one_region_no_store_is_declared_gone(raftstore::Config::for_tests());
     cluster.cfg.raft_election_timeout_ticks = 10_000;
-    for s in cluster.store_ids() {
-        if s != leader.store_id {
-            cluster.stop_store(s);
-            cluster.start_store(s);
-        }
-    }
+    cluster.restart_stores_except(leader.store_id);
     // The followers learn their leader again from its appends, then the region sleeps.
     cluster.must_put(b"k2", b"v2");
     assert_eq!(cluster.leader_of(1), Some(leader));

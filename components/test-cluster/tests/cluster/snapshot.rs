@@ -71,11 +71,7 @@ fn a_far_behind_follower_gets_a_snapshot_after_forced_log_gc() {
     cluster.bootstrap(&[]);
     cluster.start();
     let leader = cluster.wait_leader(1);
-    let down = cluster
-        .store_ids()
-        .into_iter()
-        .find(|s| *s != leader.store_id)
-        .unwrap();
+    let down = cluster.store_other_than(leader.store_id);
     cluster.must_put(b"before", b"1");
     cluster.must_engine_eq(down, b"before", Some(b"1"));
     cluster.stop_store(down);
@@ -265,11 +261,7 @@ fn a_snapshot_carries_locks_commit_records_and_long_values() {
     cluster.bootstrap(&[]);
     cluster.start();
     let leader = cluster.wait_leader(1);
-    let down = cluster
-        .store_ids()
-        .into_iter()
-        .find(|s| *s != leader.store_id)
-        .unwrap();
+    let down = cluster.store_other_than(leader.store_id);
     cluster.must_put(b"before", b"1");
     cluster.must_engine_eq(down, b"before", Some(b"1"));
     cluster.stop_store(down);

@@ -18,11 +18,7 @@ fn a_snapshot_waits_for_entries_the_apply_pool_still_holds() {
     cluster.bootstrap(&[]);
     cluster.start();
     let leader = cluster.wait_leader(1);
-    let follower = cluster
-        .store_ids()
-        .into_iter()
-        .find(|s| *s != leader.store_id)
-        .unwrap();
+    let follower = cluster.store_other_than(leader.store_id);
     cluster.must_put(b"k", b"v1");
     cluster.must_engine_eq(follower, b"k", Some(b"v1"));
 
