@@ -41,6 +41,14 @@ pub fn run_store_process(customize: impl FnOnce(ServerBuilder) -> ServerBuilder)
 }
 
 fn run(cfg: Config, customize: impl FnOnce(ServerBuilder) -> ServerBuilder) -> anyhow::Result<()> {
+    // Before any of the store's threads exist, so that they all inherit the policy.
+    cfg.server
+        .cpu_scheduling
+        .apply_to_process()
+        .context("cannot apply [server] cpu-scheduling")?;
+    if cfg.server.cpu_scheduling != crate::cpu_scheduling::CpuScheduling::Normal {
+        tracing::info!(policy = ?cfg.server.cpu_scheduling, "threads scheduled by policy");
+    }
     let runtime = grpc_runtime(cfg.server.grpc_concurrency)?;
     let result = runtime.block_on(async {
         let handle = customize(ServerHandle::builder(cfg))

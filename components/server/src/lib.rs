@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod coalesced_io;
 pub mod config;
+pub mod cpu_scheduling;
 pub mod dir_lock;
 pub mod errors;
 pub mod gc_worker;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use raftstore::SplitPolicyConfig;
+use server::cpu_scheduling::CpuScheduling;
 use server::{Config, ConfigError, Flags};
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -20,6 +21,7 @@ fn an_empty_file_gives_the_documented_defaults() {
     assert_eq!(cfg.server.status_addr, "127.0.0.1:20180");
     assert_eq!(cfg.server.grpc_concurrency, 2);
     assert_eq!(cfg.server.max_grpc_message_size, 64 * 1024 * 1024);
+    assert_eq!(cfg.server.cpu_scheduling, CpuScheduling::Normal);
     assert_eq!(cfg.pd.endpoints, vec!["127.0.0.1:2379".to_string()]);
     assert_eq!(cfg.pd.start_timeout, Duration::from_secs(60));
     assert_eq!(
@@ -190,6 +192,19 @@ fn split_policies_are_chosen_by_kind() {
     let err = parse("[raftstore.split-policy]\nkind = \"fixed-keys\"\nboundaries = [\"zz\"]")
         .unwrap_err();
     assert!(err.to_string().contains("not hex"), "{err}");
+}
+
+#[test]
+fn cpu_scheduling_is_normal_or_batch() {
+    let cfg = parse("[server]\ncpu-scheduling = \"batch\"").unwrap();
+    assert_eq!(cfg.server.cpu_scheduling, CpuScheduling::Batch);
+    let err = parse("[server]\ncpu-scheduling = \"fifo\"").unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("cpu-scheduling") && text.contains("`batch`"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cpu_scheduling::CpuScheduling;
 use crate::kv::StorageApi;
 
 pub use flags::Flags;
@@ -75,6 +76,13 @@ pub struct ServerSection {
     pub grpc_concurrency: usize,
     /// Largest gRPC message sent or received, in bytes.
     pub max_grpc_message_size: usize,
+    /// Linux scheduling policy of the store process's threads: `"normal"` (the default,
+    /// `SCHED_OTHER`) or `"batch"` (`SCHED_BATCH`: a thread that wakes up does not preempt
+    /// the one running on its core). `"batch"` pays where the cores are shared by more
+    /// runnable threads than there are cores, such as several stores on one host; see
+    /// `crate::cpu_scheduling`. Applied by `shoal-server` before the store starts its
+    /// threads; a store embedded in another program leaves its threads alone.
+    pub cpu_scheduling: CpuScheduling,
 }
 
 impl Default for ServerSection {
@@ -85,6 +93,7 @@ impl Default for ServerSection {
             status_addr: "127.0.0.1:20180".into(),
             grpc_concurrency: 2,
             max_grpc_message_size: 64 * 1024 * 1024,
+            cpu_scheduling: CpuScheduling::Normal,
         }
     }
 }
