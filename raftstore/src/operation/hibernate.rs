@@ -240,6 +240,17 @@ impl Peer {
             return;
         }
         let leader_store = self.leader().map(|p| p.store_id);
+        debug!(
+            region_id = self.region_id(),
+            peer_id = self.peer_id(),
+            silent_store = store_id,
+            ?leader_store,
+            raft_leader_id = self.raft_group.raft.leader_id,
+            state = ?self.raft_group.raft.state,
+            term = self.raft_group.raft.term,
+            silent_ms = ctx.store_liveness.last_heard(store_id).map(|h| h.elapsed().as_millis() as u64),
+            "a store is unreachable"
+        );
         if leader_store.is_none() || leader_store == Some(store_id) {
             self.wake_up(ctx);
         }
