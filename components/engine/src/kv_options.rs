@@ -44,6 +44,10 @@ const DEFAULT_MEMTABLE_BLOOM_SIZE_RATIO: f64 = 0.02;
 /// RocksDB's cap on the memtable bloom filter's share of the memtable.
 const MAX_MEMTABLE_BLOOM_SIZE_RATIO: f64 = 0.25;
 
+/// The share of the oldest blob files whose live values compactions move to new blob files
+/// (RocksDB's `blob_garbage_collection_age_cutoff`, its default).
+const BLOB_GC_AGE_CUTOFF: f64 = 0.25;
+
 /// Levels of the LSM tree RocksDB keeps (its default, `num_levels`).
 const NUM_LEVELS: usize = 7;
 
@@ -92,6 +96,16 @@ pub struct KvEngineOptions {
     /// walks a few dozen nodes scattered over the whole memtable. The default 0.02 is
     /// 1.3 MiB per 64 MiB memtable.
     pub memtable_bloom_size_ratio: f64,
+    /// Values of at least this many bytes in column family default (where values live) are
+    /// written to blob files beside the LSM tree, which then holds a reference of a few bytes
+    /// in their place (RocksDB's integrated BlobDB, key-value separation as in TiKV's Titan
+    /// and the WiscKey design). Compactions then rewrite references instead of values: with
+    /// 1 KiB values over a gibibyte per store they rewrite several times each value's bytes
+    /// otherwise. Blob files are garbage-collected as compactions reach the references into
+    /// the oldest quarter of them (`enable_blob_garbage_collection`, age cut-off 0.25), and
+    /// blobs read by point lookups are kept in the block cache. 0 keeps every value in the
+    /// tree (the default, as TiKV's Titan is off for values under 32 KiB).
+    pub min_blob_size: u64,
 }
 
 impl Default for KvEngineOptions {
@@ -109,6 +123,7 @@ impl Default for KvEngineOptions {
             block_cache_size: default_block_cache_size(),
             bloom_bits_per_key: 10,
             memtable_bloom_size_ratio: DEFAULT_MEMTABLE_BLOOM_SIZE_RATIO,
+            min_blob_size: 0,
         }
     }
 }
@@ -234,6 +249,17 @@ impl KvEngineOptions {
             })
             .collect();
         opts.set_compression_per_level(&levels);
+        if self.min_blob_size > 0 && cf == CF_DEFAULT {
+            opts.set_enable_blob_files(true);
+            opts.set_min_blob_size(self.min_blob_size);
+            opts.set_enable_blob_gc(true);
+            opts.set_blob_gc_age_cutoff(BLOB_GC_AGE_CUTOFF);
+            opts.set_blob_cache(cache);
+            // A value stays in its blob file for good (garbage collection copies it as it
+            // is), so blob files take the bottom level's compression.
+            let last = levels.last().copied().unwrap_or(DBCompressionType::None);
+            opts.set_blob_compression_type(last);
+        }
         opts
     }
 }

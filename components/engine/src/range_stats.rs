@@ -42,9 +42,13 @@ pub(crate) struct CfShape {
 }
 
 impl CfShape {
-    /// Parses RocksDB's `rocksdb.aggregated-table-properties` text (`name=value; ...`).
-    /// `None` when the column family has no table files yet (nothing to scale).
-    pub(crate) fn parse(text: &str) -> Option<CfShape> {
+    /// Parses RocksDB's `rocksdb.aggregated-table-properties` text (`name=value; ...`);
+    /// `blob_bytes` are the live bytes of the column family's blob files (values kept beside
+    /// the tree, whose table files hold only references to them), counted as spread over the
+    /// key space as the table files' bytes are (as RocksDB's own `include_blob_files` size
+    /// approximation prorates them). `None` when the column family has no table files yet
+    /// (nothing to scale).
+    pub(crate) fn parse(text: &str, blob_bytes: u64) -> Option<CfShape> {
         let field = |name: &str| -> Option<f64> {
             text.split(';').find_map(|item| {
                 let (k, v) = item.split_once('=')?;
@@ -52,7 +56,7 @@ impl CfShape {
             })
         };
         let entries = field("# entries")?;
-        let raw = field("raw key size")? + field("raw value size")?;
+        let raw = field("raw key size")? + field("raw value size")? + blob_bytes as f64;
         let stored = field("data block size")?;
         if entries <= 0.0 || raw <= 0.0 || stored <= 0.0 {
             return None;
@@ -62,6 +66,18 @@ impl CfShape {
             raw_bytes_per_entry: raw / entries,
         })
     }
+}
+
+/// Bytes of live values in the column family's blob files: their size less the garbage
+/// (values since overwritten or deleted) RocksDB has counted in them; 0 without blob files.
+fn live_blob_bytes(db: &DB, cf: &ColumnFamily) -> std::result::Result<u64, rocksdb::Error> {
+    let size = db
+        .property_int_value_cf(cf, "rocksdb.live-blob-file-size")?
+        .unwrap_or(0);
+    let garbage = db
+        .property_int_value_cf(cf, "rocksdb.live-blob-file-garbage-size")?
+        .unwrap_or(0);
+    Ok(size.saturating_sub(garbage))
 }
 
 /// A range's end as RocksDB needs it: an empty end means "no end", which RocksDB's range
@@ -93,9 +109,10 @@ impl<'a> RangeSizer<'a> {
         start: &[u8],
         end: &[u8],
     ) -> std::result::Result<RangeSizer<'a>, rocksdb::Error> {
+        let blob_bytes = live_blob_bytes(db, cf)?;
         let shape = db
             .property_value_cf(cf, "rocksdb.aggregated-table-properties")?
-            .and_then(|t| CfShape::parse(&t));
+            .and_then(|t| CfShape::parse(&t, blob_bytes));
         let mut opts = ReadOptions::default();
         opts.set_read_tier(ReadTier::Memtable);
         opts.set_iterate_lower_bound(start.to_vec());
@@ -325,11 +342,15 @@ mod tests {
     fn shape_parses_aggregated_properties() {
         let text = "# data blocks=3; # entries=100; raw key size=1000; raw average key size=10; \
                     raw value size=9000; data block size=2500; index block size (user-key? 1)=50";
-        let shape = CfShape::parse(text).unwrap();
+        let shape = CfShape::parse(text, 0).unwrap();
         assert_eq!(shape.raw_per_stored_byte, 4.0);
         assert_eq!(shape.raw_bytes_per_entry, 100.0);
-        assert_eq!(CfShape::parse("# entries=0; raw key size=0"), None);
-        assert_eq!(CfShape::parse("garbage"), None);
+        // Values kept in blob files count as the tables' own.
+        let with_blobs = CfShape::parse(text, 10_000).unwrap();
+        assert_eq!(with_blobs.raw_per_stored_byte, 8.0);
+        assert_eq!(with_blobs.raw_bytes_per_entry, 200.0);
+        assert_eq!(CfShape::parse("# entries=0; raw key size=0", 0), None);
+        assert_eq!(CfShape::parse("garbage", 5), None);
     }
 
     #[test]
@@ -385,10 +406,37 @@ mod tests {
     #[test]
     fn estimates_cover_table_files_and_memtable() {
         let dir = tempfile::tempdir().unwrap();
-        let kv = crate::KvEngine::open(dir.path()).unwrap();
-        fill(&kv, 0, 20_000);
+        estimates_cover(&crate::KvEngine::open(dir.path()).unwrap());
+    }
+
+    /// The same with the values in blob files, whose table files hold only references:
+    /// the blob files' bytes count (a region would never reach its split size otherwise).
+    #[test]
+    fn estimates_cover_values_kept_in_blob_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = blob_engine(dir.path());
+        estimates_cover(&kv);
+        let blobs = kv
+            .db()
+            .property_int_value_cf(kv.cf(crate::CF_DEFAULT).unwrap(), "rocksdb.num-blob-files")
+            .unwrap();
+        assert_eq!(blobs, Some(1), "the flushed values went to a blob file");
+    }
+
+    /// An engine keeping values of 100 bytes and more in blob files.
+    fn blob_engine(path: &std::path::Path) -> crate::KvEngine {
+        let options = crate::KvEngineOptions {
+            min_blob_size: 100,
+            block_cache_size: 16 * 1024 * 1024,
+            ..Default::default()
+        };
+        crate::KvEngine::open_with(path, &options).unwrap()
+    }
+
+    fn estimates_cover(kv: &crate::KvEngine) {
+        fill(kv, 0, 20_000);
         kv.flush().unwrap();
-        fill(&kv, 20_000, 40_000);
+        fill(kv, 20_000, 40_000);
         let cfs = [(crate::CF_DEFAULT, true)];
         let all = kv.approximate_stats(&cfs, b"z", b"").unwrap();
         assert!(within(all.bytes, 40_000 * ENTRY, 1.5), "{all:?}");
@@ -410,10 +458,20 @@ mod tests {
     #[test]
     fn split_keys_cut_even_pieces_at_existing_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let kv = crate::KvEngine::open(dir.path()).unwrap();
-        fill(&kv, 0, 30_000);
+        split_keys_cut_even_pieces(&crate::KvEngine::open(dir.path()).unwrap());
+    }
+
+    /// The same with the values in blob files.
+    #[test]
+    fn split_keys_cut_even_pieces_of_values_in_blob_files() {
+        let dir = tempfile::tempdir().unwrap();
+        split_keys_cut_even_pieces(&blob_engine(dir.path()));
+    }
+
+    fn split_keys_cut_even_pieces(kv: &crate::KvEngine) {
+        fill(kv, 0, 30_000);
         kv.flush().unwrap();
-        fill(&kv, 30_000, 40_000);
+        fill(kv, 30_000, 40_000);
         let piece = 10_000 * ENTRY;
         let cuts = kv
             .approximate_split_keys(&[crate::CF_DEFAULT], b"z", b"{", piece, 10)

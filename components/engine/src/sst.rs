@@ -184,6 +184,63 @@ mod tests {
         assert_eq!(dst.get_value_cf(CF_DEFAULT, b"k050x").unwrap(), None);
     }
 
+    /// With values kept in blob files (`min-blob-size`), a range's file carries the values
+    /// themselves, not references into the source's blob files, and the receiving engine
+    /// serves them, also after a range deletion on the source.
+    #[test]
+    fn a_range_whose_values_sit_in_blob_files_moves_whole() {
+        let options = crate::KvEngineOptions {
+            min_blob_size: 64,
+            block_cache_size: 16 * 1024 * 1024,
+            ..Default::default()
+        };
+        let (src_dir, dst_dir, files_dir) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let src = KvEngine::open_with(src_dir.path(), &options).unwrap();
+        let value = |i: u32| -> Vec<u8> { (0..256u32).map(|j| (i * 7 + j) as u8).collect() };
+        let mut wb = src.write_batch();
+        for i in 0..100u32 {
+            wb.put_cf(CF_DEFAULT, format!("k{i:03}").as_bytes(), &value(i))
+                .unwrap();
+        }
+        src.write(&wb, false).unwrap();
+        src.flush().unwrap();
+        let blob_files = src
+            .db()
+            .property_int_value_cf(src.cf(CF_DEFAULT).unwrap(), "rocksdb.num-blob-files")
+            .unwrap();
+        assert_eq!(blob_files, Some(1));
+        let path = files_dir.path().join("default.sst");
+        let sst = write_sst(
+            &src.snapshot(),
+            CF_DEFAULT,
+            b"k000",
+            b"k100",
+            &path,
+            &mut IoPacer::unlimited(),
+        )
+        .unwrap()
+        .expect("range has data");
+        assert_eq!(sst.keys, 100);
+        src.delete_range_cf(CF_DEFAULT, b"k000", b"k100").unwrap();
+        drop(src);
+        std::fs::remove_dir_all(src_dir.path()).unwrap();
+
+        let dst = KvEngine::open_with(dst_dir.path(), &options).unwrap();
+        dst.ingest_sst_cf(CF_DEFAULT, std::slice::from_ref(&sst.path))
+            .unwrap();
+        for i in [0u32, 42, 99] {
+            assert_eq!(
+                dst.get_value_cf(CF_DEFAULT, format!("k{i:03}").as_bytes())
+                    .unwrap(),
+                Some(value(i))
+            );
+        }
+    }
+
     #[test]
     fn a_damaged_file_fails_verification_naming_it() {
         let dir = tempfile::tempdir().unwrap();

@@ -116,11 +116,16 @@ fn rocksdb_settings_reach_the_engine_options() {
     let cfg = parse(
         "[rocksdb]\nwrite-buffer-size = 16777216\nrate-bytes-per-sec = 67108864\n\
          low-priority-background = true\nuncompressed-levels = 0\n\
-         memtable-bloom-size-ratio = 0.1",
+         memtable-bloom-size-ratio = 0.1\nmin-blob-size = 4096",
     )
     .unwrap();
     let opts = cfg.rocksdb;
     assert_eq!(opts.memtable_bloom_size_ratio, 0.1);
+    assert_eq!(opts.min_blob_size, 4096);
+    assert_eq!(
+        defaults.min_blob_size, 0,
+        "values stay in the tree by default"
+    );
     assert_eq!(opts.write_buffer_size, 16 * 1024 * 1024);
     assert_eq!(opts.rate_bytes_per_sec, 64 * 1024 * 1024);
     assert!(opts.low_priority_background);
