@@ -103,7 +103,8 @@ pub struct KvEngineOptions {
     /// 1 KiB values over a gibibyte per store they rewrite several times each value's bytes
     /// otherwise. Blob files are garbage-collected as compactions reach the references into
     /// the oldest quarter of them (`enable_blob_garbage_collection`, age cut-off 0.25), and
-    /// blobs read by point lookups are kept in the block cache. 0 keeps every value in the
+    /// blobs read by point lookups are kept in the block cache. Blob files are not compressed
+    /// (their bytes count as the values' bytes in region sizes). 0 keeps every value in the
     /// tree (the default, as TiKV's Titan is off for values under 32 KiB).
     pub min_blob_size: u64,
 }
@@ -255,10 +256,10 @@ impl KvEngineOptions {
             opts.set_enable_blob_gc(true);
             opts.set_blob_gc_age_cutoff(BLOB_GC_AGE_CUTOFF);
             opts.set_blob_cache(cache);
-            // A value stays in its blob file for good (garbage collection copies it as it
-            // is), so blob files take the bottom level's compression.
-            let last = levels.last().copied().unwrap_or(DBCompressionType::None);
-            opts.set_blob_compression_type(last);
+            // Uncompressed, so that the blob files' bytes are the values' own bytes (plus
+            // each value's key and a record header): region sizes count them as logical
+            // bytes, and RocksDB keeps no uncompressed total of a blob file to scale by.
+            opts.set_blob_compression_type(DBCompressionType::None);
         }
         opts
     }

@@ -423,6 +423,25 @@ mod tests {
         assert_eq!(blobs, Some(1), "the flushed values went to a blob file");
     }
 
+    /// Values that compress well still count at their own size: blob files are written
+    /// uncompressed, or the estimate would shrink with the compression ratio and regions of
+    /// such values would grow far past their split size.
+    #[test]
+    fn compressible_values_in_blob_files_count_at_their_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = blob_engine(dir.path());
+        let mut wb = crate::KvWriteBatch::new();
+        for i in 0..5_000u32 {
+            wb.put_cf(crate::CF_DEFAULT, &key(i), &[7u8; 1024]).unwrap();
+        }
+        kv.write(&wb, false).unwrap();
+        kv.flush().unwrap();
+        let all = kv
+            .approximate_stats(&[(crate::CF_DEFAULT, true)], b"z", b"")
+            .unwrap();
+        assert!(within(all.bytes, 5_000 * (13 + 1024), 1.5), "{all:?}");
+    }
+
     /// An engine keeping values of 100 bytes and more in blob files.
     fn blob_engine(path: &std::path::Path) -> crate::KvEngine {
         let options = crate::KvEngineOptions {
