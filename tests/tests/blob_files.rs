@@ -23,6 +23,19 @@ fn blob_files(dir: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Whether PD sees every region led and with three voters (no learner still catching up): a
+/// region with two voters would lose its quorum to the kills below.
+fn every_region_has_three_voters(fleet: &Fleet) -> bool {
+    fleet.regions().is_ok_and(|regions| {
+        regions.iter().all(|r| {
+            let voters = r["peers"].as_array().map_or(0, |peers| {
+                peers.iter().filter(|p| p["role_name"] == "Voter").count()
+            });
+            region_json::leader_store(r).is_some() && voters == 3
+        })
+    })
+}
+
 /// Regions PD places inside the default raw keyspace.
 fn keyspace_regions(fleet: &Fleet) -> usize {
     let (start, end) = pd_keyspace_range();
@@ -73,11 +86,21 @@ async fn values_in_blob_files_split_by_size_and_read_back() {
         .await
         .unwrap();
 
+    wait_until(
+        Duration::from_secs(120),
+        "every region led and with three voters",
+        || every_region_has_three_voters(&fleet),
+    )
+    .await;
     // Store 0 killed and restarted reopens its blob files; with store 1 down after that,
     // every region's quorum includes store 0, so the regions store 1 led are now led by
     // store 0 or 2 and a write commits only once store 0 has it.
     fleet.kill_store(0).unwrap();
     fleet.restart_store(0).await.unwrap();
+    fleet
+        .wait_settled(3, Duration::from_secs(120))
+        .await
+        .unwrap();
     fleet.kill_store(1).unwrap();
     data::verify(&client, "blob", 0..KEYS, VALUE_LEN)
         .await
