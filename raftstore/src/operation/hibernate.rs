@@ -259,13 +259,21 @@ impl Peer {
         }
     }
 
-    /// The leader's store went silent: campaign within two heartbeat intervals (a random
-    /// 1..=2 x `raft-heartbeat-ticks` ticks, 1-4 s by default) instead of at the end of this
-    /// follower's randomized election timeout (10-20 ticks by default, counted from the last
-    /// message the leader sent; a follower that slept counts from when it woke, so without
-    /// this a dead leader's sleeping region waited the silence plus 10-20 s). Followers on
-    /// different stores campaign at different moments, so a pre-vote usually meets a peer
-    /// that has not campaigned yet and grants it.
+    /// The leader's store went silent: campaign within a few ticks instead of at the end of
+    /// this follower's randomized election timeout (10-20 ticks by default, counted from the
+    /// last message the leader sent; a follower that slept counts from when it woke, so
+    /// without this a dead leader's sleeping region waited the silence plus 10-20 s).
+    ///
+    /// The followers all learn of the silence at about the same moment, so they take turns
+    /// by rank: the one with the lowest peer id among the region's voters off the silent
+    /// store campaigns after 1 tick, the next after 1 + 2 x `raft-heartbeat-ticks` ticks (5
+    /// by default), and so on (see [`staggered_wait`]). The first one's pre-vote then meets
+    /// followers that have not campaigned and grant it, and its election ends long before
+    /// the next one's turn; the next turn matters only when the first could not win (its
+    /// log was behind, or its store is gone too). Random waits of 1..=4 ticks, used before,
+    /// let two followers campaign in the same tick about once in four: both granted each
+    /// other's pre-vote, both voted for themselves, and the split vote cost a whole
+    /// randomized election timeout more.
     ///
     /// Raft's check-quorum rule keeps a follower from voting for `election_timeout` ticks
     /// after it heard from its leader, so that no new leader is elected while the old one
@@ -286,13 +294,30 @@ impl Peer {
         if silent_for.is_some_and(|s| s < ctx.cfg.raft_store_max_leader_lease) {
             return;
         }
+        let others_off_silent_store = self
+            .region()
+            .peers
+            .iter()
+            .filter(|p| {
+                p.store_id != store_id
+                    && p.id < self.peer_id()
+                    && p.role() != proto::metapb::PeerRole::Learner
+            })
+            .count();
         let raft = &mut self.raft_group.raft;
         if raft.state != StateRole::Follower || !raft.promotable() {
             return;
         }
         let timeout = raft.election_timeout();
-        let spread = (2 * raft.heartbeat_timeout()).clamp(1, timeout);
-        let wait = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=spread);
+        let wait = staggered_wait(others_off_silent_store, raft.heartbeat_timeout(), timeout);
+        // Raft campaigns once `election_elapsed` reaches the randomized timeout, which lies
+        // in [timeout, 2 x timeout); it must end `wait` ticks from now, and `election_elapsed`
+        // must reach at least `timeout` (or this follower would refuse others' votes as
+        // still in its leader's lease).
+        let target = timeout + wait;
+        if raft.randomized_election_timeout() < target && target < 2 * timeout {
+            raft.set_randomized_election_timeout(target);
+        }
         let elapsed = raft
             .randomized_election_timeout()
             .saturating_sub(wait)
@@ -442,9 +467,39 @@ pub fn leader_query_rounds(wait: Duration, interval: Duration) -> u16 {
 /// The id set raft-rs's quorum check takes.
 type ReachableSet = std::collections::HashSet<u64, std::hash::BuildHasherDefault<fxhash::FxHasher>>;
 
+/// Ticks a follower waits before campaigning on its leader's silence when `rank` voters of
+/// its region off the silent store have lower peer ids (see `Peer::hasten_election`): 1 for
+/// the first, then `2 x heartbeat_ticks` more for each rank, at most `election_timeout - 1`
+/// (raft-rs draws randomized election timeouts below twice the election timeout, and the
+/// campaign must come before that).
+pub(crate) fn staggered_wait(
+    rank: usize,
+    heartbeat_ticks: usize,
+    election_timeout: usize,
+) -> usize {
+    let step = 2 * heartbeat_ticks.max(1);
+    rank.saturating_mul(step)
+        .saturating_add(1)
+        .min(election_timeout.saturating_sub(1).max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn followers_campaign_in_turns_by_rank() {
+        // The defaults (2 heartbeat ticks, 10-tick election timeout): 1, 5, 9 ticks.
+        assert_eq!(staggered_wait(0, 2, 10), 1);
+        assert_eq!(staggered_wait(1, 2, 10), 5);
+        assert_eq!(staggered_wait(2, 2, 10), 9);
+        // Never at or past the election timeout, however many ranks.
+        assert_eq!(staggered_wait(3, 2, 10), 9);
+        assert_eq!(staggered_wait(usize::MAX, 2, 10), 9);
+        // Degenerate timings still give a wait of at least one tick.
+        assert_eq!(staggered_wait(0, 0, 1), 1);
+        assert_eq!(staggered_wait(4, 0, 0), 1);
+    }
 
     #[test]
     fn leader_queries_cover_the_wait_in_election_timeouts() {

@@ -156,7 +156,7 @@ fn one_region_with_patient_followers(hibernate: bool) -> (Cluster, Peer) {
 /// Kills the leader's store and checks the followers elect a new leader that serves every
 /// write: within the test's 20 s wait only if they campaign on the store's silence instead of
 /// waiting out their 100-200 s election timeout.
-fn the_followers_of_a_dead_leader_elect_on_its_silence(mut cluster: Cluster, leader: Peer) {
+fn the_followers_of_a_dead_leader_elect_on_its_silence(cluster: &mut Cluster, leader: Peer) {
     cluster.stop_store(leader.store_id);
     let new = cluster.wait_leader_elsewhere(1, leader.store_id);
     assert_ne!(new.store_id, leader.store_id);
@@ -170,15 +170,40 @@ fn the_followers_of_a_dead_leader_elect_on_its_silence(mut cluster: Cluster, lea
 
 #[test]
 fn followers_of_a_dead_leader_campaign_once_its_store_is_silent() {
-    let (cluster, leader) = one_region_with_patient_followers(false);
-    the_followers_of_a_dead_leader_elect_on_its_silence(cluster, leader);
+    let (mut cluster, leader) = one_region_with_patient_followers(false);
+    the_followers_of_a_dead_leader_elect_on_its_silence(&mut cluster, leader);
+}
+
+/// A second dead leader after the first one's store came back: the followers now include a
+/// peer restarted after an election it missed, and they still campaign on the silence.
+fn a_second_dead_leader_after_a_restart_is_replaced_on_its_silence(hibernate: bool) {
+    let (mut cluster, leader) = one_region_with_patient_followers(hibernate);
+    if hibernate {
+        assert!(cluster.wait_region_hibernated(1));
+    }
+    the_followers_of_a_dead_leader_elect_on_its_silence(&mut cluster, leader);
+    let second = cluster.wait_leader(1);
+    if hibernate {
+        assert!(cluster.wait_region_hibernated(1));
+    }
+    the_followers_of_a_dead_leader_elect_on_its_silence(&mut cluster, second);
+}
+
+#[test]
+fn followers_campaign_on_a_second_dead_leaders_silence_after_a_restart() {
+    a_second_dead_leader_after_a_restart_is_replaced_on_its_silence(false);
+}
+
+#[test]
+fn sleeping_followers_campaign_on_a_second_dead_leaders_silence_after_a_restart() {
+    a_second_dead_leader_after_a_restart_is_replaced_on_its_silence(true);
 }
 
 #[test]
 fn sleeping_followers_of_a_dead_leader_campaign_once_its_store_is_silent() {
-    let (cluster, leader) = one_region_with_patient_followers(true);
+    let (mut cluster, leader) = one_region_with_patient_followers(true);
     assert!(cluster.wait_region_hibernated(1));
-    the_followers_of_a_dead_leader_elect_on_its_silence(cluster, leader);
+    the_followers_of_a_dead_leader_elect_on_its_silence(&mut cluster, leader);
 }
 
 /// Cuts the link between two stores (both ways) and notes what `watched` asks for and gets:
