@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use batch_system::BatchSystem;
+use batch_system::{BatchSystem, HandlerBuilder};
 use crossbeam_channel::Sender;
 use engine::{KvEngine, RaftLogBatch, RaftLogEngine};
 use parking_lot::Mutex;
@@ -348,15 +348,22 @@ impl Startup {
     /// context that reaches every worker.
     pub fn spawn_pollers(&mut self, workers: &Workers) {
         let store_id = self.store_id;
-        self.apply_system.spawn(
-            format!("apply-{store_id}"),
-            ApplyPollerBuilder {
-                kv: self.kv.clone(),
-                raft_router: self.router.clone(),
-                messages_per_tick: self.cfg.messages_per_tick,
-                flow: self.router.flow().clone(),
-            },
-        );
+        let mut apply_builder = ApplyPollerBuilder {
+            kv: self.kv.clone(),
+            raft_router: self.router.clone(),
+            messages_per_tick: self.cfg.messages_per_tick,
+            flow: self.router.flow().clone(),
+        };
+        // With no apply threads each raft poller applies what its peers commit.
+        let inline_apply = if self.cfg.apply_pool_size == 0 {
+            (0..self.cfg.store_pool_size)
+                .map(|_| self.apply_system.inline_poller(apply_builder.build()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.apply_system
+            .spawn(format!("apply-{store_id}"), apply_builder);
         let template = PollContext {
             cfg: self.cfg.clone(),
             store_id,
@@ -385,6 +392,7 @@ impl Startup {
             format!("raftstore-{store_id}"),
             RaftPollerBuilder {
                 make_ctx: Box::new(move || template.clone()),
+                inline_apply,
             },
         );
     }

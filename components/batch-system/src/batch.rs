@@ -42,14 +42,6 @@ pub trait HandlerBuilder<N: Fsm, C: Fsm> {
     fn build(&mut self) -> Self::Handler;
 }
 
-struct Poller<N: Fsm, C: Fsm, H: PollHandler<N, C>> {
-    receiver: Receiver<FsmTypes<N, C>>,
-    scheduler: Scheduler<N, C>,
-    handler: H,
-    max_batch_size: usize,
-    reschedule_duration: std::time::Duration,
-}
-
 /// FSMs of the current round and their mailboxes, side by side.
 struct Batch<N: Fsm, C: Fsm> {
     fsms: Vec<Option<Box<N>>>,
@@ -93,117 +85,202 @@ impl<N: Fsm, C: Fsm> Batch<N, C> {
     }
 }
 
-impl<N: Fsm, C: Fsm, H: PollHandler<N, C>> Poller<N, C, H> {
-    fn run(mut self) {
-        let mut batch = Batch {
-            fsms: Vec::with_capacity(self.max_batch_size),
-            mailboxes: Vec::with_capacity(self.max_batch_size),
-            since: Vec::with_capacity(self.max_batch_size),
-            results: Vec::with_capacity(self.max_batch_size),
+impl<N: Fsm, C: Fsm> Batch<N, C> {
+    fn with_capacity(max_batch_size: usize) -> Batch<N, C> {
+        Batch {
+            fsms: Vec::with_capacity(max_batch_size),
+            mailboxes: Vec::with_capacity(max_batch_size),
+            since: Vec::with_capacity(max_batch_size),
+            results: Vec::with_capacity(max_batch_size),
             control: None,
-        };
-        let mut reschedule_toggle = false;
-        loop {
-            if batch.is_empty() {
-                self.handler.pause();
-                match self.receiver.recv() {
-                    Ok(t) => {
-                        if !batch.push(t) {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-            let mut stop = false;
-            while batch.len() < self.max_batch_size {
-                match self.receiver.try_recv() {
-                    Ok(t) => {
-                        if !batch.push(t) {
-                            stop = true;
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-            if stop {
-                break;
-            }
-            self.handler.begin(batch.len());
-            if let Some((mut control, mb)) = batch.control.take() {
-                match self.handler.handle_control(&mut control) {
-                    Some(_) => {
-                        mb.release(control);
-                        // A message that arrived while we held it found nobody to wake it.
-                        if !mb.is_empty() {
-                            if let Some(c) = mb.take_fsm() {
-                                batch.control = Some((c, mb));
-                            }
-                        }
-                    }
-                    None => batch.control = Some((control, mb)),
-                }
-            }
-            for i in 0..batch.fsms.len() {
-                if let Some(fsm) = batch.fsms[i].as_mut() {
-                    batch.results[i] = self.handler.handle_normal(fsm);
-                }
-            }
-            self.handler.light_end(&mut batch.fsms);
-            self.handler.end(&mut batch.fsms);
-            POLL_ROUNDS.inc();
-            FSMS_HANDLED.inc_by(batch.len() as u64);
-            BATCH_SIZE.observe(batch.len() as f64);
-
-            // Release, drop or keep each FSM; iterate backwards so swap_remove is safe.
-            let now = Instant::now();
-            for i in (0..batch.fsms.len()).rev() {
-                let stopped = batch.fsms[i].as_ref().is_none_or(|f| f.is_stopped());
-                if stopped {
-                    let (fsm, mb) = batch.remove(i);
-                    mb.close();
-                    drop(fsm);
-                    continue;
-                }
-                match batch.results[i] {
-                    HandleResult::StopAt { .. } => {
-                        let (fsm, mb) = batch.remove(i);
-                        if let Some(fsm) = fsm {
-                            mb.release(fsm);
-                        }
-                        if !mb.is_empty() {
-                            if let Some(fsm) = mb.take_fsm() {
-                                batch.push(FsmTypes::Normal(fsm, mb));
-                            }
-                        }
-                    }
-                    HandleResult::KeepProcessing => {
-                        let hot = now.saturating_duration_since(batch.since[i])
-                            >= self.reschedule_duration;
-                        if hot {
-                            // Move only every other hot FSM so they do not all travel together.
-                            reschedule_toggle = !reschedule_toggle;
-                            if reschedule_toggle {
-                                let (fsm, mb) = batch.remove(i);
-                                if let Some(fsm) = fsm {
-                                    let _ = self.scheduler.sender.send(FsmTypes::Normal(fsm, mb));
-                                }
-                            }
-                        }
-                    }
-                }
-            }
         }
-        // Shutting down: FSMs still held are dropped with their mailboxes closed.
-        for (fsm, mb) in batch.fsms.drain(..).zip(batch.mailboxes.drain(..)) {
+    }
+
+    /// Drops every FSM still held, closing its mailbox (shutdown).
+    fn close_all(&mut self) {
+        for (fsm, mb) in self.fsms.drain(..).zip(self.mailboxes.drain(..)) {
             mb.close();
             drop(fsm);
         }
-        if let Some((c, mb)) = batch.control.take() {
+        self.since.clear();
+        self.results.clear();
+        if let Some((c, mb)) = self.control.take() {
             mb.close();
             drop(c);
         }
+    }
+}
+
+/// What a poller needs to run rounds, whichever thread runs them.
+struct RoundRunner<N: Fsm, C: Fsm, H: PollHandler<N, C>> {
+    receiver: Receiver<FsmTypes<N, C>>,
+    scheduler: Scheduler<N, C>,
+    handler: H,
+    max_batch_size: usize,
+    reschedule_duration: std::time::Duration,
+    reschedule_toggle: bool,
+}
+
+impl<N: Fsm, C: Fsm, H: PollHandler<N, C>> RoundRunner<N, C, H> {
+    /// Tops `batch` up from the shared queue without waiting. Returns false on the shutdown
+    /// sentinel.
+    fn fill(&mut self, batch: &mut Batch<N, C>) -> bool {
+        while batch.len() < self.max_batch_size {
+            match self.receiver.try_recv() {
+                Ok(t) => {
+                    if !batch.push(t) {
+                        return false;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        true
+    }
+
+    /// Handles every FSM in `batch` once, then releases those that are done (putting back in
+    /// the batch any whose mailbox filled up meanwhile), drops stopped ones and moves FSMs
+    /// hot for longer than `reschedule_duration` back to the shared queue.
+    fn round(&mut self, batch: &mut Batch<N, C>) {
+        self.handler.begin(batch.len());
+        if let Some((mut control, mb)) = batch.control.take() {
+            match self.handler.handle_control(&mut control) {
+                Some(_) => {
+                    mb.release(control);
+                    // A message that arrived while we held it found nobody to wake it.
+                    if !mb.is_empty() {
+                        if let Some(c) = mb.take_fsm() {
+                            batch.control = Some((c, mb));
+                        }
+                    }
+                }
+                None => batch.control = Some((control, mb)),
+            }
+        }
+        for i in 0..batch.fsms.len() {
+            if let Some(fsm) = batch.fsms[i].as_mut() {
+                batch.results[i] = self.handler.handle_normal(fsm);
+            }
+        }
+        self.handler.light_end(&mut batch.fsms);
+        self.handler.end(&mut batch.fsms);
+        POLL_ROUNDS.inc();
+        FSMS_HANDLED.inc_by(batch.len() as u64);
+        BATCH_SIZE.observe(batch.len() as f64);
+
+        // Release, drop or keep each FSM; iterate backwards so swap_remove is safe.
+        let now = Instant::now();
+        for i in (0..batch.fsms.len()).rev() {
+            let stopped = batch.fsms[i].as_ref().is_none_or(|f| f.is_stopped());
+            if stopped {
+                let (fsm, mb) = batch.remove(i);
+                mb.close();
+                drop(fsm);
+                continue;
+            }
+            match batch.results[i] {
+                HandleResult::StopAt { .. } => {
+                    let (fsm, mb) = batch.remove(i);
+                    if let Some(fsm) = fsm {
+                        mb.release(fsm);
+                    }
+                    if !mb.is_empty() {
+                        if let Some(fsm) = mb.take_fsm() {
+                            batch.push(FsmTypes::Normal(fsm, mb));
+                        }
+                    }
+                }
+                HandleResult::KeepProcessing => {
+                    let hot =
+                        now.saturating_duration_since(batch.since[i]) >= self.reschedule_duration;
+                    if hot {
+                        // Move only every other hot FSM so they do not all travel together.
+                        self.reschedule_toggle = !self.reschedule_toggle;
+                        if self.reschedule_toggle {
+                            let (fsm, mb) = batch.remove(i);
+                            if let Some(fsm) = fsm {
+                                let _ = self.scheduler.sender.send(FsmTypes::Normal(fsm, mb));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A poller thread: blocks for work, then runs rounds until it is told to stop.
+struct Poller<N: Fsm, C: Fsm, H: PollHandler<N, C>> {
+    runner: RoundRunner<N, C, H>,
+}
+
+impl<N: Fsm, C: Fsm, H: PollHandler<N, C>> Poller<N, C, H> {
+    fn run(mut self) {
+        let mut batch = Batch::with_capacity(self.runner.max_batch_size);
+        loop {
+            if batch.is_empty() {
+                self.runner.handler.pause();
+                match self.runner.receiver.recv() {
+                    Ok(t) => {
+                        if !batch.push(t) {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            if !self.runner.fill(&mut batch) {
+                break;
+            }
+            self.runner.round(&mut batch);
+        }
+        // Shutting down: FSMs still held are dropped with their mailboxes closed.
+        batch.close_all();
+    }
+}
+
+/// Runs a batch system's rounds on a thread that belongs to someone else, for a system built
+/// with `pool_size = 0` (no poller threads of its own). Whoever schedules work for its FSMs
+/// calls [`InlinePoller::poll`] afterwards on the same thread: the work is then done without
+/// waking another thread. TiKV's raftstore v1 has no such mode; the closest is its
+/// `store-io-pool-size = 0`, where the raft poller writes the log itself.
+///
+/// The caller must poll before it blocks (see [`InlinePoller::poll`]), or FSMs scheduled on
+/// the shared queue wait until it polls next. Several inline pollers (and poller threads) may
+/// share one system: each FSM is still handled by one of them at a time.
+pub struct InlinePoller<N: Fsm, C: Fsm, H: PollHandler<N, C>> {
+    runner: RoundRunner<N, C, H>,
+    /// FSMs still held after the last call (its round limit was reached).
+    batch: Batch<N, C>,
+}
+
+impl<N: Fsm, C: Fsm, H: PollHandler<N, C>> InlinePoller<N, C, H> {
+    /// Runs rounds until no FSM of the system is scheduled, at most `max_rounds` of them
+    /// (`usize::MAX` drains everything, however long other threads keep scheduling work).
+    /// Returns whether FSMs are still held or queued, which is possible only when the limit
+    /// cut the work short; they keep their place for the next call.
+    pub fn poll(&mut self, max_rounds: usize) -> bool {
+        for _ in 0..max_rounds {
+            // The shutdown sentinel is only sent to poller threads; an inline poller stops
+            // when its owner drops it.
+            let _ = self.runner.fill(&mut self.batch);
+            if self.batch.is_empty() {
+                return false;
+            }
+            self.runner.round(&mut self.batch);
+        }
+        !self.batch.is_empty() || !self.runner.receiver.is_empty()
+    }
+
+    /// The handler, for its owner to look at between polls.
+    pub fn handler(&self) -> &H {
+        &self.runner.handler
+    }
+}
+
+impl<N: Fsm, C: Fsm, H: PollHandler<N, C>> Drop for InlinePoller<N, C, H> {
+    fn drop(&mut self) {
+        self.batch.close_all();
     }
 }
 
@@ -224,20 +301,43 @@ impl<N: Fsm, C: Fsm> BatchSystem<N, C> {
         &self.router
     }
 
-    /// Starts `pool_size` poller threads named `{name_prefix}-{i}`.
+    fn runner<H: PollHandler<N, C>>(&self, handler: H) -> RoundRunner<N, C, H> {
+        RoundRunner {
+            receiver: self.receiver.clone(),
+            scheduler: Scheduler {
+                sender: self.sender.clone(),
+            },
+            handler,
+            max_batch_size: self.max_batch_size,
+            reschedule_duration: self.reschedule_duration,
+            reschedule_toggle: false,
+        }
+    }
+
+    /// A poller for another thread to run this system's rounds on (see [`InlinePoller`]);
+    /// the usual driver of a system with `pool_size = 0`.
+    pub fn inline_poller<H: PollHandler<N, C>>(&self, handler: H) -> InlinePoller<N, C, H> {
+        InlinePoller {
+            batch: Batch::with_capacity(self.max_batch_size),
+            runner: self.runner(handler),
+        }
+    }
+
+    /// Poller threads this system starts in [`BatchSystem::spawn`]; 0 when inline pollers
+    /// drive it.
+    pub fn pool_size(&self) -> usize {
+        self.pool_size
+    }
+
+    /// Starts `pool_size` poller threads named `{name_prefix}-{i}` (none when `pool_size` is
+    /// 0; the system is then driven by [`InlinePoller`]s).
     pub fn spawn<B>(&mut self, name_prefix: String, mut builder: B)
     where
         B: HandlerBuilder<N, C>,
     {
         for i in 0..self.pool_size {
             let poller = Poller {
-                receiver: self.receiver.clone(),
-                scheduler: Scheduler {
-                    sender: self.sender.clone(),
-                },
-                handler: builder.build(),
-                max_batch_size: self.max_batch_size,
-                reschedule_duration: self.reschedule_duration,
+                runner: self.runner(builder.build()),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("{name_prefix}-{i}"))
@@ -285,7 +385,8 @@ impl<N: Fsm, C: Fsm> Drop for BatchSystem<N, C> {
 }
 
 /// Creates a batch system and its router around a control FSM that owns the receiver of
-/// `control_sender`.
+/// `control_sender`. With `cfg.pool_size = 0` it starts no threads of its own: inline
+/// pollers ([`BatchSystem::inline_poller`]) drive it.
 pub fn create_system<N: Fsm, C: Fsm>(
     cfg: &Config,
     control_sender: Sender<C::Message>,
@@ -307,7 +408,7 @@ pub fn create_system<N: Fsm, C: Fsm>(
         router: router.clone(),
         receiver,
         sender,
-        pool_size: cfg.pool_size.max(1),
+        pool_size: cfg.pool_size,
         max_batch_size: cfg.max_batch_size.max(1),
         reschedule_duration: cfg.reschedule_duration,
         workers: Vec::new(),

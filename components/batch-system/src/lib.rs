@@ -10,7 +10,9 @@ mod metrics;
 mod router;
 mod scheduler;
 
-pub use batch::{create_system, BatchSystem, HandleResult, HandlerBuilder, PollHandler};
+pub use batch::{
+    create_system, BatchSystem, HandleResult, HandlerBuilder, InlinePoller, PollHandler,
+};
 pub use config::{Config, ConfigError};
 pub use fsm::{Fsm, FsmState};
 pub use mailbox::{mailbox_channel, BasicMailbox, MailboxReceiver, MailboxSender, TrySendError};

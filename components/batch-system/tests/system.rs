@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use batch_system::TrySendError;
+use batch_system::{HandlerBuilder, InlinePoller, TrySendError};
 use common::*;
 
 const T: Duration = Duration::from_secs(20);
@@ -224,4 +224,92 @@ fn close_drops_an_idle_fsm() {
     s.router.close(3);
     assert_eq!(s.drops.load(Ordering::SeqCst), 1);
     assert_eq!(s.router.alive_count(), 0);
+}
+
+/// A system with no poller threads of its own and an inline poller for the test's thread.
+fn inline_system() -> (TestSystem, InlinePoller<Counter, Control, Handler>) {
+    let s = TestSystem::new(0, 1 << 20);
+    let poller = s.system.inline_poller(
+        Builder {
+            rounds_seen: s.rounds_seen.clone(),
+        }
+        .build(),
+    );
+    (s, poller)
+}
+
+#[test]
+fn an_inline_poller_does_the_work_on_the_thread_that_polls() {
+    let (s, mut poller) = inline_system();
+    assert_eq!(s.system.pool_size(), 0);
+    for id in 0..10 {
+        s.add_fsm(id, true);
+    }
+    for v in 0..100 {
+        for id in 0..10 {
+            s.router.force_send(id, Msg::Value(v)).unwrap();
+        }
+    }
+    s.router.send_control(7).unwrap();
+    // No thread of the system's own exists to take the work.
+    assert_eq!(s.handled.load(Ordering::SeqCst), 0);
+
+    assert!(!poller.poll(usize::MAX), "everything done in one call");
+    assert_eq!(s.handled.load(Ordering::SeqCst), 1000);
+    assert_eq!(*s.control_seen.lock(), vec![7]);
+    let seen = s.seen.lock().clone();
+    for id in 0..10 {
+        let values: Vec<u64> = seen
+            .iter()
+            .filter(|(f, _)| *f == id)
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(values, (0..100).collect::<Vec<_>>(), "FIFO per FSM");
+    }
+
+    // Later messages schedule the FSMs again, for the next poll.
+    s.router.force_send(3, Msg::Value(100)).unwrap();
+    assert!(!poller.poll(usize::MAX));
+    assert_eq!(s.handled.load(Ordering::SeqCst), 1001);
+}
+
+#[test]
+fn an_inline_poller_stops_at_its_round_limit_and_resumes_where_it_stopped() {
+    let (s, mut poller) = inline_system();
+    s.add_fsm(1, true);
+    // The handler takes 64 messages per round and keeps an FSM with more in its batch.
+    for v in 0..1000 {
+        s.router.force_send(1, Msg::Value(v)).unwrap();
+    }
+    assert!(poller.poll(2), "work is left after two rounds");
+    assert_eq!(s.handled.load(Ordering::SeqCst), 128);
+    assert!(!poller.poll(usize::MAX));
+    assert_eq!(s.handled.load(Ordering::SeqCst), 1000);
+    let values: Vec<u64> = s.seen.lock().iter().map(|(_, v)| *v).collect();
+    assert_eq!(values, (0..1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn dropping_an_inline_poller_closes_the_fsms_it_still_holds() {
+    let (mut s, mut poller) = inline_system();
+    s.add_fsm(1, false);
+    s.add_fsm(2, false);
+    for v in 0..1000 {
+        s.router.force_send(1, Msg::Value(v)).unwrap();
+    }
+    s.router.force_send(2, Msg::Value(0)).unwrap();
+    assert!(poller.poll(1));
+    drop(poller);
+    assert_eq!(
+        s.drops.load(Ordering::SeqCst),
+        1,
+        "the FSM held in the batch"
+    );
+    assert!(
+        s.router.force_send(1, Msg::Value(0)).is_err(),
+        "its mailbox is closed"
+    );
+    // The system's shutdown drops the rest.
+    s.system.shutdown();
+    assert_eq!(s.drops.load(Ordering::SeqCst), 2);
 }

@@ -100,7 +100,23 @@ fn covers_everything(cluster: &Cluster, store_id: u64, region_id: u64) -> bool {
 
 #[test]
 fn merge_under_load_keeps_every_key() {
-    let (cluster, left, right) = two_regions(raftstore::Config::for_tests());
+    merge_under_load(raftstore::Config::for_tests());
+}
+
+/// The same with the raft pollers applying (`apply-pool-size = 0`, as the local fleet
+/// runs): the target's CommitMerge waits for the source's peer on the same thread that must
+/// bring that peer up to date.
+#[test]
+fn merge_under_load_keeps_every_key_when_raft_pollers_apply() {
+    merge_under_load(raftstore::Config {
+        store_io_pool_size: 0,
+        apply_pool_size: 0,
+        ..raftstore::Config::for_tests()
+    });
+}
+
+fn merge_under_load(cfg: raftstore::Config) {
+    let (cluster, left, right) = two_regions(cfg);
     for i in 0..50u32 {
         cluster.must_put(format!("a{i:03}").as_bytes(), b"before");
         cluster.must_put(format!("x{i:03}").as_bytes(), b"before");
@@ -155,12 +171,27 @@ fn merge_under_load_keeps_every_key() {
 
 #[test]
 fn a_follower_that_missed_the_merge_catches_up_by_snapshot() {
+    follower_catches_up_with_a_merge_by_snapshot(raftstore::Config::for_tests());
+}
+
+/// The same with the raft pollers applying: the snapshot's apply waits for the entries the
+/// poller itself has yet to apply.
+#[test]
+fn a_follower_that_missed_the_merge_catches_up_by_snapshot_when_raft_pollers_apply() {
+    follower_catches_up_with_a_merge_by_snapshot(raftstore::Config {
+        store_io_pool_size: 0,
+        apply_pool_size: 0,
+        ..raftstore::Config::for_tests()
+    });
+}
+
+fn follower_catches_up_with_a_merge_by_snapshot(cfg: raftstore::Config) {
     let cfg = raftstore::Config {
         // The merged region's log is cut past the lagging follower, so only a snapshot can
         // bring it the merge.
         raft_log_gc_count_limit: 40,
         raft_log_gc_threshold: 5,
-        ..raftstore::Config::for_tests()
+        ..cfg
     };
     let (cluster, left, right) = two_regions(cfg);
     for r in [&left, &right] {

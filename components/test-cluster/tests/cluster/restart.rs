@@ -53,6 +53,21 @@ fn restarts_under_load_lose_no_acknowledged_write_when_pollers_write_the_log() {
     restart_under_load(cluster);
 }
 
+/// The same with the raft pollers also applying what their peers commit
+/// (`apply-pool-size = 0`), as the local fleet runs.
+#[test]
+fn restarts_under_load_lose_no_acknowledged_write_when_pollers_apply() {
+    let cfg = raftstore::Config {
+        store_io_pool_size: 0,
+        apply_pool_size: 0,
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(3, cfg);
+    cluster.bootstrap(&[]);
+    cluster.start();
+    restart_under_load(cluster);
+}
+
 /// Four writers put keys while every store is restarted one by one, twice, then all at
 /// once; every acknowledged key must read back and be on every store.
 fn restart_under_load(cluster: Cluster) {

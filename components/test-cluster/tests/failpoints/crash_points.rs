@@ -25,13 +25,17 @@ enum Victim {
     Follower,
 }
 
-/// Who writes the raft log (the store's `store-io-pool-size`).
+/// Who writes the raft log (the store's `store-io-pool-size`) and applies committed
+/// entries (`apply-pool-size`).
 #[derive(Clone, Copy, Debug)]
 enum LogWrites {
-    /// The log writer thread (1).
+    /// The log writer thread (1); apply threads.
     WriterThread,
-    /// Each raft poller, at the end of its round (0).
+    /// Each raft poller, at the end of its round (0); apply threads.
     Pollers,
+    /// Each raft poller writes its round's log and applies what its peers committed (both
+    /// 0, as the local fleet runs).
+    PollersAlsoApply,
 }
 
 /// `count` stores, region 1 on stores 1-3, with a small log GC limit so snapshots happen.
@@ -44,7 +48,11 @@ fn cluster_writing_logs(count: usize, log_writes: LogWrites) -> Arc<RwLock<Clust
         raft_log_gc_count_limit: 40,
         store_io_pool_size: match log_writes {
             LogWrites::WriterThread => 1,
-            LogWrites::Pollers => 0,
+            LogWrites::Pollers | LogWrites::PollersAlsoApply => 0,
+        },
+        apply_pool_size: match log_writes {
+            LogWrites::PollersAlsoApply => 0,
+            _ => raftstore::Config::for_tests().apply_pool_size,
         },
         ..raftstore::Config::for_tests()
     };
@@ -189,6 +197,39 @@ fn crash_after_the_apply_write_batch() {
     crash_and_recover(APPLY_AFTER_WRITE, Victim::Leader, load_only);
 }
 
+// The apply points and a split with the raft pollers also applying (`apply-pool-size = 0`):
+// the poller then dies between taking its round's readies and writing its log.
+
+#[test]
+fn crash_before_a_poller_writes_its_apply_batch() {
+    crash_and_recover_writing_logs(
+        APPLY_BEFORE_WRITE,
+        Victim::Leader,
+        load_only,
+        LogWrites::PollersAlsoApply,
+    );
+}
+
+#[test]
+fn crash_after_a_poller_writes_its_apply_batch() {
+    crash_and_recover_writing_logs(
+        APPLY_AFTER_WRITE,
+        Victim::Follower,
+        load_only,
+        LogWrites::PollersAlsoApply,
+    );
+}
+
+#[test]
+fn crash_while_a_poller_applies_a_split() {
+    crash_and_recover_writing_logs(
+        SPLIT_APPLY,
+        Victim::Follower,
+        split_at_m,
+        LogWrites::PollersAlsoApply,
+    );
+}
+
 #[test]
 fn crash_while_generating_a_snapshot() {
     crash_and_recover(SNAPSHOT_GENERATE, Victim::Leader, force_snapshot);
@@ -211,13 +252,15 @@ fn crash_before_ingesting_a_snapshot() {
 
 #[test]
 fn crash_while_applying_a_split() {
-    crash_and_recover(SPLIT_APPLY, Victim::Follower, |cluster, _| {
-        // Retried: a split racing the crash may be refused with a stale epoch.
-        let ok = wait_until(DEFAULT_TIMEOUT, || {
-            cluster.read().split(&[b"m".as_slice()]).is_ok()
-        });
-        assert!(ok, "split at m never succeeded");
+    crash_and_recover(SPLIT_APPLY, Victim::Follower, split_at_m);
+}
+
+fn split_at_m(cluster: &Arc<RwLock<Cluster>>, _: u64) {
+    // Retried: a split racing the crash may be refused with a stale epoch.
+    let ok = wait_until(DEFAULT_TIMEOUT, || {
+        cluster.read().split(&[b"m".as_slice()]).is_ok()
     });
+    assert!(ok, "split at m never succeeded");
 }
 
 #[test]
