@@ -60,8 +60,9 @@ fn signal(pid: u32, sig: libc::c_int) -> Result<()> {
 }
 
 /// The stores' threads as in `make run`'s fleet (`scripts/fleet-store.toml`): one raft poller
-/// that writes its own readies to the raft log (no log writer thread) and applies what its peers commit (no apply thread), all
-/// under `SCHED_BATCH`, so the faults hit the arrangement users run. (Ends `[raftstore]` and
+/// that writes its own readies to the raft log (no log writer thread) and applies what its
+/// peers commit (no apply thread), all under `SCHED_BATCH`, so the faults hit the arrangement
+/// users run. (Ends `[raftstore]` and
 /// opens `[server]`, so it goes last.)
 const MAKE_RUN_THREADS: &str = "store-pool-size = 1\napply-pool-size = 0\nstore-io-pool-size = 0\n\n[server]\ncpu-scheduling = \"batch\"";
 
