@@ -40,6 +40,19 @@ pub fn pd_keyspace_range() -> (Vec<u8>, Vec<u8>) {
     )
 }
 
+/// How many of `regions` (PD's HTTP API region objects) start inside the raw default
+/// keyspace.
+pub fn keyspace_region_count(regions: &[serde_json::Value]) -> usize {
+    let (start, end) = pd_keyspace_range();
+    regions
+        .iter()
+        .filter(|r| {
+            let s = crate::pd_api::region_json::start_key(r);
+            s >= start && s < end
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use shoal_fleet_tests::keyspace::pd_keyspace_range;
+use shoal_fleet_tests::keyspace::keyspace_region_count;
 use shoal_fleet_tests::{configs, data, region_json, wait_until, Fleet, FleetOptions};
 
 const VALUE_LEN: usize = 1024;
@@ -36,20 +36,6 @@ fn every_region_has_three_voters(fleet: &Fleet) -> bool {
     })
 }
 
-/// Regions PD places inside the default raw keyspace.
-fn keyspace_regions(fleet: &Fleet) -> usize {
-    let (start, end) = pd_keyspace_range();
-    fleet.regions().map_or(0, |regions| {
-        regions
-            .iter()
-            .filter(|r| {
-                let s = region_json::start_key(r);
-                s >= start && s < end
-            })
-            .count()
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_in_blob_files_split_by_size_and_read_back() {
     // 1 MiB memtables, so that the ~6 MiB loaded are flushed (values reach blob files only
@@ -75,7 +61,7 @@ async fn values_in_blob_files_split_by_size_and_read_back() {
     wait_until(
         Duration::from_secs(120),
         "at least 10 regions in the keyspace",
-        || keyspace_regions(&fleet) >= 10,
+        || fleet.regions().map_or(0, |r| keyspace_region_count(&r)) >= 10,
     )
     .await;
     for i in 0..fleet.store_count() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use shoal_fleet_tests::data::{self, check_batch};
-use shoal_fleet_tests::keyspace::pd_keyspace_range;
+use shoal_fleet_tests::keyspace::keyspace_region_count;
 use shoal_fleet_tests::{configs, region_json, wait_ok, wait_until, Fleet, FleetOptions};
 use tikv_client::{BoundRange, Key, RawClient};
 
@@ -55,18 +55,6 @@ fn coverage_gap(regions: &[serde_json::Value]) -> Option<String> {
     }
     let last = ranges.last()?;
     (!last.1.is_empty()).then(|| format!("last region {} does not end at \"\"", last.2))
-}
-
-/// Regions PD places inside the default raw keyspace.
-fn keyspace_region_count(regions: &[serde_json::Value]) -> usize {
-    let (start, end) = pd_keyspace_range();
-    regions
-        .iter()
-        .filter(|r| {
-            let s = region_json::start_key(r);
-            s >= start && s < end
-        })
-        .count()
 }
 
 /// Loads `tasks * per_task` keys from `tasks` concurrent loaders; a reader keeps checking
