@@ -271,11 +271,6 @@ impl<N: Fsm, C: Fsm, H: PollHandler<N, C>> InlinePoller<N, C, H> {
         }
         !self.batch.is_empty() || !self.runner.receiver.is_empty()
     }
-
-    /// The handler, for its owner to look at between polls.
-    pub fn handler(&self) -> &H {
-        &self.runner.handler
-    }
 }
 
 impl<N: Fsm, C: Fsm, H: PollHandler<N, C>> Drop for InlinePoller<N, C, H> {

@@ -10,7 +10,8 @@ pub struct ConfigError(pub String);
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Poller threads.
+    /// Poller threads; 0 starts none, and the system is driven by inline pollers
+    /// (`BatchSystem::inline_poller`) on threads of its user.
     pub pool_size: usize,
     /// FSMs handled per poller round.
     pub max_batch_size: usize,
@@ -34,9 +35,6 @@ impl Default for Config {
 
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.pool_size == 0 {
-            return Err(ConfigError("pool-size must be > 0".into()));
-        }
         if self.max_batch_size == 0 {
             return Err(ConfigError("max-batch-size must be > 0".into()));
         }

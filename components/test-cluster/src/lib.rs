@@ -30,6 +30,16 @@ pub fn incompressible(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Test timings with the local fleet's threads: each raft poller writes its own round's raft
+/// log (`store-io-pool-size = 0`) and applies what its peers commit (`apply-pool-size = 0`).
+pub fn pollers_write_and_apply() -> raftstore::Config {
+    raftstore::Config {
+        store_io_pool_size: 0,
+        apply_pool_size: 0,
+        ..raftstore::Config::for_tests()
+    }
+}
+
 /// Logs to the test output when `RUST_LOG` asks for it.
 pub fn init_logging() {
     static ONCE: std::sync::Once = std::sync::Once::new();

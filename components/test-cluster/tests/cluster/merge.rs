@@ -108,11 +108,7 @@ fn merge_under_load_keeps_every_key() {
 /// bring that peer up to date.
 #[test]
 fn merge_under_load_keeps_every_key_when_raft_pollers_apply() {
-    merge_under_load(raftstore::Config {
-        store_io_pool_size: 0,
-        apply_pool_size: 0,
-        ..raftstore::Config::for_tests()
-    });
+    merge_under_load(pollers_write_and_apply());
 }
 
 fn merge_under_load(cfg: raftstore::Config) {
@@ -178,11 +174,7 @@ fn a_follower_that_missed_the_merge_catches_up_by_snapshot() {
 /// poller itself has yet to apply.
 #[test]
 fn a_follower_that_missed_the_merge_catches_up_by_snapshot_when_raft_pollers_apply() {
-    follower_catches_up_with_a_merge_by_snapshot(raftstore::Config {
-        store_io_pool_size: 0,
-        apply_pool_size: 0,
-        ..raftstore::Config::for_tests()
-    });
+    follower_catches_up_with_a_merge_by_snapshot(pollers_write_and_apply());
 }
 
 fn follower_catches_up_with_a_merge_by_snapshot(cfg: raftstore::Config) {

@@ -57,12 +57,7 @@ fn restarts_under_load_lose_no_acknowledged_write_when_pollers_write_the_log() {
 /// (`apply-pool-size = 0`), as the local fleet runs.
 #[test]
 fn restarts_under_load_lose_no_acknowledged_write_when_pollers_apply() {
-    let cfg = raftstore::Config {
-        store_io_pool_size: 0,
-        apply_pool_size: 0,
-        ..raftstore::Config::for_tests()
-    };
-    let mut cluster = Cluster::with_config(3, cfg);
+    let mut cluster = Cluster::with_config(3, pollers_write_and_apply());
     cluster.bootstrap(&[]);
     cluster.start();
     restart_under_load(cluster);
