@@ -300,7 +300,7 @@ impl Fleet {
     }
 
     /// Waits until PD reports regions split at the default keyspace's boundaries, every
-    /// region with a leader and at least `voters` peers, and every started store Up.
+    /// region with a leader and at least `voters` voters (learners do not count), and every started store Up.
     pub async fn wait_settled(&self, voters: usize, timeout: Duration) -> Result<()> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
@@ -359,10 +359,11 @@ impl Fleet {
             if region_json::leader_store(r).is_none() {
                 return Some(format!("region {} has no leader", region_json::id(r)));
             }
-            if region_json::peer_stores(r).len() < voters {
+            if region_json::voter_stores(r).len() < voters {
                 return Some(format!(
-                    "region {} has peers on {:?}, wants {voters}",
+                    "region {} has voters on {:?} (peers on {:?}), wants {voters}",
                     region_json::id(r),
+                    region_json::voter_stores(r),
                     region_json::peer_stores(r)
                 ));
             }

@@ -166,6 +166,22 @@ pub mod region_json {
             })
             .unwrap_or_default()
     }
+    /// Store ids of the region's voters: peers whose `role_name` is `Voter` (a peer without
+    /// one counts as a voter, as PD reads an unknown role). Learners and peers in a joint
+    /// configuration's transition (`IncomingVoter`, `DemotingVoter`) are left out: none of
+    /// them is a settled member that can take the lead.
+    pub fn voter_stores(region: &Value) -> Vec<u64> {
+        region["peers"]
+            .as_array()
+            .map(|peers| {
+                peers
+                    .iter()
+                    .filter(|p| p["role_name"].as_str().is_none_or(|r| r == "Voter"))
+                    .filter_map(|p| p["store_id"].as_u64())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
     /// Store id of the leader, if PD knows one.
     pub fn leader_store(region: &Value) -> Option<u64> {
         region["leader"]["store_id"].as_u64().filter(|s| *s != 0)
@@ -200,6 +216,18 @@ mod tests {
         assert_eq!(region_json::peer_stores(&region), vec![1, 2]);
         assert_eq!(region_json::leader_store(&region), Some(2));
         assert_eq!(region_json::leader_store(&json!({"leader": null})), None);
+    }
+
+    #[test]
+    fn voters_leave_out_learners_and_peers_in_transition() {
+        let region = json!({"peers": [
+            {"id": 5, "store_id": 1, "role_name": "Voter"},
+            {"id": 6, "store_id": 2, "role_name": "Learner"},
+            {"id": 7, "store_id": 3},
+            {"id": 8, "store_id": 4, "role_name": "IncomingVoter"},
+            {"id": 9, "store_id": 5, "role_name": "DemotingVoter"}]});
+        assert_eq!(region_json::voter_stores(&region), vec![1, 3]);
+        assert_eq!(region_json::peer_stores(&region), vec![1, 2, 3, 4, 5]);
     }
 
     #[test]

@@ -106,7 +106,9 @@ async fn a_decommissioned_store_is_emptied_and_becomes_tombstone() {
     wait_ok(Duration::from_secs(60), "three peers per region", || {
         let regions = fleet.regions().map_err(|e| e.to_string())?;
         match regions.iter().find(|r| {
-            region_json::peer_stores(r).len() != 3 || region_json::leader_store(r).is_none()
+            region_json::voter_stores(r).len() != 3
+                || region_json::peer_stores(r).len() != 3
+                || region_json::leader_store(r).is_none()
         }) {
             None => Ok(()),
             Some(r) => Err(format!("region {r}")),

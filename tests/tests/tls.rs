@@ -166,7 +166,7 @@ async fn transfer_a_leader(fleet: &Fleet) {
     .await;
     let region = with_leader.into_inner().unwrap().expect("waited for it");
     let from = region_json::leader_store(&region).expect("waited for it");
-    let to = region_json::peer_stores(&region)
+    let to = region_json::voter_stores(&region)
         .into_iter()
         .find(|s| *s != from)
         .unwrap();

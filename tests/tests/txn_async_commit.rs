@@ -240,7 +240,7 @@ async fn move_leader_of(fleet: &Fleet, key: &str) {
     let region = fleet
         .pd_get(&format!("region/key/{}", hex::encode(&pd_key)))
         .unwrap();
-    let to = region_json::peer_stores(&region)
+    let to = region_json::voter_stores(&region)
         .into_iter()
         .find(|s| *s != before.leader.store_id)
         .expect("a follower");

@@ -334,7 +334,7 @@ fn transfer_leader_of(fleet: &Fleet, i: usize, rng: &mut StdRng) {
         return;
     };
     let leader = region_json::leader_store(&region);
-    let others: Vec<u64> = region_json::peer_stores(&region)
+    let others: Vec<u64> = region_json::voter_stores(&region)
         .into_iter()
         .filter(|s| Some(*s) != leader)
         .collect();

@@ -201,7 +201,7 @@ fn move_leader_off(fleet: &Fleet, key: &str, avoid: u64) {
     )) else {
         return;
     };
-    let Some(to) = region_json::peer_stores(&region)
+    let Some(to) = region_json::voter_stores(&region)
         .into_iter()
         .find(|s| *s != avoid)
     else {

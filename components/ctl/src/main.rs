@@ -2,7 +2,6 @@
 
 mod cli;
 mod commands;
-mod error_text;
 mod human;
 mod keyfmt;
 mod model;
@@ -38,7 +37,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!(
                 "error: {}",
-                error_text::without_source_tags(&format!("{e:#}"))
+                error_text::without_source_tags(&error_text::chain_text(e.as_ref()))
             );
             ExitCode::FAILURE
         }

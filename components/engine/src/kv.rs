@@ -44,7 +44,10 @@ impl KvEngine {
     /// a damaged file; [`Error::RocksDb`] for anything else RocksDB refuses.
     pub fn open_with(path: &Path, options: &KvEngineOptions) -> Result<KvEngine> {
         options.validate()?;
-        std::fs::create_dir_all(path)?;
+        std::fs::create_dir_all(path).map_err(|e| Error::RocksDb {
+            path: path.to_path_buf(),
+            msg: format!("cannot create its directory: {e}"),
+        })?;
         let cache = options.block_cache();
         let mut opts = options.db_options(&cache);
         opts.create_if_missing(true);
@@ -260,6 +263,31 @@ fn open_error(dir: &Path, e: rocksdb::Error) -> Error {
 mod tests {
     use super::*;
     use crate::{KvWriteBatch, CF_DEFAULT};
+
+    #[test]
+    fn a_data_path_that_is_a_file_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let Err(err) = KvEngine::open(&file) else {
+            panic!("opened a file as a database");
+        };
+        assert!(matches!(err, Error::RocksDb { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("not-a-dir") && text.contains("cannot create"),
+            "{text}"
+        );
+        let Err(err) = crate::RaftLogEngine::open_with(&file, &crate::RaftLogOptions::default())
+        else {
+            panic!("opened a file as a raft log");
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("not-a-dir") && text.contains("cannot create"),
+            "{text}"
+        );
+    }
 
     fn wal_bytes(dir: &Path) -> u64 {
         std::fs::read_dir(dir)

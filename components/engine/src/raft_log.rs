@@ -68,7 +68,10 @@ impl RaftLogEngine {
     /// every live entry is read once here too.
     pub fn open_with(dir: &Path, options: &RaftLogOptions) -> Result<RaftLogEngine> {
         options.validate()?;
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::RaftEngine {
+            path: dir.to_path_buf(),
+            msg: format!("cannot create its directory: {e}"),
+        })?;
         let repaired_tail = {
             // No other process may write the log while its tails are settled; raft-engine
             // takes the same lock when it opens the log.

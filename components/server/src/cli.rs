@@ -33,10 +33,20 @@ pub fn run_store_process(customize: impl FnOnce(ServerBuilder) -> ServerBuilder)
     match run(cfg, customize) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("shoal-server: {e:#}");
+            report_failure(&e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says once, on stderr, why the store stopped: as an error log line (JSON under
+/// `--log-format json`) when the log filter lets errors through, plainly when it does not.
+/// Logs go to stderr too, so printing both would repeat it.
+fn report_failure(e: &anyhow::Error) {
+    if tracing::enabled!(tracing::Level::ERROR) {
+        tracing::error!("{}", error_text::chain_text(e.as_ref()));
+    } else {
+        eprintln!("shoal-server: {}", error_text::chain_text(e.as_ref()));
     }
 }
 

@@ -151,9 +151,18 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!("{e:#}");
-            eprintln!("shoal-pd: {e:#}");
+            report_failure(&e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says once, on stderr, why PD stopped: as an error log line when the log filter lets
+/// errors through, plainly when it does not (logs go to stderr too).
+fn report_failure(e: &anyhow::Error) {
+    if tracing::enabled!(tracing::Level::ERROR) {
+        error!("{}", error_text::chain_text(e.as_ref()));
+    } else {
+        eprintln!("shoal-pd: {}", error_text::chain_text(e.as_ref()));
     }
 }

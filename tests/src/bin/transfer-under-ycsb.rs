@@ -152,7 +152,7 @@ async fn measure(args: &Args, lag: u64, attempts: u32) -> Result<Outcome> {
         let region = fleet.pd_get(&path)?;
         let id = region_json::id(&region);
         let leader = region_json::leader_store(&region);
-        let others: Vec<u64> = region_json::peer_stores(&region)
+        let others: Vec<u64> = region_json::voter_stores(&region)
             .into_iter()
             .filter(|s| Some(*s) != leader)
             .collect();

@@ -384,9 +384,10 @@ impl ChaosFleet {
             if region_json::leader_store(r).is_none() {
                 return Ok(Some(format!("region {} has no leader", region_json::id(r))));
             }
-            if peers.len() < voters {
+            let voter_stores = region_json::voter_stores(r);
+            if voter_stores.len() < voters {
                 return Ok(Some(format!(
-                    "region {} has peers on {peers:?}",
+                    "region {} has voters on {voter_stores:?} (peers on {peers:?})",
                     region_json::id(r)
                 )));
             }

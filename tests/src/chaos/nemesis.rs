@@ -506,7 +506,7 @@ impl Nemesis {
         let id = region_json::id(&region);
         let leader = region_json::leader_store(&region);
         let up = fleet.up_store_ids().await.unwrap_or_default();
-        let candidates: Vec<u64> = region_json::peer_stores(&region)
+        let candidates: Vec<u64> = region_json::voter_stores(&region)
             .into_iter()
             .filter(|s| Some(*s) != leader && up.contains(s))
             .collect();

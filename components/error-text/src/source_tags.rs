@@ -1,5 +1,5 @@
-//! Error text for people: the official client tags some of its errors with the source file
-//! and line they came from (`[/home/u/.cargo/registry/src/.../cluster.rs:209]: PD cluster
+//! The official client's source tags: it tags some of its errors with the source file and
+//! line they came from (`[/home/u/.cargo/registry/src/.../cluster.rs:209]: PD cluster
 //! failed to respond`), which says nothing to a user and shows a build machine's paths.
 
 /// `text` without the client's `[<path>.rs:<line>]: ` source tags; anything else in square
