@@ -264,6 +264,40 @@ pub fn parse_ready_line(line: &str, ready_word: &str) -> Option<ReadyFields> {
     )
 }
 
+/// Runs `command` (a process expected to stop on its own, such as one refused at start) to
+/// its exit with stdout discarded; returns its exit status and what it wrote to stderr (read
+/// while it runs, so a chatty process cannot block on a full pipe). Errors: it could not be
+/// started, or it still ran after `timeout` (it is killed then).
+pub fn run_to_exit(
+    mut command: Command,
+    timeout: Duration,
+) -> Result<(std::process::ExitStatus, String)> {
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = spawn_tied(command).context("cannot start the process")?;
+    let mut stderr = child.stderr.take().context("stderr was not piped")?;
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().context("cannot wait for the process")? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = reader.join().unwrap_or_default();
+            bail!("still running after {timeout:?}; its stderr:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The pipe closes when the process exits (it starts no children of its own).
+    let stderr = reader.join().unwrap_or_default();
+    Ok((status, stderr))
+}
+
 /// The last `lines` lines of a file (lossy UTF-8), or a note when it cannot be read.
 pub fn tail(path: &Path, lines: usize) -> String {
     match std::fs::read(path) {

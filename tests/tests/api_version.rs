@@ -2,12 +2,12 @@
 //! bootstrapped it. A store configured otherwise is refused when it registers with PD, and
 //! says why.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use shoal_fleet_tests::binaries::server_binary;
 use shoal_fleet_tests::ports::free_addr;
+use shoal_fleet_tests::process::run_to_exit;
 use shoal_fleet_tests::{configs, Fleet, FleetOptions};
 
 /// How long the refused store may take to give up and exit.
@@ -33,37 +33,18 @@ async fn a_store_configured_for_api_v1_is_refused_by_an_api_v2_cluster() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(server_binary().unwrap())
+    let mut store = Command::new(server_binary().unwrap());
+    store
         .args(["--pd", &fleet.pd_grpc, "--addr", &free_addr().unwrap()])
         .args(["--status-addr", &free_addr().unwrap()])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-
-    let deadline = Instant::now() + EXIT_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the V1 store still runs after {EXIT_TIMEOUT:?}: it was not refused");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
+        .arg(&config);
+    let (status, stderr) = tokio::task::spawn_blocking(move || run_to_exit(store, EXIT_TIMEOUT))
+        .await
         .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+        .expect("the V1 store was not refused");
     assert!(!status.success(), "the V1 store exited with {status}");
     assert!(
         stderr.contains("storage.api-version = 1") && stderr.contains("API V2"),

@@ -1,47 +1,16 @@
 //! A store or PD that cannot start exits with status 1 and says why on stderr once: one error
 //! line naming the cause, each cause in the chain said once.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use shoal_fleet_tests::binaries::{pd_binary, server_binary};
 use shoal_fleet_tests::ports::free_addr;
+use shoal_fleet_tests::process::run_to_exit;
 
 /// How long a process that cannot start may take to give up.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs `command` to its exit (killing it after [`EXIT_TIMEOUT`]); returns its status and
-/// stderr.
-fn run_to_exit(mut command: Command) -> (ExitStatus, String) {
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + EXIT_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} still runs after {EXIT_TIMEOUT:?}");
-        }
-        sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status, stderr)
-}
 
 /// The stderr lines that name `needle`: the process must have said why exactly once, and
 /// not repeated a cause within that line.
@@ -72,7 +41,7 @@ fn a_store_that_cannot_start_says_why_once() {
         .args(["--pd", &free_addr().unwrap(), "--addr", "127.0.0.1:0"])
         .args(["--status-addr", "127.0.0.1:0", "--data-dir"])
         .arg(&data);
-    let (status, stderr) = run_to_exit(store);
+    let (status, stderr) = run_to_exit(store, EXIT_TIMEOUT).unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert_said_once(&stderr, "data-is-a-file", "os error 17");
 }
@@ -88,7 +57,7 @@ fn a_pd_that_cannot_start_says_why_once() {
         "--http-addr",
         "127.0.0.1:0",
     ]);
-    let (status, stderr) = run_to_exit(pd);
+    let (status, stderr) = run_to_exit(pd, EXIT_TIMEOUT).unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert_said_once(&stderr, "data-is-a-file", "os error 17");
 }
