@@ -6,7 +6,9 @@
 # first alternating. Each run prints ops/s, the stores' CPU seconds per 1,000 operations and,
 # per operation, how the write path's counters moved (summed over the fleet's three stores):
 # raft proposals (one per batch of client writes a leader proposes), raft messages sent and
-# received, entries written to the raft log and applied, and log fsyncs.
+# received, entries written to the raft log and applied, and log fsyncs. Each load is followed
+# by a wait until both fleets are quiet, so that no run shares the machine with a load's
+# compactions.
 # Example: RECORDS=1000000 SCRIPTS_B=/tmp/other/scripts bash regions-ab.sh target/release target/release 3 20s
 set -uo pipefail
 A="$1"; B="$2"; rounds="$3"; dur="$4"
@@ -32,9 +34,17 @@ counters() {
       split($1, name, "{"); sum[name[1]] += $2 } END { for (k in sum) print k, sum[k] }' | sort
 }
 common="--api raw --records ${RECORDS:-100000} --concurrency 64 --value-size 1024 --seed 42 --json"
+# Waits until both fleets' processes are quiet, by make bench's rule (scripts/bench-phases.sh,
+# sourced in a subshell so its settings stay there); prints the seconds waited.
+quiet_down() {
+  (ROOT="$ROOTD"; source "$ROOTD/scripts/bench-phases.sh"
+   SERVER_PIDS="$(cat "${DATA[a]}"/pids/*.pid "${DATA[b]}"/pids/*.pid | tr '\n' ' ')"; settle)
+}
 for n in a b; do
   "$(bin $n)/shoal-bench" --pd "$(pd $n)" $common --phase load > "${DATA[$n]}/load.json" 2>/dev/null
   echo "$n load $(jq .load.ops_per_sec "${DATA[$n]}/load.json") inserts/s"
+  # The next load (or the first run) starts once this load's compactions are done.
+  echo "both fleets quiet $(quiet_down) s after it"
 done
 for n in a b; do
   echo "$n regions: $(curl -s "http://127.0.0.1:$((2380 + $(off $n)))/pd/api/v1/regions/summary")"
