@@ -21,6 +21,10 @@ fi
 # the phase that caused the work is charged its CPU. Quiet: the servers together below a tenth
 # of one core for three seconds in a row.
 SETTLE_TIMEOUT="${BENCH_SETTLE_TIMEOUT:-300}"
+if ! [[ "$SETTLE_TIMEOUT" =~ ^[0-9]+$ ]]; then
+    echo "error: BENCH_SETTLE_TIMEOUT must be a whole number of seconds, not '$SETTLE_TIMEOUT'" >&2
+    exit 2
+fi
 CLK_TCK="$(getconf CLK_TCK)"
 
 # CPU ticks (user + system) the processes $SERVER_PIDS (the system under test, set by the
