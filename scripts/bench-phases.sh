@@ -76,11 +76,11 @@ cpu_row() {
         'BEGIN { printf "| %s | %d | %.1f | %.3f | %d |\n", p, o, c, (o > 0 ? c * 1000 / o : 0), s }'
 }
 
-# Runs one phase (shoal-bench arguments after the first, its JSON to $1), waits for the servers
-# to go quiet and adds the phase's row (named $phase) to cpu_rows.
+# Runs one phase: its name in the CPU table ($1), where its JSON goes ($2), then shoal-bench's
+# arguments. Waits for the servers to go quiet and adds the phase's row to cpu_rows.
 run_phase() {
-    local json="$1" before after settled
-    shift
+    local phase="$1" json="$2" before after settled
+    shift 2
     before="$(server_cpu_seconds)"
     "$BIN/shoal-bench" "$@" >"$json" || bench_failed=1
     settled="$(settle)"
@@ -95,20 +95,18 @@ run_phase() {
 # one markdown table (<name>-summary.md). Sets bench_failed=1 when any request failed.
 # Usage: run_bench_phases <name> <shoal-bench target arguments...>
 run_bench_phases() {
-    local name="$1" w phase
+    local name="$1" w
     shift
     local common=("$@" --records "$RECORDS" --concurrency "$CLIENTS" --client-threads "$CLIENT_THREADS" --value-size "$VALUE_SIZE" --seed 42 --json)
     local runs=("$OUT/$name-load.json")
-    cpu_rows=()
+    local cpu_rows=()
     bench_failed=0
     mkdir -p "$OUT"
     echo "== load: $RECORDS records of $VALUE_SIZE bytes, $CLIENTS clients"
-    phase=load
-    run_phase "$OUT/$name-load.json" "${common[@]}" --phase load
+    run_phase load "$OUT/$name-load.json" "${common[@]}" --phase load
     for w in $WORKLOADS; do
         echo "== workload $w: $DURATION, $CLIENTS clients"
-        phase="$w"
-        run_phase "$OUT/$name-ycsb-$w.json" "${common[@]}" --workload "$w" --phase run --duration "$DURATION"
+        run_phase "$w" "$OUT/$name-ycsb-$w.json" "${common[@]}" --workload "$w" --phase run --duration "$DURATION"
         runs+=("$OUT/$name-ycsb-$w.json")
     done
     {
