@@ -30,6 +30,35 @@ impl std::fmt::Debug for KvEngine {
     }
 }
 
+/// Name of the file [`check_direct_io`] creates and removes in a data directory.
+const DIRECT_IO_PROBE: &str = "direct-io-probe";
+
+/// Opens a file in `dir` with `O_DIRECT`, as RocksDB will for its table files when
+/// `direct-io-for-flush-and-compaction` is on, so that a file system without direct I/O
+/// (tmpfs before Linux 6.6) is refused when the engine opens instead of failing the first flush, which would
+/// stop the engine's writes.
+///
+/// # Errors
+/// [`Error::InvalidOptions`] naming the directory and the system's answer.
+fn check_direct_io(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let probe = dir.join(DIRECT_IO_PROBE);
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe);
+    // The probe may exist even when the O_DIRECT open failed (created, then refused).
+    let _ = std::fs::remove_file(&probe);
+    opened.map(drop).map_err(|e| {
+        Error::InvalidOptions(format!(
+            "direct-io-for-flush-and-compaction: {} does not take direct I/O: {e}",
+            dir.display()
+        ))
+    })
+}
+
 impl KvEngine {
     /// Opens (creating if needed) the engine in `path` with the default
     /// [`KvEngineOptions`]. Damaged files are reported by name.
@@ -48,6 +77,9 @@ impl KvEngine {
             path: path.to_path_buf(),
             msg: format!("cannot create its directory: {e}"),
         })?;
+        if options.direct_io_for_flush_and_compaction {
+            check_direct_io(path)?;
+        }
         let cache = options.block_cache();
         let mut opts = options.db_options(&cache);
         opts.create_if_missing(true);
@@ -486,5 +518,66 @@ mod tests {
             wal = wal_bytes(dir.path());
         }
         assert!(wal < 4 * CAP, "WAL holds {wal} bytes with a cap of {CAP}");
+    }
+
+    /// With direct I/O on, flushes write their table files through it (RocksDB records the
+    /// option it runs with), and what was flushed reads back, after a reopen as well.
+    #[test]
+    fn flushes_write_table_files_with_direct_io_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = KvEngineOptions {
+            block_cache_size: 16 * 1024 * 1024,
+            direct_io_for_flush_and_compaction: true,
+            ..Default::default()
+        };
+        let value = vec![7u8; 1024];
+        {
+            let kv = KvEngine::open_with(dir.path(), &options).unwrap();
+            let mut wb = KvWriteBatch::new();
+            for i in 0..2000u32 {
+                wb.put_cf(CF_DEFAULT, format!("zk{i:05}").as_bytes(), &value)
+                    .unwrap();
+            }
+            kv.write(&wb, false).unwrap();
+            kv.flush().unwrap();
+            let tables = kv.db.live_files().unwrap();
+            assert!(!tables.is_empty(), "the flush wrote no table file");
+        }
+        let recorded = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("OPTIONS-"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .any(|text| text.contains("use_direct_io_for_flush_and_compaction=true"));
+        assert!(recorded, "RocksDB did not run with direct I/O for flushes");
+        assert!(!dir.path().join(DIRECT_IO_PROBE).exists());
+        let kv = KvEngine::open_with(dir.path(), &options).unwrap();
+        for i in [0u32, 999, 1999] {
+            let got = kv
+                .get_value_cf(CF_DEFAULT, format!("zk{i:05}").as_bytes())
+                .unwrap();
+            assert_eq!(got.as_deref(), Some(&value[..]), "key {i}");
+        }
+    }
+
+    /// A directory in which a file cannot be opened with `O_DIRECT` is refused before
+    /// RocksDB starts, with the setting named, and the probe file is not left behind.
+    #[test]
+    fn a_directory_without_direct_io_is_refused_naming_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        // A plain file where the probe's directory should be: the open fails (ENOTDIR) the
+        // way it does (EINVAL) on a file system without direct I/O.
+        let not_a_dir = dir.path().join("file");
+        std::fs::write(&not_a_dir, b"x").unwrap();
+        match check_direct_io(&not_a_dir) {
+            Err(Error::InvalidOptions(why)) => {
+                assert!(why.contains("direct-io-for-flush-and-compaction"), "{why}");
+                assert!(why.contains("file"), "{why}");
+            }
+            other => panic!("expected InvalidOptions, got {other:?}"),
+        }
+        check_direct_io(dir.path()).unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "only the plain file remains: {left:?}");
     }
 }

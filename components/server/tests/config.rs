@@ -116,12 +116,18 @@ fn rocksdb_settings_reach_the_engine_options() {
     let cfg = parse(
         "[rocksdb]\nwrite-buffer-size = 16777216\nrate-bytes-per-sec = 67108864\n\
          low-priority-background = true\nuncompressed-levels = 0\n\
-         memtable-bloom-size-ratio = 0.1\nmin-blob-size = 4096",
+         memtable-bloom-size-ratio = 0.1\nmin-blob-size = 4096\n\
+         direct-io-for-flush-and-compaction = true",
     )
     .unwrap();
     let opts = cfg.rocksdb;
     assert_eq!(opts.memtable_bloom_size_ratio, 0.1);
     assert_eq!(opts.min_blob_size, 4096);
+    assert!(opts.direct_io_for_flush_and_compaction);
+    assert!(
+        !defaults.direct_io_for_flush_and_compaction,
+        "table files go through the page cache by default"
+    );
     assert_eq!(
         defaults.min_blob_size, 0,
         "values stay in the tree by default"
