@@ -8,7 +8,8 @@
 # raft proposals (one per batch of client writes a leader proposes), raft messages sent and
 # received, entries written to the raft log and applied, and log fsyncs. Each load is followed
 # by a wait until both fleets are quiet, so that no run shares the machine with a load's
-# compactions.
+# compactions; LOAD_ORDER="b a" loads fleet b first. Each load prints the stores' CPU per
+# 1,000 inserts during it and during that wait.
 # Example: RECORDS=1000000 SCRIPTS_B=/tmp/other/scripts bash regions-ab.sh target/release target/release 3 20s
 set -uo pipefail
 A="$1"; B="$2"; rounds="$3"; dur="$4"
@@ -40,11 +41,15 @@ quiet_down() {
   (ROOT="$ROOTD"; source "$ROOTD/scripts/bench-phases.sh"
    SERVER_PIDS="$(cat "${DATA[a]}"/pids/*.pid "${DATA[b]}"/pids/*.pid | tr '\n' ' ')"; settle)
 }
-for n in a b; do
+for n in ${LOAD_ORDER:-a b}; do
+  c0=$(ticks $n)
   "$(bin $n)/shoal-bench" --pd "$(pd $n)" $common --phase load > "${DATA[$n]}/load.json" 2>/dev/null
-  echo "$n load $(jq .load.ops_per_sec "${DATA[$n]}/load.json") inserts/s"
+  c1=$(ticks $n)
   # The next load (or the first run) starts once this load's compactions are done.
-  echo "both fleets quiet $(quiet_down) s after it"
+  quiet=$(quiet_down); c2=$(ticks $n)
+  awk -v n=$n -v r="$(jq .load.ops_per_sec "${DATA[$n]}/load.json")" -v o="$(jq .load.total_ops "${DATA[$n]}/load.json")" \
+      -v during=$((c1 - c0)) -v after=$((c2 - c1)) -v hz="$hz" -v q="$quiet" \
+      'BEGIN {printf "%s load %.0f inserts/s, stores %.4f CPU s/1k during it + %.4f in the %s s until both fleets were quiet\n", n, r, during / hz * 1000 / o, after / hz * 1000 / o, q}'
 done
 for n in a b; do
   echo "$n regions: $(curl -s "http://127.0.0.1:$((2380 + $(off $n)))/pd/api/v1/regions/summary")"

@@ -112,8 +112,43 @@ pub struct KvEngineOptions {
     /// of through the page cache. Each buffered megabyte first costs the kernel a copy into
     /// freshly allocated page-cache pages and later a write-back; the files are read back
     /// through the block cache. The data directory's file system must accept `O_DIRECT`
-    /// (tmpfs does only since Linux 6.6), which opening the engine checks. Off by default, as in TiKV.
+    /// (tmpfs does only since Linux 6.6), which opening the engine checks. Off by default,
+    /// as in TiKV. With it on, the page cache no longer holds what a flush or compaction just
+    /// wrote, so a read that misses the block cache goes to the disk:
+    /// see [`KvEngineOptions::prepopulate_block_cache`].
     pub direct_io_for_flush_and_compaction: bool,
+    /// Which new table files put their blocks into the block cache as they are written
+    /// (RocksDB's `prepopulate_block_cache`), so the first reads of them need no file read.
+    pub prepopulate_block_cache: PrepopulateBlockCache,
+}
+
+/// Which table files fill the block cache as they are written; the store config's
+/// `prepopulate-block-cache`, one of `"disable"`, `"flush-only"`, `"flush-and-compaction"`
+/// (RocksDB's `PrepopulateBlockCache`; its default, and TiKV's, is `disable`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrepopulateBlockCache {
+    /// Blocks enter the cache only when read.
+    #[default]
+    Disable,
+    /// A flush's blocks enter the cache as it writes them (at low priority).
+    FlushOnly,
+    /// A flush's and a compaction's blocks do (a compaction's at the lowest priority, so they
+    /// are evicted first). Suits data that fits the cache, and table files written with
+    /// direct I/O, which the page cache does not hold.
+    FlushAndCompaction,
+}
+
+impl PrepopulateBlockCache {
+    /// The value RocksDB's options parser takes for this setting (`SetOptions` on the
+    /// `block_based_table_factory`).
+    pub(crate) fn rocksdb_name(self) -> &'static str {
+        match self {
+            PrepopulateBlockCache::Disable => "kDisable",
+            PrepopulateBlockCache::FlushOnly => "kFlushOnly",
+            PrepopulateBlockCache::FlushAndCompaction => "kFlushAndCompaction",
+        }
+    }
 }
 
 impl Default for KvEngineOptions {
@@ -133,6 +168,7 @@ impl Default for KvEngineOptions {
             memtable_bloom_size_ratio: DEFAULT_MEMTABLE_BLOOM_SIZE_RATIO,
             min_blob_size: 0,
             direct_io_for_flush_and_compaction: false,
+            prepopulate_block_cache: PrepopulateBlockCache::Disable,
         }
     }
 }

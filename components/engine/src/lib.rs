@@ -20,7 +20,7 @@ mod zero_filled_fs;
 pub use error::{Error, Result};
 pub use io_pacer::IoPacer;
 pub use kv::KvEngine;
-pub use kv_options::{KvEngineOptions, MAX_TOTAL_WAL_SIZE};
+pub use kv_options::{KvEngineOptions, PrepopulateBlockCache, MAX_TOTAL_WAL_SIZE};
 pub use raft_log::{RaftLogBatch, RaftLogEngine};
 pub use raft_log_options::{
     RaftLogOptions, DEFAULT_BATCH_COMPRESSION_THRESHOLD, DEFAULT_PURGE_THRESHOLD,

@@ -117,13 +117,24 @@ fn rocksdb_settings_reach_the_engine_options() {
         "[rocksdb]\nwrite-buffer-size = 16777216\nrate-bytes-per-sec = 67108864\n\
          low-priority-background = true\nuncompressed-levels = 0\n\
          memtable-bloom-size-ratio = 0.1\nmin-blob-size = 4096\n\
-         direct-io-for-flush-and-compaction = true",
+         direct-io-for-flush-and-compaction = true\n\
+         prepopulate-block-cache = \"flush-and-compaction\"",
     )
     .unwrap();
     let opts = cfg.rocksdb;
     assert_eq!(opts.memtable_bloom_size_ratio, 0.1);
     assert_eq!(opts.min_blob_size, 4096);
     assert!(opts.direct_io_for_flush_and_compaction);
+    assert_eq!(
+        opts.prepopulate_block_cache,
+        engine::PrepopulateBlockCache::FlushAndCompaction
+    );
+    assert_eq!(
+        defaults.prepopulate_block_cache,
+        engine::PrepopulateBlockCache::Disable
+    );
+    let err = parse("[rocksdb]\nprepopulate-block-cache = \"always\"").unwrap_err();
+    assert!(err.to_string().contains("always"), "{err}");
     assert!(
         !defaults.direct_io_for_flush_and_compaction,
         "table files go through the page cache by default"

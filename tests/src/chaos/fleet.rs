@@ -61,10 +61,10 @@ fn signal(pid: u32, sig: libc::c_int) -> Result<()> {
 
 /// The stores' threads as in `make run`'s fleet (`scripts/fleet-store.toml`): one raft poller
 /// that writes its own readies to the raft log (no log writer thread) and applies what its
-/// peers commit (no apply thread), all under `SCHED_BATCH`, with table files written by direct
-/// I/O, so the faults hit the arrangement users run. (Ends `[raftstore]` and opens `[server]`
-/// and `[rocksdb]`, so it goes last.)
-const MAKE_RUN_THREADS: &str = "store-pool-size = 1\napply-pool-size = 0\nstore-io-pool-size = 0\n\n[server]\ncpu-scheduling = \"batch\"\n\n[rocksdb]\ndirect-io-for-flush-and-compaction = true";
+/// peers commit (no apply thread), all under `SCHED_BATCH`, so the faults hit the arrangement
+/// users run. (Ends `[raftstore]` and
+/// opens `[server]`, so it goes last.)
+const MAKE_RUN_THREADS: &str = "store-pool-size = 1\napply-pool-size = 0\nstore-io-pool-size = 0\n\n[server]\ncpu-scheduling = \"batch\"";
 
 /// The fleet under test and what the nemesis did to it.
 pub struct ChaosFleet {
