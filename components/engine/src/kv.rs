@@ -35,8 +35,8 @@ const DIRECT_IO_PROBE: &str = "direct-io-probe";
 
 /// Opens a file in `dir` with `O_DIRECT`, as RocksDB will for its table files when
 /// `direct-io-for-flush-and-compaction` is on, so that a file system without direct I/O
-/// (tmpfs before Linux 6.6) is refused when the engine opens instead of failing the first flush, which would
-/// stop the engine's writes.
+/// (tmpfs before Linux 6.6) is refused when the engine opens instead of failing the first
+/// flush, which would stop the engine's writes.
 ///
 /// # Errors
 /// [`Error::InvalidOptions`] naming the directory and the system's answer.
