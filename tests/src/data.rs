@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use tikv_client::{KvPair, RawClient};
 
+use crate::Fleet;
+
 /// `<prefix><i as 8 digits>`: keys sort in the order of their numbers.
 pub fn key(prefix: &str, i: usize) -> Vec<u8> {
     format!("{prefix}{i:08}").into_bytes()
@@ -22,10 +24,84 @@ pub fn value(i: usize, len: usize) -> Vec<u8> {
 /// How long one batch may keep failing (splits, elections) before loading gives up.
 pub const BATCH_RETRY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Where the helpers below take the raw client for each try: a [`RawClient`] itself (every
+/// try through it), or a [`RenewedClient`].
+pub trait ClientSource {
+    /// The client for the next try; an error fails this try only.
+    fn client(&self) -> impl std::future::Future<Output = tikv_client::Result<RawClient>> + Send;
+
+    /// Told of every failed try, before the next one asks for a client.
+    fn failed(&self, error: &tikv_client::Error);
+}
+
+impl ClientSource for RawClient {
+    async fn client(&self) -> tikv_client::Result<RawClient> {
+        Ok(self.clone())
+    }
+
+    fn failed(&self, _error: &tikv_client::Error) {}
+}
+
+/// A raw client replaced by a new one of `fleet` after a try fails to connect to a store.
+///
+/// tikv-client 0.4 keeps a region's cached leader when it cannot open a connection to that
+/// leader's store (`single_shard_handler` returns the connect error of
+/// `map_region_to_store` without invalidating the region, unlike an error on an open
+/// connection). A client that learned of a leader on a store it had never connected to
+/// (from PD, or from a follower's `NotLeader` hint) just before that store died keeps
+/// asking the dead store: every later try fails at once with `Error::Grpc`, even after
+/// the region has a new leader. A new client asks PD again, which is what an application
+/// does with such an error.
+pub struct RenewedClient<'a> {
+    fleet: &'a Fleet,
+    current: std::sync::Mutex<Option<RawClient>>,
+}
+
+impl<'a> RenewedClient<'a> {
+    /// Starts with `client`, keeping its connections and cache until one of its tries
+    /// fails to connect.
+    pub fn new(fleet: &'a Fleet, client: &RawClient) -> RenewedClient<'a> {
+        RenewedClient {
+            fleet,
+            current: std::sync::Mutex::new(Some(client.clone())),
+        }
+    }
+
+    fn current(&self) -> Option<RawClient> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl ClientSource for RenewedClient<'_> {
+    async fn client(&self) -> tikv_client::Result<RawClient> {
+        if let Some(client) = self.current() {
+            return Ok(client);
+        }
+        let client = self
+            .fleet
+            .raw_client()
+            .await
+            .map_err(|e| tikv_client::Error::StringError(format!("{e:#}")))?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
+        Ok(client)
+    }
+
+    fn failed(&self, error: &tikv_client::Error) {
+        // A connect error (`Error::Grpc`); errors on open connections are `GrpcAPI`, and
+        // after those the client finds the leader again by itself.
+        if matches!(error, tikv_client::Error::Grpc(_)) {
+            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+}
+
 /// Writes keys `range` in batches of `batch`, retrying a failed batch (writes are
 /// idempotent) until [`BATCH_RETRY_TIMEOUT`].
 pub async fn load(
-    client: &RawClient,
+    clients: &impl ClientSource,
     prefix: &str,
     range: Range<usize>,
     batch: usize,
@@ -37,9 +113,14 @@ pub async fn load(
         let pairs: Vec<KvPair> = (start..end)
             .map(|i| KvPair::new(key(prefix, i), value(i, value_len)))
             .collect();
-        retry(&format!("batch_put {prefix}[{start}..{end})"), || {
-            client.batch_put(pairs.clone())
-        })
+        retry_with(
+            clients,
+            &format!("batch_put {prefix}[{start}..{end})"),
+            |client| {
+                let pairs = pairs.clone();
+                async move { client.batch_put(pairs).await }
+            },
+        )
         .await?;
         start = end;
     }
@@ -48,7 +129,7 @@ pub async fn load(
 
 /// Reads keys `range` back in batches and checks every value; a failed read is retried.
 pub async fn verify(
-    client: &RawClient,
+    clients: &impl ClientSource,
     prefix: &str,
     range: Range<usize>,
     value_len: usize,
@@ -57,7 +138,7 @@ pub async fn verify(
     let mut start = range.start;
     while start < range.end {
         let end = (start + CHUNK).min(range.end);
-        check_batch(client, prefix, start..end, value_len).await?;
+        check_batch(clients, prefix, start..end, value_len).await?;
         start = end;
     }
     Ok(())
@@ -65,15 +146,20 @@ pub async fn verify(
 
 /// Reads `range` with one batch_get (retried on errors) and checks every value.
 pub async fn check_batch(
-    client: &RawClient,
+    clients: &impl ClientSource,
     prefix: &str,
     range: Range<usize>,
     value_len: usize,
 ) -> Result<()> {
     let keys: Vec<Vec<u8>> = range.clone().map(|i| key(prefix, i)).collect();
-    let pairs = retry(&format!("batch_get {prefix}[{range:?})"), || {
-        client.batch_get(keys.clone())
-    })
+    let pairs = retry_with(
+        clients,
+        &format!("batch_get {prefix}[{range:?})"),
+        |client| {
+            let keys = keys.clone();
+            async move { client.batch_get(keys).await }
+        },
+    )
     .await?;
     let found: HashMap<Vec<u8>, Vec<u8>> = pairs
         .into_iter()
@@ -112,6 +198,24 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
+}
+
+/// Runs `op` with a client from `clients` until it succeeds or [`BATCH_RETRY_TIMEOUT`]
+/// passes, telling `clients` of every failure.
+pub async fn retry_with<T, F, Fut>(clients: &impl ClientSource, what: &str, op: F) -> Result<T>
+where
+    F: Fn(RawClient) -> Fut,
+    Fut: std::future::Future<Output = tikv_client::Result<T>>,
+{
+    let op = &op;
+    retry(what, move || async move {
+        let result = op(clients.client().await?).await;
+        if let Err(e) = &result {
+            clients.failed(e);
+        }
+        result
+    })
+    .await
 }
 
 #[cfg(test)]

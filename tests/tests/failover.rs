@@ -9,7 +9,8 @@ use std::time::Duration;
 use shoal_fleet_tests::keyspace::pd_key;
 use shoal_fleet_tests::pd_grpc::PdGrpc;
 use shoal_fleet_tests::{
-    data, region_json, store_json, wait_for, wait_until, wait_until_async, Fleet, FleetOptions,
+    configs, data, region_json, store_json, wait_for, wait_until, wait_until_async, Fleet,
+    FleetOptions,
 };
 use tikv_client::RawClient;
 
@@ -246,6 +247,72 @@ async fn a_restarted_pd_keeps_ids_and_timestamps_increasing() {
         "new region id {new_id} not above {max_region_id_before}"
     );
     data::verify(&client, "before", 0..200, VALUE_LEN)
+        .await
+        .unwrap();
+}
+
+/// PD's region (HTTP API object) holding user key `key`.
+fn region_of(fleet: &Fleet, key: &[u8]) -> serde_json::Value {
+    fleet
+        .pd_get(&format!("region/key/{}", hex::encode(pd_key(key))))
+        .unwrap()
+}
+
+/// Has PD move the leadership of `key`'s region to store index `to` and waits until PD
+/// sees it there.
+async fn move_leader(fleet: &Fleet, key: &[u8], to: usize) {
+    let region = region_of(fleet, key);
+    let region_id = region_json::id(&region);
+    let to_store = fleet.store_id(to);
+    if region_json::leader_store(&region) == Some(to_store) {
+        return;
+    }
+    fleet
+        .pd_post(
+            "operators",
+            &serde_json::json!({"name": "transfer-leader", "region_id": region_id,
+                "to_store_id": to_store}),
+        )
+        .unwrap();
+    wait_until(
+        Duration::from_secs(60),
+        &format!("region {region_id} led by store {to_store}"),
+        || region_json::leader_store(&region_of(fleet, key)) == Some(to_store),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_recover_when_the_dead_leader_store_was_never_contacted() {
+    let mut fleet = Fleet::start(FleetOptions {
+        pd_config: configs::pd_config("enable-balance-leader = false"),
+        ..FleetOptions::default()
+    })
+    .await
+    .unwrap();
+    fleet
+        .wait_settled(3, Duration::from_secs(120))
+        .await
+        .unwrap();
+    let first_key = data::key("k", 0);
+    // While the client writes, the keys' region is led by store 0: the client connects to
+    // store 0 only.
+    move_leader(&fleet, &first_key, 0).await;
+    let client = fleet.raw_client().await.unwrap();
+    data::load(&client, "k", 0..100, 100, VALUE_LEN)
+        .await
+        .unwrap();
+    // Then the leadership moves to store 1, which the client has never connected to, and
+    // store 1 dies. Store 0's peer, asked first, still names the dead leader until a new
+    // one is elected; the client caches that leader and cannot connect to it.
+    move_leader(&fleet, &first_key, 1).await;
+    fleet.kill_store(1).unwrap();
+    let client = data::RenewedClient::new(&fleet, &client);
+    data::verify(&client, "k", 0..100, VALUE_LEN).await.unwrap();
+    data::load(&client, "after", 0..100, 100, VALUE_LEN)
+        .await
+        .unwrap();
+    data::verify(&client, "after", 0..100, VALUE_LEN)
         .await
         .unwrap();
 }
