@@ -127,6 +127,19 @@ pub async fn load(
     Ok(())
 }
 
+/// [`load`]s keys `range` and then [`verify`]s them: the store takes writes and serves them
+/// back.
+pub async fn load_and_verify(
+    clients: &impl ClientSource,
+    prefix: &str,
+    range: Range<usize>,
+    batch: usize,
+    value_len: usize,
+) -> Result<()> {
+    load(clients, prefix, range.clone(), batch, value_len).await?;
+    verify(clients, prefix, range, value_len).await
+}
+
 /// Reads keys `range` back in batches and checks every value; a failed read is retried.
 pub async fn verify(
     clients: &impl ClientSource,

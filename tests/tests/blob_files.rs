@@ -94,10 +94,7 @@ async fn values_in_blob_files_split_by_size_and_read_back() {
     data::verify(&client, "blob", 0..KEYS, VALUE_LEN)
         .await
         .unwrap();
-    data::load(&client, "after", 0..100, 100, VALUE_LEN)
-        .await
-        .unwrap();
-    data::verify(&client, "after", 0..100, VALUE_LEN)
+    data::load_and_verify(&client, "after", 0..100, 100, VALUE_LEN)
         .await
         .unwrap();
 }

@@ -309,10 +309,7 @@ async fn reads_recover_when_the_dead_leader_store_was_never_contacted() {
     fleet.kill_store(1).unwrap();
     let client = data::RenewedClient::new(&fleet, &client);
     data::verify(&client, "k", 0..100, VALUE_LEN).await.unwrap();
-    data::load(&client, "after", 0..100, 100, VALUE_LEN)
-        .await
-        .unwrap();
-    data::verify(&client, "after", 0..100, VALUE_LEN)
+    data::load_and_verify(&client, "after", 0..100, 100, VALUE_LEN)
         .await
         .unwrap();
 }

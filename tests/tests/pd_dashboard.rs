@@ -131,10 +131,7 @@ async fn the_dashboard_shows_stores_regions_and_a_heatmap_in_chromium() {
     .unwrap();
     let client = fleet.raw_client().await.unwrap();
     // Enough data for the small split size to cut the loaded range into several regions.
-    data::load(&client, "dash", 0..KEYS, 500, VALUE_LEN)
-        .await
-        .unwrap();
-    data::verify(&client, "dash", 0..KEYS, VALUE_LEN)
+    data::load_and_verify(&client, "dash", 0..KEYS, 500, VALUE_LEN)
         .await
         .unwrap();
     // Splits and flow reach PD with the leaders' heartbeats.

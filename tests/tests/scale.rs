@@ -300,10 +300,7 @@ async fn small_regions_merge_back_into_one_and_keep_every_key() {
         .await
         .unwrap();
     // The merged region takes writes across the old boundaries.
-    data::load(&client, "more", 0..500, 100, VALUE_LEN)
-        .await
-        .unwrap();
-    data::verify(&client, "more", 0..500, VALUE_LEN)
+    data::load_and_verify(&client, "more", 0..500, 100, VALUE_LEN)
         .await
         .unwrap();
 }
