@@ -87,6 +87,7 @@ mod util;
 mod worker;
 
 pub use config::{Config, LoadSplitConfig, SplitPolicyConfig};
+pub use engine::SplitPieces;
 pub use errors::{Error, Result};
 pub use msg::router::RaftRouter;
 pub use msg::{Callback, CmdResponse, PeerMsg, RaftCommand, RegionSnapshot, StoreMsg};

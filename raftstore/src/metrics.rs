@@ -137,6 +137,11 @@ lazy_static! {
         "Proposals answered NotLeader because a leader transfer was under way"
     )
     .expect("metric registers once");
+    pub static ref SPLIT_CHECK_SCANS: IntCounter = register_int_counter!(
+        "shoal_raftstore_split_check_scans_total",
+        "Split checks that read the whole region because the size estimates placed no cut"
+    )
+    .expect("metric registers once");
 }
 
 /// Registers every series above now, so each is exported (at zero) from the store's start
@@ -166,4 +171,5 @@ pub fn register_all() {
     lazy_static::initialize(&PD_OPERATOR_STEPS);
     lazy_static::initialize(&LEADER_TRANSFERS);
     lazy_static::initialize(&PROPOSALS_REFUSED_IN_TRANSFER);
+    lazy_static::initialize(&SPLIT_CHECK_SCANS);
 }

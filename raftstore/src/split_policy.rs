@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::KvRead;
-use engine::{KvSnapshot, DATA_CFS};
+use engine::{KvSnapshot, SplitPieces, DATA_CFS};
 use proto::metapb::Region;
 
 use crate::config::{Config, SplitPolicyConfig};
@@ -107,22 +107,22 @@ pub struct SplitCheckInput<'a> {
 }
 
 impl SplitCheckInput<'_> {
-    /// Keys cutting the region into pieces of about `piece` bytes (key + value over the CFs
-    /// holding values), at most `limit`, found from the engine's size estimates without
-    /// reading the region's data (see `engine::range_stats`). Keys are whole user keys (a
-    /// version's timestamp dropped), sorted, unique and strictly inside the region; empty if
-    /// the estimates place no cut.
-    pub fn approximate_split_keys(&self, piece: u64, limit: usize) -> Result<Vec<Vec<u8>>> {
+    /// Keys cutting the region into pieces of about `pieces.size` bytes (key + value over
+    /// the CFs holding values), at most `pieces.limit`, the rest after the last cut at least
+    /// `pieces.min_last` bytes, found from the engine's size estimates without reading the
+    /// region's data (see `engine::range_stats`). Keys are whole user keys (a version's
+    /// timestamp dropped), sorted, unique and strictly inside the region; empty if the
+    /// estimates place no cut.
+    pub fn approximate_split_keys(&self, pieces: SplitPieces) -> Result<Vec<Vec<u8>>> {
         let start = keys::enc_start_key(&self.region.start_key);
         let end = keys::enc_end_key(&self.region.end_key);
         let cuts = self.snapshot.approximate_split_keys(
             &[engine::CF_DEFAULT, engine::CF_WRITE],
             &start,
             &end,
-            piece,
-            limit,
+            pieces,
         )?;
-        Ok(user_keys_inside(self.region, cuts, limit))
+        Ok(user_keys_inside(self.region, cuts, pieces.limit))
     }
 
     /// Visits the region's data (user keys, with the size of key + value) in key order
@@ -206,6 +206,18 @@ pub struct SizePolicy {
     pub batch_limit: usize,
 }
 
+impl SizePolicy {
+    /// Pieces of `split_size`; a last piece under `max_size - split_size` stays with the one
+    /// before it (TiKV's size checker), so a region just over `max_size` is cut in two.
+    fn pieces(&self) -> SplitPieces {
+        SplitPieces {
+            size: self.split_size,
+            min_last: self.max_size.saturating_sub(self.split_size),
+            limit: self.batch_limit,
+        }
+    }
+}
+
 impl SplitPolicy for SizePolicy {
     fn name(&self) -> &str {
         "size"
@@ -223,7 +235,7 @@ impl SplitPolicy for SizePolicy {
         if input.region_size <= self.max_size {
             return Ok(Vec::new());
         }
-        estimated_or_scanned(input, self.split_size, self.batch_limit, || {
+        estimated_or_scanned(input, self.pieces(), || {
             every_nth(
                 input,
                 self.max_size,
@@ -261,8 +273,12 @@ impl SplitPolicy for KeysPolicy {
         }
         // Pieces of `split_keys` keys, in bytes at the region's average entry size.
         let bytes_per_key = input.region_size as f64 / input.region_keys.max(1) as f64;
-        let piece_bytes = (self.split_keys as f64 * bytes_per_key).max(1.0) as u64;
-        estimated_or_scanned(input, piece_bytes, self.batch_limit, || {
+        let pieces = SplitPieces {
+            size: (self.split_keys as f64 * bytes_per_key).max(1.0) as u64,
+            min_last: (self.max_keys.saturating_sub(self.split_keys) as f64 * bytes_per_key) as u64,
+            limit: self.batch_limit,
+        };
+        estimated_or_scanned(input, pieces, || {
             every_nth(
                 input,
                 self.max_keys,
@@ -295,14 +311,14 @@ fn user_keys_inside(region: &Region, data_keys: Vec<Vec<u8>>, limit: usize) -> V
 /// the split-check worker, never on a raft thread.
 fn estimated_or_scanned(
     input: &SplitCheckInput<'_>,
-    piece_bytes: u64,
-    batch_limit: usize,
+    pieces: SplitPieces,
     scan: impl FnOnce() -> Result<Vec<Vec<u8>>>,
 ) -> Result<Vec<Vec<u8>>> {
-    let keys = input.approximate_split_keys(piece_bytes, batch_limit)?;
+    let keys = input.approximate_split_keys(pieces)?;
     if !keys.is_empty() {
         return Ok(keys);
     }
+    crate::metrics::SPLIT_CHECK_SCANS.inc();
     scan()
 }
 
@@ -631,6 +647,50 @@ mod tests {
             }
             validate_split_keys(&r, &split_keys).unwrap();
         }
+    }
+
+    /// A region just over `max_size` (under two `split_size` pieces) is cut from the size
+    /// estimates; reading the whole region is only the fallback when they place no cut.
+    #[test]
+    fn a_region_just_over_its_max_size_is_cut_without_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = engine::KvEngine::open(dir.path()).unwrap();
+        let mut wb = kv.write_batch();
+        for i in 0..1_600u32 {
+            let key = keys::data_key(format!("r\0\0\0key{i:05}").as_bytes());
+            wb.put_cf(engine::CF_DEFAULT, &key, &[7; 1000]).unwrap();
+        }
+        kv.write(&wb, false).unwrap();
+        kv.flush().unwrap();
+        let snapshot = kv.snapshot();
+        let r = region(b"", b"");
+        let measured = crate::worker::split_check::measure_region(&snapshot, &r).unwrap();
+        let input = SplitCheckInput {
+            region: &r,
+            snapshot: &snapshot,
+            qps: 0.0,
+            load_keys: &[],
+            region_size: measured.size,
+            region_keys: measured.keys,
+        };
+        // About 1.6 MB: over the 1.44 MB maximum, under two 0.96 MB pieces.
+        let policy = SizePolicy {
+            max_size: 1_440_000,
+            split_size: 960_000,
+            check_diff: 1,
+            batch_limit: 10,
+        };
+        assert!(
+            (policy.max_size..2 * policy.split_size).contains(&measured.size),
+            "{measured:?}"
+        );
+        let keys =
+            estimated_or_scanned(&input, policy.pieces(), || panic!("the region was scanned"))
+                .unwrap();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        let cut: u32 = std::str::from_utf8(&keys[0][7..]).unwrap().parse().unwrap();
+        assert!((700..=1_200).contains(&cut), "cut at key {cut}");
+        assert_eq!(policy.split_keys(&input).unwrap(), keys);
     }
 
     #[test]

@@ -236,19 +236,19 @@ impl KvEngine {
         range_stats::stats_by_name(&self.db, &self.path, cfs, start, end)
     }
 
-    /// Existing keys of `cfs` cutting `[start, end)` into pieces of about `piece` logical
-    /// bytes, at most `limit`, sorted and strictly inside the range; found from the same
-    /// estimates as [`KvEngine::approximate_stats`]. Empty if the range is under two pieces
-    /// or no cut can be placed.
+    /// Existing keys of `cfs` cutting `[start, end)` into pieces of about `pieces.size`
+    /// logical bytes, at most `pieces.limit`, sorted and strictly inside the range, the rest
+    /// after the last cut at least `pieces.min_last` bytes; found from the same estimates as
+    /// [`KvEngine::approximate_stats`]. Empty if the range is under one piece plus that
+    /// rest or no cut can be placed.
     pub fn approximate_split_keys(
         &self,
         cfs: &[&str],
         start: &[u8],
         end: &[u8],
-        piece: u64,
-        limit: usize,
+        pieces: range_stats::SplitPieces,
     ) -> Result<Vec<Vec<u8>>> {
-        range_stats::split_keys_by_name(&self.db, &self.path, cfs, start, end, piece, limit)
+        range_stats::split_keys_by_name(&self.db, &self.path, cfs, start, end, pieces)
     }
 
     pub fn flush(&self) -> Result<()> {

@@ -26,7 +26,7 @@ pub use raft_log_options::{
     RaftLogOptions, DEFAULT_BATCH_COMPRESSION_THRESHOLD, DEFAULT_PURGE_THRESHOLD,
     DEFAULT_TARGET_FILE_SIZE,
 };
-pub use range_stats::RangeStats;
+pub use range_stats::{RangeStats, SplitPieces};
 pub use read::{KvRead, ScanVisitor};
 pub use snapshot::KvSnapshot;
 pub use sst::{file_checksum, verify_file, write_sst, SstFile};

@@ -24,6 +24,20 @@ pub struct RangeStats {
     pub keys: u64,
 }
 
+/// How [`approximate_split_keys`] cuts a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitPieces {
+    /// Logical bytes (key + value) of each piece before the last.
+    pub size: u64,
+    /// Logical bytes the part after the last cut must hold at least (0 counts as 1). A
+    /// smaller rest stays with the piece before it, as TiKV's size checker keeps a last
+    /// piece under `region-max-size - region-split-size` with the one before, so a region
+    /// just over its maximum size is cut in two rather than left for a scan.
+    pub min_last: u64,
+    /// Cuts at most.
+    pub limit: usize,
+}
+
 impl std::ops::AddAssign for RangeStats {
     fn add_assign(&mut self, other: RangeStats) {
         self.bytes += other.bytes;
@@ -179,10 +193,11 @@ pub(crate) fn approximate_stats(
     Ok(total)
 }
 
-/// Keys that cut `[start, end)` into pieces of about `piece` logical bytes (over `cfs`
-/// together), at most `limit` of them, each an existing key of one of `cfs`, sorted, unique
-/// and strictly inside the range. Empty when the range is smaller than two pieces' worth
-/// or no key can be found (the caller may then fall back to scanning).
+/// Keys that cut `[start, end)` into pieces of about `pieces.size` logical bytes (over `cfs`
+/// together), at most `pieces.limit` of them, each an existing key of one of `cfs`, sorted,
+/// unique and strictly inside the range, the part after the last cut holding at least
+/// `pieces.min_last` bytes. Empty when the range is smaller than one piece plus that last
+/// part or no key can be found (the caller may then fall back to scanning).
 ///
 /// Each cut is found by bisecting the key space between the previous cut and `end` on the
 /// estimated size (about 100 estimates, each an index lookup per table file plus a binary
@@ -193,10 +208,10 @@ pub(crate) fn approximate_split_keys(
     cfs: &[&ColumnFamily],
     start: &[u8],
     end: &[u8],
-    piece: u64,
-    limit: usize,
+    pieces: SplitPieces,
 ) -> std::result::Result<Vec<Vec<u8>>, rocksdb::Error> {
-    let piece = piece.max(1);
+    let piece = pieces.size.max(1);
+    let min_last = pieces.min_last.max(1);
     let sizers = cfs
         .iter()
         .map(|cf| RangeSizer::new(db, cf, start, end))
@@ -205,9 +220,9 @@ pub(crate) fn approximate_split_keys(
     let end = finite_end(end);
     let mut cuts: Vec<Vec<u8>> = Vec::new();
     let mut from = start.to_vec();
-    while cuts.len() < limit {
-        // Leave at least one piece after the cut.
-        if size(&from, end) < piece * 2 {
+    while cuts.len() < pieces.limit {
+        // A cut here must leave at least `min_last` bytes after it.
+        if size(&from, end) < piece.saturating_add(min_last) {
             break;
         }
         let Some(position) = bisect(&from, end, |k| size(&from, k) >= piece) else {
@@ -327,11 +342,10 @@ pub(crate) fn split_keys_by_name(
     cfs: &[&str],
     start: &[u8],
     end: &[u8],
-    piece: u64,
-    limit: usize,
+    pieces: SplitPieces,
 ) -> Result<Vec<Vec<u8>>> {
     let hs = handles(db, cfs)?;
-    approximate_split_keys(db, &hs, start, end, piece, limit).map_err(|e| rocks_error(path, e))
+    approximate_split_keys(db, &hs, start, end, pieces).map_err(|e| rocks_error(path, e))
 }
 
 #[cfg(test)]
@@ -492,8 +506,13 @@ mod tests {
         kv.flush().unwrap();
         fill(kv, 30_000, 40_000);
         let piece = 10_000 * ENTRY;
+        let pieces = |size: u64, min_last: u64, limit: usize| SplitPieces {
+            size,
+            min_last,
+            limit,
+        };
         let cuts = kv
-            .approximate_split_keys(&[crate::CF_DEFAULT], b"z", b"{", piece, 10)
+            .approximate_split_keys(&[crate::CF_DEFAULT], b"z", b"{", pieces(piece, piece, 10))
             .unwrap();
         assert!((2..=4).contains(&cuts.len()), "{} cuts", cuts.len());
         let index = |k: &[u8]| -> u32 { std::str::from_utf8(&k[5..]).unwrap().parse().unwrap() };
@@ -505,12 +524,28 @@ mod tests {
             prev = i;
         }
         let few = kv
-            .approximate_split_keys(&[crate::CF_DEFAULT], b"z", b"{", piece, 1)
+            .approximate_split_keys(&[crate::CF_DEFAULT], b"z", b"{", pieces(piece, piece, 1))
             .unwrap();
         assert_eq!(few.len(), 1, "the limit holds");
+        let whole = 40_000 * ENTRY;
         let small = kv
-            .approximate_split_keys(&[crate::CF_DEFAULT], b"z", b"{", 40_000 * ENTRY, 10)
+            .approximate_split_keys(&[crate::CF_DEFAULT], b"z", b"{", pieces(whole, whole, 10))
             .unwrap();
         assert!(small.is_empty(), "a range under two pieces is not cut");
+        // 40,000 entries in pieces of 30,000 with a last piece of at least 5,000: one cut
+        // near 30,000, though the range holds less than two pieces.
+        let (big, min_last) = (30_000 * ENTRY, 5_000 * ENTRY);
+        let one = kv
+            .approximate_split_keys(&[crate::CF_DEFAULT], b"z", b"{", pieces(big, min_last, 10))
+            .unwrap();
+        assert_eq!(one.len(), 1, "{one:?}");
+        assert!(within(u64::from(index(&one[0])), 30_000, 1.5), "{one:?}");
+        let too_short = kv
+            .approximate_split_keys(&[crate::CF_DEFAULT], b"z", b"{", pieces(big, whole, 10))
+            .unwrap();
+        assert!(
+            too_short.is_empty(),
+            "a last piece under min_last is kept: {too_short:?}"
+        );
     }
 }

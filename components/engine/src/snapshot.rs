@@ -53,11 +53,10 @@ impl KvSnapshot {
         cfs: &[&str],
         start: &[u8],
         end: &[u8],
-        piece: u64,
-        limit: usize,
+        pieces: range_stats::SplitPieces,
     ) -> Result<Vec<Vec<u8>>> {
         let (db, path) = (&self.inner.db, &self.inner.path);
-        range_stats::split_keys_by_name(db, path, cfs, start, end, piece, limit)
+        range_stats::split_keys_by_name(db, path, cfs, start, end, pieces)
     }
 
     fn cf(&self, cf: &str) -> Result<&rocksdb::ColumnFamily> {
