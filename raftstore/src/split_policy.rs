@@ -595,6 +595,19 @@ mod tests {
         assert_eq!(s.qps(t + Duration::from_secs(11)), 0.0);
     }
 
+    /// The split check's input for region `r`, measured as the worker measures it.
+    fn measured_input<'a>(r: &'a Region, snapshot: &'a KvSnapshot) -> SplitCheckInput<'a> {
+        let measured = crate::worker::split_check::measure_region(snapshot, r).unwrap();
+        SplitCheckInput {
+            region: r,
+            snapshot,
+            qps: 0.0,
+            load_keys: &[],
+            region_size: measured.size,
+            region_keys: measured.keys,
+        }
+    }
+
     /// Transactional data lives in CF write as versions (encoded user key + 8-byte
     /// timestamp): the size policy cuts only at whole user keys, so every version of a key
     /// stays on one side, whether the data sits in the memtable or in table files.
@@ -619,15 +632,8 @@ mod tests {
             }
             let snapshot = kv.snapshot();
             let r = region(b"", b"");
-            let measured = crate::worker::split_check::measure_region(&snapshot, &r).unwrap();
-            let input = SplitCheckInput {
-                region: &r,
-                snapshot: &snapshot,
-                qps: 0.0,
-                load_keys: &[],
-                region_size: measured.size,
-                region_keys: measured.keys,
-            };
+            let input = measured_input(&r, &snapshot);
+            let measured = (input.region_size, input.region_keys);
             let policy = SizePolicy {
                 max_size: 10_000,
                 split_size: 5_000,
@@ -664,15 +670,7 @@ mod tests {
         kv.flush().unwrap();
         let snapshot = kv.snapshot();
         let r = region(b"", b"");
-        let measured = crate::worker::split_check::measure_region(&snapshot, &r).unwrap();
-        let input = SplitCheckInput {
-            region: &r,
-            snapshot: &snapshot,
-            qps: 0.0,
-            load_keys: &[],
-            region_size: measured.size,
-            region_keys: measured.keys,
-        };
+        let input = measured_input(&r, &snapshot);
         // About 1.6 MB: over the 1.44 MB maximum, under two 0.96 MB pieces.
         let policy = SizePolicy {
             max_size: 1_440_000,
@@ -681,8 +679,9 @@ mod tests {
             batch_limit: 10,
         };
         assert!(
-            (policy.max_size..2 * policy.split_size).contains(&measured.size),
-            "{measured:?}"
+            (policy.max_size..2 * policy.split_size).contains(&input.region_size),
+            "{} bytes",
+            input.region_size
         );
         let keys =
             estimated_or_scanned(&input, policy.pieces(), || panic!("the region was scanned"))

@@ -5,14 +5,7 @@
 # stores and PD, pool indexes dropped), the CPU time and context switches per insert, from
 # /proc, and the bench's own CPU.
 # Example: RECORDS=1000000 bash load-threads.sh target/release scripts
-set -uo pipefail
-bins="$1"; scripts="$2"
-ROOTD="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
-data="$(mktemp -d /tmp/shoal-rc.XXXXXX)"
-trap 'SHOAL_DATA=$data bash "$ROOTD/scripts/stop-fleet.sh" >/dev/null 2>&1; rm -rf "$data"' EXIT
-SHOAL_BIN="$bins" SHOAL_PORT_OFFSET=500 SHOAL_DATA="$data" bash "$scripts/run-fleet.sh" >/dev/null
-common="--pd 127.0.0.1:2879 --api raw --records ${RECORDS:-100000} --concurrency 64 --value-size 1024 --seed 42 --json"
-store_pids() { cat "$data"/pids/store*.pid; }
+SKIP_LOAD=1 source "$(dirname "${BASH_SOURCE[0]}")/../region-count/loaded-fleet.sh"
 threads() {
   local pid task
   for pid in $(store_pids) $(cat "$data"/pids/pd*.pid 2>/dev/null); do
