@@ -254,6 +254,20 @@ pub struct KeysPolicy {
     pub batch_limit: usize,
 }
 
+impl KeysPolicy {
+    /// Pieces of `split_keys` keys and a last piece of at least `max_keys - split_keys`, as
+    /// [`SizePolicy::pieces`], in bytes at the region's average entry size.
+    fn pieces(&self, input: &SplitCheckInput<'_>) -> SplitPieces {
+        let bytes_per_key = input.region_size as f64 / input.region_keys.max(1) as f64;
+        let bytes = |keys: u64| (keys as f64 * bytes_per_key) as u64;
+        SplitPieces {
+            size: bytes(self.split_keys).max(1),
+            min_last: bytes(self.max_keys.saturating_sub(self.split_keys)),
+            limit: self.batch_limit,
+        }
+    }
+}
+
 impl SplitPolicy for KeysPolicy {
     fn name(&self) -> &str {
         "keys"
@@ -271,14 +285,7 @@ impl SplitPolicy for KeysPolicy {
         if input.region_keys <= self.max_keys {
             return Ok(Vec::new());
         }
-        // Pieces of `split_keys` keys, in bytes at the region's average entry size.
-        let bytes_per_key = input.region_size as f64 / input.region_keys.max(1) as f64;
-        let pieces = SplitPieces {
-            size: (self.split_keys as f64 * bytes_per_key).max(1.0) as u64,
-            min_last: (self.max_keys.saturating_sub(self.split_keys) as f64 * bytes_per_key) as u64,
-            limit: self.batch_limit,
-        };
-        estimated_or_scanned(input, pieces, || {
+        estimated_or_scanned(input, self.pieces(input), || {
             every_nth(
                 input,
                 self.max_keys,
@@ -686,10 +693,29 @@ mod tests {
         let keys =
             estimated_or_scanned(&input, policy.pieces(), || panic!("the region was scanned"))
                 .unwrap();
-        assert_eq!(keys.len(), 1, "{keys:?}");
-        let cut: u32 = std::str::from_utf8(&keys[0][7..]).unwrap().parse().unwrap();
-        assert!((700..=1_200).contains(&cut), "cut at key {cut}");
+        let cut_at = |keys: &[Vec<u8>]| -> u32 {
+            assert_eq!(keys.len(), 1, "{keys:?}");
+            std::str::from_utf8(&keys[0][7..]).unwrap().parse().unwrap()
+        };
+        assert!((700..=1_200).contains(&cut_at(&keys)), "{keys:?}");
         assert_eq!(policy.split_keys(&input).unwrap(), keys);
+
+        // The same by key count: 1,600 keys, over 1,440, under two pieces of 960.
+        let by_keys = KeysPolicy {
+            max_keys: 1_440,
+            split_keys: 960,
+            batch_limit: 10,
+        };
+        assert!(
+            (1_440..1_920).contains(&input.region_keys),
+            "{}",
+            input.region_keys
+        );
+        let keys = estimated_or_scanned(&input, by_keys.pieces(&input), || {
+            panic!("the region was scanned")
+        })
+        .unwrap();
+        assert!((700..=1_200).contains(&cut_at(&keys)), "{keys:?}");
     }
 
     #[test]

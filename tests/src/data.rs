@@ -67,17 +67,16 @@ impl<'a> RenewedClient<'a> {
         }
     }
 
-    fn current(&self) -> Option<RawClient> {
-        self.current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The client in use (`None` once dropped after a connect error). A try that panicked
+    /// while holding the lock left the slot whole, so a poisoned lock is taken as it is.
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<RawClient>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl ClientSource for RenewedClient<'_> {
     async fn client(&self) -> tikv_client::Result<RawClient> {
-        if let Some(client) = self.current() {
+        if let Some(client) = self.slot().clone() {
             return Ok(client);
         }
         let client = self
@@ -85,7 +84,7 @@ impl ClientSource for RenewedClient<'_> {
             .raw_client()
             .await
             .map_err(|e| tikv_client::Error::StringError(format!("{e:#}")))?;
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.clone());
+        *self.slot() = Some(client.clone());
         Ok(client)
     }
 
@@ -93,7 +92,7 @@ impl ClientSource for RenewedClient<'_> {
         // A connect error (`Error::Grpc`); errors on open connections are `GrpcAPI`, and
         // after those the client finds the leader again by itself.
         if matches!(error, tikv_client::Error::Grpc(_)) {
-            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            *self.slot() = None;
         }
     }
 }
