@@ -26,7 +26,7 @@ use crate::tso::{unix_millis, Tso};
 pub const DEFAULT_KEYSPACE_NAME: &str = "DEFAULT";
 
 /// Most regions one AskBatchSplit may ask for.
-const MAX_SPLIT_COUNT: u32 = 1024;
+pub(crate) const MAX_SPLIT_COUNT: u32 = 1024;
 
 pub struct PdState {
     pub cluster_id: u64,

@@ -316,14 +316,80 @@ impl Config {
         }
     }
 
-    /// The election timeout as wall time.
+    /// The election timeout as wall time; `Duration::MAX` if it would not fit (a config
+    /// [`Config::validate`] refuses).
     pub fn election_timeout(&self) -> Duration {
-        self.raft_base_tick_interval * self.raft_election_timeout_ticks as u32
+        u32::try_from(self.raft_election_timeout_ticks)
+            .ok()
+            .and_then(|ticks| self.raft_base_tick_interval.checked_mul(ticks))
+            .unwrap_or(Duration::MAX)
+    }
+
+    /// Every duration setting with its name in the config file.
+    fn durations(&self) -> Vec<(&'static str, Duration)> {
+        let mut all = vec![
+            ("raft-base-tick-interval", self.raft_base_tick_interval),
+            ("raft-log-gc-tick-interval", self.raft_log_gc_tick_interval),
+            (
+                "raft-store-max-leader-lease",
+                self.raft_store_max_leader_lease,
+            ),
+            ("store-heartbeat-interval", self.store_heartbeat_interval),
+            ("store-unreachable-timeout", self.store_unreachable_timeout),
+            (
+                "sleeping-follower-leader-wait",
+                self.sleeping_follower_leader_wait,
+            ),
+            ("raft-write-wait-duration", self.raft_write_wait_duration),
+            (
+                "raft-engine-purge-interval",
+                self.raft_engine_purge_interval,
+            ),
+            ("split-check-tick-interval", self.split_check_tick_interval),
+            ("merge-check-tick-interval", self.merge_check_tick_interval),
+            (
+                "pd-heartbeat-tick-interval",
+                self.pd_heartbeat_tick_interval,
+            ),
+            (
+                "pd-heartbeat-max-quiet-interval",
+                self.pd_heartbeat_max_quiet_interval,
+            ),
+            (
+                "pd-store-heartbeat-tick-interval",
+                self.pd_store_heartbeat_tick_interval,
+            ),
+            ("max-peer-down-duration", self.max_peer_down_duration),
+            ("disk-check-interval", self.disk_check_interval),
+            ("load-split.window", self.load_split.window),
+        ];
+        if let SplitPolicyConfig::Load { window, .. } = &self.split_policy {
+            all.push(("split-policy.window", *window));
+        }
+        all
     }
 
     /// Checks the invariants the raft machinery relies on.
     pub fn validate(&self) -> Result<()> {
         let bad = |why: String| Err(Error::InvalidConfig(why));
+        // Timers add these to the current instant and multiply them by tick counts; a value
+        // beyond any sensible setting would overflow there and stop the store.
+        for (name, value) in self.durations() {
+            if value > MAX_DURATION_SETTING {
+                return bad(format!(
+                    "{name} ({value:?}) must be at most {} days",
+                    MAX_DURATION_SETTING.as_secs() / 86_400
+                ));
+            }
+        }
+        if self.raft_election_timeout_ticks > MAX_TICKS_SETTING
+            || self.raft_heartbeat_ticks > MAX_TICKS_SETTING
+        {
+            return bad(format!(
+                "raft-election-timeout-ticks and raft-heartbeat-ticks must be at most \
+                 {MAX_TICKS_SETTING}"
+            ));
+        }
         if self.raft_heartbeat_ticks == 0 {
             return bad("raft-heartbeat-ticks must be > 0".into());
         }
@@ -409,6 +475,13 @@ impl Config {
     }
 }
 
+/// The longest any duration setting may be: a year. Longer ones are refused at start
+/// instead of overflowing the timers that use them.
+pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(365 * 86_400);
+
+/// The most ticks an election timeout or heartbeat may take.
+pub const MAX_TICKS_SETTING: usize = 1_000_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,5 +533,43 @@ mod tests {
                 Err(e) => panic!("unexpected error {e}"),
             }
         }
+    }
+
+    /// Durations too long for the timers were accepted and then overflowed: the election
+    /// timeout's product panicked inside `validate`, a split-check interval panicked every
+    /// raft poller once the store had started. Both are now refused with the setting named.
+    #[test]
+    fn durations_beyond_a_year_are_refused_without_overflowing() {
+        let huge = Duration::MAX / 2;
+        type Setter = fn(&mut Config, Duration);
+        let cases: [(&str, Setter); 3] = [
+            ("raft-base-tick-interval", |c, d| {
+                c.raft_base_tick_interval = d
+            }),
+            ("split-check-tick-interval", |c, d| {
+                c.split_check_tick_interval = d
+            }),
+            ("load-split.window", |c, d| c.load_split.window = d),
+        ];
+        for (name, set) in cases {
+            for too_long in [huge, MAX_DURATION_SETTING + Duration::from_secs(1)] {
+                let mut cfg = Config::default();
+                set(&mut cfg, too_long);
+                match cfg.validate() {
+                    Err(Error::InvalidConfig(m)) => assert!(m.contains(name), "{m}"),
+                    other => panic!("{name} = {too_long:?}: {other:?}"),
+                }
+            }
+            // A year itself is allowed.
+            let mut cfg = Config::default();
+            set(&mut cfg, MAX_DURATION_SETTING);
+            cfg.validate().unwrap();
+        }
+        let cfg = Config {
+            raft_election_timeout_ticks: usize::MAX,
+            ..Config::default()
+        };
+        assert_eq!(cfg.election_timeout(), Duration::MAX);
+        assert!(matches!(cfg.validate(), Err(Error::InvalidConfig(m)) if m.contains("ticks")),);
     }
 }

@@ -74,6 +74,37 @@ async fn tls_fleet_serves_certified_clients_and_refuses_others() {
         Some(b"one".to_vec())
     );
 
+    // shoal-ctl with the client certificate: `mvcc` reads from the leader store directly
+    // (it once dialled plaintext there and failed with an h2 protocol error).
+    let ctl = |args: &[&str]| {
+        Command::new(binaries::ctl_binary().unwrap())
+            .args(["--pd", &fleet.pd_grpc, "--pd-http", &fleet.pd_http])
+            .arg("--ca-path")
+            .arg(&certs.ca)
+            .arg("--cert-path")
+            .arg(&certs.client_cert)
+            .arg("--key-path")
+            .arg(&certs.client_key)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["txn", "get", "tls-txn-a"][..],
+        &["mvcc", "--key", "tls-txn-a"][..],
+    ] {
+        let out = ctl(args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "shoal-ctl {args:?} over TLS failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains('a'), "shoal-ctl {args:?}: {stdout}");
+    }
+    let report = String::from_utf8(ctl(&["mvcc", "--key", "tls-txn-a"]).stdout).unwrap();
+    assert!(report.contains("type=Put value=a"), "{report}");
+
     // PD's HTTP API over https: with the client certificate on both of PD's ports.
     let with_cert = client_tls(&certs.ca, &certs.client_cert, &certs.client_key).unwrap();
     let api = PdApi::with_tls(&fleet.pd_http, with_cert.clone());

@@ -22,10 +22,12 @@ pub enum StoreStatus {
 }
 
 impl StoreStatus {
-    /// The state name the HTTP API shows.
+    /// The state name the HTTP API shows (PD's `state_name`): a silent store shows as
+    /// Disconnected, though its recorded state is still Up.
     pub fn name(self) -> &'static str {
         match self {
-            StoreStatus::Up | StoreStatus::Disconnected => "Up",
+            StoreStatus::Up => "Up",
+            StoreStatus::Disconnected => "Disconnected",
             StoreStatus::Down => "Down",
             StoreStatus::Offline => "Offline",
             StoreStatus::Tombstone => "Tombstone",
@@ -108,7 +110,10 @@ mod tests {
             1_000_000,
         );
         assert_eq!(s.status(1_001_000, &cfg), StoreStatus::Up);
+        assert_eq!(s.status(1_001_000, &cfg).name(), "Up");
         assert_eq!(s.status(1_003_000, &cfg), StoreStatus::Disconnected);
+        // A store silent past store-disconnect-time is not shown as Up.
+        assert_eq!(s.status(1_003_000, &cfg).name(), "Disconnected");
         assert_eq!(s.status(1_011_000, &cfg), StoreStatus::Down);
         assert_eq!(s.status(1_011_000, &cfg).name(), "Down");
         s.meta.state = StoreState::Offline as i32;

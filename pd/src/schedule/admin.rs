@@ -9,6 +9,7 @@ use super::IdSource;
 use crate::cluster::{role, ClusterState, RegionInfo, StoreStatus};
 use crate::config::ScheduleConfig;
 use crate::error::{Error, Result};
+use crate::state::MAX_SPLIT_COUNT;
 
 /// The JSON body of `POST /operators`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -177,12 +178,27 @@ pub fn build(
                 if !region.strictly_contains(&key) {
                     return Err(refuse(format!("split key {k} is not inside region {rid}")));
                 }
+                // In API V2 every region boundary is one whole memcomparable-encoded key;
+                // clients decode the boundaries they are given, and one that does not decode
+                // would leave the keys around it unreachable through them.
+                if state.api_version != 1 && !is_one_encoded_key(&key) {
+                    return Err(refuse(format!(
+                        "split key {k} is not a memcomparable-encoded key, as API V2 region \
+                         boundaries are"
+                    )));
+                }
                 decoded.push(key);
             }
             decoded.sort();
             decoded.dedup();
             if decoded.is_empty() {
                 return Err(refuse("a split needs at least one key".into()));
+            }
+            if decoded.len() > MAX_SPLIT_COUNT as usize {
+                return Err(refuse(format!(
+                    "a split takes at most {MAX_SPLIT_COUNT} keys, not {}",
+                    decoded.len()
+                )));
             }
             (
                 format!("split region {rid} at {} keys", decoded.len()),
@@ -193,6 +209,11 @@ pub fn build(
     Ok(Operator::new(region, OpKind::Admin, desc, steps, cfg, now))
 }
 
+/// Whether `key` is exactly one memcomparable-encoded key, nothing missing or after it.
+fn is_one_encoded_key(key: &[u8]) -> bool {
+    matches!(keys::decode_bytes(key), Ok((_, used)) if used == key.len())
+}
+
 #[cfg(test)]
 mod tests {
     use proto::metapb::PeerRole::{Learner, Voter};
@@ -201,8 +222,10 @@ mod tests {
     use super::*;
     use crate::schedule::testkit::{counter, Fixture};
 
+    /// A V1 cluster (raw region boundaries) with region 1 over `[b, d)`.
     fn fixture() -> Fixture {
         let mut f = Fixture::new(&[1, 2, 3, 4]);
+        f.state.api_version = 1;
         f.add_region(
             1,
             b"b",
@@ -297,5 +320,60 @@ mod tests {
         ] {
             assert!(run(&f, bad).is_err(), "{bad}");
         }
+    }
+
+    /// In API V2 a split key must decode as one whole encoded key, as the client decodes
+    /// every boundary it is given, and a split takes at most as many keys as PD hands out
+    /// region ids for in one request.
+    #[test]
+    fn v2_split_keys_must_be_whole_encoded_keys_and_few_enough() {
+        let mut f = Fixture::new(&[1, 2, 3]);
+        f.state.api_version = 2;
+        let start = keys::encode_bytes(b"r\0\0\0");
+        let end = keys::encode_bytes(b"r\0\0\x01");
+        f.add_region(
+            1,
+            &start,
+            &end,
+            &[(11, 1, Voter), (12, 2, Voter), (13, 3, Voter)],
+            11,
+        );
+        let hex = |k: &[u8]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let split = |keys: &[Vec<u8>]| {
+            let keys: Vec<String> = keys.iter().map(|k| format!("\"{}\"", hex(k))).collect();
+            format!(
+                r#"{{"name":"split-region","region_id":1,"keys":[{}]}}"#,
+                keys.join(",")
+            )
+        };
+        let hello = keys::encode_bytes(b"r\0\0\0hello");
+        let op = run(&f, &split(std::slice::from_ref(&hello))).unwrap();
+        assert_eq!(
+            op.steps,
+            vec![OpStep::Split {
+                keys: vec![hello.clone()]
+            }]
+        );
+
+        // Cut inside an encoded group: inside the region, but no key decodes from it.
+        let torn = hello[..hello.len() - 3].to_vec();
+        assert!(region_of(&f).strictly_contains(&torn));
+        let err = run(&f, &split(&[torn])).unwrap_err().to_string();
+        assert!(err.contains("memcomparable"), "{err}");
+        // A whole key with bytes after it.
+        let mut trailing = hello.clone();
+        trailing.push(7);
+        assert!(run(&f, &split(&[trailing])).is_err());
+
+        let many: Vec<Vec<u8>> = (0..=MAX_SPLIT_COUNT)
+            .map(|i| keys::encode_bytes(format!("r\0\0\0k{i:05}").as_bytes()))
+            .collect();
+        let err = run(&f, &split(&many)).unwrap_err().to_string();
+        assert!(err.contains("at most 1024 keys"), "{err}");
+        run(&f, &split(&many[..MAX_SPLIT_COUNT as usize])).unwrap();
+    }
+
+    fn region_of(f: &Fixture) -> &RegionInfo {
+        f.state.regions.get(1).unwrap()
     }
 }

@@ -61,9 +61,19 @@ pub fn run(
 
 /// One MvccGetByKey call to the store of `route`.
 async fn ask(route: &Route, store_key: Vec<u8>, timeout: Duration) -> Attempt {
-    let endpoint = match Endpoint::from_shared(format!("http://{}", route.addr)) {
+    // TLS when the command line gave certificates, as for PD and the official client.
+    let tls = crate::tls::material();
+    let url = security::client::url(&route.addr, tls.is_some());
+    let endpoint = match Endpoint::from_shared(url) {
         Ok(e) => e.connect_timeout(timeout).timeout(timeout),
         Err(e) => return Attempt::Fail(anyhow!("bad store address {:?}: {e}", route.addr)),
+    };
+    let endpoint = match tls {
+        Some(m) => match endpoint.tls_config(security::client::tonic_client_tls(m)) {
+            Ok(e) => e,
+            Err(e) => return Attempt::Fail(anyhow!("TLS settings for {}: {e}", route.addr)),
+        },
+        None => endpoint,
     };
     let channel = match endpoint.connect().await {
         Ok(c) => c,
