@@ -80,6 +80,8 @@ impl Peer {
         }
         self.storage_mut()
             .apply_snapshot(region.clone(), apply_state);
+        // The snapshot's region may hold this peer in another role than it was created with.
+        self.refresh_own_meta();
         self.read_delegate
             .set_applied_term(apply_state.applied_term);
         self.pending_snapshot = Some((ready_number, apply_state.applied_index));

@@ -317,3 +317,35 @@ fn a_peer_removed_while_its_store_was_down_cleans_up_after_restart() {
         .is_none()));
     assert_eq!(cluster.must_get(b"k2"), Some(b"v2".to_vec()));
 }
+
+/// A peer added as a learner and then promoted leads with its current role: PD's region
+/// heartbeat names it a voter, not the learner it was created as.
+#[test]
+fn a_promoted_learner_leads_as_a_voter() {
+    let mut cluster = Cluster::new(4);
+    cluster.bootstrap_on(&[], &[1, 2, 3]);
+    cluster.start();
+    cluster.wait_leader(1);
+    let learner = Peer {
+        id: 10_004,
+        store_id: 4,
+        role: PeerRole::Learner as i32,
+        is_witness: false,
+    };
+    cluster.must_change_peers(1, vec![(AddLearnerNode, learner)]);
+    cluster.must_change_peers(1, vec![(AddNode, learner)]);
+    cluster.must_put(b"promoted", b"yes");
+    cluster.must_engine_eq(4, b"promoted", Some(b"yes"));
+    let voter = Peer {
+        role: PeerRole::Voter as i32,
+        ..learner
+    };
+    cluster.must_transfer_leader(1, voter);
+    let heartbeat = cluster
+        .pd
+        .wait_region_heartbeat(1, DEFAULT_TIMEOUT, |hb| {
+            hb.leader.is_some_and(|l| l.id == voter.id)
+        })
+        .expect("the promoted peer reports itself as the leader");
+    assert_eq!(heartbeat.leader, Some(voter), "{heartbeat:?}");
+}

@@ -276,6 +276,7 @@ impl Peer {
             self.destroy(ctx);
             return;
         }
+        self.refresh_own_meta();
         if leader_removed {
             // Our leader left; the clock must run so a new one is elected.
             self.wake_up(ctx);
@@ -298,6 +299,16 @@ impl Peer {
 }
 
 impl Peer {
+    /// Takes this peer's own record (its role above all) from the region as it now stands:
+    /// a learner promoted to voter, or the other way round, reports its new role to PD as
+    /// the region's leader and in the raft messages it sends.
+    pub(crate) fn refresh_own_meta(&mut self) {
+        let id = self.peer_id();
+        if let Some(own) = self.region().peers.iter().find(|p| p.id == id) {
+            self.meta = *own;
+        }
+    }
+
     /// Sends each of `gone` (peers the applied membership change removed) a tombstone
     /// message carrying the new epoch. Its store drops it if the peer is already gone: an
     /// empty raft message never creates a peer.
