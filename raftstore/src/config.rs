@@ -448,26 +448,9 @@ impl Config {
         if self.raft_entry_max_size == 0 {
             return bad("raft-entry-max-size must be > 0".into());
         }
-        let intervals = [
-            ("raft-base-tick-interval", self.raft_base_tick_interval),
-            ("store-heartbeat-interval", self.store_heartbeat_interval),
-            (
-                "raft-engine-purge-interval",
-                self.raft_engine_purge_interval,
-            ),
-            (
-                "pd-heartbeat-tick-interval",
-                self.pd_heartbeat_tick_interval,
-            ),
-            (
-                "pd-store-heartbeat-tick-interval",
-                self.pd_store_heartbeat_tick_interval,
-            ),
-            ("max-peer-down-duration", self.max_peer_down_duration),
-            ("disk-check-interval", self.disk_check_interval),
-        ];
-        for (name, interval) in intervals {
-            if interval.is_zero() {
+        // Timers that run every so often: zero would make them spin.
+        for (name, value) in self.durations() {
+            if NONZERO_DURATIONS.contains(&name) && value.is_zero() {
                 return bad(format!("{name} must be > 0"));
             }
         }
@@ -478,6 +461,17 @@ impl Config {
 /// The longest any duration setting may be: a year. Longer ones are refused at start
 /// instead of overflowing the timers that use them.
 pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(365 * 86_400);
+
+/// The duration settings that must not be zero.
+const NONZERO_DURATIONS: [&str; 7] = [
+    "raft-base-tick-interval",
+    "store-heartbeat-interval",
+    "raft-engine-purge-interval",
+    "pd-heartbeat-tick-interval",
+    "pd-store-heartbeat-tick-interval",
+    "max-peer-down-duration",
+    "disk-check-interval",
+];
 
 /// The most ticks an election timeout or heartbeat may take.
 pub const MAX_TICKS_SETTING: usize = 1_000_000;
@@ -499,6 +493,23 @@ mod tests {
             ..Config::default()
         };
         assert!(matches!(cfg.validate(), Err(Error::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn every_duration_that_must_not_be_zero_is_refused_at_zero() {
+        let names: Vec<&str> = Config::default()
+            .durations()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        for name in NONZERO_DURATIONS {
+            assert!(names.contains(&name), "{name} is not a duration setting");
+        }
+        let cfg = Config {
+            disk_check_interval: Duration::ZERO,
+            ..Config::default()
+        };
+        assert!(matches!(cfg.validate(), Err(Error::InvalidConfig(m)) if m.contains("disk-check")));
     }
 
     #[test]
