@@ -5,6 +5,11 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/fleet-env.sh"
 
+# Output may go to a pipe its reader closes early (`make run | head`): a failed print must not
+# fail the start, let alone stop the fleet, so prints ignore SIGPIPE and write errors.
+trap '' PIPE
+say() { printf '%s\n' "$@" 2>/dev/null || true; }
+
 READY_TIMEOUT=60   # seconds for each process to print its READY line
 # The cluster's storage API version (make run API=1): fixed when the cluster is first
 # bootstrapped; a restart on existing data must use the same one.
@@ -80,7 +85,7 @@ start() {
     local name="$1" word="$2" pid log_bytes
     shift 2
     if pid="$(live_pid "$PIDS/$name.pid")"; then
-        echo "$name already running (pid $pid)"
+        say "$name already running (pid $pid)"
         return 0
     fi
     : >"$LOGS/$name.stdout.log"
@@ -105,7 +110,7 @@ start() {
         sleep 0.1
         waited=$((waited + 1))
     done
-    echo "$name started (pid $pid): $(grep -m1 "^$word" "$LOGS/$name.stdout.log")"
+    say "$name started (pid $pid): $(grep -m1 "^$word" "$LOGS/$name.stdout.log")"
     STARTED=$((STARTED + 1))
 }
 
@@ -142,14 +147,28 @@ else
     FIXED_SPLIT='range:    [r\x00\x00\x00, '
     CLIENTS="tikv-client with the default keyspace"
 fi
+# Fails at once when a process this run started has exited since its READY line (a store
+# that aborts right after start-up), rather than waiting out SERVE_TIMEOUT.
+check_started_alive() {
+    local name
+    for name in "${STARTED_NAMES[@]}"; do
+        if ! live_pid "$PIDS/$name.pid" >/dev/null; then
+            echo "error: $name exited after start-up; last lines of $LOGS/$name.log:" >&2
+            tail -n 20 "$LOGS/$name.log" >&2
+            exit 1
+        fi
+    done
+}
+
 if [ "$STARTED" -eq 0 ]; then
-    echo "the fleet is already running"
+    say "the fleet is already running"
 else
     deadline=$((SECONDS + SERVE_TIMEOUT))
     # Raw scans are only right once PD has split the key space at its fixed boundaries (the
     # default keyspace in V2, the tail in V1; until then a scan can wrap around and repeat
     # keys), so wait for that first.
     until "${CTL[@]}" region --key '' 2>/dev/null | grep -qF "$FIXED_SPLIT"; do
+        check_started_alive
         if [ "$SECONDS" -ge "$deadline" ]; then
             echo "error: PD did not split the key space at its fixed boundaries within ${SERVE_TIMEOUT}s; logs in $LOGS" >&2
             exit 1
@@ -159,6 +178,7 @@ else
     # Then the cluster serves once a write and a read of a probe key go through.
     until "${CTL[@]}" put __shoal_probe ok >/dev/null 2>&1 &&
         "${CTL[@]}" get __shoal_probe >/dev/null 2>&1; do
+        check_started_alive
         if [ "$SECONDS" -ge "$deadline" ]; then
             echo "error: the cluster did not serve within ${SERVE_TIMEOUT}s; logs in $LOGS" >&2
             "${CTL[@]}" put __shoal_probe ok >&2 || true
@@ -167,10 +187,16 @@ else
         sleep 1
     done
     "${CTL[@]}" delete __shoal_probe >/dev/null 2>&1 || true
-    echo "the fleet is serving"
+    say "the fleet is serving"
 fi
+# The fleet is up: from here nothing may stop it.
+trap - EXIT
 
-cat <<INFO
+# How to stop this fleet: `make stop` finds it by the pid files under SHOAL_DATA.
+STOP_ENV=""
+[ -n "${SHOAL_DATA:-}" ] && STOP_ENV="SHOAL_DATA=$DATA "
+
+cat 2>/dev/null <<INFO || true
 
   PD gRPC   $PD_GRPC   (API V$API; clients: $CLIENTS)
   PD HTTP   $SCHEME://$PD_HTTP/pd/api/v1
@@ -181,10 +207,10 @@ cat <<INFO
   try:      $BIN/shoal-ctl --pd $PD_GRPC --api-version $API put hello world
             $BIN/shoal-ctl --pd $PD_GRPC --api-version $API get hello
             $BIN/shoal-ctl --pd-http $PD_HTTP cluster
-  stop:     make stop
+  stop:     ${STOP_ENV}make stop
 INFO
 if [ "$TLS" = 1 ]; then
-    cat <<TLSINFO
+    cat 2>/dev/null <<TLSINFO || true
   TLS:      every endpoint needs a client certificate signed by $CERTS/ca.pem
   client    certificate $CERTS/client.pem, key $CERTS/client-key.pem
             shoal-ctl: add ${CTL_TLS[*]}

@@ -35,6 +35,18 @@ pub enum Error {
     Transport(String),
     #[error("PD is shutting down")]
     ShuttingDown,
+    /// Decommissioning the store would leave fewer Up stores than a region needs replicas, so
+    /// its peers could never move and it would stay Offline for good (PD's
+    /// `checkReplicaBeforeOfflineStore`).
+    #[error(
+        "cannot decommission store {store_id}: {up_after} Up store(s) would be left, and each \
+         region needs {max_replicas} replicas (max-replicas); add a store first"
+    )]
+    StoresNotEnough {
+        store_id: u64,
+        up_after: usize,
+        max_replicas: u64,
+    },
     /// A store configured with another `storage.api-version` than the cluster's.
     #[error(
         "store {store_id} is configured with storage.api-version = {store}, but this cluster \
@@ -60,7 +72,9 @@ impl Error {
             Error::StoreTombstone(_) => ErrorType::StoreTombstone,
             Error::RegionNotFound(_) => ErrorType::RegionNotFound,
             Error::StaleRegion(_) => ErrorType::StaleRegion,
-            Error::InvalidArgument(_) | Error::Config(_) => ErrorType::InvalidValue,
+            Error::InvalidArgument(_) | Error::Config(_) | Error::StoresNotEnough { .. } => {
+                ErrorType::InvalidValue
+            }
             Error::StoreNotFound(_) | Error::EntryNotFound(_) => ErrorType::EntryNotFound,
             Error::ClusterIdMismatch { .. }
             | Error::Storage(_)

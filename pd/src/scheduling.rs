@@ -174,8 +174,15 @@ impl PdState {
             .ok_or_else(|| Error::EntryNotFound(format!("region {region_id} has no operator")))
     }
 
-    /// Starts decommissioning a store.
+    /// Starts decommissioning a store, unless fewer than `max-replicas` Up stores would
+    /// remain (see [`crate::cluster::Cluster::set_store_offline`]).
     pub fn set_store_offline(&self, store_id: u64) -> Result<metapb::Store> {
-        self.cluster.set_store_offline(store_id)
+        let max_replicas = self.schedule_config().max_replicas;
+        self.cluster.set_store_offline(store_id, max_replicas)
+    }
+
+    /// Cancels a store's decommission (Offline -> Up).
+    pub fn set_store_up(&self, store_id: u64) -> Result<metapb::Store> {
+        self.cluster.set_store_up(store_id)
     }
 }

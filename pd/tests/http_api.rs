@@ -103,6 +103,62 @@ async fn stores_regions_config_and_errors() {
     pd.shutdown().await.unwrap();
 }
 
+/// A decommission that would leave fewer Up stores than max-replicas is refused (the store
+/// could never be emptied and would stay Offline for good); one under way can be cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decommission_needs_enough_stores_left_and_can_be_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let pd = start(test_config(dir.path())).await;
+    let cid = pd.cluster_id();
+    let addr = pd.http_addr();
+    let mut c = client(&pd).await;
+    let s1 = alloc_id(&mut c, cid).await;
+    bootstrap(&mut c, cid, s1).await;
+    let (s2, s3) = (alloc_id(&mut c, cid).await, alloc_id(&mut c, cid).await);
+    put_store(&mut c, cid, s2).await;
+    put_store(&mut c, cid, s3).await;
+    let state = |body: &serde_json::Value| body["store"]["state_name"].clone();
+
+    let (status, body) = http_json(addr, "DELETE", &format!("/pd/api/v1/store/{s3}"), None).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("max-replicas"),
+        "{body}"
+    );
+    let (_, body) = http_json(addr, "GET", &format!("/pd/api/v1/store/{s3}"), None).await;
+    assert_eq!(state(&body), "Up");
+
+    let (status, _) = http_json(
+        addr,
+        "POST",
+        "/pd/api/v1/config/schedule",
+        Some(r#"{"max-replicas": 2}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = http_json(addr, "DELETE", &format!("/pd/api/v1/store/{s3}"), None).await;
+    assert_eq!((status, state(&body)), (200, "Offline".into()), "{body}");
+    let path = format!("/pd/api/v1/store/{s3}/state?state=Up");
+    let (status, body) = http_json(addr, "POST", &path, None).await;
+    assert_eq!((status, state(&body)), (200, "Up".into()), "{body}");
+    let path = format!("/pd/api/v1/store/{s3}/state?state=Offline");
+    let (status, body) = http_json(addr, "POST", &path, None).await;
+    assert_eq!((status, state(&body)), (200, "Offline".into()), "{body}");
+    for (path, want) in [
+        (format!("/pd/api/v1/store/{s3}/state?state=Tombstone"), 400),
+        (format!("/pd/api/v1/store/{s3}/state"), 400),
+        ("/pd/api/v1/store/999999/state?state=Up".to_string(), 404),
+        // s3 is Offline: taking s2 too would leave one Up store.
+        (format!("/pd/api/v1/store/{s2}/state?state=Offline"), 409),
+    ] {
+        let (status, body) = http_json(addr, "POST", &path, None).await;
+        assert_eq!(status, want, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    drop(c);
+    pd.shutdown().await.unwrap();
+}
+
 /// The API answers on the gRPC client address too (HTTP/1.1 there, next to gRPC's HTTP/2),
 /// as PD serves both on its client URL: the same answers as on the HTTP address, JSON 404s
 /// for unknown paths on both, and gRPC keeps working on the shared address.
@@ -138,7 +194,16 @@ async fn the_api_is_also_served_on_the_grpc_client_address() {
     let addr = pd.grpc_addr();
     let (_, listed) = http_json(addr, "GET", "/pd/api/v1/regions/key?key=&limit=5", None).await;
     assert_eq!(listed["count"], 1);
-    for bad in ["key=zz", "limit=many"] {
+    // The one region holds key 6d ("m"), but an empty range holds nothing.
+    let (_, empty) = http_json(
+        addr,
+        "GET",
+        "/pd/api/v1/regions/key?key=6d&end_key=6d",
+        None,
+    )
+    .await;
+    assert_eq!(empty["count"], 0, "{empty}");
+    for bad in ["key=zz", "limit=many", "key=6d&end_key=61"] {
         let path = format!("/pd/api/v1/regions/key?{bad}");
         let (status, body) = http_json(addr, "GET", &path, None).await;
         assert_eq!(status, 400, "{bad}");

@@ -49,6 +49,14 @@ async fn stores_and_pd_export_the_operators_first_series() {
                 .any(|l| l.starts_with("process_cpu_seconds_total ")),
             "store {i}"
         );
+        // Counters without labels are exported from the start, at 0 until something happens
+        // (no deadlock has happened here), not first when it does.
+        for name in ["shoal_deadlocks_total", "shoal_lock_waiters"] {
+            assert!(
+                text.lines().any(|l| l == format!("{name} 0")),
+                "store {i} does not export {name} 0"
+            );
+        }
         // Every store applies the writes, leader or not.
         assert!(
             metric(i, "shoal_raftstore_commit_to_apply_seconds_count") > 0.0,

@@ -7,6 +7,7 @@
 # (perf record -F 499, 10 s; the 25 hottest symbols and the share of the kernel's). At the
 # end it prints the CPU each store, PD and the bench used per operation (from /proc). $2 picks
 # another scripts directory (its fleet-store.toml), as in ../region-count/threads.sh.
+# WORKLOAD=C (or B, ...) runs that workload instead of A.
 # Example: PERF=1 bash where.sh target/release
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/../region-count/loaded-fleet.sh" "$1" "${2:-$here/../../../scripts}"
@@ -15,7 +16,7 @@ ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; 
 procs="$(store_pids) $(cat "$data"/pids/pd*.pid)"
 declare -A t0
 for p in $procs; do t0[$p]=$(ticks "$p"); done
-/usr/bin/time -f "%U %S" -o "$data/bench-time" "$bins/shoal-bench" $common --workload A --phase run --duration 40s > "$data/run.json" 2>/dev/null &
+/usr/bin/time -f "%U %S" -o "$data/bench-time" "$bins/shoal-bench" $common --workload "${WORKLOAD:-A}" --phase run --duration 40s > "$data/run.json" 2>/dev/null &
 sleep 8
 for p in $(store_pids); do
   perf stat -x, -e syscalls:sys_enter_fdatasync,context-switches -p "$p" -o "$data/stat.$p" -- sleep 10 &
@@ -24,7 +25,7 @@ done
 vmstat 2 6 | tail -5 | awk '{us += $13; sy += $14; id += $15; wa += $16} END {printf "machine: user %.0f %%, system %.0f %%, idle %.0f %%, iowait %.0f %%\n", us / NR, sy / NR, id / NR, wa / NR}'
 wait
 ops=$(jq .run.total_ops "$data/run.json")
-echo "YCSB-A $(jq .run.ops_per_sec "$data/run.json" | xargs printf '%.0f') ops/s over 40 s"
+echo "YCSB-${WORKLOAD:-A} $(jq .run.ops_per_sec "$data/run.json" | xargs printf '%.0f') ops/s over 40 s"
 for p in $procs; do
   kind=store; grep -qx "$p" <(cat "$data"/pids/pd*.pid) && kind=pd
   awk -v k=$kind -v p=$p -v a="${t0[$p]}" -v b="$(ticks "$p")" -v o="$ops" -v hz="$hz" \

@@ -93,7 +93,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub operations: Option<u64>,
     /// Length of the run phase, e.g. 30s or 2m (30s when neither limit is given).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_positive_duration)]
     pub duration: Option<Duration>,
     /// Concurrent async clients.
     #[arg(long, default_value_t = 64)]
@@ -106,7 +106,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub distribution: Option<Distribution>,
     /// Per-request timeout (a whole operation, retries included, is given up after six).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, value_parser = parse_positive_duration, default_value = "10s")]
     pub timeout: Duration,
     /// Prints one JSON object on stdout (the tables then go to stderr).
     #[arg(long)]
@@ -140,6 +140,16 @@ impl RunArgs {
             b
         };
         builder.enable_all().build()
+    }
+}
+
+/// A duration such as `500ms` or `2m`; zero is refused (no request finishes in no time, and
+/// a run of no time measures nothing).
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be more than zero".to_string()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -313,6 +323,16 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Table { inputs }) if inputs.len() == 2));
         let cli = Cli::try_parse_from(["shoal-bench", "plot", "--out", "x.png", "a.json"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Plot { .. })));
+    }
+
+    #[test]
+    fn zero_timeouts_and_durations_are_refused() {
+        for flag in ["--timeout", "--duration"] {
+            assert!(parse(&[flag, "0s"]).is_err(), "{flag} 0s");
+            assert!(parse(&[flag, "0ms"]).is_err(), "{flag} 0ms");
+            assert!(parse(&[flag, "soon"]).is_err(), "{flag} soon");
+            assert!(parse(&[flag, "250ms"]).is_ok(), "{flag} 250ms");
+        }
     }
 
     #[test]

@@ -232,8 +232,12 @@ pub enum OperatorCommand {
 pub enum StoreCommand {
     /// All stores with their state and load.
     List,
-    /// Decommission a store: PD moves its regions away, then marks it Tombstone.
+    /// Decommission a store: PD moves its regions away, then marks it Tombstone. Refused
+    /// when fewer than max-replicas Up stores would remain.
     Delete { id: u64 },
+    /// Cancel a decommission that has not finished: the Offline store is Up again and keeps
+    /// the peers it still holds.
+    CancelDelete { id: u64 },
 }
 
 #[cfg(test)]
@@ -399,5 +403,9 @@ mod tests {
             Command::Store(StoreCommand::Delete { id: 3 })
         ));
         assert!(parse(&["store", "delete", "x"]).is_err());
+        assert!(matches!(
+            parse(&["store", "cancel-delete", "3"]).unwrap().command,
+            Command::Store(StoreCommand::CancelDelete { id: 3 })
+        ));
     }
 }

@@ -51,15 +51,17 @@ pub fn unescape(text: &str) -> Result<Vec<u8>> {
             Some(b'x') => {
                 let digits = bytes
                     .get(at + 2..at + 4)
-                    .with_context(|| format!("key {text:?}: \\x needs two hex digits"))?;
-                let digits = std::str::from_utf8(digits)
-                    .ok()
+                    .with_context(|| format!("{text:?}: \\x needs two hex digits"))?;
+                // Both must be hex digits: `from_str_radix` alone would take a sign ("+1").
+                let digits = Some(digits)
+                    .filter(|d| d.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|d| std::str::from_utf8(d).ok())
                     .and_then(|d| u8::from_str_radix(d, 16).ok())
-                    .with_context(|| format!("key {text:?}: bad hex digits after \\x"))?;
+                    .with_context(|| format!("{text:?}: bad hex digits after \\x"))?;
                 out.push(digits);
                 at += 4;
             }
-            _ => bail!("key {text:?}: a backslash must start \\\\ or \\xNN"),
+            _ => bail!("{text:?}: a backslash must start \\\\ or \\xNN"),
         }
     }
     Ok(out)
@@ -178,6 +180,10 @@ mod tests {
         assert!(unescape("\\x4").is_err());
         assert!(unescape("\\xzz").is_err());
         assert!(unescape("\\n").is_err());
+        assert!(unescape("\\x+1").is_err());
+        assert!(unescape("\\x-1").is_err());
+        let e = unescape("bad\\x4").unwrap_err().to_string();
+        assert!(!e.contains("key"), "{e}");
     }
 
     #[test]

@@ -63,6 +63,7 @@ fn run(cli: &Cli) -> Result<String> {
         Command::Operator(command) => operator::run(&pd, command),
         Command::Store(StoreCommand::List) => store::list(&pd),
         Command::Store(StoreCommand::Delete { id }) => store::delete(&pd, *id),
+        Command::Store(StoreCommand::CancelDelete { id }) => store::cancel_delete(&pd, *id),
         Command::Get { .. } | Command::Put { .. } | Command::Delete { .. } | Command::Scan(_) => {
             run_kv(cli)
         }

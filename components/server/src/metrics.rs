@@ -123,3 +123,16 @@ pub static GC_VERSIONS_DELETED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Registers the series without labels now, so a fresh store exports them at 0 rather than
+/// not at all until first used (labelled series appear with their first label values).
+pub fn register_unlabelled() {
+    LazyLock::force(&RAFT_MESSAGES_SENT);
+    LazyLock::force(&RAFT_MESSAGES_DROPPED);
+    LazyLock::force(&RAFT_MESSAGES_RECEIVED);
+    LazyLock::force(&SNAPSHOTS_SENDING);
+    LazyLock::force(&SNAPSHOTS_RECEIVING);
+    LazyLock::force(&GC_SAFE_POINT);
+    LazyLock::force(&GC_KEYS_VISITED);
+    LazyLock::force(&GC_VERSIONS_DELETED);
+}

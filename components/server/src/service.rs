@@ -93,6 +93,8 @@ impl ServerHandle {
     ) -> Result<ServerHandle, ServerError> {
         cfg.validate()?;
         let started = Instant::now();
+        crate::metrics::register_unlabelled();
+        crate::kv::metrics::register_unlabelled();
         let raft_cfg = cfg.raftstore_config()?;
         let data = startup::open_data_dir(&cfg).await?;
         let member = startup::join_cluster(&cfg, &data).await?;

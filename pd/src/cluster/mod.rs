@@ -278,16 +278,56 @@ impl Cluster {
             .collect())
     }
 
-    /// Starts decommissioning a store. Already offline or tombstone stores are left as they are.
-    pub fn set_store_offline(&self, id: u64) -> Result<metapb::Store> {
+    /// Starts decommissioning a store: Up -> Offline. An Offline store is left as it is; a
+    /// Tombstone one is refused (`StoreTombstone`). Refused with `StoresNotEnough` when fewer
+    /// than `max_replicas` Up stores would remain, since no region could then move its peer
+    /// off the store and it would stay Offline for good (PD checks the same before it takes a
+    /// store offline).
+    pub fn set_store_offline(&self, id: u64, max_replicas: u64) -> Result<metapb::Store> {
+        let mut state = self.state.write();
+        let up_after = state
+            .stores
+            .values()
+            .filter(|s| s.state() == StoreState::Up && s.id() != id)
+            .count();
+        let store = state.stores.get_mut(&id).ok_or(Error::StoreNotFound(id))?;
+        match store.state() {
+            StoreState::Tombstone => return Err(Error::StoreTombstone(id)),
+            StoreState::Offline => {}
+            StoreState::Up => {
+                if (up_after as u64) < max_replicas {
+                    return Err(Error::StoresNotEnough {
+                        store_id: id,
+                        up_after,
+                        max_replicas,
+                    });
+                }
+                let mut meta = store.meta.clone();
+                meta.state = StoreState::Offline as i32;
+                self.storage.save_store(&meta)?;
+                store.meta = meta;
+                info!(store_id = id, "store set offline; its peers will move away");
+            }
+        }
+        Ok(store.meta.clone())
+    }
+
+    /// Cancels a decommission: Offline -> Up, so PD stops moving the store's peers away
+    /// (`pd-ctl store cancel-delete`). An Up store is left as it is; a Tombstone one has
+    /// already lost its peers and is refused (`StoreTombstone`).
+    pub fn set_store_up(&self, id: u64) -> Result<metapb::Store> {
         let mut state = self.state.write();
         let store = state.stores.get_mut(&id).ok_or(Error::StoreNotFound(id))?;
-        if store.state() == StoreState::Up {
-            let mut meta = store.meta.clone();
-            meta.state = StoreState::Offline as i32;
-            self.storage.save_store(&meta)?;
-            store.meta = meta;
-            info!(store_id = id, "store set offline; its peers will move away");
+        match store.state() {
+            StoreState::Tombstone => return Err(Error::StoreTombstone(id)),
+            StoreState::Up => {}
+            StoreState::Offline => {
+                let mut meta = store.meta.clone();
+                meta.state = StoreState::Up as i32;
+                self.storage.save_store(&meta)?;
+                store.meta = meta;
+                info!(store_id = id, "decommission cancelled; store is Up again");
+            }
         }
         Ok(store.meta.clone())
     }

@@ -290,18 +290,21 @@ impl RegionTree {
     }
 
     /// [`overlapping`](Self::overlapping) lazily: O(log n) to the first, then one step per
-    /// region, so a page of a large tree costs the page.
+    /// region, so a page of a large tree costs the page. An empty or reversed range (a
+    /// non-empty `end` at or before `start`) overlaps no region.
     fn overlapping_ids<'a>(
         &'a self,
         start: &'a [u8],
         end: &'a [u8],
     ) -> impl Iterator<Item = u64> + 'a {
+        let range_is_empty = !end.is_empty() && end <= start;
         let containing = self
             .by_start
             .range::<[u8], _>((Bound::Unbounded, Bound::Included(start)))
             .next_back()
             .and_then(|(_, id)| self.regions.get(id))
             .filter(|r| r.end_key().is_empty() || r.end_key() > start)
+            .filter(|_| !range_is_empty)
             .map(|r| r.id());
         let after = self
             .by_start
@@ -426,6 +429,20 @@ mod tests {
         assert_eq!(t.scan(b"a", b"c", 0).len(), 2);
         assert_eq!(t.scan(b"", b"", 2).len(), 2);
         assert_eq!(t.scan(b"d", b"", 0)[0].id(), 3);
+    }
+
+    #[test]
+    fn an_empty_or_reversed_range_holds_no_region() {
+        let mut t = RegionTree::new();
+        t.insert(region(1, b"", b"b", 2, 1));
+        t.insert(region(2, b"b", b"d", 2, 1));
+        t.insert(region(3, b"d", b"", 2, 1));
+        assert!(t.scan(b"c", b"c", 0).is_empty());
+        assert!(t.scan(b"c", b"a", 0).is_empty());
+        assert!(t.scan(b"e", b"d", 0).is_empty());
+        assert!(t.overlapping(b"c", b"c").is_empty());
+        // Adjacent bounds still hold the region between them.
+        assert_eq!(t.scan(b"c", b"c\0", 0)[0].id(), 2);
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn stores_register_decommission_and_stay_tombstone() {
         Err(Error::StoreNotFound(77))
     ));
     assert_eq!(
-        cluster.set_store_offline(4).unwrap().state,
+        cluster.set_store_offline(4, 1).unwrap().state,
         StoreState::Offline as i32
     );
     // A restarting store re-registers; it stays offline.
@@ -136,9 +136,65 @@ fn stores_register_decommission_and_stay_tombstone() {
     ));
     assert_eq!(cluster.all_stores(true).unwrap().len(), 1);
     assert_eq!(cluster.all_stores(false).unwrap().len(), 2);
+    assert!(matches!(
+        cluster.set_store_offline(4, 1),
+        Err(Error::StoreTombstone(4))
+    ));
+    assert!(matches!(
+        cluster.set_store_up(4),
+        Err(Error::StoreTombstone(4))
+    ));
     // Store 1 holds the bootstrap region: offline, but not empty.
-    cluster.set_store_offline(1).unwrap();
+    cluster.put_store(Some(store(6)), 0, 3_000).unwrap();
+    cluster.set_store_offline(1, 1).unwrap();
     assert!(cluster.bury_empty_offline_stores(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn a_decommission_needs_max_replicas_up_stores_left_and_can_be_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cluster) = bootstrapped(dir.path());
+    cluster.put_store(Some(store(4)), 0, 2_000).unwrap();
+    cluster.put_store(Some(store(5)), 0, 2_000).unwrap();
+    // Three Up stores, three replicas: no store could take store 4's peers.
+    assert!(matches!(
+        cluster.set_store_offline(4, 3),
+        Err(Error::StoresNotEnough {
+            store_id: 4,
+            up_after: 2,
+            max_replicas: 3
+        })
+    ));
+    assert_eq!(cluster.get_store(4).unwrap().state, StoreState::Up as i32);
+    // With two replicas it may go; a second one may not, as store 4 no longer counts.
+    cluster.set_store_offline(4, 2).unwrap();
+    assert!(matches!(
+        cluster.set_store_offline(5, 2),
+        Err(Error::StoresNotEnough { up_after: 1, .. })
+    ));
+    // Repeating the first is harmless.
+    cluster.set_store_offline(4, 2).unwrap();
+    // Cancelled: Up again, and it counts again; the state survives a reload.
+    assert_eq!(
+        cluster.set_store_up(4).unwrap().state,
+        StoreState::Up as i32
+    );
+    assert_eq!(
+        cluster.set_store_up(4).unwrap().state,
+        StoreState::Up as i32
+    );
+    cluster.set_store_offline(5, 2).unwrap();
+    drop(cluster);
+    let (_, reloaded) = open(dir.path());
+    assert_eq!(reloaded.get_store(4).unwrap().state, StoreState::Up as i32);
+    assert_eq!(
+        reloaded.get_store(5).unwrap().state,
+        StoreState::Offline as i32
+    );
+    assert!(matches!(
+        reloaded.set_store_offline(77, 1),
+        Err(Error::StoreNotFound(77))
+    ));
 }
 
 #[test]

@@ -48,6 +48,7 @@ impl From<Error> for ApiError {
                 StatusCode::BAD_REQUEST
             }
             Error::NotBootstrapped | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Error::StoresNotEnough { .. } | Error::StoreTombstone(_) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
@@ -81,6 +82,7 @@ pub fn router(state: Arc<PdState>) -> Router {
         .route("/members", get(members))
         .route("/stores", get(stores))
         .route("/store/:id", get(store).delete(delete_store))
+        .route("/store/:id/state", axum::routing::post(set_store_state))
         .route("/regions", get(regions))
         .route("/regions/key", get(regions_from_key))
         .route("/regions/summary", get(regions_summary))
@@ -251,6 +253,37 @@ async fn delete_store(State(s): Shared, Path(id): Path<String>) -> ApiResult {
     Ok(Json(list.pop().unwrap_or(Value::Null)))
 }
 
+/// Query of `/store/{id}/state`.
+#[derive(serde::Deserialize)]
+struct StoreStateQuery {
+    state: String,
+}
+
+/// Sets a store's state as PD's `POST /store/{id}/state?state=...` does: `Up` cancels a
+/// decommission (`shoal-ctl store cancel-delete`), `Offline` starts one (as `DELETE
+/// /store/{id}`). Tombstone is reached only by emptying an Offline store; 400 for any other
+/// state, 409 when the store is Tombstone or too few Up stores would remain.
+async fn set_store_state(
+    State(s): Shared,
+    Path(id): Path<String>,
+    query: Result<axum::extract::Query<StoreStateQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let id = parse_id(&id)?;
+    let axum::extract::Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
+    match q.state.as_str() {
+        "Up" => s.set_store_up(id)?,
+        "Offline" => s.set_store_offline(id)?,
+        other => {
+            return Err(bad_request(format!(
+                "state {other:?} cannot be set: use Up (cancel a decommission) or Offline \
+                 (start one)"
+            )))
+        }
+    };
+    let mut list = store_view(&s, Some(id))?;
+    Ok(Json(list.pop().unwrap_or(Value::Null)))
+}
+
 /// Every region (`{"count", "regions"}`). The region map's lock is held only to copy it; the
 /// JSON, seconds of work at 300,000 regions, is built on a blocking thread afterwards. Built
 /// under the lock on the async runtime, it held up region heartbeats, which wait for that lock,
@@ -317,7 +350,8 @@ fn hex_param(name: &str, value: Option<&String>) -> Result<Vec<u8>, ApiError> {
     }
 }
 
-/// The regions overlapping `[key, end_key)` in key order (an empty `end_key`: to the end).
+/// The regions overlapping `[key, end_key)` in key order (an empty `end_key`: to the end;
+/// `end_key == key`: none; `end_key` before `key`: 400).
 async fn regions_from_key(
     State(s): Shared,
     query: Result<axum::extract::Query<KeyRange>, axum::extract::rejection::QueryRejection>,
@@ -325,6 +359,9 @@ async fn regions_from_key(
     let axum::extract::Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
     let start = hex_param("key", q.key.as_ref())?;
     let end = hex_param("end_key", q.end_key.as_ref())?;
+    if !end.is_empty() && end < start {
+        return Err(bad_request("end_key is before key"));
+    }
     let state = s.cluster.read();
     let found = state.regions.scan(&start, &end, q.limit.unwrap_or(0));
     Ok(Json(views::regions(found.into_iter())))

@@ -16,7 +16,7 @@ pub fn cluster(pd: &PdHttp, args: &ClusterArgs) -> Result<String> {
     let stores: StoresPage = pd.get("stores").context("listing stores")?;
     let summary: RegionsSummary = pd.get("regions/summary").context("summing up regions")?;
     let from = match &args.from {
-        Some(key) => pd_hex_for_user_key(&unescape(key)?),
+        Some(key) => pd_hex_for_user_key(&unescape(key).context("key")?),
         None => String::new(),
     };
     let page: RegionsPage = pd
@@ -54,7 +54,7 @@ pub fn region(pd: &PdHttp, id: Option<u64>, key: Option<&str>) -> Result<String>
             .get(&format!("region/id/{id}"))
             .with_context(|| format!("looking up region {id}"))?,
         (None, Some(key)) => {
-            let raw = unescape(key)?;
+            let raw = unescape(key).context("key")?;
             pd.get(&format!("region/key/{}", pd_hex_for_user_key(&raw)))
                 .with_context(|| format!("looking up the region of key {key:?}"))?
         }

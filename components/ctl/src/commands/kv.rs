@@ -24,7 +24,7 @@ pub async fn connect(pd: &str, timeout: Duration, api_version: u8) -> Result<Raw
 }
 
 pub async fn get(client: &RawClient, key: &str) -> Result<String> {
-    let raw = unescape(key)?;
+    let raw = unescape(key).context("key")?;
     let value = client
         .get(raw.clone())
         .await
@@ -36,21 +36,27 @@ pub async fn get(client: &RawClient, key: &str) -> Result<String> {
 }
 
 pub async fn put(client: &RawClient, key: &str, value: &str, ttl: Option<u64>) -> Result<String> {
-    let raw = unescape(key)?;
+    let raw = unescape(key).context("key")?;
     let value = unescape(value).context("value")?;
     let done = match ttl {
         Some(secs) => client.put_with_ttl(raw.clone(), value, secs).await,
         None => client.put(raw.clone(), value).await,
     };
     done.map_err(|e| anyhow!("put {key:?}: {e}"))?;
-    Ok(match ttl {
+    Ok(put_notice(ttl))
+}
+
+/// What `put` prints: a TTL of 0 seconds is no TTL at all (TiKV's rule), so it says so.
+fn put_notice(ttl: Option<u64>) -> String {
+    match ttl {
+        Some(0) => "OK (a TTL of 0 means the key does not expire)\n".to_string(),
         Some(secs) => format!("OK (expires in {secs}s)\n"),
         None => "OK\n".to_string(),
-    })
+    }
 }
 
 pub async fn delete(client: &RawClient, key: &str) -> Result<String> {
-    let raw = unescape(key)?;
+    let raw = unescape(key).context("key")?;
     client
         .delete(raw)
         .await
@@ -71,36 +77,158 @@ pub fn scan_range(from: Option<&str>, to: Option<&str>) -> Result<BoundRange> {
     Ok(BoundRange::new(start, end))
 }
 
+/// At most this many client scans serve one `scan` command. Each round after the first
+/// starts past the last key printed and must add rows, so the bound only stops a client that
+/// keeps answering with rows outside the range.
+const MAX_SCAN_ROUNDS: usize = 64;
+
+/// One scanned row: the key and, unless only keys were asked for, its value.
+type Row = (Vec<u8>, Option<Vec<u8>>);
+
+/// Prints the pairs (or keys) of `[from, to)`, at most `limit`, in key order, each once.
+///
+/// `tikv-client` 0.4 in an API V1 cluster can answer a bounded scan that reaches the last
+/// region with rows from the start of the key space again (keys outside the range, keys
+/// twice), and an unbounded one with the first region's rows only. So rows outside the range
+/// or not after the last kept key are dropped, and the scan continues past the last kept key
+/// until `limit` rows are kept or a round adds none.
 pub async fn scan(client: &RawClient, args: &ScanArgs) -> Result<String> {
-    let range = scan_range(args.from.as_deref(), args.to.as_deref())?;
-    let mut out = String::new();
-    if args.keys_only {
-        let keys = client
-            .scan_keys(range, args.limit)
-            .await
-            .map_err(|e| anyhow!("scan: {e}"))?;
-        for key in keys {
-            let key: Vec<u8> = key.into();
-            out.push_str(&crate::keyfmt::escape_with(&key, b"="));
-            out.push('\n');
-        }
-    } else {
-        let pairs = client
-            .scan(range, args.limit)
-            .await
-            .map_err(|e| anyhow!("scan: {e}"))?;
-        for pair in pairs {
-            let key: Vec<u8> = pair.0.into();
-            out.push_str(&key_value_line(&key, &pair.1));
-            out.push('\n');
+    let start = match args.from.as_deref() {
+        Some(k) => unescape(k)?,
+        None => Vec::new(),
+    };
+    let end = args.to.as_deref().map(unescape).transpose()?;
+    let limit = args.limit as usize;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut next = start;
+    for _ in 0..MAX_SCAN_ROUNDS {
+        let want = limit - rows.len();
+        let range = BoundRange::new(
+            Bound::Included(Key::from(next.clone())),
+            end.clone()
+                .map_or(Bound::Unbounded, |e| Bound::Excluded(Key::from(e))),
+        );
+        let batch = scan_round(client, range, want as u32, args.keys_only).await?;
+        let kept = new_rows_in_range(batch, &next, end.as_deref(), want);
+        let Some((last, _)) = kept.last() else {
+            break;
+        };
+        next = successor(last);
+        rows.extend(kept);
+        if rows.len() >= limit {
+            break;
         }
     }
+    let mut out = String::new();
+    for (key, value) in rows {
+        match value {
+            Some(value) => out.push_str(&key_value_line(&key, &value)),
+            None => out.push_str(&crate::keyfmt::escape_with(&key, b"=")),
+        }
+        out.push('\n');
+    }
     Ok(out)
+}
+
+/// One client scan of `range`, at most `limit` rows.
+async fn scan_round(
+    client: &RawClient,
+    range: BoundRange,
+    limit: u32,
+    keys_only: bool,
+) -> Result<Vec<Row>> {
+    if keys_only {
+        let keys = client
+            .scan_keys(range, limit)
+            .await
+            .map_err(|e| anyhow!("scan: {e}"))?;
+        Ok(keys.into_iter().map(|k| (k.into(), None)).collect())
+    } else {
+        let pairs = client
+            .scan(range, limit)
+            .await
+            .map_err(|e| anyhow!("scan: {e}"))?;
+        Ok(pairs.into_iter().map(|p| (p.0.into(), Some(p.1))).collect())
+    }
+}
+
+/// The rows of `batch` inside `[from, to)` (`to` None: unbounded), each key after the one
+/// before it, at most `limit`: what is left of a scan's answer once rows repeated or outside
+/// the range are dropped.
+fn new_rows_in_range(batch: Vec<Row>, from: &[u8], to: Option<&[u8]>, limit: usize) -> Vec<Row> {
+    let mut kept: Vec<Row> = Vec::new();
+    for row in batch {
+        let key = row.0.as_slice();
+        let in_range = key >= from && to.is_none_or(|to| key < to);
+        let after_last = kept.last().is_none_or(|(last, _)| key > last.as_slice());
+        if in_range && after_last {
+            kept.push(row);
+            if kept.len() == limit {
+                break;
+            }
+        }
+    }
+    kept
+}
+
+/// The smallest key after `key`.
+fn successor(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(key: &[u8]) -> Row {
+        (key.to_vec(), Some(b"v".to_vec()))
+    }
+
+    fn keys(rows: &[Row]) -> Vec<&[u8]> {
+        rows.iter().map(|r| r.0.as_slice()).collect()
+    }
+
+    #[test]
+    fn a_zero_ttl_is_reported_as_no_expiry() {
+        assert_eq!(put_notice(None), "OK\n");
+        assert_eq!(put_notice(Some(5)), "OK (expires in 5s)\n");
+        assert!(put_notice(Some(0)).contains("does not expire"));
+    }
+
+    #[test]
+    fn rows_outside_the_range_or_repeated_are_dropped() {
+        // A client 0.4 answer that started over from the beginning of the key space.
+        let batch = vec![
+            row(b"\xff\xff\xff\xff\xff\xff\xff\xff\xffa"),
+            row(b"a"),
+            row(b"m"),
+            row(b"m"),
+            row(b"\xff\xff\xff\xff\xff\xff\xff\xff\xffb"),
+            row(b"z"),
+        ];
+        let kept = new_rows_in_range(batch.clone(), b"m", Some(b"y"), 10);
+        assert_eq!(keys(&kept), vec![b"m".as_slice()]);
+        let kept = new_rows_in_range(batch.clone(), b"\xff\xff", None, 10);
+        assert_eq!(
+            keys(&kept),
+            vec![
+                b"\xff\xff\xff\xff\xff\xff\xff\xff\xffa".as_slice(),
+                b"\xff\xff\xff\xff\xff\xff\xff\xff\xffb".as_slice()
+            ]
+        );
+        // An unbounded scan answered with its rows, then the same rows again.
+        let repeated = vec![row(b"a"), row(b"m"), row(b"z"), row(b"a"), row(b"m")];
+        let kept = new_rows_in_range(repeated, b"", None, 10);
+        assert_eq!(keys(&kept), vec![b"a", b"m", b"z"]);
+        let ordered = vec![row(b"a"), row(b"b"), row(b"c")];
+        assert_eq!(
+            keys(&new_rows_in_range(ordered, b"", None, 2)),
+            vec![b"a", b"b"]
+        );
+        assert_eq!(successor(b"a"), b"a\0");
+    }
 
     #[test]
     fn scan_range_is_half_open_and_unbounded_where_absent() {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use proto::kvrpcpb::{MvccGetByKeyRequest, MvccInfo, MvccLock, MvccWrite, Op};
 use proto::tikvpb::tikv_client::TikvClient;
 use tonic::transport::Endpoint;
@@ -36,7 +36,7 @@ pub fn run(
     key: &str,
     timeout: Duration,
 ) -> Result<String> {
-    let raw = unescape(key)?;
+    let raw = unescape(key).context("key")?;
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
         if attempt > 1 {

@@ -43,7 +43,7 @@ pub fn create_body(command: &OperatorCommand) -> Result<Value> {
             json!({"name": "remove-peer", "region_id": region, "store_id": store})
         }
         OperatorCommand::Split { region, key } => {
-            let raw = unescape(key)?;
+            let raw = unescape(key).context("key")?;
             json!({"name": "split-region", "region_id": region, "keys": [pd_hex_for_user_key(&raw)]})
         }
         OperatorCommand::Show | OperatorCommand::Cancel { .. } => {

@@ -1,4 +1,4 @@
-//! `store list` and `store delete`.
+//! `store list`, `store delete` and `store cancel-delete`.
 
 use anyhow::{Context, Result};
 
@@ -19,11 +19,25 @@ pub fn delete(pd: &PdHttp, id: u64) -> Result<String> {
     Ok(decommission_notice(id))
 }
 
+/// Asks PD to cancel store `id`'s decommission (Offline -> Up).
+pub fn cancel_delete(pd: &PdHttp, id: u64) -> Result<String> {
+    pd.post(
+        &format!("store/{id}/state?state=Up"),
+        &serde_json::Value::Null,
+    )
+    .with_context(|| format!("cancelling the decommission of store {id}"))?;
+    Ok(format!(
+        "store {id} is Up again: PD no longer moves its regions away (peers already moved \
+         stay where they are; the balancer may bring some back).\n"
+    ))
+}
+
 fn decommission_notice(id: u64) -> String {
     format!(
         "store {id} is now Offline. PD will move every region off it (adding peers on other \
          stores, then removing this store's peers); once it holds no region it becomes \
-         Tombstone and the process can be shut down.\nWatch progress with: shoal-ctl store list\n"
+         Tombstone and the process can be shut down.\nWatch progress with: shoal-ctl store list\n\
+         Undo before it is Tombstone with: shoal-ctl store cancel-delete {id}\n"
     )
 }
 

@@ -44,7 +44,7 @@ async fn finish_read(txn: &mut Transaction) -> Result<()> {
 }
 
 pub async fn get(client: &TransactionClient, key: &str) -> Result<String> {
-    let raw = unescape(key)?;
+    let raw = unescape(key).context("key")?;
     let mut txn = begin(client).await?;
     let value = txn
         .get(raw.clone())
@@ -58,7 +58,7 @@ pub async fn get(client: &TransactionClient, key: &str) -> Result<String> {
 }
 
 pub async fn put(client: &TransactionClient, key: &str, value: &str) -> Result<String> {
-    let raw = unescape(key)?;
+    let raw = unescape(key).context("key")?;
     let value = unescape(value).context("value")?;
     let mut txn = begin(client).await?;
     txn.put(raw, value)
@@ -68,7 +68,7 @@ pub async fn put(client: &TransactionClient, key: &str, value: &str) -> Result<S
 }
 
 pub async fn delete(client: &TransactionClient, key: &str) -> Result<String> {
-    let raw = unescape(key)?;
+    let raw = unescape(key).context("key")?;
     let mut txn = begin(client).await?;
     txn.delete(raw)
         .await
@@ -117,7 +117,7 @@ pub async fn scan(client: &TransactionClient, args: &ScanArgs) -> Result<String>
 pub fn locks_range(args: &LocksArgs) -> Result<BoundRange> {
     match &args.key {
         Some(key) => {
-            let key = Key::from(unescape(key)?);
+            let key = Key::from(unescape(key).context("key")?);
             Ok(BoundRange::from(key.clone()..=key))
         }
         None => scan_range(args.from.as_deref(), args.to.as_deref()),

@@ -158,9 +158,18 @@ impl StorageApi {
             _ => {}
         }
         if key.len() > max_key_size {
+            // In V2 the limit counts the keyspace prefix too (as TiKV's max-key-size check does);
+            // say so, as the user wrote only what follows it.
+            let counted = match self {
+                StorageApi::V2 => format!(
+                    "{} bytes with its {KEYSPACE_PREFIX_LEN}-byte keyspace prefix ({} of user key)",
+                    key.len(),
+                    key.len() - KEYSPACE_PREFIX_LEN
+                ),
+                StorageApi::V1 | StorageApi::V1Ttl => format!("{} bytes", key.len()),
+            };
             return Err(KvError::Key(format!(
-                "key is too large: {} bytes, the limit is {max_key_size}",
-                key.len()
+                "key is too large: {counted}, the limit is {max_key_size}"
             )));
         }
         Ok(())
@@ -375,7 +384,11 @@ mod tests {
         let key = [b"r\0\0\0".as_slice(), &[7u8; 13]].concat();
         assert!(v2.check_raw_key(&key, 17).is_ok());
         match v2.check_raw_key(&key, 16) {
-            Err(KvError::Key(msg)) => assert!(msg.starts_with("key is too large"), "{msg}"),
+            Err(KvError::Key(msg)) => assert_eq!(
+                msg,
+                "key is too large: 17 bytes with its 4-byte keyspace prefix (13 of user key), \
+                 the limit is 16"
+            ),
             other => panic!("unexpected {other:?}"),
         }
         assert!(v2.check_raw_bound(b"", 16).is_ok());

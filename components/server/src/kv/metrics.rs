@@ -98,6 +98,16 @@ impl RequestTimer {
     }
 }
 
+/// Registers the series without labels now, so a fresh store exports them at 0 (a dashboard
+/// or alert sees `shoal_deadlocks_total 0`, not a missing series, until the first deadlock).
+/// Labelled series appear with their first label values, as usual in Prometheus.
+pub fn register_unlabelled() {
+    LazyLock::force(&LOCK_WAITERS);
+    LazyLock::force(&DEADLOCKS);
+    LazyLock::force(&DEADLOCK_DETECTOR_CONNECTED);
+    LazyLock::force(&DEADLOCK_REQUESTS_DROPPED);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
