@@ -221,3 +221,54 @@ async fn presplit_makes_the_regions_asked_for_and_cluster_pages_through_them() {
         assert_eq!(got, format!("num{i:04}=v{i}\n"));
     }
 }
+
+/// In an API V1 cluster, `scan` prints each key of the range once, in order: keys past PD's
+/// tail boundary (nine `0xff` bytes) included, none outside the range, none twice, and an
+/// unbounded scan reaches past the first region. (Client 0.4 alone repeats keys from the
+/// start of the key space when a bounded scan reaches the last region, and stops an unbounded
+/// one at the first region's end.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_scan_prints_each_key_of_its_range_once() {
+    let fleet = Fleet::start(FleetOptions::api_v1()).await.unwrap();
+    let v1 = |args: &[&str]| {
+        let mut all = vec!["--api-version", "1"];
+        all.extend_from_slice(args);
+        all.into_iter().map(String::from).collect::<Vec<String>>()
+    };
+    let tail = "\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff";
+    let keys: Vec<String> = ["a", "b", "m", "z"]
+        .iter()
+        .map(|k| k.to_string())
+        .chain([format!("{tail}a"), format!("{tail}b")])
+        .collect();
+    for k in &keys {
+        let args = v1(&["put", k, "v"]);
+        ctl_ok(&fleet, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    }
+    let fleet = &fleet;
+    let scan = |args: Vec<String>| async move {
+        let out = ctl_ok(fleet, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        out.lines().map(String::from).collect::<Vec<String>>()
+    };
+    let to = format!("{tail}z");
+    assert_eq!(
+        scan(v1(&["scan", "--keys-only", "--from", "\\xff", "--to", &to])).await,
+        keys[4..].to_vec()
+    );
+    assert_eq!(
+        scan(v1(&["scan", "--keys-only", "--from", "m", "--to", &to])).await,
+        keys[2..].to_vec()
+    );
+    assert_eq!(scan(v1(&["scan", "--keys-only"])).await, keys);
+    assert_eq!(
+        scan(v1(&["scan", "--from", "m"])).await,
+        keys[2..]
+            .iter()
+            .map(|k| format!("{k}=v"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        scan(v1(&["scan", "--keys-only", "--limit", "5"])).await,
+        keys[..5].to_vec()
+    );
+}

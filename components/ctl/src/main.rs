@@ -96,7 +96,7 @@ fn run_kv(cli: &Cli) -> Result<String> {
             Command::Get { key } => kv::get(&client, key).await,
             Command::Put { key, value, ttl } => kv::put(&client, key, value, *ttl).await,
             Command::Delete { key } => kv::delete(&client, key).await,
-            Command::Scan(args) => kv::scan(&client, args).await,
+            Command::Scan(args) => kv::scan(&client, args, cli.api_version).await,
             _ => unreachable!("run only routes key-value commands here"),
         }
     })

@@ -82,6 +82,11 @@ pub fn scan_range(from: Option<&str>, to: Option<&str>) -> Result<BoundRange> {
 /// keeps answering with rows outside the range.
 const MAX_SCAN_ROUNDS: usize = 64;
 
+/// The end an unbounded V1 scan is given: the largest key the store accepts (its 8 KiB key
+/// limit, all `0xff`), above every other key. Client 0.4 covers only the first region of an
+/// unbounded V1 scan but crosses regions in a bounded one.
+const V1_SCAN_END: [u8; 8192] = [0xff; 8192];
+
 /// One scanned row: the key and, unless only keys were asked for, its value.
 type Row = (Vec<u8>, Option<Vec<u8>>);
 
@@ -89,15 +94,20 @@ type Row = (Vec<u8>, Option<Vec<u8>>);
 ///
 /// `tikv-client` 0.4 in an API V1 cluster can answer a bounded scan that reaches the last
 /// region with rows from the start of the key space again (keys outside the range, keys
-/// twice), and an unbounded one with the first region's rows only. So rows outside the range
-/// or not after the last kept key are dropped, and the scan continues past the last kept key
-/// until `limit` rows are kept or a round adds none.
-pub async fn scan(client: &RawClient, args: &ScanArgs) -> Result<String> {
+/// twice), and an unbounded one with the first region's rows only. So in V1 an unbounded scan
+/// ends at [`V1_SCAN_END`], rows outside the range or not after the last kept key are
+/// dropped, and the scan continues past the last kept key until `limit` rows are kept or a
+/// round adds none.
+pub async fn scan(client: &RawClient, args: &ScanArgs, api_version: u8) -> Result<String> {
     let start = match args.from.as_deref() {
-        Some(k) => unescape(k)?,
+        Some(k) => unescape(k).context("--from")?,
         None => Vec::new(),
     };
-    let end = args.to.as_deref().map(unescape).transpose()?;
+    let end = match args.to.as_deref() {
+        Some(k) => Some(unescape(k).context("--to")?),
+        None if api_version == 1 => Some(V1_SCAN_END.to_vec()),
+        None => None,
+    };
     let limit = args.limit as usize;
     let mut rows: Vec<Row> = Vec::new();
     let mut next = start;
