@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The longest any duration setting may be: a year. Deadlines and timers are `now + setting`,
+/// which would overflow for longer ones; they are refused when the config is checked.
+pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(365 * 86_400);
+
 /// Everything `shoal-pd` needs to run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -219,6 +223,20 @@ impl ScheduleConfig {
                 return Err(invalid(format!("schedule.{name} must be positive")));
             }
         }
+        for (name, d) in [
+            ("schedule-interval", self.schedule_interval),
+            ("max-store-down-time", self.max_store_down_time),
+            ("store-disconnect-time", self.store_disconnect_time),
+            ("peer-operator-timeout", self.peer_operator_timeout),
+            ("leader-operator-timeout", self.leader_operator_timeout),
+            ("split-operator-timeout", self.split_operator_timeout),
+            ("operator-resend-interval", self.operator_resend_interval),
+            ("merge-operator-timeout", self.merge_operator_timeout),
+        ] {
+            if d > MAX_DURATION_SETTING {
+                return Err(invalid(format!("schedule.{name} must be at most 365 days")));
+            }
+        }
         Ok(())
     }
 
@@ -269,6 +287,9 @@ impl Config {
         }
         if self.tso_save_interval < Duration::from_millis(100) {
             return Err(invalid("tso-save-interval must be at least 100ms"));
+        }
+        if self.tso_save_interval > MAX_DURATION_SETTING {
+            return Err(invalid("tso-save-interval must be at most 365 days"));
         }
         if self.id_batch_size == 0 {
             return Err(invalid("id-batch-size must be positive"));
@@ -350,6 +371,39 @@ mod tests {
         cfg.validate().unwrap();
         cfg.schedule.max_replicas = 0;
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn durations_beyond_a_year_are_refused_in_the_file_and_at_runtime() {
+        for key in [
+            "schedule-interval",
+            "max-store-down-time",
+            "store-disconnect-time",
+            "peer-operator-timeout",
+            "operator-resend-interval",
+        ] {
+            let cfg = Config::from_toml(&format!(
+                "data-dir = \"/tmp/x\"\n[schedule]\n{key} = \"1000years\"\n"
+            ))
+            .unwrap();
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("365 days"), "{err}");
+            let err = ScheduleConfig::default()
+                .patched(&serde_json::json!({ key: "400days" }))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+            ScheduleConfig::default()
+                .patched(&serde_json::json!({ key: "300days" }))
+                .unwrap();
+        }
+        let cfg = Config::from_toml("data-dir = \"/tmp/x\"\ntso-save-interval = \"1000years\"\n")
+            .unwrap();
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tso-save-interval"));
     }
 
     #[test]

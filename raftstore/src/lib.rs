@@ -86,7 +86,7 @@ mod transport;
 mod util;
 mod worker;
 
-pub use config::{Config, LoadSplitConfig, SplitPolicyConfig};
+pub use config::{Config, LoadSplitConfig, SplitPolicyConfig, MAX_DURATION_SETTING};
 pub use engine::SplitPieces;
 pub use errors::{Error, Result};
 pub use msg::router::RaftRouter;

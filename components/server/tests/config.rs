@@ -250,6 +250,10 @@ fn invalid_values_are_refused_with_a_clear_message() {
             "[storage]\nmax-ts-drift-allowance = \"100ms\"",
             "max-ts-drift-allowance",
         ),
+        // Beyond a year, a deadline of now + setting would overflow.
+        ("[pd]\nstart-timeout = \"1000years\"", "pd.start-timeout"),
+        ("[pd]\nrequest-timeout = \"400days\"", "pd.request-timeout"),
+        ("[gc]\npoll-interval = \"1000years\"", "gc.poll-interval"),
         ("[rocksdb]\nwrite-buffer-size = 1024", "write-buffer-size"),
         ("[rocksdb]\nuncompressed-levels = 9", "uncompressed-levels"),
         (

@@ -372,6 +372,16 @@ impl Config {
         if self.pd.start_timeout.is_zero() || self.pd.request_timeout.is_zero() {
             return bad("pd.start-timeout and pd.request-timeout must be > 0".into());
         }
+        // Deadlines are `now + setting`: beyond a year they would overflow, not wait longer.
+        for (name, value) in [
+            ("pd.start-timeout", self.pd.start_timeout),
+            ("pd.request-timeout", self.pd.request_timeout),
+            ("gc.poll-interval", self.gc.poll_interval),
+        ] {
+            if value > raftstore::MAX_DURATION_SETTING {
+                return bad(format!("{name} {value:?} must be at most 365 days"));
+            }
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return bad(format!("log.level {:?}: {e}", self.log.level));
         }
