@@ -181,18 +181,26 @@ fn invalid(msg: impl Into<String>) -> Error {
 }
 
 impl ScheduleConfig {
+    /// Every duration setting but `split-merge-interval` (at most a day), by its key.
+    fn named_durations(&self) -> [(&'static str, Duration); 8] {
+        [
+            ("schedule-interval", self.schedule_interval),
+            ("max-store-down-time", self.max_store_down_time),
+            ("store-disconnect-time", self.store_disconnect_time),
+            ("peer-operator-timeout", self.peer_operator_timeout),
+            ("leader-operator-timeout", self.leader_operator_timeout),
+            ("split-operator-timeout", self.split_operator_timeout),
+            ("operator-resend-interval", self.operator_resend_interval),
+            ("merge-operator-timeout", self.merge_operator_timeout),
+        ]
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.schedule_interval < Duration::from_millis(10) {
             return Err(invalid("schedule.schedule-interval must be at least 10ms"));
         }
         if self.max_replicas == 0 || self.max_replicas > 9 {
             return Err(invalid("schedule.max-replicas must be between 1 and 9"));
-        }
-        if self.max_store_down_time.is_zero() {
-            return Err(invalid("schedule.max-store-down-time must be positive"));
-        }
-        if self.store_disconnect_time.is_zero() {
-            return Err(invalid("schedule.store-disconnect-time must be positive"));
         }
         if self.leader_transfer_max_attempts == 0 {
             return Err(invalid(
@@ -212,27 +220,11 @@ impl ScheduleConfig {
                 "schedule.region-balance-tolerance-ratio must be between 0 and 1",
             ));
         }
-        for (name, d) in [
-            ("peer-operator-timeout", self.peer_operator_timeout),
-            ("leader-operator-timeout", self.leader_operator_timeout),
-            ("split-operator-timeout", self.split_operator_timeout),
-            ("operator-resend-interval", self.operator_resend_interval),
-            ("merge-operator-timeout", self.merge_operator_timeout),
-        ] {
+        // schedule-interval's lower bound is checked above.
+        for (name, d) in self.named_durations() {
             if d.is_zero() {
                 return Err(invalid(format!("schedule.{name} must be positive")));
             }
-        }
-        for (name, d) in [
-            ("schedule-interval", self.schedule_interval),
-            ("max-store-down-time", self.max_store_down_time),
-            ("store-disconnect-time", self.store_disconnect_time),
-            ("peer-operator-timeout", self.peer_operator_timeout),
-            ("leader-operator-timeout", self.leader_operator_timeout),
-            ("split-operator-timeout", self.split_operator_timeout),
-            ("operator-resend-interval", self.operator_resend_interval),
-            ("merge-operator-timeout", self.merge_operator_timeout),
-        ] {
             if d > MAX_DURATION_SETTING {
                 return Err(invalid(format!("schedule.{name} must be at most 365 days")));
             }

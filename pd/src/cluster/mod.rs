@@ -302,10 +302,7 @@ impl Cluster {
                         max_replicas,
                     });
                 }
-                let mut meta = store.meta.clone();
-                meta.state = StoreState::Offline as i32;
-                self.storage.save_store(&meta)?;
-                store.meta = meta;
+                self.save_store_state(store, StoreState::Offline)?;
                 info!(store_id = id, "store set offline; its peers will move away");
             }
         }
@@ -322,14 +319,21 @@ impl Cluster {
             StoreState::Tombstone => return Err(Error::StoreTombstone(id)),
             StoreState::Up => {}
             StoreState::Offline => {
-                let mut meta = store.meta.clone();
-                meta.state = StoreState::Up as i32;
-                self.storage.save_store(&meta)?;
-                store.meta = meta;
+                self.save_store_state(store, StoreState::Up)?;
                 info!(store_id = id, "decommission cancelled; store is Up again");
             }
         }
         Ok(store.meta.clone())
+    }
+
+    /// Persists `store` in `new_state`, then records it in memory (so a failed write leaves
+    /// both as they were).
+    fn save_store_state(&self, store: &mut StoreInfo, new_state: StoreState) -> Result<()> {
+        let mut meta = store.meta.clone();
+        meta.state = new_state as i32;
+        self.storage.save_store(&meta)?;
+        store.meta = meta;
+        Ok(())
     }
 
     /// Marks offline stores that no longer hold any peer as Tombstone; returns their ids.
@@ -346,10 +350,7 @@ impl Cluster {
             .collect();
         for id in &empty {
             if let Some(store) = state.stores.get_mut(id) {
-                let mut meta = store.meta.clone();
-                meta.state = StoreState::Tombstone as i32;
-                self.storage.save_store(&meta)?;
-                store.meta = meta;
+                self.save_store_state(store, StoreState::Tombstone)?;
                 info!(
                     store_id = id,
                     "offline store holds no peers any more: tombstone"
