@@ -414,12 +414,18 @@ mod tests {
         tree.iter().map(|r| r.id()).collect()
     }
 
-    #[test]
-    fn lookup_by_key_including_the_unbounded_last_region() {
+    /// Regions 1 `[, b)`, 2 `[b, d)` and 3 `[d, )`.
+    fn three_regions() -> RegionTree {
         let mut t = RegionTree::new();
         t.insert(region(1, b"", b"b", 2, 1));
         t.insert(region(2, b"b", b"d", 2, 1));
         t.insert(region(3, b"d", b"", 2, 1));
+        t
+    }
+
+    #[test]
+    fn lookup_by_key_including_the_unbounded_last_region() {
+        let t = three_regions();
         assert_eq!(t.find(b"").unwrap().id(), 1);
         assert_eq!(t.find(b"a").unwrap().id(), 1);
         assert_eq!(t.find(b"b").unwrap().id(), 2);
@@ -433,10 +439,7 @@ mod tests {
 
     #[test]
     fn an_empty_or_reversed_range_holds_no_region() {
-        let mut t = RegionTree::new();
-        t.insert(region(1, b"", b"b", 2, 1));
-        t.insert(region(2, b"b", b"d", 2, 1));
-        t.insert(region(3, b"d", b"", 2, 1));
+        let t = three_regions();
         assert!(t.scan(b"c", b"c", 0).is_empty());
         assert!(t.scan(b"c", b"a", 0).is_empty());
         assert!(t.scan(b"e", b"d", 0).is_empty());
