@@ -105,6 +105,22 @@ async fn tls_fleet_serves_certified_clients_and_refuses_others() {
     let report = String::from_utf8(ctl(&["mvcc", "--key", "tls-txn-a"]).stdout).unwrap();
     assert!(report.contains("type=Put value=a"), "{report}");
 
+    // Without the certificates, shoal-ctl fails, and says the fleet wants them (the transport
+    // errors alone do not: "PD cluster failed to respond", a TLS alert shown as bytes).
+    for args in [&["get", "tls-txn-a"][..], &["store", "list"][..]] {
+        let out = Command::new(binaries::ctl_binary().unwrap())
+            .args(["--pd", &fleet.pd_grpc, "--pd-http", &fleet.pd_http])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "shoal-ctl {args:?} without certificates");
+        assert!(
+            stderr.contains("serves TLS: pass --ca-path, --cert-path and --key-path"),
+            "shoal-ctl {args:?}: {stderr}"
+        );
+    }
+
     // PD's HTTP API over https: with the client certificate on both of PD's ports.
     let with_cert = client_tls(&certs.ca, &certs.client_cert, &certs.client_key).unwrap();
     let api = PdApi::with_tls(&fleet.pd_http, with_cert.clone());

@@ -9,6 +9,7 @@ mod pd_http;
 mod route;
 mod table;
 mod tls;
+mod tls_probe;
 mod views;
 
 use std::io::Write;
@@ -39,6 +40,15 @@ fn main() -> ExitCode {
                 "error: {}",
                 error_text::without_source_tags(&error_text::chain_text(e.as_ref()))
             );
+            // Without certificates a TLS fleet fails with transport errors that do not say
+            // why; if PD answers in TLS, say so.
+            let no_certificates =
+                cli.ca_path.is_none() && cli.cert_path.is_none() && cli.key_path.is_none();
+            if no_certificates && !matches!(cli.command, Command::Cert(_)) {
+                if let Some(hint) = tls_probe::missing_certificates_hint(&cli.pd, &cli.pd_http) {
+                    eprintln!("{hint}");
+                }
+            }
             ExitCode::FAILURE
         }
     }
