@@ -76,19 +76,21 @@ async fn tls_fleet_serves_certified_clients_and_refuses_others() {
 
     // shoal-ctl with the client certificate: `mvcc` reads from the leader store directly
     // (it once dialled plaintext there and failed with an h2 protocol error).
-    let ctl = |args: &[&str]| {
-        Command::new(binaries::ctl_binary().unwrap())
-            .args(["--pd", &fleet.pd_grpc, "--pd-http", &fleet.pd_http])
-            .arg("--ca-path")
-            .arg(&certs.ca)
-            .arg("--cert-path")
-            .arg(&certs.client_cert)
-            .arg("--key-path")
-            .arg(&certs.client_key)
-            .args(args)
-            .output()
-            .unwrap()
+    let ctl_with = |certificates: bool, args: &[&str]| {
+        let mut command = Command::new(binaries::ctl_binary().unwrap());
+        command.args(["--pd", &fleet.pd_grpc, "--pd-http", &fleet.pd_http]);
+        if certificates {
+            command
+                .arg("--ca-path")
+                .arg(&certs.ca)
+                .arg("--cert-path")
+                .arg(&certs.client_cert)
+                .arg("--key-path")
+                .arg(&certs.client_key);
+        }
+        command.args(args).output().unwrap()
     };
+    let ctl = |args: &[&str]| ctl_with(true, args);
     for args in [
         &["txn", "get", "tls-txn-a"][..],
         &["mvcc", "--key", "tls-txn-a"][..],
@@ -108,13 +110,12 @@ async fn tls_fleet_serves_certified_clients_and_refuses_others() {
     // Without the certificates, shoal-ctl fails, and says the fleet wants them (the transport
     // errors alone do not: "PD cluster failed to respond", a TLS alert shown as bytes).
     for args in [&["get", "tls-txn-a"][..], &["store", "list"][..]] {
-        let out = Command::new(binaries::ctl_binary().unwrap())
-            .args(["--pd", &fleet.pd_grpc, "--pd-http", &fleet.pd_http])
-            .args(args)
-            .output()
-            .unwrap();
+        let out = ctl_with(false, args);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "shoal-ctl {args:?} without certificates");
+        assert!(
+            !out.status.success(),
+            "shoal-ctl {args:?} without certificates"
+        );
         assert!(
             stderr.contains("serves TLS: pass --ca-path, --cert-path and --key-path"),
             "shoal-ctl {args:?}: {stderr}"
