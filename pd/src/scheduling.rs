@@ -125,6 +125,15 @@ impl PdState {
                     }
                     continue;
                 };
+                // Until a report of the leader's store arrives on a heartbeat stream (after a
+                // PD restart, say), a step cannot reach it: that is no attempt, and leader
+                // transfers count their attempts.
+                if region
+                    .leader_store_id()
+                    .is_some_and(|store| !self.streams.is_open(store))
+                {
+                    continue;
+                }
                 let resp = ops.on_region_report(
                     region,
                     now.instant,
@@ -156,7 +165,16 @@ impl PdState {
         let op = admin::build(req, region, &state, &cfg, now, &mut || self.alloc_id())?;
         let mut ops = self.operators.lock();
         ops.add_admin(op.clone()).map_err(Error::InvalidArgument)?;
-        let resp = ops.step_to_send(region, now.instant, self.cluster_id);
+        // Without a stream to the leader's store the step waits for the patrol, which sends
+        // it once the store's next report opens one.
+        let reachable = region
+            .leader_store_id()
+            .is_some_and(|store| self.streams.is_open(store));
+        let resp = if reachable {
+            ops.step_to_send(region, now.instant, self.cluster_id)
+        } else {
+            None
+        };
         drop(ops);
         if let (Some(resp), Some(store)) = (resp, region.leader_store_id()) {
             if self.streams.send(store, resp) {

@@ -36,6 +36,15 @@ impl HeartbeatStreams {
         }
     }
 
+    /// Whether the store has a heartbeat stream PD can send on: one a region report of the
+    /// store arrived on since PD started.
+    pub fn is_open(&self, store_id: u64) -> bool {
+        self.by_store
+            .lock()
+            .get(&store_id)
+            .is_some_and(|(_, s)| !s.is_closed())
+    }
+
     /// Sends without waiting; false if the store has no open stream or it is full (the step is
     /// sent again later).
     pub fn send(&self, store_id: u64, resp: RegionHeartbeatResponse) -> bool {
@@ -57,14 +66,17 @@ mod tests {
         let (tx1, mut rx1) = mpsc::channel(4);
         let (tx2, mut rx2) = mpsc::channel(4);
         let (a, b) = (streams.new_stream_id(), streams.new_stream_id());
+        assert!(!streams.is_open(1));
         assert!(!streams.send(1, RegionHeartbeatResponse::default()));
         streams.register(1, a, tx1);
+        assert!(streams.is_open(1));
         streams.register(1, b, tx2);
         streams.unregister(1, a);
         assert!(streams.send(1, RegionHeartbeatResponse::default()));
         assert!(rx1.try_recv().is_err());
         assert!(rx2.try_recv().is_ok());
         streams.unregister(1, b);
+        assert!(!streams.is_open(1));
         assert!(!streams.send(1, RegionHeartbeatResponse::default()));
     }
 }

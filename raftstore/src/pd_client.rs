@@ -27,4 +27,13 @@ pub trait PdClient: Send + Sync {
 
     /// The store's periodic statistics. Must not block.
     fn store_heartbeat(&self, _stats: StoreStats) {}
+
+    /// How many times the region heartbeat stream has been (re)opened (wrapping); it grows when PD
+    /// restarts or its leader changes. PD learns which stream reaches a store only from a
+    /// region report sent on it, so a leader whose last report went out on an older stream
+    /// reports again at its next tick instead of staying quiet (see
+    /// [`crate::peer::pd_stats::may_skip_report`]). Must not block.
+    fn heartbeat_session(&self) -> u32 {
+        0
+    }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shoal_fleet_tests::keyspace::pd_key;
 use shoal_fleet_tests::pd_grpc::PdGrpc;
@@ -310,6 +310,67 @@ async fn reads_recover_when_the_dead_leader_store_was_never_contacted() {
     let client = data::RenewedClient::new(&fleet, &client);
     data::verify(&client, "k", 0..100, VALUE_LEN).await.unwrap();
     data::load_and_verify(&client, "after", 0..100, 100, VALUE_LEN)
+        .await
+        .unwrap();
+}
+
+/// Leaders skip reports that would repeat the last one, and PD learns which heartbeat stream
+/// reaches a store only from a report sent on it. After PD restarts, a store whose regions are
+/// all idle must still report on the new stream, or PD cannot send it operator steps (before,
+/// nothing went out for `pd-heartbeat-max-quiet-interval`, 10 minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_reach_idle_regions_after_a_pd_restart() {
+    let mut fleet = Fleet::start(FleetOptions {
+        pd_config: configs::pd_config(
+            "enable-balance-leader = false\nenable-balance-region = false\n\
+             enable-hot-region-scheduler = false\nmerge-schedule-limit = 0",
+        ),
+        ..FleetOptions::default()
+    })
+    .await
+    .unwrap();
+    let client = fleet.raw_client().await.unwrap();
+    data::load(&client, "idle", 0..20, 20, VALUE_LEN)
+        .await
+        .unwrap();
+    fleet
+        .wait_settled(3, Duration::from_secs(120))
+        .await
+        .unwrap();
+    let key = data::key("idle", 0);
+    let leader_store = region_json::leader_store(&region_of(&fleet, &key)).unwrap();
+    let leader = fleet.store_index(leader_store).unwrap();
+    // Every leader of that store has gone quiet: its ticks skip their reports, and no
+    // report has gone out for 2 s (many of its 300 ms ticks).
+    let metric = |name: &str| fleet.store_metric(leader, name).unwrap_or(0.0);
+    let skipped = metric("shoal_raftstore_region_heartbeats_skipped_total");
+    let mut last_report = (
+        metric("shoal_raftstore_region_heartbeats_total"),
+        Instant::now(),
+    );
+    wait_until(
+        Duration::from_secs(120),
+        "the leader store's regions to stop reporting to PD",
+        || {
+            let reports = metric("shoal_raftstore_region_heartbeats_total");
+            if reports != last_report.0 {
+                last_report = (reports, Instant::now());
+            }
+            metric("shoal_raftstore_region_heartbeats_skipped_total") > skipped
+                && last_report.1.elapsed() >= Duration::from_secs(2)
+        },
+    )
+    .await;
+
+    fleet.restart_pd().await.unwrap();
+    wait_for(Duration::from_secs(30), "PD gRPC after restart", || async {
+        PdGrpc::connect(&fleet.pd_grpc).await.ok()
+    })
+    .await;
+    let to = (leader + 1) % fleet.store_count();
+    // The region's leader must learn of the transfer from PD, without any write to it.
+    move_leader(&fleet, &key, to).await;
+    data::verify(&client, "idle", 0..20, VALUE_LEN)
         .await
         .unwrap();
 }

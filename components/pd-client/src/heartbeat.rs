@@ -3,6 +3,8 @@
 //! kept, and those go out first once it is back.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use proto::pdpb::{ErrorType, RegionHeartbeatRequest, RegionHeartbeatResponse};
@@ -23,6 +25,7 @@ const RECONNECT_CAP: Duration = Duration::from_secs(3);
 pub struct RegionHeartbeatSender {
     tx: UnboundedSender<RegionHeartbeatRequest>,
     cluster_id: u64,
+    sessions: Arc<AtomicU32>,
 }
 
 impl RegionHeartbeatSender {
@@ -32,6 +35,13 @@ impl RegionHeartbeatSender {
         if self.tx.send(req).is_err() {
             debug!("region heartbeat stream is gone");
         }
+    }
+
+    /// How many times the stream has been opened so far (0 before the first; wraps around).
+    /// A new value means a PD that may not have heard the reports sent before: PD ties a
+    /// stream to a store only when a region report arrives on it.
+    pub fn session(&self) -> u32 {
+        self.sessions.load(Ordering::Acquire)
     }
 }
 
@@ -43,12 +53,14 @@ pub(crate) fn start(
 ) {
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (resp_tx, resp_rx) = mpsc::unbounded_channel();
+    let sessions = Arc::new(AtomicU32::new(0));
     let sender = RegionHeartbeatSender {
         tx: req_tx,
         cluster_id: client.cluster_id(),
+        sessions: sessions.clone(),
     };
     let runtime = client.inner.runtime.clone();
-    runtime.spawn(run(client, req_rx, resp_tx));
+    runtime.spawn(run(client, req_rx, resp_tx, sessions));
     (sender, resp_rx)
 }
 
@@ -71,6 +83,7 @@ async fn run(
     client: PdClient,
     mut req_rx: UnboundedReceiver<RegionHeartbeatRequest>,
     resp_tx: UnboundedSender<RegionHeartbeatResponse>,
+    sessions: Arc<AtomicU32>,
 ) {
     let mut pending = Pending::new();
     let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_CAP);
@@ -85,7 +98,8 @@ async fn run(
         .await;
         match opened {
             Ok(Ok(resp)) => {
-                info!("region heartbeat stream open");
+                let opened = sessions.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+                info!(session = opened, "region heartbeat stream open");
                 backoff.reset();
                 for (_, req) in std::mem::take(&mut pending) {
                     let _ = out_tx.send(req);

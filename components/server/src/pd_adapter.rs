@@ -97,6 +97,10 @@ impl raftstore::PdClient for PdAdapter {
         self.heartbeats.send(req);
     }
 
+    fn heartbeat_session(&self) -> u32 {
+        self.heartbeats.session()
+    }
+
     fn store_heartbeat(&self, mut stats: StoreStats) {
         // The transport knows the snapshots in flight; raftstore does not.
         stats.sending_snap_count = SNAPSHOTS_SENDING.get().max(0) as u32;

@@ -125,6 +125,7 @@ impl PeerFsm {
             PeerMsg::Significant(SignificantMsg::StoreUnreachable { store_id }) => {
                 peer.on_store_unreachable(ctx, store_id)
             }
+            PeerMsg::Significant(SignificantMsg::PdReconnected) => peer.on_pd_reconnected(ctx),
             PeerMsg::SnapshotGenerated => peer.on_snapshot_generated(),
             PeerMsg::SnapshotApplied { peer_id, result } => {
                 if peer_id == peer.peer_id() {

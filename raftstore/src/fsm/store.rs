@@ -24,6 +24,9 @@ pub struct StoreFsm {
     receiver: Receiver<StoreMsg>,
     last_heard: HashMap<u64, Instant>,
     unreachable: HashSet<u64>,
+    /// The region heartbeat stream session seen at the last PD store heartbeat tick
+    /// ([`crate::PdClient::heartbeat_session`]).
+    pd_session: u32,
 }
 
 impl StoreFsm {
@@ -32,6 +35,7 @@ impl StoreFsm {
             receiver,
             last_heard: HashMap::new(),
             unreachable: HashSet::new(),
+            pd_session: 0,
         }
     }
 
@@ -64,9 +68,30 @@ impl StoreFsm {
                     let region_count = ctx.store_meta.lock().region_count();
                     let region_count = u32::try_from(region_count).unwrap_or(u32::MAX);
                     let _ = ctx.pd_worker.send(PdTask::StoreHeartbeat { region_count });
+                    self.check_pd_session(ctx);
                 }
                 StoreMsg::Start => {}
             }
+        }
+    }
+
+    /// Tells every peer when the region heartbeat stream was opened again. The first
+    /// opening needs no news: leaders report when they are elected, and reports made while
+    /// the stream was still closing go out as it opens.
+    fn check_pd_session(&mut self, ctx: &mut PollContext) {
+        let session = ctx.pd.heartbeat_session();
+        if session == self.pd_session {
+            return;
+        }
+        let reopened = self.pd_session != 0;
+        self.pd_session = session;
+        if reopened {
+            info!(
+                session,
+                "region heartbeat stream reopened; leaders report to PD again"
+            );
+            ctx.router
+                .broadcast(|| PeerMsg::Significant(SignificantMsg::PdReconnected));
         }
     }
 

@@ -162,6 +162,10 @@ pub enum StoreTick {
 pub enum SignificantMsg {
     /// The store has not been heard from: followers whose leader lives there wake up.
     StoreUnreachable { store_id: u64 },
+    /// The region heartbeat stream to PD was opened again (PD restarted or its leader
+    /// changed): leaders report within one PD heartbeat interval, even if asleep with
+    /// nothing new, since the PD now listening may not have heard them.
+    PdReconnected,
 }
 
 /// A split the split checker or an operator asks of a peer: at `split_keys`, with the new

@@ -82,6 +82,24 @@ impl Peer {
         self.pd_stats.tick_registered(due);
     }
 
+    /// The region heartbeat stream to PD was opened again. PD ties a stream to a store only
+    /// when a region report arrives on it, and until then cannot send the store operator
+    /// steps; a leader asleep with nothing new would stay silent for up to
+    /// `pd-heartbeat-max-quiet-interval`. So the leader forgets what it last told PD and
+    /// reports at a random point within one `pd-heartbeat-tick-interval`, which spreads the
+    /// reports of a store's many leaders over that interval.
+    pub fn on_pd_reconnected(&mut self, ctx: &mut PollContext) {
+        if self.stopped || !self.is_leader() {
+            return;
+        }
+        self.pd_stats.last_sent = None;
+        let interval = ctx
+            .cfg
+            .pd_heartbeat_tick_interval
+            .mul_f64(rand::random::<f64>());
+        self.schedule_pd_heartbeat_tick_after(ctx, interval);
+    }
+
     /// This peer just became leader: it reports at once and from then on every tick.
     pub fn on_became_leader_for_pd(&mut self, ctx: &mut PollContext) {
         let peers = self.region().peers.clone();
