@@ -98,7 +98,10 @@ pub struct RunArgs {
     /// Concurrent async clients.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    #[arg(long, default_value_t = 1024)]
+    /// Bytes of each record's value (at most 4,128,768: 4 MiB less 64 KiB, so that a read's
+    /// answer fits in the 4 MiB gRPC messages the official client takes; workload E's scans
+    /// of up to 100 records need values 100 times smaller).
+    #[arg(long, default_value_t = 1024, value_parser = parse_value_size)]
     pub value_size: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -151,6 +154,21 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
         Ok(d) => Ok(d),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// The largest `--value-size`: a read's answer (the value plus key and framing) must fit in
+/// the 4 MiB gRPC messages `tikv-client` 0.4 accepts (tonic's default decoding limit), or
+/// every read of the run fails.
+pub const MAX_VALUE_SIZE: usize = 4 * 1024 * 1024 - 64 * 1024;
+
+fn parse_value_size(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if n > MAX_VALUE_SIZE {
+        return Err(format!(
+            "at most {MAX_VALUE_SIZE} bytes: the client reads answers of at most 4 MiB"
+        ));
+    }
+    Ok(n)
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
@@ -231,6 +249,20 @@ mod tests {
         let mut argv = vec!["shoal-bench"];
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv).map(|c| c.run)
+    }
+
+    #[test]
+    fn values_must_fit_in_a_client_answer() {
+        assert_eq!(parse(&[]).unwrap().value_size, 1024);
+        let max = MAX_VALUE_SIZE.to_string();
+        assert_eq!(
+            parse(&["--value-size", &max]).unwrap().value_size,
+            MAX_VALUE_SIZE
+        );
+        let over = (MAX_VALUE_SIZE + 1).to_string();
+        let err = parse(&["--value-size", &over]).unwrap_err().to_string();
+        assert!(err.contains("4 MiB"), "{err}");
+        assert!(parse(&["--value-size", "x"]).is_err());
     }
 
     fn plan(args: &[&str]) -> Result<Plan, String> {

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The longest `--timeout`, in seconds: a year. gRPC deadlines far beyond it overflow.
+pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
+
 /// Inspect and operate a Shoal cluster.
 #[derive(Debug, Parser)]
 #[command(name = "shoal-ctl", version, about)]
@@ -14,8 +17,11 @@ pub struct Cli {
     /// PD HTTP endpoint (used by the cluster, region, operator, store and mvcc commands).
     #[arg(long = "pd-http", global = true, default_value = "127.0.0.1:2380")]
     pub pd_http: String,
-    /// Timeout of one key-value or store request, in seconds.
-    #[arg(long, global = true, default_value_t = 5)]
+    /// Timeout of one key-value or store request, in seconds (1 to 31,536,000, a year). The
+    /// client retries a request that failed for a reason that may pass (a leader moving, a
+    /// store restarting) with backoff, so a command can take longer than this.
+    #[arg(long, global = true, default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     pub timeout: u64,
     /// The cluster's storage API version (`storage.api-version`): 2 addresses the default
     /// keyspace, 1 takes keys as given. The key-value and txn commands use it; the commands
@@ -264,6 +270,22 @@ mod tests {
         assert_eq!(cli.pd, "h:1");
         assert_eq!(cli.pd_http, "h:2");
         assert!(matches!(cli.command, Command::Get { key } if key == "k"));
+    }
+
+    #[test]
+    fn the_timeout_is_between_a_second_and_a_year() {
+        assert_eq!(parse(&["get", "k"]).unwrap().timeout, 5);
+        let year = MAX_TIMEOUT_SECS.to_string();
+        assert_eq!(
+            parse(&["get", "k", "--timeout", &year]).unwrap().timeout,
+            MAX_TIMEOUT_SECS
+        );
+        for bad in ["0", "31536001", "360000000000", "18446744073709551615"] {
+            let err = parse(&["get", "k", "--timeout", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--timeout"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -92,9 +92,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Timeout of one request to the cluster.
+/// Timeout of one request to the cluster (`--timeout`, which clap keeps within 1 s..1 year).
 fn timeout(cli: &Cli) -> Duration {
-    Duration::from_secs(cli.timeout.max(1))
+    Duration::from_secs(cli.timeout)
 }
 
 /// Raw key-value commands, through the raw client.

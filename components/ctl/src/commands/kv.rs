@@ -3,7 +3,7 @@
 use std::ops::Bound;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use tikv_client::{BoundRange, Key, RawClient};
 
 use crate::cli::ScanArgs;
@@ -23,12 +23,31 @@ pub async fn connect(pd: &str, timeout: Duration, api_version: u8) -> Result<Raw
         .map_err(|e| anyhow!("cannot connect to PD at {pd}: {e}"))
 }
 
+/// The largest gRPC answer the official client takes: tonic's default decoding limit, which
+/// `tikv-client` 0.4 keeps (4 MiB). Stores accept larger values (up to their raft entry
+/// limit), which this client then cannot read back.
+pub const CLIENT_ANSWER_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Whether the client refused an answer larger than [`CLIENT_ANSWER_LIMIT`] (tonic reports
+/// it as `OutOfRange`, "message length too large", possibly inside the client's own error
+/// wrappers, hence the text).
+pub fn answer_too_large(e: &tikv_client::Error) -> bool {
+    e.to_string().contains("message length too large")
+}
+
 pub async fn get(client: &RawClient, key: &str) -> Result<String> {
     let raw = unescape(key).context("key")?;
-    let value = client
-        .get(raw.clone())
-        .await
-        .map_err(|e| anyhow!("get {key:?}: {e}"))?;
+    let value = client.get(raw.clone()).await.map_err(|e| {
+        if answer_too_large(&e) {
+            anyhow!(
+                "get {key:?}: the value is larger than the {} MiB answers shoal-ctl's client \
+                 takes ({e})",
+                CLIENT_ANSWER_LIMIT >> 20
+            )
+        } else {
+            anyhow!("get {key:?}: {e}")
+        }
+    })?;
     match value {
         Some(value) => Ok(format!("{}\n", key_value_line(&raw, &value))),
         None => Err(anyhow!("key {} not found", escape(&raw))),
@@ -64,23 +83,43 @@ pub async fn delete(client: &RawClient, key: &str) -> Result<String> {
     Ok("OK\n".to_string())
 }
 
-/// The range a scan covers: `[from, to)`, unbounded where absent.
+/// The range a scan covers: `[from, to)`, unbounded where absent. A `to` before `from` is
+/// refused (PD's HTTP API answers such a range with 400 too); `to` equal to `from` is the
+/// empty range.
 pub fn scan_range(from: Option<&str>, to: Option<&str>) -> Result<BoundRange> {
-    let start = match from {
-        Some(k) => Bound::Included(Key::from(unescape(k)?)),
-        None => Bound::Included(Key::EMPTY),
+    let from = match from {
+        Some(k) => unescape(k).context("--from")?,
+        None => Vec::new(),
     };
     let end = match to {
-        Some(k) => Bound::Excluded(Key::from(unescape(k)?)),
+        Some(k) => {
+            let to = unescape(k).context("--to")?;
+            if to < from {
+                bail!("--to is before --from: the range holds no key");
+            }
+            Bound::Excluded(Key::from(to))
+        }
         None => Bound::Unbounded,
     };
-    Ok(BoundRange::new(start, end))
+    Ok(BoundRange::new(Bound::Included(Key::from(from)), end))
 }
 
-/// At most this many client scans serve one `scan` command. Each round after the first
-/// starts past the last key printed and must add rows, so the bound only stops a client that
-/// keeps answering with rows outside the range.
+/// Client scans beyond one per row kept that one `scan` command may make. Each round after
+/// the first starts past the last key printed and must add rows, and a page halves at most
+/// 10 times, so the bound only stops a client that keeps answering with rows outside the
+/// range.
 const MAX_SCAN_ROUNDS: usize = 64;
+
+/// Rows asked of the client in one scan round at first. A round whose answer the client
+/// refuses as too large ([`answer_too_large`]) is asked again with half as many rows, down to
+/// one, so values of any size the client can read at all are scanned.
+pub const SCAN_PAGE: u32 = 1024;
+
+/// The rows to ask for in the next round when the client refused the answer to a round
+/// that asked for `asked` rows as too large; `None` when a single row was already too large.
+pub fn smaller_page(asked: u32) -> Option<u32> {
+    (asked > 1).then_some(asked / 2)
+}
 
 /// The end an unbounded V1 scan is given: the largest key the store accepts (its 8 KiB key
 /// limit, all `0xff`), above every other key. Client 0.4 covers only the first region of an
@@ -108,17 +147,30 @@ pub async fn scan(client: &RawClient, args: &ScanArgs, api_version: u8) -> Resul
         None if api_version == 1 => Some(V1_SCAN_END.to_vec()),
         None => None,
     };
+    if args.to.is_some() && end.as_deref().is_some_and(|end| end < start.as_slice()) {
+        bail!("--to is before --from: the range holds no key");
+    }
     let limit = args.limit as usize;
     let mut rows: Vec<Row> = Vec::new();
     let mut next = start;
-    for _ in 0..MAX_SCAN_ROUNDS {
-        let want = limit - rows.len();
+    let mut page = SCAN_PAGE;
+    for _ in 0..limit + MAX_SCAN_ROUNDS {
+        let want = (limit - rows.len()).min(page as usize);
         let range = BoundRange::new(
             Bound::Included(Key::from(next.clone())),
             end.clone()
                 .map_or(Bound::Unbounded, |e| Bound::Excluded(Key::from(e))),
         );
-        let batch = scan_round(client, range, want as u32, args.keys_only).await?;
+        let batch = match scan_round(client, range, want as u32, args.keys_only).await {
+            Ok(batch) => batch,
+            Err(e) if answer_too_large(&e) => {
+                page = smaller_page(want as u32).ok_or_else(|| {
+                    anyhow!("scan: a single value is larger than the client takes: {e}")
+                })?;
+                continue;
+            }
+            Err(e) => return Err(anyhow!("scan: {e}")),
+        };
         let kept = new_rows_in_range(batch, &next, end.as_deref(), want);
         let Some((last, _)) = kept.last() else {
             break;
@@ -146,18 +198,12 @@ async fn scan_round(
     range: BoundRange,
     limit: u32,
     keys_only: bool,
-) -> Result<Vec<Row>> {
+) -> std::result::Result<Vec<Row>, tikv_client::Error> {
     if keys_only {
-        let keys = client
-            .scan_keys(range, limit)
-            .await
-            .map_err(|e| anyhow!("scan: {e}"))?;
+        let keys = client.scan_keys(range, limit).await?;
         Ok(keys.into_iter().map(|k| (k.into(), None)).collect())
     } else {
-        let pairs = client
-            .scan(range, limit)
-            .await
-            .map_err(|e| anyhow!("scan: {e}"))?;
+        let pairs = client.scan(range, limit).await?;
         Ok(pairs.into_iter().map(|p| (p.0.into(), Some(p.1))).collect())
     }
 }
@@ -241,6 +287,27 @@ mod tests {
     }
 
     #[test]
+    fn a_page_refused_as_too_large_halves_down_to_one_row() {
+        let mut pages = vec![SCAN_PAGE];
+        while let Some(next) = smaller_page(*pages.last().unwrap()) {
+            pages.push(next);
+        }
+        assert_eq!(pages.len(), 11, "{pages:?}");
+        assert_eq!(pages.last(), Some(&1));
+        assert_eq!(smaller_page(3), Some(1));
+        // The client's own wrapper around the gRPC status tonic reports.
+        let refused = tikv_client::Error::InternalError {
+            message: "status: OutOfRange, message: \"Error, message length too large: found \
+                      5000005 bytes, the limit is: 4194304 bytes\""
+                .to_string(),
+        };
+        assert!(answer_too_large(&tikv_client::Error::MultipleKeyErrors(
+            vec![refused]
+        )));
+        assert!(!answer_too_large(&tikv_client::Error::Unimplemented));
+    }
+
+    #[test]
     fn scan_range_is_half_open_and_unbounded_where_absent() {
         let range = scan_range(Some("a"), Some("b\\x00")).unwrap();
         let (start, end) = range.into_keys();
@@ -251,5 +318,9 @@ mod tests {
         assert!(start.is_empty());
         assert!(end.is_none());
         assert!(scan_range(Some("\\q"), None).is_err());
+        // A reversed range is refused; an empty one is not.
+        let err = scan_range(Some("b"), Some("a")).unwrap_err().to_string();
+        assert!(err.contains("--to is before --from"), "{err}");
+        assert!(scan_range(Some("a"), Some("a")).is_ok());
     }
 }

@@ -2,6 +2,7 @@
 //! in the default keyspace. Each command is one optimistic transaction: reads use a fresh
 //! snapshot and roll back, writes commit.
 
+use std::ops::Bound;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
@@ -10,7 +11,7 @@ use tikv_client::{
 };
 
 use crate::cli::{LocksArgs, ScanArgs};
-use crate::commands::kv::scan_range;
+use crate::commands::kv::{answer_too_large, scan_range, smaller_page, SCAN_PAGE};
 use crate::keyfmt::{escape, escape_with, key_value_line, unescape};
 
 /// Connects a transaction client to the PD at `pd` (gRPC `host:port`).
@@ -84,29 +85,60 @@ async fn commit(txn: &mut Transaction, what: &str, key: &str) -> Result<String> 
     Ok("OK\n".to_string())
 }
 
+/// Prints the pairs (or keys) of `[from, to)` one snapshot holds, at most `limit`, in key
+/// order.
 pub async fn scan(client: &TransactionClient, args: &ScanArgs) -> Result<String> {
     let range = scan_range(args.from.as_deref(), args.to.as_deref())?;
+    let (mut next, end) = range.into_keys();
     let mut txn = begin(client).await?;
     let mut out = String::new();
-    if args.keys_only {
-        let keys = txn
-            .scan_keys(range, args.limit)
-            .await
-            .map_err(|e| anyhow!("txn scan: {e}"))?;
-        for key in keys {
+    let mut left = args.limit;
+    let mut page = SCAN_PAGE;
+    // Pages of one snapshot, each starting past the last key printed, so no answer
+    // outgrows what the client takes (see `kv::SCAN_PAGE`).
+    while left > 0 {
+        let want = left.min(page);
+        let range = BoundRange::new(
+            Bound::Included(next.clone()),
+            end.clone().map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        let answer: std::result::Result<Vec<(Key, Option<Vec<u8>>)>, _> = if args.keys_only {
+            txn.scan_keys(range, want)
+                .await
+                .map(|keys| keys.map(|k| (k, None)).collect())
+        } else {
+            txn.scan(range, want)
+                .await
+                .map(|pairs| pairs.map(|p| (p.0, Some(p.1))).collect())
+        };
+        let rows = match answer {
+            Ok(rows) => rows,
+            Err(e) if answer_too_large(&e) => {
+                page = smaller_page(want).ok_or_else(|| {
+                    anyhow!("txn scan: a single value is larger than the client takes: {e}")
+                })?;
+                continue;
+            }
+            Err(e) => return Err(anyhow!("txn scan: {e}")),
+        };
+        let Some((last, _)) = rows.last() else {
+            break;
+        };
+        let mut after_last: Vec<u8> = last.clone().into();
+        after_last.push(0);
+        next = Key::from(after_last);
+        let full = rows.len() as u32 == want;
+        left = left.saturating_sub(rows.len() as u32);
+        for (key, value) in rows {
             let key: Vec<u8> = key.into();
-            out.push_str(&escape_with(&key, b"="));
+            match value {
+                Some(value) => out.push_str(&key_value_line(&key, &value)),
+                None => out.push_str(&escape_with(&key, b"=")),
+            }
             out.push('\n');
         }
-    } else {
-        let pairs = txn
-            .scan(range, args.limit)
-            .await
-            .map_err(|e| anyhow!("txn scan: {e}"))?;
-        for pair in pairs {
-            let key: Vec<u8> = pair.0.into();
-            out.push_str(&key_value_line(&key, &pair.1));
-            out.push('\n');
+        if !full {
+            break;
         }
     }
     finish_read(&mut txn).await?;
