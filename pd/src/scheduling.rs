@@ -92,6 +92,21 @@ impl PdState {
             let state = self.cluster.read();
             let mut ops = self.operators.lock();
             ops.expire(now.instant);
+            let blocked: Vec<(u64, String)> = ops
+                .running()
+                .filter_map(|op| {
+                    let why = op.unreachable_target(|store| {
+                        state
+                            .stores
+                            .get(&store)
+                            .map(|s| s.status(now.unix_ms, &cfg))
+                    })?;
+                    Some((op.region_id, why))
+                })
+                .collect();
+            for (region_id, why) in blocked {
+                ops.cancel(region_id, &why);
+            }
             // Leaders report on change only, so a region that held a fixed boundary while an
             // operator ran on it may never report again: look for such regions here too.
             if cfg.enable_keyspace_split {

@@ -119,3 +119,67 @@ async fn a_decommissioned_store_is_emptied_and_becomes_tombstone() {
         .await
         .unwrap();
 }
+
+/// An operator that still has to add a peer on a store being decommissioned is cancelled at
+/// once, so the decommission goes on; it used to run until `peer-operator-timeout` (here 10
+/// minutes), holding the region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_onto_a_decommissioned_store_are_cancelled_at_once() {
+    let mut fleet = Fleet::start(FleetOptions {
+        stores: 4,
+        pd_config: configs::pd_config(
+            "enable-balance-region = false\nenable-balance-leader = false",
+        ),
+        ..FleetOptions::default()
+    })
+    .await
+    .unwrap();
+    fleet
+        .pd_post(
+            "config/schedule",
+            &serde_json::json!({"peer-operator-timeout": "10m"}),
+        )
+        .unwrap();
+    let victim_index = fleet.store_count() - 1;
+    let victim = fleet.store_id(victim_index);
+    let region = fleet
+        .regions()
+        .unwrap()
+        .into_iter()
+        .find(|r| !region_json::peer_stores(r).contains(&victim))
+        .expect("a region without a peer on the last store");
+    let region_id = region_json::id(&region);
+    // The store dies; while PD still counts it Up, an administrator adds a peer there, which
+    // cannot catch up.
+    fleet.kill_store(victim_index).unwrap();
+    fleet
+        .pd_post(
+            "operators",
+            &serde_json::json!({"name": "add-peer", "region_id": region_id,
+                "store_id": victim}),
+        )
+        .unwrap();
+    fleet.pd_delete(&format!("store/{victim}")).unwrap();
+
+    wait_ok(
+        Duration::from_secs(120),
+        "the add-peer operator to be cancelled",
+        || {
+            let ops = fleet.pd_get("operators").map_err(|e| e.to_string())?;
+            let op = ops["operators"]
+                .as_array()
+                .and_then(|list| {
+                    list.iter().find(|o| {
+                        o["region_id"].as_u64() == Some(region_id) && o["kind"] == "admin"
+                    })
+                })
+                .cloned()
+                .ok_or("no operator for the region")?;
+            match (op["status"].as_str(), op["reason"].as_str()) {
+                (Some("cancelled"), Some(reason)) if reason.contains("Offline") => Ok(()),
+                _ => Err(format!("operator {op}")),
+            }
+        },
+    )
+    .await;
+}

@@ -10,7 +10,7 @@ use proto::pdpb::{
     ResponseHeader, SplitRegion, TransferLeader,
 };
 
-use crate::cluster::{role, RegionInfo};
+use crate::cluster::{role, RegionInfo, StoreStatus};
 use crate::config::ScheduleConfig;
 
 /// Who made an operator, which also sets its concurrency limit.
@@ -296,6 +296,38 @@ impl Operator {
         self.steps.iter().find_map(|s| match s {
             OpStep::MergeRegion { target } => Some(target.id),
             _ => None,
+        })
+    }
+
+    /// Why a step still to come can no longer happen because of the store it goes to: a
+    /// learner added to, promoted on, or the leadership moved to a store that is Offline
+    /// (being decommissioned), Down or Tombstone, or that PD no longer knows (`status`
+    /// answers None). PD cancels such an operator at once instead of letting it run to its
+    /// timeout, as PD's operator checker does, so a decommission or a repair is not held
+    /// back by moves onto a store that will not take them. Steps that remove a peer from
+    /// such a store are what repairs do, and never stop an operator.
+    pub fn unreachable_target(
+        &self,
+        status: impl Fn(u64) -> Option<StoreStatus>,
+    ) -> Option<String> {
+        let steps = self.steps.get(self.current..)?;
+        steps.iter().find_map(|step| {
+            let store = match step {
+                OpStep::AddLearner { store_id, .. } | OpStep::PromoteLearner { store_id, .. } => {
+                    *store_id
+                }
+                OpStep::TransferLeader { to_store, .. } => *to_store,
+                OpStep::RemovePeer { .. } | OpStep::Split { .. } | OpStep::MergeRegion { .. } => {
+                    return None
+                }
+            };
+            match status(store) {
+                None => Some(format!("store {store} is not part of the cluster")),
+                Some(s @ (StoreStatus::Offline | StoreStatus::Down | StoreStatus::Tombstone)) => {
+                    Some(format!("store {store} is {}", s.name()))
+                }
+                Some(StoreStatus::Up | StoreStatus::Disconnected) => None,
+            }
         })
     }
 

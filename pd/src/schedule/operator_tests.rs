@@ -205,3 +205,42 @@ fn transfer_and_split_steps() {
         &OpStatus::Finished
     );
 }
+
+#[test]
+fn a_move_onto_a_store_that_left_is_stopped_but_a_move_off_it_is_not() {
+    let now = Instant::now();
+    let start = region(voters(), 11, 5, 2);
+    let op = move_op(&start, now);
+    let with = |target: Option<StoreStatus>| {
+        move |store: u64| {
+            if store == 4 {
+                target
+            } else {
+                Some(StoreStatus::Up)
+            }
+        }
+    };
+    assert_eq!(op.unreachable_target(with(Some(StoreStatus::Up))), None);
+    assert_eq!(
+        op.unreachable_target(with(Some(StoreStatus::Disconnected))),
+        None
+    );
+    for (status, name) in [
+        (StoreStatus::Offline, "Offline"),
+        (StoreStatus::Down, "Down"),
+        (StoreStatus::Tombstone, "Tombstone"),
+    ] {
+        let why = op.unreachable_target(with(Some(status))).unwrap();
+        assert!(why.contains("store 4") && why.contains(name), "{why}");
+    }
+    assert!(op.unreachable_target(with(None)).is_some());
+    // The peer removed from store 3 is what a repair does when store 3 is Down or Offline.
+    let off_store_3 = |store: u64| {
+        if store == 3 {
+            Some(StoreStatus::Down)
+        } else {
+            Some(StoreStatus::Up)
+        }
+    };
+    assert_eq!(op.unreachable_target(off_store_3), None);
+}
