@@ -106,6 +106,10 @@ pub enum CertCommand {
         /// Days the certificates stay valid.
         #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]
         days: u32,
+        /// Replace certificates already in --dir. Without it an existing file is left alone
+        /// and the command fails: a fleet running on the old CA would refuse the new ones.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -199,7 +203,7 @@ pub struct PresplitArgs {
     /// Digits of the numbered keys (20 holds any u64).
     #[arg(long, default_value_t = 20)]
     pub digits: u32,
-    /// The numbers spread over [0, max); default 10^digits.
+    /// The numbers spread over [0, max); default and largest 10^digits.
     #[arg(long)]
     pub max: Option<u64>,
     /// Most keys split in one region at once (one raft BatchSplit), 1 to 1024.

@@ -60,9 +60,10 @@ fn run(cli: &Cli) -> Result<String> {
         cn,
         server_cn,
         days,
+        force,
     }) = &cli.command
     {
-        return cert::generate(dir, cn, server_cn, *days);
+        return cert::generate(dir, cn, server_cn, *days, *force);
     }
     tls::init(cli)?;
     let pd = PdHttp::new(&cli.pd_http, tls::material())?;

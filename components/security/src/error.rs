@@ -2,17 +2,18 @@
 
 use std::path::PathBuf;
 
-/// A `[security]` setting or certificate file that cannot be used.
+/// A `[security]` setting or certificate file that cannot be used. Messages name the setting
+/// without its section: the configs that hold one put `[security]` in front.
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
     /// Some but not all of the three paths are set.
     #[error(
-        "[security] needs ca-path, cert-path and key-path all set (TLS) or all empty \
+        "needs ca-path, cert-path and key-path all set (TLS) or all empty \
          (plaintext); missing: {missing}"
     )]
     Incomplete { missing: String },
     /// `cert-allowed-cn` lists an empty name.
-    #[error("[security] cert-allowed-cn lists an empty name")]
+    #[error("cert-allowed-cn lists an empty name")]
     EmptyAllowedCn,
     /// The file cannot be read.
     #[error("cannot read {what} file {path}: {source}")]

@@ -36,10 +36,8 @@ pub enum ServerError {
         local: u64,
         pd: u64,
     },
-    #[error(
-        "PD refuses store {store_id}: it is a tombstone (removed from the cluster); {message}"
-    )]
-    StoreTombstone { store_id: u64, message: String },
+    #[error("PD refuses store {store_id}: it is a tombstone (removed from the cluster)")]
+    StoreTombstone { store_id: u64 },
     /// The store's `storage.api-version` is not the one the cluster was bootstrapped with.
     #[error("PD refuses this store: {message}")]
     ApiVersionMismatch { message: String },

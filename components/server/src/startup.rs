@@ -129,8 +129,8 @@ pub(crate) async fn join_cluster(
         }) => return Err(ServerError::ApiVersionMismatch { message }),
         Err(pd_client::Error::Pd {
             kind: proto::pdpb::ErrorType::StoreTombstone,
-            message,
-        }) => return Err(ServerError::StoreTombstone { store_id, message }),
+            ..
+        }) => return Err(ServerError::StoreTombstone { store_id }),
         Err(e) => return Err(e.into()),
     }
     Ok(ClusterMember {

@@ -230,6 +230,15 @@ fn cpu_scheduling_is_normal_or_batch() {
 }
 
 #[test]
+fn an_incomplete_security_section_is_named_once() {
+    let err = parse("[security]\nca-path = \"ca.pem\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[security] needs ca-path"), "{err}");
+    assert_eq!(err.matches("[security]").count(), 1, "{err}");
+}
+
+#[test]
 fn invalid_values_are_refused_with_a_clear_message() {
     let cases = [
         ("[server]\naddr = \"nowhere\"", "server.addr"),
@@ -254,6 +263,11 @@ fn invalid_values_are_refused_with_a_clear_message() {
         ("[pd]\nstart-timeout = \"1000years\"", "pd.start-timeout"),
         ("[pd]\nrequest-timeout = \"400days\"", "pd.request-timeout"),
         ("[gc]\npoll-interval = \"1000years\"", "gc.poll-interval"),
+        // Each zero names its own setting.
+        ("[gc]\npoll-interval = \"0s\"", "gc.poll-interval must"),
+        ("[gc]\nbatch-keys = 0", "gc.batch-keys must"),
+        ("[pd]\nstart-timeout = \"0s\"", "pd.start-timeout must"),
+        ("[pd]\nrequest-timeout = \"0s\"", "pd.request-timeout must"),
         ("[rocksdb]\nwrite-buffer-size = 1024", "write-buffer-size"),
         ("[rocksdb]\nuncompressed-levels = 9", "uncompressed-levels"),
         (

@@ -44,7 +44,13 @@ pub fn split_keys(args: &PresplitArgs) -> Result<Vec<Vec<u8>>> {
         bail!("--digits must be 1 to 20");
     }
     let space = 10u128.pow(args.digits);
-    let max = args.max.map_or(space, u128::from).min(space);
+    let max = args.max.map_or(space, u128::from);
+    if max > space {
+        bail!(
+            "--max {max} does not fit in --digits {}: the numbers run below {space}",
+            args.digits
+        );
+    }
     if max < u128::from(regions) {
         bail!("{regions} regions do not fit in {max} numbers");
     }
@@ -233,6 +239,15 @@ mod tests {
         assert!(split_keys(&numbered("k", 1, 3, None)).is_err());
         assert!(split_keys(&numbered("k", 11, 1, None)).is_err());
         assert!(split_keys(&numbered("k", 2, 21, None)).is_err());
+        // --max beyond what --digits can write (it used to be cut down silently).
+        let err = split_keys(&numbered("v", 4, 2, Some(1000)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--max 1000") && err.contains("--digits 2"),
+            "{err}"
+        );
+        assert!(split_keys(&numbered("v", 4, 2, Some(100))).is_ok());
         let mut no_prefix = numbered("k", 3, 3, None);
         no_prefix.prefix = None;
         assert!(split_keys(&no_prefix).is_err());

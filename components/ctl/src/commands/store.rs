@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 
 use crate::human::now_unix_secs;
-use crate::model::StoresPage;
+use crate::model::{StoreInfo, StoresPage};
 use crate::pd_http::PdHttp;
 use crate::views;
 
@@ -21,6 +21,12 @@ pub fn delete(pd: &PdHttp, id: u64) -> Result<String> {
 
 /// Asks PD to cancel store `id`'s decommission (Offline -> Up).
 pub fn cancel_delete(pd: &PdHttp, id: u64) -> Result<String> {
+    let store: StoreInfo = pd
+        .get(&format!("store/{id}"))
+        .with_context(|| format!("reading store {id}"))?;
+    if let Some(notice) = nothing_to_cancel(id, &store.store.state_name) {
+        return Ok(notice);
+    }
     pd.post(
         &format!("store/{id}/state?state=Up"),
         &serde_json::Value::Null,
@@ -30,6 +36,21 @@ pub fn cancel_delete(pd: &PdHttp, id: u64) -> Result<String> {
         "store {id} is Up again: PD no longer moves its regions away (peers already moved \
          stay where they are; the balancer may bring some back).\n"
     ))
+}
+
+/// What `cancel-delete` says instead of asking PD, when the store is not being
+/// decommissioned: its recorded state is Up (PD shows a silent Up store as Disconnected or
+/// Down), or it is already Tombstone, which cannot be undone.
+fn nothing_to_cancel(id: u64, state_name: &str) -> Option<String> {
+    match state_name {
+        "Offline" => None,
+        "Tombstone" => Some(format!(
+            "store {id} is Tombstone: its decommission has finished and cannot be undone.\n"
+        )),
+        other => Some(format!(
+            "store {id} is not being decommissioned (it is {other}); nothing to cancel.\n"
+        )),
+    }
 }
 
 fn decommission_notice(id: u64) -> String {
@@ -43,6 +64,15 @@ fn decommission_notice(id: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_an_offline_store_has_a_decommission_to_cancel() {
+        assert_eq!(super::nothing_to_cancel(4, "Offline"), None);
+        let up = super::nothing_to_cancel(4, "Up").unwrap();
+        assert!(up.contains("not being decommissioned"), "{up}");
+        let gone = super::nothing_to_cancel(4, "Tombstone").unwrap();
+        assert!(gone.contains("cannot be undone"), "{gone}");
+    }
+
     #[test]
     fn notice_names_the_store_and_the_end_state() {
         let text = super::decommission_notice(4);

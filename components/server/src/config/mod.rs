@@ -366,11 +366,17 @@ impl Config {
                 "pd.endpoints: {e:?} is not host:port, http://host:port or https://host:port"
             ));
         }
-        if self.gc.poll_interval.is_zero() || self.gc.batch_keys == 0 {
-            return bad("gc.poll-interval and gc.batch-keys must be > 0".into());
+        if self.gc.poll_interval.is_zero() {
+            return bad("gc.poll-interval must be > 0".into());
         }
-        if self.pd.start_timeout.is_zero() || self.pd.request_timeout.is_zero() {
-            return bad("pd.start-timeout and pd.request-timeout must be > 0".into());
+        if self.gc.batch_keys == 0 {
+            return bad("gc.batch-keys must be > 0".into());
+        }
+        if self.pd.start_timeout.is_zero() {
+            return bad("pd.start-timeout must be > 0".into());
+        }
+        if self.pd.request_timeout.is_zero() {
+            return bad("pd.request-timeout must be > 0".into());
         }
         // Deadlines are `now + setting`: beyond a year they would overflow, not wait longer.
         for (name, value) in [
