@@ -27,6 +27,18 @@ pub fn escape_with(bytes: &[u8], also: &[u8]) -> String {
     out
 }
 
+/// Keys longer than this many characters are cut in messages.
+const SHOWN_KEY_CHARS: usize = 64;
+
+/// A key argument as an error message quotes it: in full up to 64 characters, otherwise its
+/// first 64 and its length, so a key refused for its size is not printed back whole.
+pub fn shown(key: &str) -> String {
+    match key.char_indices().nth(SHOWN_KEY_CHARS) {
+        None => format!("{key:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &key[..cut], key.len()),
+    }
+}
+
 /// Escapes `bytes` for display (see [`escape_with`]).
 pub fn escape(bytes: &[u8]) -> String {
     escape_with(bytes, &[])
@@ -145,6 +157,16 @@ pub fn display_region_boundary(hex_key: &str, side: Boundary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_keys_are_cut_in_messages() {
+        assert_eq!(shown("abc"), "\"abc\"");
+        let long = "k".repeat(120 * 1024);
+        let text = shown(&long);
+        assert!(text.len() < 100, "{text}");
+        assert!(text.ends_with("... (122880 bytes)"), "{text}");
+        assert_eq!(shown(&"é".repeat(64)), format!("{:?}", "é".repeat(64)));
+    }
 
     #[test]
     fn pd_keys_of_the_default_keyspace_give_back_the_user_key() {

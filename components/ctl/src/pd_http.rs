@@ -62,12 +62,38 @@ impl PdHttp {
 }
 
 /// Turns an HTTP error status into an error carrying PD's `{"error": ...}` message.
+/// PD answered with an error status: `code` and the message of its JSON body (or, when the
+/// body is empty, as for a request URI too long for PD's HTTP server, the status text).
+#[derive(Debug, thiserror::Error)]
+#[error("PD answered {code}: {message}")]
+pub struct PdAnswered {
+    pub code: u16,
+    pub message: String,
+}
+
+impl PdAnswered {
+    /// The request itself is at fault (4xx): asking again cannot help.
+    pub fn is_request_error(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+
+    /// The [`PdAnswered`] somewhere in `error`'s chain, if PD answered at all.
+    pub fn find(error: &anyhow::Error) -> Option<&PdAnswered> {
+        error.chain().find_map(|e| e.downcast_ref::<PdAnswered>())
+    }
+}
+
 fn answer(result: Result<ureq::Response, ureq::Error>) -> Result<ureq::Response> {
     match result {
         Ok(response) => Ok(response),
         Err(ureq::Error::Status(code, response)) => {
+            let status_text = response.status_text().to_string();
             let body = response.into_string().unwrap_or_default();
-            Err(anyhow!("PD answered {code}: {}", error_message(&body)))
+            let message = match error_message(&body) {
+                m if m.is_empty() => status_text,
+                m => m,
+            };
+            Err(PdAnswered { code, message }.into())
         }
         Err(ureq::Error::Transport(e)) => Err(anyhow!("cannot reach PD: {e}")),
     }
@@ -89,6 +115,21 @@ pub fn error_message(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_without_a_body_is_named_by_its_status() {
+        let empty = ureq::Response::new(414, "URI Too Long", "").unwrap();
+        let err = answer(Err(ureq::Error::Status(414, empty))).unwrap_err();
+        let answered = PdAnswered::find(&err).unwrap();
+        assert_eq!(answered.code, 414);
+        assert_eq!(err.to_string(), "PD answered 414: URI Too Long");
+        assert!(answered.is_request_error());
+        let json =
+            ureq::Response::new(503, "Service Unavailable", r#"{"error":"not ready"}"#).unwrap();
+        let err = answer(Err(ureq::Error::Status(503, json))).unwrap_err();
+        assert_eq!(err.to_string(), "PD answered 503: not ready");
+        assert!(!PdAnswered::find(&err).unwrap().is_request_error());
+    }
 
     #[test]
     fn urls_accept_bare_and_schemed_addresses() {

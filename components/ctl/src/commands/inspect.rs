@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::ClusterArgs;
 use crate::human::now_unix_secs;
-use crate::keyfmt::{escape, pd_hex_for_user_key, unescape, user_key_for_pd_hex};
+use crate::keyfmt::{escape, pd_hex_for_user_key, shown, unescape, user_key_for_pd_hex};
 use crate::model::{RegionInfo, RegionsPage, RegionsSummary, StoresPage};
 use crate::pd_http::PdHttp;
 use crate::views;
@@ -56,7 +56,7 @@ pub fn region(pd: &PdHttp, id: Option<u64>, key: Option<&str>) -> Result<String>
         (None, Some(key)) => {
             let raw = unescape(key).context("key")?;
             pd.get(&format!("region/key/{}", pd_hex_for_user_key(&raw)))
-                .with_context(|| format!("looking up the region of key {key:?}"))?
+                .with_context(|| format!("looking up the region of key {}", shown(key)))?
         }
         (None, None) => anyhow::bail!("give a region id or --key"),
     };

@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tikv_client::{BoundRange, Key, RawClient};
 
 use crate::cli::ScanArgs;
-use crate::keyfmt::{escape, key_value_line, unescape};
+use crate::keyfmt::{escape, key_value_line, shown, unescape};
 
 /// Connects a raw client to the PD at `pd` (gRPC `host:port`).
 /// With `api_version` 2 the client addresses the default keyspace; with 1, keys as given.
@@ -36,16 +36,17 @@ pub fn answer_too_large(e: &tikv_client::Error) -> bool {
 }
 
 pub async fn get(client: &RawClient, key: &str) -> Result<String> {
+    let shown_key = shown(key);
     let raw = unescape(key).context("key")?;
     let value = client.get(raw.clone()).await.map_err(|e| {
         if answer_too_large(&e) {
             anyhow!(
-                "get {key:?}: the value is larger than the {} MiB answers shoal-ctl's client \
+                "get {shown_key}: the value is larger than the {} MiB answers shoal-ctl's client \
                  takes ({e})",
                 CLIENT_ANSWER_LIMIT >> 20
             )
         } else {
-            anyhow!("get {key:?}: {e}")
+            anyhow!("get {shown_key}: {e}")
         }
     })?;
     match value {
@@ -55,13 +56,14 @@ pub async fn get(client: &RawClient, key: &str) -> Result<String> {
 }
 
 pub async fn put(client: &RawClient, key: &str, value: &str, ttl: Option<u64>) -> Result<String> {
+    let shown_key = shown(key);
     let raw = unescape(key).context("key")?;
     let value = unescape(value).context("value")?;
     let done = match ttl {
         Some(secs) => client.put_with_ttl(raw.clone(), value, secs).await,
         None => client.put(raw.clone(), value).await,
     };
-    done.map_err(|e| anyhow!("put {key:?}: {e}"))?;
+    done.map_err(|e| anyhow!("put {shown_key}: {e}"))?;
     Ok(put_notice(ttl))
 }
 
@@ -75,11 +77,12 @@ fn put_notice(ttl: Option<u64>) -> String {
 }
 
 pub async fn delete(client: &RawClient, key: &str) -> Result<String> {
+    let shown_key = shown(key);
     let raw = unescape(key).context("key")?;
     client
         .delete(raw)
         .await
-        .map_err(|e| anyhow!("delete {key:?}: {e}"))?;
+        .map_err(|e| anyhow!("delete {shown_key}: {e}"))?;
     Ok("OK\n".to_string())
 }
 

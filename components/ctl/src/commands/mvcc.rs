@@ -10,8 +10,8 @@ use tonic::transport::Endpoint;
 use tonic::Code;
 
 use crate::commands::txn::op_name;
-use crate::keyfmt::{display_txn_store_key, escape, escape_with, txn_store_key, unescape};
-use crate::pd_http::PdHttp;
+use crate::keyfmt::{display_txn_store_key, escape, escape_with, shown, txn_store_key, unescape};
+use crate::pd_http::{PdAnswered, PdHttp};
 use crate::route::{locate_txn_key, Route};
 
 /// How many times the region is looked up and asked before giving up: PD learns of a new
@@ -36,6 +36,7 @@ pub fn run(
     key: &str,
     timeout: Duration,
 ) -> Result<String> {
+    let shown_key = shown(key);
     let raw = unescape(key).context("key")?;
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
@@ -45,6 +46,9 @@ pub fn run(
         // A region without a leader (an election, a split PD has not heard of) is retried.
         let route = match locate_txn_key(pd, &raw) {
             Ok(route) => route,
+            Err(e) if PdAnswered::find(&e).is_some_and(PdAnswered::is_request_error) => {
+                return Err(e.context(format!("mvcc {shown_key}")));
+            }
             Err(e) => {
                 last = format!("{e:#}");
                 continue;
@@ -56,7 +60,7 @@ pub fn run(
             Attempt::Fail(e) => return Err(e),
         }
     }
-    bail!("mvcc {key:?}: gave up after {ATTEMPTS} attempts; last: {last}")
+    bail!("mvcc {shown_key}: gave up after {ATTEMPTS} attempts; last: {last}")
 }
 
 /// One MvccGetByKey call to the store of `route`.

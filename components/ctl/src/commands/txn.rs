@@ -12,7 +12,7 @@ use tikv_client::{
 
 use crate::cli::{LocksArgs, ScanArgs};
 use crate::commands::kv::{answer_too_large, scan_range, smaller_page, SCAN_PAGE};
-use crate::keyfmt::{escape, escape_with, key_value_line, unescape};
+use crate::keyfmt::{escape, escape_with, key_value_line, shown, unescape};
 
 /// Connects a transaction client to the PD at `pd` (gRPC `host:port`).
 /// With `api_version` 2 the client addresses the default keyspace; with 1, keys as given.
@@ -45,12 +45,13 @@ async fn finish_read(txn: &mut Transaction) -> Result<()> {
 }
 
 pub async fn get(client: &TransactionClient, key: &str) -> Result<String> {
+    let shown_key = shown(key);
     let raw = unescape(key).context("key")?;
     let mut txn = begin(client).await?;
     let value = txn
         .get(raw.clone())
         .await
-        .map_err(|e| anyhow!("txn get {key:?}: {e}"))?;
+        .map_err(|e| anyhow!("txn get {shown_key}: {e}"))?;
     finish_read(&mut txn).await?;
     match value {
         Some(value) => Ok(format!("{}\n", key_value_line(&raw, &value))),
@@ -59,29 +60,32 @@ pub async fn get(client: &TransactionClient, key: &str) -> Result<String> {
 }
 
 pub async fn put(client: &TransactionClient, key: &str, value: &str) -> Result<String> {
+    let shown_key = shown(key);
     let raw = unescape(key).context("key")?;
     let value = unescape(value).context("value")?;
     let mut txn = begin(client).await?;
     txn.put(raw, value)
         .await
-        .map_err(|e| anyhow!("txn put {key:?}: {e}"))?;
+        .map_err(|e| anyhow!("txn put {shown_key}: {e}"))?;
     commit(&mut txn, "put", key).await
 }
 
 pub async fn delete(client: &TransactionClient, key: &str) -> Result<String> {
+    let shown_key = shown(key);
     let raw = unescape(key).context("key")?;
     let mut txn = begin(client).await?;
     txn.delete(raw)
         .await
-        .map_err(|e| anyhow!("txn delete {key:?}: {e}"))?;
+        .map_err(|e| anyhow!("txn delete {shown_key}: {e}"))?;
     commit(&mut txn, "delete", key).await
 }
 
 /// Commits a one-write transaction; a conflict (or any other failure) is the command's error.
 async fn commit(txn: &mut Transaction, what: &str, key: &str) -> Result<String> {
-    txn.commit()
-        .await
-        .map_err(|e| anyhow!("txn {what} {key:?} was not committed (nothing was written): {e}"))?;
+    let shown_key = shown(key);
+    txn.commit().await.map_err(|e| {
+        anyhow!("txn {what} {shown_key} was not committed (nothing was written): {e}")
+    })?;
     Ok("OK\n".to_string())
 }
 
