@@ -84,7 +84,7 @@ async fn run(args: RunArgs) -> ExitCode {
     let plan: Plan = match args.plan() {
         Ok(plan) => plan,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };

@@ -13,6 +13,7 @@ use super::workload::Workload;
 #[derive(Parser, Debug)]
 #[command(
     name = "shoal-bench",
+    version,
     about = "YCSB core workloads and a bank of transfers against a Shoal fleet"
 )]
 #[command(args_conflicts_with_subcommands = true)]
@@ -89,8 +90,9 @@ pub struct RunArgs {
     /// Each transfer moves a random amount from 1 to this.
     #[arg(long, default_value_t = 100)]
     pub max_transfer: u64,
-    /// Requests in the run phase (stops at whichever of --operations and --duration comes first).
-    #[arg(long)]
+    /// Requests in the run phase (stops at whichever of --operations and --duration comes
+    /// first); at least 1.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub operations: Option<u64>,
     /// Length of the run phase, e.g. 30s or 2m (30s when neither limit is given).
     #[arg(long, value_parser = parse_positive_duration)]
@@ -226,6 +228,15 @@ impl RunArgs {
         if records == 0 {
             return Err("--records must be at least 1".into());
         }
+        // The chart is drawn after the run: a directory that is not there fails now, not then.
+        if let Some(dir) = self.plot.as_deref().and_then(|p| p.parent()) {
+            if !dir.as_os_str().is_empty() && !dir.is_dir() {
+                return Err(format!(
+                    "--plot: directory {} does not exist",
+                    dir.display()
+                ));
+            }
+        }
         let duration = match (self.operations, self.duration) {
             (None, None) => Some(Duration::from_secs(30)),
             (_, d) => d,
@@ -267,6 +278,17 @@ mod tests {
 
     fn plan(args: &[&str]) -> Result<Plan, String> {
         parse(args).map_err(|e| e.to_string())?.plan()
+    }
+
+    #[test]
+    fn a_run_that_cannot_finish_is_refused_before_it_starts() {
+        assert!(parse(&["--operations", "0"]).is_err());
+        assert!(plan(&["--operations", "1"]).is_ok());
+        let err = plan(&["--plot", "/no/such/dir/x.png"]).unwrap_err();
+        assert!(err.contains("/no/such/dir"), "{err}");
+        assert!(plan(&["--plot", "x.png"]).is_ok());
+        let version = Cli::try_parse_from(["shoal-bench", "--version"]).unwrap_err();
+        assert_eq!(version.kind(), clap::error::ErrorKind::DisplayVersion);
     }
 
     #[test]
