@@ -238,8 +238,9 @@ impl ScheduleConfig {
         let serde_json::Value::Object(changes) = patch else {
             return Err(invalid("a schedule config update must be a JSON object"));
         };
-        let mut current =
+        let original =
             serde_json::to_value(self).map_err(|e| invalid(format!("encode config: {e}")))?;
+        let mut current = original.clone();
         let serde_json::Value::Object(fields) = &mut current else {
             return Err(invalid("the schedule config does not encode as an object"));
         };
@@ -249,8 +250,19 @@ impl ScheduleConfig {
             }
             fields.insert(k.clone(), v.clone());
         }
-        let next: ScheduleConfig = serde_json::from_value(current)
-            .map_err(|e| invalid(format!("bad schedule config value: {e}")))?;
+        let next: ScheduleConfig = serde_json::from_value(current).map_err(|e| {
+            // serde names the type it wanted, not the key: find the key by trying each change
+            // alone on the current config.
+            let culprit = changes.iter().find(|(k, v)| {
+                let mut one = original.clone();
+                one[k.as_str()] = (*v).clone();
+                serde_json::from_value::<ScheduleConfig>(one).is_err()
+            });
+            match culprit {
+                Some((k, _)) => invalid(format!("bad schedule config value for {k}: {e}")),
+                None => invalid(format!("bad schedule config value: {e}")),
+            }
+        })?;
         next.validate()?;
         Ok(next)
     }
@@ -408,6 +420,12 @@ mod tests {
         assert_eq!(next.schedule_interval, Duration::from_millis(250));
         assert_eq!(next.leader_schedule_limit, cfg.leader_schedule_limit);
         assert!(cfg.patched(&serde_json::json!({"nope": 1})).is_err());
+        // A value of the wrong type is refused naming its key.
+        let err = cfg
+            .patched(&serde_json::json!({"schedule-interval": "1s", "max-replicas": -1}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max-replicas"), "{err}");
         assert!(cfg
             .patched(&serde_json::json!({"max-replicas": 0}))
             .is_err());

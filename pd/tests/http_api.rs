@@ -209,6 +209,12 @@ async fn the_api_is_also_served_on_the_grpc_client_address() {
         assert_eq!(status, 400, "{bad}");
         assert!(body["error"].is_string(), "{bad}: {body}");
     }
+    // The parameter at fault is named.
+    let (_, body) = http_json(addr, "GET", "/pd/api/v1/regions/key?limit=many", None).await;
+    assert!(
+        body["error"].as_str().unwrap().contains("limit \"many\""),
+        "{body}"
+    );
     // The dashboard's page of matching regions: the bootstrapped region by its id, none for
     // a filter nothing matches, and a typed error for a bad limit.
     let region_id = listed["regions"][0]["id"].as_u64().unwrap();
@@ -227,7 +233,10 @@ async fn the_api_is_also_served_on_the_grpc_client_address() {
     );
     let (status, body) = http_json(addr, "GET", "/pd/api/v1/regions/search?limit=many", None).await;
     assert_eq!(status, 400);
-    assert!(body["error"].is_string(), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("limit \"many\""),
+        "{body}"
+    );
     let (_, config) = http_json(addr, "GET", "/pd/api/v1/config", None).await;
     assert_eq!(config["schedule"]["max-replicas"], 3);
     assert_eq!(config["storage"]["api-version"], 2);

@@ -310,8 +310,8 @@ async fn regions_summary(State(s): Shared) -> Json<Value> {
 struct SearchQuery {
     /// The filter (see `region_search::RegionFilter`); absent or empty: every region.
     q: Option<String>,
-    /// At most this many regions listed; 0 or absent: all.
-    limit: Option<usize>,
+    /// At most this many regions listed; 0 or absent: all (see [`limit_param`]).
+    limit: Option<String>,
 }
 
 /// One page of the regions a filter matches, in key order, with how many match and how many
@@ -324,7 +324,7 @@ async fn regions_search(
 ) -> ApiResult {
     let axum::extract::Query(q) = query.map_err(|e| bad_request(e.body_text()))?;
     let filter = region_search::RegionFilter::new(q.q.as_deref().unwrap_or(""));
-    let limit = q.limit.unwrap_or(0);
+    let limit = limit_param(q.limit.as_ref())?;
     tokio::task::spawn_blocking(move || {
         region_search::search(s.cluster.read().regions.iter(), &filter, limit)
     })
@@ -338,8 +338,21 @@ async fn regions_search(
 struct KeyRange {
     key: Option<String>,
     end_key: Option<String>,
-    /// At most this many regions; 0 or absent: all.
-    limit: Option<usize>,
+    /// At most this many regions; 0 or absent: all (see [`limit_param`]).
+    limit: Option<String>,
+}
+
+/// The `limit` query parameter of the region listings: a number of regions, 0 or absent for
+/// all. Parsed here rather than by the query extractor, whose error would not name it.
+fn limit_param(value: Option<&String>) -> Result<usize, ApiError> {
+    match value {
+        None => Ok(0),
+        Some(text) => text.parse().map_err(|_| {
+            bad_request(format!(
+                "limit {text:?} is not a number of regions (0 or absent: all)"
+            ))
+        }),
+    }
 }
 
 fn hex_param(name: &str, value: Option<&String>) -> Result<Vec<u8>, ApiError> {
@@ -363,7 +376,9 @@ async fn regions_from_key(
         return Err(bad_request("end_key is before key"));
     }
     let state = s.cluster.read();
-    let found = state.regions.scan(&start, &end, q.limit.unwrap_or(0));
+    let found = state
+        .regions
+        .scan(&start, &end, limit_param(q.limit.as_ref())?);
     Ok(Json(views::regions(found.into_iter())))
 }
 
