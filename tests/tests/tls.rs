@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use security::generate::{generate_fleet_certs, FleetCerts};
 use serde_json::json;
 use shoal_fleet_tests::fleet::FleetTls;
 use shoal_fleet_tests::tls::{
@@ -76,10 +77,10 @@ async fn tls_fleet_serves_certified_clients_and_refuses_others() {
 
     // shoal-ctl with the client certificate: `mvcc` reads from the leader store directly
     // (it once dialled plaintext there and failed with an h2 protocol error).
-    let ctl_with = |certificates: bool, args: &[&str]| {
+    let ctl_with = |certificates: Option<&FleetCerts>, args: &[&str]| {
         let mut command = Command::new(binaries::ctl_binary().unwrap());
         command.args(["--pd", &fleet.pd_grpc, "--pd-http", &fleet.pd_http]);
-        if certificates {
+        if let Some(certs) = certificates {
             command
                 .arg("--ca-path")
                 .arg(&certs.ca)
@@ -90,7 +91,7 @@ async fn tls_fleet_serves_certified_clients_and_refuses_others() {
         }
         command.args(args).output().unwrap()
     };
-    let ctl = |args: &[&str]| ctl_with(true, args);
+    let ctl = |args: &[&str]| ctl_with(Some(&certs), args);
     for args in [
         &["txn", "get", "tls-txn-a"][..],
         &["mvcc", "--key", "tls-txn-a"][..],
@@ -110,7 +111,7 @@ async fn tls_fleet_serves_certified_clients_and_refuses_others() {
     // Without the certificates, shoal-ctl fails, and says the fleet wants them (the transport
     // errors alone do not: "PD cluster failed to respond", a TLS alert shown as bytes).
     for args in [&["get", "tls-txn-a"][..], &["store", "list"][..]] {
-        let out = ctl_with(false, args);
+        let out = ctl_with(None, args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success(),
@@ -118,6 +119,22 @@ async fn tls_fleet_serves_certified_clients_and_refuses_others() {
         );
         assert!(
             stderr.contains("serves TLS: pass --ca-path, --cert-path and --key-path"),
+            "shoal-ctl {args:?}: {stderr}"
+        );
+    }
+
+    // With certificates of another authority, shoal-ctl fails and says what TLS refused.
+    let foreign_dir = tempfile::tempdir().unwrap();
+    let foreign = generate_fleet_certs(foreign_dir.path(), SERVER_CN, CLIENT_CN, 1).unwrap();
+    for args in [&["get", "tls-txn-a"][..], &["store", "list"][..]] {
+        let out = ctl_with(Some(&foreign), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "shoal-ctl {args:?} with foreign certificates"
+        );
+        assert!(
+            stderr.contains("hint: TLS with PD at") && stderr.contains("certificate authority"),
             "shoal-ctl {args:?}: {stderr}"
         );
     }

@@ -44,8 +44,15 @@ fn main() -> ExitCode {
             // why; if PD answers in TLS, say so.
             let no_certificates =
                 cli.ca_path.is_none() && cli.cert_path.is_none() && cli.key_path.is_none();
-            if no_certificates && !matches!(cli.command, Command::Cert(_)) {
-                if let Some(hint) = tls_probe::missing_certificates_hint(&cli.pd, &cli.pd_http) {
+            if !matches!(cli.command, Command::Cert(_)) {
+                let hint = match tls::material() {
+                    _ if no_certificates => {
+                        tls_probe::missing_certificates_hint(&cli.pd, &cli.pd_http)
+                    }
+                    Some(material) => tls_probe::certificates_hint(&cli.pd, &cli.pd_http, material),
+                    None => None,
+                };
+                if let Some(hint) = hint {
                     eprintln!("{hint}");
                 }
             }
