@@ -89,6 +89,9 @@ async fn commit(txn: &mut Transaction, what: &str, key: &str) -> Result<String> 
     Ok("OK\n".to_string())
 }
 
+/// One scanned row of `txn scan`: the key and, unless only keys were asked for, its value.
+type TxnRow = (Key, Option<Vec<u8>>);
+
 /// Prints the pairs (or keys) of `[from, to)` one snapshot holds, at most `limit`, in key
 /// order.
 pub async fn scan(client: &TransactionClient, args: &ScanArgs) -> Result<String> {
@@ -106,7 +109,7 @@ pub async fn scan(client: &TransactionClient, args: &ScanArgs) -> Result<String>
             Bound::Included(next.clone()),
             end.clone().map_or(Bound::Unbounded, Bound::Excluded),
         );
-        let answer: std::result::Result<Vec<(Key, Option<Vec<u8>>)>, _> = if args.keys_only {
+        let answer: std::result::Result<Vec<TxnRow>, _> = if args.keys_only {
             txn.scan_keys(range, want)
                 .await
                 .map(|keys| keys.map(|k| (k, None)).collect())
