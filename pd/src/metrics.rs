@@ -57,10 +57,8 @@ impl Metrics {
         let r = Registry::new();
         // CPU seconds, resident and virtual memory, open files and threads of this process
         // (`process_*`, as every Prometheus client exports them).
-        r.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))
-        .expect("metric names are unique");
+        r.register(Box::new(process_metrics::ProcessMetrics::for_self()))
+            .expect("metric names are unique");
         let stores = IntGaugeVec::new(Opts::new("shoal_pd_stores", "Stores by state"), &["state"])
             .expect("valid metric definition");
         r.register(Box::new(stores.clone()))

@@ -91,7 +91,7 @@ pub async fn serve_tls(
 fn process_metrics_registered() -> bool {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *REGISTERED.get_or_init(|| {
-        let collector = prometheus::process_collector::ProcessCollector::for_self();
+        let collector = process_metrics::ProcessMetrics::for_self();
         match prometheus::register(Box::new(collector)) {
             Ok(()) | Err(prometheus::Error::AlreadyReg) => true,
             Err(e) => {
