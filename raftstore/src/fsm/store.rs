@@ -83,7 +83,9 @@ impl StoreFsm {
         if session == self.pd_session {
             return;
         }
-        let reopened = self.pd_session != 0;
+        // Opened more than once before the first tick looked: PD may have restarted in
+        // between, after leaders had reported on the first stream.
+        let reopened = self.pd_session != 0 || session > 1;
         self.pd_session = session;
         if reopened {
             info!(
