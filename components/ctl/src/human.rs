@@ -27,6 +27,11 @@ pub fn quantity_bytes(q: &Quantity) -> String {
     }
 }
 
+/// Like [`quantity_bytes`], with `-` for a quantity PD does not know.
+pub fn optional_bytes(q: Option<&Quantity>) -> String {
+    q.map_or_else(|| "-".to_string(), quantity_bytes)
+}
+
 /// Seconds as a short age: `42s`, `3m05s`, `2h03m`, `4d02h`.
 pub fn age(secs: u64) -> String {
     match secs {

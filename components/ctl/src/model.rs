@@ -32,9 +32,11 @@ pub struct StoreMeta {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct StoreStatus {
-    pub capacity: Quantity,
-    pub available: Quantity,
-    pub used_size: Quantity,
+    /// Bytes; `None` (JSON `null`) while PD has no heartbeat statistics from the store since
+    /// PD started (always so for a tombstone store after a PD restart).
+    pub capacity: Option<Quantity>,
+    pub available: Option<Quantity>,
+    pub used_size: Option<Quantity>,
     pub region_count: u64,
     pub leader_count: u64,
     pub last_heartbeat_ts: Quantity,
@@ -143,9 +145,22 @@ mod tests {
         assert_eq!(stores.stores[0].store.state_name, "Up");
         assert_eq!(
             stores.stores[0].status.available,
-            Quantity::Text("1GiB".into())
+            Some(Quantity::Text("1GiB".into()))
         );
-        assert_eq!(stores.stores[0].status.capacity, Quantity::Number(1000));
+        assert_eq!(
+            stores.stores[0].status.capacity,
+            Some(Quantity::Number(1000))
+        );
+
+        // A store PD has no statistics from (a tombstone after a PD restart).
+        let unknown: StoresPage = serde_json::from_str(
+            r#"{"count":1,"stores":[{"store":{"id":4,"state_name":"Tombstone"},
+            "status":{"capacity":null,"available":null,"used_size":null,"region_count":0,
+            "leader_count":0,"last_heartbeat_ts":0}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(unknown.stores[0].status.capacity, None);
+        assert_eq!(unknown.stores[0].status.used_size, None);
 
         let regions: RegionsPage = serde_json::from_str(
             r#"{"count":1,"regions":[{"id":2,"start_key":"","end_key":"",

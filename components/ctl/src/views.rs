@@ -30,9 +30,9 @@ pub fn stores_table(stores: &[StoreInfo], now_secs: u64) -> String {
             s.store.state_name.clone(),
             s.status.region_count.to_string(),
             s.status.leader_count.to_string(),
-            human::quantity_bytes(&s.status.capacity),
-            human::quantity_bytes(&s.status.available),
-            human::quantity_bytes(&s.status.used_size),
+            human::optional_bytes(s.status.capacity.as_ref()),
+            human::optional_bytes(s.status.available.as_ref()),
+            human::optional_bytes(s.status.used_size.as_ref()),
             human::heartbeat_age(&s.status.last_heartbeat_ts, now_secs),
         ]);
     }
@@ -225,9 +225,9 @@ mod tests {
                 ..Default::default()
             },
             status: StoreStatus {
-                capacity: Quantity::Number(10 * 1024 * 1024 * 1024),
-                available: Quantity::Number(5 * 1024 * 1024 * 1024),
-                used_size: Quantity::Number(2048),
+                capacity: Some(Quantity::Number(10 * 1024 * 1024 * 1024)),
+                available: Some(Quantity::Number(5 * 1024 * 1024 * 1024)),
+                used_size: Some(Quantity::Number(2048)),
                 region_count: regions,
                 leader_count: 1,
                 last_heartbeat_ts: Quantity::Number(1_000),
@@ -276,6 +276,22 @@ mod tests {
         assert!(lines[1].contains("2.0 KiB"));
         assert!(lines[1].ends_with("1m00s ago"));
         assert!(lines[2].starts_with(" 2  127.0.0.1:20162  Up"));
+    }
+
+    #[test]
+    fn sizes_pd_does_not_know_show_as_a_dash() {
+        let mut tombstone = store(3, "Tombstone", 0);
+        tombstone.status.capacity = None;
+        tombstone.status.available = None;
+        tombstone.status.used_size = None;
+        let out = stores_table(&[tombstone], 1_060);
+        let row = out.lines().nth(1).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            &cells[..8],
+            ["3", "127.0.0.1:20163", "Tombstone", "0", "1", "-", "-", "-"]
+        );
+        assert!(!row.contains(" 0 B"), "{row}");
     }
 
     #[test]

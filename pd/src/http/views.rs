@@ -132,8 +132,12 @@ pub fn hot_regions<'a>(list: impl Iterator<Item = &'a RegionInfo>, flow: Flow) -
     json!({ "as_leader": as_leader })
 }
 
+/// One store for `GET /stores` and `GET /store/{id}`. `capacity`, `available`, `used_size`
+/// (bytes) and `start_ts` are `null` until the store has sent a heartbeat to this PD process:
+/// PD keeps no statistics across its restarts, and a tombstone store never reports again, so
+/// a zero there would read as an empty disk.
 pub fn store(s: &StoreInfo, status: StoreStatus, load: StoreLoad) -> Value {
-    let stats = s.stats.unwrap_or_default();
+    let stats = s.stats.as_ref();
     json!({
         "store": {
             "id": s.id(),
@@ -147,13 +151,13 @@ pub fn store(s: &StoreInfo, status: StoreStatus, load: StoreLoad) -> Value {
                 .collect::<Vec<_>>(),
         },
         "status": {
-            "capacity": stats.capacity,
-            "available": stats.available,
-            "used_size": stats.used_size,
+            "capacity": stats.map(|st| st.capacity),
+            "available": stats.map(|st| st.available),
+            "used_size": stats.map(|st| st.used_size),
             "region_count": load.regions,
             "leader_count": load.leaders,
-            "is_busy": stats.is_busy,
-            "start_ts": stats.start_time,
+            "is_busy": stats.is_some_and(|st| st.is_busy),
+            "start_ts": stats.map(|st| st.start_time),
             "last_heartbeat_ts": s.last_heartbeat_ms / 1000,
         },
     })
@@ -263,5 +267,36 @@ mod tests {
         let read = hot_regions(list.iter(), Flow::Read);
         assert_eq!(read["as_leader"].as_object().unwrap().len(), 1);
         assert_eq!(read["as_leader"]["7"]["statistics"][0]["flow_bytes"], 100);
+    }
+
+    #[test]
+    fn a_store_without_statistics_has_null_sizes_not_zero() {
+        let meta = metapb::Store {
+            id: 4,
+            state: metapb::StoreState::Tombstone as i32,
+            ..Default::default()
+        };
+        let mut info = StoreInfo::new(meta, 1_000);
+        let load = StoreLoad {
+            regions: 0,
+            leaders: 0,
+        };
+        let unknown = store(&info, StoreStatus::Tombstone, load);
+        for field in ["capacity", "available", "used_size", "start_ts"] {
+            assert!(unknown["status"][field].is_null(), "{field}: {unknown}");
+        }
+        assert_eq!(unknown["status"]["is_busy"], false);
+
+        info.stats = Some(proto::pdpb::StoreStats {
+            store_id: 4,
+            capacity: 100,
+            available: 60,
+            used_size: 30,
+            ..Default::default()
+        });
+        let known = store(&info, StoreStatus::Tombstone, load);
+        assert_eq!(known["status"]["capacity"], 100);
+        assert_eq!(known["status"]["available"], 60);
+        assert_eq!(known["status"]["used_size"], 30);
     }
 }
