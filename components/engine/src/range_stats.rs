@@ -174,8 +174,16 @@ impl<'a> RangeSizer<'a> {
     }
 }
 
+/// Estimates at or under this many logical bytes are checked for a key before they are
+/// believed. RocksDB sizes a range from the table files' indexes, so a range without a single
+/// key that spans the separator between two data blocks is given a whole block (a few KiB,
+/// tens of small keys); an empty pre-split region would report that forever. One seek per
+/// column family tells such a range apart; larger estimates are never off by enough to be
+/// worth it.
+const CHECK_EMPTY_UNDER: u64 = 256 * 1024;
+
 /// Estimated size of `[start, end)` over `cfs`; `counted_keys` says which column families'
-/// entries count as keys.
+/// entries count as keys. A range holding no key at all is reported as exactly empty.
 pub(crate) fn approximate_stats(
     db: &DB,
     cfs: &[(&ColumnFamily, bool)],
@@ -188,6 +196,12 @@ pub(crate) fn approximate_stats(
         total.bytes += s.bytes;
         if *counts_keys {
             total.keys += s.keys;
+        }
+    }
+    if total.bytes > 0 && total.bytes <= CHECK_EMPTY_UNDER {
+        let handles: Vec<&ColumnFamily> = cfs.iter().map(|(cf, _)| *cf).collect();
+        if first_key_at_or_after(db, &handles, start, finite_end(end))?.is_none() {
+            return Ok(RangeStats::default());
         }
     }
     Ok(total)
@@ -485,6 +499,27 @@ mod tests {
         );
         let nothing = kv.approximate_stats(&cfs, b"zz", b"").unwrap();
         assert_eq!(nothing.keys, 0);
+    }
+
+    /// A range between two neighbouring keys holds nothing, whichever data blocks its ends
+    /// fall in: the index's block granularity must not make a key-less range (an empty
+    /// pre-split region) look like one block of data.
+    #[test]
+    fn ranges_without_keys_are_empty_at_every_block_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = crate::KvEngine::open(dir.path()).unwrap();
+        fill(&kv, 0, 2_000);
+        kv.flush().unwrap();
+        let cfs = [(crate::CF_DEFAULT, true)];
+        for i in 0..1_999 {
+            let mut after = key(i);
+            after.push(0);
+            let gap = kv.approximate_stats(&cfs, &after, &key(i + 1)).unwrap();
+            assert_eq!(gap, RangeStats::default(), "between keys {i} and {}", i + 1);
+        }
+        // Ranges with keys keep their estimate.
+        let hundred = kv.approximate_stats(&cfs, &key(100), &key(200)).unwrap();
+        assert!(within(hundred.bytes, 100 * ENTRY, 1.5), "{hundred:?}");
     }
 
     /// Cuts fall near every `piece` bytes, at existing keys, across table files and memtable.
