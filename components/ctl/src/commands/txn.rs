@@ -80,13 +80,43 @@ pub async fn delete(client: &TransactionClient, key: &str) -> Result<String> {
     commit(&mut txn, "delete", key).await
 }
 
-/// Commits a one-write transaction; a conflict (or any other failure) is the command's error.
+/// Commits a one-write transaction; a conflict (or any other failure) is the command's error,
+/// which says whether the write is known not to have happened.
 async fn commit(txn: &mut Transaction, what: &str, key: &str) -> Result<String> {
     let shown_key = shown(key);
     txn.commit().await.map_err(|e| {
-        anyhow!("txn {what} {shown_key} was not committed (nothing was written): {e}")
+        if refused_before_commit(&e) {
+            anyhow!("txn {what} {shown_key} was not committed (nothing was written): {e}")
+        } else {
+            anyhow!(
+                "txn {what} {shown_key} failed and may or may not have been committed: {e}\n\
+                 (the store did not answer; its lock, if one was left, is resolved by the next \
+                 read of the key after its TTL: check with `txn get`)"
+            )
+        }
     })?;
     Ok("OK\n".to_string())
+}
+
+/// Whether a failed commit was refused by the stores, so nothing of it is visible or left
+/// behind: a key error (a write conflict, a lock that could not be resolved, the commit's
+/// own lock rolled back by another reader) ends the transaction with its locks rolled back.
+/// A transport failure or an exhausted retry is not such an answer: the commit request may
+/// have been applied, or a prewrite lock left for readers to resolve (Percolator).
+fn refused_before_commit(e: &tikv_client::Error) -> bool {
+    use tikv_client::Error as E;
+    match e {
+        E::KeyError(_)
+        | E::ResolveLockError(_)
+        | E::DuplicateKeyInsertion
+        | E::OnePcFailure
+        | E::PessimisticLockError { .. }
+        | E::TxnNotFound(_) => true,
+        E::MultipleKeyErrors(errors) | E::ExtractedErrors(errors) => {
+            !errors.is_empty() && errors.iter().all(refused_before_commit)
+        }
+        _ => false,
+    }
 }
 
 /// One scanned row of `txn scan`: the key and, unless only keys were asked for, its value.
@@ -206,6 +236,31 @@ pub fn op_name(op: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_refusals_say_nothing_was_written() {
+        use tikv_client::Error as E;
+        let conflict = || E::KeyError(Box::new(tikv_client::ProtoKeyError::default()));
+        assert!(refused_before_commit(&conflict()));
+        assert!(refused_before_commit(&E::ResolveLockError(vec![])));
+        assert!(refused_before_commit(&E::MultipleKeyErrors(vec![
+            conflict(),
+            conflict()
+        ])));
+        // A store that did not answer, or a region error the client gave up on: the commit
+        // may have been applied.
+        let unanswered = || E::Io(std::io::ErrorKind::ConnectionRefused.into());
+        assert!(!refused_before_commit(&unanswered()));
+        assert!(!refused_before_commit(&E::UndeterminedError(Box::new(
+            conflict()
+        ))));
+        assert!(!refused_before_commit(&E::RegionError(Box::default())));
+        assert!(!refused_before_commit(&E::MultipleKeyErrors(vec![
+            conflict(),
+            unanswered()
+        ])));
+        assert!(!refused_before_commit(&E::MultipleKeyErrors(vec![])));
+    }
 
     fn locks_args(key: Option<&str>, from: Option<&str>, to: Option<&str>) -> LocksArgs {
         LocksArgs {
