@@ -18,9 +18,31 @@ pub async fn connect(pd: &str, timeout: Duration, api_version: u8) -> Result<Raw
     } else {
         config.with_default_keyspace()
     };
-    RawClient::new_with_config(vec![pd.to_string()], config)
-        .await
-        .map_err(|e| anyhow!("cannot connect to PD at {pd}: {e}"))
+    within_connect_deadline(
+        pd,
+        timeout,
+        RawClient::new_with_config(vec![pd.to_string()], config),
+    )
+    .await
+}
+
+/// Awaits a client's connection to PD for at most `timeout`: the client puts no deadline on
+/// its first calls to PD, so a PD that accepts connections but does not answer (paused,
+/// overloaded) would hold the command forever. Errors name PD and what happened.
+pub async fn within_connect_deadline<C>(
+    pd: &str,
+    timeout: Duration,
+    connecting: impl std::future::Future<Output = tikv_client::Result<C>>,
+) -> Result<C> {
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(anyhow!("cannot connect to PD at {pd}: {e}")),
+        Err(_) => Err(anyhow!(
+            "cannot connect to PD at {pd}: no answer within {} (--timeout); it accepts \
+             connections but does not serve them",
+            format!("{}s", timeout.as_secs_f64())
+        )),
+    }
 }
 
 /// The largest gRPC answer the official client takes: tonic's default decoding limit, which
@@ -240,6 +262,33 @@ fn successor(key: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A PD that accepts connections and never answers (a paused process) ends the command
+    /// with an error after `--timeout` instead of holding it forever.
+    #[tokio::test]
+    async fn a_pd_that_never_answers_fails_the_connection_after_the_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let pd = listener.local_addr().unwrap().to_string();
+        // Accepted connections are held open, unanswered, until the test ends.
+        let held = std::thread::spawn(move || {
+            let mut open = Vec::new();
+            listener.set_nonblocking(true).unwrap();
+            for _ in 0..400 {
+                if let Ok((conn, _)) = listener.accept() {
+                    open.push(conn);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            open.len()
+        });
+        let raw = connect(&pd, Duration::from_secs(1), 2).await;
+        let message = raw.err().expect("no client from a silent PD").to_string();
+        assert!(message.contains("no answer within 1s"), "{message}");
+        let txn = crate::commands::txn::connect(&pd, Duration::from_secs(1), 2).await;
+        let message = txn.err().expect("no client from a silent PD").to_string();
+        assert!(message.contains("no answer within 1s"), "{message}");
+        assert!(held.join().unwrap() > 0, "the client reached the listener");
+    }
 
     fn row(key: &[u8]) -> Row {
         (key.to_vec(), Some(b"v".to_vec()))

@@ -23,9 +23,8 @@ pub async fn connect(pd: &str, timeout: Duration, api_version: u8) -> Result<Tra
     } else {
         config.with_default_keyspace()
     };
-    TransactionClient::new_with_config(vec![pd.to_string()], config)
-        .await
-        .map_err(|e| anyhow!("cannot connect to PD at {pd}: {e}"))
+    let connecting = TransactionClient::new_with_config(vec![pd.to_string()], config);
+    crate::commands::kv::within_connect_deadline(pd, timeout, connecting).await
 }
 
 /// A new optimistic transaction. Dropping it unfinished only warns: an error path that
