@@ -255,3 +255,68 @@ async fn txn_api_runs_clean_against_the_fleet() {
         .count();
     assert_eq!(keys as u64, RECORDS + inserted);
 }
+
+/// A bank run killed mid-transfer leaves pessimistic and prewrite locks that live for their
+/// TTL. The next run's load must wait them out and write every account, so its check adds up;
+/// before, the load counted those accounts as aborts, went on, and reported money missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_load_waits_out_the_locks_of_a_killed_run() {
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    let bank = |mode: &str, duration: &str, phase: &str| {
+        args_for(
+            &fleet,
+            duration,
+            &[
+                "--workload",
+                "bank",
+                "--txn-mode",
+                mode,
+                "--accounts",
+                "20",
+                "--phase",
+                phase,
+            ],
+        )
+    };
+    let load = bench(bank("pessimistic", "2s", "load")).await;
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    // Transfers only, so every lock listed is a transfer's (pessimistic locks live 20 s).
+    let mut killed = std::process::Command::new(binary("shoal-bench").unwrap())
+        .args(bank("pessimistic", "300s", "run"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start shoal-bench");
+    // Killed once the transfers hold locks, which `shoal-ctl locks` lists.
+    let ctl = shoal_fleet_tests::binaries::ctl_binary().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let locks = std::process::Command::new(&ctl)
+            .args(["--pd", &fleet.pd_grpc, "--pd-http", &fleet.pd_http, "locks"])
+            .output()
+            .expect("run shoal-ctl locks");
+        if String::from_utf8_lossy(&locks.stdout).contains("key=bank") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bank run held no lock within 120 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+
+    let out = bench(bank("optimistic", "2s", "both")).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let report = json(&out);
+    assert_eq!(report["load"]["errors"], 0, "{stderr}");
+    assert_eq!(report["load"]["aborts"], 0, "{stderr}");
+    assert_eq!(count(&report["load"], "INSERT"), 20, "{stderr}");
+    assert_eq!(report["bank"]["check"]["ok"], true, "{report}");
+}

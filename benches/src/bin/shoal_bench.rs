@@ -15,7 +15,9 @@
 //!
 //! `--workload bank` loads `--accounts` accounts with `--initial-balance` each, then runs
 //! transfers (one transaction each, in the `--txn-mode`) and finally reads every account in one
-//! snapshot: when they do not add up to the starting total the run exits with 3.
+//! snapshot: when they do not add up to the starting total the run exits with 3. A load that
+//! could not write every account (locks of a killed earlier run outliving the load's
+//! patience) exits with 2 before any transfer.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,7 +129,18 @@ async fn run(args: RunArgs) -> ExitCode {
     if matches!(args.phase, Phases::Load | Phases::Both) {
         let summary = run_phase(&backend, spec(Phase::Load)).await;
         print_table(&args, &summary.table());
+        let unwritten = summary.errors + summary.aborts;
         output.load = Some(summary);
+        if let (Some(bank), true) = (plan.bank, unwritten > 0) {
+            // Transfers over a partial bank would end in a check that finds money missing
+            // which was never there: stop here and say why.
+            eprintln!(
+                "the bank's load did not write {unwritten} of its {} accounts (see the \
+                 table above); no transfers were run and nothing was checked",
+                bank.accounts
+            );
+            return ExitCode::from(2);
+        }
     }
     if matches!(args.phase, Phases::Run | Phases::Both) {
         let summary = run_phase(&backend, spec(Phase::Run)).await;

@@ -325,6 +325,33 @@ async fn execute(
     }
 }
 
+/// How long the bank's load keeps writing an account that conflicts: the locks of an earlier
+/// run that was killed mid-transfer live for their TTL (20 s at most for the client's
+/// pessimistic locks) before a reader may roll them back, and an account the load skips
+/// would leave the final check comparing against money that was never there.
+const BANK_LOAD_LOCK_PATIENCE: Duration = Duration::from_secs(45);
+/// The pause between two such writes.
+const BANK_LOAD_RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// Writes one account of the bank's load, again after each conflict until
+/// [`BANK_LOAD_LOCK_PATIENCE`] has passed; any other failure, or a conflict after that, is
+/// the write's error.
+async fn write_waiting_out_locks(
+    backend: &mut Backend,
+    key: Vec<u8>,
+    value: Vec<u8>,
+) -> Result<(), BackendError> {
+    let started = Instant::now();
+    loop {
+        match backend.write(key.clone(), value.clone()).await {
+            Err(BackendError::Conflict(_)) if started.elapsed() < BANK_LOAD_LOCK_PATIENCE => {
+                tokio::time::sleep(BANK_LOAD_RETRY_PAUSE).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// The bank's requests: the load writes account `n` with the initial balance, the run moves
 /// money between two accounts drawn by `chooser`.
 async fn execute_bank(
@@ -339,7 +366,7 @@ async fn execute_bank(
         Operation::Insert => {
             let n = shared.inserted.claim();
             let balance = bank::encode_balance(bank.initial_balance);
-            backend.write(bank::account_key(n), balance).await?;
+            write_waiting_out_locks(backend, bank::account_key(n), balance).await?;
             shared.inserted.acknowledge(n);
             Ok(op)
         }
