@@ -38,9 +38,9 @@ pub async fn within_connect_deadline<C>(
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => Err(anyhow!("cannot connect to PD at {pd}: {e}")),
         Err(_) => Err(anyhow!(
-            "cannot connect to PD at {pd}: no answer within {} (--timeout); it accepts \
+            "cannot connect to PD at {pd}: no answer within {}s (--timeout); it accepts \
              connections but does not serve them",
-            format!("{}s", timeout.as_secs_f64())
+            timeout.as_secs_f64()
         )),
     }
 }

@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn only_refusals_say_nothing_was_written() {
         use tikv_client::Error as E;
-        let conflict = || E::KeyError(Box::new(tikv_client::ProtoKeyError::default()));
+        let conflict = || E::KeyError(Box::default());
         assert!(refused_before_commit(&conflict()));
         assert!(refused_before_commit(&E::ResolveLockError(vec![])));
         assert!(refused_before_commit(&E::MultipleKeyErrors(vec![
