@@ -135,21 +135,29 @@ impl TxnKv {
         self.cm.update_max_ts(req.max_version)?;
         let space = self.cfg.api.txn_key_space();
         let (lower, upper) = clip_to(&req.start_key, &req.end_key, &space.start, &space.end);
-        self.cm.read_range_check(&lower, &upper, |l| {
-            if l.lock.ts <= req.max_version {
-                return Err(txn::Error::KeyIsLocked(Box::new(
-                    l.lock.to_lock_info(l.raw_key.clone()),
-                )));
-            }
-            Ok(())
-        })?;
+        // Prewrites in flight are listed with the persisted locks rather than failing the
+        // scan (`scan_lock_with_memory`). Read before the snapshot: a prewrite applied in
+        // between is in both (listed once), one begun after cannot commit at or below
+        // max_version, which was raised above.
+        let mut in_memory = Vec::new();
+        self.cm
+            .read_range_check(&lower, &upper, |l| {
+                if l.lock.ts <= req.max_version {
+                    in_memory.push((
+                        Key::from_raw(&l.raw_key).into_encoded(),
+                        l.lock.to_lock_info(l.raw_key.clone()),
+                    ));
+                }
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
         let snap = self.snapshot(&ctx).await?;
         let KeySpace {
             start: region_start,
             end: region_end,
         } = self.cfg.api.txn_range_of(&snap.region);
         let reader = MvccReader::new(&snap.snapshot);
-        let locks = scan_lock::scan_lock(
+        let locks = scan_lock::scan_lock_with_memory(
             &reader,
             req.max_version,
             &req.start_key,
@@ -157,6 +165,7 @@ impl TxnKv {
             req.limit as usize,
             &region_start,
             &region_end,
+            in_memory,
         )?;
         Ok(ScanLockResponse {
             locks,

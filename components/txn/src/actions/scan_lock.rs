@@ -44,6 +44,73 @@ pub fn scan_lock<S: KvRead>(
         .collect()
 }
 
+/// [`scan_lock`] with the locks of prewrites still in flight: `in_memory` holds the memory
+/// locks (async-commit and 1PC prewrites not yet applied) as (encoded key, `LockInfo`), all
+/// with start_ts <= `max_version`; those in the clipped range are listed with the persisted
+/// ones, a key in both once (the persisted lock), within `limit`.
+///
+/// TiKV answers a lock scan that meets such a lock with `KeyIsLocked`, so listing locks or a
+/// GC fails for as long as async-commit writes run in the range. A resolver that is handed an
+/// in-flight lock checks its primary like any other lock's, and that check waits for the
+/// prewrite (it takes the same key latches), so listing them loses nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn scan_lock_with_memory<S: KvRead>(
+    reader: &MvccReader<'_, S>,
+    max_version: u64,
+    start: &[u8],
+    end: &[u8],
+    limit: usize,
+    region_start: &[u8],
+    region_end: &[u8],
+    in_memory: Vec<(Vec<u8>, LockInfo)>,
+) -> Result<Vec<LockInfo>> {
+    let persisted = scan_lock(
+        reader,
+        max_version,
+        start,
+        end,
+        limit,
+        region_start,
+        region_end,
+    )?;
+    let lower = Key::from_raw(start)
+        .into_encoded()
+        .max(region_start.to_vec());
+    let upper = clip_upper(end, region_end);
+    let in_range = in_memory
+        .into_iter()
+        .filter(|(k, _)| *k >= lower && (upper.is_empty() || *k < upper))
+        .map(|(_, lock)| lock);
+    Ok(merge_locks(persisted, in_range, limit))
+}
+
+/// The union of `persisted` (sorted, at most `limit`) and `in_memory` locks by raw key, in key
+/// order, at most `limit` (0 = no limit). When `persisted` is full, locks past its last key
+/// are left out: persisted locks there were not read, and the caller pages on from the last
+/// key listed.
+fn merge_locks(
+    persisted: Vec<LockInfo>,
+    in_memory: impl Iterator<Item = LockInfo>,
+    limit: usize,
+) -> Vec<LockInfo> {
+    let last_read = match persisted.last() {
+        Some(last) if limit > 0 && persisted.len() >= limit => Some(last.key.clone()),
+        _ => None,
+    };
+    let mut by_key: std::collections::BTreeMap<Vec<u8>, LockInfo> = in_memory
+        .filter(|l| last_read.as_ref().is_none_or(|last| l.key <= *last))
+        .map(|l| (l.key.clone(), l))
+        .collect();
+    for lock in persisted {
+        by_key.insert(lock.key.clone(), lock);
+    }
+    let mut out: Vec<LockInfo> = by_key.into_values().collect();
+    if limit > 0 {
+        out.truncate(limit);
+    }
+    out
+}
+
 /// The exclusive encoded upper bound: the nearer of the raw request end and the encoded region
 /// end, where empty means unbounded.
 fn clip_upper(raw_end: &[u8], region_end: &[u8]) -> Vec<u8> {
@@ -61,6 +128,53 @@ fn clip_upper(raw_end: &[u8], region_end: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info(key: &str, ts: u64) -> LockInfo {
+        LockInfo {
+            key: key.as_bytes().to_vec(),
+            lock_version: ts,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn locks_in_flight_are_listed_with_the_persisted_ones() {
+        let persisted = vec![info("b", 1), info("d", 1)];
+        let memory = vec![info("a", 2), info("d", 9), info("e", 3)];
+        let all = merge_locks(persisted.clone(), memory.clone().into_iter(), 0);
+        assert_eq!(keys(&all), ["a", "b", "d", "e"]);
+        assert_eq!(
+            all[2].lock_version, 1,
+            "a key in both is the persisted lock"
+        );
+        let first = merge_locks(persisted.clone(), memory.clone().into_iter(), 3);
+        assert_eq!(keys(&first), ["a", "b", "d"]);
+        // A full page of persisted locks: past its last key nothing was read, so no memory
+        // lock from there may come before the persisted locks the next page finds.
+        let full = merge_locks(persisted, memory.into_iter(), 2);
+        assert_eq!(keys(&full), ["a", "b"]);
+        let page = merge_locks(
+            vec![info("b", 1), info("d", 1)],
+            [info("e", 3)].into_iter(),
+            2,
+        );
+        assert_eq!(keys(&page), ["b", "d"]);
+    }
+
+    #[test]
+    fn memory_locks_outside_the_range_or_region_are_left_out() {
+        let (_dir, kv) = engine();
+        let snapshot = kv.snapshot();
+        let reader = MvccReader::new(&snapshot);
+        let encoded = |k: &str| Key::from_raw(k.as_bytes()).into_encoded();
+        let memory = ["a", "k1", "k5", "m"]
+            .iter()
+            .map(|k| (encoded(k), info(k, 5)))
+            .collect();
+        let found =
+            scan_lock_with_memory(&reader, 10, b"k", b"z", 0, &[], &encoded("k3"), memory).unwrap();
+        assert_eq!(keys(&found), ["k1"]);
+    }
     use crate::mvcc::{Lock, LockType, MvccTxn};
     use crate::test_util::{apply, engine};
 
