@@ -148,6 +148,20 @@ impl Peer {
             self.wake_up(ctx);
         }
         self.forget_leader_that_campaigns(&m);
+        let last_index = self.raft_group.raft.raft_log.last_index();
+        crate::invariant::enforce!(
+            !commit_beyond_log(&m, self.term(), last_index),
+            self.region_id(),
+            self.peer_id(),
+            "the leader (peer {}, term {}) says entries up to index {} are committed, but this \
+             store's raft log ends at {last_index}: entries this store acknowledged are gone, \
+             so its data went back in time (restored from an older copy, or a disk that lost \
+             written data). The store cannot serve: delete it (`shoal-ctl store delete`), wipe \
+             its data directory and start it as a new store",
+            m.from,
+            m.term,
+            m.commit
+        );
         if let Err(e) = self.raft_group.step(m) {
             debug!(region_id = msg.region_id, "step raft message: {e}");
         }
@@ -327,5 +341,46 @@ impl Peer {
             return false;
         }
         true
+    }
+}
+
+/// Whether `m` is a heartbeat of this term's leader naming a commit index past the end of
+/// this peer's log. raft-rs commits a heartbeat's index without further checks (and panics
+/// without saying why when it is past the log): a leader only sends what this peer has
+/// acknowledged, so the peer has lost entries it once wrote durably.
+fn commit_beyond_log(m: &eraftpb::Message, term: u64, last_index: u64) -> bool {
+    m.get_msg_type() == MessageType::MsgHeartbeat && m.term >= term && m.commit > last_index
+}
+
+#[cfg(test)]
+mod lost_entries_tests {
+    use super::*;
+
+    fn heartbeat(term: u64, commit: u64) -> eraftpb::Message {
+        let mut m = eraftpb::Message::default();
+        m.set_msg_type(MessageType::MsgHeartbeat);
+        m.term = term;
+        m.commit = commit;
+        m
+    }
+
+    #[test]
+    fn only_a_current_leaders_heartbeat_past_the_log_means_lost_entries() {
+        assert!(commit_beyond_log(&heartbeat(5, 17), 5, 16));
+        assert!(
+            commit_beyond_log(&heartbeat(6, 17), 5, 16),
+            "a newer leader"
+        );
+        assert!(!commit_beyond_log(&heartbeat(5, 16), 5, 16));
+        assert!(
+            !commit_beyond_log(&heartbeat(4, 17), 5, 16),
+            "a stale leader is ignored"
+        );
+        let mut append = heartbeat(5, 17);
+        append.set_msg_type(MessageType::MsgAppend);
+        assert!(
+            !commit_beyond_log(&append, 5, 16),
+            "appends bound the commit themselves"
+        );
     }
 }
