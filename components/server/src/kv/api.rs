@@ -243,6 +243,13 @@ impl fmt::Display for StorageApi {
     }
 }
 
+impl KeySpace {
+    /// Whether `key` lies in `[start, end)` (an empty end is unbounded).
+    pub fn contains(&self, key: &[u8]) -> bool {
+        key >= self.start.as_slice() && (self.end.is_empty() || key < self.end.as_slice())
+    }
+}
+
 /// `[start, end)` of `a` and `b` intersected; an empty end is unbounded.
 pub fn intersect(a: &KeySpace, b_start: &[u8], b_end: &[u8]) -> KeySpace {
     let start = a.start.as_slice().max(b_start).to_vec();
@@ -258,6 +265,21 @@ pub fn intersect(a: &KeySpace, b_start: &[u8], b_end: &[u8]) -> KeySpace {
 mod tests {
     use super::*;
     use proto::metapb::RegionEpoch;
+
+    #[test]
+    fn a_key_space_holds_its_start_but_not_its_end() {
+        let bounded = KeySpace {
+            start: b"b".to_vec(),
+            end: b"d".to_vec(),
+        };
+        assert!(bounded.contains(b"b") && bounded.contains(b"c\xff"));
+        assert!(!bounded.contains(b"a") && !bounded.contains(b"d"));
+        let unbounded = KeySpace {
+            start: b"b".to_vec(),
+            end: Vec::new(),
+        };
+        assert!(unbounded.contains(b"\xff\xff") && !unbounded.contains(b"a"));
+    }
 
     fn ctx(version: ApiVersion) -> Context {
         Context {

@@ -136,7 +136,7 @@ impl TxnKv {
         let space = self.cfg.api.txn_key_space();
         let (lower, upper) = clip_to(&req.start_key, &req.end_key, &space.start, &space.end);
         // Prewrites in flight are listed with the persisted locks rather than failing the
-        // scan (`scan_lock_with_memory`). Read before the snapshot: a prewrite applied in
+        // scan (`scan_lock::merge_locks`). Read before the snapshot: a prewrite applied in
         // between is in both (listed once), one begun after cannot commit at or below
         // max_version, which was raised above.
         let mut in_memory = Vec::new();
@@ -157,7 +157,7 @@ impl TxnKv {
             end: region_end,
         } = self.cfg.api.txn_range_of(&snap.region);
         let reader = MvccReader::new(&snap.snapshot);
-        let locks = scan_lock::scan_lock_with_memory(
+        let locks = scan_lock::scan_lock(
             &reader,
             req.max_version,
             &req.start_key,
@@ -165,8 +165,21 @@ impl TxnKv {
             req.limit as usize,
             &region_start,
             &region_end,
-            in_memory,
         )?;
+        // The memory table is the store's: only this region's part of the request's range.
+        let range = intersect(
+            &KeySpace {
+                start: lower,
+                end: upper,
+            },
+            &region_start,
+            &region_end,
+        );
+        let in_flight = in_memory
+            .into_iter()
+            .filter(|(key, _)| range.contains(key))
+            .map(|(_, lock)| lock);
+        let locks = scan_lock::merge_locks(locks, in_flight, req.limit as usize);
         Ok(ScanLockResponse {
             locks,
             ..Default::default()

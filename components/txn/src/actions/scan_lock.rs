@@ -44,51 +44,18 @@ pub fn scan_lock<S: KvRead>(
         .collect()
 }
 
-/// [`scan_lock`] with the locks of prewrites still in flight: `in_memory` holds the memory
-/// locks (async-commit and 1PC prewrites not yet applied) as (encoded key, `LockInfo`), all
-/// with start_ts <= `max_version`; those in the clipped range are listed with the persisted
-/// ones, a key in both once (the persisted lock), within `limit`.
+/// The locks of [`scan_lock`] (`persisted`, sorted, at most `limit`) with those of prewrites
+/// still in flight (`in_memory`: async-commit and 1PC prewrites not yet applied, already
+/// clipped to the same range and `max_version`), by raw key, in key order, a key in both once
+/// (the persisted lock), at most `limit` (0 = no limit). When `persisted` is full, locks past
+/// its last key are left out: persisted locks there were not read, and the caller pages on
+/// from the last key listed.
 ///
 /// TiKV answers a lock scan that meets such a lock with `KeyIsLocked`, so listing locks or a
 /// GC fails for as long as async-commit writes run in the range. A resolver that is handed an
 /// in-flight lock checks its primary like any other lock's, and that check waits for the
 /// prewrite (it takes the same key latches), so listing them loses nothing.
-#[allow(clippy::too_many_arguments)]
-pub fn scan_lock_with_memory<S: KvRead>(
-    reader: &MvccReader<'_, S>,
-    max_version: u64,
-    start: &[u8],
-    end: &[u8],
-    limit: usize,
-    region_start: &[u8],
-    region_end: &[u8],
-    in_memory: Vec<(Vec<u8>, LockInfo)>,
-) -> Result<Vec<LockInfo>> {
-    let persisted = scan_lock(
-        reader,
-        max_version,
-        start,
-        end,
-        limit,
-        region_start,
-        region_end,
-    )?;
-    let lower = Key::from_raw(start)
-        .into_encoded()
-        .max(region_start.to_vec());
-    let upper = clip_upper(end, region_end);
-    let in_range = in_memory
-        .into_iter()
-        .filter(|(k, _)| *k >= lower && (upper.is_empty() || *k < upper))
-        .map(|(_, lock)| lock);
-    Ok(merge_locks(persisted, in_range, limit))
-}
-
-/// The union of `persisted` (sorted, at most `limit`) and `in_memory` locks by raw key, in key
-/// order, at most `limit` (0 = no limit). When `persisted` is full, locks past its last key
-/// are left out: persisted locks there were not read, and the caller pages on from the last
-/// key listed.
-fn merge_locks(
+pub fn merge_locks(
     persisted: Vec<LockInfo>,
     in_memory: impl Iterator<Item = LockInfo>,
     limit: usize,
@@ -159,21 +126,6 @@ mod tests {
             2,
         );
         assert_eq!(keys(&page), ["b", "d"]);
-    }
-
-    #[test]
-    fn memory_locks_outside_the_range_or_region_are_left_out() {
-        let (_dir, kv) = engine();
-        let snapshot = kv.snapshot();
-        let reader = MvccReader::new(&snapshot);
-        let encoded = |k: &str| Key::from_raw(k.as_bytes()).into_encoded();
-        let memory = ["a", "k1", "k5", "m"]
-            .iter()
-            .map(|k| (encoded(k), info(k, 5)))
-            .collect();
-        let found =
-            scan_lock_with_memory(&reader, 10, b"k", b"z", 0, &[], &encoded("k3"), memory).unwrap();
-        assert_eq!(keys(&found), ["k1"]);
     }
     use crate::mvcc::{Lock, LockType, MvccTxn};
     use crate::test_util::{apply, engine};
