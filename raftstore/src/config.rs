@@ -120,6 +120,16 @@ pub struct Config {
     /// (TiKV's `snap-io-max-bytes-per-sec`), so a large snapshot leaves the disk to the write
     /// path; 0: no limit.
     pub snap_io_max_bytes_per_sec: u64,
+    /// How often the region worker removes snapshot files nothing will read again (TiKV's
+    /// `snap-mgr-gc-tick-interval`): those of regions no longer here, of applied or compacted
+    /// snapshots, and expired ones (see `snap-gc-timeout`).
+    #[serde(with = "humantime_serde")]
+    pub snap_gc_interval: Duration,
+    /// The age at which a snapshot file is removed even though its region might still use it
+    /// (TiKV's `snap-gc-timeout`); the files of a snapshot being applied stay. A leader hands
+    /// out a snapshot it built for at most half of this, then builds a new one.
+    #[serde(with = "humantime_serde")]
+    pub snap_gc_timeout: Duration,
     /// How often the store reports its statistics to PD.
     #[serde(with = "humantime_serde")]
     pub pd_store_heartbeat_tick_interval: Duration,
@@ -277,6 +287,8 @@ impl Default for Config {
             pd_heartbeat_tick_interval: Duration::from_secs(60),
             pd_heartbeat_max_quiet_interval: Duration::from_secs(600),
             snap_io_max_bytes_per_sec: 100 * 1024 * 1024,
+            snap_gc_interval: Duration::from_secs(60),
+            snap_gc_timeout: Duration::from_secs(4 * 3600),
             pd_store_heartbeat_tick_interval: Duration::from_secs(10),
             max_peer_down_duration: Duration::from_secs(600),
             leader_transfer_max_log_lag: 128,
@@ -312,6 +324,7 @@ impl Config {
             disk_low_space_threshold: 16 * 1024 * 1024,
             disk_reserve_space: 0,
             disk_check_interval: Duration::from_millis(100),
+            snap_gc_interval: Duration::from_millis(200),
             ..Config::default()
         }
     }
@@ -361,6 +374,8 @@ impl Config {
             ),
             ("max-peer-down-duration", self.max_peer_down_duration),
             ("disk-check-interval", self.disk_check_interval),
+            ("snap-gc-interval", self.snap_gc_interval),
+            ("snap-gc-timeout", self.snap_gc_timeout),
             ("load-split.window", self.load_split.window),
         ];
         if let SplitPolicyConfig::Load { window, .. } = &self.split_policy {
@@ -463,7 +478,7 @@ impl Config {
 pub const MAX_DURATION_SETTING: Duration = Duration::from_secs(365 * 86_400);
 
 /// The duration settings that must not be zero.
-const NONZERO_DURATIONS: [&str; 7] = [
+const NONZERO_DURATIONS: [&str; 9] = [
     "raft-base-tick-interval",
     "store-heartbeat-interval",
     "raft-engine-purge-interval",
@@ -471,6 +486,8 @@ const NONZERO_DURATIONS: [&str; 7] = [
     "pd-store-heartbeat-tick-interval",
     "max-peer-down-duration",
     "disk-check-interval",
+    "snap-gc-interval",
+    "snap-gc-timeout",
 ];
 
 /// The most ticks an election timeout or heartbeat may take.

@@ -51,6 +51,17 @@ lazy_static! {
         exponential_buckets(0.001, 2.0, 20).expect("valid buckets")
     )
     .expect("metric registers once");
+    pub static ref SNAPSHOT_FILES_REMOVED: IntCounter = register_int_counter!(
+        "shoal_raftstore_snapshot_files_removed_total",
+        "Snapshot files the region worker removed because nothing would read them again \
+         (see snap-gc-interval)"
+    )
+    .expect("metric registers once");
+    pub static ref SNAPSHOT_DIR_BYTES: IntGauge = register_int_gauge!(
+        "shoal_raftstore_snapshot_dir_bytes",
+        "Bytes of snapshot files in the store's snapshot directory after the last removal pass"
+    )
+    .expect("metric registers once");
     pub static ref DISK_FULL: IntGauge = register_int_gauge!(
         "shoal_store_disk_full",
         "1 while the store refuses writes because its disk is almost full"
@@ -156,6 +167,8 @@ pub fn register_all() {
     lazy_static::initialize(&COMMIT_TO_APPLY);
     lazy_static::initialize(&SNAPSHOT_GENERATE_DURATION);
     lazy_static::initialize(&SNAPSHOT_INGEST_DURATION);
+    lazy_static::initialize(&SNAPSHOT_FILES_REMOVED);
+    lazy_static::initialize(&SNAPSHOT_DIR_BYTES);
     lazy_static::initialize(&DISK_FULL);
     lazy_static::initialize(&DISK_AVAILABLE_BYTES);
     lazy_static::initialize(&PROPOSALS);

@@ -60,7 +60,7 @@ pub fn generate(kv: &KvEngine, region_id: u64, io_bytes_per_sec: u64) -> Result<
             });
         }
     }
-    remove_other_files(&dir, "gen", region_id, index);
+    remove_files(&dir, "gen", region_id, Some(index));
     let data = RaftSnapshotData {
         region: Some(region.clone()),
         file_size: total,
@@ -222,8 +222,8 @@ fn finish_apply(
     for f in data.meta.iter().flat_map(|m| m.cf_files.iter()) {
         let path = dir.join(file_name("rev", region.id, term, index, &f.cf));
         verify_file(&path, f.size, f.checksum)?;
-        // Copied, not moved: the file stays until the next snapshot of the region, so an
-        // interrupted apply can be redone.
+        // Copied, not moved: the file stays until the region is Normal, so an interrupted
+        // apply can be redone.
         kv.ingest_sst_cf(&f.cf, &[path])?;
     }
     let mut wb = KvWriteBatch::new();
@@ -234,12 +234,14 @@ fn finish_apply(
         &state(region, PeerState::Normal),
     )?;
     kv.write(&wb, true)?;
-    remove_other_files(&dir, "rev", region.id, index);
+    // Applied: nothing reads these files again (a crash before this line leaves them to the
+    // region worker's garbage collection, `worker::snap_gc`).
+    remove_files(&dir, "rev", region.id, None);
     Ok(())
 }
 
-/// Deletes a region's snapshot files of other indexes.
-pub fn remove_other_files(dir: &Path, prefix: &str, region_id: u64, keep_index: u64) {
+/// Deletes a region's snapshot files with `prefix`, but for those of index `keep_index`.
+pub fn remove_files(dir: &Path, prefix: &str, region_id: u64, keep_index: Option<u64>) {
     let start = format!("{prefix}_{region_id}_");
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -250,7 +252,7 @@ pub fn remove_other_files(dir: &Path, prefix: &str, region_id: u64, keep_index: 
             continue;
         };
         let index = rest.split('_').nth(1).and_then(|i| i.parse::<u64>().ok());
-        if index != Some(keep_index) {
+        if index.is_none() || index != keep_index {
             let _ = std::fs::remove_file(e.path());
         }
     }

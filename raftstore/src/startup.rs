@@ -245,7 +245,11 @@ impl Startup {
                     requests,
                     self.kv.clone(),
                     self.router.clone(),
-                    self.cfg.snap_io_max_bytes_per_sec,
+                    region_worker::RegionWorkerConfig {
+                        snap_io_bytes_per_sec: self.cfg.snap_io_max_bytes_per_sec,
+                        snap_gc_interval: self.cfg.snap_gc_interval,
+                        snap_gc_timeout: self.cfg.snap_gc_timeout,
+                    },
                     format!("region-{store_id}"),
                 )
                 .map_err(engine::Error::Io)?,

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use engine::KvRead;
 use engine::{KvEngine, RaftLogEngine, CF_RAFT};
@@ -161,9 +162,10 @@ enum SnapshotGen {
     /// every follower that needs one while it is still valid: at or past the requested
     /// index and the log's truncated index, and of the current epoch (a snapshot from before
     /// a membership change would not list a peer added since, as in TiKV's stale-snapshot
-    /// check).
+    /// check), and until the instant the region worker set (its files are removed once
+    /// `snap-gc-timeout` old, see `worker::snap_gc`).
     /// Boxed: every peer holds a `SnapshotGen`, few hold a snapshot.
-    Ready(Box<(Snapshot, RegionEpoch)>),
+    Ready(Box<(Snapshot, RegionEpoch, Instant)>),
 }
 
 impl PeerStorage {
@@ -545,23 +547,27 @@ impl raft::Storage for PeerStorage {
         if let SnapshotGen::Generating(slot) = &*gen {
             match slot.take() {
                 None => return Err(unavailable()),
-                Some(Ok(s)) => {
-                    let epoch = crate::region_snapshot::decode(&s)
+                Some(Ok(built)) => {
+                    let epoch = crate::region_snapshot::decode(&built.snapshot)
                         .ok()
                         .and_then(|d| d.region)
                         .and_then(|r| r.region_epoch)
                         .unwrap_or_default();
-                    *gen = SnapshotGen::Ready(Box::new((s, epoch)));
+                    *gen = SnapshotGen::Ready(Box::new((built.snapshot, epoch, built.reuse_until)));
                 }
                 // The worker logged why; a new one is asked for below.
                 Some(Err(_)) => *gen = SnapshotGen::Idle,
             }
         }
         if let SnapshotGen::Ready(ready) = &*gen {
-            let (s, epoch) = &**ready;
+            let (s, epoch, reuse_until) = &**ready;
             let index = s.get_metadata().index;
             let current = self.region.region_epoch.unwrap_or_default();
-            if index >= request_index && index >= self.truncated_index() && *epoch == current {
+            if index >= request_index
+                && index >= self.truncated_index()
+                && *epoch == current
+                && Instant::now() < *reuse_until
+            {
                 return Ok(s.clone());
             }
         }

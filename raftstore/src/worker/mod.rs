@@ -5,4 +5,5 @@ pub mod disk_monitor;
 pub mod pd_stats;
 pub mod raftlog_gc;
 pub mod region;
+pub mod snap_gc;
 pub mod split_check;

@@ -12,9 +12,9 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use engine::KvEngine;
 use parking_lot::Mutex;
 use proto::eraftpb::Snapshot;
@@ -29,14 +29,22 @@ use crate::msg::PeerMsg;
 /// One requested snapshot: where the worker leaves the result for the peer's storage.
 #[derive(Default)]
 pub struct GenSlot {
-    result: Mutex<Option<Result<Snapshot>>>,
+    result: Mutex<Option<Result<BuiltSnapshot>>>,
 }
 
 impl GenSlot {
     /// The finished result, taken out; `None` while the worker is still building it.
-    pub fn take(&self) -> Option<Result<Snapshot>> {
+    pub fn take(&self) -> Option<Result<BuiltSnapshot>> {
         self.result.lock().take()
     }
+}
+
+/// A snapshot the region worker built, and until when its peer may hand it out: half of
+/// `snap-gc-timeout` after the build started, since the worker removes its files once they are
+/// that timeout old (`worker::snap_gc`), so a send begun from it has the other half to finish.
+pub struct BuiltSnapshot {
+    pub snapshot: Snapshot,
+    pub reuse_until: Instant,
 }
 
 enum RegionTask {
@@ -132,17 +140,42 @@ pub struct SnapshotRequests {
     receiver: Receiver<RegionTask>,
 }
 
+/// How the region worker paces its work: snapshot reads and the removal of snapshot files.
+#[derive(Clone, Copy, Debug)]
+pub struct RegionWorkerConfig {
+    /// Bytes per second a snapshot build reads the region at; 0: no limit.
+    pub snap_io_bytes_per_sec: u64,
+    /// How often the worker removes snapshot files nothing will read again.
+    pub snap_gc_interval: Duration,
+    /// The age past which a snapshot file that is not being applied is removed.
+    pub snap_gc_timeout: Duration,
+}
+
 /// Starts the region worker thread `name`; it runs until `SnapshotGenerator::stop_worker`
-/// (or every generator is dropped).
+/// (or every generator is dropped). Between tasks, every `snap_gc_interval`, it removes the
+/// snapshot files `worker::snap_gc` condemns.
 pub fn spawn(
     requests: SnapshotRequests,
     kv: KvEngine,
     router: RaftRouter,
-    snap_io_bytes_per_sec: u64,
+    cfg: RegionWorkerConfig,
     name: String,
 ) -> std::io::Result<JoinHandle<()>> {
+    let snap_io_bytes_per_sec = cfg.snap_io_bytes_per_sec;
     std::thread::Builder::new().name(name).spawn(move || {
-        while let Ok(task) = requests.receiver.recv() {
+        let dir = crate::region_snapshot::snap_dir(&kv);
+        let mut next_gc = Instant::now() + cfg.snap_gc_interval;
+        loop {
+            // Checked before every task too, so a stream of tasks does not put it off.
+            if Instant::now() >= next_gc {
+                remove_unneeded_snapshot_files(&kv, &dir, cfg.snap_gc_timeout);
+                next_gc = Instant::now() + cfg.snap_gc_interval;
+            }
+            let task = match requests.receiver.recv_deadline(next_gc) {
+                Ok(task) => task,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
             let (region_id, slot) = match task {
                 RegionTask::Generate { region_id, slot } => (region_id, slot),
                 RegionTask::Apply {
@@ -161,13 +194,17 @@ pub fn spawn(
                 RegionTask::Stop => return,
             };
             let started = Instant::now();
-            let result = crate::region_snapshot::generate(&kv, region_id, snap_io_bytes_per_sec);
+            let result = crate::region_snapshot::generate(&kv, region_id, snap_io_bytes_per_sec)
+                .map(|snapshot| BuiltSnapshot {
+                    snapshot,
+                    reuse_until: started + cfg.snap_gc_timeout / 2,
+                });
             let elapsed = started.elapsed();
             crate::metrics::SNAPSHOT_GENERATE_DURATION.observe(elapsed.as_secs_f64());
             match &result {
                 Ok(s) => info!(
                     region_id,
-                    index = s.get_metadata().index,
+                    index = s.snapshot.get_metadata().index,
                     elapsed_ms = elapsed.as_millis() as u64,
                     "snapshot generated"
                 ),
@@ -178,6 +215,17 @@ pub fn spawn(
             let _ = router.force_send(region_id, PeerMsg::SnapshotGenerated);
         }
     })
+}
+
+/// One pass of `snap_gc::collect_garbage`, with its outcome in the metrics.
+fn remove_unneeded_snapshot_files(kv: &KvEngine, dir: &std::path::Path, timeout: Duration) {
+    match super::snap_gc::collect_garbage(kv, dir, timeout) {
+        Ok(outcome) => {
+            crate::metrics::SNAPSHOT_FILES_REMOVED.inc_by(outcome.removed_files);
+            crate::metrics::SNAPSHOT_DIR_BYTES.set(outcome.kept_bytes as i64);
+        }
+        Err(e) => warn!("removing unneeded snapshot files failed: {e}"),
+    }
 }
 
 /// Checks a received snapshot's files and, if intact, hands its message back to the peer.

@@ -103,20 +103,50 @@ fn a_store_that_crashed_while_applying_a_snapshot_finishes_it_at_restart() {
     let new = learner_on_store_4();
     cluster.must_change_peers(1, vec![(AddLearnerNode, new)]);
     cluster.must_engine_eq(4, b"c049", Some(b"v"));
-    // Crash in the middle of applying: the region is left in the Applying state, part of
-    // its data gone.
+    // An applied snapshot leaves no files behind.
+    let snap_dir = cluster.store_dir(4).join("snap");
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || snapshot_files(&snap_dir).is_empty()),
+        "applied snapshot files remain: {:?}",
+        snapshot_files(&snap_dir)
+    );
+    // Crash in the middle of applying: what `begin_apply` leaves (the region Applying, the
+    // snapshot's description and received files, part of the old data gone), rebuilt from
+    // store 4's own data at its applied index.
     cluster.stop_store(4);
     {
         use engine::{KvEngine, KvRead, CF_DEFAULT, CF_RAFT};
-        use proto::raft_serverpb::{PeerState, RegionLocalState};
+        use proto::raft_serverpb::{
+            PeerState, RaftApplyState, RaftTruncatedState, RegionLocalState,
+        };
+        use raftstore::testexport::region_snapshot;
         let kv = KvEngine::open(&cluster.kv_dir(4)).unwrap();
+        let snapshot = region_snapshot::generate(&kv, 1, 0).unwrap();
+        let data = region_snapshot::decode(&snapshot).unwrap();
+        let (index, term) = (snapshot.get_metadata().index, snapshot.get_metadata().term);
+        for f in &data.meta.as_ref().unwrap().cf_files {
+            std::fs::rename(
+                snap_dir.join(region_snapshot::file_name("gen", 1, term, index, &f.cf)),
+                snap_dir.join(region_snapshot::file_name("rev", 1, term, index, &f.cf)),
+            )
+            .unwrap();
+        }
         let mut state: RegionLocalState = kv
             .get_msg_cf(CF_RAFT, &keys::region_state_key(1))
             .unwrap()
             .unwrap();
         state.state = PeerState::Applying as i32;
+        let mut apply: RaftApplyState = kv
+            .get_msg_cf(CF_RAFT, &keys::apply_state_key(1))
+            .unwrap()
+            .unwrap();
+        apply.truncated_state = Some(RaftTruncatedState { index, term });
         let mut wb = kv.write_batch();
         wb.put_msg_cf(CF_RAFT, &keys::region_state_key(1), &state)
+            .unwrap();
+        wb.put_msg_cf(CF_RAFT, &keys::apply_state_key(1), &apply)
+            .unwrap();
+        wb.put_msg_cf(CF_RAFT, &keys::snapshot_meta_key(1), &data)
             .unwrap();
         wb.delete_range_cf(
             CF_DEFAULT,
@@ -127,10 +157,101 @@ fn a_store_that_crashed_while_applying_a_snapshot_finishes_it_at_restart() {
         kv.write(&wb, true).unwrap();
     }
     cluster.start_store(4);
-    // The store finishes the snapshot from its kept files before serving.
+    // The store finishes the snapshot from its kept files before serving, then drops them.
     cluster.must_engine_eq(4, b"c030", Some(b"v"));
     cluster.must_put(b"after-crash", b"ok");
     cluster.must_engine_eq(4, b"after-crash", Some(b"ok"));
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || snapshot_files(&snap_dir).is_empty()),
+        "the finished snapshot's files remain: {:?}",
+        snapshot_files(&snap_dir)
+    );
+}
+
+/// A leader keeps the snapshot it built for a new peer while it may hand it out again, and
+/// no longer: the files go when the leader's store no longer holds the region, and when the
+/// log was compacted past the snapshot.
+#[test]
+fn built_snapshot_files_go_when_their_peer_is_removed_or_the_log_moves_past_them() {
+    let cfg = raftstore::Config {
+        raft_log_gc_count_limit: 40,
+        ..raftstore::Config::for_tests()
+    };
+    let mut cluster = Cluster::with_config(4, cfg);
+    cluster.bootstrap_on(&[], &[1, 2, 3]);
+    cluster.start();
+    for i in 0..10u32 {
+        cluster.must_put(format!("g{i:03}").as_bytes(), b"v");
+    }
+    let built_on = |store: u64| -> Vec<String> {
+        snapshot_files(&cluster.store_dir(store).join("snap"))
+            .into_iter()
+            .filter(|f| f.starts_with("gen_1_"))
+            .collect()
+    };
+
+    // Removed: the old leader's files go with its peer.
+    let first_leader = cluster.wait_leader(1);
+    cluster.must_change_peers(1, vec![(AddLearnerNode, learner_on_store_4())]);
+    cluster.must_engine_eq(4, b"g009", Some(b"v"));
+    assert!(
+        !built_on(first_leader.store_id).is_empty(),
+        "the leader built no snapshot for the learner"
+    );
+    let region = cluster.region(1).unwrap();
+    let other = *region
+        .peers
+        .iter()
+        .find(|p| p.store_id != first_leader.store_id && p.role == PeerRole::Voter as i32)
+        .unwrap();
+    cluster.must_transfer_leader(1, other);
+    cluster.must_change_peers(
+        1,
+        vec![(proto::raft_cmdpb::ConfChangeType::RemoveNode, first_leader)],
+    );
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || built_on(first_leader.store_id)
+            .is_empty()),
+        "a removed peer's snapshot files remain: {:?}",
+        built_on(first_leader.store_id)
+    );
+
+    // Compacted: a new learner on the store just left gets a snapshot from the new leader,
+    // whose files go once enough writes move the log past it.
+    let leader = cluster.wait_leader(1);
+    let rejoined = Peer {
+        id: 4002,
+        store_id: first_leader.store_id,
+        role: PeerRole::Learner as i32,
+        is_witness: false,
+    };
+    cluster.must_change_peers(1, vec![(AddLearnerNode, rejoined)]);
+    cluster.must_engine_eq(first_leader.store_id, b"g009", Some(b"v"));
+    let built = built_on(leader.store_id);
+    assert!(!built.is_empty(), "the new leader built no snapshot");
+    for i in 0..200u32 {
+        cluster.must_put(format!("h{i:03}").as_bytes(), b"w");
+    }
+    assert!(
+        wait_until(DEFAULT_TIMEOUT, || built_on(leader.store_id)
+            .iter()
+            .all(|f| !built.contains(f))),
+        "a snapshot the log moved past remains: {:?}",
+        built_on(leader.store_id)
+    );
+    cluster.must_engine_eq(first_leader.store_id, b"h199", Some(b"w"));
+}
+
+/// The names of the files in a snapshot directory (none if it does not exist).
+fn snapshot_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
