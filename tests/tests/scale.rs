@@ -304,3 +304,129 @@ async fn small_regions_merge_back_into_one_and_keep_every_key() {
         .await
         .unwrap();
 }
+
+/// With more stores than replicas, two small neighbours on different stores still merge: PD
+/// moves the small region's peers onto its neighbour's stores first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_neighbours_on_different_stores_merge_after_their_peers_move() {
+    // Merging stays off until the two regions sit on different stores; region balance stays
+    // off so only the merge checker moves peers.
+    let fleet = Fleet::start(FleetOptions {
+        stores: 4,
+        pd_config: configs::pd_config(
+            "split-merge-interval = \"1s\"\nmerge-schedule-limit = 0\nenable-balance-region = false",
+        ),
+        ..FleetOptions::default()
+    })
+    .await
+    .unwrap();
+    fleet
+        .wait_settled(3, Duration::from_secs(120))
+        .await
+        .unwrap();
+    let client = fleet.raw_client().await.unwrap();
+    data::load(&client, "key", 0..2_000, 200, VALUE_LEN)
+        .await
+        .unwrap();
+    let before = keyspace_region_count(&fleet.regions().unwrap());
+    let region_of = |i: usize| {
+        let key = shoal_fleet_tests::keyspace::pd_key(&data::key("key", i));
+        fleet
+            .pd_get(&format!("region/key/{}", hex::encode(key)))
+            .map_err(|e| e.to_string())
+    };
+    let split_key = shoal_fleet_tests::keyspace::pd_key(&data::key("key", 1_000));
+    let region = region_of(1_000).unwrap();
+    wait_ok(Duration::from_secs(60), "PD to take the split", || {
+        fleet
+            .pd_post(
+                "operators",
+                &serde_json::json!({"name": "split-region", "region_id": region_json::id(&region),
+                    "keys": [hex::encode(&split_key)]}),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    wait_ok(Duration::from_secs(60), "the split to reach PD", || {
+        let (low, high) = (region_of(0)?, region_of(1_000)?);
+        if region_json::id(&low) == region_json::id(&high) {
+            return Err("one region still".into());
+        }
+        Ok(())
+    })
+    .await;
+
+    // The upper region moves a peer to the store the lower one does not use (the replica
+    // checker, off meanwhile, would remove the fourth peer itself).
+    fleet
+        .pd_post(
+            "config/schedule",
+            &serde_json::json!({"enable-replica-checker": false}),
+        )
+        .unwrap();
+    let lower_stores = region_json::voter_stores(&region_of(0).unwrap());
+    let spare = (0..fleet.store_count())
+        .map(|i| fleet.store_id(i))
+        .find(|s| !lower_stores.contains(s))
+        .expect("a store without the lower region");
+    let leaving = lower_stores[0];
+    for (name, store) in [("add-peer", spare), ("remove-peer", leaving)] {
+        let wanted = |stores: &[u64]| (stores.contains(&store)) == (name == "add-peer");
+        wait_ok(Duration::from_secs(120), name, || {
+            let upper = region_of(1_000)?;
+            if wanted(&region_json::voter_stores(&upper))
+                && region_json::peer_stores(&upper).len() == region_json::voter_stores(&upper).len()
+            {
+                return Ok(());
+            }
+            // Asked again while PD refuses (another operator on the region) or the change
+            // is under way.
+            let _ = fleet.pd_post(
+                "operators",
+                &serde_json::json!({"name": name, "region_id": region_json::id(&upper),
+                    "store_id": store}),
+            );
+            Err(format!("{name} on store {store} not done yet"))
+        })
+        .await;
+    }
+    let (lower, upper) = (region_of(0).unwrap(), region_of(1_000).unwrap());
+    let mut upper_stores = region_json::voter_stores(&upper);
+    let mut lower_stores = region_json::voter_stores(&lower);
+    upper_stores.sort_unstable();
+    lower_stores.sort_unstable();
+    assert_ne!(region_json::id(&lower), region_json::id(&upper));
+    assert_ne!(
+        lower_stores, upper_stores,
+        "the neighbours share their stores"
+    );
+
+    fleet
+        .pd_post(
+            "config/schedule",
+            &serde_json::json!({"merge-schedule-limit": 8, "enable-replica-checker": true}),
+        )
+        .unwrap();
+    wait_ok(
+        Duration::from_secs(180),
+        "the neighbours to merge back",
+        || {
+            let regions = fleet.regions().map_err(|e| e.to_string())?;
+            let n = keyspace_region_count(&regions);
+            if n > before {
+                return Err(format!(
+                    "{n} regions in the keyspace, {before} before the split"
+                ));
+            }
+            coverage_gap(&regions).map_or(Ok(()), Err)
+        },
+    )
+    .await;
+    data::verify(&client, "key", 0..2_000, VALUE_LEN)
+        .await
+        .unwrap();
+    data::load_and_verify(&client, "more", 0..500, 100, VALUE_LEN)
+        .await
+        .unwrap();
+}

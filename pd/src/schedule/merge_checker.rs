@@ -6,22 +6,36 @@
 //! merged away. Nothing merges within `split-merge-interval` of PD's start, since splits
 //! before it are not remembered. The store refuses what changed since (a split or membership change in flight)
 //! and rolls back a merge whose target moved on.
-
+//!
+//! With more stores than replicas, neighbours often sit on different stores. Then the small
+//! region's peers move to its neighbour's stores first, one peer per operator (add a learner
+//! on a store of the neighbour, promote it, remove the peer on a store the neighbour does not
+//! use), as PD's merge operator moves the source's peers before merging; once they match, a
+//! later round merges.
 use super::hot_region::is_hot;
 use super::operator::{OpKind, OpStep, Operator};
+use super::replica_checker::{add_steps, removal_steps};
 use super::view::ScheduleView;
-use crate::cluster::{role, RegionInfo};
+use super::IdSource;
+use crate::cluster::{role, RegionInfo, StoreStatus};
+use crate::error::Result;
 use proto::metapb::PeerRole;
 
-/// Merge operators for up to `merge-schedule-limit - running` small regions, looking from
-/// `rotation` on so every region gets its turn.
-pub fn schedule(view: &mut ScheduleView<'_>, running: usize, rotation: usize) -> Vec<Operator> {
+/// Merge operators, and peer moves that prepare a merge, for up to `merge-schedule-limit -
+/// running` small regions, looking from `rotation` on so every region gets its turn. `ids`
+/// gives the id of a peer a move adds.
+pub fn schedule(
+    view: &mut ScheduleView<'_>,
+    running: usize,
+    rotation: usize,
+    ids: &mut IdSource<'_>,
+) -> Result<Vec<Operator>> {
     let cfg = view.cfg;
     // PD remembers splits only since it started: until `split-merge-interval` has passed
     // since then, any region may have been split moments before, so none is merged.
     let since_start = view.now.unix_ms.saturating_sub(view.loaded_at_ms);
     if u128::from(since_start) < cfg.split_merge_interval.as_millis() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let mut budget = (cfg.merge_schedule_limit as usize).saturating_sub(running);
     let mut out = Vec::new();
@@ -36,6 +50,11 @@ pub fn schedule(view: &mut ScheduleView<'_>, running: usize, rotation: usize) ->
             continue;
         }
         let Some(target) = pick_target(view, source) else {
+            if let Some(op) = align_with_neighbour(view, source, ids)? {
+                view.record(&op);
+                out.push(op);
+                budget -= 1;
+            }
             continue;
         };
         let op = Operator::new(
@@ -52,7 +71,7 @@ pub fn schedule(view: &mut ScheduleView<'_>, running: usize, rotation: usize) ->
         out.push(op);
         budget -= 1;
     }
-    out
+    Ok(out)
 }
 
 /// Whether the region is small enough to merge away. A region split off moments ago reports
@@ -79,14 +98,85 @@ fn can_take_part(view: &ScheduleView<'_>, region: &RegionInfo) -> bool {
         && region.meta.peers.iter().all(|p| role(p) == PeerRole::Voter)
 }
 
+/// The stores of a region's peers, in ascending order.
+fn stores(region: &RegionInfo) -> Vec<u64> {
+    let mut s: Vec<u64> = region.meta.peers.iter().map(|p| p.store_id).collect();
+    s.sort_unstable();
+    s
+}
+
 /// The neighbour to merge into: on the same stores, able to take part, the smaller first.
 fn pick_target<'a>(view: &ScheduleView<'a>, source: &RegionInfo) -> Option<&'a RegionInfo> {
-    let (prev, next) = view.regions.neighbours(source);
-    let stores = |r: &RegionInfo| {
-        let mut s: Vec<u64> = r.meta.peers.iter().map(|p| p.store_id).collect();
-        s.sort_unstable();
-        s
+    mergeable_neighbours(view, source)
+        .into_iter()
+        .find(|t| stores(t) == stores(source))
+}
+
+/// One move of `source`'s peers towards the stores of the neighbour it would merge into (the
+/// smaller neighbour with as many voters whose stores can all take a peer): a learner added on
+/// one of the neighbour's stores, promoted, and the peer on a store the neighbour does not use
+/// removed (a follower's before the leader's, which hands leadership over first). The
+/// neighbour is kept from other operators for this round.
+fn align_with_neighbour(
+    view: &mut ScheduleView<'_>,
+    source: &RegionInfo,
+    ids: &mut IdSource<'_>,
+) -> Result<Option<Operator>> {
+    let can_take_peer = |view: &ScheduleView<'_>, store: u64| {
+        view.status(store) == StoreStatus::Up && !view.stores.get(&store).is_some_and(|s| s.busy)
     };
+    let source_stores = stores(source);
+    let target = mergeable_neighbours(view, source).into_iter().find(|t| {
+        t.meta.peers.len() == source.meta.peers.len()
+            && stores(t)
+                .iter()
+                .filter(|s| !source_stores.contains(s))
+                .all(|s| can_take_peer(view, *s))
+    });
+    let Some(target) = target else {
+        return Ok(None);
+    };
+    let target_stores = stores(target);
+    let Some(to_store) = target_stores
+        .iter()
+        .copied()
+        .find(|s| !source_stores.contains(s))
+    else {
+        return Ok(None);
+    };
+    let leaving = source
+        .meta
+        .peers
+        .iter()
+        .filter(|p| !target_stores.contains(&p.store_id));
+    let Some(from) = leaving.min_by_key(|p| (source.is_leader(p.id), p.store_id)) else {
+        return Ok(None);
+    };
+    let Some(removal) = removal_steps(view, source, from, Some(to_store)) else {
+        return Ok(None);
+    };
+    let mut steps = add_steps(to_store, ids()?);
+    steps.extend(removal);
+    view.busy.insert(target.id());
+    Ok(Some(Operator::new(
+        source,
+        OpKind::Merge,
+        format!(
+            "merge region {} into region {}: move a peer from store {} to store {to_store} first",
+            source.id(),
+            target.id(),
+            from.store_id
+        ),
+        steps,
+        view.cfg,
+        view.now,
+    )))
+}
+
+/// The neighbours `source` may merge into, wherever their peers are: able to take part, not
+/// across a boundary the keyspace split keeps; the smaller first.
+fn mergeable_neighbours<'a>(view: &ScheduleView<'a>, source: &RegionInfo) -> Vec<&'a RegionInfo> {
+    let (prev, next) = view.regions.neighbours(source);
     let kept = if view.cfg.enable_keyspace_split {
         super::keyspace_split::fixed_boundaries(view.api_version)
     } else {
@@ -103,11 +193,11 @@ fn pick_target<'a>(view: &ScheduleView<'a>, source: &RegionInfo) -> Option<&'a R
     let mut candidates: Vec<&'a RegionInfo> = [prev, next]
         .into_iter()
         .flatten()
-        .filter(|t| stores(t) == stores(source) && can_take_part(view, t))
+        .filter(|t| can_take_part(view, t))
         .filter(|t| !kept.contains(&boundary(t)))
         .collect();
     candidates.sort_by_key(|t| (t.approximate_size, t.approximate_keys, t.id()));
-    candidates.into_iter().next()
+    candidates
 }
 
 #[cfg(test)]
@@ -115,7 +205,7 @@ mod tests {
     use proto::metapb::PeerRole::Voter;
 
     use super::*;
-    use crate::schedule::testkit::Fixture;
+    use crate::schedule::testkit::{counter, Fixture};
 
     const ON_123: &[(u64, u64, PeerRole)] = &[(1, 1, Voter), (2, 2, Voter), (3, 3, Voter)];
 
@@ -137,11 +227,17 @@ mod tests {
         f
     }
 
-    fn merges(f: &Fixture) -> Vec<(u64, u64)> {
+    /// The operators one round makes.
+    fn operators(f: &Fixture) -> Vec<Operator> {
         let mut view = f.view();
-        schedule(&mut view, 0, 0)
+        schedule(&mut view, 0, 0, &mut counter(1000)).unwrap()
+    }
+
+    /// The (source, target) of the merges one round starts; peer moves are left out.
+    fn merges(f: &Fixture) -> Vec<(u64, u64)> {
+        operators(f)
             .into_iter()
-            .map(|op| (op.region_id, op.merge_target().unwrap()))
+            .filter_map(|op| Some((op.region_id, op.merge_target()?)))
             .collect()
     }
 
@@ -265,12 +361,102 @@ mod tests {
     fn the_limit_counts_running_merges() {
         let mut f = three_regions([MIB, 30 * MIB, MIB]);
         f.cfg.merge_schedule_limit = 1;
-        let mut view = f.view();
-        assert_eq!(schedule(&mut view, 0, 0).len(), 1);
-        let mut view = f.view();
-        assert!(schedule(&mut view, 1, 0).is_empty());
+        let round = |f: &Fixture, running: usize| {
+            let mut view = f.view();
+            schedule(&mut view, running, 0, &mut counter(1000)).unwrap()
+        };
+        assert_eq!(round(&f, 0).len(), 1);
+        assert!(round(&f, 1).is_empty());
         f.cfg.merge_schedule_limit = 0;
-        let mut view = f.view();
-        assert!(schedule(&mut view, 0, 0).is_empty());
+        assert!(round(&f, 0).is_empty());
+    }
+
+    /// Region 1 [.., m) on stores 1-3 led from store 1, region 2 [m, ..) with peers on
+    /// `stores` led from the first; region 2 is too big to merge away itself.
+    fn neighbours_on(stores: [u64; 3]) -> Fixture {
+        let mut f = Fixture::new(&[1, 2, 3, 4, 5, 6]);
+        f.add_region(
+            1,
+            b"",
+            b"m",
+            &[(11, 1, Voter), (12, 2, Voter), (13, 3, Voter)],
+            11,
+        );
+        let peers: Vec<_> = stores.iter().map(|s| (20 + s, *s, Voter)).collect();
+        f.add_region(2, b"m", b"", &peers, 20 + stores[0]);
+        f.state.regions.get_mut(2).unwrap().approximate_size = 100 * MIB;
+        f
+    }
+
+    #[test]
+    fn a_small_region_on_other_stores_moves_a_follower_towards_its_neighbour() {
+        let f = neighbours_on([1, 2, 4]);
+        let ops = operators(&f);
+        assert_eq!(ops.len(), 1, "{ops:?}");
+        let op = &ops[0];
+        assert_eq!((op.region_id, op.kind), (1, OpKind::Merge));
+        assert_eq!(op.merge_target(), None);
+        assert!(
+            matches!(
+                op.steps[..],
+                [
+                    OpStep::AddLearner { store_id: 4, .. },
+                    OpStep::PromoteLearner { store_id: 4, .. },
+                    OpStep::RemovePeer {
+                        store_id: 3,
+                        peer_id: 13
+                    }
+                ]
+            ),
+            "{:?}",
+            op.steps
+        );
+    }
+
+    #[test]
+    fn a_leader_on_a_store_the_neighbour_does_not_use_hands_over_before_it_leaves() {
+        let f = neighbours_on([4, 5, 2]);
+        let ops = operators(&f);
+        assert_eq!(ops.len(), 1, "{ops:?}");
+        // Stores 1 and 3 must go; the follower on 3 goes first.
+        assert!(
+            matches!(
+                ops[0].steps[..],
+                [
+                    OpStep::AddLearner { store_id: 4, .. },
+                    OpStep::PromoteLearner { store_id: 4, .. },
+                    OpStep::RemovePeer { store_id: 3, .. }
+                ]
+            ),
+            "{:?}",
+            ops[0].steps
+        );
+        // Once only the leader's store is left to change, leadership moves first.
+        let f = neighbours_on([4, 2, 3]);
+        let ops = operators(&f);
+        assert_eq!(ops.len(), 1, "{ops:?}");
+        let steps = &ops[0].steps;
+        assert!(
+            matches!(
+                steps[..],
+                [
+                    OpStep::AddLearner { store_id: 4, .. },
+                    OpStep::PromoteLearner { store_id: 4, .. },
+                    OpStep::TransferLeader { from_store: 1, .. },
+                    OpStep::RemovePeer {
+                        store_id: 1,
+                        peer_id: 11
+                    }
+                ]
+            ),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn no_move_goes_to_a_store_that_cannot_take_a_peer() {
+        let mut f = neighbours_on([1, 2, 4]);
+        f.mark_store_busy(4);
+        assert!(operators(&f).is_empty(), "store 4 reported a full disk");
     }
 }

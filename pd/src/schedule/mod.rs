@@ -59,7 +59,8 @@ pub fn plan(
             view,
             ops.count(OpKind::Merge),
             rotation,
-        ));
+            ids,
+        )?);
     }
     if cfg.enable_hot_region_scheduler {
         out.extend(hot_region::schedule(view, ops.count(OpKind::HotRegion)));
