@@ -329,13 +329,15 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_dashboard_has_its_twenty_five_panels() {
+    fn the_shipped_dashboard_has_its_twenty_six_panels() {
         let json = include_str!("../../../../deploy/grafana/shoal.json");
         let panels = panels(json).unwrap();
-        assert_eq!(panels.len(), 25);
+        assert_eq!(panels.len(), 26);
         assert!(panels.iter().all(|p| !p.title.is_empty()));
         assert_eq!(panels[0].title, "Regions per store");
         assert_eq!(panels[24].title, "Snapshot ingest p99");
+        assert_eq!(panels[25].title, "Snapshot files on disk");
+        assert_eq!(panels[25].unit.as_deref(), Some("bytes"));
         assert_eq!(title(DASHBOARD).as_deref(), Some("t"));
     }
 
