@@ -1,6 +1,7 @@
 //! `shoal-ctl` against a 3-store fleet, through the real binary: the transactional commands
 //! (`txn put/get/delete/scan`, `mvcc --key` with every version from the leader's
-//! MvccGetByKey, `locks`), and `presplit` with `cluster` paging through the regions it made.
+//! MvccGetByKey, `locks`), `gc` moving the safe point, and `presplit` with `cluster` paging
+//! through the regions it made.
 
 use std::process::Output;
 
@@ -326,4 +327,75 @@ async fn scans_larger_than_a_client_answer_print_every_row() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("--to is before --from"), "{args:?}: {err}");
     }
+}
+
+/// `gc --safe-point` resolves the locks below it, moves PD's safe point, and the stores then
+/// keep only the newest version of a key at or below it; a safe point behind PD's is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_resolves_old_locks_moves_the_safe_point_and_the_stores_drop_old_versions() {
+    let fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    let client = fleet.txn_client().await.unwrap();
+    for value in ["1", "2", "3"] {
+        ctl_ok(&fleet, &["txn", "put", "a", value]).await;
+    }
+    // An abandoned prewrite whose lock has expired (1 ms TTL): gc rolls it back.
+    let abandoned_ts = client.current_timestamp().await.unwrap().version();
+    let resp = prewrite_puts(&fleet, &[b"p"], b"abandoned", abandoned_ts, 1).await;
+    assert!(
+        resp.region_error.is_none() && resp.errors.is_empty(),
+        "{resp:?}"
+    );
+    let safe_point = client.current_timestamp().await.unwrap().version();
+    // Written after the safe point: kept whatever happens.
+    ctl_ok(&fleet, &["txn", "put", "a", "4"]).await;
+
+    let short = ctl(&fleet, &["gc", "--life-time", "1m"]).await;
+    assert!(!short.status.success());
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("shorter than the minimum 10m"),
+        "{}",
+        String::from_utf8_lossy(&short.stderr)
+    );
+
+    let out = ctl_ok(&fleet, &["gc", "--safe-point", &safe_point.to_string()]).await;
+    assert!(
+        out.contains(&format!(
+            "GC safe point: 0 (1970-01-01T00:00:00Z) -> {safe_point} ("
+        )),
+        "{out}"
+    );
+    let cluster = fleet.pd_get("cluster").unwrap();
+    assert_eq!(cluster["gc_safe_point"].as_u64(), Some(safe_point));
+    assert_eq!(ctl_ok(&fleet, &["locks", "--key", "p"]).await, "");
+    assert_eq!(ctl_ok(&fleet, &["txn", "get", "a"]).await, "a=4\n");
+
+    // The leader's GC worker polls PD every 200 ms (test config).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let report = ctl_ok(&fleet, &["mvcc", "--key", "a"]).await;
+        let values: Vec<String> = write_lines(&report)
+            .iter()
+            .map(|w| without_start_ts(&w.1))
+            .collect();
+        if values.len() < 4 || std::time::Instant::now() > deadline {
+            assert_eq!(
+                values,
+                vec!["type=Put value=4", "type=Put value=3"],
+                "{report}"
+            );
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // An older safe point, or a life time reaching before it, leaves PD's alone.
+    let out = ctl_ok(&fleet, &["gc", "--safe-point", "1"]).await;
+    assert!(
+        out.starts_with(&format!("GC safe point stays at {safe_point} (")),
+        "{out}"
+    );
+    let out = ctl_ok(&fleet, &["gc"]).await;
+    assert!(out.starts_with("GC safe point stays at"), "{out}");
+    let future = ctl(&fleet, &["gc", "--safe-point", &u64::MAX.to_string()]).await;
+    assert!(!future.status.success());
 }

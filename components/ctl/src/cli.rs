@@ -1,6 +1,7 @@
 //! Command-line shape of `shoal-ctl`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -76,6 +77,9 @@ pub enum Command {
     Locks(LocksArgs),
     /// Every MVCC record of one transactional key: its lock and all its versions.
     Mvcc(MvccArgs),
+    /// Move the cluster's GC safe point forward, after resolving every lock at or below it,
+    /// so the stores drop the MVCC versions older than it that no reader needs.
+    Gc(GcArgs),
     /// Show or create PD operators.
     #[command(subcommand)]
     Operator(OperatorCommand),
@@ -170,6 +174,18 @@ pub struct LocksArgs {
     /// Most locks to print.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10240))]
     pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// How far behind PD's current time the safe point goes: every transaction must finish
+    /// within it (humantime: "10m", "2h"; at least 10 minutes).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration,
+          conflicts_with = "safe_point")]
+    pub life_time: Duration,
+    /// An exact safe point instead: a timestamp (TSO) not ahead of PD's current one.
+    #[arg(long)]
+    pub safe_point: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -20,7 +20,7 @@ use anyhow::Result;
 use clap::Parser;
 
 use cli::{CertCommand, Cli, Command, StoreCommand, TxnCommand};
-use commands::{cert, inspect, kv, mvcc, operator, presplit, store, txn};
+use commands::{cert, gc, inspect, kv, mvcc, operator, presplit, store, txn};
 use pd_http::PdHttp;
 
 #[global_allocator]
@@ -87,6 +87,16 @@ fn run(cli: &Cli) -> Result<String> {
         }
         Command::Txn(_) | Command::Locks(_) => run_txn(cli),
         Command::Mvcc(args) => mvcc::run(&pd, &runtime()?, &args.key, timeout(cli)),
+        Command::Gc(args) => {
+            let target = match args.safe_point {
+                Some(ts) => gc::Target::SafePoint(ts),
+                None => gc::Target::LifeTime(args.life_time),
+            };
+            runtime()?.block_on(async {
+                let client = txn::connect(&cli.pd, timeout(cli), cli.api_version).await?;
+                gc::run(&client, &pd, target).await
+            })
+        }
         Command::Cert(_) => unreachable!("run answers cert commands before connecting"),
     }
 }

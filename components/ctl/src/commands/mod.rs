@@ -1,6 +1,7 @@
 //! One module per group of subcommands.
 
 pub mod cert;
+pub mod gc;
 pub mod inspect;
 pub mod kv;
 pub mod mvcc;
