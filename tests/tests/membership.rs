@@ -140,14 +140,25 @@ async fn operators_onto_a_decommissioned_store_are_cancelled_at_once() {
             &serde_json::json!({"peer-operator-timeout": "10m"}),
         )
         .unwrap();
-    let victim_index = fleet.store_count() - 1;
-    let victim = fleet.store_id(victim_index);
-    let region = fleet
+    // Any store without a peer of a settled region (the replica checker may have placed the
+    // first regions' replicas on any three of the four stores).
+    fleet
+        .wait_settled(3, Duration::from_secs(120))
+        .await
+        .unwrap();
+    let (region, victim) = fleet
         .regions()
         .unwrap()
         .into_iter()
-        .find(|r| !region_json::peer_stores(r).contains(&victim))
-        .expect("a region without a peer on the last store");
+        .find_map(|r| {
+            let on = region_json::peer_stores(&r);
+            let spare = (0..fleet.store_count())
+                .map(|i| fleet.store_id(i))
+                .find(|s| !on.contains(s))?;
+            Some((r, spare))
+        })
+        .expect("a region without a peer on one of the four stores");
+    let victim_index = fleet.store_index(victim).unwrap();
     let region_id = region_json::id(&region);
     // The store dies; while PD still counts it Up, an administrator adds a peer there, which
     // cannot catch up.

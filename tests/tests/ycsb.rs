@@ -320,3 +320,64 @@ async fn a_bank_load_waits_out_the_locks_of_a_killed_run() {
     assert_eq!(count(&report["load"], "INSERT"), 20, "{stderr}");
     assert_eq!(report["bank"]["check"]["ok"], true, "{report}");
 }
+
+/// A run whose region's leader store is killed goes on once the region has a new leader: the
+/// bench replaces its client when a request cannot reach a store (tikv-client 0.4 keeps
+/// sending to a dead leader's store it learned of from PD, and the run stayed at 0 ops/s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_goes_on_after_its_leader_store_is_killed() {
+    let mut fleet = Fleet::start(FleetOptions::default()).await.unwrap();
+    fleet
+        .wait_settled(3, std::time::Duration::from_secs(120))
+        .await
+        .unwrap();
+    let load = bench(args(&fleet, &["--records", "300", "--phase", "load"])).await;
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let key = shoal_fleet_tests::keyspace::pd_key(b"user");
+    let leader_of_records = |fleet: &Fleet| -> Option<u64> {
+        let region = fleet
+            .pd_get(&format!("region/key/{}", hex::encode(&key)))
+            .ok()?;
+        shoal_fleet_tests::region_json::leader_store(&region)
+    };
+    let victim = leader_of_records(&fleet).expect("the records' region has a leader");
+    let started = std::time::Instant::now();
+    let run = tokio::spawn(bench(args_for(
+        &fleet,
+        "60s",
+        &["--records", "300", "--phase", "run", "--workload", "C"],
+    )));
+    fleet
+        .kill_store(fleet.store_index(victim).unwrap())
+        .unwrap();
+    let deadline = started + std::time::Duration::from_secs(45);
+    while leader_of_records(&fleet).is_none_or(|s| s == victim) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new leader within 45 s of the kill"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let elected_after = started.elapsed().as_secs_f64();
+    let out = run.await.unwrap();
+    let report = json(&out);
+    let timeline = report["run"]["timeline"].as_array().unwrap().clone();
+    // Some seconds after the new leader reported to PD (the phase's clock started after
+    // `started`, so these are later still), reads are answered again (`ops_per_sec` counts
+    // the answered ones).
+    let served_after: f64 = timeline
+        .iter()
+        .filter(|p| p["t"].as_f64().unwrap() > elected_after + 5.0)
+        .map(|p| p["ops_per_sec"].as_f64().unwrap())
+        .sum();
+    assert!(
+        served_after > 0.0,
+        "no read answered after the region elected a new leader at {elected_after:.1} s: \
+         {timeline:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -21,6 +21,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -28,6 +29,7 @@ use shoal_benches::ycsb::backend::{Backend, Target};
 use shoal_benches::ycsb::bank::{self, BankResult};
 use shoal_benches::ycsb::cli::{Cli, Command, Phases, Plan, RunArgs};
 use shoal_benches::ycsb::plot::{draw_named_timelines, draw_timelines};
+use shoal_benches::ycsb::renew::{Connect, Renewable};
 use shoal_benches::ycsb::report::{markdown_table, Summary};
 use shoal_benches::ycsb::runner::{run_phase, with_distribution, Phase, PhaseSpec};
 use shoal_benches::ycsb::BenchOutput;
@@ -101,6 +103,25 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let reconnect: Option<Connect<Backend>> = match args.target {
+        Target::Shoal => {
+            let (api, endpoints, timeout) = (plan.api, endpoints.clone(), args.timeout);
+            Some(Box::new(move || {
+                let endpoints = endpoints.clone();
+                Box::pin(async move {
+                    match Backend::connect(Target::Shoal, api, &endpoints, timeout).await {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            eprintln!("replacing the client after a store was unreachable: {e}");
+                            None
+                        }
+                    }
+                })
+            }))
+        }
+        Target::Etcd => None,
+    };
+    let clients = Arc::new(Renewable::new(backend, reconnect));
     let workload = with_distribution(args.workload.clone(), args.distribution);
     let spec = |phase| PhaseSpec {
         target: serde_json::to_value(args.target)
@@ -127,7 +148,7 @@ async fn run(args: RunArgs) -> ExitCode {
     };
     let mut output = BenchOutput::default();
     if matches!(args.phase, Phases::Load | Phases::Both) {
-        let summary = run_phase(&backend, spec(Phase::Load)).await;
+        let summary = run_phase(&clients, spec(Phase::Load)).await;
         print_table(&args, &summary.table());
         let unwritten = summary.errors + summary.aborts;
         output.load = Some(summary);
@@ -143,14 +164,14 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     }
     if matches!(args.phase, Phases::Run | Phases::Both) {
-        let summary = run_phase(&backend, spec(Phase::Run)).await;
+        let summary = run_phase(&clients, spec(Phase::Run)).await;
         print_table(&args, &summary.table());
         output.run = Some(summary);
     }
     // The bank: every account in one snapshot must hold the starting total.
     let mut check_failed = false;
     if let Some(spec) = plan.bank {
-        let check = bank::check(&backend, &spec, BANK_CHECK_PATIENCE).await;
+        let check = bank::check(&clients.current().1, &spec, BANK_CHECK_PATIENCE).await;
         check_failed = !check.ok;
         let mode = plan.txn_mode.unwrap_or_default().name();
         let result = match &output.run {

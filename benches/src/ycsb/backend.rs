@@ -38,6 +38,11 @@ pub enum BackendError {
     /// hide the cost of contention.
     #[error("write conflict: {0}")]
     Conflict(String),
+    /// The client could not open a connection to the store it sent the request to
+    /// (tikv-client's `Error::Grpc`); it keeps sending there, so the runner replaces it
+    /// (`ycsb::renew`). Counted as an error.
+    #[error("store unreachable: {0}")]
+    StoreUnreachable(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -273,7 +278,7 @@ impl Backend {
     /// Reads one record; a missing record is an error (the workload only reads what it wrote).
     pub async fn read(&mut self, key: Vec<u8>) -> Result<Vec<u8>, BackendError> {
         let found = match self {
-            Backend::Shoal(c) => c.get(key).await.map_err(request_error)?,
+            Backend::Shoal(c) => c.get(key).await.map_err(shoal_error)?,
             Backend::ShoalTxn(c, _) => Box::pin(txn_read(c, key)).await?,
             Backend::Etcd(c) => c
                 .range(RangeRequest {
@@ -298,7 +303,7 @@ impl Backend {
     /// transaction (several KiB) would be copied on every raw request too.
     pub async fn write(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), BackendError> {
         match self {
-            Backend::Shoal(c) => c.put(key, value).await.map_err(request_error),
+            Backend::Shoal(c) => c.put(key, value).await.map_err(shoal_error),
             Backend::ShoalTxn(c, mode) => Box::pin(txn_write(c, *mode, key, value)).await,
             Backend::Etcd(c) => c
                 .put(PutRequest {
@@ -319,7 +324,7 @@ impl Backend {
                 .scan(Key::from(start).., limit)
                 .await
                 .map(|pairs| pairs.len())
-                .map_err(request_error),
+                .map_err(shoal_error),
             Backend::ShoalTxn(c, _) => Box::pin(txn_scan(c, start, limit)).await,
             Backend::Etcd(c) => c
                 .range(RangeRequest {
@@ -620,9 +625,20 @@ fn request_error(e: impl std::fmt::Display) -> BackendError {
     BackendError::Request(e.to_string())
 }
 
-/// A transactional failure: a lost conflict is an abort, anything else an error.
+/// A failure of the raw client: a store it could not connect to, or anything else.
+fn shoal_error(e: tikv_client::Error) -> BackendError {
+    match e {
+        tikv_client::Error::Grpc(_) => BackendError::StoreUnreachable(e.to_string()),
+        e => BackendError::Request(e.to_string()),
+    }
+}
+
+/// A transactional failure: a lost conflict is an abort, a store the client could not
+/// connect to is [`BackendError::StoreUnreachable`], anything else an error.
 fn txn_error(e: tikv_client::Error) -> BackendError {
-    if is_retryable_conflict(&e) {
+    if matches!(e, tikv_client::Error::Grpc(_)) {
+        BackendError::StoreUnreachable(e.to_string())
+    } else if is_retryable_conflict(&e) {
         BackendError::Conflict(e.to_string())
     } else {
         BackendError::Request(e.to_string())

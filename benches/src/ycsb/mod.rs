@@ -9,6 +9,7 @@ pub mod generator;
 pub mod guard;
 pub mod plot;
 pub mod recorder;
+pub mod renew;
 pub mod report;
 pub mod runner;
 pub mod workload;

@@ -100,6 +100,8 @@ impl TaskStats {
 pub struct TimelinePoint {
     /// Seconds since the phase started, at the end of the interval.
     pub t: f64,
+    /// Requests per second that succeeded in the interval (as `total_ops` counts them);
+    /// failed and aborted ones are in `errors` and `aborts`.
     pub ops_per_sec: f64,
     pub p99_us: u64,
     pub errors: u64,
@@ -219,9 +221,13 @@ impl Recorder {
         let aborts = self.aborts();
         let mut s = self.sampled.lock();
         let secs = now.duration_since(s.at).as_secs_f64().max(1e-9);
+        let (new_errors, new_aborts) = (errors - s.errors, aborts - s.aborts);
+        // Counted before each request's outcome is: a sample between the two can see a
+        // failure without its completion, hence saturating.
+        let succeeded = (completed - s.completed).saturating_sub(new_errors + new_aborts);
         let point = TimelinePoint {
             t: now.duration_since(self.started).as_secs_f64(),
-            ops_per_sec: (completed - s.completed) as f64 / secs,
+            ops_per_sec: succeeded as f64 / secs,
             p99_us: histogram.value_at_quantile(0.99),
             errors: errors - s.errors,
             aborts: aborts - s.aborts,
@@ -363,7 +369,14 @@ mod tests {
         let second = r.sample();
         assert_eq!(second.ops_per_sec, 0.0);
         assert_eq!(second.p99_us, 0);
-        assert_eq!(r.timeline().len(), 2);
+        // Failed and aborted requests are no throughput.
+        r.record(&mut stats, Operation::Read, Duration::ZERO, Err("x".into()));
+        let abort = Err(Failure::Abort("lost".into()));
+        r.record(&mut stats, Operation::Update, Duration::ZERO, abort);
+        let third = r.sample();
+        assert_eq!(third.ops_per_sec, 0.0);
+        assert_eq!((third.errors, third.aborts), (1, 1));
+        assert_eq!(r.timeline().len(), 3);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::bank::{self, BankSpec};
 use super::generator::{Distribution, KeyChooser};
 use super::guard::guarded;
 use super::recorder::{Failure, Recorder, TaskStats};
+use super::renew::Renewable;
 use super::report::{RunParameters, Summary};
 use super::workload::{record_key, Operation, Workload};
 
@@ -152,8 +153,9 @@ struct Shared {
     budget: Budget,
 }
 
-/// Runs one phase to completion and summarises it.
-pub async fn run_phase(backend: &Backend, spec: PhaseSpec) -> Summary {
+/// Runs one phase to completion and summarises it. Every client task sends through
+/// `backend`'s current client and has it replaced when a request cannot reach a store.
+pub async fn run_phase(backend: &Arc<Renewable<Backend>>, spec: PhaseSpec) -> Summary {
     let existing = match spec.phase {
         Phase::Load => 0,
         Phase::Run => spec.records,
@@ -171,10 +173,6 @@ pub async fn run_phase(backend: &Backend, spec: PhaseSpec) -> Summary {
         spec,
     });
     let progress = Progress::start(shared.clone());
-    let backend = match shared.spec.txn_mode {
-        Some(mode) => backend.clone().with_txn_mode(mode),
-        None => backend.clone(),
-    };
     let tasks: Vec<_> = (0..shared.spec.concurrency)
         .map(|task| {
             let shared = shared.clone();
@@ -216,8 +214,22 @@ pub async fn run_phase(backend: &Backend, spec: PhaseSpec) -> Summary {
     .with_first_aborts(shared.recorder.first_aborts())
 }
 
-async fn client_task(shared: Arc<Shared>, mut backend: Backend, task: u64) -> TaskStats {
+/// `client` in the phase's transaction mode, if it has one.
+fn in_mode(spec: &PhaseSpec, client: Backend) -> Backend {
+    match spec.txn_mode {
+        Some(mode) => client.with_txn_mode(mode),
+        None => client,
+    }
+}
+
+async fn client_task(
+    shared: Arc<Shared>,
+    clients: Arc<Renewable<Backend>>,
+    task: u64,
+) -> TaskStats {
     let spec = &shared.spec;
+    let (mut generation, client) = clients.current();
+    let mut backend = in_mode(spec, client);
     // Distinct, reproducible streams per client.
     let mut rng = StdRng::seed_from_u64(spec.seed ^ task.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut chooser = KeyChooser::new(spec.workload.distribution, spec.records);
@@ -241,6 +253,13 @@ async fn client_task(shared: Arc<Shared>, mut backend: Backend, task: u64) -> Ta
         )
         .await;
         // A request is counted under what it turned out to be (a declined transfer apart).
+        if let Err(BackendError::StoreUnreachable(_)) = &outcome {
+            let (renewed, client) = clients.renew(generation).await;
+            if renewed != generation {
+                generation = renewed;
+                backend = in_mode(spec, client);
+            }
+        }
         let (op, outcome) = match outcome {
             Ok(done) => (done, Ok(())),
             Err(e) => (op, Err(failure(e))),
