@@ -229,6 +229,49 @@ async fn leaders_spread_evenly_once_the_load_settles() {
         .unwrap();
 }
 
+/// Has PD split `region` at `keys` (PD keys), asking again while PD refuses an
+/// administrator's operator because its own is changing the region's membership (adding the
+/// third replica right after start), as `shoal-ctl presplit` does.
+async fn split_through_pd(fleet: &Fleet, region: &serde_json::Value, keys: &[Vec<u8>]) {
+    wait_ok(
+        Duration::from_secs(60),
+        "PD to take the split operator",
+        || {
+            fleet
+            .pd_post(
+                "operators",
+                &serde_json::json!({"name": "split-region", "region_id": region_json::id(region),
+                    "keys": keys.iter().map(hex::encode).collect::<Vec<_>>()}),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+}
+
+/// Waits until the keyspace holds no more than `before` regions again, the map whole, then
+/// checks every loaded key and that the merged region takes writes across old boundaries.
+async fn wait_merged_back(fleet: &Fleet, client: &RawClient, before: usize, timeout: Duration) {
+    wait_ok(timeout, "the split regions to merge back", || {
+        let regions = fleet.regions().map_err(|e| e.to_string())?;
+        let n = keyspace_region_count(&regions);
+        if n > before {
+            return Err(format!(
+                "{n} regions in the keyspace, {before} before the split"
+            ));
+        }
+        coverage_gap(&regions).map_or(Ok(()), Err)
+    })
+    .await;
+    data::verify(client, "key", 0..2_000, VALUE_LEN)
+        .await
+        .unwrap();
+    data::load_and_verify(client, "more", 0..500, 100, VALUE_LEN)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_regions_merge_back_into_one_and_keep_every_key() {
     // Splits are protected from merging for one second only, so PD's merge checker takes
@@ -252,24 +295,7 @@ async fn small_regions_merge_back_into_one_and_keep_every_key() {
     let region = fleet
         .pd_get(&format!("region/key/{}", hex::encode(&split_keys[0])))
         .unwrap();
-    // PD refuses an administrator's operator while its own is changing the region's
-    // membership (adding the third replica right after start); it is asked again, as
-    // `shoal-ctl presplit` does.
-    wait_ok(
-        Duration::from_secs(60),
-        "PD to take the split operator",
-        || {
-            fleet
-            .pd_post(
-                "operators",
-                &serde_json::json!({"name": "split-region", "region_id": region_json::id(&region),
-                    "keys": split_keys.iter().map(hex::encode).collect::<Vec<_>>()}),
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-        },
-    )
-    .await;
+    split_through_pd(&fleet, &region, &split_keys).await;
     wait_ok(Duration::from_secs(60), "the split to reach PD", || {
         let regions = fleet.regions().map_err(|e| e.to_string())?;
         let n = keyspace_region_count(&regions);
@@ -281,28 +307,7 @@ async fn small_regions_merge_back_into_one_and_keep_every_key() {
     })
     .await;
 
-    wait_ok(
-        Duration::from_secs(120),
-        "the split regions to merge back",
-        || {
-            let regions = fleet.regions().map_err(|e| e.to_string())?;
-            let n = keyspace_region_count(&regions);
-            if n > before {
-                return Err(format!(
-                    "{n} regions in the keyspace, {before} before the split"
-                ));
-            }
-            coverage_gap(&regions).map_or(Ok(()), Err)
-        },
-    )
-    .await;
-    data::verify(&client, "key", 0..2_000, VALUE_LEN)
-        .await
-        .unwrap();
-    // The merged region takes writes across the old boundaries.
-    data::load_and_verify(&client, "more", 0..500, 100, VALUE_LEN)
-        .await
-        .unwrap();
+    wait_merged_back(&fleet, &client, before, Duration::from_secs(120)).await;
 }
 
 /// With more stores than replicas, two small neighbours on different stores still merge: PD
@@ -337,17 +342,7 @@ async fn small_neighbours_on_different_stores_merge_after_their_peers_move() {
     };
     let split_key = shoal_fleet_tests::keyspace::pd_key(&data::key("key", 1_000));
     let region = region_of(1_000).unwrap();
-    wait_ok(Duration::from_secs(60), "PD to take the split", || {
-        fleet
-            .pd_post(
-                "operators",
-                &serde_json::json!({"name": "split-region", "region_id": region_json::id(&region),
-                    "keys": [hex::encode(&split_key)]}),
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
-    .await;
+    split_through_pd(&fleet, &region, &[split_key]).await;
     wait_ok(Duration::from_secs(60), "the split to reach PD", || {
         let (low, high) = (region_of(0)?, region_of(1_000)?);
         if region_json::id(&low) == region_json::id(&high) {
@@ -408,25 +403,5 @@ async fn small_neighbours_on_different_stores_merge_after_their_peers_move() {
             &serde_json::json!({"merge-schedule-limit": 8, "enable-replica-checker": true}),
         )
         .unwrap();
-    wait_ok(
-        Duration::from_secs(180),
-        "the neighbours to merge back",
-        || {
-            let regions = fleet.regions().map_err(|e| e.to_string())?;
-            let n = keyspace_region_count(&regions);
-            if n > before {
-                return Err(format!(
-                    "{n} regions in the keyspace, {before} before the split"
-                ));
-            }
-            coverage_gap(&regions).map_or(Ok(()), Err)
-        },
-    )
-    .await;
-    data::verify(&client, "key", 0..2_000, VALUE_LEN)
-        .await
-        .unwrap();
-    data::load_and_verify(&client, "more", 0..500, 100, VALUE_LEN)
-        .await
-        .unwrap();
+    wait_merged_back(&fleet, &client, before, Duration::from_secs(180)).await;
 }

@@ -648,7 +648,10 @@ fn txn_error(e: tikv_client::Error) -> BackendError {
 /// Whether a transaction failed because of a concurrent one, so running it again could
 /// succeed: another one wrote one of its keys after it started (write conflict), two
 /// pessimistic transactions waited on each other (deadlock), a lock stayed in its way past the
-/// client's backoff, or the store said the request is retryable. The client reports per-key
+/// client's backoff (among them the lock of a dead transaction whose primary was already
+/// rolled back pessimistically, which the client reports as `TxnNotFound` until the lock's
+/// TTL runs out, as TiKV's `CheckTxnStatus` does), or the store said the request is
+/// retryable. The client reports per-key
 /// errors singly, gathered from several requests or inside a failed pessimistic lock; a commit
 /// whose outcome is undetermined, a refused request and a timeout are not conflicts.
 pub fn is_retryable_conflict(e: &tikv_client::Error) -> bool {
@@ -657,9 +660,10 @@ pub fn is_retryable_conflict(e: &tikv_client::Error) -> bool {
             k.conflict.is_some()
                 || k.deadlock.is_some()
                 || k.locked.is_some()
+                || k.txn_not_found.is_some()
                 || !k.retryable.is_empty()
         }
-        tikv_client::Error::ResolveLockError(_) => true,
+        tikv_client::Error::ResolveLockError(_) | tikv_client::Error::TxnNotFound(_) => true,
         tikv_client::Error::PessimisticLockError { inner, .. } => is_retryable_conflict(inner),
         tikv_client::Error::MultipleKeyErrors(errors)
         | tikv_client::Error::ExtractedErrors(errors) => errors.iter().any(is_retryable_conflict),
@@ -778,8 +782,18 @@ mod tests {
             abort: "bad request".into(),
             ..Default::default()
         });
+        let primary_gone = key_error(ProtoKeyError {
+            txn_not_found: Some(Default::default()),
+            ..Default::default()
+        });
         assert!(is_retryable_conflict(&conflict()));
         assert!(is_retryable_conflict(&locked()));
+        assert!(is_retryable_conflict(
+            &tikv_client::Error::MultipleKeyErrors(vec![primary_gone])
+        ));
+        assert!(is_retryable_conflict(&tikv_client::Error::TxnNotFound(
+            Default::default()
+        )));
         assert!(is_retryable_conflict(&deadlock));
         assert!(is_retryable_conflict(&retryable));
         assert!(!is_retryable_conflict(&aborted));
